@@ -1,0 +1,1 @@
+"""WRN Lab core library: model, summary, data, training, run store, jobs and CLI."""
