@@ -1,0 +1,333 @@
+"""Command line: `python -m wrn_core summary|train|resume|runs|download|presets`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Any, Sequence
+
+from wrn_core.config import (
+    DATASETS,
+    DEVICES,
+    OPTIMIZERS,
+    SCHEDULES,
+    ConfigError,
+    TrainConfig,
+    WRNConfig,
+)
+from wrn_core.runstore import RunStore, RunStoreError
+
+DEFAULT_RUNS_DIR = "runs"
+
+
+class UsageError(Exception):
+    """Bad input: printed as one line on stderr, exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    # argparse prints the whole usage block before the error; one line is kinder in scripts.
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(f"{self.prog}: {message} (see --help)")
+
+
+def _model_args(parser: argparse.ArgumentParser, required: bool) -> None:
+    shape = parser.add_mutually_exclusive_group(required=required)
+    shape.add_argument("--depth", type=int, help="total depth d = 6N+4 (10, 16, 22, 28, 40, ...)")
+    shape.add_argument("--blocks", type=int, help="N, blocks per group (depth = 6N+4)")
+    parser.add_argument("--widen-factor", "-k", type=int, required=required, help="k: group widths 16k, 32k, 64k")
+    parser.add_argument("--dropout", type=float, default=None, help="dropout between the convs of a block (paper: 0.3)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="python -m wrn_core", description="Wide Residual Networks: inspect, train, compare.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    summary = sub.add_parser("summary", help="per-layer table: widths, shapes, parameters, multiply-accumulates")
+    _model_args(summary, required=True)
+    summary.add_argument("--num-classes", type=int, default=10)
+    summary.add_argument("--image-size", type=int, default=32, help="input height and width in pixels (>= 8)")
+    summary.add_argument("--format", choices=("table", "csv", "json"), default="table")
+
+    train = sub.add_parser("train", help="train a WRN; Ctrl-C stops with a checkpoint")
+    train.add_argument("--preset", help="start from a named recipe (see `presets`); flags override it")
+    _model_args(train, required=False)
+    train.add_argument("--dataset", choices=DATASETS)
+    train.add_argument("--data-dir", help="CIFAR files or an image folder with train/ and test/")
+    train.add_argument("--image-size", type=int, help="folder datasets: resize images to this square size")
+    train.add_argument("--subset-train", type=int, help="class-balanced subset of the training images")
+    train.add_argument("--subset-test", type=int, help="class-balanced subset of the test images")
+    train.add_argument("--synthetic-train", type=int, help="synthetic dataset: training images")
+    train.add_argument("--synthetic-test", type=int, help="synthetic dataset: test images")
+    train.add_argument("--optimizer", choices=OPTIMIZERS)
+    train.add_argument("--lr", type=float, help="peak learning rate (default: 0.1 for SGD, 1e-3 for Adam/AdamW)")
+    train.add_argument("--momentum", type=float)
+    train.add_argument("--weight-decay", type=float)
+    train.add_argument("--schedule", choices=SCHEDULES)
+    train.add_argument("--warmup-epochs", type=float)
+    train.add_argument("--label-smoothing", type=float)
+    train.add_argument("--epochs", type=int)
+    train.add_argument("--batch-size", type=int)
+    train.add_argument("--eval-batch-size", type=int)
+    train.add_argument("--no-augment", action="store_true", help="turn off pad-4 random crop + flip")
+    train.add_argument("--device", choices=DEVICES)
+    train.add_argument("--compile", action="store_true", help="torch.compile the model (warm-up is logged)")
+    train.add_argument("--seed", type=int)
+    train.add_argument("--log-every", type=int, help="steps between per-step train points")
+    train.add_argument("--runs-dir", default=DEFAULT_RUNS_DIR)
+    train.add_argument("--name", help="run name (letters, digits, . _ -); default: generated")
+
+    resume = sub.add_parser("resume", help="continue a stopped or interrupted run from its checkpoint")
+    resume.add_argument("name")
+    resume.add_argument("--epochs", type=int, help="train up to this many epochs in total")
+    resume.add_argument("--runs-dir", default=DEFAULT_RUNS_DIR)
+
+    runs = sub.add_parser("runs", help="list, show, export or delete saved runs")
+    runs_sub = runs.add_subparsers(dest="runs_command", required=True, parser_class=_Parser)
+    runs_list = runs_sub.add_parser("list")
+    runs_list.add_argument("--runs-dir", default=DEFAULT_RUNS_DIR)
+    runs_show = runs_sub.add_parser("show")
+    runs_show.add_argument("name")
+    runs_show.add_argument("--runs-dir", default=DEFAULT_RUNS_DIR)
+    runs_export = runs_sub.add_parser("export")
+    runs_export.add_argument("name")
+    runs_export.add_argument("--format", choices=("csv", "json"), default="csv")
+    runs_export.add_argument("--out", help="write to this file instead of stdout")
+    runs_export.add_argument("--runs-dir", default=DEFAULT_RUNS_DIR)
+    runs_delete = runs_sub.add_parser("delete")
+    runs_delete.add_argument("name")
+    runs_delete.add_argument("--runs-dir", default=DEFAULT_RUNS_DIR)
+
+    download = sub.add_parser("download", help="download CIFAR-10/100 through torchvision")
+    download.add_argument("dataset", choices=("cifar10", "cifar100"))
+    download.add_argument("--data-dir", default="data")
+
+    sub.add_parser("presets", help="list the named training recipes")
+    return parser
+
+
+def _model_config(args: argparse.Namespace, base: WRNConfig | None = None, num_classes: int | None = None) -> WRNConfig:
+    base = base or WRNConfig()
+    fields: dict[str, Any] = {"depth": base.depth, "widen_factor": base.widen_factor, "dropout": base.dropout}
+    if num_classes is not None:
+        fields["num_classes"] = num_classes
+    if args.blocks is not None:
+        if args.blocks < 1:
+            raise ConfigError(f"blocks per group N must be >= 1, got {args.blocks}")
+        return WRNConfig.from_blocks(args.blocks, args.widen_factor if args.widen_factor is not None else base.widen_factor,
+                                     dropout=args.dropout if args.dropout is not None else base.dropout,
+                                     **({"num_classes": num_classes} if num_classes is not None else {}))
+    if args.depth is not None:
+        fields["depth"] = args.depth
+    if args.widen_factor is not None:
+        fields["widen_factor"] = args.widen_factor
+    if args.dropout is not None:
+        fields["dropout"] = args.dropout
+    return WRNConfig(**fields)
+
+
+def train_config_from_args(args: argparse.Namespace) -> TrainConfig:
+    """The TrainConfig a `train` command line asks for: a preset (or the defaults) plus the flags given."""
+    from wrn_core.presets import PRESET_KEYS, PRESETS
+
+    if args.preset:
+        if args.preset not in PRESET_KEYS:
+            raise ConfigError(f"unknown preset {args.preset!r}; choose one of {', '.join(PRESET_KEYS)}")
+        base = PRESETS[PRESET_KEYS[args.preset]]
+    else:
+        base = TrainConfig(model=WRNConfig(depth=10, widen_factor=1))
+    changes: dict[str, Any] = {"model": _model_config(args, base.model)}
+    for flag in ("dataset", "data_dir", "image_size", "subset_train", "subset_test", "synthetic_train",
+                 "synthetic_test", "optimizer", "lr", "momentum", "weight_decay", "schedule", "warmup_epochs",
+                 "label_smoothing", "epochs", "batch_size", "eval_batch_size", "device", "seed", "log_every"):
+        value = getattr(args, flag)
+        if value is not None:
+            changes[flag] = value
+    if args.no_augment:
+        changes["augment"] = False
+    if args.compile:
+        changes["compile"] = True
+    # A changed optimizer without an explicit lr/decay takes that optimizer's defaults.
+    if "optimizer" in changes and changes["optimizer"] != base.optimizer:
+        changes.setdefault("lr", None)
+        changes.setdefault("weight_decay", None)
+    return base.replace(**changes)
+
+
+def cmd_summary(args: argparse.Namespace) -> int:
+    from wrn_core import summary
+
+    config = _model_config(args, num_classes=args.num_classes)
+    if args.image_size < 8:
+        raise ConfigError(f"image size must be >= 8 pixels, got {args.image_size}")
+    if args.format == "json":
+        print(json.dumps(summary.summary_dict(config, image_size=args.image_size), indent=2))
+        return 0
+    table = summary.layer_table(config, image_size=args.image_size)
+    if args.format == "csv":
+        print(table.to_csv(index=False), end="")
+        return 0
+    print(summary.format_table(table, summary.totals(config, image_size=args.image_size, table=table)))
+    return 0
+
+
+def _run_with_progress(run, resume: bool) -> int:
+    """Train in this thread with a tqdm bar; Ctrl-C stops cooperatively (checkpoint saved)."""
+    from tqdm import tqdm
+
+    from wrn_core.train import train_run
+
+    stop_event = threading.Event()
+
+    def on_sigint(signum, frame) -> None:  # noqa: ARG001
+        stop_event.set()
+        # A second Ctrl-C ends the process at once; the run is then found 'interrupted'.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    bar = tqdm(total=0, unit="step", dynamic_ncols=True, file=sys.stderr, desc=run.name)
+
+    def on_progress(progress) -> None:
+        if bar.total != progress.total_steps:
+            bar.total = progress.total_steps
+        bar.n = progress.step
+        postfix = {"epoch": f"{progress.epoch}/{progress.epochs}", "phase": progress.phase}
+        if progress.train_loss is not None:
+            postfix["loss"] = f"{progress.train_loss:.3f}"
+            postfix["acc"] = f"{progress.train_acc:.1%}"
+        if progress.test_acc is not None:
+            postfix["test_acc"] = f"{progress.test_acc:.1%}"
+        bar.set_postfix(postfix, refresh=False)
+        bar.refresh()
+
+    try:
+        final = train_run(run, stop_event=stop_event, on_progress=on_progress, resume=resume)
+    finally:
+        bar.close()
+        signal.signal(signal.SIGINT, previous)
+    status = run.read_status()
+    print(f"{final}: {status.get('message', '')}", file=sys.stderr)
+    print(run.path)
+    if final in ("finished", "stopped"):
+        return 0
+    if status.get("error_kind") == "input":
+        return 2
+    return 1
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from wrn_core.train import preflight
+
+    config = train_config_from_args(args)
+    preflight(config)
+    store = RunStore(args.runs_dir)
+    run = store.create(config, args.name)
+    return _run_with_progress(run, resume=False)
+
+
+def cmd_resume(args: argparse.Namespace) -> int:
+    from wrn_core.runstore import ACTIVE_STATUSES
+    from wrn_core.train import preflight
+
+    store = RunStore(args.runs_dir)
+    store.reconcile()
+    run = store.get(args.name)
+    status = run.read_status()
+    if status.get("status") in ACTIVE_STATUSES:
+        raise RunStoreError(f"run {args.name!r} is {status.get('status')} in another process")
+    config = run.read_config()
+    done = int(status.get("epoch", 0) or 0)
+    if args.epochs is not None:
+        if args.epochs <= done:
+            raise RunStoreError(f"run {args.name!r} has already completed {done} epochs; ask for more than {done}")
+        config = config.replace(epochs=args.epochs)
+    elif done >= config.epochs:
+        raise RunStoreError(f"run {args.name!r} already finished its {config.epochs} epochs; pass --epochs to continue")
+    preflight(config)
+    run.write_config(config)
+    run.write_status(epochs=config.epochs)
+    return _run_with_progress(run, resume=True)
+
+
+def cmd_runs(args: argparse.Namespace) -> int:
+    from wrn_core import analysis
+
+    store = RunStore(args.runs_dir)
+    if args.runs_command == "list":
+        store.reconcile()
+        frame = analysis.runs_frame(store.summaries())
+        if frame.empty:
+            print(f"no runs in {store.root}")
+        else:
+            print(frame.to_string(index=False))
+        return 0
+    run = store.get(args.name)
+    if args.runs_command == "show":
+        status = run.read_status()
+        print(json.dumps({"name": run.name, "path": str(run.path), "status": status, "config": run.read_config_dict()}, indent=2))
+        _, epochs = analysis.metrics_frames(run.read_metrics())
+        if not epochs.empty:
+            print(epochs.to_string(index=False))
+        return 0
+    if args.runs_command == "export":
+        records = run.read_metrics()
+        text = analysis.export_csv(records) if args.format == "csv" else analysis.export_json(records)
+        if args.out:
+            Path(args.out).write_text(text)
+            print(args.out)
+        else:
+            print(text, end="" if text.endswith("\n") else "\n")
+        return 0
+    if args.runs_command == "delete":
+        store.delete(args.name)
+        print(f"deleted {args.name}")
+        return 0
+    raise UsageError(f"unknown runs command {args.runs_command!r}")
+
+
+def cmd_download(args: argparse.Namespace) -> int:
+    from wrn_core.data import download_cifar
+
+    path = download_cifar(args.dataset, args.data_dir)
+    print(path)
+    return 0
+
+
+def cmd_presets(args: argparse.Namespace) -> int:  # noqa: ARG001
+    from wrn_core.presets import PRESET_KEYS, PRESETS
+
+    for key, title in PRESET_KEYS.items():
+        config = PRESETS[title]
+        print(f"{key:14s} {title}: {config.model.name}, {config.dataset}, {config.optimizer}, "
+              f"{config.schedule}, {config.epochs} epochs, batch {config.batch_size}")
+    return 0
+
+
+COMMANDS = {
+    "summary": cmd_summary,
+    "train": cmd_train,
+    "resume": cmd_resume,
+    "runs": cmd_runs,
+    "download": cmd_download,
+    "presets": cmd_presets,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from wrn_core.data import DataError
+
+    try:
+        args = build_parser().parse_args(argv)
+        return COMMANDS[args.command](args)
+    except UsageError as exc:
+        print(str(exc), file=sys.stderr)
+        return 2
+    except (ConfigError, RunStoreError, DataError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
