@@ -1,0 +1,257 @@
+"""Tests for the training loop: series, stop, exact resume, divergence, failures, schedules."""
+
+from __future__ import annotations
+
+import math
+import threading
+
+import pytest
+import torch
+
+from wrn_core import train as train_module
+from wrn_core.config import ConfigError, TrainConfig, WRNConfig
+from wrn_core.runstore import RunStore
+from wrn_core.train import Progress, lr_factor, resolve_device, train_run
+
+
+def tiny_config(**changes) -> TrainConfig:
+    base = TrainConfig(
+        model=WRNConfig(depth=10, widen_factor=1),
+        dataset="synthetic",
+        synthetic_train=320,  # 10 steps of 32 per epoch
+        synthetic_test=100,
+        epochs=2,
+        batch_size=32,
+        lr=0.05,
+        schedule="onecycle",
+        device="cpu",
+        log_every=3,
+        eval_batch_size=100,
+    )
+    return base.replace(**changes)
+
+
+def epochs_of(run):
+    return [r for r in run.read_metrics() if r["kind"] == "epoch"]
+
+
+def steps_of(run):
+    return [r for r in run.read_metrics() if r["kind"] == "step"]
+
+
+def test_records_the_four_series_every_epoch(tmp_path):
+    run = RunStore(tmp_path).create(tiny_config(), "series")
+    progress: list[Progress] = []
+    assert train_run(run, on_progress=progress.append) == "finished"
+    epochs = epochs_of(run)
+    assert [r["epoch"] for r in epochs] == [1, 2]
+    for record in epochs:
+        for key in ("train_acc", "train_loss", "test_acc", "test_loss", "lr", "epoch_seconds", "images_per_s"):
+            assert record[key] is not None and math.isfinite(record[key]), key
+        assert 0.0 <= record["train_acc"] <= 1.0 and 0.0 <= record["test_acc"] <= 1.0
+        assert record["peak_mem_mb"] is None  # CPU: no CUDA memory to report
+    steps = steps_of(run)
+    # 10 steps per epoch, logged every 3 steps and at each epoch's last step.
+    assert [r["step"] for r in steps] == [3, 6, 9, 10, 12, 15, 18, 20]
+    assert steps[3]["epoch"] == pytest.approx(1.0)
+    status = run.read_status()
+    assert status["status"] == "finished" and status["epoch"] == 2
+    assert status["best_test_acc"] == max(r["test_acc"] for r in epochs)
+    assert status["final_test_acc"] == epochs[-1]["test_acc"]
+    assert status["params"] == 77850
+    assert progress[-1].phase == "done" and progress[-1].step == 20 and progress[-1].total_steps == 20
+    assert {p.phase for p in progress} >= {"training", "evaluating", "done"}
+
+
+def test_stop_takes_effect_within_one_batch(tmp_path):
+    run = RunStore(tmp_path).create(tiny_config(log_every=1), "stop")
+    stop = threading.Event()
+    seen = []
+
+    def hook(progress: Progress) -> None:
+        if progress.phase == "training" and progress.step == 4:
+            seen.append(progress.step)
+            stop.set()
+
+    assert train_run(run, stop_event=stop, on_progress=hook) == "stopped"
+    assert seen == [4]
+    checkpoint = run.load_checkpoint()
+    assert checkpoint["step"] == 4 and checkpoint["batch_in_epoch"] == 4 and checkpoint["epoch"] == 0
+    status = run.read_status()
+    assert status["status"] == "stopped" and "resume" in status["message"]
+    assert max(r["step"] for r in steps_of(run)) == 4
+
+
+def _stop_at(step_to_stop: int):
+    stop = threading.Event()
+
+    def hook(progress: Progress) -> None:
+        if progress.step >= step_to_stop:
+            stop.set()
+
+    return stop, hook
+
+
+@pytest.mark.parametrize("stop_step", [20, 13], ids=["after-epoch-2", "mid-epoch-2"])
+def test_resume_reproduces_an_uninterrupted_run(tmp_path, stop_step):
+    store = RunStore(tmp_path)
+    config = tiny_config(epochs=4, model=WRNConfig(depth=10, widen_factor=1, dropout=0.3), log_every=1)
+    whole = store.create(config, "whole")
+    assert train_run(whole) == "finished"
+
+    parts = store.create(config, "parts")
+    stop, hook = _stop_at(stop_step)
+    assert train_run(parts, stop_event=stop, on_progress=hook) == "stopped"
+    assert parts.load_checkpoint()["step"] == stop_step
+    assert train_run(parts, resume=True) == "finished"
+
+    keys = ("epoch", "step", "images_seen", "train_loss", "train_acc", "test_loss", "test_acc", "lr")
+    expected = [{k: r[k] for k in keys} for r in epochs_of(whole)]
+    got = [{k: r[k] for k in keys} for r in epochs_of(parts)]
+    assert len(got) == 4
+    for want, have in zip(expected, got):
+        for key in keys:
+            assert have[key] == pytest.approx(want[key], rel=1e-9, abs=1e-12), key
+    assert [r["step"] for r in steps_of(parts)] == [r["step"] for r in steps_of(whole)]
+
+
+def test_resume_to_more_epochs_continues_the_curve(tmp_path):
+    run = RunStore(tmp_path).create(tiny_config(epochs=1, schedule="constant"), "more")
+    assert train_run(run) == "finished"
+    run.write_config(run.read_config().replace(epochs=2))
+    assert train_run(run, resume=True) == "finished"
+    assert [r["epoch"] for r in epochs_of(run)] == [1, 2]
+
+
+class _NaNAfter(torch.nn.Module):
+    """Wraps a model and returns NaN logits from the given call on (injected divergence)."""
+
+    def __init__(self, model, after: int):
+        super().__init__()
+        self.model, self.after, self.calls = model, after, 0
+
+    def forward(self, x):
+        self.calls += 1
+        out = self.model(x)
+        if self.training and self.calls >= self.after:
+            return out * float("nan")
+        return out
+
+
+def test_non_finite_loss_ends_as_diverged_naming_the_step(tmp_path, monkeypatch):
+    real_build = train_module.build_model
+    monkeypatch.setattr(train_module, "build_model", lambda cfg: _NaNAfter(real_build(cfg), after=5))
+    run = RunStore(tmp_path).create(tiny_config(log_every=4), "nan")
+    assert train_run(run) == "diverged"
+    status = run.read_status()
+    assert status["status"] == "diverged"
+    assert "step 5" in status["message"]
+    # The point logged before the divergence (step 4) is kept.
+    assert [r["step"] for r in steps_of(run)] == [4]
+
+
+class _RaiseAt(torch.nn.Module):
+    def __init__(self, model, at: int, error: Exception):
+        super().__init__()
+        self.model, self.at, self.error, self.calls = model, at, error, 0
+
+    def forward(self, x):
+        self.calls += 1
+        if self.calls >= self.at:
+            raise self.error
+        return self.model(x)
+
+
+def test_out_of_memory_fails_with_a_hint_and_the_process_keeps_working(tmp_path, monkeypatch):
+    real_build = train_module.build_model
+    monkeypatch.setattr(
+        train_module, "build_model", lambda cfg: _RaiseAt(real_build(cfg), 3, torch.OutOfMemoryError("CUDA out of memory"))
+    )
+    store = RunStore(tmp_path)
+    run = store.create(tiny_config(log_every=1), "oom")
+    assert train_run(run) == "failed"
+    status = run.read_status()
+    assert "out of memory" in status["message"] and "smaller batch" in status["message"]
+    assert status["error_kind"] == "oom"
+    assert [r["step"] for r in steps_of(run)] == [1, 2]
+    monkeypatch.setattr(train_module, "build_model", real_build)
+    assert train_run(store.create(tiny_config(epochs=1), "after")) == "finished"
+
+
+def test_unexpected_error_fails_with_traceback_and_keeps_points(tmp_path, monkeypatch):
+    real_build = train_module.build_model
+    monkeypatch.setattr(train_module, "build_model", lambda cfg: _RaiseAt(real_build(cfg), 4, RuntimeError("boom\nsecond line")))
+    run = RunStore(tmp_path).create(tiny_config(log_every=1), "boom")
+    assert train_run(run) == "failed"
+    status = run.read_status()
+    assert status["message"].startswith("RuntimeError: boom") and "\n" not in status["message"]
+    assert "Traceback" in run.error_path.read_text()
+    assert [r["step"] for r in steps_of(run)] == [1, 2, 3]
+
+
+def test_bad_data_input_fails_as_input_error(tmp_path):
+    run = RunStore(tmp_path).create(tiny_config(subset_train=100000), "subset")
+    assert train_run(run) == "failed"
+    status = run.read_status()
+    assert status["error_kind"] == "input" and status["status"] == "failed"
+
+
+def test_batch_larger_than_dataset_trains_on_one_batch_of_everything(tmp_path):
+    run = RunStore(tmp_path).create(tiny_config(batch_size=1000, epochs=1), "bigbatch")
+    assert train_run(run) == "finished"
+    assert [(r["step"], r["images_seen"]) for r in epochs_of(run)] == [(1, 320)]
+
+
+def test_cpu_training_is_reproducible(tmp_path):
+    store = RunStore(tmp_path)
+    a, b = store.create(tiny_config(epochs=1), "a"), store.create(tiny_config(epochs=1), "b")
+    train_run(a)
+    train_run(b)
+    strip = lambda rs: [{k: v for k, v in r.items() if k not in ("time", "epoch_seconds", "images_per_s")} for r in rs]
+    assert strip(a.read_metrics()) == strip(b.read_metrics())
+
+
+def test_dataset_decides_the_number_of_classes(tmp_path):
+    config = tiny_config(epochs=1, model=WRNConfig(depth=10, widen_factor=1, num_classes=3))
+    run = RunStore(tmp_path).create(config, "classes")
+    assert train_run(run) == "finished"
+    assert run.read_config().model.num_classes == 10
+
+
+def test_step_schedule_follows_the_paper():
+    config = TrainConfig(epochs=10, schedule="step")
+    factors = [lr_factor(config, epoch * 100, 100) for epoch in range(10)]
+    assert factors == pytest.approx([1, 1, 1, 0.2, 0.2, 0.2, 0.04, 0.04, 0.008, 0.008])
+
+
+def test_onecycle_cosine_constant_and_warmup():
+    onecycle = TrainConfig(epochs=4, schedule="onecycle")
+    assert lr_factor(onecycle, 0, 100) == pytest.approx(0.04)
+    assert lr_factor(onecycle, 100, 100) == pytest.approx(1.0)
+    assert lr_factor(onecycle, 399, 100) < 0.01
+    cosine = TrainConfig(epochs=4, schedule="cosine", warmup_epochs=1)
+    assert lr_factor(cosine, 0, 100) == pytest.approx(0.1)
+    assert lr_factor(cosine, 100, 100) == pytest.approx(1.0)
+    assert lr_factor(cosine, 250, 100) == pytest.approx(0.5)
+    assert lr_factor(TrainConfig(epochs=4, schedule="constant"), 300, 100) == 1.0
+
+
+@pytest.mark.parametrize("name,cls", [("sgd-nesterov", torch.optim.SGD), ("sgd", torch.optim.SGD),
+                                      ("adam", torch.optim.Adam), ("adamw", torch.optim.AdamW)])
+def test_optimizers(name, cls):
+    model = torch.nn.Linear(2, 2)
+    optimizer = train_module.build_optimizer(model, TrainConfig(optimizer=name), torch.device("cpu"))
+    assert isinstance(optimizer, cls)
+    group = optimizer.param_groups[0]
+    if name == "sgd-nesterov":
+        assert group["nesterov"] and group["momentum"] == 0.9 and group["weight_decay"] == 5e-4 and group["lr"] == 0.1
+    if name == "adam":
+        assert group["lr"] == 1e-3
+
+
+def test_device_resolution():
+    assert resolve_device("cpu").type == "cpu"
+    assert resolve_device("auto").type in ("cpu", "cuda", "mps")
+    if not torch.cuda.is_available():
+        with pytest.raises(ConfigError, match="no CUDA GPU"):
+            resolve_device("cuda")
