@@ -332,11 +332,20 @@ def format_table(table: pd.DataFrame, totals: ModelTotals) -> str:
         index=False,
         formatters={"params": "{:,}".format, "macs": "{:,}".format},
     )
+    groups = group_table(table)[["group", "blocks", "width", "output_shape", "params", "macs", "params_pct"]]
+    groups = groups.rename(columns={"output_shape": "output", "params_pct": "% params"})
+    group_body = groups.to_string(
+        index=False,
+        formatters={"params": "{:,}".format, "macs": "{:,}".format, "% params": "{:.1f}".format},
+    )
     size = totals.image_size
     lines = [
         f"{totals.name} (N={totals.blocks}, k={totals.widen_factor}, {totals.num_classes} classes), "
         f"input {size}×{size}",
         body,
+        "",
+        "Width by group:",
+        group_body,
         "",
         f"Total params: {totals.total_params:,}",
         f"Multiply-accumulates per image: {_human(totals.total_macs)}",
