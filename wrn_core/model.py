@@ -59,7 +59,7 @@ class WideResNet(nn.Module):
     """WRN-d-k: 3x3 stem conv to 16 channels, three groups of N blocks (16k, 32k, 64k wide;
     strides 1, 2, 2), then the head. Input (B, C, H, W) with H, W >= 8; output (B, classes)."""
 
-    def __init__(self, config: WRNConfig) -> None:
+    def __init__(self, config: WRNConfig, initialize: bool = True) -> None:
         super().__init__()
         self.config = config
         stem_width, *group_widths = config.widths
@@ -76,7 +76,8 @@ class WideResNet(nn.Module):
             groups.append(nn.Sequential(*blocks))
         self.group1, self.group2, self.group3 = groups
         self.head = Head(in_channels, config.num_classes)
-        self.reset_parameters()
+        if initialize:
+            self.reset_parameters()
 
     def reset_parameters(self) -> None:
         for module in self.modules():
@@ -99,9 +100,13 @@ class WideResNet(nn.Module):
         return self.head(x)
 
 
-def build_model(config: WRNConfig) -> WideResNet:
-    """A freshly initialised WRN for the config (on the CPU, in fp32)."""
-    return WideResNet(config)
+def build_model(config: WRNConfig, initialize: bool = True) -> WideResNet:
+    """A fresh WRN for the config (on the CPU, in fp32).
+
+    initialize=False keeps PyTorch's default layer init and skips the paper's re-init: half the
+    build time for WRN-28-10, for callers that only count (the layer table), never train.
+    """
+    return WideResNet(config, initialize=initialize)
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -101,7 +101,7 @@ def _group_and_block(path: str) -> tuple[str, int | None]:
 @functools.lru_cache(maxsize=32)
 def _layer_table_cached(config: WRNConfig, image_size: int) -> pd.DataFrame:
     # A fresh fp32 CPU model: never a (possibly compiled / moved / trained) training model.
-    model = build_model(config)
+    model = build_model(config, initialize=False)  # only shapes and counts are read
     paths = {id(module): name for name, module in model.named_modules()}
     try:
         stats = torchinfo.summary(
