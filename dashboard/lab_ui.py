@@ -1,0 +1,187 @@
+"""Shared dashboard helpers: the cached job manager, cached metrics reads and formatting."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import streamlit as st
+
+from wrn_core.jobs import JobManager
+from wrn_core.plots import live_figure
+from wrn_core.runstore import Run
+
+PAGES_DIR = Path(__file__).resolve().parent.parent / "pages"
+# Session-state keys of value widgets that must survive a page switch (see keep_form_state).
+PERSISTENT_PREFIXES = ("arch_", "train_f_", "runs_v_")
+
+OPTIMIZER_LABELS = {"sgd-nesterov": "SGD-Nesterov", "adam": "Adam", "adamw": "AdamW", "sgd": "SGD"}
+SCHEDULE_LABELS = {
+    "step": "step (×0.2 at 30/60/80%)",
+    "cosine": "cosine",
+    "onecycle": "one-cycle",
+    "constant": "constant",
+}
+DATASET_LABELS = {
+    "synthetic": "Synthetic shapes (built in)",
+    "cifar10": "CIFAR-10",
+    "cifar100": "CIFAR-100",
+    "folder": "Image folder",
+}
+DEVICE_LABELS = {"auto": "auto", "cpu": "cpu", "cuda": "cuda", "mps": "mps"}
+
+
+def runs_dir() -> Path:
+    """The run directory: $WRN_RUNS_DIR or ./runs, resolved."""
+    return Path(os.environ.get("WRN_RUNS_DIR") or "runs").expanduser().resolve()
+
+
+def _release(manager: JobManager) -> None:
+    manager.shutdown()
+
+
+@st.cache_resource(show_spinner=False, on_release=_release)
+def _job_manager(path: str) -> JobManager:
+    return JobManager(path)
+
+
+def get_job_manager() -> JobManager:
+    """The process-wide job manager for runs_dir() (st.cache_resource; callers only call its methods)."""
+    return _job_manager(str(runs_dir()))
+
+
+def keep_form_state() -> None:
+    """Re-own form values so Streamlit keeps them while their page is not shown.
+
+    Streamlit drops a widget's state at the end of a run in which the widget was not drawn;
+    assigning the value to its key turns it into ordinary session state that survives.
+    """
+    for key in list(st.session_state.keys()):
+        if not (isinstance(key, str) and key.startswith(PERSISTENT_PREFIXES)):
+            continue
+        value = st.session_state[key]
+        # Only plain input values; element states (table selections, charts) are not assignable.
+        if value is None or isinstance(value, (bool, int, float, str, list, tuple)):
+            st.session_state[key] = value
+
+
+@st.cache_resource(show_spinner=False)
+def cuda_description() -> str:
+    """'cuda (NVIDIA H100 …)' or 'cpu only' — checked once per process."""
+    import torch
+
+    if torch.cuda.is_available():
+        return f"cuda ({torch.cuda.get_device_name(0)})"
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return "mps (Apple GPU)"
+    return "cpu only (no CUDA GPU)"
+
+
+@st.cache_data(show_spinner=False, max_entries=10_000)
+def _created_at(run_path: str) -> float:
+    """A run's creation time from status.json (it never changes, so it is read once per run)."""
+    value = Run(Path(run_path)).read_status().get("created_at")
+    return float(value) if isinstance(value, (int, float)) else 0.0
+
+
+def recent_run_names(store) -> list[str]:
+    """Run names, newest first; a directory listing plus one cached read per new run (cheap to poll)."""
+    names = store.names()
+    return sorted(names, key=lambda name: (_created_at(str(store.root / name)), name), reverse=True)
+
+
+def _file_key(path: Path) -> tuple[int, int]:
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        return (0, 0)
+    return (stat.st_mtime_ns, stat.st_size)
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _records_cached(path: str, stamp: tuple[int, int]) -> list[dict[str, Any]]:
+    return Run(Path(path)).read_metrics()
+
+
+def read_records(run: Run) -> list[dict[str, Any]]:
+    """A run's metrics records, re-read only when metrics.jsonl changed."""
+    return _records_cached(str(run.path), _file_key(run.metrics_path))
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def _live_figure_cached(path: str, stamp: tuple[int, int]):
+    return live_figure(Run(Path(path)).read_metrics())
+
+
+def cached_live_figure(run: Run):
+    """live_figure for a run, rebuilt only when metrics.jsonl changed (the live view polls every second)."""
+    return _live_figure_cached(str(run.path), _file_key(run.metrics_path))
+
+
+def fmt_count(value: float | int | None) -> str:
+    """36479194 -> '36,479,194'."""
+    if value is None:
+        return "—"
+    return f"{int(value):,}"
+
+
+def fmt_si(value: float | None, unit: str = "") -> str:
+    """5243346730 -> '5.24 G' + unit."""
+    if value is None:
+        return "—"
+    for divisor, prefix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(value) >= divisor:
+            return f"{value / divisor:.2f} {prefix}{unit}"
+    return f"{value:.0f} {unit}".strip()
+
+
+def fmt_mib(value: float | None) -> str:
+    if value is None:
+        return "—"
+    if value >= 1000:  # 1004.7 MiB reads better as 0.98 GiB
+        return f"{value / 1024:.2f} GiB"
+    return f"{value:.1f} MiB"
+
+
+def fmt_seconds(seconds: float | None) -> str:
+    """75 -> '1m 15s'; None -> '—'."""
+    if seconds is None:
+        return "—"
+    seconds = max(0.0, float(seconds))
+    if seconds < 10:
+        return f"{seconds:.1f}s"
+    if seconds < 60:
+        return f"{seconds:.0f}s"
+    minutes, secs = divmod(int(round(seconds)), 60)
+    if minutes < 60:
+        return f"{minutes}m {secs:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h {minutes:02d}m"
+
+
+def fmt_pct(fraction: float | None) -> str:
+    if fraction is None:
+        return "—"
+    return f"{100.0 * float(fraction):.2f}%"
+
+
+def one_line(exc: BaseException) -> str:
+    """The first line of an exception's message (user-facing errors are one line)."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def show_status(status: dict[str, Any]) -> None:
+    """A run's status and message as a coloured box."""
+    state = status.get("status", "?")
+    message = status.get("message") or ""
+    text = f"**{state}** — {message}" if message else f"**{state}**"
+    if state in ("failed",):
+        st.error(text)
+    elif state in ("diverged", "interrupted"):
+        st.warning(text)
+    elif state == "finished":
+        st.success(text)
+    else:
+        st.info(text)

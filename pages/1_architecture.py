@@ -1,0 +1,251 @@
+"""Architecture page: shape, parameters, MACs, memory and the width profile of one or two WRNs."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+
+DASHBOARD_DIR = str(Path(__file__).resolve().parent.parent / "dashboard")
+if DASHBOARD_DIR not in sys.path:
+    sys.path.insert(0, DASHBOARD_DIR)
+
+import lab_ui  # noqa: E402
+
+from wrn_core.config import OPTIMIZERS, ConfigError, WRNConfig, depth_from_blocks  # noqa: E402
+from wrn_core.plots import width_figure  # noqa: E402
+from wrn_core.summary import block_table, group_table, layer_table, totals, training_memory_mb  # noqa: E402
+
+# Defaults: the single view shows the paper's WRN-16-8; compare mode pits the seed
+# article's N=1, k=8 against the paper's best CIFAR model, WRN-28-10.
+DEFAULTS = {
+    "arch_by": "blocks per group N",
+    "arch_n": 2,
+    "arch_depth": 16,
+    "arch_k": 8,
+    "arch_dropout": 0.0,
+    "arch_a_by": "blocks per group N",
+    "arch_a_n": 1,
+    "arch_a_depth": 10,
+    "arch_a_k": 8,
+    "arch_a_dropout": 0.0,
+    "arch_b_by": "blocks per group N",
+    "arch_b_n": 4,
+    "arch_b_depth": 28,
+    "arch_b_k": 10,
+    "arch_b_dropout": 0.3,
+    "arch_classes": 10,
+    "arch_image_size": 32,
+    "arch_batch_size": 128,
+    "arch_optimizer": "sgd-nesterov",
+    "arch_amp": True,
+    "arch_compare": False,
+}
+for key, value in DEFAULTS.items():
+    if key not in st.session_state:
+        st.session_state[key] = value
+
+
+def model_controls(prefix: str, title: str | None = None) -> WRNConfig | None:
+    """N (or depth), k and dropout inputs; returns the config or shows a one-line error."""
+    if title:
+        st.markdown(f"**{title}**")
+    st.radio(
+        "Set the depth by",
+        ("blocks per group N", "depth d = 6N+4"),
+        key=f"{prefix}by",
+        horizontal=True,
+    )
+    c1, c2, c3 = st.columns(3)
+    with c1:
+        if st.session_state[f"{prefix}by"] == "blocks per group N":
+            st.number_input("N (blocks per group)", min_value=0, step=1, key=f"{prefix}n")
+        else:
+            st.number_input("depth d", min_value=0, step=1, key=f"{prefix}depth")
+    with c2:
+        st.number_input("k (widen factor)", min_value=0, step=1, key=f"{prefix}k")
+    with c3:
+        st.number_input("dropout", min_value=0.0, max_value=0.95, step=0.05, format="%.2f", key=f"{prefix}dropout")
+    try:
+        common = {
+            "widen_factor": int(st.session_state[f"{prefix}k"]),
+            "dropout": float(st.session_state[f"{prefix}dropout"]),
+            "num_classes": int(st.session_state["arch_classes"]),
+        }
+        if st.session_state[f"{prefix}by"] == "blocks per group N":
+            config = WRNConfig.from_blocks(int(st.session_state[f"{prefix}n"]), **common)
+        else:
+            config = WRNConfig(depth=int(st.session_state[f"{prefix}depth"]), **common)
+    except ConfigError as exc:
+        st.error(lab_ui.one_line(exc))
+        return None
+    # Keep the hidden input in step so switching between N and depth shows the same model.
+    if st.session_state[f"{prefix}by"] == "blocks per group N":
+        st.session_state[f"{prefix}depth"] = depth_from_blocks(config.blocks)
+    else:
+        st.session_state[f"{prefix}n"] = config.blocks
+    return config
+
+
+def describe(config: WRNConfig) -> str:
+    widths = " → ".join(str(w) for w in config.widths)
+    return (
+        f"### {config.name}\nN={config.blocks} blocks per group, k={config.widen_factor}, "
+        f"widths {widths} channels, dropout {config.dropout:g}, {config.num_classes} classes"
+    )
+
+
+def analyse(config: WRNConfig):
+    """(layer table, totals, memory) or None after showing a one-line error."""
+    try:
+        table = layer_table(config, int(st.session_state["arch_image_size"]))
+        total = totals(config, int(st.session_state["arch_image_size"]), table)
+        memory = training_memory_mb(
+            total,
+            int(st.session_state["arch_batch_size"]),
+            optimizer=st.session_state["arch_optimizer"],
+            amp=bool(st.session_state["arch_amp"]),
+        )
+    except ConfigError as exc:
+        st.error(lab_ui.one_line(exc))
+        return None
+    return table, total, memory
+
+
+def memory_help(memory: dict[str, float]) -> str:
+    parts = ", ".join(
+        f"{name.replace('_', ' ')} {lab_ui.fmt_mib(memory[name])}"
+        for name in ("weights", "gradients", "optimizer_state", "activations", "workspace")
+    )
+    return f"Estimate for batch {st.session_state['arch_batch_size']}: {parts}."
+
+
+def show_metrics(total, memory, columns: int = 5) -> None:
+    cols = st.columns(columns)
+    items = [
+        ("Parameters", lab_ui.fmt_count(total.total_params), None),
+        ("MACs / image", lab_ui.fmt_si(total.total_macs), f"{lab_ui.fmt_count(total.total_macs)} multiply-accumulates"),
+        ("Model size (fp32)", lab_ui.fmt_mib(total.model_size_mb), None),
+        ("Activations / image", lab_ui.fmt_mib(total.activation_mb_per_image), "rough estimate, fp32"),
+        ("Training memory (GPU)", lab_ui.fmt_mib(memory["total"]), memory_help(memory)),
+    ]
+    for i, (label, value, help_text) in enumerate(items):
+        with cols[i % columns]:
+            st.metric(label, value, help=help_text)
+
+
+def tables(table: pd.DataFrame, key: str) -> None:
+    groups = group_table(table)
+    st.dataframe(
+        groups,
+        hide_index=True,
+        column_config={
+            "params_pct": st.column_config.NumberColumn("params %", format="%.1f"),
+            "macs_pct": st.column_config.NumberColumn("MACs %", format="%.1f"),
+            "params": st.column_config.NumberColumn("params", format="localized"),
+            "macs": st.column_config.NumberColumn("MACs", format="localized"),
+        },
+    )
+    layers_tab, blocks_tab = st.tabs(["Layers", "Blocks"])
+    with layers_tab:
+        st.dataframe(
+            table.drop(columns=["out_c", "out_h", "out_w"]),
+            hide_index=True,
+            height=360,
+            column_config={
+                "params": st.column_config.NumberColumn("params", format="localized"),
+                "macs": st.column_config.NumberColumn("MACs", format="localized"),
+            },
+        )
+    with blocks_tab:
+        st.dataframe(block_table(table), hide_index=True, height=300)
+
+
+st.title("Architecture")
+st.caption(
+    "A WRN-d-k has 3 groups of N pre-activation basic blocks (d = 6N+4); group widths are 16k, 32k, 64k. "
+    "Everything below updates as you change the controls."
+)
+
+with st.container(border=True):
+    s1, s2, s3, s4, s5, s6 = st.columns([1, 1, 1, 1.3, 0.8, 1.2])
+    s1.number_input("classes", min_value=0, step=1, key="arch_classes")
+    s2.number_input("image size (px)", min_value=0, step=1, key="arch_image_size")
+    s3.number_input("batch size", min_value=1, step=1, key="arch_batch_size", help="for the memory estimate")
+    s4.selectbox(
+        "optimizer", OPTIMIZERS, format_func=lab_ui.OPTIMIZER_LABELS.get, key="arch_optimizer", help="for the memory estimate"
+    )
+    s5.checkbox("AMP", key="arch_amp", help="bf16/fp16 activations (halves activation memory)")
+    s6.toggle("Compare two configs", key="arch_compare")
+
+if not st.session_state["arch_compare"]:
+    with st.container(border=True):
+        config = model_controls("arch_")
+    if config is not None:
+        result = analyse(config)
+        if result is not None:
+            table, total, memory = result
+            st.markdown(describe(config))
+            show_metrics(total, memory)
+            st.markdown("**Feature-map width per layer** — the width jumps at the first block of each group")
+            st.plotly_chart(width_figure(table), key="arch_width_chart")
+            tables(table, "single")
+else:
+    left, right = st.columns(2)
+    configs: list[WRNConfig | None] = []
+    for column, prefix, title in ((left, "arch_a_", "Config A"), (right, "arch_b_", "Config B")):
+        with column:
+            with st.container(border=True):
+                configs.append(model_controls(prefix, title))
+    results = []
+    for column, config in zip((left, right), configs):
+        with column:
+            result = analyse(config) if config is not None else None
+            results.append(result)
+            if result is not None:
+                table, total, memory = result
+                st.markdown(describe(config))
+                show_metrics(total, memory, columns=2)
+    if all(r is not None for r in results):
+        (table_a, total_a, memory_a), (table_b, total_b, memory_b) = results
+        name_a, name_b = configs[0].name, configs[1].name
+        if name_a == name_b:
+            name_b = f"{name_b} (B)"
+        st.markdown("**Feature-map width per layer** — both configs overlaid")
+        st.plotly_chart(width_figure([(name_a, table_a), (name_b, table_b)]), key="arch_width_compare")
+        ratio = pd.DataFrame(
+            {
+                "": ["parameters", "MACs / image", "model size (MiB)", "activations / image (MiB)", "training memory (MiB)"],
+                name_a: [
+                    total_a.total_params,
+                    total_a.total_macs,
+                    total_a.model_size_mb,
+                    total_a.activation_mb_per_image,
+                    memory_a["total"],
+                ],
+                name_b: [
+                    total_b.total_params,
+                    total_b.total_macs,
+                    total_b.model_size_mb,
+                    total_b.activation_mb_per_image,
+                    memory_b["total"],
+                ],
+            }
+        )
+        ratio["B / A"] = ratio[name_b] / ratio[name_a]
+        st.dataframe(
+            ratio,
+            hide_index=True,
+            column_config={
+                name_a: st.column_config.NumberColumn(name_a, format="localized"),
+                name_b: st.column_config.NumberColumn(name_b, format="localized"),
+                "B / A": st.column_config.NumberColumn("B / A", format="%.2f×"),
+            },
+        )
+        tab_a, tab_b = st.tabs([f"A: {name_a}", f"B: {name_b}"])
+        with tab_a:
+            tables(table_a, "a")
+        with tab_b:
+            tables(table_b, "b")

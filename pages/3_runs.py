@@ -1,0 +1,183 @@
+"""Runs page: the saved runs, overlaid curves, config differences, exports, resume and delete."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import streamlit as st
+
+DASHBOARD_DIR = str(Path(__file__).resolve().parent.parent / "dashboard")
+if DASHBOARD_DIR not in sys.path:
+    sys.path.insert(0, DASHBOARD_DIR)
+
+import lab_ui  # noqa: E402
+
+from wrn_core.analysis import config_diff, export_csv, export_json, runs_frame  # noqa: E402
+from wrn_core.config import ConfigError  # noqa: E402
+from wrn_core.data import DataError  # noqa: E402
+from wrn_core.plots import acc_vs_params_figure, compare_figure  # noqa: E402
+from wrn_core.runstore import ACTIVE_STATUSES, RunStoreError  # noqa: E402
+
+V = "runs_v_"  # prefix of value widgets kept across page switches
+X_LABELS = {"epoch": "epoch", "time": "wall time (training s)", "images_seen": "images seen"}
+
+st.session_state.setdefault(V + "x", "epoch")
+st.session_state.setdefault(V + "smoothing", 0.0)
+st.session_state.setdefault(V + "log_cost", False)
+
+st.title("Runs")
+manager = lab_ui.get_job_manager()
+summaries = manager.store.summaries()
+if not summaries:
+    st.info("No saved runs yet. Launch one on the Train page.")
+    st.page_link(str(lab_ui.PAGES_DIR / "2_train.py"), label="Go to Train", icon=":material/model_training:")
+    st.stop()
+
+frame = runs_frame(summaries)
+st.caption(f"{len(frame)} run{'s' if len(frame) != 1 else ''} in `{manager.store.root}` — select rows to compare them.")
+event = st.dataframe(
+    frame,
+    hide_index=True,
+    on_select="rerun",
+    selection_mode="multi-row",
+    key="runs_table",
+    column_config={
+        "best test acc (%)": st.column_config.NumberColumn(format="%.2f"),
+        "final test acc (%)": st.column_config.NumberColumn(format="%.2f"),
+        "params": st.column_config.NumberColumn(format="localized"),
+        "duration (s)": st.column_config.NumberColumn(format="%.1f"),
+    },
+)
+rows = [r for r in event.selection.rows if 0 <= r < len(frame)]
+if rows:
+    selected = [frame["name"].iloc[r] for r in rows]
+else:
+    selected = [frame["name"].iloc[0]]
+    st.caption(f"Nothing selected: showing the most recent run, **{selected[0]}**.")
+
+records = {}
+configs = {}
+for name in selected:
+    try:
+        run = manager.store.get(name)
+    except RunStoreError:
+        continue
+    records[name] = lab_ui.read_records(run)
+    configs[name] = run.read_config_dict()
+
+st.subheader("Curves")
+c1, c2, c3 = st.columns([2, 2, 1])
+c1.radio("x axis", list(X_LABELS), format_func=X_LABELS.get, key=V + "x", horizontal=True)
+c2.slider("smoothing (EMA weight)", min_value=0.0, max_value=0.99, step=0.01, key=V + "smoothing")
+c3.toggle("log cost", key=V + "log_cost")
+st.plotly_chart(
+    compare_figure(
+        records,
+        x=st.session_state[V + "x"],
+        smoothing=float(st.session_state[V + "smoothing"]),
+        log_cost=bool(st.session_state[V + "log_cost"]),
+    ),
+    key="runs_compare_chart",
+)
+
+left, right = st.columns(2)
+with left:
+    st.subheader("Config differences")
+    if len(configs) < 2:
+        st.caption("Select two or more runs to see the settings that differ.")
+    else:
+        diff = config_diff(configs)
+        if diff.empty:
+            st.caption("The selected runs have identical configs.")
+        else:
+            # None means "the optimizer's default" in a TrainConfig.
+            st.dataframe(diff.map(lambda v: "default" if v is None else (v if isinstance(v, str) else json.dumps(v))))
+with right:
+    st.subheader("Test accuracy vs parameters")
+    st.plotly_chart(acc_vs_params_figure(frame), key="runs_acc_params_chart")
+
+st.subheader("One run")
+detail = st.selectbox("Run", selected, key="runs_detail") if len(selected) > 1 else selected[0]
+try:
+    run = manager.store.get(detail)
+except RunStoreError as exc:
+    st.error(lab_ui.one_line(exc))
+    st.stop()
+status = run.read_status()
+state = status.get("status", "failed")
+lab_ui.show_status(status)
+run_records = records.get(detail) or lab_ui.read_records(run)
+
+d1, d2, d3 = st.columns(3)
+d1.download_button(
+    "Download CSV (per epoch)",
+    data=export_csv(run_records),
+    file_name=f"{detail}.csv",
+    mime="text/csv",
+    key="runs_download_csv",
+    on_click="ignore",
+)
+d2.download_button(
+    "Download JSON (all records)",
+    data=export_json(run_records),
+    file_name=f"{detail}.json",
+    mime="application/json",
+    key="runs_download_json",
+    on_click="ignore",
+)
+with d3.expander("config.json"):
+    st.json(run.read_config_dict())
+
+
+def resume(name: str, target: int | None) -> None:
+    st.session_state.pop("runs_message", None)
+    try:
+        lab_ui.get_job_manager().resume(name, target)
+    except (ConfigError, RunStoreError, DataError) as exc:
+        st.session_state["runs_message"] = ("error", lab_ui.one_line(exc))
+        return
+    st.session_state["train_run"] = name
+    st.session_state["runs_message"] = ("ok", f"Resumed {name}; watch it on the Train page.")
+
+
+def delete(name: str) -> None:
+    st.session_state.pop("runs_message", None)
+    manager = lab_ui.get_job_manager()
+    try:
+        if manager.is_active(name):
+            raise RunStoreError(f"run {name!r} is active; stop it before deleting")
+        manager.store.delete(name)
+    except RunStoreError as exc:
+        st.session_state["runs_message"] = ("error", lab_ui.one_line(exc))
+        return
+    st.session_state["runs_message"] = ("ok", f"Deleted {name}.")
+    st.session_state.pop("runs_table", None)  # row positions changed
+    st.session_state["runs_confirm_delete"] = False
+
+
+a1, a2 = st.columns(2)
+with a1.container(border=True):
+    st.markdown("**Resume**")
+    extra = st.number_input("extra epochs", min_value=0, step=1, value=0, key="runs_resume_extra")
+    target = int(status.get("epochs") or 0) + int(extra) if extra else None
+    resumable = state in ("stopped", "interrupted") or bool(extra and state in ("finished", "diverged", "failed"))
+    st.button(
+        "Resume run",
+        key="runs_resume",
+        on_click=resume,
+        args=(detail, target),
+        disabled=not resumable or manager.is_active(detail),
+        help="stopped/interrupted runs continue to their target; add epochs to extend a finished run",
+    )
+with a2.container(border=True):
+    st.markdown("**Delete**")
+    confirm = st.checkbox(f"Yes, delete {detail} and its files", key="runs_confirm_delete")
+    st.button("Delete run", key="runs_delete", on_click=delete, args=(detail,), disabled=not confirm)
+    if state in ACTIVE_STATUSES:
+        st.caption("This run is active; stop it before deleting.")
+
+message = st.session_state.get("runs_message")
+if message is not None:
+    (st.error if message[0] == "error" else st.success)(message[1])

@@ -1,0 +1,277 @@
+"""Dashboard pages under streamlit.testing.v1.AppTest: controls, errors, and a tiny run end to end."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+APP = Path(__file__).resolve().parent.parent / "dashboard" / "app.py"
+PAGES = {
+    "architecture": "../pages/1_architecture.py",
+    "train": "../pages/2_train.py",
+    "runs": "../pages/3_runs.py",
+}
+F = "train_f_"
+TIMEOUT = 60  # seconds per script run; the first run imports torch and builds a model
+
+
+def new_app() -> AppTest:
+    return AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+
+
+def open_page(at: AppTest, page: str) -> AppTest:
+    return at.switch_page(PAGES[page]).run()
+
+
+def no_exception(at: AppTest) -> None:
+    assert not at.exception, [e.value for e in at.exception]
+
+
+def metric_values(at: AppTest) -> list[str]:
+    return [m.value for m in at.metric]
+
+
+def plotly_specs(at: AppTest) -> list[dict]:
+    return [json.loads(el.proto.spec) for el in at.get("plotly_chart")]
+
+
+def set_tiny_run(at: AppTest, name: str) -> None:
+    """A WRN-10-1 on 256 synthetic images, one epoch on the CPU: a few seconds."""
+    values = {
+        "n": 1,
+        "k": 1,
+        "synthetic_train": 256,
+        "synthetic_test": 64,
+        "epochs": 1,
+        "batch_size": 32,
+        "eval_batch_size": 64,
+        "log_every": 2,
+    }
+    for key, value in values.items():
+        at.number_input(key=F + key).set_value(value)
+    at.selectbox(key=F + "dataset").set_value("synthetic")
+    at.selectbox(key=F + "device").set_value("cpu")
+    at.text_input(key=F + "name").set_value(name)
+    at.run()
+
+
+def test_every_page_runs():
+    at = new_app()
+    no_exception(at)
+    for page in PAGES:
+        open_page(at, page)
+        no_exception(at)
+        assert not at.error, [e.value for e in at.error]
+    assert any("Runs directory" in c.value for c in at.sidebar.caption)
+
+
+def test_architecture_controls_and_metrics():
+    at = open_page(new_app(), "architecture")
+    no_exception(at)
+    assert at.number_input(key="arch_n").value == 2
+    assert at.number_input(key="arch_k").value == 8
+    labels = [m.label for m in at.metric]
+    assert "Parameters" in labels and "MACs / image" in labels
+    assert "Training memory (GPU)" in labels
+    assert any("WRN-16-8" in md.value for md in at.markdown)
+    assert at.dataframe, "layer and group tables"
+    assert plotly_specs(at), "width chart"
+
+    # Changing a control updates everything without a button.
+    at.number_input(key="arch_k").set_value(10).run()
+    at.number_input(key="arch_n").set_value(4).run()
+    no_exception(at)
+    assert "36,479,194" in metric_values(at)
+
+
+def test_architecture_compare_defaults():
+    at = open_page(new_app(), "architecture")
+    at.toggle(key="arch_compare").set_value(True).run()
+    no_exception(at)
+    values = metric_values(at)
+    assert "36,479,194" in values  # the paper's WRN-28-10
+    markdown = " ".join(md.value for md in at.markdown)
+    assert "WRN-10-8" in markdown and "WRN-28-10" in markdown
+    width = plotly_specs(at)[0]
+    assert len(width["data"]) == 2  # both configs overlaid
+
+
+def test_architecture_invalid_input_shows_error():
+    at = open_page(new_app(), "architecture")
+    at.radio(key="arch_by").set_value("depth d = 6N+4").run()
+    at.number_input(key="arch_depth").set_value(20).run()
+    no_exception(at)
+    assert len(at.error) == 1
+    assert "6N+4" in at.error[0].value and "\n" not in at.error[0].value
+
+    at.number_input(key="arch_depth").set_value(22).run()
+    assert not at.error
+    at.number_input(key="arch_image_size").set_value(4).run()
+    no_exception(at)
+    assert at.error and "image size" in at.error[0].value
+
+
+def test_train_controls_and_presets():
+    at = open_page(new_app(), "train")
+    no_exception(at)
+    assert at.button(key="train_launch").label == "Launch"
+    assert list(at.selectbox(key=F + "optimizer").options) == ["SGD-Nesterov", "Adam", "AdamW", "SGD"]
+    assert at.selectbox(key=F + "dataset").value == "synthetic"
+    presets = at.selectbox(key=F + "preset").options
+    paper = next(p for p in presets if p.startswith("Paper"))
+    at.selectbox(key=F + "preset").set_value(paper).run()
+    no_exception(at)
+    assert at.number_input(key=F + "n").value == 2
+    assert at.number_input(key=F + "k").value == 8
+    assert at.number_input(key=F + "epochs").value == 200
+    assert at.selectbox(key=F + "dataset").value == "cifar10"
+    assert any(b.label.startswith("Download") for b in at.button)
+
+
+def test_train_errors_are_one_line_and_keep_input(tmp_path):
+    at = open_page(new_app(), "train")
+    at.number_input(key=F + "k").set_value(3)
+    at.text_input(key=F + "name").set_value("bad/name")
+    at.run()
+    at.button(key="train_launch").click().run()
+    no_exception(at)
+    assert len(at.error) == 1 and "invalid run name" in at.error[0].value
+    assert at.text_input(key=F + "name").value == "bad/name"
+    assert at.number_input(key=F + "k").value == 3
+
+    # CIFAR files missing: a DataError, shown as one line; the Download failure too.
+    at.selectbox(key=F + "dataset").set_value("cifar10").run()
+    at.text_input(key=F + "data_dir").set_value(str(tmp_path / "nothing-here"))
+    at.text_input(key=F + "name").set_value("")
+    at.run()
+    at.button(key="train_launch").click().run()
+    no_exception(at)
+    assert len(at.error) == 1 and "CIFAR-10" in at.error[0].value and "\n" not in at.error[0].value
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    at.text_input(key=F + "data_dir").set_value(str(blocker / "sub")).run()
+    at.button(key="train_download").click().run()
+    no_exception(at)
+    assert any("could not download" in e.value for e in at.error)
+    assert at.number_input(key=F + "k").value == 3
+
+
+def test_tiny_run_end_to_end(_dashboard_isolation):
+    runs_dir = _dashboard_isolation
+    at = open_page(new_app(), "train")
+    set_tiny_run(at, "tiny")
+    at.button(key="train_launch").click().run()
+    no_exception(at)
+    assert not at.error, [e.value for e in at.error]
+    assert any("tiny" in s.value for s in at.success)
+
+    metrics = runs_dir / "tiny" / "metrics.jsonl"
+    deadline = time.monotonic() + 90
+    saw_progress = False
+    while time.monotonic() < deadline:
+        time.sleep(0.5)
+        at.run()
+        no_exception(at)
+        saw_progress = saw_progress or bool(at.get("progress"))
+        status = json.loads((runs_dir / "tiny" / "status.json").read_text())["status"]
+        if metrics.exists() and '"kind":"epoch"' in metrics.read_text() and status not in ("queued", "running"):
+            break
+    else:
+        pytest.fail("the tiny run produced no epoch record within 90 s")
+    assert status == "finished", status
+    assert saw_progress
+    at.run()
+    spec = plotly_specs(at)[0]
+    titles = [a["text"] for a in spec["layout"]["annotations"]]
+    for title in ("Train accuracy", "Train cost", "Test accuracy", "Test cost"):
+        assert title in titles
+    axes_with_points = {t.get("xaxis", "x") for t in spec["data"] if t.get("x")}
+    assert axes_with_points == {"x", "x2", "x3", "x4"}
+    assert any("Status: **finished**" in c.value for c in at.caption)
+    assert "1/1" in metric_values(at)
+
+    # The Runs page lists it, draws the comparison, and offers both exports.
+    open_page(at, "runs")
+    no_exception(at)
+    table = at.dataframe[0].value
+    assert "tiny" in list(table["name"])
+    assert len(plotly_specs(at)) == 2
+    labels = [b.label for b in at.get("download_button")]
+    assert any("CSV" in label for label in labels) and any("JSON" in label for label in labels)
+
+    # Delete needs the confirmation box first.
+    assert at.button(key="runs_delete").disabled
+    at.checkbox(key="runs_confirm_delete").check().run()
+    at.button(key="runs_delete").click().run()
+    no_exception(at)
+    assert not (runs_dir / "tiny").exists()
+    assert any("No saved runs" in i.value for i in at.info)
+
+
+
+def wait_status(runs_dir: Path, name: str, wanted: tuple[str, ...], timeout: float = 60) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        path = runs_dir / name / "status.json"
+        if path.exists():
+            status = json.loads(path.read_text())["status"]
+            if status in wanted:
+                return status
+        time.sleep(0.2)
+    pytest.fail(f"run {name} did not reach {wanted} within {timeout} s")
+
+
+def test_stop_queue_and_resume(_dashboard_isolation):
+    runs_dir = _dashboard_isolation
+    at = open_page(new_app(), "train")
+    set_tiny_run(at, "long")
+    at.number_input(key=F + "epochs").set_value(50).run()
+    at.button(key="train_launch").click().run()
+    wait_status(runs_dir, "long", ("running",))
+    at.text_input(key=F + "name").set_value("second").run()
+    at.button(key="train_launch").click().run()
+    no_exception(at)
+    assert at.session_state["train_run"] == "second"
+    assert any("second" in c.value and "waiting" in c.value for c in at.caption), "queued job listed"
+
+    # Stop the queued one (dropped at once), then watch and stop the running one.
+    at.button(key="train_stop").click().run()
+    assert wait_status(runs_dir, "second", ("stopped",)) == "stopped"
+    at.session_state["train_run"] = "long"
+    at.run()
+    at.button(key="train_stop").click().run()
+    assert wait_status(runs_dir, "long", ("stopped", "finished")) == "stopped"
+    at.run()
+    no_exception(at)
+    resume = at.button(key="train_resume")
+    assert not resume.disabled
+    resume.click().run()
+    no_exception(at)
+    assert not at.error, [e.value for e in at.error]
+    wait_status(runs_dir, "long", ("running", "queued"), timeout=10)
+    at.run()
+    at.button(key="train_stop").click().run()
+    wait_status(runs_dir, "long", ("stopped", "finished"))
+
+
+def test_failed_and_interrupted_runs_show_their_message(_dashboard_isolation):
+    from wrn_core.config import TrainConfig, WRNConfig
+    from wrn_core.runstore import RunStore
+
+    store = RunStore(_dashboard_isolation)
+    config = TrainConfig(model=WRNConfig(depth=10, widen_factor=1), epochs=2)
+    store.create(config, "oom").write_status("failed", "CUDA out of memory: try a smaller batch size")
+    store.create(config, "crashed").write_status("running", "training", pid=2**22 + 12345)
+    at = new_app()
+    at.session_state["train_run"] = "oom"
+    open_page(at, "train")
+    no_exception(at)
+    assert any("out of memory" in e.value for e in at.error)
+    at.session_state["train_run"] = "crashed"
+    at.run()
+    assert any("interrupted" in w.value for w in at.warning)
+    assert not at.button(key="train_resume").disabled

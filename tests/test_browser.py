@@ -1,0 +1,269 @@
+"""The dashboard in a real browser: `streamlit run` on 127.0.0.1 driven by Debian's chromium via playwright."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = "/usr/bin/chromium"
+SCREENSHOTS = ROOT / "artifacts" / "screenshots"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+NO_EXCEPTION = '[data-testid="stException"]'
+
+# Every plotly chart on the page that has points on all four subplots (x, x2, x3, x4).
+ALL_FOUR_PANELS_JS = """
+() => [...document.querySelectorAll('.js-plotly-plot')].some(div => {
+    const axes = new Set((div.data || []).filter(t => t.x && t.x.length > 0).map(t => t.xaxis || 'x'));
+    return ['x', 'x2', 'x3', 'x4'].every(a => axes.has(a));
+})
+"""
+
+
+def _missing_browser(reason: str) -> None:
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{reason} (required under CI=true)")
+    pytest.skip(reason)
+
+
+if not Path(CHROMIUM).exists():
+    _missing_browser(f"{CHROMIUM} not found: install Debian's chromium package to run browser tests")
+try:
+    from playwright.sync_api import expect, sync_playwright
+except ImportError:  # pragma: no cover - depends on the environment
+    _missing_browser("the playwright python package is not installed")
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _listening_addresses(port: int) -> list[str]:
+    """Local addresses (hex, as in /proc/net/tcp*) of sockets in LISTEN state on this port."""
+    found = []
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            address, port_hex = fields[1].rsplit(":", 1)
+            if int(port_hex, 16) == port and fields[3] == "0A":  # 0A = TCP_LISTEN
+                found.append(address)
+    return found
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    runs = tmp_path_factory.mktemp("browser-runs")
+    log_path = tmp_path_factory.mktemp("browser-log") / "streamlit.log"
+    port = _free_port()
+    env = dict(os.environ, WRN_RUNS_DIR=str(runs))
+    command = [
+        sys.executable, "-m", "streamlit", "run", "dashboard/app.py",
+        "--server.port", str(port), "--server.address", "127.0.0.1", "--server.headless", "true",
+    ]
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"streamlit exited early:\n{log_path.read_text()}")
+            try:
+                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"streamlit did not answer within 60 s:\n{log_path.read_text()}")
+            time.sleep(0.3)
+        yield {"url": url, "port": port, "runs": runs, "log": log_path}
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
+    # Starlette may log a websocket-close race when a browser context closes; only
+    # tracebacks through the app's own files count.
+    log_text = log_path.read_text(errors="replace")
+    ours = [line for line in log_text.splitlines() if line.strip().startswith("File") and str(ROOT) in line]
+    assert not ours, f"the server logged an exception in the app:\n{log_text}"
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 1500, "height": 2200})
+    page = context.new_page()
+    page.set_default_timeout(30_000)
+    try:
+        yield page
+    finally:
+        context.close()
+
+
+def open_page(page, url: str, heading: str) -> None:
+    page.goto(url)
+    expect(page.get_by_role("heading", name=heading, exact=True).first).to_be_visible(timeout=60_000)
+    settle(page)
+
+
+def settle(page, timeout: float = 30.0) -> None:
+    """Wait until the script run finished (no 'Running…' status widget) and charts are drawn."""
+    time.sleep(0.5)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        running = page.locator('[data-testid="stStatusWidget"]').count()
+        if not running:
+            break
+        time.sleep(0.25)
+    time.sleep(0.5)
+
+
+def shot(page, name: str) -> None:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    # Streamlit scrolls inside its main section, so full_page alone would not reach the top.
+    page.evaluate("document.querySelectorAll('section, [data-testid=stMain]').forEach(e => e.scrollTo(0, 0))")
+    page.evaluate("window.scrollTo(0, 0)")
+    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+
+
+def set_number(page, label: str, value: int) -> None:
+    field = page.get_by_label(label, exact=True)
+    field.fill(str(value))
+    field.press("Enter")
+    settle(page)
+
+
+def test_server_listens_on_loopback_only(server):
+    addresses = _listening_addresses(server["port"])
+    assert addresses, "no listening socket found for the streamlit port"
+    assert set(addresses) == {"0100007F"}, addresses  # 127.0.0.1 only, no 0.0.0.0 or IPv6
+
+
+def test_architecture_page(server, page):
+    open_page(page, server["url"], "Architecture")
+    assert page.locator(NO_EXCEPTION).count() == 0
+    expect(page.get_by_text("WRN-16-8", exact=False).first).to_be_visible()
+    expect(page.locator(".js-plotly-plot").first).to_be_visible()
+    shot(page, "architecture")
+
+    page.get_by_text("Compare two configs").click()
+    expect(page.get_by_text("36,479,194").first).to_be_visible(timeout=60_000)
+    settle(page)
+    assert page.locator(NO_EXCEPTION).count() == 0
+    shot(page, "architecture-compare")
+
+
+def test_train_launch_shows_live_charts(server, page):
+    open_page(page, f"{server['url']}/train", "Train")
+    assert page.locator(NO_EXCEPTION).count() == 0
+    expect(page.get_by_role("button", name="Launch")).to_be_visible()
+    set_number(page, "synthetic train images", 256)
+    set_number(page, "synthetic test images", 64)
+    set_number(page, "epochs", 1)
+    set_number(page, "batch size", 32)
+    set_number(page, "eval batch size", 64)
+    set_number(page, "log every (steps)", 2)
+    name = page.get_by_label("run name (optional)")
+    name.fill("browser-tiny")
+    name.press("Enter")
+    settle(page)
+    page.get_by_role("button", name="Launch").click()
+    expect(page.get_by_text("Launched browser-tiny")).to_be_visible(timeout=30_000)
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('.js-plotly-plot')].some(d => (d.data || []).some(t => t.x && t.x.length > 0))",
+        timeout=60_000,
+    )
+    shot(page, "train-first-points")  # usually mid-run: progress bar, ETA, per-step points
+
+    page.wait_for_function(ALL_FOUR_PANELS_JS, timeout=90_000)
+    expect(page.get_by_text("finished", exact=True).first).to_be_visible(timeout=60_000)
+    settle(page)
+    for title in ("Train accuracy", "Train cost", "Test accuracy", "Test cost"):
+        expect(page.locator(".js-plotly-plot").get_by_text(title).first).to_be_visible()
+    assert page.locator(NO_EXCEPTION).count() == 0
+    shot(page, "train")
+
+
+def add_fake_run(runs_dir: Path, name: str) -> None:
+    """A finished Adam run written straight into the run store, to compare against."""
+    from wrn_core.config import TrainConfig, WRNConfig
+    from wrn_core.runstore import RunStore
+
+    run = RunStore(runs_dir).create(TrainConfig(model=WRNConfig(depth=10, widen_factor=2), optimizer="adam", epochs=2), name)
+    records = []
+    for epoch in (1, 2):
+        for step in (2, 4):
+            global_step = (epoch - 1) * 4 + step
+            records.append({"kind": "step", "step": global_step, "epoch": epoch - 1 + step / 4, "images_seen": 32 * global_step,
+                            "time": 0.5 * global_step, "train_loss": 2.3 - 0.1 * global_step, "train_acc": 0.1 + 0.02 * global_step, "lr": 1e-3})
+        records.append({"kind": "epoch", "epoch": epoch, "step": 4 * epoch, "images_seen": 128 * epoch, "time": 2.0 * epoch,
+                        "train_loss": 2.0 - 0.2 * epoch, "train_acc": 0.1 * epoch, "test_loss": 2.1 - 0.2 * epoch,
+                        "test_acc": 0.12 * epoch, "lr": 1e-3, "epoch_seconds": 2.0, "images_per_s": 64.0, "peak_mem_mb": None})
+    run.append_metrics(records)
+    run.write_status("finished", "finished 2 epochs", epoch=2, best_test_acc=0.24, final_test_acc=0.24, params=300_000, train_seconds=4.0)
+
+
+def select_rows(page, rows: int) -> None:
+    """Tick the first `rows` row markers of the (canvas) runs table."""
+    grid = page.locator('[data-testid="stDataFrame"]').first
+    box = grid.bounding_box()
+    for row in range(rows):
+        page.mouse.click(box["x"] + 18, box["y"] + 35 * (row + 1) + 17)
+        settle(page)
+
+
+def test_runs_page(server, page):
+    if not (server["runs"] / "browser-tiny").exists():
+        pytest.skip("needs the run launched by test_train_launch_shows_live_charts")
+    add_fake_run(server["runs"], "adam-k2")
+    open_page(page, f"{server['url']}/runs", "Runs")
+    assert page.locator(NO_EXCEPTION).count() == 0
+    expect(page.get_by_role("button", name="Download CSV (per epoch)")).to_be_visible()
+    expect(page.get_by_role("button", name="Download JSON (all records)")).to_be_visible()
+    page.wait_for_function(ALL_FOUR_PANELS_JS, timeout=30_000)
+    # The table is a canvas grid; its accessible cells carry the run name.
+    assert page.locator('[role="gridcell"]', has_text="browser-tiny").count() >= 1
+    # adam-k2 was created last, so it is the default; tick both rows to compare and diff them.
+    expect(page.get_by_text("Yes, delete adam-k2 and its files")).to_be_visible()
+    select_rows(page, 2)
+    expect(page.get_by_text("Config differences")).to_be_visible()
+    expect(page.get_by_text("model.widen_factor").first).to_be_attached(timeout=30_000)
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('.js-plotly-plot')].some(d => new Set((d.data || []).map(t => t.name)).size >= 2 && (d.data || []).some(t => t.name === 'browser-tiny'))",
+        timeout=30_000,
+    )
+    assert page.locator(NO_EXCEPTION).count() == 0
+    shot(page, "runs")

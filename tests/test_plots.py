@@ -1,0 +1,190 @@
+"""wrn_core.plots: the live 2x2 figure, run overlays, the width chart and accuracy vs parameters."""
+
+from __future__ import annotations
+
+import pandas as pd
+import plotly.graph_objects as go
+import pytest
+
+from wrn_core.analysis import runs_frame
+from wrn_core.plots import PANEL_TITLES, acc_vs_params_figure, compare_figure, live_figure, width_figure
+from wrn_core.runstore import RunSummary
+
+
+def step(n: int, epoch: float, loss: float, acc: float, time: float | None = None) -> dict:
+    return {
+        "kind": "step",
+        "step": n,
+        "epoch": epoch,
+        "images_seen": 32 * n,
+        "time": time if time is not None else 0.5 * n,
+        "train_loss": loss,
+        "train_acc": acc,
+        "lr": 0.1,
+    }
+
+
+def epoch(n: int, steps: int, test_acc: float, test_loss: float = 1.0) -> dict:
+    return {
+        "kind": "epoch",
+        "epoch": n,
+        "step": steps,
+        "images_seen": 32 * steps,
+        "time": 0.5 * steps,
+        "train_loss": 1.5 / n,
+        "train_acc": 0.3 * n,
+        "test_loss": test_loss,
+        "test_acc": test_acc,
+        "lr": 0.1,
+        "epoch_seconds": 2.0,
+        "images_per_s": 64.0,
+        "peak_mem_mb": None,
+    }
+
+
+RECORDS = [
+    step(2, 0.5, 2.0, 0.2),
+    step(4, 1.0, 1.8, 0.3),
+    epoch(1, 4, 0.25, 1.9),
+    {"kind": "event", "step": 4, "epoch": 1.0, "time": 2.0, "event": "compile", "seconds": 1.5, "message": "compiled"},
+    step(6, 1.5, 1.6, 0.4),
+    step(8, 2.0, 1.4, 0.5),
+    epoch(2, 8, 0.45, 1.5),
+]
+
+
+def summary(name: str, **changes) -> RunSummary:
+    fields = dict(
+        name=name,
+        status="finished",
+        message="",
+        model_name="WRN-10-1",
+        depth=10,
+        widen_factor=1,
+        optimizer="adam",
+        dataset="synthetic",
+        epoch=2,
+        epochs=3,
+        best_test_acc=0.5,
+        final_test_acc=0.45,
+        params=77850,
+        duration_s=12.34,
+        created_at=1_700_000_000.0,
+        device="cpu",
+    )
+    fields.update(changes)
+    return RunSummary(**fields)
+
+
+def traces_by_axis(fig: go.Figure) -> dict[str, list]:
+    axes: dict[str, list] = {}
+    for trace in fig.data:
+        axes.setdefault(trace.xaxis or "x", []).append(trace)
+    return axes
+
+
+def titles(fig: go.Figure) -> list[str]:
+    return [a.text for a in fig.layout.annotations]
+
+
+def test_live_figure_four_panels_with_points():
+    fig = live_figure(RECORDS)
+    for title in PANEL_TITLES:
+        assert title in titles(fig)
+    axes = traces_by_axis(fig)
+    assert set(axes) == {"x", "x2", "x3", "x4"}
+    for axis, traces in axes.items():
+        assert any(len(t.x) > 0 for t in traces), axis
+    train_acc = [t for t in axes["x"] if t.name == "train (per step)"][0]
+    assert list(train_acc.x) == [0.5, 1.0, 1.5, 2.0]
+    assert list(train_acc.y) == pytest.approx([20.0, 30.0, 40.0, 50.0])  # percent
+    test_acc = [t for t in axes["x3"] if t.name == "test (per epoch)"][0]
+    assert list(test_acc.y) == pytest.approx([25.0, 45.0])
+    best = [t for t in fig.data if t.name and t.name.startswith("best")]
+    assert len(best) == 1 and list(best[0].x) == [2.0] and list(best[0].y) == pytest.approx([45.0])
+    assert any("best 45.00%" in text for text in titles(fig))
+
+
+def test_live_figure_empty_and_steps_only():
+    empty = live_figure([])
+    assert all(len(t.x) == 0 for t in empty.data)
+    assert any("waiting" in text for text in titles(empty))
+    steps_only = live_figure([r for r in RECORDS if r["kind"] == "step"])
+    assert not [t for t in steps_only.data if t.name and t.name.startswith("best")]
+
+
+def test_compare_figure_one_colour_per_run():
+    other = [dict(r, test_acc=r.get("test_acc", 0) / 2) if r["kind"] == "epoch" else r for r in RECORDS]
+    fig = compare_figure({"a": RECORDS, "b": other}, x="time", smoothing=0.3, log_cost=True)
+    for title in PANEL_TITLES:
+        assert title in titles(fig)
+    colours = {}
+    for trace in fig.data:
+        colours.setdefault(trace.name, set()).add(trace.line.color)
+    assert set(colours) == {"a", "b"}
+    assert all(len(c) == 1 for c in colours.values()) and colours["a"] != colours["b"]
+    assert sum(1 for t in fig.data if t.showlegend) == 2
+    assert fig.layout.yaxis2.type == "log" and fig.layout.yaxis4.type == "log"
+    assert fig.layout.yaxis.type != "log"
+    assert fig.layout.xaxis3.title.text == "training time (s)"
+    assert len(compare_figure({}).data) == 0
+
+
+def layer_table_like(widths: list[tuple[str, int]]) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "index": range(len(widths)),
+            "group": [g for g, _ in widths],
+            "layer": [f"l{i}" for i in range(len(widths))],
+            "kind": ["conv3x3"] * len(widths),
+            "output_shape": ["?"] * len(widths),
+            "out_channels": [w for _, w in widths],
+        }
+    )
+
+
+def test_width_figure_step_chart_with_groups_and_jumps():
+    table = layer_table_like(
+        [("stem", 16), ("group 1", 16), ("group 1", 128), ("group 2", 128), ("group 2", 256), ("group 3", 256), ("group 3", 512), ("head", 10)]
+    )
+    fig = width_figure(table)
+    assert len(fig.data) == 1
+    assert fig.data[0].line.shape == "hv"
+    assert list(fig.data[0].y) == [16, 16, 128, 128, 256, 256, 512, 10]
+    texts = titles(fig)
+    assert any("group 1" in t for t in texts) and any("group 3" in t for t in texts)
+    assert {"16→128", "128→256", "256→512"} <= set(texts)
+    rects = [s for s in fig.layout.shapes if s.type == "rect"]
+    assert len(rects) >= 5 + 3  # 5 shaded groups + 3 boxed jumps
+
+    narrow = layer_table_like([("stem", 16), ("group 1", 16), ("group 2", 32), ("group 3", 64), ("head", 10)])
+    both = width_figure([("wide", table), ("narrow", narrow)])
+    assert [t.name for t in both.data] == ["wide", "narrow"]
+    assert both.data[0].line.color != both.data[1].line.color
+
+
+def test_width_figure_from_real_layer_table():
+    summary_module = pytest.importorskip("wrn_core.summary")
+    from wrn_core.config import WRNConfig
+
+    table = summary_module.layer_table(WRNConfig(depth=10, widen_factor=2))
+    fig = width_figure(table)
+    assert max(fig.data[0].y) == 128  # 64k with k=2
+    assert {"16→32", "32→64", "64→128"} <= set(titles(fig))
+
+
+def test_acc_vs_params_figure():
+    frame = runs_frame(
+        [
+            summary("a"),
+            summary("b", model_name="WRN-16-8", params=11_000_000, best_test_acc=0.9),
+            summary("c", best_test_acc=None),
+        ]
+    )
+    fig = acc_vs_params_figure(frame)
+    assert fig.layout.xaxis.type == "log"
+    points = {name for trace in fig.data for name in trace.text}
+    assert points == {"a", "b"}  # c has no accuracy yet
+    empty = acc_vs_params_figure(runs_frame([]))
+    assert len(empty.data) == 0 and any("no run" in t for t in titles(empty))
+

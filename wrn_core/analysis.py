@@ -1,0 +1,224 @@
+"""Pure functions from run summaries and metrics records to pandas DataFrames and export text."""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+from typing import Any, Iterable, Mapping, Sequence
+
+import pandas as pd
+
+from wrn_core.runstore import RunSummary, iso
+
+RUN_COLUMNS = (
+    "name",
+    "model",
+    "optimizer",
+    "dataset",
+    "status",
+    "epochs",
+    "best test acc (%)",
+    "final test acc (%)",
+    "params",
+    "duration (s)",
+    "created",
+)
+STEP_COLUMNS = ("step", "epoch", "images_seen", "time", "train_loss", "train_acc", "lr")
+EPOCH_COLUMNS = (
+    "epoch",
+    "step",
+    "images_seen",
+    "time",
+    "train_loss",
+    "train_acc",
+    "test_loss",
+    "test_acc",
+    "lr",
+    "epoch_seconds",
+    "images_per_s",
+    "peak_mem_mb",
+)
+EXPORT_COLUMNS = ("epoch", "train_acc", "train_loss", "test_acc", "test_loss", "lr", "time", "images_seen")
+CURVE_METRICS = ("train_acc", "train_loss", "test_acc", "test_loss")
+X_AXES = ("epoch", "time", "images_seen")
+
+
+def _percent(value: Any) -> float | None:
+    """A fraction in [0, 1] as a percentage, or None when missing/not a number."""
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    if not math.isfinite(number):
+        return None
+    return 100.0 * number
+
+
+def runs_frame(summaries: Sequence[RunSummary]) -> pd.DataFrame:
+    """One row per run, newest first, with accuracies in percent."""
+    rows = []
+    for s in sorted(summaries, key=lambda s: (s.created_at or 0.0, s.name), reverse=True):
+        rows.append(
+            {
+                "name": s.name,
+                "model": s.model_name,
+                "optimizer": s.optimizer,
+                "dataset": s.dataset,
+                "status": s.status,
+                "epochs": f"{s.epoch}/{s.epochs}",
+                "best test acc (%)": _percent(s.best_test_acc),
+                "final test acc (%)": _percent(s.final_test_acc),
+                "params": s.params,
+                "duration (s)": round(float(s.duration_s or 0.0), 1),
+                "created": iso(s.created_at),
+            }
+        )
+    frame = pd.DataFrame(rows, columns=list(RUN_COLUMNS))
+    # Explicit dtypes so an all-missing column is still numeric (Arrow/plotly friendly).
+    for column in ("best test acc (%)", "final test acc (%)", "duration (s)"):
+        frame[column] = pd.to_numeric(frame[column], errors="coerce").astype("float64")
+    frame["params"] = pd.to_numeric(frame["params"], errors="coerce").astype("Int64")
+    return frame
+
+
+def metrics_frames(records: Iterable[Mapping[str, Any]]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(step rows, epoch rows) as DataFrames, each sorted by step; unknown kinds are ignored."""
+    steps, epochs = [], []
+    for record in records:
+        kind = record.get("kind")
+        if kind == "step":
+            steps.append({c: record.get(c) for c in STEP_COLUMNS})
+        elif kind == "epoch":
+            epochs.append({c: record.get(c) for c in EPOCH_COLUMNS})
+    step_frame = _numeric(pd.DataFrame(steps, columns=list(STEP_COLUMNS)))
+    epoch_frame = _numeric(pd.DataFrame(epochs, columns=list(EPOCH_COLUMNS)))
+    if not epoch_frame.empty:
+        # A resumed run may log an epoch twice; the later record wins.
+        epoch_frame = epoch_frame.drop_duplicates(subset="epoch", keep="last")
+        epoch_frame = epoch_frame.sort_values(["step", "epoch"], kind="stable").reset_index(drop=True)
+    if not step_frame.empty:
+        step_frame = step_frame.drop_duplicates(subset="step", keep="last")
+        step_frame = step_frame.sort_values("step", kind="stable").reset_index(drop=True)
+    return step_frame, epoch_frame
+
+
+def _numeric(frame: pd.DataFrame) -> pd.DataFrame:
+    for column in frame.columns:
+        frame[column] = pd.to_numeric(frame[column], errors="coerce").astype("float64")
+    return frame
+
+
+def smooth(series: Iterable[float] | pd.Series, weight: float) -> pd.Series:
+    """Exponential moving average (debiased, like TensorBoard); weight 0 returns the values unchanged."""
+    values = series if isinstance(series, pd.Series) else pd.Series(list(series), dtype="float64")
+    if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not (0.0 <= weight < 1.0):
+        raise ValueError(f"smoothing weight must be in [0, 1), got {weight!r}")
+    values = pd.to_numeric(values, errors="coerce").astype("float64")
+    if weight == 0 or values.empty:
+        return values.copy()
+    return values.ewm(alpha=1.0 - weight, adjust=True, ignore_na=True).mean()
+
+
+def curves_frame(
+    runs: Mapping[str, Iterable[Mapping[str, Any]]], x: str = "epoch", smoothing: float = 0.0
+) -> pd.DataFrame:
+    """Long table for overlays: run, metric, source ('step'|'epoch'), x, value.
+
+    Train curves use the per-step points when there are any (else the per-epoch ones);
+    test curves use the per-epoch points. Accuracies stay fractions; `smoothing` is an
+    EMA weight applied per run and metric.
+    """
+    if x not in X_AXES:
+        raise ValueError(f"unknown x axis {x!r}; choose one of {', '.join(X_AXES)}")
+    parts = []
+    for name, records in runs.items():
+        steps, epochs = metrics_frames(records)
+        train_source, train = ("step", steps) if not steps.empty else ("epoch", epochs)
+        for metric in CURVE_METRICS:
+            source, frame = (train_source, train) if metric.startswith("train") else ("epoch", epochs)
+            if frame.empty:
+                continue
+            part = frame[[x, metric]].dropna(subset=[x]).rename(columns={x: "x", metric: "value"})
+            part = part.sort_values("x", kind="stable")
+            part["value"] = smooth(part["value"].reset_index(drop=True), smoothing).to_numpy()
+            part.insert(0, "source", source)
+            part.insert(0, "metric", metric)
+            part.insert(0, "run", name)
+            parts.append(part.reset_index(drop=True))
+    if not parts:
+        return pd.DataFrame(
+            {
+                "run": pd.Series(dtype="object"),
+                "metric": pd.Series(dtype="object"),
+                "source": pd.Series(dtype="object"),
+                "x": pd.Series(dtype="float64"),
+                "value": pd.Series(dtype="float64"),
+            }
+        )
+    return pd.concat(parts, ignore_index=True)
+
+
+def _flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in config.items():
+        if isinstance(value, Mapping):
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+
+def config_diff(configs: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
+    """Settings (rows, model.* flattened) whose values differ between runs (columns)."""
+    flat = {name: _flatten(config) for name, config in configs.items()}
+    keys: list[str] = []
+    for values in flat.values():
+        for key in values:
+            if key not in keys:
+                keys.append(key)
+    differing = []
+    for key in keys:
+        seen = [json.dumps(values.get(key, "<missing>"), sort_keys=True, default=str) for values in flat.values()]
+        if len(set(seen)) > 1:
+            differing.append(key)
+    frame = pd.DataFrame(
+        {name: [values.get(key) for key in differing] for name, values in flat.items()},
+        index=pd.Index(differing, name="setting"),
+        dtype="object",
+    )
+    return frame
+
+
+def _export_rows(records: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
+    _, epochs = metrics_frames(records)
+    frame = epochs[list(EXPORT_COLUMNS)].copy()
+    frame["epoch"] = frame["epoch"].astype("Int64")
+    frame["images_seen"] = frame["images_seen"].astype("Int64")
+    return frame
+
+
+def export_csv(records: Iterable[Mapping[str, Any]]) -> str:
+    """One CSV row per completed epoch: epoch, train_acc, train_loss, test_acc, test_loss, lr, time, images_seen."""
+    buffer = io.StringIO()
+    _export_rows(records).to_csv(buffer, index=False, lineterminator="\n")
+    return buffer.getvalue()
+
+
+def _finite(value: Any) -> Any:
+    """Replace NaN/inf (a diverged run) with None so the JSON stays valid."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, Mapping):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
+def export_json(records: Iterable[Mapping[str, Any]]) -> str:
+    """All metrics records (step, epoch and event) as a JSON array, non-finite numbers as null."""
+    return json.dumps([_finite(dict(r)) for r in records], indent=2, allow_nan=False) + "\n"

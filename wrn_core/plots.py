@@ -1,0 +1,334 @@
+"""Pure plotly figures from metrics records, run tables and layer tables (no streamlit)."""
+
+from __future__ import annotations
+
+from typing import Any, Iterable, Mapping, Sequence
+
+import pandas as pd
+import plotly.graph_objects as go
+from plotly.colors import qualitative
+from plotly.subplots import make_subplots
+
+from wrn_core.analysis import curves_frame, metrics_frames
+
+PANEL_TITLES = ("Train accuracy", "Train cost", "Test accuracy", "Test cost")
+# (row, col, metric) of each panel, in PANEL_TITLES order.
+PANELS = ((1, 1, "train_acc"), (1, 2, "train_loss"), (2, 1, "test_acc"), (2, 2, "test_loss"))
+X_TITLES = {"epoch": "epoch", "time": "training time (s)", "images_seen": "images seen"}
+PALETTE = qualitative.Plotly + qualitative.D3
+
+WIDTH_COLORS = ("#636efa", "#00a36c", "#ab63fa", "#ffa15a")  # never red: red marks the width jumps
+STEP_COLOR = "rgba(99, 110, 250, 0.45)"
+TRAIN_COLOR = "#636efa"
+TEST_COLOR = "#ef553b"
+BEST_COLOR = "#00a36c"
+
+
+def _panel_figure(x_title: str, height: int = 560) -> go.Figure:
+    fig = make_subplots(
+        rows=2, cols=2, subplot_titles=PANEL_TITLES, horizontal_spacing=0.08, vertical_spacing=0.16
+    )
+    for row, col, metric in PANELS:
+        # Only the bottom row names the x axis, so it never collides with the titles below it.
+        fig.update_xaxes(title_text=x_title if row == 2 else None, row=row, col=col)
+        fig.update_yaxes(title_text="accuracy (%)" if metric.endswith("acc") else "cost (loss)", row=row, col=col)
+    fig.update_layout(
+        height=height,
+        margin={"l": 50, "r": 20, "t": 50, "b": 40},
+        legend={"orientation": "h", "yanchor": "bottom", "y": 1.06, "x": 0},
+        hovermode="closest",
+    )
+    return fig
+
+
+def _values(frame: pd.DataFrame, column: str, percent: bool) -> list[float]:
+    values = frame[column]
+    if percent:
+        values = values * 100.0
+    return values.tolist()
+
+
+def live_figure(records: Iterable[Mapping[str, Any]]) -> go.Figure:
+    """The 2x2 live training view: per-step and per-epoch train points, per-epoch test points, best marked."""
+    steps, epochs = metrics_frames(records)
+    fig = _panel_figure("epoch")
+    for row, col, metric in PANELS:
+        percent = metric.endswith("acc")
+        if metric.startswith("train"):
+            fig.add_trace(
+                go.Scatter(
+                    x=steps["epoch"].tolist(),
+                    y=_values(steps, metric, percent),
+                    mode="lines",
+                    line={"color": STEP_COLOR, "width": 1},
+                    name="train (per step)",
+                    legendgroup="step",
+                    showlegend=metric == "train_acc",
+                ),
+                row=row,
+                col=col,
+            )
+            fig.add_trace(
+                go.Scatter(
+                    x=epochs["epoch"].tolist(),
+                    y=_values(epochs, metric, percent),
+                    mode="lines+markers",
+                    line={"color": TRAIN_COLOR, "width": 2},
+                    marker={"size": 7},
+                    name="train (per epoch)",
+                    legendgroup="train",
+                    showlegend=metric == "train_acc",
+                ),
+                row=row,
+                col=col,
+            )
+        else:
+            fig.add_trace(
+                go.Scatter(
+                    x=epochs["epoch"].tolist(),
+                    y=_values(epochs, metric, percent),
+                    mode="lines+markers",
+                    line={"color": TEST_COLOR, "width": 2},
+                    marker={"size": 7},
+                    name="test (per epoch)",
+                    legendgroup="test",
+                    showlegend=metric == "test_acc",
+                ),
+                row=row,
+                col=col,
+            )
+    tested = epochs.dropna(subset=["test_acc"])
+    if not tested.empty:
+        best = tested.loc[tested["test_acc"].idxmax()]
+        best_epoch, best_acc = float(best["epoch"]), 100.0 * float(best["test_acc"])
+        fig.add_trace(
+            go.Scatter(
+                x=[best_epoch],
+                y=[best_acc],
+                mode="markers",
+                marker={"symbol": "star", "size": 16, "color": BEST_COLOR, "line": {"width": 1, "color": "white"}},
+                name=f"best test {best_acc:.2f}%",
+                legendgroup="best",
+            ),
+            row=2,
+            col=1,
+        )
+        fig.add_annotation(
+            x=best_epoch,
+            y=best_acc,
+            text=f"best {best_acc:.2f}% (epoch {int(best_epoch)})",
+            showarrow=True,
+            arrowhead=2,
+            ax=0,
+            ay=-30,
+            row=2,
+            col=1,
+        )
+    if steps.empty and epochs.empty:
+        fig.add_annotation(
+            text="waiting for the first points…",
+            xref="paper",
+            yref="paper",
+            x=0.5,
+            y=0.5,
+            showarrow=False,
+            font={"size": 16, "color": "gray"},
+        )
+    return fig
+
+
+def run_color(index: int) -> str:
+    return PALETTE[index % len(PALETTE)]
+
+
+def compare_figure(
+    runs: Mapping[str, Iterable[Mapping[str, Any]]],
+    x: str = "epoch",
+    smoothing: float = 0.0,
+    log_cost: bool = False,
+) -> go.Figure:
+    """The four curves of several runs overlaid, one colour per run (train curves smoothed by EMA)."""
+    frame = curves_frame(runs, x=x, smoothing=smoothing)
+    fig = _panel_figure(X_TITLES[x])
+    for index, name in enumerate(runs):
+        color = run_color(index)
+        part = frame[frame["run"] == name]
+        for row, col, metric in PANELS:
+            curve = part[part["metric"] == metric]
+            percent = metric.endswith("acc")
+            dense = not curve.empty and curve["source"].iloc[0] == "step"
+            fig.add_trace(
+                go.Scatter(
+                    x=curve["x"].tolist(),
+                    y=_values(curve, "value", percent),
+                    mode="lines" if dense else "lines+markers",
+                    line={"color": color, "width": 2},
+                    marker={"size": 5},
+                    name=name,
+                    legendgroup=name,
+                    showlegend=metric == "train_acc",
+                ),
+                row=row,
+                col=col,
+            )
+    if log_cost:
+        fig.update_yaxes(type="log", row=1, col=2)
+        fig.update_yaxes(type="log", row=2, col=2)
+    if not runs:
+        fig.add_annotation(
+            text="select runs to compare",
+            xref="paper",
+            yref="paper",
+            x=0.5,
+            y=0.5,
+            showarrow=False,
+            font={"size": 16, "color": "gray"},
+        )
+    return fig
+
+
+_GROUP_SHADES = {
+    "stem": "rgba(150, 150, 150, 0.12)",
+    "group 1": "rgba(99, 110, 250, 0.10)",
+    "group 2": "rgba(0, 204, 150, 0.10)",
+    "group 3": "rgba(239, 85, 59, 0.10)",
+    "head": "rgba(150, 150, 150, 0.12)",
+}
+
+
+def _group_spans(table: pd.DataFrame) -> list[tuple[str, float, float, int]]:
+    """(group, first index, last index, widest out_channels) in forward order."""
+    spans = []
+    for group in pd.unique(table["group"]):
+        part = table[table["group"] == group]
+        spans.append((str(group), float(part["index"].min()), float(part["index"].max()), int(part["out_channels"].max())))
+    return sorted(spans, key=lambda span: span[1])
+
+
+def width_figure(tables: pd.DataFrame | Sequence[tuple[str, pd.DataFrame]]) -> go.Figure:
+    """Feature-map width (out_channels) per layer as a step chart, groups shaded and width jumps boxed.
+
+    Pass one layer table, or a list of (label, table) pairs to overlay configs.
+    """
+    if isinstance(tables, pd.DataFrame):
+        pairs: list[tuple[str, pd.DataFrame]] = [("", tables)]
+    else:
+        pairs = list(tables)
+    fig = go.Figure()
+    for position, (label, table) in enumerate(pairs):
+        if "index" not in table.columns:
+            table = table.assign(index=range(len(table)))
+        table = table.sort_values("index", kind="stable")
+        color = WIDTH_COLORS[position % len(WIDTH_COLORS)]
+        hover = [
+            f"{layer}<br>{kind}<br>{shape}"
+            for layer, kind, shape in zip(table["layer"], table["kind"], table["output_shape"])
+        ]
+        fig.add_trace(
+            go.Scatter(
+                x=table["index"].tolist(),
+                y=table["out_channels"].tolist(),
+                mode="lines",
+                line={"shape": "hv", "color": color, "width": 3},
+                name=label or "width",
+                text=hover,
+                hovertemplate="layer %{x}: %{y} channels<br>%{text}<extra>" + (label or "") + "</extra>",
+                showlegend=len(pairs) > 1,
+            )
+        )
+        spans = _group_spans(table)
+        for group, start, end, width in spans:
+            if position == 0:
+                # Shade and name the groups of the first config.
+                fig.add_vrect(
+                    x0=start - 0.5,
+                    x1=end + 0.5,
+                    fillcolor=_GROUP_SHADES.get(group, "rgba(150,150,150,0.08)"),
+                    line_width=0,
+                    layer="below",
+                    annotation_text=f"{group}<br>{width} ch" if group.startswith("group") else ("" if group == "stem" else group),
+                    annotation_position="bottom left",
+                    annotation_font_size=11,
+                )
+            elif group != "stem":
+                # Other configs: a dashed line in their colour where each group starts.
+                fig.add_vline(
+                    x=start - 0.5,
+                    line={"color": color, "width": 1, "dash": "dash"},
+                    annotation_text=group.replace("group ", "g"),
+                    annotation_position="bottom right",
+                    annotation_font={"size": 10, "color": color},
+                )
+        # Box each width jump (where a group's first conv widens the features): the "red box".
+        widths = table["out_channels"].tolist()
+        indices = table["index"].tolist()
+        for i in range(1, len(widths)):
+            if widths[i] > widths[i - 1] and table["group"].iloc[i] != "head":
+                fig.add_shape(
+                    type="rect",
+                    x0=indices[i] - 1.2,
+                    x1=indices[i] + 1.2,
+                    y0=widths[i - 1] * 0.9,
+                    y1=widths[i] * 1.05,
+                    line={"color": "red" if position == 0 else color, "width": 2},
+                    fillcolor="rgba(0,0,0,0)",
+                )
+                fig.add_annotation(
+                    x=indices[i],
+                    y=widths[i] * 1.05,
+                    text=f"{widths[i - 1]}→{widths[i]}",
+                    showarrow=False,
+                    yshift=10 + 14 * position,
+                    font={"color": "red" if position == 0 else color, "size": 11},
+                )
+    fig.update_layout(
+        height=380,
+        margin={"l": 50, "r": 20, "t": 40, "b": 40},
+        xaxis_title="layer (forward order)",
+        yaxis_title="feature-map width (channels)",
+        legend={"orientation": "h", "yanchor": "bottom", "y": 1.02, "x": 0},
+        hovermode="closest",
+    )
+    return fig
+
+
+def acc_vs_params_figure(frame: pd.DataFrame) -> go.Figure:
+    """Best test accuracy (%) against parameter count (log x), one point per run (a runs_frame)."""
+    fig = go.Figure()
+    if not frame.empty:
+        data = frame.dropna(subset=["params", "best test acc (%)"])
+    else:
+        data = frame
+    for index, (model, part) in enumerate(data.groupby("model", sort=True) if not data.empty else []):
+        fig.add_trace(
+            go.Scatter(
+                x=part["params"].astype("float64").tolist(),
+                y=part["best test acc (%)"].tolist(),
+                mode="markers",
+                marker={"size": 11, "color": run_color(index)},
+                name=str(model),
+                text=part["name"].tolist(),
+                customdata=part[["optimizer", "dataset"]].to_numpy().tolist(),
+                hovertemplate=(
+                    "%{text}<br>%{x:,.0f} params<br>best test %{y:.2f}%"
+                    "<br>%{customdata[0]}, %{customdata[1]}<extra>" + str(model) + "</extra>"
+                ),
+            )
+        )
+    if data.empty:
+        fig.add_annotation(
+            text="no run with a test accuracy yet",
+            xref="paper",
+            yref="paper",
+            x=0.5,
+            y=0.5,
+            showarrow=False,
+            font={"size": 14, "color": "gray"},
+        )
+    fig.update_layout(
+        height=380,
+        margin={"l": 50, "r": 20, "t": 30, "b": 40},
+        xaxis={"title": "parameters", "type": "log"},
+        yaxis={"title": "best test accuracy (%)"},
+    )
+    return fig
