@@ -6,6 +6,7 @@ benchmarks run on a GPU machine without streamlit, plotly, torchinfo or tqdm.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
@@ -40,6 +41,13 @@ CUDA_PEAK_NAME = "H100/H200 bf16 dense, about 790 TFLOP/s as measured by an 8192
 
 # ---------------------------------------------------------------------------------------------
 # Multiply-accumulates
+
+
+def add_threads_argument(parser: argparse.ArgumentParser) -> None:
+    """--threads: torch's CPU thread count, shared by the benchmarks."""
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch CPU threads (default: torch's own). On a shared CPU use 1: with 2 threads on 2 busy "
+                             "cores every parallel op waits for a descheduled thread and steps slow down up to 60x")
 
 
 def count_macs(model: nn.Module, input_shape: Sequence[int] = (3, 32, 32)) -> int:

@@ -43,6 +43,7 @@ import torch.nn.functional as F
 
 from bench.common import (
     RESULTS_DIR,
+    add_threads_argument,
     count_macs,
     environment,
     median,
@@ -462,9 +463,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-dir", help="unpacked CIFAR-10 JPEG folder or the .tar.gz (default: .data/ or ../shared/data/)")
     parser.add_argument("--quick", action="store_true", help="a tiny end-to-end dry run (WRN-10-1, a few steps)")
     parser.add_argument("--watch-repeats", type=int, default=None, help="unwatched/watched pairs on the CPU (default 2; 1 with --quick)")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="torch CPU threads (default: torch's own). On a shared CPU use 1: with 2 threads on 2 busy "
-                             "cores every parallel op waits for a descheduled thread and steps slow down up to 60x")
+    add_threads_argument(parser)
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -26,7 +26,7 @@ from typing import Any
 
 import torch
 
-from bench.common import RESULTS_DIR, count_macs, environment, prepare_image_folder, write_json
+from bench.common import RESULTS_DIR, add_threads_argument, count_macs, environment, prepare_image_folder, write_json
 from wrn_core.config import TrainConfig, WRNConfig
 from wrn_core.model import build_model
 from wrn_core.presets import FAST_GPU, PRESETS
@@ -109,9 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", help="JSON file (default bench/results/tta-<device>[-quick].json)")
     parser.add_argument("--device", choices=("cpu", "cuda"), default=None, help="default cuda (cpu with --quick)")
     parser.add_argument("--quick", action="store_true", help="CPU dry run of the same path: WRN-10-1, 512/256 images, 2 epochs")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="torch CPU threads (default: torch's own). On a shared CPU use 1: with 2 threads on 2 busy "
-                             "cores every parallel op waits for a descheduled thread and steps slow down up to 60x")
+    add_threads_argument(parser)
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -48,12 +48,27 @@ def _values(frame: pd.DataFrame, column: str, percent: bool) -> list[float]:
     return values.tolist()
 
 
+def _epoch_trace(epochs: pd.DataFrame, metric: str, percent: bool, color: str, split: str, show_legend: bool) -> go.Scatter:
+    """Per-epoch points of one metric, joined by a line."""
+    return go.Scatter(
+        x=epochs["epoch"].tolist(),
+        y=_values(epochs, metric, percent),
+        mode="lines+markers",
+        line={"color": color, "width": 2},
+        marker={"size": 7},
+        name=f"{split} (per epoch)",
+        legendgroup=split,
+        showlegend=show_legend,
+    )
+
+
 def live_figure(records: Iterable[Mapping[str, Any]]) -> go.Figure:
     """The 2x2 live training view: per-step and per-epoch train points, per-epoch test points, best marked."""
     steps, epochs = metrics_frames(records)
     fig = _panel_figure("epoch")
     for row, col, metric in PANELS:
         percent = metric.endswith("acc")
+        show_legend = metric.endswith("acc")  # one legend entry per series, from the accuracy panels
         if metric.startswith("train"):
             fig.add_trace(
                 go.Scatter(
@@ -63,40 +78,14 @@ def live_figure(records: Iterable[Mapping[str, Any]]) -> go.Figure:
                     line={"color": STEP_COLOR, "width": 1},
                     name="train (per step)",
                     legendgroup="step",
-                    showlegend=metric == "train_acc",
+                    showlegend=show_legend,
                 ),
                 row=row,
                 col=col,
             )
-            fig.add_trace(
-                go.Scatter(
-                    x=epochs["epoch"].tolist(),
-                    y=_values(epochs, metric, percent),
-                    mode="lines+markers",
-                    line={"color": TRAIN_COLOR, "width": 2},
-                    marker={"size": 7},
-                    name="train (per epoch)",
-                    legendgroup="train",
-                    showlegend=metric == "train_acc",
-                ),
-                row=row,
-                col=col,
-            )
+            fig.add_trace(_epoch_trace(epochs, metric, percent, TRAIN_COLOR, "train", show_legend), row=row, col=col)
         else:
-            fig.add_trace(
-                go.Scatter(
-                    x=epochs["epoch"].tolist(),
-                    y=_values(epochs, metric, percent),
-                    mode="lines+markers",
-                    line={"color": TEST_COLOR, "width": 2},
-                    marker={"size": 7},
-                    name="test (per epoch)",
-                    legendgroup="test",
-                    showlegend=metric == "test_acc",
-                ),
-                row=row,
-                col=col,
-            )
+            fig.add_trace(_epoch_trace(epochs, metric, percent, TEST_COLOR, "test", show_legend), row=row, col=col)
     tested = epochs.dropna(subset=["test_acc"])
     if not tested.empty:
         best = tested.loc[tested["test_acc"].idxmax()]
