@@ -114,16 +114,14 @@ def live_figure(records: Iterable[Mapping[str, Any]]) -> go.Figure:
             col=1,
         )
     if steps.empty and epochs.empty:
-        fig.add_annotation(
-            text="waiting for the first points…",
-            xref="paper",
-            yref="paper",
-            x=0.5,
-            y=0.5,
-            showarrow=False,
-            font={"size": 16, "color": "gray"},
-        )
+        _placeholder(fig, "waiting for the first points…")
     return fig
+
+
+def _placeholder(fig: go.Figure, text: str) -> None:
+    """Grey text across an empty figure."""
+    fig.add_annotation(text=text, xref="paper", yref="paper", x=0.5, y=0.5, showarrow=False,
+                       font={"size": 16, "color": "gray"})
 
 
 def run_color(index: int) -> str:
@@ -164,15 +162,7 @@ def compare_figure(
         fig.update_yaxes(type="log", row=1, col=2)
         fig.update_yaxes(type="log", row=2, col=2)
     if not runs:
-        fig.add_annotation(
-            text="select runs to compare",
-            xref="paper",
-            yref="paper",
-            x=0.5,
-            y=0.5,
-            showarrow=False,
-            font={"size": 16, "color": "gray"},
-        )
+        _placeholder(fig, "select runs to compare")
     return fig
 
 
