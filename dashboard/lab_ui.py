@@ -109,6 +109,11 @@ def read_records(run: Run) -> list[dict[str, Any]]:
     return _records_cached(str(run.path), _file_key(run.metrics_path))
 
 
+def events(records: list[dict[str, Any]]) -> list[str]:
+    """Messages of a run's event records (e.g. the torch.compile warm-up), oldest first."""
+    return [str(r.get("message") or r.get("event")) for r in records if r.get("kind") == "event"]
+
+
 @st.cache_data(show_spinner=False, max_entries=16)
 def _live_figure_cached(path: str, stamp: tuple[int, int]):
     return live_figure(Run(Path(path)).read_metrics())

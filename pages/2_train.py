@@ -305,6 +305,12 @@ def live_view() -> None:
     if st.session_state.get("train_resume_error"):
         st.error(st.session_state["train_resume_error"])
 
+    # torch.compile's warm-up is shown, not hidden: while it runs, and what it cost afterwards.
+    if progress is not None and progress.phase == "compiling":
+        st.info("torch.compile is compiling the model; the first step waits for it.")
+    for event in lab_ui.events(lab_ui.read_records(run)):
+        st.caption(f"⏱ {event}")
+
     st.plotly_chart(lab_ui.cached_live_figure(run), key="train_live_chart")
 
     queued = [job for job in manager.jobs() if job.state == "queued"]

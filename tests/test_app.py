@@ -275,3 +275,18 @@ def test_failed_and_interrupted_runs_show_their_message(_dashboard_isolation):
     at.run()
     assert any("interrupted" in w.value for w in at.warning)
     assert not at.button(key="train_resume").disabled
+
+
+def test_compile_warm_up_is_shown(_dashboard_isolation):
+    from wrn_core.config import TrainConfig, WRNConfig
+    from wrn_core.runstore import RunStore
+
+    run = RunStore(_dashboard_isolation).create(TrainConfig(model=WRNConfig(depth=10, widen_factor=1), compile=True), "compiled")
+    run.append_metrics([{"kind": "event", "event": "compile", "step": 1, "epoch": 0, "time": 41.5, "seconds": 41.5,
+                         "message": "torch.compile warm-up and first step took 41.5 s"}])
+    run.write_status("stopped", "stopped at epoch 0.01")
+    at = new_app()
+    at.session_state["train_run"] = "compiled"
+    open_page(at, "train")
+    no_exception(at)
+    assert any("torch.compile warm-up and first step took 41.5 s" in c.value for c in at.caption)
