@@ -270,7 +270,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
         print(json.dumps({"name": run.name, "path": str(run.path), "status": status, "config": run.read_config_dict()}, indent=2))
         _, epochs = analysis.metrics_frames(run.read_metrics())
         if not epochs.empty:
-            print(epochs.to_string(index=False))
+            print(epochs.convert_dtypes().to_string(index=False))  # integral epochs/steps print as ints
         return 0
     if args.runs_command == "export":
         records = run.read_metrics()
