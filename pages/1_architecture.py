@@ -128,7 +128,7 @@ def show_metrics(total, memory, columns: int = 5) -> None:
         ("Parameters", lab_ui.fmt_count(total.total_params), None),
         ("MACs / image", lab_ui.fmt_si(total.total_macs), f"{lab_ui.fmt_count(total.total_macs)} multiply-accumulates"),
         ("Model size (fp32)", lab_ui.fmt_mib(total.model_size_mb), None),
-        ("Activations / image", lab_ui.fmt_mib(total.activation_mb_per_image), "rough estimate, fp32"),
+        ("Activations / image", lab_ui.fmt_mib(total.activation_mb_per_image), "what autograd saves for the backward pass, fp32"),
         ("Training memory (GPU)", lab_ui.fmt_mib(memory["total"]), memory_help(memory)),
     ]
     for i, (label, value, help_text) in enumerate(items):

@@ -210,3 +210,38 @@ def test_format_table() -> None:
     assert f"Total params: {count_parameters(build_model(config)):,}" in text
     assert "Multiply-accumulates per image:" in text
     assert "group2.0.shortcut" in text
+
+
+def _autograd_saved_bytes_per_image(config: WRNConfig, image_size: int) -> float:
+    """Bytes that torch's autograd really saves for backward (parameters excluded), per image."""
+    import torch
+    import torch.nn.functional as F
+
+    model = build_model(config, initialize=False).train()
+    parameters = {p.untyped_storage().data_ptr() for p in model.parameters()}
+    saved: dict[tuple[int, torch.dtype], int] = {}
+
+    def pack(tensor):
+        storage = tensor.untyped_storage()
+        if storage.data_ptr() not in parameters:
+            saved[(storage.data_ptr(), tensor.dtype)] = storage.nbytes()
+        return tensor
+
+    images = torch.randn(2, config.in_channels, image_size, image_size)
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+        F.cross_entropy(model(images), torch.tensor([0, 1]))
+    return sum(saved.values()) / 2
+
+
+@pytest.mark.parametrize(
+    "config, image_size",
+    [
+        (WRNConfig(depth=10, widen_factor=1), 32),
+        (WRNConfig(depth=16, widen_factor=2, dropout=0.3), 32),
+        (WRNConfig(depth=10, widen_factor=2, num_classes=100, in_channels=1), 20),
+    ],
+)
+def test_activation_memory_matches_what_autograd_saves(config, image_size):
+    predicted = totals(config, image_size=image_size).activation_mb_per_image * 2**20
+    measured = _autograd_saved_bytes_per_image(config, image_size)
+    assert predicted == pytest.approx(measured, rel=0.02)

@@ -55,9 +55,7 @@ class ModelTotals:
     total_params: int  # exact, equals count_parameters(build_model(config))
     total_macs: int  # multiply-accumulates for one image, as torchinfo counts them
     model_size_mb: float  # fp32 parameters, MiB (params * 4 / 2**20)
-    # Estimate: sum of the output elements of every leaf layer, fp32, MiB. It ignores
-    # in-place ReLUs sharing storage and what autograd actually saves, so it is a
-    # rough upper-ish guide to forward activations, not a measurement.
+    # What autograd keeps for the backward pass of one image, fp32, MiB: see saved_activation_bytes.
     activation_mb_per_image: float
 
 
@@ -234,14 +232,30 @@ def block_table(table: pd.DataFrame) -> pd.DataFrame:
     return result
 
 
+def saved_activation_bytes(table: pd.DataFrame, in_channels: int, image_size: int) -> int:
+    """Bytes autograd saves for backward per image in fp32, from the layer table.
+
+    In this pre-activation net every saved tensor is one of: a BatchNorm input (same size as
+    its output), a ReLU output (in place, so it is also the next conv's saved input and,
+    in a projection block, the shortcut's), the stem's input image, a dropout mask plus its
+    output (the second conv's input), the linear layer's input and the logits. The mask is
+    counted at 4 bytes per element as CPU autograd keeps it (CUDA keeps 1 byte: a slight
+    over-estimate there). Checked against torch's saved-tensor hooks in tests/test_summary.py.
+    """
+    elements = table["out_c"] * table["out_h"] * table["out_w"]
+    kind = table["kind"]
+    saved = int(elements[kind.isin(["batchnorm", "relu", "dropout", "flatten", "linear"])].sum())
+    saved += in_channels * image_size * image_size
+    masks = int(elements[kind == "dropout"].sum())
+    return (saved + masks) * FP32_BYTES
+
+
 def totals(config: WRNConfig, image_size: int = 32, table: pd.DataFrame | None = None) -> ModelTotals:
     """Whole-model totals; pass the layer table if you already have it."""
     _check_image_size(image_size)
     if table is None:
         table = layer_table(config, image_size)
     params = int(table["params"].sum())
-    # Output elements per image of every leaf layer (out_h = out_w = 1 for vectors).
-    elements = int((table["out_c"] * table["out_h"] * table["out_w"]).sum())
     return ModelTotals(
         name=config.name,
         depth=config.depth,
@@ -252,7 +266,7 @@ def totals(config: WRNConfig, image_size: int = 32, table: pd.DataFrame | None =
         total_params=params,
         total_macs=int(table["macs"].sum()),
         model_size_mb=params * FP32_BYTES / MIB,
-        activation_mb_per_image=elements * FP32_BYTES / MIB,
+        activation_mb_per_image=saved_activation_bytes(table, config.in_channels, image_size) / MIB,
     )
 
 
@@ -265,7 +279,8 @@ def training_memory_mb(
     - weights and gradients are fp32 (AMP keeps fp32 master weights), 4 bytes per param each;
     - optimizer state: SGD (with or without Nesterov) keeps one momentum buffer (1x params),
       Adam/AdamW keep two moments (2x params);
-    - activations: batch_size x the per-image activation estimate, halved under AMP (bf16);
+    - activations: batch_size x what autograd saves per image (saved_activation_bytes, fp32),
+      halved under AMP (bf16);
     - workspace: a fixed allowance of 10% of the above plus ~500 MiB for the CUDA context.
     """
     if optimizer not in OPTIMIZERS:
@@ -350,6 +365,6 @@ def format_table(table: pd.DataFrame, totals: ModelTotals) -> str:
         f"Total params: {totals.total_params:,}",
         f"Multiply-accumulates per image: {_human(totals.total_macs)}",
         f"Model size (fp32): {totals.model_size_mb:.1f} MiB",
-        f"Activations per image (estimate, fp32): {totals.activation_mb_per_image:.1f} MiB",
+        f"Saved for backward per image (fp32): {totals.activation_mb_per_image:.1f} MiB",
     ]
     return "\n".join(lines)
