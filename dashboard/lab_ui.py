@@ -114,7 +114,10 @@ def events(records: list[dict[str, Any]]) -> list[str]:
     return [str(r.get("message") or r.get("event")) for r in records if r.get("kind") == "event"]
 
 
-@st.cache_data(show_spinner=False, max_entries=16)
+# cache_resource, not cache_data: cache_data hands back an unpickled copy, and unpickling a
+# plotly Figure re-validates it (~0.1 s here, every second the live view polls). The figure is
+# shared, so nobody may mutate it; st.plotly_chart only serialises it.
+@st.cache_resource(show_spinner=False, max_entries=16)
 def _live_figure_cached(path: str, stamp: tuple[int, int]):
     return live_figure(Run(Path(path)).read_metrics())
 
