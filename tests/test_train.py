@@ -255,3 +255,14 @@ def test_device_resolution():
     if not torch.cuda.is_available():
         with pytest.raises(ConfigError, match="no CUDA GPU"):
             resolve_device("cuda")
+
+
+def test_torch_compile_path_records_its_warm_up(tmp_path):
+    """The compiled path (used on GPUs) runs end to end on the CPU and logs both compile costs."""
+    run = RunStore(tmp_path).create(tiny_config(compile=True, epochs=2), "compiled")
+    assert train_run(run) == "finished", run.read_status()
+    events = [r for r in run.read_metrics() if r["kind"] == "event"]
+    assert [e["event"] for e in events] == ["compile", "compile-eval"]
+    assert events[0]["step"] == 1 and events[0]["seconds"] > 0
+    assert "torch.compile" in events[0]["message"]
+    assert len(epochs_of(run)) == 2

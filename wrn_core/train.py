@@ -327,6 +327,7 @@ def _train(
         report("done")
         return "stopped"
 
+    compiled_eval = False  # whether the compiled model has been evaluated in this process
     report("compiling" if config.compile and step == 0 else "training")
     while epoch < config.epochs:
         model.train()
@@ -396,7 +397,14 @@ def _train(
         report("evaluating", rate=rate)
         eval_start = time.perf_counter()
         test_loss, test_acc = evaluate(forward, test_loader, device)
-        train_seconds += time.perf_counter() - eval_start
+        eval_seconds = time.perf_counter() - eval_start
+        train_seconds += eval_seconds
+        if config.compile and not compiled_eval:
+            # Eval mode and the eval batch shape compile a second graph; show that cost too.
+            compiled_eval = True
+            run.append_metrics([{"kind": "event", "event": "compile-eval", "step": step, "epoch": epoch + 1,
+                                 "time": train_seconds, "seconds": eval_seconds,
+                                 "message": f"first evaluation with torch.compile (includes compiling it) took {eval_seconds:.1f} s"}])
         if not math.isfinite(test_loss):
             raise _Diverged(step)
         epoch += 1
