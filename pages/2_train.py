@@ -266,6 +266,8 @@ def live_view() -> None:
         done = int(status.get("epoch") or 0)
         fraction = min(1.0, done / epochs) if epochs else 0.0
         text = f"{state} · epoch {done}/{epochs}"
+        if active and status.get("message"):
+            text += f" · {status['message']}"  # e.g. "loading data" before the first step
     st.progress(fraction, text=text)
 
     m1, m2, m3, m4, m5 = st.columns(5)
