@@ -163,3 +163,33 @@ def test_real_cifar10_jpegs_wrn_10_2_reaches_35_percent(tmp_path_factory, tmp_pa
     final = float(rows[-1]["test_acc"])
     print(f"WRN-10-2 on 5,000 CIFAR-10 JPEGs, 4 epochs: test accuracy {final:.1%}")
     assert final >= 0.35
+
+
+def test_killed_process_leaves_an_interrupted_run_that_resumes(tmp_path):
+    """SIGKILL mid-epoch (no chance to save): the run is found interrupted and resumes from its last epoch."""
+    runs_dir = str(tmp_path)
+    args = [sys.executable, "-m", "wrn_core", "train", *TINY, "--synthetic-train", "640", "--epochs", "3",
+            "--runs-dir", runs_dir, "--name", "killed"]
+    proc = subprocess.Popen(args, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    run_dir = Path(runs_dir) / "killed"
+    deadline = time.monotonic() + 120
+    # Wait until epoch 1 is checkpointed and epoch 2 has logged a few steps.
+    while time.monotonic() < deadline:
+        records = RunStore(runs_dir).get("killed").read_metrics() if (run_dir / "config.json").exists() else []
+        if any(r["kind"] == "epoch" for r in records) and max((r["step"] for r in records), default=0) >= 23:
+            break
+        time.sleep(0.02)
+    proc.kill()
+    proc.wait(timeout=30)
+    run = RunStore(runs_dir).get("killed")
+    assert run.read_status()["status"] == "running"  # what the dead process left behind
+
+    listing = run_cli("runs", "list", "--runs-dir", runs_dir)
+    assert "interrupted" in listing.stdout
+    assert run.read_status()["status"] == "interrupted"
+    result = run_cli("resume", "killed", "--runs-dir", runs_dir)
+    assert result.returncode == 0, result.stderr
+    assert run.read_status()["status"] == "finished"
+    steps = [r["step"] for r in run.read_metrics() if r["kind"] == "step"]
+    assert steps == list(range(1, 61))  # the lost part of epoch 2 is redone once, not duplicated
+    assert [r["epoch"] for r in run.read_metrics() if r["kind"] == "epoch"] == [1, 2, 3]
