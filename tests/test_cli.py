@@ -193,3 +193,12 @@ def test_killed_process_leaves_an_interrupted_run_that_resumes(tmp_path):
     steps = [r["step"] for r in run.read_metrics() if r["kind"] == "step"]
     assert steps == list(range(1, 61))  # the lost part of epoch 2 is redone once, not duplicated
     assert [r["epoch"] for r in run.read_metrics() if r["kind"] == "epoch"] == [1, 2, 3]
+
+
+def test_unwritable_runs_dir_is_one_line_not_a_traceback(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    result = run_cli("train", *TINY, "--runs-dir", str(blocker / "runs"), timeout=120)
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Not a directory" in lines[0] and "Traceback" not in result.stderr

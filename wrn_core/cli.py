@@ -328,6 +328,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ConfigError, RunStoreError, DataError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # e.g. a runs directory that cannot be written: one line, not a traceback
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
