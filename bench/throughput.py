@@ -205,7 +205,7 @@ def engine_loader_rate(root: Path, case: Case, device: torch.device) -> float:
     _sync(device)
     start, seen = time.perf_counter(), 0
     for epoch in (1, 2):
-        for images, labels in loader.epoch(epoch):
+        for _images, labels in loader.epoch(epoch):
             seen += labels.shape[0]
     _sync(device)
     return seen / (time.perf_counter() - start)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import json
 
 import pytest
@@ -86,7 +88,7 @@ def test_wrn_config_unknown_field() -> None:
 
 def test_configs_are_frozen_and_hashable() -> None:
     config = WRNConfig()
-    with pytest.raises(Exception):
+    with pytest.raises(dataclasses.FrozenInstanceError):
         config.depth = 22  # type: ignore[misc]
     assert hash(config) == hash(WRNConfig())
 

@@ -9,7 +9,7 @@ import pytest
 from wrn_core.analysis import runs_frame
 from wrn_core.plots import PANEL_TITLES, acc_vs_params_figure, compare_figure, live_figure, width_figure
 
-from metric_records import RECORDS, epoch, step, summary
+from metric_records import RECORDS, summary
 
 
 

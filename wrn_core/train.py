@@ -101,7 +101,6 @@ def lr_factor(config: TrainConfig, step: int, steps_per_epoch: int) -> float:
     """Multiplier of the peak learning rate before optimizer step `step` (0-based)."""
     total = config.epochs * steps_per_epoch
     warmup = int(round(config.warmup_epochs * steps_per_epoch))
-    progress = step / max(1, total)  # fraction of training done, in [0, 1)
     if config.schedule == "onecycle":
         # Linear ramp from peak/25 to the peak over the warm-up (default 25% of training), then linear to 0.
         ramp = warmup if warmup > 0 else int(0.25 * total)
