@@ -229,26 +229,12 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
-    from wrn_core.runstore import ACTIVE_STATUSES
-    from wrn_core.train import preflight
+    from wrn_core.train import prepare_resume
 
     store = RunStore(args.runs_dir)
     store.reconcile()
     run = store.get(args.name)
-    status = run.read_status()
-    if status.get("status") in ACTIVE_STATUSES:
-        raise RunStoreError(f"run {args.name!r} is {status.get('status')} in another process")
-    config = run.read_config()
-    done = int(status.get("epoch", 0) or 0)
-    if args.epochs is not None:
-        if args.epochs <= done:
-            raise RunStoreError(f"run {args.name!r} has already completed {done} epochs; ask for more than {done}")
-        config = config.replace(epochs=args.epochs)
-    elif done >= config.epochs:
-        raise RunStoreError(f"run {args.name!r} already finished its {config.epochs} epochs; pass --epochs to continue")
-    preflight(config)
-    run.write_config(config)
-    run.write_status(epochs=config.epochs)
+    prepare_resume(run, args.epochs)
     return _run_with_progress(run, resume=True)
 
 

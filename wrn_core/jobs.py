@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from wrn_core.config import TrainConfig
-from wrn_core.runstore import ACTIVE_STATUSES, RunStore, RunStoreError
-from wrn_core.train import Progress, preflight, train_run
+from wrn_core.runstore import RunStore, RunStoreError
+from wrn_core.train import Progress, preflight, prepare_resume, train_run
 
 
 @dataclass(frozen=True)
@@ -65,22 +65,8 @@ class JobManager:
             if name in self._jobs:
                 raise RunStoreError(f"run {name!r} is already {self._state(name)}")
         run = self.store.get(name)
-        status = run.read_status()
-        if status.get("status") in ACTIVE_STATUSES:
-            raise RunStoreError(f"run {name!r} is {status.get('status')} in another process")
-        config = run.read_config()
-        done = int(status.get("epoch", 0) or 0)
-        if epochs is not None:
-            if epochs <= done:
-                raise RunStoreError(f"run {name!r} has already completed {done} epochs; ask for more than {done}")
-            config = config.replace(epochs=epochs)
-        elif done >= config.epochs:
-            raise RunStoreError(
-                f"run {name!r} already finished its {config.epochs} epochs; give a larger number of epochs to continue"
-            )
-        device = preflight(config)
-        run.write_config(config)
-        run.write_status("queued", "waiting to resume", epochs=config.epochs, finished_at=None)
+        device = prepare_resume(run, epochs)
+        run.write_status("queued", "waiting to resume")
         self._enqueue(_Job(name=name, device=device, resume=True))
         return name
 

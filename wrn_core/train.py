@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from wrn_core.config import ConfigError, TrainConfig
 from wrn_core.data import DEFAULT_DATA_DIR, DataError, DeviceLoader, cifar_files_present, load_cifar, load_dataset
 from wrn_core.model import build_model, count_parameters
-from wrn_core.runstore import Run
+from wrn_core.runstore import ACTIVE_STATUSES, Run, RunStoreError
 
 
 @dataclass(frozen=True)
@@ -78,6 +78,31 @@ def preflight(config: TrainConfig) -> str:
         if not (root / "train").is_dir() or not ((root / "test").is_dir() or (root / "val").is_dir()):
             raise DataError(f"image folder {root} needs train/ and test/ (or val/) subfolders of class folders")
     return device.type
+
+
+def prepare_resume(run: Run, epochs: int | None = None) -> str:
+    """Check that a run can continue (optionally to `epochs` in total) and record the new target.
+
+    Raises RunStoreError (the run is active, or has nothing left to do) or ConfigError/DataError
+    from preflight; returns the device type to run on. The caller then trains with resume=True.
+    """
+    status = run.read_status()
+    if status.get("status") in ACTIVE_STATUSES:
+        raise RunStoreError(f"run {run.name!r} is {status.get('status')} in another process")
+    config = run.read_config()
+    done = int(status.get("epoch", 0) or 0)
+    if epochs is not None:
+        if epochs <= done:
+            raise RunStoreError(f"run {run.name!r} has already completed {done} epochs; ask for more than {done}")
+        config = config.replace(epochs=epochs)
+    elif done >= config.epochs:
+        raise RunStoreError(
+            f"run {run.name!r} already finished its {config.epochs} epochs; give a larger number of epochs to continue"
+        )
+    device = preflight(config)
+    run.write_config(config)
+    run.write_status(epochs=config.epochs, finished_at=None)
+    return device
 
 
 def build_optimizer(model: torch.nn.Module, config: TrainConfig, device: torch.device) -> torch.optim.Optimizer:
