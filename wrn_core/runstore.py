@@ -191,7 +191,8 @@ class Run:
     def load_checkpoint(self) -> dict[str, Any]:
         import torch
 
-        return torch.load(self.checkpoint_path, map_location="cpu", weights_only=False)
+        # weights_only: a checkpoint holds only tensors and plain data, so no pickled code can run.
+        return torch.load(self.checkpoint_path, map_location="cpu", weights_only=True)
 
     def has_checkpoint(self) -> bool:
         return self.checkpoint_path.exists()
