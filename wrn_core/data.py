@@ -167,6 +167,16 @@ def _apply_subsets(ds: Dataset, subset_train: int | None, subset_test: int | Non
     )
 
 
+def check_available(config: TrainConfig) -> None:
+    """Raise DataError (one line) if the config's dataset cannot be found, without loading it."""
+    if config.dataset in ("cifar10", "cifar100"):
+        data_dir = Path(config.data_dir or DEFAULT_DATA_DIR)
+        if not cifar_files_present(config.dataset, data_dir):
+            raise DataError(_cifar_missing_message(config.dataset, data_dir))
+    elif config.dataset == "folder":
+        _folder_splits(Path(config.data_dir or ""))
+
+
 def load_dataset(config: TrainConfig) -> Dataset:
     """The dataset a run asks for, with its class-balanced subsets applied. Never downloads."""
     if config.dataset == "synthetic":

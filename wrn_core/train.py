@@ -10,14 +10,13 @@ import threading
 import time
 import traceback
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Callable
 
 import torch
 import torch.nn.functional as F
 
 from wrn_core.config import ConfigError, TrainConfig
-from wrn_core.data import DEFAULT_DATA_DIR, DataError, DeviceLoader, cifar_files_present, load_cifar, load_dataset
+from wrn_core.data import DataError, DeviceLoader, check_available, load_dataset
 from wrn_core.model import build_model, count_parameters
 from wrn_core.runstore import ACTIVE_STATUSES, Run, RunStoreError
 
@@ -67,16 +66,7 @@ def preflight(config: TrainConfig) -> str:
     Raises ConfigError or DataError with a one-line message (CUDA missing, data not found).
     """
     device = resolve_device(config.device)
-    if config.dataset in ("cifar10", "cifar100"):
-        data_dir = config.data_dir or DEFAULT_DATA_DIR
-        if not cifar_files_present(config.dataset, data_dir):
-            load_cifar(config.dataset, data_dir)  # raises DataError naming the files expected there
-    if config.dataset == "folder":
-        root = Path(config.data_dir or "")
-        if not root.is_dir():
-            raise DataError(f"image folder {root} does not exist; expected {root}/train/<class>/*.jpg and {root}/test/<class>/*.jpg")
-        if not (root / "train").is_dir() or not ((root / "test").is_dir() or (root / "val").is_dir()):
-            raise DataError(f"image folder {root} needs train/ and test/ (or val/) subfolders of class folders")
+    check_available(config)
     return device.type
 
 
