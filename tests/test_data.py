@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from wrn_core import data
+from wrn_core.data import folder as data  # the folder module's internals are patched below
 from wrn_core.config import TrainConfig, WRNConfig
 from wrn_core.data import (
     DataError,
