@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
+import os
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -24,6 +28,11 @@ TINY = ["--blocks", "1", "--widen-factor", "1", "--dataset", "synthetic", "--syn
 def run_cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "wrn_core", *args], capture_output=True, text=True,
                           timeout=timeout, cwd=REPO)
+
+
+def shown(result: subprocess.CompletedProcess) -> dict:
+    """The JSON object `runs show` prints first (the epoch table follows it)."""
+    return json.JSONDecoder().raw_decode(result.stdout)[0]
 
 
 def test_summary_json_for_wrn_28_10():
@@ -175,17 +184,20 @@ def test_killed_process_leaves_an_interrupted_run_that_resumes(tmp_path):
     # Wait until epoch 1 is checkpointed and epoch 2 has logged a few steps.
     while time.monotonic() < deadline:
         records = RunStore(runs_dir).get("killed").read_metrics() if (run_dir / "config.json").exists() else []
-        if any(r["kind"] == "epoch" for r in records) and max((r["step"] for r in records), default=0) >= 23:
+        if any(r["kind"] == "epoch" for r in records) and max((r.get("step", 0) for r in records), default=0) >= 23:
             break
         time.sleep(0.02)
     proc.kill()
     proc.wait(timeout=30)
     run = RunStore(runs_dir).get("killed")
-    assert run.read_status()["status"] == "running"  # what the dead process left behind
+    assert json.loads(run.status_path.read_text())["status"] == "running"  # what the dead process left behind
 
+    # Every reader sees the truth at once: the lock died with the process.
+    show = run_cli("runs", "show", "killed", "--runs-dir", runs_dir)
+    assert show.returncode == 0 and shown(show)["status"]["status"] == "interrupted"
     listing = run_cli("runs", "list", "--runs-dir", runs_dir)
     assert "interrupted" in listing.stdout
-    assert run.read_status()["status"] == "interrupted"
+    assert json.loads(run.status_path.read_text())["status"] == "interrupted"  # list persisted it
     result = run_cli("resume", "killed", "--runs-dir", runs_dir)
     assert result.returncode == 0, result.stderr
     assert run.read_status()["status"] == "finished"
@@ -200,4 +212,261 @@ def test_unwritable_runs_dir_is_one_line_not_a_traceback(tmp_path):
     result = run_cli("train", *TINY, "--runs-dir", str(blocker / "runs"), timeout=120)
     assert result.returncode == 1
     lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and "Not a directory" in lines[0] and "Traceback" not in result.stderr
+    assert len(lines) == 1 and "not a directory" in lines[0].lower() and "Traceback" not in result.stderr
+
+
+# ---------------------------------------------------------------------------------------------
+# One writer per run, honest statuses, damaged files (issue: a run store you can trust)
+
+
+def _cli_waiting_for(go: Path, *args: str) -> subprocess.Popen:
+    """A CLI process that has imported everything and waits for `go` to exist before running: a fair race."""
+    code = (
+        "import os, sys, time\n"
+        "from wrn_core.cli import main\n"
+        "import wrn_core.train\n"
+        f"while not os.path.exists({str(go)!r}):\n"
+        "    time.sleep(0.002)\n"
+        f"sys.exit(main({list(args)!r}))\n"
+    )
+    return subprocess.Popen([sys.executable, "-c", code], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def test_two_resumes_released_together_train_once(tmp_path):
+    runs_dir = str(tmp_path / "runs")
+    assert main(["train", *TINY, "--epochs", "1", "--runs-dir", runs_dir, "--name", "race"]) == 0
+    go = tmp_path / "go"
+    racers = [_cli_waiting_for(go, "resume", "race", "--epochs", "4", "--runs-dir", runs_dir) for _ in range(2)]
+    time.sleep(4)  # both have imported torch and are polling
+    go.touch()
+    results = [(p.wait(timeout=300), *p.communicate()) for p in racers]
+    codes = sorted(code for code, _, _ in results)
+    assert codes == [0, 2], results
+    loser = next(err for code, _, err in results if code == 2)
+    winner_pid = next(p.pid for p, (code, _, _) in zip(racers, results) if code == 0)
+    assert loser.strip().splitlines() == [f"error: run 'race' is being trained by pid {winner_pid} on {socket.gethostname()}"]
+    run = RunStore(runs_dir).get("race")
+    assert [r["epoch"] for r in run.read_metrics() if r["kind"] == "epoch"] == [1, 2, 3, 4]
+    steps = [r["step"] for r in run.read_metrics() if r["kind"] == "step"]
+    assert steps == sorted(set(steps)) and len(steps) == 16
+    assert run.read_status()["status"] == "finished"
+
+
+def test_a_queued_dashboard_job_reads_queued_elsewhere_and_cannot_be_taken(tmp_path):
+    from wrn_core.jobs import JobManager
+
+    runs_dir = tmp_path / "runs"
+    manager = JobManager(runs_dir)
+    try:
+        manager.submit(_tiny_config(epochs=200), "ahead")  # keeps the device busy
+        manager.submit(_tiny_config(epochs=1), "waiting")
+        listing = run_cli("runs", "list", "--runs-dir", str(runs_dir))
+        rows = {line.split()[0]: line for line in listing.stdout.splitlines()[1:]}
+        assert " queued " in rows["waiting"] and " running " in rows["ahead"], listing.stdout
+        show = shown(run_cli("runs", "show", "waiting", "--runs-dir", str(runs_dir)))
+        assert show["status"]["status"] == "queued" and show["status"]["owner"]["pid"] == os.getpid()
+        taken = run_cli("resume", "waiting", "--runs-dir", str(runs_dir))
+        assert taken.returncode == 2
+        assert taken.stderr.strip() == f"error: run 'waiting' is queued by pid {os.getpid()} on {socket.gethostname()}"
+    finally:
+        manager.shutdown()
+    # The queue's owner is gone (shut down): the queued run was stopped, never trained twice.
+    run = RunStore(runs_dir).get("waiting")
+    assert run.read_status()["status"] == "stopped"
+    assert not [r for r in run.read_metrics() if r["kind"] in ("step", "epoch")]
+
+
+def _tiny_config(**changes):
+    from wrn_core.config import TrainConfig, WRNConfig
+
+    base = TrainConfig(model=WRNConfig(depth=10, widen_factor=1), synthetic_train=128, synthetic_test=50,
+                       batch_size=32, device="cpu", log_every=1)
+    return base.replace(**changes)
+
+
+def _stopped_run(runs_dir: str, name: str) -> None:
+    assert main(["train", *TINY, "--epochs", "1", "--runs-dir", runs_dir, "--name", name]) == 0
+
+
+@pytest.mark.parametrize("damage,fragment", [
+    ("{garbage", "config.json of run 'broken' is unreadable"),
+    ("{}", "config.json of run 'broken' lacks model, dataset, optimizer, epochs, batch_size"),
+])
+def test_a_corrupt_config_is_one_line_exit_2_and_the_run_stays_listed_and_deletable(tmp_path, damage, fragment):
+    runs_dir = str(tmp_path)
+    _stopped_run(runs_dir, "broken")
+    _stopped_run(runs_dir, "fine")
+    (tmp_path / "broken" / "config.json").write_text(damage)
+    resumed = run_cli("resume", "broken", "--epochs", "3", "--runs-dir", runs_dir)
+    lines = resumed.stderr.strip().splitlines()
+    assert resumed.returncode == 2 and len(lines) == 1 and lines[0].startswith(f"error: {fragment}"), resumed.stderr
+    show = run_cli("runs", "show", "broken", "--runs-dir", runs_dir)
+    assert show.returncode == 2 and shown(show)["config"] is None and fragment in show.stderr
+    assert "Traceback" not in show.stderr + resumed.stderr
+    listing = run_cli("runs", "list", "--runs-dir", runs_dir)
+    assert listing.returncode == 0 and "broken" in listing.stdout and "fine" in listing.stdout
+    assert run_cli("runs", "delete", "broken", "--runs-dir", runs_dir).returncode == 0
+    assert RunStore(runs_dir).names() == ["fine"]
+
+
+def test_a_corrupt_checkpoint_is_one_line_exit_2_and_changes_nothing(tmp_path):
+    runs_dir = str(tmp_path)
+    _stopped_run(runs_dir, "ckpt")
+    run = RunStore(runs_dir).get("ckpt")
+    run.checkpoint_path.write_bytes(b"PK\x03\x04 truncated")
+    before = run.status_path.read_bytes()
+    result = run_cli("resume", "ckpt", "--epochs", "2", "--runs-dir", runs_dir)
+    assert result.returncode == 2
+    assert result.stderr.strip().startswith("error: checkpoint.pt of run 'ckpt' is unreadable (")
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert run.status_path.read_bytes() == before and run.read_config().epochs == 1
+
+
+def test_a_corrupt_status_is_rebuilt_and_the_run_resumes(tmp_path):
+    runs_dir = str(tmp_path)
+    _stopped_run(runs_dir, "status")
+    run = RunStore(runs_dir).get("status")
+    run.status_path.write_text("{ not json")
+    show = shown(run_cli("runs", "show", "status", "--runs-dir", runs_dir))
+    assert show["status"]["status"] == "finished" and show["status"]["rebuilt"] is True
+    assert "rebuilt from metrics.jsonl: 1/1 epochs" in show["status"]["message"]
+    result = run_cli("resume", "status", "--epochs", "2", "--runs-dir", runs_dir)
+    assert result.returncode == 0, result.stderr
+    status = run.read_status()
+    assert status["status"] == "finished" and status["epoch"] == 2 and status["created_at"] > 0
+
+
+ENOSPC_TRAIN = """
+import builtins, errno, os, sys
+from wrn_core import runstore
+from wrn_core.cli import main
+real_open = builtins.open
+
+class Full:
+    def __init__(self, handle):
+        self.handle = handle
+    def write(self, data):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    def __getattr__(self, name):
+        return getattr(self.handle, name)
+    def __enter__(self):
+        return self
+    def __exit__(self, *exc):
+        self.handle.close()
+
+def full_for_checkpoints(file, mode="r", *args, **kwargs):
+    handle = real_open(file, mode, *args, **kwargs)
+    return Full(handle) if ".checkpoint.pt." in str(file) and "w" in mode else handle
+
+runstore.open = full_for_checkpoints  # the disk fills up when the first checkpoint is written
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_a_full_disk_during_a_cli_run_fails_it_with_one_line_and_frees_it(tmp_path):
+    from test_runstore import small_tmpfs, unmount
+
+    mount = tmp_path / "disk"
+    # WRN-10-1's checkpoint (~0.7 MB) does not fit 400 KiB; config, status and metrics do.
+    mounted = small_tmpfs(mount, "400k")
+    runs_dir = str(mount / "runs")
+    try:
+        train = ["train", *TINY, "--epochs", "2", "--runs-dir", runs_dir, "--name", "full"]
+        if mounted:
+            result = run_cli(*train)
+        else:  # no tmpfs here: the same failure injected into the real CLI process
+            result = subprocess.run([sys.executable, "-c", ENOSPC_TRAIN, *train], capture_output=True, text=True,
+                                    timeout=300, cwd=REPO)
+        assert result.returncode == 1, result.stderr
+        assert "failed: no space left on device while writing the checkpoint" in result.stderr
+        assert "Traceback" not in result.stderr
+        run = RunStore(runs_dir).get("full")
+        status = run.read_status()
+        assert status["status"] == "failed" and status["message"] == "no space left on device while writing the checkpoint"
+        assert run.owner() is None and not run.error_path.exists()
+        assert not [p.name for p in run.path.iterdir() if p.name.endswith(".tmp")]
+        assert [r["step"] for r in run.read_metrics() if r["kind"] == "step"] == [1, 2, 3, 4]  # kept
+        listing = run_cli("runs", "list", "--runs-dir", runs_dir)
+        assert listing.returncode == 0 and "failed" in listing.stdout
+    finally:
+        if mounted:
+            unmount(mount)
+
+
+def test_soak_training_resume_attempts_and_a_fast_reader(tmp_path):
+    """~60 s: a training CLI, resume attempts every second (one wins after a Ctrl-C), `runs list` every 0.1 s."""
+    runs_dir = str(tmp_path / "runs")
+    epochs = 30
+    trainer = subprocess.Popen(
+        [sys.executable, "-m", "wrn_core", "train", *TINY, "--synthetic-train", "256", "--epochs", str(epochs),
+         "--runs-dir", runs_dir, "--name", "soak"],
+        cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )
+    failures: list[str] = []
+    statuses: set[str] = set()
+    stop_reading = threading.Event()
+
+    def reader() -> None:
+        while not stop_reading.is_set():
+            out, err = io.StringIO(), io.StringIO()
+            with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+                try:
+                    code = main(["runs", "list", "--runs-dir", runs_dir])
+                except Exception as exc:  # noqa: BLE001 - the point is that none happens
+                    failures.append(repr(exc))
+                    continue
+            if code != 0 or "Traceback" in err.getvalue():
+                failures.append(err.getvalue())
+            for line in out.getvalue().splitlines()[1:]:
+                statuses.add(line.split()[4])
+            time.sleep(0.1)
+
+    thread = threading.Thread(target=reader, daemon=True)
+    thread.start()
+    store = RunStore(runs_dir)
+    deadline = time.monotonic() + 120
+    while not store.exists("soak") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    attempts: list[tuple[int, str]] = []
+    trainers = [trainer]
+    stopped_by_user = False
+    start = time.monotonic()
+    try:
+        while time.monotonic() - start < 55:
+            records = store.get("soak").read_metrics() if store.exists("soak") else []
+            if not stopped_by_user and sum(r["kind"] == "epoch" for r in records) >= 3:
+                trainer.send_signal(signal.SIGINT)  # the user stops it; the next attempt takes it over
+                assert trainer.wait(timeout=60) == 0
+                stopped_by_user = True
+            attempt = subprocess.Popen([sys.executable, "-m", "wrn_core", "resume", "soak", "--runs-dir", runs_dir],
+                                       cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+            while attempt.poll() is None:
+                owner = store.get("soak").owner()
+                if owner is not None and owner.pid == attempt.pid:
+                    trainers.append(attempt)  # it won the run and trains it
+                    break
+                time.sleep(0.05)
+            else:
+                attempts.append((attempt.returncode, attempt.stderr.read()))
+        for proc in trainers:
+            proc.wait(timeout=300)
+    finally:
+        stop_reading.set()
+        thread.join(timeout=30)
+        for proc in trainers:
+            if proc.poll() is None:
+                proc.kill()
+    assert failures == []
+    assert statuses <= {"queued", "running", "stopped", "finished", "interrupted"}, statuses
+    assert stopped_by_user and len(trainers) == 2, "exactly one resume attempt takes over after the stop"
+    for code, err in attempts:
+        lines = err.strip().splitlines()
+        assert code == 2 and len(lines) == 1, err
+        assert "is being trained by pid" in lines[0] or "already finished its 30 epochs" in lines[0], lines[0]
+    run = RunStore(runs_dir).get("soak")
+    status = run.read_status()
+    assert status["status"] == "finished", status
+    epochs_recorded = [r["epoch"] for r in run.read_metrics() if r["kind"] == "epoch"]
+    assert epochs_recorded == list(range(1, epochs + 1))
+    steps = [r["step"] for r in run.read_metrics() if r["kind"] == "step"]
+    assert steps == list(range(1, epochs * 8 + 1))

@@ -1,30 +1,63 @@
-"""Tests for the run directory: config, append-only metrics, atomic status, names, reconcile."""
+"""Tests for the run directory: the lock, append-only metrics, derived statuses, damaged files, full disks."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
+import signal
 import subprocess
 import sys
+import textwrap
+import time
+from pathlib import Path
 
 import pytest
 
 from wrn_core.config import TrainConfig, WRNConfig
-from wrn_core.runstore import RunStore, RunStoreError, validate_run_name
+from wrn_core.runstore import (
+    Run,
+    RunBusyError,
+    RunCorruptError,
+    RunStore,
+    RunStoreError,
+    RunWriteError,
+    parse_metrics,
+    validate_run_name,
+)
 
 
 def _config() -> TrainConfig:
     return TrainConfig(model=WRNConfig(depth=10, widen_factor=1), epochs=2)
 
 
-def test_create_writes_config_and_queued_status(tmp_path):
+def hold_in_subprocess(run_path: Path, role: str = "training") -> subprocess.Popen:
+    """Another process that takes the run's lock and keeps it until killed; returns once it holds it."""
+    code = textwrap.dedent(f"""
+        import sys, time
+        from wrn_core.runstore import Run
+        run = Run({str(run_path)!r})
+        run.acquire({role!r})
+        print("held", flush=True)
+        time.sleep(120)
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "held"
+    return proc
+
+
+def test_create_writes_config_and_a_queued_status_owned_by_its_creator(tmp_path):
     store = RunStore(tmp_path)
-    run = store.create(_config(), "first")
+    run = store.create(_config(), "first", hold="queued")
     assert run.read_config() == _config()
     status = run.read_status()
-    assert status["status"] == "queued"
-    assert status["model_name"] == "WRN-10-1"
+    assert status["status"] == "queued" and status["model_name"] == "WRN-10-1"
+    assert status["owner"]["pid"] == os.getpid() and status["owner"]["role"] == "queued"
     assert store.names() == ["first"]
+    run.release()
+    # Nobody holds it any more: a queued run without its owner is interrupted, and says so.
+    released = run.read_status()
+    assert released["status"] == "interrupted" and "resume" in released["message"]
 
 
 def test_generated_names_are_unique(tmp_path):
@@ -51,26 +84,118 @@ def test_unsafe_names_refused(tmp_path, name):
     assert not (tmp_path.parent / "evil").exists()
 
 
+# ---------------------------------------------------------------------------------------------
+# The lock
+
+
+def test_a_second_writer_is_refused_naming_the_holder_and_kill_9_frees_the_run(tmp_path):
+    run = RunStore(tmp_path).create(_config(), "locked")
+    holder = hold_in_subprocess(run.path)
+    try:
+        with pytest.raises(RunBusyError, match=rf"run 'locked' is being trained by pid {holder.pid} on "):
+            Run(run.path).acquire("training", wait_s=0.2)
+        run.write_status("running", "training", pid=holder.pid)
+        assert run.read_status()["status"] == "running"
+        assert run.owner().pid == holder.pid
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+    # The kernel dropped the lock with the process: the run is interrupted at once, and free.
+    status = run.read_status()
+    assert status["status"] == "interrupted" and str(holder.pid) in status["message"]
+    assert run.owner() is None
+    other = Run(run.path)
+    other.acquire("training", wait_s=0.0)
+    other.release()
+
+
+def test_the_lock_conflicts_within_one_process_too(tmp_path):
+    run = RunStore(tmp_path).create(_config(), "twice", hold="training")
+    with pytest.raises(RunBusyError, match="being trained by pid"):
+        Run(run.path).acquire("training", wait_s=0.1)
+    run.acquire("training")  # the holder asking again is fine
+    run.release()
+
+
+def test_reconcile_persists_interrupted_only_for_runs_nobody_holds(tmp_path):
+    store = RunStore(tmp_path)
+    dead = store.create(_config(), "dead")
+    dead.write_status("running", pid=12345678)
+    alive = store.create(_config(), "alive")
+    holder = hold_in_subprocess(alive.path)
+    try:
+        alive.write_status("running", pid=holder.pid)
+        mine = store.create(_config(), "mine", hold="training")
+        mine.write_status("running", pid=os.getpid())
+        assert store.reconcile() == ["dead"]
+        assert json.loads(dead.status_path.read_text())["status"] == "interrupted"
+        assert json.loads(alive.status_path.read_text())["status"] == "running"
+        assert json.loads(mine.status_path.read_text())["status"] == "running"
+        mine.release()
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_delete_refuses_a_held_run_and_removes_a_free_one(tmp_path):
+    store = RunStore(tmp_path)
+    run = store.create(_config(), "busy")
+    holder = hold_in_subprocess(run.path)
+    try:
+        with pytest.raises(RunBusyError, match=f"being trained by pid {holder.pid}.*stop it before deleting"):
+            store.delete("busy")
+        assert store.exists("busy")
+    finally:
+        holder.kill()
+        holder.wait()
+    store.delete("busy")
+    assert store.names() == []
+    with pytest.raises(RunStoreError, match="no run named"):
+        store.get("busy")
+
+
+# ---------------------------------------------------------------------------------------------
+# metrics.jsonl
+
+
 def test_metrics_append_and_torn_last_line(tmp_path):
     run = RunStore(tmp_path).create(_config(), "torn")
     run.append_metrics([{"kind": "step", "step": 1}, {"kind": "step", "step": 2}])
     with open(run.metrics_path, "a") as f:
         f.write('{"kind": "step", "st')  # a crash mid-write
-    assert [r["step"] for r in run.read_metrics()] == [1, 2]
-    # The next append must not glue onto the torn fragment.
+    log = run.read_metrics_log()
+    assert [r.get("step") for r in log.records] == [None, 1, 2] and log.unreadable == 1  # "created" comes first
+    # The next append must not glue onto the torn fragment, which stays in the file.
     run.append_metrics([{"kind": "step", "step": 3}])
-    assert [r["step"] for r in run.read_metrics()] == [1, 2, 3]
+    assert [r["step"] for r in run.read_metrics() if r["kind"] == "step"] == [1, 2, 3]
+    assert '{"kind": "step", "st\n' in run.metrics_path.read_text()
+    assert run.read_metrics_log().warning == "1 unreadable line in metrics.jsonl (skipped)"
 
 
-def test_truncate_metrics_after_step(tmp_path):
-    run = RunStore(tmp_path).create(_config(), "trunc")
-    run.append_metrics([{"kind": "step", "step": s} for s in range(1, 11)])
-    run.truncate_metrics_after(6)
-    assert [r["step"] for r in run.read_metrics()] == list(range(1, 7))
+def test_resume_markers_supersede_later_points_and_bad_records_are_counted():
+    lines = [
+        {"kind": "step", "step": 1}, {"kind": "step", "step": 2}, {"kind": "epoch", "epoch": 1, "step": 2},
+        {"kind": "step", "step": 3}, {"kind": "step", "step": 4},  # trained past the checkpoint, then killed
+        {"kind": "resume", "from_step": 2},
+        {"kind": "step", "step": 3}, {"kind": "step", "step": None}, {"kind": "epoch", "epoch": "2", "step": 4},
+        {"kind": "step", "step": 4}, {"kind": "epoch", "epoch": 2, "step": 4}, {"kind": "custom", "x": 1},
+    ]
+    text = "\n".join(json.dumps(line) for line in lines) + "\nnot json\n[1, 2]\n"
+    log = parse_metrics(text)
+    kept = [(r["kind"], r.get("step"), r.get("epoch")) for r in log.records]
+    assert kept == [("step", 1, None), ("step", 2, None), ("epoch", 2, 1), ("resume", None, None),
+                    ("step", 3, None), ("step", 4, None), ("epoch", 4, 2), ("custom", None, None)]
+    assert log.superseded == 2
+    assert log.unreadable == 4  # the null step, the string epoch, the non-JSON line, the non-object
+    assert log.warning == "4 unreadable lines in metrics.jsonl (skipped)"
+
+
+# ---------------------------------------------------------------------------------------------
+# status.json
 
 
 def test_status_is_merged_and_replaced_atomically(tmp_path):
-    run = RunStore(tmp_path).create(_config(), "status")
+    run = RunStore(tmp_path).create(_config(), "status", hold="training")
     run.write_status("running", "go", epoch=1)
     run.write_status(best_test_acc=0.5)
     status = json.loads(run.status_path.read_text())
@@ -78,48 +203,169 @@ def test_status_is_merged_and_replaced_atomically(tmp_path):
     assert not [p for p in run.path.iterdir() if p.name.endswith(".tmp")]
     with pytest.raises(ValueError):
         run.write_status("bogus")
+    run.release()
 
 
-def test_reconcile_marks_dead_runs_interrupted_and_keeps_live_ones(tmp_path):
+def _two_epochs(run: Run) -> None:
+    run.append_metrics([
+        {"kind": "step", "step": 5, "images_seen": 160, "time": 1.0},
+        {"kind": "epoch", "epoch": 1, "step": 5, "images_seen": 160, "time": 1.5, "test_acc": 0.4},
+        {"kind": "epoch", "epoch": 2, "step": 10, "images_seen": 320, "time": 3.0, "test_acc": 0.3},
+    ])
+
+
+@pytest.mark.parametrize("damage", ["{not json", "", "[]", '{"status": "exploded"}'])
+def test_an_unreadable_status_is_rebuilt_from_facts_and_never_invented(tmp_path, damage):
+    run = RunStore(tmp_path).create(TrainConfig(model=WRNConfig(depth=10, widen_factor=1), epochs=4), "broken")
+    _two_epochs(run)
+    run.status_path.write_text(damage)
+    status = run.read_status()
+    assert status["status"] == "interrupted" and status["rebuilt"] is True
+    assert status["message"].startswith("status.json was") and "rebuilt from metrics.jsonl: 2/4 epochs" in status["message"]
+    assert (status["epoch"], status["epochs"], status["step"], status["images_seen"]) == (2, 4, 10, 320)
+    assert (status["best_test_acc"], status["final_test_acc"], status["train_seconds"]) == (0.4, 0.3, 3.0)
+    assert status["created_at"] is not None and status["model_name"] == "WRN-10-1"
+    # The next write merges into the rebuilt status: nothing dropped, no 'failed' made up.
+    run.acquire("training")
+    run.write_status(params=77850)
+    written = json.loads(run.status_path.read_text())
+    assert written["status"] == "interrupted" and written["epoch"] == 2 and written["params"] == 77850
+    assert written["created_at"] == status["created_at"] and written["best_test_acc"] == 0.4
+    run.release()
+
+
+def test_a_rebuilt_status_of_a_complete_run_reads_finished(tmp_path):
+    run = RunStore(tmp_path).create(_config(), "complete")
+    _two_epochs(run)
+    run.status_path.unlink()
+    assert run.read_status()["status"] == "finished"
+
+
+# ---------------------------------------------------------------------------------------------
+# config.json and listings
+
+
+@pytest.mark.parametrize("content,fragment", [
+    ("{oops", "config.json of run 'bad' is unreadable"),
+    ("{}", "config.json of run 'bad' lacks model, dataset, optimizer, epochs, batch_size"),
+    ('{"model": {"depth": 15, "widen_factor": 1}, "dataset": "synthetic", "optimizer": "sgd", "epochs": 1, "batch_size": 8}',
+     "config.json of run 'bad' is invalid (depth 15 is not 6N+4"),
+])
+def test_a_corrupt_config_is_a_one_line_error_never_defaults(tmp_path, content, fragment):
     store = RunStore(tmp_path)
-    dead = store.create(_config(), "dead")
-    proc = subprocess.Popen([sys.executable, "-c", "pass"])
-    proc.wait()
-    dead.write_status("running", pid=proc.pid)
-    alive = store.create(_config(), "alive")
-    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
-    try:
-        alive.write_status("running", pid=sleeper.pid)
-        mine = store.create(_config(), "mine")
-        mine.write_status("running", pid=os.getpid())
-        held = store.create(_config(), "held")
-        held.write_status("running", pid=os.getpid())
-        assert sorted(store.reconcile(live_names=["held"])) == ["dead", "mine"]
-        assert dead.read_status()["status"] == "interrupted"
-        assert alive.read_status()["status"] == "running"
-        assert held.read_status()["status"] == "running"
-    finally:
-        sleeper.kill()
-        sleeper.wait()
+    store.create(_config(), "good")
+    bad = store.create(_config(), "bad")
+    bad.config_path.write_text(content)
+    with pytest.raises(RunCorruptError, match=re.escape(fragment)) as info:
+        bad.read_config()
+    assert "\n" not in str(info.value)
+    # The listing still shows both; the damaged one with what could be read and its problem.
+    rows = {row.name: row for row in store.summaries()}
+    assert rows["good"].problem == "" and fragment in rows["bad"].problem
+    assert rows["bad"].status == "interrupted"
+    store.delete("bad")
+    assert store.names() == ["good"]
 
 
-def test_summaries_and_delete(tmp_path):
+def test_one_unreadable_run_directory_never_breaks_the_listing(tmp_path):
+    store = RunStore(tmp_path)
+    store.create(_config(), "fine")
+    weird = store.create(_config(), "weird")
+    weird.status_path.unlink()
+    weird.status_path.mkdir()  # a directory where a file should be
+    rows = {row.name: row for row in store.summaries()}
+    assert set(rows) == {"fine", "weird"} and "status.json" in rows["weird"].problem
+
+
+def test_summaries_show_finished_runs(tmp_path):
     store = RunStore(tmp_path)
     run = store.create(_config(), "one")
     run.write_status("finished", epoch=2, best_test_acc=0.4, final_test_acc=0.3, params=123, train_seconds=5.0)
     (summary,) = store.summaries()
     assert (summary.name, summary.status, summary.epoch, summary.best_test_acc, summary.params) == ("one", "finished", 2, 0.4, 123)
-    assert summary.model_name == "WRN-10-1" and summary.optimizer == "sgd-nesterov"
-    store.delete("one")
-    assert store.names() == []
-    with pytest.raises(RunStoreError, match="no run named"):
-        store.get("one")
+    assert summary.model_name == "WRN-10-1" and summary.optimizer == "sgd-nesterov" and summary.problem == ""
 
 
-def test_delete_refuses_a_live_running_run(tmp_path):
-    store = RunStore(tmp_path)
-    run = store.create(_config(), "busy")
-    run.write_status("running", pid=os.getpid())
-    with pytest.raises(RunStoreError, match="stop it"):
-        store.delete("busy")
-    assert store.exists("busy")
+# ---------------------------------------------------------------------------------------------
+# Full disks
+
+
+def small_tmpfs(path: Path, size: str) -> bool:
+    """Mount a tmpfs of `size` at path (root only); False where mounting is not allowed."""
+    path.mkdir(parents=True, exist_ok=True)
+    try:
+        result = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], capture_output=True)
+    except OSError:  # no mount command
+        return False
+    return result.returncode == 0
+
+
+def unmount(path: Path) -> None:
+    subprocess.run(["umount", "-l", str(path)], capture_output=True)
+
+
+@pytest.fixture
+def full_disk(tmp_path, monkeypatch):
+    """A directory whose disk fills up: a 64 KiB tmpfs where mounting works, else writes that raise ENOSPC."""
+    mount = tmp_path / "small"
+    if small_tmpfs(mount, "64k"):
+        yield mount
+        unmount(mount)
+        return
+    mount.mkdir(exist_ok=True)
+    import builtins
+    import errno
+
+    from wrn_core import runstore
+
+    real_open = builtins.open
+
+    class _Filling:
+        """A file that takes 64 KiB and then fails like a full disk."""
+
+        def __init__(self, handle):
+            self.handle, self.written = handle, 0
+
+        def write(self, data):
+            self.written += len(data)
+            if self.written > 65536:
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+            return self.handle.write(data)
+
+        def __getattr__(self, name):
+            return getattr(self.handle, name)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.handle.close()
+
+    def filling_open(file, mode="r", *args, **kwargs):
+        handle = real_open(file, mode, *args, **kwargs)
+        return _Filling(handle) if str(file).startswith(str(mount)) and ("w" in mode or "a" in mode) else handle
+
+    monkeypatch.setattr(runstore, "open", filling_open, raising=False)
+    yield mount
+
+
+def test_a_full_disk_is_a_one_line_write_error_and_leaves_no_temporary_file(full_disk):
+    run = RunStore(full_disk).create(_config(), "full", hold="training")
+    with pytest.raises(RunWriteError) as info:
+        run.save_checkpoint({"model": {}, "step": 0, "blob": b"x" * 200_000})
+    assert str(info.value) == "no space left on device while writing the checkpoint"
+    assert not [p for p in run.path.iterdir() if p.name.endswith(".tmp")]
+    with pytest.raises(RunWriteError, match="no space left on device while writing metrics.jsonl"):
+        run.append_metrics([{"kind": "event", "step": 0, "blob": "y" * 200_000}])
+    run.release()
+    # Readers keep working on what is there.
+    assert RunStore(full_disk).summaries()[0].name == "full"
+
+
+def test_heartbeat_round_trip(tmp_path):
+    run = RunStore(tmp_path).create(_config(), "beat", hold="training")
+    assert run.read_heartbeat() is None
+    run.write_heartbeat({"phase": "training", "step": 3})
+    beat = run.read_heartbeat()
+    assert beat["phase"] == "training" and beat["step"] == 3 and beat["wall_time"] <= time.time()
+    run.release()

@@ -207,7 +207,7 @@ def test_cpu_training_is_reproducible(tmp_path):
     a, b = store.create(tiny_config(epochs=1), "a"), store.create(tiny_config(epochs=1), "b")
     train_run(a)
     train_run(b)
-    strip = lambda rs: [{k: v for k, v in r.items() if k not in ("time", "epoch_seconds", "images_per_s")} for r in rs]
+    strip = lambda rs: [{k: v for k, v in r.items() if k not in ("time", "epoch_seconds", "images_per_s", "wall_time")} for r in rs]
     assert strip(a.read_metrics()) == strip(b.read_metrics())
 
 
@@ -266,3 +266,129 @@ def test_torch_compile_path_records_its_warm_up(tmp_path):
     assert events[0]["step"] == 1 and events[0]["seconds"] > 0
     assert "torch.compile" in events[0]["message"]
     assert len(epochs_of(run)) == 2
+
+
+# ---------------------------------------------------------------------------------------------
+# Resume, extension and the append-only history
+
+
+def _resume(run, epochs=None, extend="continue"):
+    run.acquire("training")
+    try:
+        return train_module.prepare_resume(run, epochs, extend)
+    except BaseException:
+        run.release()
+        raise
+
+
+@pytest.mark.parametrize("schedule", ["step", "cosine", "onecycle"])
+def test_extending_a_finished_run_continues_from_the_learning_rate_it_ended_at(tmp_path, schedule):
+    run = RunStore(tmp_path).create(tiny_config(epochs=2, schedule=schedule, log_every=1), "extend")
+    assert train_run(run) == "finished"
+    ended_at = steps_of(run)[-1]["lr"]
+    plan = _resume(run, epochs=3)
+    # One-cycle and cosine end at lr 0: continuing them trains nothing, and the user is told so.
+    assert (plan.warning is not None) == (schedule != "step")
+    assert train_run(run, resume=True) == "finished"
+    added = [r["lr"] for r in steps_of(run) if r["step"] > 20]
+    assert len(added) == 10 and added == pytest.approx([ended_at] * 10)
+    assert [r["epoch"] for r in epochs_of(run)] == [1, 2, 3]
+    config = run.read_config()
+    assert (config.epochs, config.schedule_epochs, len(config.extensions)) == (3, 2, 1)
+
+
+@pytest.mark.parametrize("schedule", ["step", "cosine", "onecycle"])
+def test_restarting_the_schedule_over_the_added_epochs(tmp_path, schedule):
+    run = RunStore(tmp_path).create(tiny_config(epochs=2, schedule=schedule, log_every=1), "restart")
+    assert train_run(run) == "finished"
+    _resume(run, epochs=4, extend="restart")
+    assert train_run(run, resume=True) == "finished"
+    lrs = {r["step"]: r["lr"] for r in steps_of(run)}
+    # Steps 21-40 follow the schedule of a fresh 2-epoch run: the same lr as steps 1-20 had.
+    assert [lrs[s] for s in range(21, 41)] == pytest.approx([lrs[s] for s in range(1, 21)])
+
+
+def test_a_stopped_run_extended_finishes_its_plan_then_the_extension(tmp_path):
+    run = RunStore(tmp_path).create(tiny_config(epochs=2, schedule="step", log_every=1), "plan")
+    stop, hook = _stop_at(7)
+    assert train_run(run, stop_event=stop, on_progress=hook) == "stopped"
+    _resume(run, epochs=3)
+    assert train_run(run, resume=True) == "finished"
+    whole = RunStore(tmp_path).create(tiny_config(epochs=2, schedule="step", log_every=1), "whole")
+    assert train_run(whole) == "finished"
+    planned = {r["step"]: r["lr"] for r in steps_of(whole)}
+    got = {r["step"]: r["lr"] for r in steps_of(run)}
+    assert [got[s] for s in range(1, 21)] == pytest.approx([planned[s] for s in range(1, 21)])  # the plan, unstretched
+    assert [got[s] for s in range(21, 31)] == pytest.approx([planned[20]] * 10)
+
+
+def test_resume_appends_a_marker_and_never_rewrites_a_line(tmp_path):
+    run = RunStore(tmp_path).create(tiny_config(epochs=2, log_every=1), "append")
+    stop, hook = _stop_at(13)
+    assert train_run(run, stop_event=stop, on_progress=hook) == "stopped"
+    with open(run.metrics_path, "a") as f:
+        # What a process killed after its checkpoint leaves (points past step 13), a damaged line,
+        # and a valid JSON line with a null step.
+        f.write('{"kind":"step","step":14,"train_loss":9.9}\n{"kind": "step", "ste\n{"kind":"step","step":null}\n')
+    before = run.metrics_path.read_bytes()
+    _resume(run)
+    assert train_run(run, resume=True) == "finished"
+    assert run.metrics_path.read_bytes().startswith(before)  # history kept byte for byte
+    log = run.read_metrics_log()
+    assert log.unreadable == 2 and log.superseded == 1
+    assert [r["step"] for r in log.records if r["kind"] == "step"] == list(range(1, 21))
+    assert all(r.get("train_loss") != 9.9 for r in log.records)
+    assert [r["from_step"] for r in log.records if r["kind"] == "resume"] == [13]
+    assert [r["epoch"] for r in epochs_of(run)] == [1, 2]
+
+
+def test_resume_refusals_say_why(tmp_path):
+    run = RunStore(tmp_path).create(tiny_config(epochs=1), "done")
+    assert train_run(run) == "finished"
+    with pytest.raises(train_module.RunStoreError, match="already finished its 1 epochs"):
+        _resume(run)
+    assert not run.lock.held
+    with pytest.raises(train_module.RunStoreError, match="already completed 1 epochs"):
+        _resume(run, epochs=1)
+    run.checkpoint_path.write_bytes(b"not a checkpoint")
+    with pytest.raises(train_module.RunCorruptError, match="checkpoint.pt of run 'done' is unreadable"):
+        _resume(run, epochs=2)
+    assert run.read_status()["status"] == "finished" and run.read_config().epochs == 1  # nothing changed
+
+
+def _image_folder(root, per_class=12, test_per_class=4, classes=2):
+    from PIL import Image
+
+    from wrn_core.data import make_synthetic
+
+    ds = make_synthetic(per_class * classes, test_per_class * classes, seed=0, num_classes=classes)
+    for split, images, labels in (("train", ds.train_images, ds.train_labels), ("test", ds.test_images, ds.test_labels)):
+        for i, (image, label) in enumerate(zip(images, labels)):
+            folder = root / split / ds.classes[int(label)]
+            folder.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(image.permute(1, 2, 0).numpy()).save(folder / f"{i:03d}.png")
+    return root
+
+
+def test_an_unreadable_image_is_skipped_and_counted(tmp_path):
+    root = _image_folder(tmp_path / "images")
+    broken = sorted((root / "train" / "disk").iterdir())[0]
+    broken.write_bytes(b"\x89PNG this is not an image")
+    notices = []
+    config = tiny_config(dataset="folder", data_dir=str(root), epochs=1, batch_size=8)
+    run = RunStore(tmp_path / "runs").create(config, "skip")
+    assert train_run(run, on_progress=lambda p: p.notice and notices.append(p.notice)) == "finished"
+    (event,) = [r for r in run.read_metrics() if r["kind"] == "event" and r["event"] == "data"]
+    assert event["skipped"] == 1 and "train/disk/" in event["message"]
+    assert notices == [event["message"]] and notices[0].startswith("skipped 1 unreadable image")
+    assert epochs_of(run)[0]["images_seen"] == 16  # 23 readable training images, batches of 8, last dropped
+
+
+def test_a_class_left_without_readable_images_fails_with_one_line(tmp_path):
+    root = _image_folder(tmp_path / "images")
+    for path in (root / "train" / "square").iterdir():
+        path.write_bytes(b"garbage")
+    run = RunStore(tmp_path / "runs").create(tiny_config(dataset="folder", data_dir=str(root), epochs=1), "empty")
+    assert train_run(run) == "failed"
+    status = run.read_status()
+    assert status["error_kind"] == "input" and "every image of class square" in status["message"]

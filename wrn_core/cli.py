@@ -13,6 +13,7 @@ from typing import Any, Sequence
 from wrn_core.config import (
     DATASETS,
     DEVICES,
+    EXTEND_MODES,
     OPTIMIZERS,
     SCHEDULES,
     ConfigError,
@@ -79,11 +80,16 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--log-every", type=int, help="steps between per-step train points")
     train.add_argument("--runs-dir", default=DEFAULT_RUNS_DIR)
     train.add_argument("--name", help="run name (letters, digits, . _ -); default: generated")
+    train.add_argument("--quiet", action="store_true", help="no progress bar, only the final line")
 
     resume = sub.add_parser("resume", help="continue a stopped or interrupted run from its checkpoint")
     resume.add_argument("name")
     resume.add_argument("--epochs", type=int, help="train up to this many epochs in total")
+    resume.add_argument("--extend-schedule", choices=EXTEND_MODES, default="continue",
+                        help="epochs beyond the planned schedule: continue at the learning rate it ended at (default), "
+                             "or restart the schedule over the added epochs")
     resume.add_argument("--runs-dir", default=DEFAULT_RUNS_DIR)
+    resume.add_argument("--quiet", action="store_true", help="no progress bar (e.g. when a job manager runs it)")
 
     runs = sub.add_parser("runs", help="list, show, export or delete saved runs")
     runs_sub = runs.add_subparsers(dest="runs_command", required=True, parser_class=_Parser)
@@ -174,23 +180,30 @@ def cmd_summary(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run_with_progress(run, resume: bool) -> int:
-    """Train in this thread with a tqdm bar; Ctrl-C stops cooperatively (checkpoint saved)."""
+def _run_with_progress(run, resume: bool, quiet: bool = False) -> int:
+    """Train in this thread with a tqdm bar (none when quiet).
+
+    Ctrl-C (SIGINT) or SIGTERM stops cooperatively with a checkpoint; a second Ctrl-C ends the
+    process at once and the run is then found interrupted.
+    """
     from tqdm import tqdm
 
     from wrn_core.train import train_run
 
     stop_event = threading.Event()
 
-    def on_sigint(signum, frame) -> None:  # noqa: ARG001
+    def on_stop_signal(signum, frame) -> None:  # noqa: ARG001
         stop_event.set()
-        # A second Ctrl-C ends the process at once; the run is then found 'interrupted'.
         signal.signal(signal.SIGINT, signal.default_int_handler)
 
-    previous = signal.signal(signal.SIGINT, on_sigint)
-    bar = tqdm(total=0, unit="step", dynamic_ncols=True, file=sys.stderr, desc=run.name)
+    previous = {sig: signal.signal(sig, on_stop_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    bar = tqdm(total=0, unit="step", dynamic_ncols=True, file=sys.stderr, desc=run.name, disable=quiet)
 
     def on_progress(progress) -> None:
+        if progress.notice:
+            bar.write(f"note: {progress.notice}", file=sys.stderr)
+        if quiet:
+            return
         if bar.total != progress.total_steps:
             bar.total = progress.total_steps
         bar.n = progress.step
@@ -207,7 +220,8 @@ def _run_with_progress(run, resume: bool) -> int:
         final = train_run(run, stop_event=stop_event, on_progress=on_progress, resume=resume)
     finally:
         bar.close()
-        signal.signal(signal.SIGINT, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     status = run.read_status()
     print(f"{final}: {status.get('message', '')}", file=sys.stderr)
     print(run.path)
@@ -224,26 +238,33 @@ def cmd_train(args: argparse.Namespace) -> int:
     config = train_config_from_args(args)
     preflight(config)
     store = RunStore(args.runs_dir)
-    run = store.create(config, args.name)
-    return _run_with_progress(run, resume=False)
+    # Created locked: from its first file on, the run is this process's to train.
+    run = store.create(config, args.name, hold="training")
+    return _run_with_progress(run, resume=False, quiet=args.quiet)
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
     from wrn_core.train import prepare_resume
 
     store = RunStore(args.runs_dir)
-    store.reconcile()
     run = store.get(args.name)
-    prepare_resume(run, args.epochs)
-    return _run_with_progress(run, resume=True)
+    run.acquire("training")  # a second trainer stops here: "run X is being trained by pid P on HOST"
+    try:
+        plan = prepare_resume(run, args.epochs, args.extend_schedule)
+    except BaseException:
+        run.release()
+        raise
+    if plan.warning:
+        print(f"warning: {plan.warning}", file=sys.stderr)
+    return _run_with_progress(run, resume=True, quiet=args.quiet)
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
     from wrn_core import analysis
 
     store = RunStore(args.runs_dir)
+    store.reconcile()
     if args.runs_command == "list":
-        store.reconcile()
         frame = analysis.runs_frame(store.summaries())
         if frame.empty:
             print(f"no runs in {store.root}")
@@ -253,13 +274,27 @@ def cmd_runs(args: argparse.Namespace) -> int:
     run = store.get(args.name)
     if args.runs_command == "show":
         status = run.read_status()
-        print(json.dumps({"name": run.name, "path": str(run.path), "status": status, "config": run.read_config_dict()}, indent=2))
-        _, epochs = analysis.metrics_frames(run.read_metrics())
+        log = run.read_metrics_log()
+        problems = []
+        try:
+            config: dict[str, Any] | None = run.read_config_dict()
+        except RunStoreError as exc:
+            config, problems = None, [str(exc)]
+        print(json.dumps({"name": run.name, "path": str(run.path), "status": status, "config": config}, indent=2))
+        _, epochs = analysis.metrics_frames(log.records)
         if not epochs.empty:
             print(epochs.convert_dtypes().to_string(index=False))  # integral epochs/steps print as ints
+        if log.warning:
+            print(f"warning: {log.warning}", file=sys.stderr)
+        if problems:
+            print(f"error: {problems[0]}", file=sys.stderr)
+            return 2
         return 0
     if args.runs_command == "export":
-        records = run.read_metrics()
+        log = run.read_metrics_log()
+        if log.warning:
+            print(f"warning: {log.warning}", file=sys.stderr)
+        records = log.records
         text = analysis.export_csv(records) if args.format == "csv" else analysis.export_json(records)
         if args.out:
             Path(args.out).write_text(text)
@@ -303,7 +338,7 @@ COMMANDS = {
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from wrn_core.data import DataError
+    from wrn_core.errors import DataError  # not wrn_core.data: listing runs need not import torch
 
     try:
         args = build_parser().parse_args(argv)

@@ -95,6 +95,7 @@ class WRNConfig:
 
 
 OPTIMIZERS = ("sgd-nesterov", "adam", "adamw", "sgd")
+EXTEND_MODES = ("continue", "restart")
 SCHEDULES = ("step", "cosine", "onecycle", "constant")
 DATASETS = ("synthetic", "cifar10", "cifar100", "folder")
 DEVICES = ("auto", "cpu", "cuda", "mps")
@@ -102,6 +103,20 @@ DEVICES = ("auto", "cpu", "cuda", "mps")
 # Defaults per optimizer: the paper's SGD recipe, and the usual Adam-family settings.
 DEFAULT_LR = {"sgd-nesterov": 0.1, "sgd": 0.1, "adam": 1e-3, "adamw": 1e-3}
 DEFAULT_WEIGHT_DECAY = {"sgd-nesterov": 5e-4, "sgd": 5e-4, "adam": 0.0, "adamw": 5e-2}
+
+
+@dataclass(frozen=True)
+class Extension:
+    """Epochs added to a run beyond its planned schedule (`resume NAME --epochs MORE`)."""
+
+    from_epoch: int  # where the added epochs start: the end of the plan before them
+    epochs: int  # how many epochs were added
+    mode: str = "continue"  # continue: keep the lr the schedule ended at | restart: run the schedule again over the added epochs
+
+    def __post_init__(self) -> None:
+        _check_int("extension start epoch", self.from_epoch, 1)
+        _check_int("extension epochs", self.epochs, 1)
+        _choice("schedule extension", self.mode, EXTEND_MODES)
 
 
 @dataclass(frozen=True)
@@ -131,10 +146,14 @@ class TrainConfig:
     log_every: int = 10  # steps between per-step train points
     compile: bool = False  # torch.compile the model (CUDA); warm-up time is recorded
     eval_batch_size: int = 512
+    schedule_epochs: int | None = None  # epochs the lr schedule was planned over; None = epochs (set once a resume moves the target)
+    extensions: tuple[Extension, ...] = ()  # epochs added after the plan, in order; see Extension
 
     def __post_init__(self) -> None:
         if isinstance(self.model, dict):
             object.__setattr__(self, "model", WRNConfig.from_dict(self.model))
+        if isinstance(self.extensions, list) or any(isinstance(e, dict) for e in self.extensions):
+            object.__setattr__(self, "extensions", tuple(e if isinstance(e, Extension) else Extension(**e) for e in self.extensions))
         if not isinstance(self.model, WRNConfig):
             raise ConfigError("model must be a WRNConfig")
         _choice("dataset", self.dataset, DATASETS)
@@ -169,6 +188,42 @@ class TrainConfig:
             raise ConfigError(f"momentum must be in [0, 1), got {self.momentum}")
         if not (0.0 <= self.label_smoothing < 1.0):
             raise ConfigError(f"label smoothing must be in [0, 1), got {self.label_smoothing}")
+        if self.schedule_epochs is not None:
+            _check_int("schedule epochs", self.schedule_epochs, 1)
+        end = self.planned_epochs_before_extensions
+        for extension in self.extensions:
+            if not isinstance(extension, Extension):
+                raise ConfigError("extensions must be Extension records")
+            if extension.from_epoch != end:
+                raise ConfigError(f"a schedule extension must start where the plan ends (epoch {end}), not at {extension.from_epoch}")
+            end = extension.from_epoch + extension.epochs
+
+    @property
+    def planned_epochs_before_extensions(self) -> int:
+        """Epochs the original schedule spans (its shape), before any extension."""
+        return self.schedule_epochs if self.schedule_epochs is not None else self.epochs
+
+    @property
+    def planned_epochs(self) -> int:
+        """Where the planned schedule ends: the original plan plus every extension."""
+        if self.extensions:
+            return self.extensions[-1].from_epoch + self.extensions[-1].epochs
+        return self.planned_epochs_before_extensions
+
+    def with_target(self, epochs: int, mode: str = "continue") -> "TrainConfig":
+        """This config trained to `epochs` in total, the learning-rate plan kept for the epochs already planned.
+
+        Beyond the plan, the added epochs become an Extension: `continue` keeps the lr the schedule
+        ended at, `restart` runs the schedule again over the added epochs. Within the plan, only the
+        target moves (the schedule keeps its shape).
+        """
+        _check_int("epochs", epochs, 1)
+        _choice("schedule extension", mode, EXTEND_MODES)
+        planned = self.planned_epochs
+        extensions = self.extensions
+        if epochs > planned:
+            extensions = extensions + (Extension(from_epoch=planned, epochs=epochs - planned, mode=mode),)
+        return self.replace(epochs=epochs, schedule_epochs=self.planned_epochs_before_extensions, extensions=extensions)
 
     @property
     def effective_lr(self) -> float:
@@ -195,6 +250,13 @@ class TrainConfig:
         data = dict(data)
         if isinstance(data.get("model"), dict):
             data["model"] = WRNConfig.from_dict(data["model"])
+        if isinstance(data.get("extensions"), list):
+            extensions = []
+            for item in data["extensions"]:
+                if not isinstance(item, dict) or set(item) - {"from_epoch", "epochs", "mode"}:
+                    raise ConfigError(f"invalid schedule extension {item!r}")
+                extensions.append(Extension(**item))
+            data["extensions"] = tuple(extensions)
         return cls(**data)
 
 

@@ -7,11 +7,9 @@ from dataclasses import dataclass
 
 import torch
 
+from wrn_core.errors import DataError
+
 DEFAULT_DATA_DIR = "./data"
-
-
-class DataError(RuntimeError):
-    """A user-facing data problem; the message is one line saying what is wrong and how to fix it."""
 
 
 @dataclass(frozen=True)
