@@ -1,18 +1,25 @@
-"""Tests for the background job manager: threads, FIFO queue per device, stop, resume, reconcile."""
+"""Tests for the job manager: training processes, one FIFO queue per device slot, stop, resume, supervision."""
 
 from __future__ import annotations
 
 import os
-import threading
+import signal
+import socket
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 
+from wrn_core import jobs as jobs_module
 from wrn_core import train as train_module
 from wrn_core.config import ConfigError, TrainConfig, WRNConfig
 from wrn_core.data import DataError
 from wrn_core.jobs import JobManager
 from wrn_core.runstore import RunStore, RunStoreError
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def tiny_config(**changes) -> TrainConfig:
@@ -23,107 +30,98 @@ def tiny_config(**changes) -> TrainConfig:
     return base.replace(**changes)
 
 
+LONG = {"epochs": 500}  # a job that keeps its slot busy until it is stopped
+
+
 @pytest.fixture
 def manager(tmp_path):
-    jobs = JobManager(tmp_path)
+    jobs = JobManager(tmp_path / "runs")
     yield jobs
-    jobs.shutdown()
+    jobs.shutdown(timeout=60)
 
 
-@pytest.fixture
-def gated(monkeypatch):
-    """Make every training step wait for a gate, so tests control when jobs advance."""
-    gate = threading.Event()
-    real = train_module.train_run
-
-    def slow_train(run, stop_event=None, on_progress=None, resume=False):
-        def hook(progress):
-            if on_progress:
-                on_progress(progress)
-            while not gate.is_set() and not (stop_event and stop_event.is_set()):
-                time.sleep(0.01)
-
-        return real(run, stop_event=stop_event, on_progress=hook, resume=resume)
-
-    monkeypatch.setattr("wrn_core.jobs.train_run", slow_train)
-    return gate
-
-
-def wait_for(predicate, timeout=30.0):
+def wait_for(predicate, timeout=120.0):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if predicate():
             return True
-        time.sleep(0.02)
+        time.sleep(0.05)
     return False
 
 
-def test_submit_runs_in_the_background_to_finished(manager):
+def trained_steps(run) -> list[int]:
+    return [r["step"] for r in run.read_metrics() if r["kind"] == "step"]
+
+
+def test_a_job_trains_in_its_own_process_to_finished(manager):
     name = manager.submit(tiny_config(), "bg")
-    assert manager.wait(name, timeout=60)
+    assert wait_for(lambda: manager.jobs() and manager.jobs()[0].pid is not None)
+    (job,) = manager.jobs()
+    assert job.state == "running" and job.pid != os.getpid() and job.device == "cpu"
+    assert manager.wait(name, timeout=120)
     run = manager.store.get(name)
-    assert run.read_status()["status"] == "finished"
+    status = run.read_status()
+    assert status["status"] == "finished" and status["pid"] == job.pid
     assert any(r["kind"] == "epoch" for r in run.read_metrics())
-    progress = manager.progress(name)
-    assert progress is not None and progress.phase == "done"
+    progress = manager.progress(name)  # from the trainer's heartbeat.json
+    assert progress is not None and progress.phase == "done" and progress.step == 5
+    assert (run.path / "job.log").exists()
     assert not manager.is_active(name) and manager.jobs() == []
 
 
-def test_one_job_per_device_and_fifo_queue(manager, gated):
-    first = manager.submit(tiny_config(), "first")
+def test_one_job_per_slot_and_a_fifo_queue(manager):
+    first = manager.submit(tiny_config(**LONG), "first")
     second = manager.submit(tiny_config(), "second")
     third = manager.submit(tiny_config(), "third")
-    assert wait_for(lambda: manager.progress(first) is not None)
     assert [(j.name, j.state) for j in manager.jobs()] == [("first", "running"), ("second", "queued"), ("third", "queued")]
-    assert manager.store.get(second).read_status()["status"] == "queued"
-    gated.set()
+    status = manager.store.get(second).read_status()
+    assert status["status"] == "queued" and status["owner"]["pid"] == os.getpid()
+    assert wait_for(lambda: (manager.progress(first) or 0) and manager.progress(first).step >= 2)
+    manager.stop(first)
     for name in (first, second, third):
-        assert manager.wait(name, timeout=60)
-    started = [manager.store.get(n).read_status()["started_at"] for n in (first, second, third)]
-    assert started == sorted(started)
+        assert manager.wait(name, timeout=120)
+    assert manager.store.get(first).read_status()["status"] == "stopped"
+    started = [manager.store.get(n).read_status()["started_at"] for n in (second, third)]
+    finished = [manager.store.get(n).read_status()["finished_at"] for n in (second, third)]
+    assert started[0] < finished[0] <= started[1]  # one after the other
 
 
-def test_stop_running_and_queued_jobs(manager, gated):
-    running = manager.submit(tiny_config(), "running")
-    queued = manager.submit(tiny_config(), "queued")
-    assert wait_for(lambda: manager.progress(running) is not None)
-    assert manager.stop(queued)
-    assert manager.store.get(queued).read_status()["status"] == "stopped"
-    assert manager.stop(running)
-    assert manager.wait(running, timeout=30)
-    status = manager.store.get(running).read_status()
-    assert status["status"] == "stopped"
-    assert manager.store.get(running).has_checkpoint()
-    assert not manager.stop("no-such-run")
-
-
-def test_resume_a_stopped_run_to_the_end(manager, gated):
-    name = manager.submit(tiny_config(epochs=2), "resumable")
-    assert wait_for(lambda: manager.progress(name) is not None)
-    manager.stop(name)
-    manager.wait(name, timeout=30)
-    assert manager.store.get(name).read_status()["status"] == "stopped"
-    assert manager.store.get(name).has_checkpoint()
-    gated.set()
-    manager.resume(name)
-    assert manager.wait(name, timeout=60)
+def test_stop_a_running_job_checkpoints_and_resume_continues_every_step_once(manager):
+    name = manager.submit(tiny_config(epochs=3), "resumable")
+    assert wait_for(lambda: manager.progress(name) is not None and manager.progress(name).step >= 3)
+    assert manager.stop(name)
+    assert manager.wait(name, timeout=120)
     run = manager.store.get(name)
+    assert run.read_status()["status"] == "stopped" and run.has_checkpoint()
+    assert manager.resume(name) is None
+    assert manager.wait(name, timeout=120)
     assert run.read_status()["status"] == "finished"
-    steps = [r["step"] for r in run.read_metrics() if r["kind"] == "step"]
-    assert steps == list(range(1, 11))  # 5 steps per epoch, logged every step, none repeated
+    assert trained_steps(run) == list(range(1, 16))  # 5 steps per epoch, every one logged once
+
+
+def test_stop_a_queued_job(manager):
+    manager.submit(tiny_config(**LONG), "busy")
+    queued = manager.submit(tiny_config(), "queued")
+    assert manager.stop(queued)
+    status = manager.store.get(queued).read_status()
+    assert status["status"] == "stopped" and "before it started" in status["message"]
+    assert "owner" not in status  # the queue let go of it
+    assert not manager.stop("no-such-run")
 
 
 def test_resume_refusals(manager):
     name = manager.submit(tiny_config(), "done")
-    manager.wait(name, timeout=60)
+    assert manager.wait(name, timeout=120)
     with pytest.raises(RunStoreError, match="already finished"):
         manager.resume(name)
     with pytest.raises(RunStoreError, match="already completed 1"):
         manager.resume(name, epochs=1)
     with pytest.raises(RunStoreError, match="no run named"):
         manager.resume("missing")
-    manager.resume(name, epochs=2)
-    assert manager.wait(name, timeout=60)
+    assert manager.resume(name, epochs=2) is None
+    with pytest.raises(RunStoreError, match="already running|already queued"):
+        manager.resume(name, epochs=3)
+    assert manager.wait(name, timeout=120)
     assert manager.store.get(name).read_status()["epoch"] == 2
 
 
@@ -140,15 +138,117 @@ def test_bad_input_is_refused_before_any_run_exists(manager, tmp_path):
     assert manager.store.names() == []
 
 
+def test_two_cpu_slots_train_two_jobs_at_once(tmp_path):
+    manager = JobManager(tmp_path / "runs", slots=["cpu#0", "cpu#1"])
+    try:
+        a = manager.submit(tiny_config(**LONG), "a")
+        b = manager.submit(tiny_config(**LONG), "b")
+        assert sorted((j.name, j.device, j.state) for j in manager.jobs()) == [("a", "cpu#0", "running"), ("b", "cpu#1", "running")]
+        # Both train at the same time: each has logged steps while the other is still running.
+        assert wait_for(lambda: all((manager.progress(n) or 0) and manager.progress(n).step >= 2 for n in (a, b)))
+        assert {manager.store.get(n).read_status()["status"] for n in (a, b)} == {"running"}
+        c = manager.submit(tiny_config(), "c")  # both busy: c waits on the least-loaded slot
+        assert [j.state for j in manager.jobs() if j.name == c] == ["queued"]
+    finally:
+        manager.shutdown(timeout=60)
+    assert {manager.store.get(n).read_status()["status"] for n in ("a", "b", "c")} == {"stopped"}
+
+
+def test_a_killed_job_process_is_recorded_interrupted_and_resumes(manager):
+    name = manager.submit(tiny_config(epochs=3), "killed")
+    assert wait_for(lambda: manager.progress(name) is not None and manager.progress(name).epoch >= 1)
+    (job,) = manager.jobs()
+    os.kill(job.pid, signal.SIGKILL)
+    assert manager.wait(name, timeout=60)
+    run = manager.store.get(name)
+    status = run.read_status()
+    assert status["status"] == "interrupted" and "killed by signal 9" in status["message"]
+    manager.resume(name)
+    assert manager.wait(name, timeout=120)
+    assert run.read_status()["status"] == "finished"
+    assert [r["epoch"] for r in run.read_metrics() if r["kind"] == "epoch"] == [1, 2, 3]
+
+
+def test_stop_escalates_to_sigterm_and_sigkill(tmp_path, monkeypatch):
+    # A "trainer" that takes the lock, then ignores SIGINT and SIGTERM.
+    stubborn = tmp_path / "stubborn.py"
+    stubborn.write_text(
+        "import signal, sys, time\n"
+        "from wrn_core.runstore import RunStore\n"
+        "signal.signal(signal.SIGINT, signal.SIG_IGN)\n"
+        "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+        "run = RunStore(sys.argv[sys.argv.index('--runs-dir') + 1]).get(sys.argv[sys.argv.index('resume') + 1])\n"
+        "run.acquire('training')\n"
+        "run.write_status('running', 'stubborn', pid=__import__('os').getpid())\n"
+        "time.sleep(300)\n"
+    )
+    wrapper = tmp_path / "python"
+    wrapper.write_text(f"#!/bin/sh\nshift 2\nexec {sys.executable} {stubborn} \"$@\"\n")  # drops '-m wrn_core'
+    wrapper.chmod(0o755)
+    monkeypatch.setattr(jobs_module, "STOP_GRACE_S", 0.5)
+    monkeypatch.setattr(jobs_module, "KILL_GRACE_S", 0.5)
+    manager = JobManager(tmp_path / "runs", python=str(wrapper))
+    try:
+        name = manager.submit(tiny_config(), "stubborn")
+        assert wait_for(lambda: manager.store.get(name).read_status().get("message") == "stubborn", timeout=60)
+        manager.stop(name)
+        assert manager.wait(name, timeout=30)
+        status = manager.store.get(name).read_status()
+        assert status["status"] == "interrupted" and "killed by signal 9" in status["message"]
+    finally:
+        manager.shutdown(timeout=10)
+
+
+def test_a_new_manager_sees_a_run_it_did_not_start_and_can_stop_it(tmp_path):
+    first = JobManager(tmp_path / "runs")
+    name = first.submit(tiny_config(**LONG), "outlives")
+    assert wait_for(lambda: first.progress(name) is not None and first.progress(name).step >= 2)
+    # A restarted dashboard: a new manager over the same directory, knowing nothing of the job.
+    second = JobManager(tmp_path / "runs")
+    try:
+        status = second.store.get(name).read_status()
+        assert status["status"] == "running" and status["owner"]["role"] == "training"
+        step = second.progress(name).step
+        assert wait_for(lambda: second.progress(name).step > step)  # live, from the heartbeat
+        assert second.stop(name)
+        run = second.store.get(name)
+        assert wait_for(lambda: run.read_status()["status"] == "stopped", timeout=60)
+        assert run.has_checkpoint()
+    finally:
+        second.shutdown(timeout=10)
+        first.shutdown(timeout=60)
+
+
+def test_a_cli_run_is_stopped_through_its_lock_owner(tmp_path):
+    runs_dir = tmp_path / "runs"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "wrn_core", "train", "--blocks", "1", "--widen-factor", "1", "--synthetic-train", "160",
+         "--synthetic-test", "50", "--batch-size", "32", "--epochs", "500", "--device", "cpu", "--runs-dir",
+         str(runs_dir), "--name", "cli", "--quiet"],
+        cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    manager = JobManager(runs_dir)
+    try:
+        assert wait_for(lambda: manager.progress("cli") is not None and manager.progress("cli").step >= 2)
+        assert not manager.is_active("cli") and manager.stop("cli")
+        assert proc.wait(timeout=60) == 0
+        status = manager.store.get("cli").read_status()
+        assert status["status"] == "stopped" and status["host"] == socket.gethostname()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        manager.shutdown(timeout=10)
+
+
 def test_a_new_manager_reports_orphaned_runs_interrupted_and_can_resume_them(tmp_path):
     store = RunStore(tmp_path)
     orphan = store.create(tiny_config(), "orphan")
-    orphan.write_status("running", "training", pid=os.getpid())  # this process, but no live job holds it
+    orphan.write_status("running", "training", pid=999_999_999)  # left behind by a process that is gone
     manager = JobManager(tmp_path)
     try:
         assert orphan.read_status()["status"] == "interrupted"
         manager.resume("orphan")
-        assert manager.wait("orphan", timeout=60)
+        assert manager.wait("orphan", timeout=120)
         assert orphan.read_status()["status"] == "finished"
     finally:
         manager.shutdown()

@@ -1,108 +1,194 @@
-"""Background training jobs: one running job per device, further jobs queue FIFO (no streamlit)."""
+"""Background training jobs as supervised processes: one FIFO queue per device slot (no streamlit).
+
+Each job is `python -m wrn_core resume NAME` (or torchrun running it on every GPU) in its own
+process and session. The manager creates a queued run holding its lock, hands the locked file to
+the child when the job starts, and from then on only watches: the run directory (status.json,
+heartbeat.json, metrics.jsonl) is the contract. Stop sends SIGINT (the trainer checkpoints and
+ends `stopped`), then SIGTERM and SIGKILL if the process does not end in time. A job outlives the
+manager's process; a restarted manager sees it as a running run, by its lock.
+"""
 
 from __future__ import annotations
 
 import os
+import signal
+import socket
+import subprocess
+import sys
 import threading
+import time
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from wrn_core.config import TrainConfig
-from wrn_core.runstore import RunStore, RunStoreError
-from wrn_core.train import Progress, preflight, prepare_resume, train_run
+from wrn_core.devices import eligible_slots, list_devices
+from wrn_core.runstore import INHERITED_LOCK_ENV, Run, RunStore, RunStoreError
+from wrn_core.train import Progress, preflight, prepare_resume
+
+POLL_S = 0.2  # how often the supervisor thread looks at its processes
+STOP_GRACE_S = 60.0  # after SIGINT: time to checkpoint before SIGTERM
+KILL_GRACE_S = 15.0  # after SIGTERM: time before SIGKILL
 
 
 @dataclass(frozen=True)
 class JobInfo:
-    """A job the manager holds: running or waiting its turn on a device."""
+    """A job the manager holds: running or waiting its turn on a device slot."""
 
     name: str
-    device: str  # cpu | cuda | mps
+    device: str  # the slot: cpu, cuda:0, ... (cpu#1 when a device has several slots)
     state: str  # running | queued
     progress: Progress | None
+    pid: int | None = None
 
 
 @dataclass(eq=False)
 class _Job:
-    name: str
-    device: str
-    resume: bool
-    stop_event: threading.Event = field(default_factory=threading.Event)
+    run: Run  # holds the run's lock while queued; the child holds it once started
+    slot: str
+    nproc: int = 1  # processes (GPUs) of a DDP job launched with torchrun
+    proc: subprocess.Popen | None = None
+    stop_sent: float | None = None  # monotonic time of SIGINT
+    term_sent: float | None = None
     done: threading.Event = field(default_factory=threading.Event)
-    thread: threading.Thread | None = None
+
+    @property
+    def name(self) -> str:
+        return self.run.name
+
+
+def default_slots() -> list[str]:
+    """One queue per device of this machine: every GPU, else mps, else the CPU."""
+    names = [d.name for d in list_devices()]
+    gpus = [n for n in names if n != "cpu"]
+    return gpus + ["cpu"] if gpus else ["cpu"]
+
+
+def progress_from_heartbeat(beat: dict[str, Any] | None) -> Progress | None:
+    """The Progress a trainer last wrote to heartbeat.json, or None."""
+    if not beat:
+        return None
+    known = {f for f in Progress.__dataclass_fields__}
+    try:
+        return Progress(**{k: v for k, v in beat.items() if k in known})
+    except TypeError:
+        return None
 
 
 class JobManager:
-    """Owns the training threads of one process. Every public method is thread-safe."""
+    """Queues and supervises the training processes of one runs directory. Every public method is thread-safe."""
 
-    def __init__(self, runs_dir: str | os.PathLike[str]) -> None:
+    def __init__(self, runs_dir: str | os.PathLike[str], slots: list[str] | None = None,
+                 python: str = sys.executable) -> None:
         self.store = RunStore(Path(runs_dir))
+        self.slots = list(slots) if slots else default_slots()
+        self.python = python
         self._lock = threading.Lock()
-        self._queues: dict[str, deque[_Job]] = {}
-        self._running: dict[str, _Job] = {}  # device -> job
+        self._queues: dict[str, deque[_Job]] = {slot: deque() for slot in self.slots}
+        self._running: dict[str, _Job] = {}  # slot -> job
         self._jobs: dict[str, _Job] = {}  # name -> running or queued job
-        self._progress: dict[str, Progress] = {}
-        # Runs left 'running' by a process that has since died are 'interrupted', resumable.
-        self.store.reconcile(live_names=())
+        self._closed = False
+        # Runs left queued or running by a process that has since died are interrupted, resumable.
+        self.store.reconcile()
+        self._supervisor = threading.Thread(target=self._supervise, name="wrn-jobs", daemon=True)
+        self._supervisor.start()
 
     # submitting ---------------------------------------------------------------------
-    def submit(self, config: TrainConfig, name: str | None = None) -> str:
-        """Create a run (status queued) and start it, or queue it behind its device's job.
+    def submit(self, config: TrainConfig, name: str | None = None, nproc: int = 1, **status_fields: Any) -> str:
+        """Create a run (status queued, locked by this manager) and queue it on the least-loaded slot.
 
         Raises ConfigError, DataError or RunStoreError for bad input, before creating anything.
         """
-        device = preflight(config)
+        preflight(config)
+        slot = self._pick_slot(config.device)
         if name:
             self.store.path_for(name)  # validates the name
-        run = self.store.create(config, name)
-        self._enqueue(_Job(name=run.name, device=device, resume=False))
+        run = self.store.create(config, name, hold="queued", **status_fields)
+        self._enqueue(_Job(run=run, slot=slot, nproc=nproc))
         return run.name
 
-    def resume(self, name: str, epochs: int | None = None) -> str:
-        """Continue a stopped, interrupted or finished run from its checkpoint, optionally to more epochs."""
+    def resume(self, name: str, epochs: int | None = None, extend: str = "continue") -> str | None:
+        """Queue a stopped, interrupted or finished run to continue, optionally to more epochs.
+
+        Returns a warning to show (e.g. a schedule continued at learning rate 0), or None.
+        """
         with self._lock:
             if name in self._jobs:
-                raise RunStoreError(f"run {name!r} is already {self._state(name)}")
+                raise RunStoreError(f"run {name!r} is already {self._state(self._jobs[name])}")
         run = self.store.get(name)
-        device = prepare_resume(run, epochs)
-        run.write_status("queued", "waiting to resume")
-        self._enqueue(_Job(name=name, device=device, resume=True))
-        return name
+        run.acquire("queued")
+        try:
+            plan = prepare_resume(run, epochs, extend)
+            slot = self._pick_slot(plan.config.device)
+            run.write_status("queued", "waiting to resume")
+        except BaseException:
+            run.release()
+            raise
+        self._enqueue(_Job(run=run, slot=slot, nproc=int(run.read_status().get("world_size") or 1)))
+        return plan.warning
 
     # control ------------------------------------------------------------------------
     def stop(self, name: str) -> bool:
-        """Running: stop cooperatively within one batch (checkpoint saved). Queued: drop it, status stopped."""
+        """Running: SIGINT (checkpoint, then `stopped`). Queued: dropped, status stopped.
+
+        A run trained by a process this manager did not start (e.g. before a restart of the
+        dashboard) is stopped through its lock owner's pid, when it runs on this host.
+        """
         with self._lock:
             job = self._jobs.get(name)
-            if job is None:
-                return False
-            if self._running.get(job.device) is job:
-                job.stop_event.set()
+            if job is not None and job.proc is None:
+                self._queues[job.slot].remove(job)
+                del self._jobs[name]
+                queued = job
+            else:
+                queued = None
+            if job is not None and job.proc is not None:
+                if job.stop_sent is None:
+                    job.stop_sent = time.monotonic()
+                    _signal(job.proc.pid, signal.SIGINT)
                 return True
-            self._queues[job.device].remove(job)
-            del self._jobs[name]
-            job.done.set()
-        self.store.get(name).write_status("stopped", "stopped before it started; resume to run it")
-        return True
+        if queued is not None:
+            queued.run.write_status("stopped", "stopped before it started; resume to run it")
+            queued.run.release()
+            queued.done.set()
+            return True
+        return self._stop_foreign(name)
 
-    def shutdown(self, timeout: float = 30.0) -> None:
-        """Stop every job (queued ones first) and wait for the running ones to save and exit."""
+    def _stop_foreign(self, name: str) -> bool:
+        try:
+            run = self.store.get(name)
+        except RunStoreError:
+            return False
+        owner = run.owner()
+        if owner is None or owner.role != "training" or not owner.pid or owner.host != socket.gethostname():
+            return False
+        return _signal(owner.pid, signal.SIGINT)
+
+    def shutdown(self, timeout: float = 60.0, stop_running: bool = True) -> None:
+        """Drop queued jobs (status stopped); with stop_running, stop running ones and wait for them."""
         with self._lock:
             queued = [job.name for q in self._queues.values() for job in q]
-            running = list(self._running.values())
+            running = [job for job in self._running.values()]
         for name in queued:
             self.stop(name)
-        for job in running:
-            job.stop_event.set()
-        for job in running:
-            if job.thread is not None:
-                job.thread.join(timeout)
+        if stop_running:
+            for job in running:
+                self.stop(job.name)
+            deadline = time.monotonic() + timeout
+            for job in running:
+                job.done.wait(max(0.0, deadline - time.monotonic()))
+        with self._lock:
+            self._closed = True
 
     # reading ------------------------------------------------------------------------
     def progress(self, name: str) -> Progress | None:
-        with self._lock:
-            return self._progress.get(name)
+        """The latest progress of a run that is training (its heartbeat), by this manager or not."""
+        try:
+            run = self.store.get(name)
+        except RunStoreError:
+            return None
+        return progress_from_heartbeat(run.read_heartbeat())
 
     def is_active(self, name: str) -> bool:
         with self._lock:
@@ -111,10 +197,11 @@ class JobManager:
     def jobs(self) -> list[JobInfo]:
         """Running jobs first, then queued ones in the order they will start."""
         with self._lock:
-            infos = [JobInfo(j.name, j.device, "running", self._progress.get(j.name)) for j in self._running.values()]
-            for queue in self._queues.values():
-                infos.extend(JobInfo(j.name, j.device, "queued", None) for j in queue)
-            return infos
+            running = [(j.name, j.slot, j.proc.pid if j.proc else None) for j in self._running.values()]
+            queued = [(j.name, j.slot) for slot in self.slots for j in self._queues[slot]]
+        infos = [JobInfo(name, slot, "running", self.progress(name), pid) for name, slot, pid in running]
+        infos.extend(JobInfo(name, slot, "queued", None) for name, slot in queued)
+        return infos
 
     def wait(self, name: str, timeout: float | None = None) -> bool:
         """Block until the job ends; True if it ended (or was never held) within the timeout."""
@@ -124,41 +211,121 @@ class JobManager:
             return True
         return job.done.wait(timeout)
 
+    def load(self) -> dict[str, int]:
+        """Jobs running or queued per slot."""
+        with self._lock:
+            return {slot: len(self._queues[slot]) + (slot in self._running) for slot in self.slots}
+
     # internals ----------------------------------------------------------------------
-    def _state(self, name: str) -> str:
-        job = self._jobs[name]
-        return "running" if self._running.get(job.device) is job else "queued"
+    def _state(self, job: _Job) -> str:
+        return "running" if job.proc is not None else "queued"
+
+    def _pick_slot(self, device: str) -> str:
+        candidates = eligible_slots(device, self.slots)
+        if not candidates:
+            raise RunStoreError(f"no job queue for device {device!r} here (queues: {', '.join(self.slots)})")
+        load = self.load()
+        return min(candidates, key=lambda slot: (load[slot], self.slots.index(slot)))
 
     def _enqueue(self, job: _Job) -> None:
         with self._lock:
             self._jobs[job.name] = job
-            self._queues.setdefault(job.device, deque()).append(job)
-            self._start_next_locked(job.device)
+            self._queues[job.slot].append(job)
+            self._start_next_locked(job.slot)
 
-    def _start_next_locked(self, device: str) -> None:
-        if device in self._running or not self._queues.get(device):
+    def _command(self, job: _Job) -> list[str]:
+        args = ["-m", "wrn_core", "resume", job.name, "--runs-dir", str(self.store.root), "--quiet"]
+        if job.nproc > 1:
+            return [self.python, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={job.nproc}", *args]
+        return [self.python, *args]
+
+    def _start_next_locked(self, slot: str) -> None:
+        if self._closed or slot in self._running or not self._queues[slot]:
             return
-        job = self._queues[device].popleft()
-        self._running[device] = job
-        job.thread = threading.Thread(target=self._work, args=(job,), name=f"wrn-train-{job.name}", daemon=True)
-        job.thread.start()
-
-    def _work(self, job: _Job) -> None:
-        def on_progress(progress: Progress) -> None:
-            with self._lock:
-                self._progress[job.name] = progress
-
+        job = self._queues[slot].popleft()
+        env = dict(os.environ)
+        fd = job.run.lock.fd
+        assert fd is not None
+        env[INHERITED_LOCK_ENV] = str(fd)
+        device = slot.split("#", 1)[0]
+        if device.startswith("cuda:") and job.nproc == 1:
+            config_device = job.run.read_config().device
+            if config_device in ("auto", "cuda"):
+                env["CUDA_VISIBLE_DEVICES"] = device.split(":", 1)[1]  # the child sees its GPU as cuda:0
+        log = open(job.run.path / "job.log", "ab")
         try:
-            run = self.store.get(job.name)
-            train_run(run, stop_event=job.stop_event, on_progress=on_progress, resume=job.resume)
-        except Exception as exc:  # noqa: BLE001 - the run must not stay 'running' if its directory vanished
-            try:
-                self.store.get(job.name).write_status("failed", f"{type(exc).__name__}: {exc}")
-            except Exception:  # noqa: BLE001
-                pass
+            job.run.write_status(message=f"starting on {device}", slot=slot)
+            job.proc = subprocess.Popen(
+                self._command(job), env=env, pass_fds=(fd,), stdin=subprocess.DEVNULL, stdout=log,
+                stderr=subprocess.STDOUT, start_new_session=True, cwd=str(Path.cwd()),
+            )
+        except OSError as exc:
+            job.run.write_status("failed", f"could not start the training process: {exc}", error_kind="exception")
+            job.run.release()
+            del self._jobs[job.name]
+            job.done.set()
+            self._start_next_locked(slot)
+            return
         finally:
+            log.close()
+        # The child holds the lock through the inherited file; keeping our copy would outlive it.
+        os.close(job.run.lock.detach())
+        self._running[slot] = job
+
+    def _supervise(self) -> None:
+        while True:
             with self._lock:
-                self._running.pop(job.device, None)
-                self._jobs.pop(job.name, None)
-                job.done.set()
-                self._start_next_locked(job.device)
+                if self._closed and not self._running:
+                    return
+                running = list(self._running.values())
+            for job in running:
+                self._check(job)
+            time.sleep(POLL_S)
+
+    def _check(self, job: _Job) -> None:
+        assert job.proc is not None
+        code = job.proc.poll()
+        now = time.monotonic()
+        if code is None:
+            if job.stop_sent is not None and job.term_sent is None and now - job.stop_sent > STOP_GRACE_S:
+                job.term_sent = now
+                _signal(job.proc.pid, signal.SIGTERM)
+            elif job.term_sent is not None and now - job.term_sent > KILL_GRACE_S:
+                _signal(job.proc.pid, signal.SIGKILL)
+            return
+        self._record_exit(job, code)
+        with self._lock:
+            self._running.pop(job.slot, None)
+            self._jobs.pop(job.name, None)
+            job.done.set()
+            self._start_next_locked(job.slot)
+
+    def _record_exit(self, job: _Job, code: int) -> None:
+        """A process that ended without a final status (crashed, killed) gets one made of that fact."""
+        run = job.run
+        status, _ = run._read_status_file()
+        if status is None or status.get("status") not in ("queued", "running"):
+            return
+        try:
+            run.acquire("reconciling", wait_s=0.5)
+        except (RunStoreError, OSError):
+            return
+        try:
+            if code < 0:  # killed: like any process that died mid-run, the run can resume from its checkpoint
+                run.write_status("interrupted", f"the training process was killed by signal {-code}; resume to continue",
+                                 finished_at=time.time())
+            else:
+                run.write_status("failed", f"the training process exited with code {code} before recording an end "
+                                           f"(see {run.path / 'job.log'})", error_kind="exception", finished_at=time.time())
+        except OSError:
+            pass
+        finally:
+            run.release()
+
+
+def _signal(pid: int, sig: int) -> bool:
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        return False
+    return True

@@ -1,0 +1,105 @@
+"""The devices this machine can train on (cpu, each cuda:i, mps), and which of them a device choice means."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from wrn_core.config import ConfigError
+
+
+@dataclass(frozen=True)
+class DeviceInfo:
+    """One training device as a user picks it."""
+
+    name: str  # cpu | cuda:0 | cuda:1 | ... | mps
+    kind: str  # cpu | cuda | mps
+    description: str  # e.g. "NVIDIA H100 80GB HBM3"
+    total_memory_mb: float | None  # device memory (CUDA); None where not known
+    free_memory_mb: float | None
+    compute_capability: str | None  # e.g. "9.0" (CUDA)
+
+    def label(self) -> str:
+        """A line for a device box: 'cuda:0 — NVIDIA H100 (79.2 GiB free of 79.6 GiB)'."""
+        if self.free_memory_mb is not None and self.total_memory_mb is not None:
+            return f"{self.name} — {self.description} ({self.free_memory_mb / 1024:.1f} GiB free of {self.total_memory_mb / 1024:.1f} GiB)"
+        return f"{self.name} — {self.description}"
+
+
+def _cpu_description() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    import platform
+
+    return platform.processor() or platform.machine()
+
+
+def list_devices() -> list[DeviceInfo]:
+    """cpu, then every visible CUDA GPU with its memory and compute capability, then mps when present."""
+    import os
+
+    devices = [DeviceInfo("cpu", "cpu", f"{_cpu_description()} ({os.cpu_count()} logical CPUs)", None, None, None)]
+    if torch.cuda.is_available():
+        for index in range(torch.cuda.device_count()):
+            props = torch.cuda.get_device_properties(index)
+            free, total = torch.cuda.mem_get_info(index)
+            devices.append(DeviceInfo(
+                f"cuda:{index}", "cuda", props.name, total / 2**20, free / 2**20, f"{props.major}.{props.minor}",
+            ))
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        devices.append(DeviceInfo("mps", "mps", "Apple GPU (Metal)", None, None, None))
+    return devices
+
+
+def check_device_name(name: str) -> None:
+    """ConfigError (one line) unless name is auto, cpu, cuda, cuda:<i> or mps."""
+    if name in ("auto", "cpu", "cuda", "mps"):
+        return
+    if name.startswith("cuda:") and name[5:].isdigit():
+        return
+    raise ConfigError(f"unknown device {name!r}; choose auto, cpu, cuda, cuda:<index> (e.g. cuda:1) or mps")
+
+
+def resolve_device(name: str) -> torch.device:
+    """'auto' picks cuda, then mps, then cpu; an unavailable explicit choice is a ConfigError."""
+    check_device_name(name)
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise ConfigError(f"device {name} was asked for but no CUDA GPU is available; use --device cpu or auto")
+        if ":" in name and int(name[5:]) >= torch.cuda.device_count():
+            count = torch.cuda.device_count()
+            raise ConfigError(f"device {name} does not exist: this machine has {count} CUDA GPU{'s' if count != 1 else ''} (cuda:0..cuda:{count - 1})")
+    if name == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise ConfigError("device mps was asked for but is not available; use --device cpu or auto")
+    return torch.device(name)
+
+
+def eligible_slots(choice: str, slots: list[str]) -> list[str]:
+    """The job-queue slots a device choice may run on.
+
+    Slots are device names ("cpu", "cuda:0", ...); several slots of one device carry a suffix
+    ("cpu#0", "cpu#1") so that one device can train more than one job at a time.
+    """
+    check_device_name(choice)
+    device_of = {slot: slot.split("#", 1)[0] for slot in slots}
+    if choice == "auto":
+        for kind in ("cuda", "mps", "cpu"):
+            found = [s for s in slots if device_of[s].split(":", 1)[0] == kind]
+            if found:
+                return found
+        return []
+    if choice in ("cuda", "cpu", "mps"):
+        return [s for s in slots if device_of[s].split(":", 1)[0] == choice]
+    return [s for s in slots if device_of[s] == choice]
