@@ -187,6 +187,29 @@ def test_loader_batches_len_and_order():
     assert len(DeviceLoader(images[:10], labels[:10], 32, (0.5,) * 3, (0.25,) * 3, train=True, augment=True)) == 1
 
 
+@pytest.mark.parametrize("world_size", [2, 4])
+def test_data_parallel_shards_split_every_global_batch_exactly(world_size):
+    images, labels = _random_images(130), torch.arange(130)
+    whole = DeviceLoader(images, labels, 32, (0.5,) * 3, (0.25,) * 3, train=True, augment=True, seed=7)
+    shards = [DeviceLoader(images, labels, 32, (0.5,) * 3, (0.25,) * 3, train=True, augment=True, seed=7,
+                           shard=(rank, world_size)) for rank in range(world_size)]
+    assert all(len(s) == len(whole) == 4 for s in shards)
+    for one, parts in zip(whole.epoch(3), zip(*(s.epoch(3) for s in shards))):
+        # The ranks' parts, in rank order, are the one-process batch: same images, same augmentation.
+        assert torch.equal(torch.cat([x for x, _ in parts]), one[0]) and torch.equal(torch.cat([y for _, y in parts]), one[1])
+    union = torch.cat([s.epoch_indices(3) for s in shards])
+    assert union.numel() == 128 and union.unique().numel() == 128  # disjoint; 2 images left over, as in one process
+    # Resuming mid-epoch gives each rank the rest of its shard.
+    local = 32 // world_size
+    assert torch.equal(torch.cat([y for _, y in shards[1].epoch(3, start_batch=2)]), shards[1].epoch_indices(3)[2 * local:])
+    with pytest.raises(DataError, match="batch size 30 does not divide over 4 processes"):
+        DeviceLoader(images, labels, 30, (0.5,) * 3, (0.25,) * 3, train=True, augment=False, shard=(0, 4)).local_batch_size
+    # Evaluation: contiguous parts that together are the test set.
+    tests = [DeviceLoader(images, labels, 50, (0.5,) * 3, (0.25,) * 3, train=False, augment=False, shard=(r, world_size))
+             for r in range(world_size)]
+    assert torch.equal(torch.cat([y for t in tests for _, y in t]), labels)
+
+
 def test_loader_normalizes_to_zero_mean_unit_std():
     ds = make_synthetic(500, 100, seed=0)
     loader = DeviceLoader(ds.train_images, ds.train_labels, 128, ds.mean, ds.std, train=False, augment=False)

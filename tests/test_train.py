@@ -207,7 +207,7 @@ def test_cpu_training_is_reproducible(tmp_path):
     a, b = store.create(tiny_config(epochs=1), "a"), store.create(tiny_config(epochs=1), "b")
     train_run(a)
     train_run(b)
-    strip = lambda rs: [{k: v for k, v in r.items() if k not in ("time", "epoch_seconds", "images_per_s", "wall_time")} for r in rs]
+    strip = lambda rs: [{k: v for k, v in r.items() if k not in ("time", "epoch_seconds", "images_per_s", "wall_time")} for r in rs if r["kind"] != "system"]
     assert strip(a.read_metrics()) == strip(b.read_metrics())
 
 
@@ -392,3 +392,18 @@ def test_a_class_left_without_readable_images_fails_with_one_line(tmp_path):
     assert train_run(run) == "failed"
     status = run.read_status()
     assert status["error_kind"] == "input" and "every image of class square" in status["message"]
+
+
+def test_system_records_carry_cpu_and_memory_on_the_cpu(tmp_path):
+    from wrn_core.monitor import system_summary
+
+    run = RunStore(tmp_path).create(tiny_config(epochs=2), "system")
+    assert train_run(run) == "finished"
+    records = run.read_metrics()
+    system = [r for r in records if r["kind"] == "system"]
+    assert len(system) >= 3  # at the start and after each epoch, more on long epochs
+    for record in system:
+        assert record["rss_mb"] > 50 and record["cpu_percent"] is not None and record["cpu_percent"] >= 0
+        assert record["cuda_allocated_mb"] is None and record["gpu_util"] is None  # no GPU: not an error
+    summary = system_summary(records)
+    assert summary["peak_rss_mb"] == max(r["rss_mb"] for r in system) and summary["peak_cuda_mb"] is None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
 import threading
@@ -12,7 +13,6 @@ from typing import Any, Sequence
 
 from wrn_core.config import (
     DATASETS,
-    DEVICES,
     EXTEND_MODES,
     OPTIMIZERS,
     SCHEDULES,
@@ -71,11 +71,13 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--warmup-epochs", type=float)
     train.add_argument("--label-smoothing", type=float)
     train.add_argument("--epochs", type=int)
-    train.add_argument("--batch-size", type=int)
+    train.add_argument("--batch-size", type=int,
+                       help="images per optimizer step; under torchrun the global batch, split evenly over the processes")
     train.add_argument("--eval-batch-size", type=int)
     train.add_argument("--no-augment", action="store_true", help="turn off pad-4 random crop + flip")
-    train.add_argument("--device", choices=DEVICES)
+    train.add_argument("--device", help="auto (default: a GPU when there is one), cpu, cuda, cuda:<index> or mps")
     train.add_argument("--compile", action="store_true", help="torch.compile the model (warm-up is logged)")
+    train.add_argument("--sync-bn", action="store_true", help="under torchrun on GPUs: SyncBatchNorm over all processes")
     train.add_argument("--seed", type=int)
     train.add_argument("--log-every", type=int, help="steps between per-step train points")
     train.add_argument("--runs-dir", default=DEFAULT_RUNS_DIR)
@@ -112,6 +114,24 @@ def build_parser() -> argparse.ArgumentParser:
     download.add_argument("--data-dir", default="data")
 
     sub.add_parser("presets", help="list the named training recipes")
+
+    ddp = sub.add_parser(
+        "ddp", help="check, then launch `train` or `resume` data-parallel with torchrun",
+        description="Checks what torchrun would only find out by failing or waiting (a batch that does not divide "
+                    "over the processes, a rendezvous port in use, a host that cannot be reached), then runs "
+                    "`python -m torch.distributed.run ... -m wrn_core COMMAND ...`. Plain torchrun works too.",
+    )
+    ddp.add_argument("--nproc-per-node", type=int, required=True, help="processes per node: one per GPU (or CPU gloo processes)")
+    ddp.add_argument("--nnodes", type=int, default=1, help="machines taking part (default 1: --standalone)")
+    ddp.add_argument("--rdzv-endpoint", help="HOST:PORT of the rendezvous on the first node (needed with --nnodes > 1)")
+    ddp.add_argument("--rdzv-id", default="wrn-lab", help="job id shared by all nodes")
+    ddp.add_argument("--join-timeout", type=float, default=60.0, help="seconds to wait for all nodes to join (torchrun's default is 600)")
+    ddp.add_argument("--check-only", action="store_true", help="run the checks and print the torchrun command, without running it")
+    ddp.add_argument("inner", nargs=argparse.REMAINDER, metavar="COMMAND",
+                     help="train ... or resume NAME ... (the same flags as without ddp)")
+
+    devices = sub.add_parser("devices", help="list the devices this machine can train on")
+    devices.add_argument("--format", choices=("table", "json"), default="table")
     return parser
 
 
@@ -156,6 +176,8 @@ def train_config_from_args(args: argparse.Namespace) -> TrainConfig:
         changes["augment"] = False
     if args.compile:
         changes["compile"] = True
+    if args.sync_bn:
+        changes["sync_bn"] = True
     # A changed optimizer without an explicit lr/decay takes that optimizer's defaults.
     if "optimizer" in changes and changes["optimizer"] != base.optimizer:
         changes.setdefault("lr", None)
@@ -180,7 +202,7 @@ def cmd_summary(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run_with_progress(run, resume: bool, quiet: bool = False) -> int:
+def _run_with_progress(run, resume: bool, quiet: bool = False, dist=None) -> int:
     """Train in this thread with a tqdm bar (none when quiet).
 
     Ctrl-C (SIGINT) or SIGTERM stops cooperatively with a checkpoint; a second Ctrl-C ends the
@@ -217,11 +239,17 @@ def _run_with_progress(run, resume: bool, quiet: bool = False) -> int:
         bar.refresh()
 
     try:
-        final = train_run(run, stop_event=stop_event, on_progress=on_progress, resume=resume)
+        final = train_run(run, stop_event=stop_event, on_progress=on_progress, resume=resume, dist=dist)
     finally:
         bar.close()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+        if dist is not None:
+            from wrn_core import distributed
+
+            distributed.close(dist)
+    if dist is not None and not dist.is_main:
+        return 0 if final in ("finished", "stopped") else 1
     status = run.read_status()
     print(f"{final}: {status.get('message', '')}", file=sys.stderr)
     print(run.path)
@@ -232,31 +260,84 @@ def _run_with_progress(run, resume: bool, quiet: bool = False) -> int:
     return 1
 
 
+class _RankError(Exception):
+    """Rank 0 failed before training; the other ranks leave with its exit code and print nothing."""
+
+    def __init__(self, code: int) -> None:
+        super().__init__(code)
+        self.code = code
+
+
+def _on_rank0(dist, action):
+    """Run action() on rank 0 only and share its outcome: its value, or its error on every rank.
+
+    Rank 0 raises the error itself (the CLI prints its one line); the others raise _RankError.
+    """
+    from wrn_core import distributed
+
+    if not dist.enabled:
+        return action()
+    outcome: tuple[str, object] = ("ok", None)
+    error: BaseException | None = None
+    if dist.is_main:
+        try:
+            outcome = ("ok", action())
+        except (ConfigError, RunStoreError, UsageError, OSError) as exc:
+            error, outcome = exc, ("error", 1 if isinstance(exc, OSError) else 2)
+        except Exception as exc:  # noqa: BLE001 - e.g. DataError; never leave the other ranks waiting
+            from wrn_core.errors import DataError
+
+            error, outcome = exc, ("error", 2 if isinstance(exc, DataError) else 1)
+    outcome = distributed.broadcast(outcome, dist)
+    if error is not None:
+        raise error
+    if outcome[0] == "error":
+        raise _RankError(int(outcome[1]))  # type: ignore[arg-type]
+    return outcome[1]
+
+
 def cmd_train(args: argparse.Namespace) -> int:
+    from wrn_core import distributed
     from wrn_core.train import preflight
 
-    config = train_config_from_args(args)
+    dist = distributed.from_env()
+    config = train_config_from_args(args).replace(world_size=dist.world_size)
     preflight(config)
     store = RunStore(args.runs_dir)
-    # Created locked: from its first file on, the run is this process's to train.
-    run = store.create(config, args.name, hold="training")
-    return _run_with_progress(run, resume=False, quiet=args.quiet)
+    distributed.init(dist, distributed.device_for(config.device, dist).type)
+    created = []
+
+    def create() -> str:
+        # Created locked (by rank 0): from its first file on, the run is this process's to train.
+        created.append(store.create(config, args.name, hold="training"))
+        return created[0].name
+
+    name = _on_rank0(dist, create)
+    run = created[0] if created else store.get(name)
+    return _run_with_progress(run, resume=False, quiet=args.quiet or not dist.is_main, dist=dist)
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
+    from wrn_core import distributed
     from wrn_core.train import prepare_resume
 
+    dist = distributed.from_env()
     store = RunStore(args.runs_dir)
     run = store.get(args.name)
-    run.acquire("training")  # a second trainer stops here: "run X is being trained by pid P on HOST"
-    try:
-        plan = prepare_resume(run, args.epochs, args.extend_schedule)
-    except BaseException:
-        run.release()
-        raise
-    if plan.warning:
+    distributed.init(dist, distributed.device_for(run.read_config().device, dist).type)
+
+    def prepare():
+        run.acquire("training")  # a second trainer stops here: "run X is being trained by pid P on HOST"
+        try:
+            return prepare_resume(run, args.epochs, args.extend_schedule, world_size=dist.world_size)
+        except BaseException:
+            run.release()
+            raise
+
+    plan = _on_rank0(dist, prepare)
+    if dist.is_main and plan.warning:
         print(f"warning: {plan.warning}", file=sys.stderr)
-    return _run_with_progress(run, resume=True, quiet=args.quiet)
+    return _run_with_progress(run, resume=True, quiet=args.quiet or not dist.is_main, dist=dist)
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
@@ -327,6 +408,94 @@ def cmd_presets(args: argparse.Namespace) -> int:  # noqa: ARG001
     return 0
 
 
+def _rendezvous_check(endpoint: str, timeout_s: float) -> None:
+    """ConfigError (one line) when the rendezvous port is taken here, or cannot be reached in time from here."""
+    import socket
+    import time
+
+    host, _, port_text = endpoint.rpartition(":")
+    if not host or not port_text.isdigit():
+        raise ConfigError(f"--rdzv-endpoint must be HOST:PORT, got {endpoint!r}")
+    port = int(port_text)
+    try:
+        addresses = {info[4][0] for info in socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)}
+    except OSError as exc:
+        raise ConfigError(f"cannot resolve the rendezvous host {host!r} ({exc})") from None
+    local = {"127.0.0.1", "::1"}
+    try:
+        local |= {info[4][0] for info in socket.getaddrinfo(socket.gethostname(), None)}
+    except OSError:
+        pass
+    if addresses & local:
+        # This node hosts the rendezvous: torchrun must be able to listen on the port.
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            try:
+                probe.bind(("" if host not in ("127.0.0.1", "localhost") else "127.0.0.1", port))
+            except OSError:
+                raise ConfigError(f"port {port} on {host} is in use; choose a free port in --rdzv-endpoint") from None
+        return
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            with socket.create_connection((host, port), timeout=min(5.0, timeout_s)):
+                return
+        except OSError:
+            if time.monotonic() >= deadline:
+                raise ConfigError(
+                    f"cannot reach the rendezvous at {host}:{port} within {timeout_s:.0f} s; start the first node "
+                    f"(the one at {host}) and check that the port is open"
+                ) from None
+            time.sleep(1.0)
+
+
+def cmd_ddp(args: argparse.Namespace) -> int:
+    """Check the launch, then replace this process with torchrun running `-m wrn_core COMMAND`."""
+    from wrn_core.train import preflight
+
+    command = [c for c in args.inner if c != "--"]
+    if not command or command[0] not in ("train", "resume"):
+        raise UsageError("python -m wrn_core ddp: give the command to run, e.g. `ddp --nproc-per-node 2 train ...` (see --help)")
+    if args.nproc_per_node < 1 or args.nnodes < 1:
+        raise UsageError("python -m wrn_core ddp: --nproc-per-node and --nnodes must be >= 1")
+    world_size = args.nproc_per_node * args.nnodes
+    inner = build_parser().parse_args(command)
+    if inner.command == "train":
+        config = train_config_from_args(inner)
+    else:
+        config = RunStore(inner.runs_dir).get(inner.name).read_config()
+    preflight(config.replace(world_size=world_size))
+    launcher = [sys.executable, "-m", "torch.distributed.run", f"--nproc-per-node={args.nproc_per_node}"]
+    if args.nnodes == 1 and not args.rdzv_endpoint:
+        launcher.append("--standalone")
+    else:
+        if not args.rdzv_endpoint:
+            raise UsageError("python -m wrn_core ddp: --nnodes > 1 needs --rdzv-endpoint HOST:PORT (the first node)")
+        _rendezvous_check(args.rdzv_endpoint, args.join_timeout)
+        launcher += [f"--nnodes={args.nnodes}", "--rdzv-backend=c10d", f"--rdzv-endpoint={args.rdzv_endpoint}",
+                     f"--rdzv-id={args.rdzv_id}", f"--rdzv-conf=join_timeout={int(args.join_timeout)}"]
+    launcher += ["-m", "wrn_core", *command]
+    if args.check_only:
+        print(" ".join(launcher))
+        return 0
+    sys.stdout.flush()
+    os.execv(sys.executable, launcher)
+    return 0  # not reached
+
+
+def cmd_devices(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from wrn_core.devices import list_devices
+
+    found = list_devices()
+    if args.format == "json":
+        print(json.dumps([dataclasses.asdict(d) for d in found], indent=2))
+        return 0
+    for device in found:
+        print(device.label())
+    return 0
+
+
 COMMANDS = {
     "summary": cmd_summary,
     "train": cmd_train,
@@ -334,23 +503,32 @@ COMMANDS = {
     "runs": cmd_runs,
     "download": cmd_download,
     "presets": cmd_presets,
+    "devices": cmd_devices,
+    "ddp": cmd_ddp,
 }
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     from wrn_core.errors import DataError  # not wrn_core.data: listing runs need not import torch
 
+    # Under torchrun every rank meets the same bad input; one line is enough.
+    speak = os.environ.get("RANK", "0") == "0"
     try:
         args = build_parser().parse_args(argv)
         return COMMANDS[args.command](args)
+    except _RankError as exc:
+        return exc.code
     except UsageError as exc:
-        print(str(exc), file=sys.stderr)
+        if speak:
+            print(str(exc), file=sys.stderr)
         return 2
     except (ConfigError, RunStoreError, DataError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        if speak:
+            print(f"error: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:  # e.g. a runs directory that cannot be written: one line, not a traceback
-        print(f"error: {exc}", file=sys.stderr)
+        if speak:
+            print(f"error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -98,7 +98,16 @@ OPTIMIZERS = ("sgd-nesterov", "adam", "adamw", "sgd")
 EXTEND_MODES = ("continue", "restart")
 SCHEDULES = ("step", "cosine", "onecycle", "constant")
 DATASETS = ("synthetic", "cifar10", "cifar100", "folder")
-DEVICES = ("auto", "cpu", "cuda", "mps")
+DEVICES = ("auto", "cpu", "cuda", "mps")  # plus cuda:<index> for one GPU of several
+
+
+def check_device_name(name: Any) -> None:
+    """ConfigError (one line) unless name is auto, cpu, cuda, cuda:<index> or mps."""
+    if name in DEVICES:
+        return
+    if isinstance(name, str) and name.startswith("cuda:") and name[5:].isdigit():
+        return
+    raise ConfigError(f"unknown device {name!r}; choose auto, cpu, cuda, cuda:<index> (e.g. cuda:1) or mps")
 
 # Defaults per optimizer: the paper's SGD recipe, and the usual Adam-family settings.
 DEFAULT_LR = {"sgd-nesterov": 0.1, "sgd": 0.1, "adam": 1e-3, "adamw": 1e-3}
@@ -146,6 +155,8 @@ class TrainConfig:
     log_every: int = 10  # steps between per-step train points
     compile: bool = False  # torch.compile the model (CUDA); warm-up time is recorded
     eval_batch_size: int = 512
+    sync_bn: bool = False  # data-parallel runs: SyncBatchNorm over all processes (CUDA GPUs only)
+    world_size: int = 1  # processes that trained it data-parallel (torchrun); recorded by the trainer
     schedule_epochs: int | None = None  # epochs the lr schedule was planned over; None = epochs (set once a resume moves the target)
     extensions: tuple[Extension, ...] = ()  # epochs added after the plan, in order; see Extension
 
@@ -159,7 +170,7 @@ class TrainConfig:
         _choice("dataset", self.dataset, DATASETS)
         _choice("optimizer", self.optimizer, OPTIMIZERS)
         _choice("schedule", self.schedule, SCHEDULES)
-        _choice("device", self.device, DEVICES)
+        check_device_name(self.device)
         if self.dataset == "folder" and not self.data_dir:
             raise ConfigError("dataset 'folder' needs a data directory (--data-dir)")
         for name in ("subset_train", "subset_test", "image_size"):
@@ -175,6 +186,7 @@ class TrainConfig:
         _check_int("eval batch size", self.eval_batch_size, 1)
         _check_int("log every", self.log_every, 1)
         _check_int("seed", self.seed, 0)
+        _check_int("world size", self.world_size, 1)
         if self.lr is not None:
             _check_positive("learning rate", self.lr)
         if self.weight_decay is not None:

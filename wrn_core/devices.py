@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import torch
 
-from wrn_core.config import ConfigError
+from wrn_core.config import ConfigError, check_device_name
 
 
 @dataclass(frozen=True)
@@ -16,8 +16,8 @@ class DeviceInfo:
     name: str  # cpu | cuda:0 | cuda:1 | ... | mps
     kind: str  # cpu | cuda | mps
     description: str  # e.g. "NVIDIA H100 80GB HBM3"
-    total_memory_mb: float | None  # device memory (CUDA); None where not known
-    free_memory_mb: float | None
+    total_memory_mb: float | None  # device memory (CUDA), system RAM (cpu); None where not known
+    free_memory_mb: float | None  # free device memory (CUDA), available RAM (cpu)
     compute_capability: str | None  # e.g. "9.0" (CUDA)
 
     def label(self) -> str:
@@ -44,7 +44,15 @@ def list_devices() -> list[DeviceInfo]:
     """cpu, then every visible CUDA GPU with its memory and compute capability, then mps when present."""
     import os
 
-    devices = [DeviceInfo("cpu", "cpu", f"{_cpu_description()} ({os.cpu_count()} logical CPUs)", None, None, None)]
+    total = free = None
+    try:
+        import psutil
+
+        memory = psutil.virtual_memory()
+        total, free = memory.total / 2**20, memory.available / 2**20  # system RAM: what a CPU run can use
+    except Exception:  # noqa: BLE001 - psutil missing: memory unknown
+        pass
+    devices = [DeviceInfo("cpu", "cpu", f"{_cpu_description()} ({os.cpu_count()} logical CPUs)", total, free, None)]
     if torch.cuda.is_available():
         for index in range(torch.cuda.device_count()):
             props = torch.cuda.get_device_properties(index)
@@ -55,15 +63,6 @@ def list_devices() -> list[DeviceInfo]:
     if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
         devices.append(DeviceInfo("mps", "mps", "Apple GPU (Metal)", None, None, None))
     return devices
-
-
-def check_device_name(name: str) -> None:
-    """ConfigError (one line) unless name is auto, cpu, cuda, cuda:<i> or mps."""
-    if name in ("auto", "cpu", "cuda", "mps"):
-        return
-    if name.startswith("cuda:") and name[5:].isdigit():
-        return
-    raise ConfigError(f"unknown device {name!r}; choose auto, cpu, cuda, cuda:<index> (e.g. cuda:1) or mps")
 
 
 def resolve_device(name: str) -> torch.device:

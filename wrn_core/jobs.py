@@ -24,7 +24,7 @@ from typing import Any
 
 from wrn_core.config import TrainConfig
 from wrn_core.devices import eligible_slots, list_devices
-from wrn_core.runstore import INHERITED_LOCK_ENV, Run, RunStore, RunStoreError
+from wrn_core.runstore import INHERITED_LOCK_ENV, LAUNCHER_LOCK_ENV, Run, RunStore, RunStoreError
 from wrn_core.train import Progress, preflight, prepare_resume
 
 POLL_S = 0.2  # how often the supervisor thread looks at its processes
@@ -98,8 +98,10 @@ class JobManager:
     def submit(self, config: TrainConfig, name: str | None = None, nproc: int = 1, **status_fields: Any) -> str:
         """Create a run (status queued, locked by this manager) and queue it on the least-loaded slot.
 
+        nproc > 1 trains it data-parallel with torchrun (one process per GPU of the machine).
         Raises ConfigError, DataError or RunStoreError for bad input, before creating anything.
         """
+        config = config.replace(world_size=nproc)
         preflight(config)
         slot = self._pick_slot(config.device)
         if name:
@@ -239,14 +241,30 @@ class JobManager:
             return [self.python, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={job.nproc}", *args]
         return [self.python, *args]
 
+    def _kind(self, slot: str) -> str:
+        return slot.split("#", 1)[0].split(":", 1)[0]
+
+    def _can_start(self, slot: str, job: _Job) -> bool:
+        """A slot is free when nothing runs on it; a data-parallel job needs every slot of its kind free."""
+        if slot in self._running:
+            return False
+        kind = self._kind(slot)
+        if any(j.nproc > 1 and self._kind(s) == kind for s, j in self._running.items()):
+            return False
+        if job.nproc > 1:
+            return not any(self._kind(s) == kind for s in self._running)
+        return True
+
     def _start_next_locked(self, slot: str) -> None:
-        if self._closed or slot in self._running or not self._queues[slot]:
+        if self._closed or not self._queues[slot] or not self._can_start(slot, self._queues[slot][0]):
             return
         job = self._queues[slot].popleft()
         env = dict(os.environ)
         fd = job.run.lock.fd
         assert fd is not None
         env[INHERITED_LOCK_ENV] = str(fd)
+        if job.nproc > 1:
+            env[LAUNCHER_LOCK_ENV] = "1"  # torchrun keeps our file; rank 0 finds its parent holding the lock
         device = slot.split("#", 1)[0]
         if device.startswith("cuda:") and job.nproc == 1:
             config_device = job.run.read_config().device
@@ -268,6 +286,7 @@ class JobManager:
             return
         finally:
             log.close()
+        job.run.lock.note_owner("training", job.proc.pid)
         # The child holds the lock through the inherited file; keeping our copy would outlive it.
         os.close(job.run.lock.detach())
         self._running[slot] = job
@@ -298,7 +317,8 @@ class JobManager:
             self._running.pop(job.slot, None)
             self._jobs.pop(job.name, None)
             job.done.set()
-            self._start_next_locked(job.slot)
+            for slot in self.slots:  # a data-parallel job may have held every slot of its kind
+                self._start_next_locked(slot)
 
     def _record_exit(self, job: _Job, code: int) -> None:
         """A process that ended without a final status (crashed, killed) gets one made of that fact."""

@@ -44,6 +44,8 @@ STEPPED_KINDS = ("step", "epoch", "event", "system")
 REQUIRED_CONFIG_FIELDS = ("model", "dataset", "optimizer", "epochs", "batch_size")
 LOCK_WAIT_S = 2.0  # how long a would-be writer waits for a lock held only for a moment (a reader's probe)
 INHERITED_LOCK_ENV = "WRN_RUN_LOCK_FD"  # a job launcher hands its locked run.lock fd to the trainer it starts
+# Set by a launcher whose own process keeps the lock for its child (torchrun cannot pass a file on to rank 0).
+LAUNCHER_LOCK_ENV = "WRN_LOCK_HELD_BY_LAUNCHER"
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
@@ -179,10 +181,11 @@ class RunLock:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.fd: int | None = None
+        self.borrowed = False  # held for us by our parent process (a launcher), not through our own file
 
     @property
     def held(self) -> bool:
-        return self.fd is not None
+        return self.fd is not None or self.borrowed
 
     def acquire(self, role: str, run_name: str, wait_s: float = LOCK_WAIT_S) -> None:
         """Take the lock (or adopt one a launcher passed down) and record this process as its owner.
@@ -190,7 +193,12 @@ class RunLock:
         Raises RunBusyError naming the holder when another process keeps it for longer than wait_s.
         Calling it again while held only changes the recorded role.
         """
+        if self.borrowed:
+            return
         if self.fd is None:
+            if self._held_by_launcher():
+                self.borrowed = True
+                return
             fd = _inherited_lock_fd(self.path)
             if fd is None:
                 fd = self._open_and_lock(run_name, wait_s)
@@ -198,6 +206,13 @@ class RunLock:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # the same open file: already ours
             self.fd = fd
         self._write_owner(role)
+
+    def _held_by_launcher(self) -> bool:
+        """Whether the parent process says it holds this lock for us, and does."""
+        if not os.environ.get(LAUNCHER_LOCK_ENV):
+            return False
+        owner = probe_owner(self.path)
+        return owner is not None and owner.pid == os.getppid()
 
     def _open_and_lock(self, run_name: str, wait_s: float) -> int:
         try:
@@ -216,17 +231,22 @@ class RunLock:
                     raise RunBusyError(f"run {run_name!r} is {owner.describe()}") from None
                 time.sleep(0.05)
 
-    def _write_owner(self, role: str) -> None:
+    def _write_owner(self, role: str, pid: int | None = None) -> None:
         assert self.fd is not None
-        data = json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "role": role, "since": _now()}).encode()
+        data = json.dumps({"pid": pid or os.getpid(), "host": socket.gethostname(), "role": role, "since": _now()}).encode()
         try:
             os.ftruncate(self.fd, 0)
             os.pwrite(self.fd, data, 0)
         except OSError:
             pass  # the lock itself is what counts; the owner note is for messages only
 
+    def note_owner(self, role: str, pid: int) -> None:
+        """Record another process (a launched child that shares our lock) as the owner."""
+        self._write_owner(role, pid)
+
     def release(self) -> None:
         """Unlock and close. Unlocking first matters: forked helpers may still share the open file."""
+        self.borrowed = False
         if self.fd is None:
             return
         fd, self.fd = self.fd, None
@@ -369,7 +389,7 @@ class Run:
 
     def owner(self) -> Owner | None:
         """The process holding the run's lock (this one included), or None."""
-        if self.lock.held:
+        if self.lock.fd is not None:
             return _read_owner(self.lock.fd)  # type: ignore[arg-type]
         return probe_owner(self.lock.path)
 

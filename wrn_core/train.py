@@ -25,7 +25,11 @@ import torch.nn.functional as F
 
 from wrn_core.config import ConfigError, TrainConfig
 from wrn_core.data import DataError, DeviceLoader, check_available, load_dataset
+from wrn_core import distributed
+from wrn_core.devices import resolve_device
+from wrn_core.distributed import Dist, RankView
 from wrn_core.model import build_model, count_parameters
+from wrn_core.monitor import SystemMonitor
 from wrn_core.runstore import ACTIVE_STATUSES, Run, RunCorruptError, RunStoreError, RunWriteError
 
 
@@ -55,27 +59,18 @@ ProgressHook = Callable[[Progress], None]
 HEARTBEAT_INTERVAL_S = 1.0  # heartbeat.json is rewritten at most this often (and at every phase change)
 
 
-def resolve_device(name: str) -> torch.device:
-    """'auto' picks cuda, then mps, then cpu; an unavailable explicit choice is a ConfigError."""
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("device cuda was asked for but no CUDA GPU is available; use --device cpu or auto")
-    if name == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-        raise ConfigError("device mps was asked for but is not available; use --device cpu or auto")
-    return torch.device(name)
-
-
 def preflight(config: TrainConfig) -> str:
     """Check what can be checked before a run is created; returns the device type to queue on.
 
-    Raises ConfigError or DataError with a one-line message (CUDA missing, data not found).
+    Raises ConfigError or DataError with a one-line message (CUDA missing, data not found, a batch
+    that does not divide over the data-parallel processes).
     """
     device = resolve_device(config.device)
+    if config.batch_size % config.world_size != 0:
+        raise ConfigError(
+            f"batch size {config.batch_size} does not divide over {config.world_size} processes; "
+            f"use a multiple of {config.world_size} (--batch-size is the global batch)"
+        )
     check_available(config)
     return device.type
 
@@ -112,7 +107,7 @@ def resume_target_error(status: dict[str, Any], config_epochs: int, epochs: int 
     return None
 
 
-def prepare_resume(run: Run, epochs: int | None = None, extend: str = "continue") -> ResumePlan:
+def prepare_resume(run: Run, epochs: int | None = None, extend: str = "continue", world_size: int = 1) -> ResumePlan:
     """Check that a run can continue (optionally to `epochs` in total) and record the new target.
 
     The caller must hold the run's lock (Run.acquire). Raises RunStoreError (nothing left to do),
@@ -123,8 +118,9 @@ def prepare_resume(run: Run, epochs: int | None = None, extend: str = "continue"
         raise RunStoreError(f"run {run.name!r} must be locked before it is resumed")
     status = run.read_status()
     config = run.read_config()
-    if status.get("status") in ACTIVE_STATUSES and status.get("owner", {}).get("pid") == os.getpid():
-        status = {**status, "status": "stopped"}  # our own queue holds it: not a reason to refuse
+    if status.get("status") in ACTIVE_STATUSES:
+        # We hold the lock, so whoever queued or trained it is this process (or its launcher), or gone.
+        status = {**status, "status": "stopped"}
     reason = resume_target_error(status, config.epochs, epochs)
     if reason is not None:
         raise RunStoreError(f"cannot resume run {run.name!r}: {reason}")
@@ -140,7 +136,7 @@ def prepare_resume(run: Run, epochs: int | None = None, extend: str = "continue"
                            f"use the 'restart' extension to run the schedule again over the added epochs")
     if run.has_checkpoint():
         run.check_checkpoint()
-    device = preflight(config)
+    device = preflight(config.replace(world_size=world_size))
     run.write_config(config)
     run.write_status(epochs=config.epochs, finished_at=None)
     return ResumePlan(device=device, config=config, done_epochs=done, warning=warning)
@@ -221,8 +217,8 @@ def lr_factor(config: TrainConfig, step: int, steps_per_epoch: int) -> float:
 # Pieces of the loop
 
 
-def evaluate(model: torch.nn.Module, loader: DeviceLoader, device: torch.device) -> tuple[float, float]:
-    """Mean cross-entropy and accuracy over the loader; one host sync at the end."""
+def evaluate(model: torch.nn.Module, loader: DeviceLoader, device: torch.device, dist: Dist = Dist()) -> tuple[float, float]:
+    """Mean cross-entropy and accuracy over the loader (each rank's shard, summed over ranks); one host sync."""
     model.eval()
     loss_sum = torch.zeros((), device=device, dtype=torch.float64)
     correct = torch.zeros((), device=device, dtype=torch.int64)
@@ -233,7 +229,9 @@ def evaluate(model: torch.nn.Module, loader: DeviceLoader, device: torch.device)
             loss_sum += F.cross_entropy(logits.float(), labels, reduction="sum").double()
             correct += (logits.argmax(dim=1) == labels).sum()
             count += labels.shape[0]
-    return loss_sum.item() / max(1, count), correct.item() / max(1, count)
+    totals = distributed.all_sum(torch.stack([loss_sum, correct.double(), torch.tensor(float(count), device=device, dtype=torch.float64)]), dist)
+    loss_total, correct_total, images = totals.tolist()
+    return loss_total / max(1.0, images), correct_total / max(1.0, images)
 
 
 def _autocast(device: torch.device):
@@ -280,12 +278,16 @@ class Position:
     epoch_images: int = 0  # ... images
 
     def to_checkpoint(self, session: "Session") -> dict[str, Any]:
+        """Called on every rank (the RNG states are gathered); rank 0 writes the result."""
         state = dataclasses.asdict(self)
+        rng = distributed.gather(_rng_state(session.device), session.dist)
         state.update({
             "model": session.model.state_dict(),
             "optimizer": session.optimizer.state_dict(),
             "scheduler": session.scheduler.state_dict(),
-            "rng": _rng_state(session.device),
+            "rng": rng[0],
+            "rng_ranks": rng,  # every rank's generators, so a resume with the same world size is exact
+            "world_size": session.dist.world_size,
             "config": session.config.to_dict(),
         })
         return state
@@ -298,12 +300,10 @@ class Position:
             fields.update(epoch_loss=sums["loss"], epoch_correct=sums["correct"], epoch_images=sums["count"])
         return cls(**fields)
 
-    def fold(self, loss_sum: torch.Tensor, correct: torch.Tensor, images: int) -> None:
-        """Add a logging interval's device-side sums to the epoch's (one host sync)."""
-        if images == 0:
-            return
-        self.epoch_loss += loss_sum.item()
-        self.epoch_correct += float(correct.item())
+    def fold(self, loss_sum: float, correct: float, images: int) -> None:
+        """Add a logging interval's sums to the epoch's."""
+        self.epoch_loss += loss_sum
+        self.epoch_correct += correct
         self.epoch_images += images
 
 
@@ -320,6 +320,8 @@ class Session:
     train_loader: DeviceLoader
     test_loader: DeviceLoader
     params: int
+    monitor: SystemMonitor
+    dist: Dist
     compiled_eval: bool = False  # whether the compiled model has been evaluated in this process
     recent_rate: float | None = None  # training images/s over the last logging interval
 
@@ -370,24 +372,33 @@ class _Reporter:
         ))
 
 
-def setup(run: Run, resume: bool, reporter: _Reporter) -> tuple[Session, Position]:
+def setup(run: Run, resume: bool, reporter: _Reporter, dist: Dist) -> tuple[Session, Position]:
     """Config, data, model, optimizer, schedule and loaders; on resume, the checkpointed state."""
     config = run.read_config()
-    device = resolve_device(config.device)
+    device = distributed.device_for(config.device, dist)
     checkpoint = run.load_checkpoint() if resume and run.has_checkpoint() else None
     torch.manual_seed(config.seed)
     data = load_dataset(config)
 
-    # The dataset decides the number of classes and input channels; record them so the
-    # stored config stays enough to rerun.
+    # The dataset decides the number of classes and input channels, and the launcher the number of
+    # processes; record them so the stored config stays enough to rerun.
     model_config = config.model
     if model_config.num_classes != data.num_classes or model_config.in_channels != data.image_shape[0]:
         model_config = dataclasses.replace(model_config, num_classes=data.num_classes, in_channels=data.image_shape[0])
         config = config.replace(model=model_config)
+    if config.world_size != dist.world_size:
+        config = config.replace(world_size=dist.world_size)
+    if config != run.read_config():
         run.write_config(config)
 
     model = build_model(model_config)
     params = count_parameters(model)
+    if dist.rank > 0:
+        torch.manual_seed(config.seed + 7919 * dist.rank)  # each rank its own dropout masks (weights come from rank 0)
+    if config.sync_bn and dist.enabled:
+        if device.type != "cuda":
+            raise ConfigError("--sync-bn needs CUDA GPUs: torch's SyncBatchNorm runs only there")
+        model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
     # channels_last (NHWC) suits cuDNN's tensor-core kernels and oneDNN's CPU convolutions
     # (measured here: WRN-10-2 training steps ~1.3x faster on the CPU than NCHW).
     channels_last = device.type in ("cuda", "cpu")
@@ -396,31 +407,49 @@ def setup(run: Run, resume: bool, reporter: _Reporter) -> tuple[Session, Positio
     model = model.to(device, memory_format=torch.channels_last if channels_last else torch.contiguous_format)
     optimizer = build_optimizer(model, config, device)
 
-    # Whole dataset resident on the device as uint8; augmentation runs there too.
+    # Whole dataset resident on the device as uint8; augmentation runs there too. Under DDP every
+    # rank draws the same epoch plan and takes its own part of each global batch.
+    shard = (dist.rank, dist.world_size)
     train_loader = DeviceLoader(
         data.train_images.to(device), data.train_labels.to(device), config.batch_size, data.mean, data.std,
-        train=True, augment=config.augment, seed=config.seed, channels_last=channels_last,
+        train=True, augment=config.augment, seed=config.seed, channels_last=channels_last, shard=shard,
     )
     test_loader = DeviceLoader(
         data.test_images.to(device), data.test_labels.to(device), config.eval_batch_size, data.mean, data.std,
-        train=False, augment=False, channels_last=channels_last,
+        train=False, augment=False, channels_last=channels_last, shard=shard,
     )
     steps_per_epoch = len(train_loader)
     if steps_per_epoch == 0:
         raise ConfigError(
             f"batch size {config.batch_size} is larger than the {len(data.train_labels)} training images; use a smaller batch"
         )
+    train_loader.local_batch_size  # noqa: B018 - raises DataError when the batch does not divide over the ranks
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(config, step, steps_per_epoch))
-    forward = torch.compile(model) if config.compile else model
-    session = Session(config, device, model, forward, optimizer, scheduler, train_loader, test_loader, params)
+    forward: torch.nn.Module = model
+    if dist.enabled:
+        forward = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    if config.compile:
+        forward = torch.compile(forward)
+    session = Session(config, device, model, forward, optimizer, scheduler, train_loader, test_loader, params,
+                      SystemMonitor(device), dist)
 
     position = Position()
     if checkpoint is not None:
         model.load_state_dict(checkpoint["model"])
         optimizer.load_state_dict(checkpoint["optimizer"])
         scheduler.load_state_dict(checkpoint["scheduler"])
-        _set_rng_state(checkpoint["rng"], device)
         position = Position.from_checkpoint(checkpoint)
+        rng_ranks = checkpoint.get("rng_ranks") or [checkpoint["rng"]]
+        if len(rng_ranks) == dist.world_size:
+            _set_rng_state(rng_ranks[dist.rank], device)
+        else:
+            # Another world size: the data order is the same (it does not depend on the ranks), the
+            # dropout masks are not.
+            torch.manual_seed(config.seed + 7919 * dist.rank + position.step)
+            run.append_metrics([{"kind": "event", "event": "world-size", "step": position.step, "epoch": position.epoch,
+                                 "time": position.train_seconds, "seconds": None,
+                                 "message": f"resumed on {dist.world_size} process(es), the checkpoint was written by "
+                                            f"{len(rng_ranks)}: same data order from step {position.step}, new dropout masks"}])
         # The schedule decides the lr from the position, so an extended target never jumps it.
         factor = lr_factor(config, position.step, steps_per_epoch)
         for group, base in zip(optimizer.param_groups, scheduler.base_lrs):
@@ -443,14 +472,27 @@ def setup(run: Run, resume: bool, reporter: _Reporter) -> tuple[Session, Positio
     return session, position
 
 
+def record_system(run: Run, session: Session, position: Position) -> None:
+    """Append a `system` record: process CPU and memory, CUDA memory, GPU load (see monitor.py)."""
+    run.append_metrics([{
+        "kind": "system", "step": position.step,
+        "epoch": position.epoch + position.batch_in_epoch / session.steps_per_epoch,
+        "time": position.train_seconds, "wall_time": time.time(), **session.monitor.sample(),
+    }])
+
+
 def _has_points(run: Run) -> bool:
     """Whether metrics.jsonl holds any training point (a queued run's first start has none to supersede)."""
     return any(r.get("kind") in ("step", "epoch") for r in run.read_metrics())
 
 
 def train_epoch(run: Run, session: Session, position: Position, stop_event: threading.Event, report: _Reporter) -> bool:
-    """Train from the position to the end of the epoch; False if a stop was asked for (position is then exact)."""
-    config, device = session.config, session.device
+    """Train from the position to the end of the epoch; False if a stop was asked for (position is then exact).
+
+    One process stops within one batch; data-parallel ranks agree on a stop at the next logging
+    point, so that all of them stop at the same step.
+    """
+    config, device, dist = session.config, session.device, session.dist
     model, optimizer, scheduler = session.model, session.optimizer, session.scheduler
     steps_per_epoch = session.steps_per_epoch
     model.train()
@@ -463,9 +505,9 @@ def train_epoch(run: Run, session: Session, position: Position, stop_event: thre
     interval_images = 0
     interval_start = time.perf_counter()
     for images, labels in session.train_loader.epoch(position.epoch, start_batch=position.batch_in_epoch):
-        if stop_event.is_set():
+        if not dist.enabled and stop_event.is_set():
             position.train_seconds += time.perf_counter() - interval_start
-            position.fold(interval_loss, interval_correct, interval_images)
+            position.fold(interval_loss.item(), float(interval_correct.item()), interval_images)
             return False
         first_step_start = time.perf_counter() if position.step == 0 else None
         with _autocast(device):
@@ -477,7 +519,7 @@ def train_epoch(run: Run, session: Session, position: Position, stop_event: thre
         scheduler.step()
         position.step += 1
         position.batch_in_epoch += 1
-        position.images_seen += labels.shape[0]
+        position.images_seen += labels.shape[0] * dist.world_size
         detached = loss.detach()
         interval_loss += detached.double() * labels.shape[0]
         interval_correct += (logits.argmax(dim=1) == labels).sum()
@@ -490,28 +532,58 @@ def train_epoch(run: Run, session: Session, position: Position, stop_event: thre
             run.append_metrics([{"kind": "event", "event": "compile", "step": position.step, "epoch": position.epoch,
                                  "time": position.train_seconds + seconds, "seconds": seconds,
                                  "message": f"torch.compile warm-up and first step took {seconds:.1f} s"}])
-        if position.step % config.log_every == 0 or position.batch_in_epoch == steps_per_epoch:
-            if int(bad_step.item()) > 0:
-                raise _Diverged(int(bad_step.item()))
-            now = time.perf_counter()
-            seconds = now - interval_start
-            position.train_seconds += seconds
-            interval_start = now
-            loss_value = interval_loss.item() / interval_images
-            acc_value = interval_correct.item() / interval_images
-            session.recent_rate = interval_images / seconds if seconds > 0 else None
-            run.append_metrics([{
-                "kind": "step", "step": position.step, "epoch": position.epoch + position.batch_in_epoch / steps_per_epoch,
-                "images_seen": position.images_seen, "time": position.train_seconds, "train_loss": loss_value,
-                "train_acc": acc_value, "lr": session.current_lr,
-            }])
-            position.fold(interval_loss, interval_correct, interval_images)
-            interval_loss.zero_()
-            interval_correct.zero_()
-            interval_images = 0
-            report.send(session, position, "training", loss_value, acc_value, session.recent_rate)
+        if position.step % config.log_every != 0 and position.batch_in_epoch != steps_per_epoch:
+            continue
+        # The logging point: sums over the ranks, the first bad step and any stop request, in one host sync.
+        sums = distributed.all_sum(torch.stack([
+            interval_loss, interval_correct.double(), torch.tensor(float(interval_images), device=device, dtype=torch.float64),
+        ]), dist)
+        flags = distributed.all_max(torch.stack([
+            bad_step.double(), torch.tensor(float(stop_event.is_set()), device=device, dtype=torch.float64),
+        ]), dist)
+        loss_sum, correct, images_total, first_bad, stop_asked = torch.cat([sums, flags]).tolist()
+        if first_bad > 0:
+            raise _Diverged(int(first_bad))
+        now = time.perf_counter()
+        seconds = now - interval_start
+        position.train_seconds += seconds
+        interval_start = now
+        loss_value, acc_value = loss_sum / images_total, correct / images_total
+        session.recent_rate = images_total / seconds if seconds > 0 else None
+        run.append_metrics([{
+            "kind": "step", "step": position.step, "epoch": position.epoch + position.batch_in_epoch / steps_per_epoch,
+            "images_seen": position.images_seen, "time": position.train_seconds, "train_loss": loss_value,
+            "train_acc": acc_value, "lr": session.current_lr,
+        }])
+        position.fold(loss_sum, correct, int(images_total))
+        interval_loss.zero_()
+        interval_correct.zero_()
+        interval_images = 0
+        if session.monitor.due():
+            record_system(run, session, position)
+        report.send(session, position, "training", loss_value, acc_value, session.recent_rate)
+        if dist.enabled and stop_asked > 0 and position.batch_in_epoch < steps_per_epoch:
+            return False
     position.train_seconds += time.perf_counter() - interval_start
     return True
+
+
+def _data_parallel_checks(session: Session, epoch: int) -> dict[str, Any]:
+    """For a data-parallel epoch: whether every rank holds the same weights and the shards were disjoint."""
+    dist = session.dist
+    if not dist.enabled:
+        return {}
+    with torch.no_grad():
+        weights = torch.stack([p.detach().double().sum() for p in session.model.parameters()]).tolist()
+    replicas = distributed.gather(weights, dist)
+    shards = distributed.gather(session.train_loader.epoch_indices(epoch).cpu().tolist(), dist)
+    seen = [index for shard in shards for index in shard]
+    return {
+        "world_size": dist.world_size,
+        "replicas_agree": all(r == replicas[0] for r in replicas),
+        "shards_disjoint": len(set(seen)) == len(seen),
+        "images_per_epoch": len(seen),
+    }
 
 
 def finish_epoch(run: Run, session: Session, position: Position, epoch_start: float, report: _Reporter) -> None:
@@ -521,7 +593,7 @@ def finish_epoch(run: Run, session: Session, position: Position, epoch_start: fl
     train_phase_seconds = time.perf_counter() - epoch_start
     report.send(session, position, "evaluating", rate=rate)
     eval_start = time.perf_counter()
-    test_loss, test_acc = evaluate(session.forward, session.test_loader, device)
+    test_loss, test_acc = evaluate(session.forward, session.test_loader, device, session.dist)
     eval_seconds = time.perf_counter() - eval_start
     position.train_seconds += eval_seconds
     if config.compile and not session.compiled_eval:
@@ -533,6 +605,7 @@ def finish_epoch(run: Run, session: Session, position: Position, epoch_start: fl
     if not math.isfinite(test_loss):
         raise _Diverged(position.step)
     images = max(1, position.epoch_images)
+    checks = _data_parallel_checks(session, position.epoch)
     position.epoch += 1
     position.batch_in_epoch = 0
     position.best_test_acc = test_acc if position.best_test_acc is None else max(position.best_test_acc, test_acc)
@@ -544,8 +617,10 @@ def finish_epoch(run: Run, session: Session, position: Position, epoch_start: fl
         "lr": session.current_lr, "epoch_seconds": time.perf_counter() - epoch_start,
         "images_per_s": position.epoch_images / train_phase_seconds if train_phase_seconds > 0 else None,
         "peak_mem_mb": torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None,
+        **checks,
     }])
     position.epoch_loss, position.epoch_correct, position.epoch_images = 0.0, 0.0, 0
+    record_system(run, session, position)  # at least one reading per epoch, however short
     run.save_checkpoint(position.to_checkpoint(session))
     run.write_status(
         "running", f"epoch {position.epoch}/{config.epochs}: test accuracy {test_acc:.1%}", epoch=position.epoch,
@@ -564,6 +639,7 @@ def train_run(
     stop_event: threading.Event | None = None,
     on_progress: ProgressHook | None = None,
     resume: bool = False,
+    dist: Dist | None = None,
 ) -> str:
     """Train the run described by run/config.json; returns the final status.
 
@@ -571,23 +647,31 @@ def train_run(
     process holds it). Never raises for training problems: they end in status stopped, finished,
     diverged or failed with a one-line message in status.json (and a traceback in error.txt for
     unexpected errors). Points recorded before a failure stay in metrics.jsonl.
+
+    Data-parallel (dist from torchrun, process group joined): every rank calls this; rank 0 alone
+    holds the lock and writes, the others see the run through a RankView.
     """
     stop_event = stop_event or threading.Event()
+    dist = dist or Dist()
+    if not dist.is_main:
+        run = RankView(run)  # type: ignore[assignment]
     run.acquire("training")
-    report = _Reporter(run, on_progress)
+    report = _Reporter(run, on_progress if dist.is_main else None)
     session: Session | None = None
     position = Position()
     try:
         run.write_status("running", "loading data", started_at=time.time(), pid=os.getpid(), host=socket.gethostname(),
                          finished_at=None, error_kind=None)
         report.send(None, position, "loading")
-        session, position = setup(run, resume, report)
+        session, position = setup(run, resume, report, dist)
         config = session.config
         run.write_status(
-            "running", f"training on {session.device.type}", params=session.params, device=session.device.type,
+            "running", f"training on {session.device.type}" + (f" × {dist.world_size} processes" if dist.enabled else ""),
+            params=session.params, device=session.device.type, world_size=dist.world_size,
             epochs=config.epochs, model_name=config.model.name, dataset=config.dataset, optimizer=config.optimizer,
             epoch=position.epoch, step=position.step, images_seen=position.images_seen,
         )
+        record_system(run, session, position)
         report.send(session, position, "compiling" if config.compile and position.step == 0 else "training")
         while position.epoch < config.epochs:
             epoch_start = time.perf_counter()
@@ -616,11 +700,13 @@ def train_run(
         # Disk full or read-only: what was written stays; the temporary file of the failed write is gone.
         return _end(run, "failed", str(exc), position, "io")
     except Exception as exc:  # noqa: BLE001 - any failure must end as a recorded status
-        try:
-            run.error_path.write_text(traceback.format_exc())
-            where = f" (traceback in {run.error_path})"
-        except OSError:
-            where = ""
+        where = ""
+        if dist.is_main:
+            try:
+                run.error_path.write_text(traceback.format_exc())
+                where = f" (traceback in {run.error_path})"
+            except OSError:
+                pass
         first_line = (str(exc).strip().splitlines() or [""])[0]
         return _end(run, "failed", f"{type(exc).__name__}: {first_line}{where}", position, "exception")
     finally:

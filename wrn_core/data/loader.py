@@ -9,11 +9,17 @@ import torch
 
 from wrn_core.data.base import DataError
 
+
 class DeviceLoader:
     """Batches from uint8 images already on the training device; augments and normalizes there.
 
     For training, the shuffle and all augmentation randomness of an epoch are drawn up front from a
     CPU generator seeded from (seed, epoch), so an epoch is reproducible and can resume mid-way.
+
+    Data-parallel: with shard=(rank, world_size) a training loader yields this rank's equal part of
+    every global batch (batch_size is the global batch), drawn from the same epoch plan on every
+    rank, so the ranks' shards are disjoint and together are exactly the one-process batch. A test
+    loader gives each rank a contiguous part of the test set.
     """
 
     PAD = 4  # pixels of reflect padding before the random crop (paper)
@@ -32,6 +38,7 @@ class DeviceLoader:
         drop_last: bool | None = None,
         channels_last: bool = False,
         dtype: torch.dtype = torch.float32,
+        shard: tuple[int, int] = (0, 1),
     ) -> None:
         if images.dim() != 4 or images.dtype != torch.uint8:
             raise DataError(f"images must be uint8 (N, C, H, W), got {images.dtype} {tuple(images.shape)}")
@@ -42,6 +49,15 @@ class DeviceLoader:
         channels = images.shape[1]
         if len(mean) != channels or len(std) != channels:
             raise DataError(f"mean/std need {channels} values (one per channel), got {len(mean)}/{len(std)}")
+        rank, world_size = shard
+        if not (0 <= rank < world_size):
+            raise DataError(f"shard rank {rank} is not in [0, {world_size})")
+        self.rank, self.world_size = int(rank), int(world_size)
+        if not train and world_size > 1:
+            # Evaluation: a contiguous part of the test set per rank (sizes differ by at most one).
+            n = images.shape[0]
+            lo, hi = n * rank // world_size, n * (rank + 1) // world_size
+            images, labels = images[lo:hi], labels[lo:hi]
         self.images = images
         self.labels = labels
         self.batch_size = int(batch_size)
@@ -69,6 +85,17 @@ class DeviceLoader:
     def effective_batch_size(self) -> int:
         # With drop_last and fewer samples than one batch, the single batch holds them all.
         return min(self.batch_size, self.num_samples) if self.num_samples else self.batch_size
+
+    @property
+    def local_batch_size(self) -> int:
+        """Images of each training batch on this rank: the global batch over the world size."""
+        size = self.effective_batch_size
+        if self.train and size % self.world_size != 0:
+            raise DataError(
+                f"batch size {size} does not divide over {self.world_size} processes; "
+                f"use a batch size that is a multiple of {self.world_size}"
+            )
+        return size // self.world_size if self.train else size
 
     def __len__(self) -> int:
         n = self.num_samples
@@ -111,6 +138,7 @@ class DeviceLoader:
         order, rows, cols = self._plan(epoch)
         count = len(self)
         size = self.effective_batch_size
+        local = self.local_batch_size
         for batch in range(max(0, int(start_batch)), count):
             if not self.train:
                 # In order: a slice (a view) instead of a gather.
@@ -118,15 +146,23 @@ class DeviceLoader:
                 out = self._normalize(x)
                 yield out, self.labels[batch * size : (batch + 1) * size]
                 continue
-            index = order[batch * size : (batch + 1) * size]
+            lo = batch * size + self.rank * local  # this rank's part of global batch `batch`
+            index = order[lo : lo + local]
             if rows is None:
                 x = self.images[index]
             else:
-                r = rows[batch * size : (batch + 1) * size]
-                c = cols[batch * size : (batch + 1) * size]
+                r = rows[lo : lo + local]
+                c = cols[lo : lo + local]
                 # One gather: (B,1,1,1), (1,C,1,1), (B,1,H,1), (B,1,1,W) -> (B, C, H, W) uint8
                 x = self.images[index[:, None, None, None], self._channel_index, r[:, None, :, None], c[:, None, None, :]]
             yield self._normalize(x), self.labels[index]
+
+    def epoch_indices(self, epoch: int) -> torch.Tensor:
+        """The sample indices this rank trains on in `epoch`, in order (int64 on the device)."""
+        order, _, _ = self._plan(epoch)
+        size, local = self.effective_batch_size, self.local_batch_size
+        parts = [order[b * size + self.rank * local : b * size + (self.rank + 1) * local] for b in range(len(self))]
+        return torch.cat(parts) if parts else order[:0]
 
     def _normalize(self, x: torch.Tensor) -> torch.Tensor:
         """uint8 (B, C, H, W) -> `dtype` (x/255 - mean)/std, computed in float32."""

@@ -1,0 +1,117 @@
+"""System metrics while training: device memory (torch.cuda), GPU load (NVML, optional), process CPU and memory (psutil).
+
+The trainer asks for a `system` record every few seconds; sampling never synchronises the GPU.
+Each source is optional: without psutil, an NVIDIA driver or nvidia-ml-py the fields are None.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+import torch
+
+SYSTEM_INTERVAL_S = 5.0  # seconds between `system` records while training
+MIB = 2**20
+
+
+def _nvml_handle(device: torch.device) -> Any | None:
+    """The NVML handle of the GPU torch calls `device`, or None (no driver, no nvidia-ml-py, no match)."""
+    try:
+        import pynvml
+
+        pynvml.nvmlInit()
+    except Exception:  # noqa: BLE001 - no library, no driver: GPU load is simply not reported
+        return None
+    index = device.index if device.index is not None else torch.cuda.current_device()
+    try:
+        # By UUID: CUDA_VISIBLE_DEVICES renumbers GPUs for torch, never for NVML.
+        uuid = str(torch.cuda.get_device_properties(index).uuid)
+        return pynvml.nvmlDeviceGetHandleByUUID(uuid if uuid.startswith("GPU-") else f"GPU-{uuid}")
+    except Exception:  # noqa: BLE001
+        pass
+    try:
+        visible = os.environ.get("CUDA_VISIBLE_DEVICES", "")
+        ids = [v.strip() for v in visible.split(",") if v.strip()]
+        physical = int(ids[index]) if ids and ids[index].isdigit() else index
+        return pynvml.nvmlDeviceGetHandleByIndex(physical)
+    except Exception:  # noqa: BLE001
+        return None
+
+
+class SystemMonitor:
+    """Samples the training process and its device; `due()` says when the next record is wanted."""
+
+    def __init__(self, device: torch.device, interval_s: float = SYSTEM_INTERVAL_S) -> None:
+        self.device = device
+        self.interval_s = interval_s
+        self.last = -float("inf")
+        try:
+            import psutil
+
+            self.process = psutil.Process()
+            self.process.cpu_percent(None)  # the first call only starts the measuring window
+        except Exception:  # noqa: BLE001 - psutil missing: no CPU/RSS fields
+            self.process = None
+        self.nvml = _nvml_handle(device) if device.type == "cuda" else None
+
+    def due(self) -> bool:
+        return time.monotonic() - self.last >= self.interval_s
+
+    def sample(self) -> dict[str, Any]:
+        """One reading: process CPU % (100 = one core) and RSS; CUDA memory and GPU load where there is a GPU."""
+        self.last = time.monotonic()
+        reading: dict[str, Any] = {
+            "cpu_percent": None, "rss_mb": None, "cuda_allocated_mb": None, "cuda_reserved_mb": None,
+            "cuda_peak_mb": None, "gpu_util": None, "gpu_memory_util": None, "gpu_memory_used_mb": None,
+            "gpu_temp_c": None, "gpu_power_w": None,
+        }
+        if self.process is not None:
+            try:
+                reading["cpu_percent"] = float(self.process.cpu_percent(None))
+                reading["rss_mb"] = self.process.memory_info().rss / MIB
+            except Exception:  # noqa: BLE001
+                pass
+        if self.device.type == "cuda":
+            reading["cuda_allocated_mb"] = torch.cuda.memory_allocated(self.device) / MIB
+            reading["cuda_reserved_mb"] = torch.cuda.memory_reserved(self.device) / MIB
+            reading["cuda_peak_mb"] = torch.cuda.max_memory_allocated(self.device) / MIB
+        if self.nvml is not None:
+            try:
+                import pynvml
+
+                rates = pynvml.nvmlDeviceGetUtilizationRates(self.nvml)
+                memory = pynvml.nvmlDeviceGetMemoryInfo(self.nvml)
+                reading["gpu_util"] = float(rates.gpu)
+                reading["gpu_memory_util"] = float(rates.memory)
+                reading["gpu_memory_used_mb"] = memory.used / MIB
+                reading["gpu_temp_c"] = float(pynvml.nvmlDeviceGetTemperature(self.nvml, pynvml.NVML_TEMPERATURE_GPU))
+                reading["gpu_power_w"] = pynvml.nvmlDeviceGetPowerUsage(self.nvml) / 1000.0
+            except Exception:  # noqa: BLE001 - a query the GPU does not support
+                pass
+        return reading
+
+
+def system_summary(records: list[dict[str, Any]]) -> dict[str, float | None]:
+    """Peak memory and mean load over a run's `system` records (for runs show and the Runs page)."""
+    system = [r for r in records if r.get("kind") == "system"]
+
+    def values(key: str) -> list[float]:
+        return [float(r[key]) for r in system if isinstance(r.get(key), (int, float))]
+
+    def peak(key: str) -> float | None:
+        found = values(key)
+        return max(found) if found else None
+
+    def mean(key: str) -> float | None:
+        found = values(key)
+        return sum(found) / len(found) if found else None
+
+    return {
+        "samples": float(len(system)),
+        "peak_cuda_mb": peak("cuda_peak_mb"),
+        "peak_rss_mb": peak("rss_mb"),
+        "mean_gpu_util": mean("gpu_util"),
+        "mean_cpu_percent": mean("cpu_percent"),
+    }
