@@ -12,16 +12,11 @@ import torchinfo
 import torchinfo.torchinfo as _torchinfo_impl
 from torch import nn
 
-from wrn_core.config import OPTIMIZERS, ConfigError, WRNConfig
+from wrn_core.config import ConfigError, WRNConfig
 from wrn_core.model import build_model, count_parameters
 
-MIB = 2**20  # bytes per MiB
-FP32_BYTES = 4  # bytes per fp32 element
-# Fixed allowance for the CUDA context + cuDNN/cuBLAS handles, MiB (typical for a recent GPU).
-CUDA_CONTEXT_MB = 500.0
-# Extra fraction on top of weights+gradients+optimizer+activations for allocator
-# fragmentation and conv workspaces.
-WORKSPACE_FRACTION = 0.10
+from wrn_core.memory import FP32_BYTES, MIB
+from wrn_core.memory import training_memory_mb as _training_memory_mb
 
 LAYER_COLUMNS = (
     "index",
@@ -273,35 +268,10 @@ def totals(config: WRNConfig, image_size: int = 32, table: pd.DataFrame | None =
 def training_memory_mb(
     totals: ModelTotals, batch_size: int, optimizer: str = "sgd-nesterov", amp: bool = True
 ) -> dict[str, float]:
-    """Predicted peak training GPU memory, MiB, split by what holds it.
-
-    Assumptions (an estimate, not a measurement):
-    - weights and gradients are fp32 (AMP keeps fp32 master weights), 4 bytes per param each;
-    - optimizer state: SGD (with or without Nesterov) keeps one momentum buffer (1x params),
-      Adam/AdamW keep two moments (2x params);
-    - activations: batch_size x what autograd saves per image (saved_activation_bytes, fp32),
-      halved under AMP (bf16);
-    - workspace: a fixed allowance of 10% of the above plus ~500 MiB for the CUDA context.
-    """
-    if optimizer not in OPTIMIZERS:
-        raise ConfigError(f"unknown optimizer {optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ConfigError(f"batch size must be an integer >= 1, got {batch_size!r}")
-    weights = totals.model_size_mb
-    gradients = totals.model_size_mb
-    state_copies = 2 if optimizer in ("adam", "adamw") else 1
-    optimizer_state = state_copies * totals.model_size_mb
-    activations = batch_size * totals.activation_mb_per_image * (0.5 if amp else 1.0)
-    subtotal = weights + gradients + optimizer_state + activations
-    workspace = WORKSPACE_FRACTION * subtotal + CUDA_CONTEXT_MB
-    return {
-        "weights": weights,
-        "gradients": gradients,
-        "optimizer_state": optimizer_state,
-        "activations": activations,
-        "workspace": workspace,
-        "total": subtotal + workspace,
-    }
+    """Predicted peak training GPU memory, MiB, split by what holds it (see memory.training_memory_mb)."""
+    return _training_memory_mb(
+        totals.total_params, int(round(totals.activation_mb_per_image * MIB)), batch_size, optimizer, amp=amp, cuda=True
+    )
 
 
 def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
