@@ -90,6 +90,18 @@ def test_curves_frame_axes(x, expected):
     assert test["source"].unique().tolist() == ["epoch"] and test["value"].tolist() == [0.25, 0.45]
 
 
+def test_curves_frame_flops_axis():
+    frame = curves_frame({"a": RECORDS, "b": RECORDS, "unknown": RECORDS}, x="flops",
+                         flops_per_image={"a": 6.0e6, "b": 1.2e7, "unknown": None})
+    assert sorted(frame["run"].unique()) == ["a", "b"]  # no FLOPs figure: left out
+    a_train = frame[(frame["run"] == "a") & (frame["metric"] == "train_acc")]
+    assert a_train["x"].tolist() == pytest.approx([64 * 6.0e6, 128 * 6.0e6, 192 * 6.0e6, 256 * 6.0e6])
+    b_test = frame[(frame["run"] == "b") & (frame["metric"] == "test_acc")]
+    assert b_test["x"].tolist() == pytest.approx([128 * 1.2e7, 256 * 1.2e7])  # images seen x FLOPs per image
+    with pytest.raises(ValueError, match="flops_per_image"):
+        curves_frame({"a": RECORDS}, x="flops")
+
+
 def test_curves_frame_overlays_runs_and_falls_back_to_epoch_points():
     only_epochs = [r for r in RECORDS if r["kind"] == "epoch"]
     frame = curves_frame({"a": RECORDS, "b": only_epochs, "empty": []})

@@ -41,7 +41,8 @@ EPOCH_COLUMNS = (
 )
 EXPORT_COLUMNS = ("epoch", "train_acc", "train_loss", "test_acc", "test_loss", "lr", "time", "images_seen")
 CURVE_METRICS = ("train_acc", "train_loss", "test_acc", "test_loss")
-X_AXES = ("epoch", "time", "images_seen")
+# "flops": training FLOPs, images_seen x 6 x MACs per image (see wrn_core.flops); needs flops_per_image.
+X_AXES = ("epoch", "time", "images_seen", "flops")
 
 
 def _percent(value: Any) -> float | None:
@@ -123,19 +124,32 @@ def smooth(series: Iterable[float] | pd.Series, weight: float) -> pd.Series:
 
 
 def curves_frame(
-    runs: Mapping[str, Iterable[Mapping[str, Any]]], x: str = "epoch", smoothing: float = 0.0
+    runs: Mapping[str, Iterable[Mapping[str, Any]]],
+    x: str = "epoch",
+    smoothing: float = 0.0,
+    flops_per_image: Mapping[str, float | None] | None = None,
 ) -> pd.DataFrame:
     """Long table for overlays: run, metric, source ('step'|'epoch'), x, value.
 
     Train curves use the per-step points when there are any (else the per-epoch ones);
     test curves use the per-epoch points. Accuracies stay fractions; `smoothing` is an
-    EMA weight applied per run and metric.
+    EMA weight applied per run and metric. x="flops" puts each point at images_seen x
+    flops_per_image[run] (training FLOPs per image, wrn_core.flops); runs without a figure
+    there are left out.
     """
     if x not in X_AXES:
         raise ValueError(f"unknown x axis {x!r}; choose one of {', '.join(X_AXES)}")
+    if x == "flops" and flops_per_image is None:
+        raise ValueError("the flops x axis needs flops_per_image (training FLOPs per image, per run)")
     parts = []
     for name, records in runs.items():
         steps, epochs = metrics_frames(records)
+        if x == "flops":
+            per_image = flops_per_image.get(name)
+            if per_image is None:
+                continue
+            steps = steps.assign(flops=steps["images_seen"] * float(per_image))
+            epochs = epochs.assign(flops=epochs["images_seen"] * float(per_image))
         train_source, train = ("step", steps) if not steps.empty else ("epoch", epochs)
         for metric in CURVE_METRICS:
             source, frame = (train_source, train) if metric.startswith("train") else ("epoch", epochs)
