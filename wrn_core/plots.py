@@ -320,8 +320,10 @@ def acc_vs_params_figure(frame: pd.DataFrame, paper: bool = True) -> go.Figure:
                 mode="markers+text",
                 marker={"symbol": "diamond-open", "size": 13, "color": REFERENCE_COLOR, "line": {"width": 2}},
                 text=points["model"].tolist(),
-                textposition="bottom center",
+                # WRN-40-4 and WRN-16-8 sit close together (8.9M, 11.0M): one label below, one above.
+                textposition=["bottom center", "top center", "bottom center"][: len(points)],
                 textfont={"size": 11, "color": REFERENCE_COLOR},
+                cliponaxis=False,  # a label at the widest model may reach past the axis
                 name=PAPER_CAPTION,
                 legendgroup="paper",
                 hovertemplate=(
@@ -366,5 +368,6 @@ def acc_vs_params_figure(frame: pd.DataFrame, paper: bool = True) -> go.Figure:
         xaxis={"title": "parameters", "type": "log"},
         yaxis={"title": "best test accuracy (%)"},
         showlegend=paper or len(fig.data) > 1,  # the legend names the paper's points
+        legend={"orientation": "h", "yanchor": "bottom", "y": 1.02, "x": 0},
     )
     return fig
