@@ -8,6 +8,7 @@ from typing import Any
 
 import streamlit as st
 
+from wrn_core.analysis import Finding, diagnose
 from wrn_core.jobs import JobManager
 from wrn_core.plots import live_figure
 from wrn_core.runstore import Run
@@ -193,3 +194,45 @@ def show_status(status: dict[str, Any]) -> None:
         st.success(text)
     else:
         st.info(text)
+
+
+# Badge colour and icon per finding severity (st.badge colours).
+SEVERITY_BADGES = {
+    "error": ("red", ":material/error:"),
+    "warning": ("orange", ":material/warning:"),
+    "info": ("blue", ":material/info:"),
+}
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def _findings_cached(path: str, stamp: tuple[int, int]) -> list[Finding]:
+    run = Run(Path(path))
+    return diagnose(run.read_metrics(), run.read_config_dict())
+
+
+def run_findings(run: Run) -> list[Finding]:
+    """diagnose() for a run, recomputed only when metrics.jsonl changed (cheap to poll every second)."""
+    return _findings_cached(str(run.path), _file_key(run.metrics_path))
+
+
+def show_findings(findings: list[Finding], advice: bool = True, healthy: str | None = "No training problems found") -> None:
+    """Training-health findings as coloured badges (the advice as a tooltip, and below when advice=True).
+
+    With no findings, a green badge saying `healthy` (nothing when healthy is None).
+    """
+    if not findings:
+        if healthy:
+            st.badge(healthy, icon=":material/check_circle:", color="green")
+        return
+    for finding in findings:
+        color, icon = SEVERITY_BADGES.get(finding.severity, ("gray", ":material/help:"))
+        st.badge(finding.message, icon=icon, color=color, help=finding.advice)
+        if advice:
+            st.caption(f"↳ {finding.advice}")
+
+
+def show_health(run: Run, active: bool = False) -> None:
+    """A run's training-health badges once it has recorded something (nothing before that)."""
+    if not run.metrics_path.exists():
+        return
+    show_findings(run_findings(run), healthy="No training problems found" + (" so far" if active else ""))
