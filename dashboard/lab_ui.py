@@ -11,7 +11,7 @@ import streamlit as st
 from wrn_core.analysis import Finding, diagnose
 from wrn_core.jobs import JobManager
 from wrn_core.plots import live_figure
-from wrn_core.runstore import Run
+from wrn_core.runstore import Run, RunStoreError
 
 PAGES_DIR = Path(__file__).resolve().parent.parent / "pages"
 # Session-state keys of value widgets that must survive a page switch (see keep_form_state).
@@ -207,7 +207,11 @@ SEVERITY_BADGES = {
 @st.cache_data(show_spinner=False, max_entries=256)
 def _findings_cached(path: str, stamp: tuple[int, int]) -> list[Finding]:
     run = Run(Path(path))
-    return diagnose(run.read_metrics(), run.read_config_dict())
+    try:
+        config = run.read_config_dict()
+    except RunStoreError:  # a damaged config.json: judge with the default number of classes
+        config = None
+    return diagnose(run.read_metrics(), config)
 
 
 def run_findings(run: Run) -> list[Finding]:
