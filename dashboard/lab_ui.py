@@ -8,9 +8,10 @@ from typing import Any
 
 import streamlit as st
 
+from wrn_core.analysis import Finding, diagnose
 from wrn_core.jobs import JobManager
 from wrn_core.plots import live_figure
-from wrn_core.runstore import Run
+from wrn_core.runstore import Run, RunStoreError
 
 PAGES_DIR = Path(__file__).resolve().parent.parent / "pages"
 # Session-state keys of value widgets that must survive a page switch (see keep_form_state).
@@ -193,3 +194,49 @@ def show_status(status: dict[str, Any]) -> None:
         st.success(text)
     else:
         st.info(text)
+
+
+# Badge colour and icon per finding severity (st.badge colours).
+SEVERITY_BADGES = {
+    "error": ("red", ":material/error:"),
+    "warning": ("orange", ":material/warning:"),
+    "info": ("blue", ":material/info:"),
+}
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def _findings_cached(path: str, stamp: tuple[int, int]) -> list[Finding]:
+    run = Run(Path(path))
+    try:
+        config = run.read_config_dict()
+    except RunStoreError:  # a damaged config.json: judge with the default number of classes
+        config = None
+    return diagnose(run.read_metrics(), config)
+
+
+def run_findings(run: Run) -> list[Finding]:
+    """diagnose() for a run, recomputed only when metrics.jsonl changed (cheap to poll every second)."""
+    return _findings_cached(str(run.path), _file_key(run.metrics_path))
+
+
+def show_findings(findings: list[Finding], advice: bool = True, healthy: str | None = "No training problems found") -> None:
+    """Training-health findings as coloured badges (the advice as a tooltip, and below when advice=True).
+
+    With no findings, a green badge saying `healthy` (nothing when healthy is None).
+    """
+    if not findings:
+        if healthy:
+            st.badge(healthy, icon=":material/check_circle:", color="green")
+        return
+    for finding in findings:
+        color, icon = SEVERITY_BADGES.get(finding.severity, ("gray", ":material/help:"))
+        st.badge(finding.message, icon=icon, color=color, help=finding.advice)
+        if advice:
+            st.caption(f"↳ {finding.advice}")
+
+
+def show_health(run: Run, active: bool = False) -> None:
+    """A run's training-health badges once it has recorded something (nothing before that)."""
+    if not run.metrics_path.exists():
+        return
+    show_findings(run_findings(run), healthy="No training problems found" + (" so far" if active else ""))

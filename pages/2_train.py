@@ -288,6 +288,7 @@ def live_view() -> None:
     else:
         message = status.get("message") or ""
         st.caption(f"Status: **{state}**" + (f" — {message}" if message else ""))
+    lab_ui.show_health(run, active)
 
     c1, c2, c3 = st.columns([1, 1, 2])
     if active:

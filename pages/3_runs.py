@@ -15,17 +15,27 @@ if DASHBOARD_DIR not in sys.path:
 import lab_ui  # noqa: E402
 
 from wrn_core.analysis import config_diff, export_csv, export_json, runs_frame  # noqa: E402
+from wrn_core.cli import command_for  # noqa: E402
 from wrn_core.config import ConfigError  # noqa: E402
 from wrn_core.data import DataError  # noqa: E402
+from wrn_core.flops import FLOPS_CONVENTION, training_flops_per_image  # noqa: E402
 from wrn_core.plots import acc_vs_params_figure, compare_figure  # noqa: E402
+from wrn_core.reference import OFFICIAL_LOG_ATTRIBUTION, PAPER_CAPTION, PAPER_SOURCE, official_curve  # noqa: E402
 from wrn_core.runstore import ACTIVE_STATUSES, RunStoreError  # noqa: E402
 
 V = "runs_v_"  # prefix of value widgets kept across page switches
-X_LABELS = {"epoch": "epoch", "time": "wall time (training s)", "images_seen": "images seen"}
+X_LABELS = {
+    "epoch": "epoch",
+    "time": "wall time (training s)",
+    "images_seen": "images seen",
+    "flops": "training FLOPs",
+}
 
 st.session_state.setdefault(V + "x", "epoch")
 st.session_state.setdefault(V + "smoothing", 0.0)
 st.session_state.setdefault(V + "log_cost", False)
+st.session_state.setdefault(V + "log_x", False)
+st.session_state.setdefault(V + "reference", False)
 
 st.title("Runs")
 manager = lab_ui.get_job_manager()
@@ -69,18 +79,50 @@ for name in selected:
 
 st.subheader("Curves")
 c1, c2, c3 = st.columns([2, 2, 1])
-c1.radio("x axis", list(X_LABELS), format_func=X_LABELS.get, key=V + "x", horizontal=True)
+c1.radio("x axis", list(X_LABELS), format_func=X_LABELS.get, key=V + "x", horizontal=True,
+         help=f"Training FLOPs: {FLOPS_CONVENTION}. MACs per image come from each run's model and image size.")
 c2.slider("smoothing (EMA weight)", min_value=0.0, max_value=0.99, step=0.01, key=V + "smoothing")
 c3.toggle("log cost", key=V + "log_cost")
+c3.toggle("log x", key=V + "log_x")
+st.toggle("Reference: the authors' WRN-40-4 on CIFAR-10 (test accuracy, 200 epochs)", key=V + "reference",
+          help="A dashed curve on the test-accuracy panel: " + OFFICIAL_LOG_ATTRIBUTION)
+x_axis = st.session_state[V + "x"]
+flops = {name: training_flops_per_image(config) for name, config in configs.items()}
+reference = official_curve(x_axis) if st.session_state[V + "reference"] else None
 st.plotly_chart(
     compare_figure(
         records,
-        x=st.session_state[V + "x"],
+        x=x_axis,
         smoothing=float(st.session_state[V + "smoothing"]),
         log_cost=bool(st.session_state[V + "log_cost"]),
+        flops_per_image=flops,
+        reference=reference,
+        log_x=bool(st.session_state[V + "log_x"]),
     ),
     key="runs_compare_chart",
 )
+if x_axis == "flops":
+    unknown = [name for name, value in flops.items() if value is None]
+    if unknown:
+        st.caption(f"No FLOPs for {', '.join(unknown)}: the input image size is unknown (image folder not found).")
+if st.session_state[V + "reference"]:
+    if reference is None:
+        st.caption("The authors' log is drawn against epochs, images seen or FLOPs only: "
+                   "its times were measured on their 2016 GPU.")
+    else:
+        tip = "" if x_axis == "epoch" or st.session_state[V + "log_x"] else " Turn on log x to see small runs beside it."
+        st.caption(f"Dashed: {OFFICIAL_LOG_ATTRIBUTION}.{tip}")
+
+# Training health of each compared run, one line each (a single run's is shown below).
+for name in records if len(records) > 1 else ():
+    try:
+        health = lab_ui.run_findings(manager.store.get(name))
+    except RunStoreError:
+        continue
+    if health:
+        with st.container(horizontal=True):
+            st.markdown(f"**{name}**", width="content")
+            lab_ui.show_findings(health, advice=False)
 
 left, right = st.columns(2)
 with left:
@@ -97,6 +139,8 @@ with left:
 with right:
     st.subheader("Test accuracy vs parameters")
     st.plotly_chart(acc_vs_params_figure(frame), key="runs_acc_params_chart")
+    st.caption(f"◇ {PAPER_CAPTION}: the published CIFAR-10 results ({PAPER_SOURCE}). "
+               "Your runs may use other data and fewer epochs.")
 
 st.subheader("One run")
 detail = st.selectbox("Run", selected, key="runs_detail") if len(selected) > 1 else selected[0]
@@ -108,7 +152,16 @@ except RunStoreError as exc:
 status = run.read_status()
 state = status.get("status", "failed")
 lab_ui.show_status(status)
+lab_ui.show_health(run, active=state in ACTIVE_STATUSES)
 run_records = records.get(detail) or lab_ui.read_records(run)
+
+try:
+    rerun = command_for(run.read_config(), runs_dir=str(manager.store.root))
+except (OSError, ValueError):  # an unreadable or foreign config.json
+    rerun = None
+if rerun is not None:
+    st.markdown("**Re-create this run** (a new run with the same config.json):")
+    st.code(rerun, language="bash", wrap_lines=True)
 
 d1, d2, d3 = st.columns(3)
 d1.download_button(

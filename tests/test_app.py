@@ -290,3 +290,60 @@ def test_compile_warm_up_is_shown(_dashboard_isolation):
     open_page(at, "train")
     no_exception(at)
     assert any("torch.compile warm-up and first step took 41.5 s" in c.value for c in at.caption)
+
+
+def add_epochs(run, test_acc: float, epochs: int = 2) -> None:
+    """Epoch records whose train accuracy climbs (30%, 60%, ...) after 200 steps each."""
+    run.append_metrics([
+        {"kind": "epoch", "epoch": e, "step": 200 * e, "images_seen": 6400 * e, "time": float(e),
+         "train_loss": 2.0 / e, "train_acc": 0.3 * e, "test_loss": 2.3, "test_acc": test_acc}
+        for e in range(1, epochs + 1)
+    ])
+
+
+def test_runs_page_health_badges_command_flops_and_references(_dashboard_isolation):
+    from wrn_core.cli import command_for
+    from wrn_core.config import TrainConfig, WRNConfig
+    from wrn_core.reference import OFFICIAL_LOG_LABEL, PAPER_CAPTION
+    from wrn_core.runstore import RunStore
+
+    store = RunStore(_dashboard_isolation)
+    config = TrainConfig(model=WRNConfig(depth=10, widen_factor=1), device="cpu", epochs=2)
+    add_epochs(store.create(config, "healthy"), test_acc=0.5)
+    broken = store.create(config.replace(seed=1), "chance")
+    add_epochs(broken, test_acc=0.1)
+    broken.write_status("finished", "finished 2 epochs", best_test_acc=0.1, params=77850)
+
+    at = open_page(new_app(), "runs")  # the newest run, "chance", is shown
+    no_exception(at)
+    badges = [md.value for md in at.markdown if "-badge[" in md.value]
+    assert any(b.startswith(":red-badge[") and "at chance" in b for b in badges), badges
+    assert any("BatchNorm" in c.value for c in at.caption)  # the advice under the badge
+    assert [c.value for c in at.code] == [command_for(config.replace(seed=1), runs_dir=str(_dashboard_isolation))]
+    assert at.code[0].language == "bash"
+    assert any(PAPER_CAPTION in c.value for c in at.caption)
+    params_chart = plotly_specs(at)[1]
+    assert any(t.get("name") == PAPER_CAPTION for t in params_chart["data"])
+
+    at.radio(key="runs_v_x").set_value("flops").run()
+    at.toggle(key="runs_v_reference").set_value(True).run()
+    no_exception(at)
+    curves = plotly_specs(at)[0]
+    assert curves["layout"]["xaxis3"]["title"]["text"].startswith("training FLOPs")
+    reference = [t for t in curves["data"] if t.get("name") == OFFICIAL_LOG_LABEL]
+    assert len(reference) == 1 and len(reference[0]["x"]) == 200
+    assert any("Sergey Zagoruyko" in c.value for c in at.caption)  # the attribution
+    at.radio(key="runs_v_x").set_value("time").run()
+    no_exception(at)
+    assert not [t for t in plotly_specs(at)[0]["data"] if t.get("name") == OFFICIAL_LOG_LABEL]
+    assert any("epochs, images seen or FLOPs only" in c.value for c in at.caption)
+
+    # The Train page's live view shows the same badge for the watched run, and none for a healthy one.
+    at.session_state["train_run"] = "chance"
+    open_page(at, "train")
+    no_exception(at)
+    assert any("at chance" in md.value for md in at.markdown)
+    at.session_state["train_run"] = "healthy"
+    at.run()
+    assert any(":green-badge[" in md.value and "No training problems" in md.value for md in at.markdown)
+    assert not any("at chance" in md.value for md in at.markdown)

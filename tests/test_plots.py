@@ -8,6 +8,7 @@ import pytest
 
 from wrn_core.analysis import runs_frame
 from wrn_core.plots import PANEL_TITLES, acc_vs_params_figure, compare_figure, live_figure, width_figure
+from wrn_core.reference import OFFICIAL_LOG_LABEL, PAPER_CAPTION, official_curve
 
 from metric_records import RECORDS, summary
 
@@ -68,6 +69,19 @@ def test_compare_figure_one_colour_per_run():
     assert len(compare_figure({}).data) == 0
 
 
+def test_compare_figure_flops_axis_and_reference_curve():
+    reference = official_curve("flops")
+    fig = compare_figure({"a": RECORDS}, x="flops", flops_per_image={"a": 6.0e6}, reference=reference, log_x=True)
+    assert fig.layout.xaxis3.title.text == "training FLOPs (6 × MACs × images seen)"
+    assert fig.layout.xaxis.type == "log" and fig.layout.xaxis4.type == "log"
+    run_test = [t for t in fig.data if t.name == "a" and t.xaxis == "x3"][0]
+    assert list(run_test.x) == pytest.approx([128 * 6.0e6, 256 * 6.0e6])
+    ref = [t for t in fig.data if t.name == OFFICIAL_LOG_LABEL]
+    assert len(ref) == 1 and ref[0].xaxis == "x3" and ref[0].line.dash == "dash"  # the test-accuracy panel only
+    assert len(ref[0].x) == 200 and ref[0].y[-1] == pytest.approx(94.89)  # percent, like the runs
+    assert not [t for t in compare_figure({"a": RECORDS}).data if t.name == OFFICIAL_LOG_LABEL]
+
+
 def layer_table_like(widths: list[tuple[str, int]]) -> pd.DataFrame:
     return pd.DataFrame(
         {
@@ -119,10 +133,23 @@ def test_acc_vs_params_figure():
             summary("c", best_test_acc=None),
         ]
     )
-    fig = acc_vs_params_figure(frame)
+    fig = acc_vs_params_figure(frame, paper=False)
     assert fig.layout.xaxis.type == "log"
     points = {name for trace in fig.data for name in trace.text}
     assert points == {"a", "b"}  # c has no accuracy yet
-    empty = acc_vs_params_figure(runs_frame([]))
+    empty = acc_vs_params_figure(runs_frame([]), paper=False)
     assert len(empty.data) == 0 and any("no run" in t for t in titles(empty))
+
+
+def test_acc_vs_params_figure_marks_the_papers_results():
+    fig = acc_vs_params_figure(runs_frame([summary("a")]))
+    paper = [t for t in fig.data if t.name == PAPER_CAPTION]
+    assert PAPER_CAPTION == "paper, 200 epochs" and len(paper) == 1
+    assert list(paper[0].text) == ["WRN-40-4", "WRN-16-8", "WRN-28-10"]  # labelled points
+    assert list(paper[0].x) == [8_949_210, 10_961_370, 36_479_194]
+    assert list(paper[0].y) == pytest.approx([95.47, 95.73, 96.00])
+    assert paper[0].marker.symbol != [t for t in fig.data if t.name != PAPER_CAPTION][0].marker.symbol
+    assert fig.layout.showlegend
+    empty = acc_vs_params_figure(runs_frame([]))
+    assert [t.name for t in empty.data] == [PAPER_CAPTION] and any("no run" in t for t in titles(empty))
 

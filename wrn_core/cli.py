@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
+import shlex
 import signal
 import sys
 import threading
@@ -17,6 +19,7 @@ from wrn_core.config import (
     OPTIMIZERS,
     SCHEDULES,
     ConfigError,
+    Extension,
     TrainConfig,
     WRNConfig,
 )
@@ -33,6 +36,20 @@ class _Parser(argparse.ArgumentParser):
     # argparse prints the whole usage block before the error; one line is kinder in scripts.
     def error(self, message: str) -> None:  # type: ignore[override]
         raise UsageError(f"{self.prog}: {message} (see --help)")
+
+
+def _extension(text: str) -> Extension:
+    """'FROM:EPOCHS:MODE' (as `resume --epochs ... --extend-schedule` records it) -> Extension."""
+    parts = text.split(":")
+    try:
+        if len(parts) != 3:
+            raise ValueError(text)
+        return Extension(from_epoch=int(parts[0]), epochs=int(parts[1]), mode=parts[2])
+    except ValueError as exc:  # ConfigError is a ValueError
+        detail = f": {exc}" if isinstance(exc, ConfigError) else ""
+        raise argparse.ArgumentTypeError(
+            f"expected FROM:EPOCHS:MODE (e.g. 10:5:continue; MODE {' or '.join(EXTEND_MODES)}), got {text!r}{detail}"
+        ) from None
 
 
 def _model_args(parser: argparse.ArgumentParser, required: bool) -> None:
@@ -71,6 +88,11 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--warmup-epochs", type=float)
     train.add_argument("--label-smoothing", type=float)
     train.add_argument("--epochs", type=int)
+    train.add_argument("--schedule-epochs", type=int,
+                       help="plan the learning-rate schedule over this many epochs (default: --epochs)")
+    train.add_argument("--extension", type=_extension, action="append",
+                       help="FROM:EPOCHS:MODE, epochs added beyond the plan as `resume --epochs` records them "
+                            "(repeat in order; used by the command that re-creates an extended run)")
     train.add_argument("--batch-size", type=int,
                        help="images per optimizer step; under torchrun the global batch, split evenly over the processes")
     train.add_argument("--eval-batch-size", type=int)
@@ -178,11 +200,95 @@ def train_config_from_args(args: argparse.Namespace) -> TrainConfig:
         changes["compile"] = True
     if args.sync_bn:
         changes["sync_bn"] = True
+    if args.schedule_epochs is not None:
+        changes["schedule_epochs"] = args.schedule_epochs
+    if args.extension:
+        changes["extensions"] = tuple(args.extension)
     # A changed optimizer without an explicit lr/decay takes that optimizer's defaults.
     if "optimizer" in changes and changes["optimizer"] != base.optimizer:
         changes.setdefault("lr", None)
         changes.setdefault("weight_decay", None)
     return base.replace(**changes)
+
+
+# How each TrainConfig field is given on the `train` command line, for command_for. None marks a
+# field the engine sets from the dataset when a run starts (classes, input channels), so it
+# needs no flag. tests/test_cli.py fails when a config field is missing from these maps.
+MODEL_FLAGS: dict[str, str | None] = {
+    "depth": "--depth",
+    "widen_factor": "--widen-factor",
+    "dropout": "--dropout",
+    "num_classes": None,
+    "in_channels": None,
+}
+TRAIN_FLAGS: dict[str, str | None] = {
+    "model": None,  # the MODEL_FLAGS above
+    "dataset": "--dataset",
+    "data_dir": "--data-dir",
+    "subset_train": "--subset-train",
+    "subset_test": "--subset-test",
+    "image_size": "--image-size",
+    "synthetic_train": "--synthetic-train",
+    "synthetic_test": "--synthetic-test",
+    "optimizer": "--optimizer",
+    "lr": "--lr",
+    "momentum": "--momentum",
+    "weight_decay": "--weight-decay",
+    "schedule": "--schedule",
+    "warmup_epochs": "--warmup-epochs",
+    "epochs": "--epochs",
+    "batch_size": "--batch-size",
+    "label_smoothing": "--label-smoothing",
+    "augment": "--no-augment",
+    "device": "--device",
+    "seed": "--seed",
+    "log_every": "--log-every",
+    "compile": "--compile",
+    "eval_batch_size": "--eval-batch-size",
+    "sync_bn": "--sync-bn",
+    "world_size": None,  # the launcher's: torchrun --nproc-per-node (see command_for)
+    "schedule_epochs": "--schedule-epochs",
+    "extensions": "--extension",  # one FROM:EPOCHS:MODE per Extension
+}
+# Boolean fields are switches: the flag is written only when the field has this value.
+SWITCH_VALUES = {"augment": False, "compile": True, "sync_bn": True}
+
+
+def _flag_value(value: Any) -> str:
+    # repr keeps every digit of a float, so argparse's float() reads back the same number.
+    return repr(value) if isinstance(value, float) else str(value)
+
+
+def command_for(config: TrainConfig, name: str | None = None, runs_dir: str | None = None) -> str:
+    """The `python -m wrn_core train ...` line that re-creates `config`, field for field.
+
+    Every field is written out (not only those that differ from today's defaults, which may
+    change); a None field is left out, which means None. train_config_from_args(parse(command))
+    equals `config` except num_classes and in_channels, which the engine takes from the data, and
+    world_size, which torchrun sets.
+    """
+    words = ["python", "-m", "wrn_core", "train"]
+    if config.world_size > 1:  # data-parallel: torchrun sets the world size
+        words = ["torchrun", "--standalone", f"--nproc-per-node={config.world_size}", "-m", "wrn_core", "train"]
+    pairs = [(MODEL_FLAGS[f.name], getattr(config.model, f.name), f.name) for f in dataclasses.fields(config.model)]
+    pairs += [(TRAIN_FLAGS[f.name], getattr(config, f.name), f.name) for f in dataclasses.fields(config) if f.name != "model"]
+    for flag, value, field_name in pairs:
+        if flag is None or value is None:
+            continue
+        if field_name in SWITCH_VALUES:
+            if value == SWITCH_VALUES[field_name]:
+                words.append(flag)
+            continue
+        if field_name == "extensions":
+            for extension in value:
+                words += [flag, shlex.quote(f"{extension.from_epoch}:{extension.epochs}:{extension.mode}")]
+            continue
+        words += [flag, shlex.quote(_flag_value(value))]
+    if runs_dir is not None:
+        words += ["--runs-dir", shlex.quote(str(runs_dir))]
+    if name is not None:
+        words += ["--name", shlex.quote(name)]
+    return " ".join(words)
 
 
 def cmd_summary(args: argparse.Namespace) -> int:
@@ -361,10 +467,14 @@ def cmd_runs(args: argparse.Namespace) -> int:
             config: dict[str, Any] | None = run.read_config_dict()
         except RunStoreError as exc:
             config, problems = None, [str(exc)]
-        print(json.dumps({"name": run.name, "path": str(run.path), "status": status, "config": config}, indent=2))
+        findings = analysis.diagnose(log.records, config)
+        print(json.dumps({"name": run.name, "path": str(run.path), "status": status, "config": config,
+                          "command": _rerun_command(run, args.runs_dir) if config is not None else None,
+                          "findings": [dataclasses.asdict(f) for f in findings]}, indent=2))
         _, epochs = analysis.metrics_frames(log.records)
         if not epochs.empty:
             print(epochs.convert_dtypes().to_string(index=False))  # integral epochs/steps print as ints
+        print(_findings_text(findings))
         if log.warning:
             print(f"warning: {log.warning}", file=sys.stderr)
         if problems:
@@ -388,6 +498,26 @@ def cmd_runs(args: argparse.Namespace) -> int:
         print(f"deleted {args.name}")
         return 0
     raise UsageError(f"unknown runs command {args.runs_command!r}")
+
+
+def _rerun_command(run, runs_dir: str) -> str | None:
+    """command_for a stored run (a new run, generated name, same runs directory); None if unreadable."""
+    try:
+        config = run.read_config()
+    except (OSError, ValueError):  # ConfigError and RunCorruptError are ValueErrors
+        return None
+    return command_for(config, runs_dir=None if runs_dir == DEFAULT_RUNS_DIR else runs_dir)
+
+
+def _findings_text(findings: Sequence[Any]) -> str:
+    """Training-health findings as lines for a terminal."""
+    if not findings:
+        return "health: no problems found"
+    lines = ["health:"]
+    for finding in findings:
+        lines.append(f"  {finding.severity}: {finding.message}")
+        lines.append(f"    advice: {finding.advice}")
+    return "\n".join(lines)
 
 
 def cmd_download(args: argparse.Namespace) -> int:

@@ -10,11 +10,17 @@ from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
 from wrn_core.analysis import curves_frame, metrics_frames
+from wrn_core.reference import OFFICIAL_LOG_LABEL, PAPER_CAPTION, paper_points
 
 PANEL_TITLES = ("Train accuracy", "Train cost", "Test accuracy", "Test cost")
 # (row, col, metric) of each panel, in PANEL_TITLES order.
 PANELS = ((1, 1, "train_acc"), (1, 2, "train_loss"), (2, 1, "test_acc"), (2, 2, "test_loss"))
-X_TITLES = {"epoch": "epoch", "time": "training time (s)", "images_seen": "images seen"}
+X_TITLES = {
+    "epoch": "epoch",
+    "time": "training time (s)",
+    "images_seen": "images seen",
+    "flops": "training FLOPs (6 × MACs × images seen)",
+}
 PALETTE = qualitative.Plotly + qualitative.D3
 
 WIDTH_COLORS = ("#636efa", "#00a36c", "#ab63fa", "#ffa15a")  # never red: red marks the width jumps
@@ -22,6 +28,7 @@ STEP_COLOR = "rgba(99, 110, 250, 0.45)"
 TRAIN_COLOR = "#636efa"
 TEST_COLOR = "#ef553b"
 BEST_COLOR = "#00a36c"
+REFERENCE_COLOR = "rgba(40, 40, 40, 0.75)"  # dark grey: references never take a run's colour
 
 
 def _panel_figure(x_title: str, height: int = 560) -> go.Figure:
@@ -133,9 +140,18 @@ def compare_figure(
     x: str = "epoch",
     smoothing: float = 0.0,
     log_cost: bool = False,
+    flops_per_image: Mapping[str, float | None] | None = None,
+    reference: pd.DataFrame | None = None,
+    reference_name: str = OFFICIAL_LOG_LABEL,
+    log_x: bool = False,
 ) -> go.Figure:
-    """The four curves of several runs overlaid, one colour per run (train curves smoothed by EMA)."""
-    frame = curves_frame(runs, x=x, smoothing=smoothing)
+    """The four curves of several runs overlaid, one colour per run (train curves smoothed by EMA).
+
+    x="flops" needs flops_per_image (run -> training FLOPs per image; runs without one are left
+    out). reference: a curve (columns x, test_acc as a fraction, e.g. reference.official_curve(x))
+    drawn dashed on the test-accuracy panel. log_x: logarithmic x axes (compute spans decades).
+    """
+    frame = curves_frame(runs, x=x, smoothing=smoothing, flops_per_image=flops_per_image)
     fig = _panel_figure(X_TITLES[x])
     for index, name in enumerate(runs):
         color = run_color(index)
@@ -158,9 +174,27 @@ def compare_figure(
                 row=row,
                 col=col,
             )
+    if reference is not None and not reference.empty:
+        fig.add_trace(
+            go.Scatter(
+                x=reference["x"].tolist(),
+                y=(reference["test_acc"] * 100.0).tolist(),
+                mode="lines",
+                line={"color": REFERENCE_COLOR, "width": 1.5, "dash": "dash"},
+                name=reference_name,
+                legendgroup="reference",
+                hovertemplate="%{y:.2f}%<extra>" + reference_name + "</extra>",
+            ),
+            row=2,
+            col=1,
+        )
     if log_cost:
         fig.update_yaxes(type="log", row=1, col=2)
         fig.update_yaxes(type="log", row=2, col=2)
+    if log_x:
+        fig.update_xaxes(type="log")
+    if x == "flops":
+        fig.update_xaxes(exponentformat="SI")  # 1.2T, not 1.2e+12
     if not runs:
         _placeholder(fig, "select runs to compare")
     return fig
@@ -271,9 +305,33 @@ def width_figure(tables: pd.DataFrame | Sequence[tuple[str, pd.DataFrame]]) -> g
     return fig
 
 
-def acc_vs_params_figure(frame: pd.DataFrame) -> go.Figure:
-    """Best test accuracy (%) against parameter count (log x), one point per run (a runs_frame)."""
+def acc_vs_params_figure(frame: pd.DataFrame, paper: bool = True) -> go.Figure:
+    """Best test accuracy (%) against parameter count (log x), one point per run (a runs_frame).
+
+    paper: also mark the paper's published CIFAR-10 results (wrn_core.reference), labelled by model.
+    """
     fig = go.Figure()
+    if paper:
+        points = paper_points()
+        fig.add_trace(
+            go.Scatter(
+                x=points["params"].astype("float64").tolist(),
+                y=points["test_acc"].tolist(),
+                mode="markers+text",
+                marker={"symbol": "diamond-open", "size": 13, "color": REFERENCE_COLOR, "line": {"width": 2}},
+                text=points["model"].tolist(),
+                # WRN-40-4 and WRN-16-8 sit close together (8.9M, 11.0M): one label below, one above.
+                textposition=["bottom center", "top center", "bottom center"][: len(points)],
+                textfont={"size": 11, "color": REFERENCE_COLOR},
+                cliponaxis=False,  # a label at the widest model may reach past the axis
+                name=PAPER_CAPTION,
+                legendgroup="paper",
+                hovertemplate=(
+                    "%{text}<br>%{x:,.0f} params<br>test %{y:.2f}%<br>"
+                    "CIFAR-10, median of 5 runs<extra>" + PAPER_CAPTION + "</extra>"
+                ),
+            )
+        )
     if not frame.empty:
         data = frame.dropna(subset=["params", "best test acc (%)"])
     else:
@@ -296,7 +354,7 @@ def acc_vs_params_figure(frame: pd.DataFrame) -> go.Figure:
         )
     if data.empty:
         fig.add_annotation(
-            text="no run with a test accuracy yet",
+            text="no run with a test accuracy yet" + (" (◇ the paper's results)" if paper else ""),
             xref="paper",
             yref="paper",
             x=0.5,
@@ -309,5 +367,7 @@ def acc_vs_params_figure(frame: pd.DataFrame) -> go.Figure:
         margin={"l": 50, "r": 20, "t": 30, "b": 40},
         xaxis={"title": "parameters", "type": "log"},
         yaxis={"title": "best test accuracy (%)"},
+        showlegend=paper or len(fig.data) > 1,  # the legend names the paper's points
+        legend={"orientation": "h", "yanchor": "bottom", "y": 1.02, "x": 0},
     )
     return fig
