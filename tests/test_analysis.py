@@ -56,8 +56,9 @@ def test_runs_frame_columns_and_units():
 def test_runs_frame_empty_and_from_store(tmp_path):
     assert list(runs_frame([]).columns) == list(RUN_COLUMNS)
     store = RunStore(tmp_path)
-    store.create(TrainConfig(model=WRNConfig(depth=10, widen_factor=2), epochs=4), "a")
+    held = store.create(TrainConfig(model=WRNConfig(depth=10, widen_factor=2), epochs=4), "a", hold="queued")
     frame = runs_frame(store.summaries())
+    held.release()
     assert frame.loc[0, "name"] == "a" and frame.loc[0, "status"] == "queued" and frame.loc[0, "epochs"] == "0/4"
     assert frame.loc[0, "model"] == "WRN-10-2"
 

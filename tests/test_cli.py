@@ -264,6 +264,10 @@ def test_a_queued_dashboard_job_reads_queued_elsewhere_and_cannot_be_taken(tmp_p
     try:
         manager.submit(_tiny_config(epochs=200), "ahead")  # keeps the device busy
         manager.submit(_tiny_config(epochs=1), "waiting")
+        ahead = manager.store.get("ahead")
+        deadline = time.monotonic() + 120
+        while ahead.read_status()["status"] != "running" and time.monotonic() < deadline:
+            time.sleep(0.1)  # its process is starting
         listing = run_cli("runs", "list", "--runs-dir", str(runs_dir))
         rows = {line.split()[0]: line for line in listing.stdout.splitlines()[1:]}
         assert " queued " in rows["waiting"] and " running " in rows["ahead"], listing.stdout

@@ -24,6 +24,7 @@ RUN_COLUMNS = (
     "params",
     "duration (s)",
     "created",
+    "problem",
 )
 STEP_COLUMNS = ("step", "epoch", "images_seen", "time", "train_loss", "train_acc", "lr")
 EPOCH_COLUMNS = (
@@ -76,6 +77,7 @@ def runs_frame(summaries: Sequence[RunSummary]) -> pd.DataFrame:
                 "params": s.params,
                 "duration (s)": round(float(s.duration_s or 0.0), 1),
                 "created": iso(s.created_at),
+                "problem": s.problem,
             }
         )
     frame = pd.DataFrame(rows, columns=list(RUN_COLUMNS))

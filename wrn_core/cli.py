@@ -1,4 +1,4 @@
-"""Command line: `python -m wrn_core summary|train|resume|runs|download|presets`."""
+"""Command line: `python -m wrn_core summary|train|resume|ddp|sweep|sweeps|runs|download|presets|devices`."""
 
 from __future__ import annotations
 
@@ -60,6 +60,74 @@ def _model_args(parser: argparse.ArgumentParser, required: bool) -> None:
     parser.add_argument("--dropout", type=float, default=None, help="dropout between the convs of a block (paper: 0.3)")
 
 
+def _csv(kind, choices: Sequence[str] | None = None):
+    """An argparse type for comma-separated values: '1,2,4' -> [1, 2, 4]."""
+
+    def parse(text: str) -> list:
+        try:
+            values = [kind(part.strip()) for part in text.split(",") if part.strip()]
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected comma-separated {kind.__name__} values, got {text!r}") from None
+        if not values:
+            raise argparse.ArgumentTypeError("expected at least one value")
+        for value in values:
+            if choices is not None and value not in choices:
+                raise argparse.ArgumentTypeError(f"invalid choice {value!r} (choose from {', '.join(choices)})")
+        return values
+
+    parse.__name__ = f"list of {kind.__name__}"
+    return parse
+
+
+def _train_flags(parser: argparse.ArgumentParser, lists: bool = False) -> None:
+    """The flags of a training config. With lists, the sweepable ones take comma-separated values."""
+    parser.add_argument("--preset", help="start from a named recipe (see `presets`); flags override it")
+    if lists:
+        parser.add_argument("--blocks", type=_csv(int), help="N values, e.g. 1,2 (depth = 6N+4); required unless --resume")
+        parser.add_argument("--widen-factor", "-k", type=_csv(int), help="k values, e.g. 1,2,4; required unless --resume")
+        parser.add_argument("--dropout", type=_csv(float), help="dropout values, e.g. 0,0.3")
+        parser.add_argument("--depth", type=int, help=argparse.SUPPRESS)  # sweeps are given in N
+    else:
+        _model_args(parser, required=False)
+    parser.add_argument("--dataset", choices=DATASETS)
+    parser.add_argument("--data-dir", help="CIFAR files or an image folder with train/ and test/")
+    parser.add_argument("--image-size", type=int, help="folder datasets: resize images to this square size")
+    parser.add_argument("--subset-train", type=int, help="class-balanced subset of the training images")
+    parser.add_argument("--subset-test", type=int, help="class-balanced subset of the test images")
+    parser.add_argument("--synthetic-train", type=int, help="synthetic dataset: training images")
+    parser.add_argument("--synthetic-test", type=int, help="synthetic dataset: test images")
+    if lists:
+        parser.add_argument("--optimizer", type=_csv(str, OPTIMIZERS), help=f"optimizers, e.g. sgd-nesterov,adam ({', '.join(OPTIMIZERS)})")
+        parser.add_argument("--lr", type=_csv(float), help="peak learning rates, e.g. 0.05,0.1")
+    else:
+        parser.add_argument("--optimizer", choices=OPTIMIZERS)
+        parser.add_argument("--lr", type=float, help="peak learning rate (default: 0.1 for SGD, 1e-3 for Adam/AdamW)")
+    parser.add_argument("--momentum", type=float)
+    parser.add_argument("--weight-decay", type=float)
+    parser.add_argument("--schedule", choices=SCHEDULES)
+    parser.add_argument("--warmup-epochs", type=float)
+    parser.add_argument("--label-smoothing", type=float)
+    parser.add_argument("--epochs", type=int)
+    parser.add_argument("--schedule-epochs", type=int,
+                        help="plan the learning-rate schedule over this many epochs (default: --epochs)")
+    parser.add_argument("--extension", type=_extension, action="append",
+                        help="FROM:EPOCHS:MODE, epochs added beyond the plan as `resume --epochs` records them "
+                             "(repeat in order; used by the command that re-creates an extended run)")
+    if lists:
+        parser.add_argument("--batch-size", type=_csv(int), help="batch sizes, e.g. 64,128")
+    else:
+        parser.add_argument("--batch-size", type=int,
+                            help="images per optimizer step; under torchrun the global batch, split evenly over the processes")
+    parser.add_argument("--eval-batch-size", type=int)
+    parser.add_argument("--no-augment", action="store_true", help="turn off pad-4 random crop + flip")
+    parser.add_argument("--device", help="auto (default: a GPU when there is one), cpu, cuda, cuda:<index> or mps")
+    parser.add_argument("--compile", action="store_true", help="torch.compile the model (warm-up is logged)")
+    parser.add_argument("--sync-bn", action="store_true", help="under torchrun on GPUs: SyncBatchNorm over all processes")
+    parser.add_argument("--seed", type=int, help=argparse.SUPPRESS if lists else None)
+    parser.add_argument("--log-every", type=int, help="steps between per-step train points")
+    parser.add_argument("--runs-dir", default=DEFAULT_RUNS_DIR)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="python -m wrn_core", description="Wide Residual Networks: inspect, train, compare.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -71,40 +139,32 @@ def build_parser() -> argparse.ArgumentParser:
     summary.add_argument("--format", choices=("table", "csv", "json"), default="table")
 
     train = sub.add_parser("train", help="train a WRN; Ctrl-C stops with a checkpoint")
-    train.add_argument("--preset", help="start from a named recipe (see `presets`); flags override it")
-    _model_args(train, required=False)
-    train.add_argument("--dataset", choices=DATASETS)
-    train.add_argument("--data-dir", help="CIFAR files or an image folder with train/ and test/")
-    train.add_argument("--image-size", type=int, help="folder datasets: resize images to this square size")
-    train.add_argument("--subset-train", type=int, help="class-balanced subset of the training images")
-    train.add_argument("--subset-test", type=int, help="class-balanced subset of the test images")
-    train.add_argument("--synthetic-train", type=int, help="synthetic dataset: training images")
-    train.add_argument("--synthetic-test", type=int, help="synthetic dataset: test images")
-    train.add_argument("--optimizer", choices=OPTIMIZERS)
-    train.add_argument("--lr", type=float, help="peak learning rate (default: 0.1 for SGD, 1e-3 for Adam/AdamW)")
-    train.add_argument("--momentum", type=float)
-    train.add_argument("--weight-decay", type=float)
-    train.add_argument("--schedule", choices=SCHEDULES)
-    train.add_argument("--warmup-epochs", type=float)
-    train.add_argument("--label-smoothing", type=float)
-    train.add_argument("--epochs", type=int)
-    train.add_argument("--schedule-epochs", type=int,
-                       help="plan the learning-rate schedule over this many epochs (default: --epochs)")
-    train.add_argument("--extension", type=_extension, action="append",
-                       help="FROM:EPOCHS:MODE, epochs added beyond the plan as `resume --epochs` records them "
-                            "(repeat in order; used by the command that re-creates an extended run)")
-    train.add_argument("--batch-size", type=int,
-                       help="images per optimizer step; under torchrun the global batch, split evenly over the processes")
-    train.add_argument("--eval-batch-size", type=int)
-    train.add_argument("--no-augment", action="store_true", help="turn off pad-4 random crop + flip")
-    train.add_argument("--device", help="auto (default: a GPU when there is one), cpu, cuda, cuda:<index> or mps")
-    train.add_argument("--compile", action="store_true", help="torch.compile the model (warm-up is logged)")
-    train.add_argument("--sync-bn", action="store_true", help="under torchrun on GPUs: SyncBatchNorm over all processes")
-    train.add_argument("--seed", type=int)
-    train.add_argument("--log-every", type=int, help="steps between per-step train points")
-    train.add_argument("--runs-dir", default=DEFAULT_RUNS_DIR)
+    _train_flags(train)
     train.add_argument("--name", help="run name (letters, digits, . _ -); default: generated")
     train.add_argument("--quiet", action="store_true", help="no progress bar, only the final line")
+    train.add_argument("--force", action="store_true", help="train even when the predicted memory exceeds the device's free memory")
+
+    sweep = sub.add_parser(
+        "sweep", help="train a grid of N × k (and more) as ordinary runs, one device at a time or one per device",
+        description="Every cell is a run named NAME-n<N>-k<k>[-...]-s<seed>. Ctrl-C stops the running cells and "
+                    "leaves the rest pending; `sweep NAME --resume` continues. List-valued flags take commas: "
+                    "--blocks 1,2 --widen-factor 1,2,4.",
+    )
+    sweep.add_argument("name", help="sweep name (its runs start with it)")
+    sweep.add_argument("--resume", action="store_true", help="continue the saved sweep NAME (other flags are ignored)")
+    sweep.add_argument("--seeds", type=_csv(int), help="seeds, e.g. 0,1,2 (default: the base seed)")
+    _train_flags(sweep, lists=True)
+    sweep.add_argument("--force", action="store_true", help="start even when cells are predicted not to fit in memory")
+    sweep.add_argument("--no-probe", action="store_true", help="skip the timed probe steps (no predicted time)")
+
+    sweeps = sub.add_parser("sweeps", help="list saved sweeps, or show one's cells")
+    sweeps_sub = sweeps.add_subparsers(dest="sweeps_command", required=True, parser_class=_Parser)
+    sweeps_list = sweeps_sub.add_parser("list")
+    sweeps_list.add_argument("--runs-dir", default=DEFAULT_RUNS_DIR)
+    sweeps_show = sweeps_sub.add_parser("show")
+    sweeps_show.add_argument("name")
+    sweeps_show.add_argument("--format", choices=("table", "csv", "json"), default="table")
+    sweeps_show.add_argument("--runs-dir", default=DEFAULT_RUNS_DIR)
 
     resume = sub.add_parser("resume", help="continue a stopped or interrupted run from its checkpoint")
     resume.add_argument("name")
@@ -114,6 +174,7 @@ def build_parser() -> argparse.ArgumentParser:
                              "or restart the schedule over the added epochs")
     resume.add_argument("--runs-dir", default=DEFAULT_RUNS_DIR)
     resume.add_argument("--quiet", action="store_true", help="no progress bar (e.g. when a job manager runs it)")
+    resume.add_argument("--force", action="store_true", help="train even when the predicted memory exceeds the device's free memory")
 
     runs = sub.add_parser("runs", help="list, show, export or delete saved runs")
     runs_sub = runs.add_subparsers(dest="runs_command", required=True, parser_class=_Parser)
@@ -308,6 +369,23 @@ def cmd_summary(args: argparse.Namespace) -> int:
     return 0
 
 
+# Set by Ctrl-C (SIGINT) or SIGTERM from the moment a train/resume command starts, so a stop asked
+# for while the process is still importing torch or loading data stops it cleanly at its first batch.
+_STOP = threading.Event()
+
+
+def _install_stop_handlers() -> dict:
+    """Route SIGINT and SIGTERM to _STOP; returns the handlers they replace."""
+    _STOP.clear()
+
+    def on_stop_signal(signum, frame) -> None:  # noqa: ARG001
+        _STOP.set()
+        # A second Ctrl-C ends the process at once; the run is then found interrupted.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    return {sig: signal.signal(sig, on_stop_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+
 def _run_with_progress(run, resume: bool, quiet: bool = False, dist=None) -> int:
     """Train in this thread with a tqdm bar (none when quiet).
 
@@ -318,13 +396,7 @@ def _run_with_progress(run, resume: bool, quiet: bool = False, dist=None) -> int
 
     from wrn_core.train import train_run
 
-    stop_event = threading.Event()
-
-    def on_stop_signal(signum, frame) -> None:  # noqa: ARG001
-        stop_event.set()
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-
-    previous = {sig: signal.signal(sig, on_stop_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    stop_event = _STOP
     bar = tqdm(total=0, unit="step", dynamic_ncols=True, file=sys.stderr, desc=run.name, disable=quiet)
 
     def on_progress(progress) -> None:
@@ -348,8 +420,6 @@ def _run_with_progress(run, resume: bool, quiet: bool = False, dist=None) -> int
         final = train_run(run, stop_event=stop_event, on_progress=on_progress, resume=resume, dist=dist)
     finally:
         bar.close()
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
         if dist is not None:
             from wrn_core import distributed
 
@@ -409,6 +479,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     dist = distributed.from_env()
     config = train_config_from_args(args).replace(world_size=dist.world_size)
     preflight(config)
+    _memory_refusal(config, args.force)
     store = RunStore(args.runs_dir)
     distributed.init(dist, distributed.device_for(config.device, dist).type)
     created = []
@@ -435,7 +506,9 @@ def cmd_resume(args: argparse.Namespace) -> int:
     def prepare():
         run.acquire("training")  # a second trainer stops here: "run X is being trained by pid P on HOST"
         try:
-            return prepare_resume(run, args.epochs, args.extend_schedule, world_size=dist.world_size)
+            plan = prepare_resume(run, args.epochs, args.extend_schedule, world_size=dist.world_size)
+            _memory_refusal(plan.config.replace(world_size=dist.world_size), args.force)
+            return plan
         except BaseException:
             run.release()
             raise
@@ -612,6 +685,140 @@ def cmd_ddp(args: argparse.Namespace) -> int:
     return 0  # not reached
 
 
+def _memory_refusal(config: TrainConfig, force: bool) -> None:
+    """ConfigError when the run is predicted not to fit its device's free memory (unless forced)."""
+    from wrn_core.flops import input_size
+    from wrn_core.memory import check_memory
+
+    check = check_memory(config, input_size(config) or (32, 32))
+    if not check.fits and not force:
+        raise ConfigError(f"{check.message()}: it would not fit; use a smaller batch or model, another device, or --force")
+
+
+def _sweep_from_args(args: argparse.Namespace):
+    """The Sweep a `sweep` command line asks for: single-valued list flags go into the base config."""
+    from wrn_core.sweeps import make_sweep
+
+    if not args.blocks or not args.widen_factor:
+        raise UsageError("python -m wrn_core sweep: --blocks and --widen-factor are required (or --resume)")
+    scalar = argparse.Namespace(**vars(args))
+    axes = {}
+    for flag in ("dropout", "optimizer", "lr", "batch_size"):
+        values = getattr(args, flag)
+        setattr(scalar, flag, values[0] if values else None)
+        if values and len(values) > 1:
+            axes[flag] = values
+    scalar.blocks, scalar.widen_factor, scalar.depth = args.blocks[0], args.widen_factor[0], None
+    base = train_config_from_args(scalar)
+    return make_sweep(args.name, base, args.blocks, args.widen_factor, seeds=args.seeds or [base.seed], **axes)
+
+
+def _cells_text(frame) -> str:
+    """The live table of a sweep's cells."""
+    shown = frame[["run", "status", "epoch", "epochs", "best_test_acc", "train_seconds"]].copy()
+    shown["epoch"] = [f"{e}/{n}" for e, n in zip(frame["epoch"], frame["epochs"])]
+    shown["best_test_acc"] = [f"{100 * v:.1f}%" if v == v and v is not None else "—" for v in frame["best_test_acc"]]
+    shown["train_seconds"] = [f"{v:.0f}s" if v == v and v is not None else "—" for v in frame["train_seconds"]]
+    return shown.drop(columns=["epochs"]).rename(columns={"best_test_acc": "best test", "train_seconds": "time"}).to_string(index=False)
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    import time
+
+    from wrn_core import sweeps
+    from wrn_core.jobs import JobManager
+    from wrn_core.train import preflight
+
+    store = RunStore(args.runs_dir)
+    sweep = sweeps.load_sweep(store.root, args.name) if args.resume else _sweep_from_args(args)
+    preflight(sweep.base)
+    remaining = sweeps.next_cells(store, sweep)
+    if not remaining and sweeps.is_done(store, sweep):
+        print(f"sweep {sweep.name} is complete: every cell has ended (see `sweeps show {sweep.name}`)", file=sys.stderr)
+        return 0
+    measured = None if args.no_probe else sweeps.probe(sweep)
+    plan = sweeps.preflight_frame(sweep, measured)
+    columns = ["run", "params", "macs", "memory_mb", "fits"] + (["predicted_s"] if measured else [])
+    print(plan[columns].to_string(index=False, float_format=lambda v: f"{v:,.0f}"))
+    todo = plan[plan["run"].isin([c.run for c in remaining])]
+    if measured is not None:
+        print(f"predicted time for the {len(todo)} cell(s) left: {todo['predicted_s'].sum():,.0f} s "
+              f"(measured {len(measured.seconds_per_step)} model(s) on {sweep.base.device}; cells run one after another per device)")
+    misfits = plan[~plan["fits"]]
+    if len(misfits) and not args.force:
+        raise ConfigError(f"{len(misfits)} cell(s) are predicted not to fit in memory ({', '.join(misfits['run'][:3])}"
+                          f"{', ...' if len(misfits) > 3 else ''}); use smaller models or batches, or --force")
+    sweeps.save_sweep(store.root, sweep)
+    manager = JobManager(store.root)
+    stop = threading.Event()
+
+    def on_sigint(signum, frame) -> None:  # noqa: ARG001
+        stop.set()
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    shown = ""
+    tty = sys.stdout.isatty()
+    try:
+        manager.run_sweep(sweep)
+        while not stop.is_set():
+            frame = sweeps.cells_frame(store, sweep)
+            text = _cells_text(frame)
+            if text != shown:
+                if tty and shown:
+                    print(f"\x1b[{shown.count(chr(10)) + 1}F\x1b[J", end="")  # redraw the table in place
+                print(text, flush=True)
+                shown = text
+            if sweeps.is_done(store, sweep) and not manager.jobs():
+                break
+            error = manager.sweep_error(sweep.name)
+            if error:
+                raise RunStoreError(f"sweep {sweep.name} stopped: {error}")
+            time.sleep(0.5)
+        if stop.is_set():
+            for name in manager.stop_sweep(sweep.name):
+                manager.wait(name, timeout=120)
+            pending = sum(s not in sweeps.TERMINAL for s in sweeps.cell_statuses(store, sweep).values())
+            print(f"stopped: {pending} cell(s) left; continue with `python -m wrn_core sweep {sweep.name} --resume "
+                  f"--runs-dir {store.root}`", file=sys.stderr)
+            return 0
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        manager.shutdown(timeout=120)
+    counts = sweeps.cells_frame(store, sweep)["status"].value_counts().to_dict()
+    print(f"sweep {sweep.name}: " + ", ".join(f"{n} {state}" for state, n in sorted(counts.items())), file=sys.stderr)
+    return 0 if set(counts) <= {"finished"} else 1
+
+
+def cmd_sweeps(args: argparse.Namespace) -> int:
+    from wrn_core import sweeps
+
+    store = RunStore(args.runs_dir)
+    if args.sweeps_command == "list":
+        names = sweeps.sweep_names(store.root)
+        if not names:
+            print(f"no sweeps in {store.root}")
+        for name in names:
+            try:
+                statuses = sweeps.cell_statuses(store, sweeps.load_sweep(store.root, name))
+            except RunStoreError as exc:
+                print(f"{name}: {exc}")
+                continue
+            done = sum(s == "finished" for s in statuses.values())
+            print(f"{name}: {done}/{len(statuses)} cells finished")
+        return 0
+    sweep = sweeps.load_sweep(store.root, args.name)
+    frame = sweeps.cells_frame(store, sweep)
+    if args.format == "json":
+        cells = json.loads(frame.to_json(orient="records"))
+        print(json.dumps({"name": sweep.name, "axes": {k: list(v) for k, v in sweep.axes.items()}, "cells": cells}, indent=2))
+    elif args.format == "csv":
+        print(frame.to_csv(index=False), end="")
+    else:
+        print(frame.to_string(index=False))
+    return 0
+
+
 def cmd_devices(args: argparse.Namespace) -> int:
     import dataclasses
 
@@ -635,6 +842,8 @@ COMMANDS = {
     "presets": cmd_presets,
     "devices": cmd_devices,
     "ddp": cmd_ddp,
+    "sweep": cmd_sweep,
+    "sweeps": cmd_sweeps,
 }
 
 
@@ -643,8 +852,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     # Under torchrun every rank meets the same bad input; one line is enough.
     speak = os.environ.get("RANK", "0") == "0"
+    previous: dict = {}
     try:
         args = build_parser().parse_args(argv)
+        if args.command in ("train", "resume") and threading.current_thread() is threading.main_thread():
+            previous = _install_stop_handlers()
         return COMMANDS[args.command](args)
     except _RankError as exc:
         return exc.code
@@ -656,6 +868,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if speak:
             print(f"error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # e.g. `| head`: the reader has gone, nothing more to say
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        return 0
     except OSError as exc:  # e.g. a runs directory that cannot be written: one line, not a traceback
         if speak:
             print(f"error: {exc}", file=sys.stderr)
@@ -663,3 +878,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    finally:
+        for sig, handler in previous.items():  # in-process callers (tests) get theirs back
+            signal.signal(sig, handler)
+

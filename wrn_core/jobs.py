@@ -28,6 +28,7 @@ from wrn_core.runstore import INHERITED_LOCK_ENV, LAUNCHER_LOCK_ENV, Run, RunSto
 from wrn_core.train import Progress, preflight, prepare_resume
 
 POLL_S = 0.2  # how often the supervisor thread looks at its processes
+SWEEP_POLL_S = 1.0  # how often it starts the next cells of the sweeps it runs
 STOP_GRACE_S = 60.0  # after SIGINT: time to checkpoint before SIGTERM
 KILL_GRACE_S = 15.0  # after SIGTERM: time before SIGKILL
 
@@ -89,6 +90,9 @@ class JobManager:
         self._running: dict[str, _Job] = {}  # slot -> job
         self._jobs: dict[str, _Job] = {}  # name -> running or queued job
         self._closed = False
+        self._sweeps: dict[str, Any] = {}  # name -> Sweep whose pending cells this manager starts
+        self._sweep_error: dict[str, str] = {}  # name -> why its last cell could not start
+        self._last_sweep_poll = 0.0
         # Runs left queued or running by a process that has since died are interrupted, resumable.
         self.store.reconcile()
         self._supervisor = threading.Thread(target=self._supervise, name="wrn-jobs", daemon=True)
@@ -116,6 +120,18 @@ class JobManager:
         Returns a warning to show (e.g. a schedule continued at learning rate 0), or None.
         """
         with self._lock:
+            job = self._jobs.get(name)
+        if job is not None and job.proc is not None:
+            recorded, _ = job.run._read_status_file()
+            if recorded is not None and recorded.get("status") not in ("queued", "running"):
+                # Its trainer has recorded its end (e.g. stopped) and the process is exiting.
+                try:
+                    job.proc.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    pass
+            if job.proc.poll() is not None:
+                self._check(job)  # reap it now rather than at the supervisor's next look
+        with self._lock:
             if name in self._jobs:
                 raise RunStoreError(f"run {name!r} is already {self._state(self._jobs[name])}")
         run = self.store.get(name)
@@ -129,6 +145,77 @@ class JobManager:
             raise
         self._enqueue(_Job(run=run, slot=slot, nproc=int(run.read_status().get("world_size") or 1)))
         return plan.warning
+
+    # sweeps -------------------------------------------------------------------------
+    def run_sweep(self, sweep: Any) -> None:
+        """Train a sweep's remaining cells, in order, each as soon as a slot for it is idle.
+
+        Pending cells are created when they start; stopped or interrupted ones resume; finished,
+        failed or diverged ones are left as they are. The caller saves the sweep file.
+        """
+        from wrn_core.sweeps import next_cells
+
+        remaining = next_cells(self.store, sweep)
+        if remaining:
+            preflight(remaining[0].config)  # one-line errors (data missing, no such device) before anything starts
+        with self._lock:
+            self._sweeps[sweep.name] = sweep
+            self._sweep_error.pop(sweep.name, None)
+        self._advance_sweeps(force=True)
+
+    def stop_sweep(self, name: str) -> list[str]:
+        """Stop a sweep: its running and queued cells stop, the others stay pending. Returns the runs stopped."""
+        with self._lock:
+            sweep = self._sweeps.pop(name, None)
+        if sweep is None:
+            return []
+        stopped = []
+        for cell in sweep.cells():
+            if self.is_active(cell.run) and self.stop(cell.run):
+                stopped.append(cell.run)
+        return stopped
+
+    def active_sweeps(self) -> list[str]:
+        with self._lock:
+            return sorted(self._sweeps)
+
+    def sweep_error(self, name: str) -> str | None:
+        with self._lock:
+            return self._sweep_error.get(name)
+
+    def _advance_sweeps(self, force: bool = False) -> None:
+        from wrn_core.sweeps import is_done, next_cells
+
+        now = time.monotonic()
+        if not force and now - self._last_sweep_poll < SWEEP_POLL_S:
+            return
+        self._last_sweep_poll = now
+        with self._lock:
+            sweeps = list(self._sweeps.values())
+        for sweep in sweeps:
+            for cell in next_cells(self.store, sweep):
+                if self.is_active(cell.run):
+                    continue
+                load = self.load()
+                try:
+                    slots = eligible_slots(cell.config.device, self.slots)
+                except Exception:  # noqa: BLE001 - reported below as the sweep's error
+                    slots = []
+                if not any(load.get(slot, 1) == 0 for slot in slots):
+                    break  # every slot for it is busy: the cells keep their order
+                try:
+                    if self.store.exists(cell.run):
+                        self.resume(cell.run)
+                    else:
+                        self.submit(cell.config, cell.run, sweep=sweep.name)
+                except Exception as exc:  # noqa: BLE001 - one bad cell must not stop the supervisor
+                    with self._lock:
+                        self._sweep_error[sweep.name] = f"{cell.run}: {exc}"
+                        self._sweeps.pop(sweep.name, None)
+                    break
+            if is_done(self.store, sweep):
+                with self._lock:
+                    self._sweeps.pop(sweep.name, None)
 
     # control ------------------------------------------------------------------------
     def stop(self, name: str) -> bool:
@@ -170,6 +257,7 @@ class JobManager:
     def shutdown(self, timeout: float = 60.0, stop_running: bool = True) -> None:
         """Drop queued jobs (status stopped); with stop_running, stop running ones and wait for them."""
         with self._lock:
+            self._sweeps.clear()
             queued = [job.name for q in self._queues.values() for job in q]
             running = [job for job in self._running.values()]
         for name in queued:
@@ -297,12 +385,21 @@ class JobManager:
                 if self._closed and not self._running:
                     return
                 running = list(self._running.values())
+                closed = self._closed
             for job in running:
                 self._check(job)
+            if not closed:
+                try:
+                    self._advance_sweeps()
+                except Exception:  # noqa: BLE001 - e.g. a runs directory gone; the jobs still need watching
+                    pass
             time.sleep(POLL_S)
 
     def _check(self, job: _Job) -> None:
         assert job.proc is not None
+        with self._lock:
+            if self._jobs.get(job.name) is not job:
+                return  # already reaped (by resume() or the supervisor)
         code = job.proc.poll()
         now = time.monotonic()
         if code is None:
@@ -331,7 +428,10 @@ class JobManager:
         except (RunStoreError, OSError):
             return
         try:
-            if code < 0:  # killed: like any process that died mid-run, the run can resume from its checkpoint
+            if job.stop_sent is not None and code >= 0:  # asked to stop before it could record it (starting up)
+                run.write_status("stopped", "stopped while its process was starting; resume to run it",
+                                 finished_at=time.time())
+            elif code < 0:  # killed: like any process that died mid-run, the run can resume from its checkpoint
                 run.write_status("interrupted", f"the training process was killed by signal {-code}; resume to continue",
                                  finished_at=time.time())
             else:

@@ -1,0 +1,151 @@
+"""Tests for sweeps: the grid and its run names, the sweep file, Pareto flags, pre-flight, and the CLI end to end."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from wrn_core.config import ConfigError, TrainConfig, WRNConfig
+from wrn_core.runstore import RunStore, RunStoreError
+from wrn_core.sweeps import (
+    cells_frame,
+    grid_frame,
+    load_sweep,
+    make_sweep,
+    pareto_front,
+    preflight_frame,
+    probe,
+    save_sweep,
+    seed_stats,
+    sweep_names,
+)
+
+REPO = Path(__file__).resolve().parents[1]
+BASE = TrainConfig(model=WRNConfig(depth=10, widen_factor=1), synthetic_train=160, synthetic_test=50, batch_size=32,
+                   epochs=1, device="cpu", log_every=1)
+TINY = ["--synthetic-train", "160", "--synthetic-test", "50", "--batch-size", "32", "--device", "cpu", "--log-every", "1"]
+
+
+def cli(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "wrn_core", *args], cwd=REPO, capture_output=True, text=True, timeout=timeout)
+
+
+def test_cells_run_names_and_configs():
+    sweep = make_sweep("grid", BASE, [1, 2], [1, 4], seeds=[0, 1], dropout=[0.0, 0.3])
+    cells = sweep.cells()
+    assert len(cells) == 16
+    assert cells[0].run == "grid-n1-k1-d0-s0" and cells[-1].run == "grid-n2-k4-d0.3-s1"
+    last = cells[-1].config
+    assert (last.model.depth, last.model.widen_factor, last.model.dropout, last.seed) == (16, 4, 0.3, 1)
+    assert last.synthetic_train == 160 and last.epochs == 1  # the rest comes from the base
+    assert sweep.varied == ["blocks", "widen_factor", "dropout", "seed"]
+    # A changed optimizer without a learning rate takes that optimizer's defaults.
+    adam = make_sweep("opt", BASE, [1], [1], optimizer=["sgd-nesterov", "adam"]).cells()[1]
+    assert adam.run == "opt-n1-k1-adam-s0" and adam.config.effective_lr == 1e-3
+
+
+def test_bad_sweeps_are_refused_in_one_line():
+    with pytest.raises(ConfigError, match="lists a value twice"):
+        make_sweep("dup", BASE, [1, 1], [1])
+    with pytest.raises(ConfigError, match="unknown optimizer 'rmsprop'"):
+        make_sweep("opt", BASE, [1], [1], optimizer=["rmsprop"])
+    with pytest.raises(RunStoreError, match="invalid run name"):
+        make_sweep("bad/name", BASE, [1], [1])
+
+
+def test_pareto_front():
+    # (params, accuracy): the third is dominated by the second (fewer params, more accurate).
+    assert pareto_front([(1, 0.5), (2, 0.8), (3, 0.7), (4, 0.9)]) == [True, True, False, True]
+    assert pareto_front([(1, 0.5), (1, 0.5)]) == [True, True]  # ties dominate nobody
+
+
+def test_the_sweep_file_round_trips_and_refuses_a_different_sweep_of_the_same_name(tmp_path):
+    sweep = make_sweep("keep", BASE, [1, 2], [1, 2])
+    save_sweep(tmp_path, sweep)
+    assert load_sweep(tmp_path, "keep").cells() == sweep.cells()
+    save_sweep(tmp_path, sweep)  # the same again is fine
+    with pytest.raises(RunStoreError, match="a different sweep named 'keep' already exists"):
+        save_sweep(tmp_path, make_sweep("keep", BASE, [1], [1]))
+    assert sweep_names(tmp_path) == ["keep"]
+    with pytest.raises(RunStoreError, match="no sweep named 'gone'"):
+        load_sweep(tmp_path, "gone")
+
+
+def test_preflight_sizes_and_a_measured_time():
+    sweep = make_sweep("plan", BASE, [1, 2], [1, 2])
+    measured = probe(sweep, steps=1, measure_startup=False)
+    assert len(measured.seconds_per_step) == 4 and all(v > 0 for v in measured.seconds_per_step.values())
+    plan = preflight_frame(sweep, measured)
+    assert list(plan["params"]) == [77850, 303706, 175066, 691674]
+    assert plan["fits"].all() and (plan["memory_mb"] > 0).all()
+    assert (plan["steps"] == 5).all() and (plan["predicted_s"] > 0).all()
+    # A bigger model costs more per step.
+    assert plan.loc[3, "predicted_s"] > plan.loc[0, "predicted_s"]
+
+
+def test_a_2x2_sweep_end_to_end_then_stop_and_resume(tmp_path):
+    runs = str(tmp_path / "runs")
+    done = cli("sweep", "full", "--blocks", "1,2", "--widen-factor", "1,2", *TINY, "--epochs", "1", "--runs-dir", runs)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "predicted time for the 4 cell(s) left" in done.stdout and "full-n2-k2-s0" in done.stdout
+    shown = json.loads(cli("sweeps", "show", "full", "--format", "json", "--runs-dir", runs).stdout)
+    assert shown["name"] == "full" and shown["axes"] == {"blocks": [1, 2], "widen_factor": [1, 2], "seed": [0]}
+    cells = shown["cells"]
+    assert [c["run"] for c in cells] == ["full-n1-k1-s0", "full-n1-k2-s0", "full-n2-k1-s0", "full-n2-k2-s0"]
+    for cell in cells:
+        for key in ("run", "blocks", "widen_factor", "seed", "status", "params", "macs", "best_test_acc",
+                    "final_test_acc", "train_seconds", "images_per_s", "pareto"):
+            assert key in cell, key
+        assert cell["status"] == "finished" and cell["best_test_acc"] is not None
+    points = [(c["params"], c["best_test_acc"]) for c in cells]
+    assert [c["pareto"] for c in cells] == pareto_front(points)
+    assert cells[0]["pareto"]  # the smallest model is always on the front
+    store = RunStore(runs)
+    assert store.summary("full-n1-k1-s0").status == "finished"
+    assert json.loads(store.get("full-n1-k1-s0").status_path.read_text())["sweep"] == "full"
+
+    # Ctrl-C while the second cell trains: it stops, the rest stay pending; --resume finishes them once.
+    proc = subprocess.Popen([sys.executable, "-m", "wrn_core", "sweep", "cut", "--blocks", "1,2", "--widen-factor", "1,2",
+                             *TINY, "--epochs", "6", "--no-probe", "--runs-dir", runs],
+                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:  # until the second cell has trained a step
+        if store.exists("cut-n1-k2-s0") and any(r["kind"] == "step" for r in store.get("cut-n1-k2-s0").read_metrics()):
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=180)
+    assert proc.returncode == 0, err[-2000:]
+    assert "left; continue with `python -m wrn_core sweep cut --resume" in err
+    statuses = {c: (store.summary(c).status if store.exists(c) else "pending")
+                for c in ("cut-n1-k1-s0", "cut-n1-k2-s0", "cut-n2-k1-s0", "cut-n2-k2-s0")}
+    assert "stopped" in statuses.values() and statuses["cut-n2-k2-s0"] == "pending", statuses
+    finished_before = {c: store.get(c).metrics_path.read_bytes() for c, s in statuses.items() if s == "finished"}
+
+    resumed = cli("sweep", "cut", "--resume", "--no-probe", "--runs-dir", runs, timeout=900)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    for cell in statuses:
+        run = store.get(cell)
+        assert run.read_status()["status"] == "finished"
+        epochs = [r["epoch"] for r in run.read_metrics() if r["kind"] == "epoch"]
+        assert epochs == list(range(1, 7)), cell  # every epoch once: no cell trained twice
+    for cell, before in finished_before.items():
+        assert store.get(cell).metrics_path.read_bytes() == before  # untouched by the resume
+
+
+def test_grid_and_seed_statistics(tmp_path):
+    sweep = make_sweep("stats", BASE, [1, 2], [1, 2], seeds=[0, 1])
+    frame = cells_frame(RunStore(tmp_path), sweep)
+    assert list(frame["status"].unique()) == ["pending"] and not frame["pareto"].any()
+    frame["best_test_acc"] = [0.1, 0.2, 0.3, 0.5, 0.5, 0.6, 0.7, 0.9]
+    grid = grid_frame(frame, "best_test_acc")
+    assert grid.loc[1, 1] == pytest.approx(0.15) and grid.loc[2, 2] == pytest.approx(0.8)
+    stats = seed_stats(frame)
+    row = stats[(stats["blocks"] == 2) & (stats["widen_factor"] == 2)].iloc[0]
+    assert row["mean"] == pytest.approx(0.8) and row["std"] == pytest.approx(0.1414, abs=1e-3) and row["count"] == 2
