@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import streamlit as st
 
-DASHBOARD_DIR = Path(__file__).resolve().parent
-if str(DASHBOARD_DIR) not in sys.path:  # streamlit adds it; AppTest and imports elsewhere may not
-    sys.path.insert(0, str(DASHBOARD_DIR))
+from dashboard import lab_ui
 
-import lab_ui  # noqa: E402
-
-PAGES_DIR = DASHBOARD_DIR.parent / "pages"
+PAGES_DIR = Path(__file__).resolve().parent.parent / "pages"
 
 st.set_page_config(page_title="WRN Lab", page_icon="🧱", layout="wide")
 lab_ui.keep_form_state()
@@ -27,25 +22,26 @@ pg = st.navigation(
 )
 
 
-@st.fragment(run_every=2.0)
+@st.fragment(run_every=1.0)
 def _active_jobs() -> None:
-    jobs = lab_ui.get_job_manager().jobs()
-    if not jobs:
-        st.caption("No active jobs.")
+    """Runs some process holds, from the same status and heartbeat files the pages read."""
+    manager = lab_ui.get_job_manager()
+    rows = lab_ui.active_runs(manager.store)
+    if not rows:
+        st.caption("No active runs.")
         return
-    for job in jobs:
-        p = job.progress
-        if job.state == "running" and p is not None:
-            st.caption(f"▶ **{job.name}** on {job.device}: epoch {p.epoch}/{p.epochs}, {p.phase}")
+    for name, state, progress in rows:
+        if state == "running" and progress is not None and progress.epochs:
+            st.caption(f"▶ **{name}**: epoch {progress.epoch}/{progress.epochs}, {progress.phase}")
         else:
-            st.caption(f"{'▶' if job.state == 'running' else '⏸'} **{job.name}** ({job.state} on {job.device})")
+            st.caption(f"{'▶' if state == 'running' else '⏸'} **{name}** ({state})")
 
 
 with st.sidebar:
     st.markdown("**WRN Lab** — Wide Residual Networks")
     st.caption(f"Runs directory: `{lab_ui.runs_dir()}`")
     st.caption(f"Device: {lab_ui.cuda_description()}")
-    st.markdown("**Jobs**")
+    st.markdown("**Active runs**")
     _active_jobs()
 
 pg.run()

@@ -9,13 +9,14 @@ from typing import Any
 import streamlit as st
 
 from wrn_core.analysis import Finding, diagnose
-from wrn_core.jobs import JobManager
+from wrn_core.jobs import JobManager, progress_from_heartbeat
 from wrn_core.plots import live_figure
-from wrn_core.runstore import Run, RunStoreError
+from wrn_core.runstore import ACTIVE_STATUSES, Run, RunStoreError
+from wrn_core.train import Progress
 
 PAGES_DIR = Path(__file__).resolve().parent.parent / "pages"
 # Session-state keys of value widgets that must survive a page switch (see keep_form_state).
-PERSISTENT_PREFIXES = ("arch_", "train_f_", "runs_v_")
+PERSISTENT_PREFIXES = ("arch_", "train_f_", "runs_v_", "sweep_f_")
 
 OPTIMIZER_LABELS = {"sgd-nesterov": "SGD-Nesterov", "adam": "Adam", "adamw": "AdamW", "sgd": "SGD"}
 SCHEDULE_LABELS = {
@@ -30,7 +31,7 @@ DATASET_LABELS = {
     "cifar100": "CIFAR-100",
     "folder": "Image folder",
 }
-DEVICE_LABELS = {"auto": "auto", "cpu": "cpu", "cuda": "cuda", "mps": "mps"}
+DDP_CHOICE = "ddp"  # the device box's "all GPUs (DDP)": config device cuda, one process per GPU
 
 
 def runs_dir() -> Path:
@@ -39,7 +40,8 @@ def runs_dir() -> Path:
 
 
 def _release(manager: JobManager) -> None:
-    manager.shutdown()
+    # Queued runs are this process's and stop; training processes outlive the dashboard.
+    manager.shutdown(stop_running=False)
 
 
 @st.cache_resource(show_spinner=False, on_release=_release)
@@ -79,6 +81,40 @@ def cuda_description() -> str:
     return "cpu only (no CUDA GPU)"
 
 
+@st.cache_data(show_spinner=False, ttl=10)
+def device_choices() -> dict[str, str]:
+    """Device box options (value -> label): auto, every real device with its free memory, and
+    "all GPUs (DDP)" where there are two or more. Re-read at most every 10 s."""
+    from wrn_core.devices import list_devices
+
+    devices = list_devices()
+    gpus = [d for d in devices if d.kind == "cuda"]
+    choices = {"auto": f"auto ({'the least loaded GPU' if gpus else 'the CPU'})"}
+    choices.update({d.name: d.label() for d in devices})
+    if len(gpus) >= 2:
+        choices[DDP_CHOICE] = f"all {len(gpus)} GPUs (DDP, one process per GPU)"
+    return choices
+
+
+def gpu_count() -> int:
+    return sum(1 for value in device_choices() if value.startswith("cuda:"))
+
+
+def progress_of(run: Run) -> Progress | None:
+    """What the run's trainer last reported (heartbeat.json), whichever process trains it."""
+    return progress_from_heartbeat(run.read_heartbeat())
+
+
+def active_runs(store) -> list[tuple[str, str, Progress | None]]:
+    """(name, queued|running, progress) of every run some process holds: the same facts the pages show."""
+    rows = []
+    for summary in store.summaries():
+        if summary.status in ACTIVE_STATUSES:
+            run = Run(store.root / summary.name)
+            rows.append((summary.name, summary.status, progress_of(run) if summary.status == "running" else None))
+    return rows
+
+
 @st.cache_data(show_spinner=False, max_entries=10_000)
 def _created_at(run_path: str) -> float:
     """A run's creation time from status.json (it never changes, so it is read once per run)."""
@@ -103,6 +139,16 @@ def _file_key(path: Path) -> tuple[int, int]:
 @st.cache_data(show_spinner=False, max_entries=64)
 def _records_cached(path: str, stamp: tuple[int, int]) -> list[dict[str, Any]]:
     return Run(Path(path)).read_metrics()
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _warning_cached(path: str, stamp: tuple[int, int]) -> str | None:
+    return Run(Path(path)).read_metrics_log().warning
+
+
+def metrics_warning(run: Run) -> str | None:
+    """'2 unreadable lines in metrics.jsonl (skipped)', or None; re-read only when the file changed."""
+    return _warning_cached(str(run.path), _file_key(run.metrics_path))
 
 
 def read_records(run: Run) -> list[dict[str, Any]]:

@@ -2,21 +2,13 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pandas as pd
 import streamlit as st
 
-DASHBOARD_DIR = str(Path(__file__).resolve().parent.parent / "dashboard")
-if DASHBOARD_DIR not in sys.path:
-    sys.path.insert(0, DASHBOARD_DIR)
-
-import lab_ui  # noqa: E402
-
-from wrn_core.config import OPTIMIZERS, ConfigError, WRNConfig, depth_from_blocks  # noqa: E402
-from wrn_core.plots import width_figure  # noqa: E402
-from wrn_core.summary import block_table, group_table, layer_table, totals, training_memory_mb  # noqa: E402
+from dashboard import lab_ui
+from wrn_core.config import OPTIMIZERS, ConfigError, WRNConfig, depth_from_blocks
+from wrn_core.plots import width_figure
+from wrn_core.summary import block_table, group_table, layer_table, totals, training_memory_mb
 
 # Defaults: the single view shows the paper's WRN-16-8; compare mode pits the seed
 # article's N=1, k=8 against the paper's best CIFAR model, WRN-28-10.

@@ -3,25 +3,20 @@
 from __future__ import annotations
 
 import json
-import sys
-from pathlib import Path
 
 import streamlit as st
 
-DASHBOARD_DIR = str(Path(__file__).resolve().parent.parent / "dashboard")
-if DASHBOARD_DIR not in sys.path:
-    sys.path.insert(0, DASHBOARD_DIR)
-
-import lab_ui  # noqa: E402
-
-from wrn_core.analysis import config_diff, export_csv, export_json, runs_frame  # noqa: E402
-from wrn_core.cli import command_for  # noqa: E402
-from wrn_core.config import ConfigError  # noqa: E402
-from wrn_core.data import DataError  # noqa: E402
-from wrn_core.flops import FLOPS_CONVENTION, training_flops_per_image  # noqa: E402
-from wrn_core.plots import acc_vs_params_figure, compare_figure  # noqa: E402
-from wrn_core.reference import OFFICIAL_LOG_ATTRIBUTION, PAPER_CAPTION, PAPER_SOURCE, official_curve  # noqa: E402
-from wrn_core.runstore import ACTIVE_STATUSES, RunStoreError  # noqa: E402
+from dashboard import lab_ui
+from wrn_core.analysis import config_diff, export_csv, export_json, runs_frame
+from wrn_core.cli import command_for
+from wrn_core.config import EXTEND_MODES, ConfigError
+from wrn_core.data import DataError
+from wrn_core.flops import FLOPS_CONVENTION, training_flops_per_image
+from wrn_core.plots import acc_vs_params_figure, compare_figure
+from wrn_core.reference import OFFICIAL_LOG_ATTRIBUTION, PAPER_CAPTION, PAPER_SOURCE, official_curve
+from wrn_core.monitor import system_summary
+from wrn_core.runstore import ACTIVE_STATUSES, RunStoreError
+from wrn_core.train import resume_target_error
 
 V = "runs_v_"  # prefix of value widgets kept across page switches
 X_LABELS = {
@@ -75,7 +70,10 @@ for name in selected:
     except RunStoreError:
         continue
     records[name] = lab_ui.read_records(run)
-    configs[name] = run.read_config_dict()
+    try:
+        configs[name] = run.read_config_dict()
+    except RunStoreError:
+        pass  # its one-line problem is shown with the run below
 
 st.subheader("Curves")
 c1, c2, c3 = st.columns([2, 2, 1])
@@ -150,10 +148,24 @@ except RunStoreError as exc:
     st.error(lab_ui.one_line(exc))
     st.stop()
 status = run.read_status()
-state = status.get("status", "failed")
+state = status.get("status", "interrupted")
 lab_ui.show_status(status)
+problem = manager.store.summary(detail).problem
+if problem:
+    st.error(problem)
+warning = lab_ui.metrics_warning(run)
+if warning:
+    st.warning(warning)
 lab_ui.show_health(run, active=state in ACTIVE_STATUSES)
 run_records = records.get(detail) or lab_ui.read_records(run)
+usage = system_summary(run_records)
+if usage["samples"]:
+    st.caption(
+        f"Peak process memory {lab_ui.fmt_mib(usage['peak_rss_mb'])}"
+        + (f" · peak CUDA memory {lab_ui.fmt_mib(usage['peak_cuda_mb'])}" if usage["peak_cuda_mb"] else "")
+        + (f" · mean GPU utilisation {usage['mean_gpu_util']:.0f}%" if usage["mean_gpu_util"] is not None else "")
+        + (f" · {status['world_size']} processes (DDP)" if (status.get("world_size") or 1) > 1 else "")
+    )
 
 try:
     rerun = command_for(run.read_config(), runs_dir=str(manager.store.root))
@@ -181,27 +193,28 @@ d2.download_button(
     on_click="ignore",
 )
 with d3.expander("config.json"):
-    st.json(run.read_config_dict())
+    if detail in configs:
+        st.json(configs[detail])
+    else:
+        st.caption("config.json cannot be read (see above); the run can still be deleted.")
 
 
-def resume(name: str, target: int | None) -> None:
+def resume(name: str, target: int | None, extend: str) -> None:
     st.session_state.pop("runs_message", None)
     try:
-        lab_ui.get_job_manager().resume(name, target)
+        warning = lab_ui.get_job_manager().resume(name, target, extend)
     except (ConfigError, RunStoreError, DataError) as exc:
         st.session_state["runs_message"] = ("error", lab_ui.one_line(exc))
         return
     st.session_state["train_run"] = name
-    st.session_state["runs_message"] = ("ok", f"Resumed {name}; watch it on the Train page.")
+    text = f"Resumed {name}; watch it on the Train page."
+    st.session_state["runs_message"] = ("warning", f"{text} {warning}") if warning else ("ok", text)
 
 
 def delete(name: str) -> None:
     st.session_state.pop("runs_message", None)
-    manager = lab_ui.get_job_manager()
     try:
-        if manager.is_active(name):
-            raise RunStoreError(f"run {name!r} is active; stop it before deleting")
-        manager.store.delete(name)
+        lab_ui.get_job_manager().store.delete(name)  # refuses, naming the process, while any process holds it
     except RunStoreError as exc:
         st.session_state["runs_message"] = ("error", lab_ui.one_line(exc))
         return
@@ -214,15 +227,18 @@ a1, a2 = st.columns(2)
 with a1.container(border=True):
     st.markdown("**Resume**")
     extra = st.number_input("extra epochs", min_value=0, step=1, value=0, key="runs_resume_extra")
+    extend = st.radio("added epochs", EXTEND_MODES, key="runs_resume_extend", horizontal=True, disabled=not extra,
+                      format_func={"continue": "continue at the lr it ended at", "restart": "restart the schedule"}.get,
+                      help="beyond the planned schedule: keep the learning rate it ended at, or run the schedule again")
     target = int(status.get("epochs") or 0) + int(extra) if extra else None
-    resumable = state in ("stopped", "interrupted") or bool(extra and state in ("finished", "diverged", "failed"))
+    reason = resume_target_error(status, int(status.get("epochs") or 0), target)
     st.button(
         "Resume run",
         key="runs_resume",
         on_click=resume,
-        args=(detail, target),
-        disabled=not resumable or manager.is_active(detail),
-        help="stopped/interrupted runs continue to their target; add epochs to extend a finished run",
+        args=(detail, target, extend),
+        disabled=reason is not None or detail not in configs,
+        help=reason or "continue from the last checkpoint (add epochs to extend a finished run)",
     )
 with a2.container(border=True):
     st.markdown("**Delete**")
@@ -233,4 +249,4 @@ with a2.container(border=True):
 
 message = st.session_state.get("runs_message")
 if message is not None:
-    (st.error if message[0] == "error" else st.success)(message[1])
+    {"error": st.error, "warning": st.warning}.get(message[0], st.success)(message[1])

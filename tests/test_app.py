@@ -192,7 +192,8 @@ def test_tiny_run_end_to_end(_dashboard_isolation):
     axes_with_points = {t.get("xaxis", "x") for t in spec["data"] if t.get("x")}
     assert axes_with_points == {"x", "x2", "x3", "x4"}
     assert any("Status: **finished**" in c.value for c in at.caption)
-    assert "1/1" in metric_values(at)
+    assert any("finished · epoch 1/1" in p.proto.text for p in at.get("progress"))
+    assert any(c.value.startswith("Best test accuracy **") for c in at.caption)
 
     # The Runs page lists it, draws the comparison, and offers both exports.
     open_page(at, "runs")

@@ -371,3 +371,36 @@ def acc_vs_params_figure(frame: pd.DataFrame, paper: bool = True) -> go.Figure:
         legend={"orientation": "h", "yanchor": "bottom", "y": 1.02, "x": 0},
     )
     return fig
+
+
+# (record field, panel title, y-axis title) of the system panel, when the field has values.
+SYSTEM_SERIES = (
+    ("cpu_percent", "Process CPU", "% of one core"),
+    ("rss_mb", "Process memory", "MiB"),
+    ("gpu_util", "GPU utilisation", "%"),
+    ("cuda_allocated_mb", "CUDA memory allocated", "MiB"),
+)
+
+
+def system_figure(records: Iterable[Mapping[str, Any]]) -> go.Figure:
+    """Sparklines of a run's `system` records against training time: CPU %, memory, GPU load where there is one."""
+    system = [r for r in records if r.get("kind") == "system"]
+    series = [(key, title, unit) for key, title, unit in SYSTEM_SERIES
+              if any(isinstance(r.get(key), (int, float)) for r in system)]
+    if not series:
+        fig = go.Figure()
+        _placeholder(fig, "no system readings yet")
+        fig.update_layout(height=160, margin={"l": 30, "r": 10, "t": 20, "b": 20})
+        return fig
+    fig = make_subplots(rows=1, cols=len(series), subplot_titles=[title for _, title, _ in series], horizontal_spacing=0.08)
+    for col, (key, _, unit) in enumerate(series, start=1):
+        points = [(r.get("time"), r[key]) for r in system if isinstance(r.get(key), (int, float))]
+        fig.add_trace(
+            go.Scatter(x=[t for t, _ in points], y=[v for _, v in points], mode="lines", line={"color": TRAIN_COLOR, "width": 1.5},
+                       showlegend=False, hovertemplate="%{y:.1f} " + unit + " at %{x:.0f} s<extra></extra>"),
+            row=1, col=col,
+        )
+        fig.update_yaxes(title_text=unit, row=1, col=col)
+        fig.update_xaxes(title_text="training s", row=1, col=col)
+    fig.update_layout(height=220, margin={"l": 40, "r": 10, "t": 30, "b": 30})
+    return fig
