@@ -100,6 +100,19 @@ def gpu_count() -> int:
     return sum(1 for value in device_choices() if value.startswith("cuda:"))
 
 
+@st.cache_data(show_spinner=False, ttl=5)
+def _measured_memory_cached(root: str, model) -> list[dict[str, Any]]:
+    from wrn_core.monitor import measured_memory
+    from wrn_core.runstore import RunStore
+
+    return measured_memory(RunStore(Path(root)), model)
+
+
+def measured_memory(model) -> list[dict[str, Any]]:
+    """Runs of this model with their measured peak memory (re-read at most every 5 s)."""
+    return _measured_memory_cached(str(get_job_manager().store.root), model)
+
+
 def progress_of(run: Run) -> Progress | None:
     """What the run's trainer last reported (heartbeat.json), whichever process trains it."""
     return progress_from_heartbeat(run.read_heartbeat())

@@ -114,6 +114,26 @@ def memory_help(memory: dict[str, float]) -> str:
     return f"Estimate for batch {st.session_state['arch_batch_size']}: {parts}."
 
 
+def show_measured(config: WRNConfig, memory: dict[str, float]) -> None:
+    """The predicted training memory beside what runs of this model measured, once there are any."""
+    batch = int(st.session_state["arch_batch_size"])
+    runs = [r for r in lab_ui.measured_memory(config) if r["batch_size"] == batch]
+    gpu = [r for r in runs if r["peak_cuda_mb"] is not None]
+    if gpu:
+        best = max(gpu, key=lambda r: r["peak_cuda_mb"])
+        st.caption(
+            f"Measured: **{lab_ui.fmt_mib(best['peak_cuda_mb'])}** peak CUDA memory allocated by run `{best['run']}` "
+            f"(batch {batch}, {best['optimizer']}{', per process' if best['world_size'] > 1 else ''}) against the "
+            f"{lab_ui.fmt_mib(memory['total'])} predicted."
+        )
+    elif runs:
+        best = max(runs, key=lambda r: r["peak_rss_mb"] or 0)
+        st.caption(
+            f"Measured on the CPU: {lab_ui.fmt_mib(best['peak_rss_mb'])} peak process memory in run `{best['run']}` "
+            f"(batch {batch}; includes the Python and torch runtime, so it is not comparable with the GPU prediction)."
+        )
+
+
 def show_metrics(total, memory, columns: int = 5) -> None:
     cols = st.columns(columns)
     items = [
@@ -181,6 +201,7 @@ if not st.session_state["arch_compare"]:
             table, total, memory = result
             st.markdown(describe(config))
             show_metrics(total, memory)
+            show_measured(config, memory)
             st.markdown("**Feature-map width per layer** — the width jumps at the first block of each group")
             st.plotly_chart(width_figure(table), key="arch_width_chart")
             tables(table, "single")

@@ -348,3 +348,16 @@ def test_runs_page_health_badges_command_flops_and_references(_dashboard_isolati
     at.run()
     assert any(":green-badge[" in md.value and "No training problems" in md.value for md in at.markdown)
     assert not any("at chance" in md.value for md in at.markdown)
+
+
+def test_architecture_shows_the_measured_peak_of_a_run_of_that_model(_dashboard_isolation):
+    from wrn_core.config import TrainConfig, WRNConfig
+    from wrn_core.runstore import RunStore
+
+    run = RunStore(_dashboard_isolation).create(
+        TrainConfig(model=WRNConfig(depth=16, widen_factor=8), batch_size=128, device="cuda"), "gpu-run")
+    run.append_metrics([{"kind": "system", "step": 10, "epoch": 0.1, "time": 1.0, "cuda_peak_mb": 2345.0, "rss_mb": 3000.0}])
+    run.write_status("stopped", "stopped", device="cuda")
+    at = new_app()
+    no_exception(at)
+    assert any("2.29 GiB" in c.value and "peak CUDA memory" in c.value and "gpu-run" in c.value for c in at.caption)

@@ -12,6 +12,11 @@ from pathlib import Path
 
 import pytest
 
+try:
+    from conftest import stop_trainers
+except ImportError:  # tests/ imported as a package
+    from tests.conftest import stop_trainers
+
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = "/usr/bin/chromium"
 SCREENSHOTS = ROOT / "artifacts" / "screenshots"
@@ -70,46 +75,60 @@ def _listening_addresses(port: int) -> list[str]:
     return found
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    runs = tmp_path_factory.mktemp("browser-runs")
-    log_path = tmp_path_factory.mktemp("browser-log") / "streamlit.log"
+def start_streamlit(runs: Path, log_path: Path) -> tuple[subprocess.Popen, str, int]:
+    """`streamlit run dashboard/app.py` on a free 127.0.0.1 port over `runs`; returns once it answers."""
     port = _free_port()
     env = dict(os.environ, WRN_RUNS_DIR=str(runs))
     command = [
         sys.executable, "-m", "streamlit", "run", "dashboard/app.py",
         "--server.port", str(port), "--server.address", "127.0.0.1", "--server.headless", "true",
     ]
-    with open(log_path, "wb") as log:
+    with open(log_path, "ab") as log:
         proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        if proc.poll() is not None:
+            pytest.fail(f"streamlit exited early:\n{log_path.read_text()}")
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
+                if response.status == 200:
+                    return proc, url, port
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail(f"streamlit did not answer within 60 s:\n{log_path.read_text()}")
+        time.sleep(0.3)
+
+
+def stop_streamlit(proc: subprocess.Popen) -> None:
+    proc.terminate()
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"streamlit exited early:\n{log_path.read_text()}")
-            try:
-                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"streamlit did not answer within 60 s:\n{log_path.read_text()}")
-            time.sleep(0.3)
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=5)
+
+
+def app_exceptions(log_path: Path) -> list[str]:
+    """Traceback lines through the app's own files in a server log. Starlette may log a websocket-close
+    race when a browser context closes; only the app's own exceptions count."""
+    log_text = log_path.read_text(errors="replace")
+    return [line for line in log_text.splitlines() if line.strip().startswith("File") and str(ROOT) in line]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    runs = tmp_path_factory.mktemp("browser-runs")
+    log_path = tmp_path_factory.mktemp("browser-log") / "streamlit.log"
+    proc, url, port = start_streamlit(runs, log_path)
+    try:
         yield {"url": url, "port": port, "runs": runs, "log": log_path}
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
-    # Starlette may log a websocket-close race when a browser context closes; only
-    # tracebacks through the app's own files count.
-    log_text = log_path.read_text(errors="replace")
-    ours = [line for line in log_text.splitlines() if line.strip().startswith("File") and str(ROOT) in line]
-    assert not ours, f"the server logged an exception in the app:\n{log_text}"
+        stop_streamlit(proc)
+        stop_trainers(runs)  # training processes outlive the server
+    assert not app_exceptions(log_path), f"the server logged an exception in the app:\n{log_path.read_text()}"
 
 
 @pytest.fixture(scope="module")

@@ -115,3 +115,33 @@ def system_summary(records: list[dict[str, Any]]) -> dict[str, float | None]:
         "mean_gpu_util": mean("gpu_util"),
         "mean_cpu_percent": mean("cpu_percent"),
     }
+
+
+def measured_memory(store: Any, model: Any) -> list[dict[str, Any]]:
+    """Runs of this model (depth, k, dropout, classes) with their batch size, device and measured peaks.
+
+    peak_cuda_mb is torch's max_memory_allocated (what the training-memory prediction estimates);
+    peak_rss_mb is the process's resident memory, which on the CPU includes the Python and torch runtime.
+    """
+    found = []
+    for name in store.names():
+        run = store.get(name)
+        try:
+            config = run.read_config()
+        except Exception:  # noqa: BLE001 - a damaged run just does not count here
+            continue
+        m = config.model
+        if (m.depth, m.widen_factor, m.dropout, m.num_classes) != (model.depth, model.widen_factor, model.dropout, model.num_classes):
+            continue
+        records = run.read_metrics()
+        summary = system_summary(records)
+        epoch_peaks = [r["peak_mem_mb"] for r in records if r.get("kind") == "epoch" and isinstance(r.get("peak_mem_mb"), (int, float))]
+        peak_cuda = max([v for v in (summary["peak_cuda_mb"], *epoch_peaks) if v is not None], default=None)
+        if peak_cuda is None and summary["peak_rss_mb"] is None:
+            continue
+        found.append({
+            "run": name, "batch_size": config.batch_size, "optimizer": config.optimizer,
+            "device": str(run.read_status().get("device") or config.device), "world_size": config.world_size,
+            "peak_cuda_mb": peak_cuda, "peak_rss_mb": summary["peak_rss_mb"],
+        })
+    return found
