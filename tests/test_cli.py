@@ -579,3 +579,18 @@ def test_runs_show_prints_the_command_and_the_findings(tmp_path, capsys):
     out = capsys.readouterr().out
     assert json.JSONDecoder().raw_decode(out)[0]["findings"] == []
     assert out.rstrip().endswith("health: no problems found")
+
+
+def test_train_runs_on_a_bare_gpu_machine_without_dashboard_packages_or_tqdm(tmp_path):
+    """The GPU machine has torch, torchvision, numpy, pandas and psutil only: train and runs must work there."""
+    blocked = "import sys\nfor m in ('tqdm', 'streamlit', 'plotly', 'torchinfo'): sys.modules[m] = None\n"
+    code = blocked + "from wrn_core.cli import main\nsys.exit(main(sys.argv[1:]))\n"
+    runs = str(tmp_path / "runs")
+    trained = subprocess.run([sys.executable, "-c", code, "train", *TINY, "--epochs", "1", "--runs-dir", runs, "--name", "bare"],
+                             cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert trained.returncode == 0, trained.stderr
+    assert "finished: finished 1 epochs" in trained.stderr
+    listed = subprocess.run([sys.executable, "-c", code, "runs", "show", "bare", "--runs-dir", runs],
+                            cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert listed.returncode == 0, listed.stderr
+    assert shown(listed)["status"]["status"] == "finished"

@@ -369,6 +369,16 @@ def cmd_summary(args: argparse.Namespace) -> int:
     return 0
 
 
+class _NoBar:
+    """What the CLI uses instead of a tqdm bar when tqdm is not installed."""
+
+    def write(self, text: str, file=None) -> None:
+        print(text, file=file or sys.stderr)
+
+    def close(self) -> None:
+        pass
+
+
 # Set by Ctrl-C (SIGINT) or SIGTERM from the moment a train/resume command starts, so a stop asked
 # for while the process is still importing torch or loading data stops it cleanly at its first batch.
 _STOP = threading.Event()
@@ -392,12 +402,15 @@ def _run_with_progress(run, resume: bool, quiet: bool = False, dist=None) -> int
     Ctrl-C (SIGINT) or SIGTERM stops cooperatively with a checkpoint; a second Ctrl-C ends the
     process at once and the run is then found interrupted.
     """
-    from tqdm import tqdm
-
     from wrn_core.train import train_run
 
+    try:
+        from tqdm import tqdm
+    except ImportError:  # a bare GPU machine: train without a bar rather than not at all
+        quiet = True
+        tqdm = None
     stop_event = _STOP
-    bar = tqdm(total=0, unit="step", dynamic_ncols=True, file=sys.stderr, desc=run.name, disable=quiet)
+    bar = tqdm(total=0, unit="step", dynamic_ncols=True, file=sys.stderr, desc=run.name, disable=quiet) if tqdm else _NoBar()
 
     def on_progress(progress) -> None:
         if progress.notice:
