@@ -14,6 +14,7 @@ PAGES = {
     "architecture": "../pages/1_architecture.py",
     "train": "../pages/2_train.py",
     "runs": "../pages/3_runs.py",
+    "sweep": "../pages/4_sweep.py",
 }
 F = "train_f_"
 TIMEOUT = 60  # seconds per script run; the first run imports torch and builds a model
@@ -348,3 +349,160 @@ def test_runs_page_health_badges_command_flops_and_references(_dashboard_isolati
     at.run()
     assert any(":green-badge[" in md.value and "No training problems" in md.value for md in at.markdown)
     assert not any("at chance" in md.value for md in at.markdown)
+
+
+# ---------------------------------------------------------------------------------------------
+# Sweep page
+
+S = "sweep_f_"
+NEW_SWEEP = "New sweep…"
+
+
+def set_tiny_sweep(at: AppTest, name: str, blocks=(1, 2), widen=(1, 2)) -> None:
+    """N × k WRNs on 160 synthetic images, one epoch each on the CPU."""
+    at.selectbox(key=S + "dataset").set_value("synthetic").run()  # draws the synthetic image counts
+    values = {"synthetic_train": 160, "synthetic_test": 50, "epochs": 1, "batch_size": 32, "eval_batch_size": 50,
+              "log_every": 2, "seeds": 1}
+    for key, value in values.items():
+        at.number_input(key=S + key).set_value(value)
+    at.selectbox(key=S + "device").set_value("cpu")
+    at.multiselect(key=S + "blocks").set_value(list(blocks))
+    at.multiselect(key=S + "widen").set_value(list(widen))
+    at.text_input(key=S + "name").set_value(name)
+    at.run()
+
+
+def heatmap_z(at: AppTest) -> list[list]:
+    spec = next(s for s in plotly_specs(at) if s["data"] and s["data"][0].get("type") == "heatmap")
+    return spec["data"][0]["z"]
+
+
+def sweep_statuses(runs_dir: Path, name: str) -> dict[str, str]:
+    from wrn_core.runstore import RunStore
+    from wrn_core.sweeps import cell_statuses, load_sweep
+
+    return cell_statuses(RunStore(runs_dir), load_sweep(runs_dir, name))
+
+
+def wait_sweep(at: AppTest, runs_dir: Path, name: str, done, timeout: float = 300) -> dict[str, str]:
+    """Re-run the page until done(statuses) holds; fails after `timeout` seconds (a deadline, not a timing)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        time.sleep(1.0)
+        at.run()
+        no_exception(at)
+        statuses = sweep_statuses(runs_dir, name)
+        if done(statuses):
+            return statuses
+    pytest.fail(f"sweep {name} did not get there within {timeout} s: {sweep_statuses(runs_dir, name)}")
+
+
+def test_sweep_page_without_sweeps_and_preflight():
+    at = open_page(new_app(), "sweep")
+    no_exception(at)
+    assert not at.error, [e.value for e in at.error]
+    assert at.selectbox(key=S + "open").value == NEW_SWEEP
+    assert at.multiselect(key=S + "blocks").value == [1, 2] and at.multiselect(key=S + "widen").value == [1, 2]
+    assert list(at.multiselect(key=S + "widen").options) == ["1", "2", "4", "8", "10", "12"]
+    assert at.button(key="sweep_launch").label == "Launch"
+    assert S + "n" not in [w.key for w in at.number_input]  # N and k come from the grid, not the form
+    assert any("Pre-flight" in i.value for i in at.info)
+
+    # A preset fills the base config, as on the Train page.
+    paper = next(p for p in at.selectbox(key=S + "preset").options if p.startswith("Paper"))
+    at.selectbox(key=S + "preset").set_value(paper).run()
+    assert at.number_input(key=S + "epochs").value == 200 and at.number_input(key=S + "dropout").value == 0.3
+
+    set_tiny_sweep(at, "plan", blocks=(1, 2), widen=(1,))
+    at.button(key="sweep_preflight").click().run()
+    no_exception(at)
+    assert not at.error, [e.value for e in at.error]
+    plan = next(d.value for d in at.dataframe)
+    assert list(plan["run"]) == ["plan-n1-k1-s0", "plan-n2-k1-s0"]  # the name does not matter to a plan
+    assert list(plan["params"]) == [77850, 175066] and plan["fits"].all() and (plan["predicted (s)"] > 0).all()
+    assert any("2 cell(s)" in md.value and "predicted" in md.value for md in at.markdown)
+    at.multiselect(key=S + "widen").set_value([1, 2]).run()
+    assert any("form changed" in c.value for c in at.caption)  # a stale plan says so
+
+
+def test_sweep_bad_input_is_one_line_and_keeps_the_form():
+    at = open_page(new_app(), "sweep")
+    set_tiny_sweep(at, "nok", widen=())
+    at.button(key="sweep_launch").click().run()
+    no_exception(at)
+    assert len(at.error) == 1 and "widen factor" in at.error[0].value and "\n" not in at.error[0].value
+    assert at.multiselect(key=S + "widen").value == [] and at.text_input(key=S + "name").value == "nok"
+    at.button(key="sweep_preflight").click().run()
+    no_exception(at)
+    assert len(at.error) == 1 and "widen factor" in at.error[0].value  # Pre-flight says the same, once
+
+    at.multiselect(key=S + "widen").set_value([1])
+    at.text_input(key=S + "name").set_value("bad/name").run()
+    at.button(key="sweep_launch").click().run()
+    no_exception(at)
+    assert len(at.error) == 1 and "invalid run name" in at.error[0].value
+    assert at.text_input(key=S + "name").value == "bad/name" and at.number_input(key=S + "epochs").value == 1
+    assert at.selectbox(key=S + "open").value == NEW_SWEEP  # nothing was saved or opened
+
+
+def test_tiny_sweep_end_to_end_stop_resume_and_reopen(_dashboard_isolation):
+    runs_dir = _dashboard_isolation
+    at = open_page(new_app(), "sweep")
+    set_tiny_sweep(at, "grid")
+    at.button(key="sweep_launch").click().run()
+    no_exception(at)
+    assert not at.error, [e.value for e in at.error]
+    assert at.selectbox(key=S + "open").value == "grid"  # the page opens the launched sweep
+    assert any("Launched grid" in s.value for s in at.success)
+    assert (runs_dir / "grid.sweep.json").exists()
+
+    # Stop at once: the first cell stops, the others stay pending; Resume sweep continues.
+    at.button(key="sweep_stop").click().run()
+    no_exception(at)
+    statuses = wait_sweep(at, runs_dir, "grid", lambda s: not set(s.values()) & {"queued", "running"}, timeout=120)
+    assert list(statuses.values()).count("pending") >= 3, statuses
+    at.run()
+    assert not [b for b in at.button if b.key == "sweep_stop"]
+    at.button(key="sweep_resume").click().run()
+    no_exception(at)
+    assert not at.error, [e.value for e in at.error]
+
+    statuses = wait_sweep(at, runs_dir, "grid", lambda s: set(s.values()) == {"finished"})
+    assert list(statuses) == ["grid-n1-k1-s0", "grid-n1-k2-s0", "grid-n2-k1-s0", "grid-n2-k2-s0"]
+    at.run()
+    no_exception(at)
+    table = at.dataframe[0].value
+    assert list(table["status"]) == ["finished"] * 4 and table["best test acc (%)"].notna().all()
+    z = heatmap_z(at)
+    assert len(z) == 2 and all(len(row) == 2 and all(v is not None for v in row) for row in z)
+    assert any("4/4 cells ended" in p.proto.text for p in at.get("progress"))
+    tradeoff = plotly_specs(at)[1]
+    assert any(t.get("name") == "paper, 200 epochs" for t in tradeoff["data"])
+    assert any(t.get("name") == "Pareto front" and t["x"] for t in tradeoff["data"])
+    multiples = plotly_specs(at)[2]
+    assert {t.get("xaxis") for t in multiples["data"] if t.get("y")} == {"x", "x2", "x3", "x4"}
+    assert any("badge[" in md.value for md in at.markdown)  # training health of the cells
+
+    # The heatmap switches metric, the trade-off its x axis, and the authors' curve can be overlaid.
+    at.radio(key="sweep_v_metric").set_value("train_seconds").run()
+    at.radio(key="sweep_v_x").set_value("macs").run()
+    at.toggle(key="sweep_v_reference").set_value(True).run()
+    no_exception(at)
+    specs = plotly_specs(at)
+    assert specs[0]["layout"]["title"]["text"].startswith("training time")
+    assert specs[1]["layout"]["xaxis"]["title"]["text"] == "multiply-accumulates per image"
+    assert sum(t.get("name") == "WRN-40-4, authors' log (CIFAR-10)" for t in specs[2]["data"]) == 4
+    assert not [b for b in at.button if b.key in ("sweep_stop", "sweep_resume")]  # done: nothing to resume
+
+    # Another session reopens it from the selector (the newest sweep opens by default).
+    again = open_page(new_app(), "sweep")
+    no_exception(again)
+    assert again.selectbox(key=S + "open").options == [NEW_SWEEP, "grid"]
+    assert again.selectbox(key=S + "open").value == "grid"
+    assert list(again.dataframe[0].value["status"]) == ["finished"] * 4
+    again.selectbox(key=S + "open").set_value(NEW_SWEEP).run()
+    assert again.button(key="sweep_launch")
+    again.selectbox(key=S + "open").set_value("grid").run()
+    no_exception(again)
+    assert all(v is not None for row in heatmap_z(again) for v in row)
+
