@@ -182,6 +182,7 @@ def sweep_cells(tmp_path, seeds=(0,), accuracies=None) -> pd.DataFrame:
     frame["best_test_acc"] = accuracies
     frame["final_test_acc"] = accuracies
     frame["train_seconds"] = [None if a is None else 10.0 * (i + 1) for i, a in enumerate(accuracies)]
+    frame["status"] = ["pending" if a is None else "finished" for a in accuracies]
     return frame
 
 
@@ -236,20 +237,23 @@ def test_sweep_tradeoff_front_paper_and_error_bars(tmp_path):
 
 
 def test_sweep_small_multiples_panels_bands_and_reference(tmp_path):
-    frame = sweep_cells(tmp_path)
+    frame = sweep_cells(tmp_path, accuracies=[0.2, 0.3, 0.4, None])
     records = {run: cell_records([0.1 * (i + 1), 0.1 * (i + 2)]) for i, run in enumerate(frame["run"][:3])}  # one pending
     fig = sweep_small_multiples(frame, records)
-    assert titles(fig) == ["WRN-10-1", "WRN-10-2", "WRN-16-1", "WRN-16-2"]  # N down, k across
-    by_axis = traces_by_axis(fig)
-    assert sorted(by_axis) == ["x", "x2", "x3"]  # the pending cell's panel is empty
+    assert titles(fig) == ["WRN-10-1", "WRN-10-2", "WRN-16-1", "WRN-16-2 · pending"]  # N down, k across
+    by_axis = {axis: [t for t in traces if len(t.y)] for axis, traces in traces_by_axis(fig).items()}
+    assert sorted(by_axis) == ["x", "x2", "x3", "x4"]  # every panel has axes…
+    assert not by_axis["x4"] and all(by_axis[a] for a in ("x", "x2", "x3"))  # …the pending cell's has no points
     assert list(by_axis["x3"][0].y) == pytest.approx([30.0, 40.0])  # WRN-16-1, in percent
     assert list(fig.layout.xaxis.range) == [0.5, 2.5]  # the sweep's 2 epochs
     assert fig.layout.yaxis4.range[1] >= 40.0  # every panel shows every point
     assert sum(bool(t.showlegend) for t in fig.data) == 1  # "seed 0", once
 
     seeds = sweep_cells(tmp_path, seeds=(0, 1))
+    seeds.loc[7, "status"] = "running"
     records = {run: cell_records([0.2, 0.1 * (i + 1)]) for i, run in enumerate(seeds["run"])}
     fig = sweep_small_multiples(seeds, records, reference=official_curve("epoch"))
+    assert titles(fig)[-1] == "WRN-16-2 · 1/2 ended"
     first = traces_by_axis(fig)["x"]
     assert [t.name for t in first if t.name and t.name.startswith("seed")] == ["seed 0", "seed 1"]
     band = [t for t in first if t.fill == "tonexty"]

@@ -13,7 +13,7 @@ from wrn_core.analysis import curves_frame, metrics_frames
 from wrn_core.config import WRNConfig
 from wrn_core.flops import macs_per_image
 from wrn_core.reference import OFFICIAL_LOG_LABEL, PAPER_CAPTION, paper_points
-from wrn_core.sweeps import group_columns, group_label, seed_band, tradeoff_points
+from wrn_core.sweeps import TERMINAL, group_columns, group_label, seed_band, tradeoff_points
 
 PANEL_TITLES = ("Train accuracy", "Train cost", "Test accuracy", "Test cost")
 # (row, col, metric) of each panel, in PANEL_TITLES order.
@@ -488,8 +488,11 @@ def sweep_heatmap(grid: pd.DataFrame, metric: str = "best_test_acc", spread: pd.
         height=140 + 90 * max(1, len(y_labels)),
         margin={"l": 50, "r": 20, "t": 40, "b": 40},
         title={"text": title + (f" ({unit})" if unit else ""), "font": {"size": 14}},
-        xaxis={"title": "widen factor k", "type": "category", "side": "bottom"},
-        yaxis={"title": "blocks per group N", "type": "category", "autorange": "reversed"},
+        # Explicit categories and ranges: the squares' labels show before any cell has a value.
+        xaxis={"title": "widen factor k", "type": "category", "categoryarray": x_labels,
+               "range": [-0.5, len(x_labels) - 0.5]},
+        yaxis={"title": "blocks per group N", "type": "category", "categoryarray": y_labels,
+               "range": [len(y_labels) - 0.5, -0.5]},  # N = 1 on top
     )
     if all(v is None for row in z for v in row):
         _placeholder(fig, f"no cell has a {title} yet")
@@ -563,7 +566,8 @@ def sweep_tradeoff_figure(cells: pd.DataFrame, x: str = "params", metric: str = 
             )
         )
     else:
-        _placeholder(fig, "no cell has a test accuracy yet" + (" (◇ the paper's results)" if paper and x != "train_seconds" else ""))
+        fig.add_annotation(text="no cell has a test accuracy yet" + (" (◇ the paper's results)" if fig.data else ""),
+                           xref="paper", yref="paper", x=0.5, y=0.2, showarrow=False, font={"size": 14, "color": "gray"})
     fig.update_layout(
         height=400,
         margin={"l": 50, "r": 20, "t": 30, "b": 40},
@@ -616,7 +620,12 @@ def sweep_small_multiples(
     titles = [""] * (n_rows * n_cols)
     for group in groups:
         row, col = position[group]
-        titles[(row - 1) * n_cols + (col - 1)] = group_label(dict(zip(keys, group)))
+        statuses = [r["status"] for r in rows_of if tuple(r[k] for k in keys) == group]
+        title = group_label(dict(zip(keys, group)))
+        if set(statuses) != {"finished"}:  # say what a panel waits for: pending, running, 1/3 ended…
+            ended = sum(status in TERMINAL for status in statuses)
+            title += f" · {statuses[0]}" if len(statuses) == 1 else f" · {ended}/{len(statuses)} ended"
+        titles[(row - 1) * n_cols + (col - 1)] = title
     fig = make_subplots(rows=n_rows, cols=n_cols, subplot_titles=titles,
                         horizontal_spacing=0.04 if n_cols > 1 else 0.0, vertical_spacing=min(0.12, 0.3 / n_rows))
     seeds = sorted({row["seed"] for row in rows_of})
@@ -625,6 +634,8 @@ def sweep_small_multiples(
     epochs_planned = int(pd.to_numeric(cells["epochs"], errors="coerce").max()) if "epochs" in cells else 0
     for group in groups:
         row, col = position[group]
+        # An empty trace per panel: plotly.js draws no axes for a subplot without traces (a pending cell).
+        fig.add_trace(go.Scatter(x=[], y=[], mode="markers", showlegend=False, hoverinfo="skip"), row=row, col=col)
         members = [r for r in rows_of if tuple(r[k] for k in keys) == group]
         curves = []
         for member in members:
@@ -695,5 +706,6 @@ def sweep_small_multiples(
         hovermode="closest",
     )
     if not any_points:
-        _placeholder(fig, "waiting for the first epochs…")
+        fig.add_annotation(text="waiting for the first epochs…", xref="paper", yref="paper", x=0.5, y=1.0, yshift=-40,
+                           showarrow=False, font={"size": 14, "color": "gray"})
     return fig
