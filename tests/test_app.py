@@ -506,3 +506,36 @@ def test_tiny_sweep_end_to_end_stop_resume_and_reopen(_dashboard_isolation):
     no_exception(again)
     assert all(v is not None for row in heatmap_z(again) for v in row)
 
+
+
+def test_sweep_with_seeds_shows_spread_and_health_badges(_dashboard_isolation):
+    """A saved 1 × 2 × 2-seed sweep whose cells were written straight into the run store (no training)."""
+    from wrn_core.config import TrainConfig, WRNConfig
+    from wrn_core.runstore import RunStore
+    from wrn_core.sweeps import make_sweep, save_sweep
+
+    store = RunStore(_dashboard_isolation)
+    base = TrainConfig(model=WRNConfig(depth=10, widen_factor=1), device="cpu", epochs=2)
+    sweep = make_sweep("seeds", base, [1], [1, 2], seeds=[0, 1])
+    save_sweep(store.root, sweep)
+    for cell, acc in zip(sweep.cells(), (0.5, 0.7, 0.1, 0.1)):  # k=2 stays at chance: a health finding
+        run = store.create(cell.config, cell.run, sweep="seeds")
+        add_epochs(run, test_acc=acc)
+        run.write_status("finished", "finished 2 epochs", epoch=2, best_test_acc=acc, final_test_acc=acc, train_seconds=4.0)
+
+    at = open_page(new_app(), "sweep")
+    no_exception(at)
+    assert at.selectbox(key=S + "open").value == "seeds"
+    assert heatmap_z(at)[0] == [pytest.approx(60.0), pytest.approx(10.0)]  # the mean over the seeds, in percent
+    heat = next(s for s in plotly_specs(at) if s["data"][0].get("type") == "heatmap")
+    assert heat["data"][0]["text"][0] == ["60.0% ± 14.1", "10.0%"]
+    tradeoff = plotly_specs(at)[1]
+    means = next(t for t in tradeoff["data"] if t.get("name") == "mean ± std over seeds")
+    assert means["error_y"]["visible"] and means["error_y"]["array"][0] == pytest.approx(14.142, abs=1e-3)
+    multiples = plotly_specs(at)[2]
+    assert sum(t.get("fill") == "tonexty" for t in multiples["data"]) == 2  # a band per (N, k)
+    assert any("mean over the seeds" in c.value for c in at.caption)
+    badges = [md.value for md in at.markdown if "-badge[" in md.value]
+    assert any(":red-badge[" in b and "at chance" in b for b in badges), badges
+    assert any("seeds-n1-k2-s0" in md.value for md in at.markdown)  # the badge names its cell
+    assert not [b for b in at.button if b.key in ("sweep_stop", "sweep_resume")]  # every cell ended
