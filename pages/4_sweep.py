@@ -127,8 +127,8 @@ def draw_preflight(current: Sweep | None) -> None:
             "predicted (s)": st.column_config.NumberColumn(format="%.1f"),
         },
     )
-    st.caption("Predicted time: a few timed training steps of each model × steps, plus evaluation and the "
-               "measured start-up of a training process. Memory: predicted for training against the device's free memory.")
+    st.caption("Predicted time: each model's measured seconds per training step × its steps, plus evaluation and "
+               "the measured start-up of a training process. Memory: predicted for training, against the device's free memory.")
 
 
 def new_sweep_view() -> None:
