@@ -280,8 +280,17 @@ HEATMAP_FILLED_JS = """
 
 
 def test_sweep_page_launches_a_2x2_sweep_and_fills_the_heatmap(server, page):
+    from wrn_core.config import TrainConfig, WRNConfig
+    from wrn_core.sweeps import make_sweep, save_sweep
+
+    # A saved sweep that never ran: the page opens the newest sweep, so "New sweep…" is picked by hand.
+    save_sweep(server["runs"], make_sweep("browser-saved", TrainConfig(model=WRNConfig(depth=10, widen_factor=1)), [1], [1]))
     open_page(page, f"{server['url']}/sweep", "Sweep")
     assert page.locator(NO_EXCEPTION).count() == 0
+    expect(page.get_by_text("0/1 cells ended").first).to_be_visible()  # browser-saved is open
+    page.locator('[data-testid="stSelectbox"]').first.click()
+    page.get_by_role("option", name="New sweep…").click()
+    settle(page)
     expect(page.get_by_role("button", name="Launch")).to_be_visible()
     expect(page.get_by_role("button", name="Pre-flight")).to_be_visible()
     # N = 1, 2 and k = 1, 2 are the defaults: four WRNs, one epoch of 64 synthetic images each (one
