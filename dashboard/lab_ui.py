@@ -176,7 +176,8 @@ def cached_live_figure(run: Run):
 
 
 # Shared like _live_figure_cached (cache_resource: no unpickling; nobody mutates it). The key is
-# what the figure shows: the sweep, each cell's metrics.jsonl stamp and planned epochs, the reference.
+# what the figure shows: the sweep, each cell's status (panel titles), planned epochs and
+# metrics.jsonl stamp, and the reference.
 @st.cache_resource(show_spinner=False, max_entries=8)
 def _small_multiples_cached(sweep_key: tuple, stamps: tuple, reference: bool, _cells, _records):
     return sweep_small_multiples(_cells, _records, official_curve("epoch") if reference else None)
@@ -184,12 +185,12 @@ def _small_multiples_cached(sweep_key: tuple, stamps: tuple, reference: bool, _c
 
 def cached_small_multiples(store, sweep_key: tuple, cells, reference: bool):
     """sweep_small_multiples of a sweep's cells (records via read_records), rebuilt only when a cell's
-    metrics.jsonl or planned epochs changed; reference overlays the authors' WRN-40-4 curve."""
+    status, planned epochs or metrics.jsonl changed; reference overlays the authors' WRN-40-4 curve."""
     records = {}
     stamps = []
-    for run_name, epochs in zip(cells["run"], cells["epochs"]):
+    for run_name, status, epochs in zip(cells["run"], cells["status"], cells["epochs"]):
         run = Run(store.root / run_name)
-        stamps.append((run_name, int(epochs), _file_key(run.metrics_path)))
+        stamps.append((run_name, str(status), int(epochs), _file_key(run.metrics_path)))
         if run.path.is_dir():
             records[run_name] = read_records(run)
     return _small_multiples_cached(sweep_key, tuple(stamps), bool(reference), cells, records)

@@ -539,3 +539,23 @@ def test_sweep_with_seeds_shows_spread_and_health_badges(_dashboard_isolation):
     assert any(":red-badge[" in b and "at chance" in b for b in badges), badges
     assert any("seeds-n1-k2-s0" in md.value for md in at.markdown)  # the badge names its cell
     assert not [b for b in at.button if b.key in ("sweep_stop", "sweep_resume")]  # every cell ended
+
+
+def test_sweep_small_multiples_follow_cell_status(_dashboard_isolation):
+    """The cached small multiples are rebuilt when a cell's status changes, even if its metrics do not."""
+    from wrn_core.config import TrainConfig, WRNConfig
+    from wrn_core.runstore import RunStore
+    from wrn_core.sweeps import make_sweep, save_sweep
+
+    store = RunStore(_dashboard_isolation)
+    sweep = make_sweep("titles", TrainConfig(model=WRNConfig(depth=10, widen_factor=1), device="cpu", epochs=2), [1], [1])
+    save_sweep(store.root, sweep)
+    run = store.create(sweep.cells()[0].config, sweep.cells()[0].run, sweep="titles")
+    add_epochs(run, test_acc=0.5)
+    run.write_status("stopped", "stopped at epoch 2")
+    at = open_page(new_app(), "sweep")
+    assert [a["text"] for a in plotly_specs(at)[2]["layout"]["annotations"]] == ["WRN-10-1 · stopped"]
+    run.write_status("finished", "finished 2 epochs", best_test_acc=0.5)
+    at.run()
+    no_exception(at)
+    assert [a["text"] for a in plotly_specs(at)[2]["layout"]["annotations"]] == ["WRN-10-1"]
