@@ -18,6 +18,7 @@ pg = st.navigation(
         st.Page(PAGES_DIR / "1_architecture.py", title="Architecture", icon=":material/account_tree:", url_path="architecture", default=True),
         st.Page(PAGES_DIR / "2_train.py", title="Train", icon=":material/model_training:", url_path="train"),
         st.Page(PAGES_DIR / "3_runs.py", title="Runs", icon=":material/table_chart:", url_path="runs"),
+        st.Page(PAGES_DIR / "4_sweep.py", title="Sweep", icon=":material/grid_on:", url_path="sweep"),
     ]
 )
 

@@ -10,13 +10,14 @@ import streamlit as st
 
 from wrn_core.analysis import Finding, diagnose
 from wrn_core.jobs import JobManager, progress_from_heartbeat
-from wrn_core.plots import live_figure
+from wrn_core.plots import live_figure, sweep_small_multiples
+from wrn_core.reference import official_curve
 from wrn_core.runstore import ACTIVE_STATUSES, Run, RunStoreError
 from wrn_core.train import Progress
 
 PAGES_DIR = Path(__file__).resolve().parent.parent / "pages"
 # Session-state keys of value widgets that must survive a page switch (see keep_form_state).
-PERSISTENT_PREFIXES = ("arch_", "train_f_", "runs_v_", "sweep_f_")
+PERSISTENT_PREFIXES = ("arch_", "train_f_", "runs_v_", "sweep_f_", "sweep_v_")
 
 OPTIMIZER_LABELS = {"sgd-nesterov": "SGD-Nesterov", "adam": "Adam", "adamw": "AdamW", "sgd": "SGD"}
 SCHEDULE_LABELS = {
@@ -185,6 +186,27 @@ def _live_figure_cached(path: str, stamp: tuple[int, int]):
 def cached_live_figure(run: Run):
     """live_figure for a run, rebuilt only when metrics.jsonl changed (the live view polls every second)."""
     return _live_figure_cached(str(run.path), _file_key(run.metrics_path))
+
+
+# Shared like _live_figure_cached (cache_resource: no unpickling; nobody mutates it). The key is
+# what the figure shows: the sweep, each cell's status (panel titles), planned epochs and
+# metrics.jsonl stamp, and the reference.
+@st.cache_resource(show_spinner=False, max_entries=8)
+def _small_multiples_cached(sweep_key: tuple, stamps: tuple, reference: bool, _cells, _records):
+    return sweep_small_multiples(_cells, _records, official_curve("epoch") if reference else None)
+
+
+def cached_small_multiples(store, sweep_key: tuple, cells, reference: bool):
+    """sweep_small_multiples of a sweep's cells (records via read_records), rebuilt only when a cell's
+    status, planned epochs or metrics.jsonl changed; reference overlays the authors' WRN-40-4 curve."""
+    records = {}
+    stamps = []
+    for run_name, status, epochs in zip(cells["run"], cells["status"], cells["epochs"]):
+        run = Run(store.root / run_name)
+        stamps.append((run_name, str(status), int(epochs), _file_key(run.metrics_path)))
+        if run.path.is_dir():
+            records[run_name] = read_records(run)
+    return _small_multiples_cached(sweep_key, tuple(stamps), bool(reference), cells, records)
 
 
 def fmt_count(value: float | int | None) -> str:

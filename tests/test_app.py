@@ -14,6 +14,7 @@ PAGES = {
     "architecture": "../pages/1_architecture.py",
     "train": "../pages/2_train.py",
     "runs": "../pages/3_runs.py",
+    "sweep": "../pages/4_sweep.py",
 }
 F = "train_f_"
 TIMEOUT = 60  # seconds per script run; the first run imports torch and builds a model
@@ -361,3 +362,213 @@ def test_architecture_shows_the_measured_peak_of_a_run_of_that_model(_dashboard_
     at = new_app()
     no_exception(at)
     assert any("2.29 GiB" in c.value and "peak CUDA memory" in c.value and "gpu-run" in c.value for c in at.caption)
+
+
+# ---------------------------------------------------------------------------------------------
+# Sweep page
+
+S = "sweep_f_"
+NEW_SWEEP = "New sweep…"
+
+
+def set_tiny_sweep(at: AppTest, name: str, blocks=(1, 2), widen=(1, 2)) -> None:
+    """N × k WRNs on 160 synthetic images, one epoch each on the CPU."""
+    at.selectbox(key=S + "dataset").set_value("synthetic").run()  # draws the synthetic image counts
+    values = {"synthetic_train": 160, "synthetic_test": 50, "epochs": 1, "batch_size": 32, "eval_batch_size": 50,
+              "log_every": 2, "seeds": 1}
+    for key, value in values.items():
+        at.number_input(key=S + key).set_value(value)
+    at.selectbox(key=S + "device").set_value("cpu")
+    at.multiselect(key=S + "blocks").set_value(list(blocks))
+    at.multiselect(key=S + "widen").set_value(list(widen))
+    at.text_input(key=S + "name").set_value(name)
+    at.run()
+
+
+def heatmap_z(at: AppTest) -> list[list]:
+    spec = next(s for s in plotly_specs(at) if s["data"] and s["data"][0].get("type") == "heatmap")
+    return spec["data"][0]["z"]
+
+
+def sweep_statuses(runs_dir: Path, name: str) -> dict[str, str]:
+    from wrn_core.runstore import RunStore
+    from wrn_core.sweeps import cell_statuses, load_sweep
+
+    return cell_statuses(RunStore(runs_dir), load_sweep(runs_dir, name))
+
+
+def wait_sweep(at: AppTest, runs_dir: Path, name: str, done, timeout: float = 300) -> dict[str, str]:
+    """Re-run the page until done(statuses) holds; fails after `timeout` seconds (a deadline, not a timing)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        time.sleep(1.0)
+        at.run()
+        no_exception(at)
+        statuses = sweep_statuses(runs_dir, name)
+        if done(statuses):
+            return statuses
+    pytest.fail(f"sweep {name} did not get there within {timeout} s: {sweep_statuses(runs_dir, name)}")
+
+
+def test_sweep_page_without_sweeps_and_preflight():
+    at = open_page(new_app(), "sweep")
+    no_exception(at)
+    assert not at.error, [e.value for e in at.error]
+    assert at.selectbox(key=S + "open").value == NEW_SWEEP
+    assert at.multiselect(key=S + "blocks").value == [1, 2] and at.multiselect(key=S + "widen").value == [1, 2]
+    assert list(at.multiselect(key=S + "widen").options) == ["1", "2", "4", "8", "10", "12"]
+    assert at.button(key="sweep_launch").label == "Launch"
+    assert S + "n" not in [w.key for w in at.number_input]  # N and k come from the grid, not the form
+    assert any("Pre-flight" in i.value for i in at.info)
+
+    # A preset fills the base config, as on the Train page.
+    paper = next(p for p in at.selectbox(key=S + "preset").options if p.startswith("Paper"))
+    at.selectbox(key=S + "preset").set_value(paper).run()
+    assert at.number_input(key=S + "epochs").value == 200 and at.number_input(key=S + "dropout").value == 0.3
+
+    set_tiny_sweep(at, "plan", blocks=(1, 2), widen=(1,))
+    at.button(key="sweep_preflight").click().run()
+    no_exception(at)
+    assert not at.error, [e.value for e in at.error]
+    plan = next(d.value for d in at.dataframe)
+    assert list(plan["run"]) == ["plan-n1-k1-s0", "plan-n2-k1-s0"]  # the name does not matter to a plan
+    assert list(plan["params"]) == [77850, 175066] and plan["fits"].all() and (plan["predicted (s)"] > 0).all()
+    assert any("2 cell(s)" in md.value and "predicted" in md.value for md in at.markdown)
+    at.multiselect(key=S + "widen").set_value([1, 2]).run()
+    assert any("form changed" in c.value for c in at.caption)  # a stale plan says so
+
+
+def test_sweep_bad_input_is_one_line_and_keeps_the_form():
+    at = open_page(new_app(), "sweep")
+    set_tiny_sweep(at, "nok", widen=())
+    at.button(key="sweep_launch").click().run()
+    no_exception(at)
+    assert len(at.error) == 1 and "widen factor" in at.error[0].value and "\n" not in at.error[0].value
+    assert at.multiselect(key=S + "widen").value == [] and at.text_input(key=S + "name").value == "nok"
+    at.button(key="sweep_preflight").click().run()
+    no_exception(at)
+    assert len(at.error) == 1 and "widen factor" in at.error[0].value  # Pre-flight says the same, once
+
+    at.multiselect(key=S + "widen").set_value([1])
+    at.text_input(key=S + "name").set_value("bad/name").run()
+    at.button(key="sweep_launch").click().run()
+    no_exception(at)
+    assert len(at.error) == 1 and "invalid run name" in at.error[0].value
+    assert at.text_input(key=S + "name").value == "bad/name" and at.number_input(key=S + "epochs").value == 1
+    assert at.selectbox(key=S + "open").value == NEW_SWEEP  # nothing was saved or opened
+
+
+def test_tiny_sweep_end_to_end_stop_resume_and_reopen(_dashboard_isolation):
+    runs_dir = _dashboard_isolation
+    at = open_page(new_app(), "sweep")
+    set_tiny_sweep(at, "grid")
+    at.button(key="sweep_launch").click().run()
+    no_exception(at)
+    assert not at.error, [e.value for e in at.error]
+    assert at.selectbox(key=S + "open").value == "grid"  # the page opens the launched sweep
+    assert any("Launched grid" in s.value for s in at.success)
+    assert (runs_dir / "grid.sweep.json").exists()
+
+    # Stop at once: the first cell stops, the others stay pending; Resume sweep continues.
+    at.button(key="sweep_stop").click().run()
+    no_exception(at)
+    statuses = wait_sweep(at, runs_dir, "grid", lambda s: not set(s.values()) & {"queued", "running"}, timeout=120)
+    assert list(statuses.values()).count("pending") >= 3, statuses
+    at.run()
+    assert not [b for b in at.button if b.key == "sweep_stop"]
+    at.button(key="sweep_resume").click().run()
+    no_exception(at)
+    assert not at.error, [e.value for e in at.error]
+
+    statuses = wait_sweep(at, runs_dir, "grid", lambda s: set(s.values()) == {"finished"})
+    assert list(statuses) == ["grid-n1-k1-s0", "grid-n1-k2-s0", "grid-n2-k1-s0", "grid-n2-k2-s0"]
+    at.run()
+    no_exception(at)
+    table = at.dataframe[0].value
+    assert list(table["status"]) == ["finished"] * 4 and table["best test acc (%)"].notna().all()
+    z = heatmap_z(at)
+    assert len(z) == 2 and all(len(row) == 2 and all(v is not None for v in row) for row in z)
+    assert any("4/4 cells ended" in p.proto.text for p in at.get("progress"))
+    tradeoff = plotly_specs(at)[1]
+    assert any(t.get("name") == "paper, 200 epochs" for t in tradeoff["data"])
+    assert any(t.get("name") == "Pareto front" and t["x"] for t in tradeoff["data"])
+    multiples = plotly_specs(at)[2]
+    assert {t.get("xaxis") for t in multiples["data"] if t.get("y")} == {"x", "x2", "x3", "x4"}
+    assert any("badge[" in md.value for md in at.markdown)  # training health of the cells
+
+    # The heatmap switches metric, the trade-off its x axis, and the authors' curve can be overlaid.
+    at.radio(key="sweep_v_metric").set_value("train_seconds").run()
+    at.radio(key="sweep_v_x").set_value("macs").run()
+    at.toggle(key="sweep_v_reference").set_value(True).run()
+    no_exception(at)
+    specs = plotly_specs(at)
+    assert specs[0]["layout"]["title"]["text"].startswith("training time")
+    assert specs[1]["layout"]["xaxis"]["title"]["text"] == "multiply-accumulates per image"
+    assert sum(t.get("name") == "WRN-40-4, authors' log (CIFAR-10)" for t in specs[2]["data"]) == 4
+    assert not [b for b in at.button if b.key in ("sweep_stop", "sweep_resume")]  # done: nothing to resume
+
+    # Another session reopens it from the selector (the newest sweep opens by default).
+    again = open_page(new_app(), "sweep")
+    no_exception(again)
+    assert again.selectbox(key=S + "open").options == [NEW_SWEEP, "grid"]
+    assert again.selectbox(key=S + "open").value == "grid"
+    assert list(again.dataframe[0].value["status"]) == ["finished"] * 4
+    again.selectbox(key=S + "open").set_value(NEW_SWEEP).run()
+    assert again.button(key="sweep_launch")
+    again.selectbox(key=S + "open").set_value("grid").run()
+    no_exception(again)
+    assert all(v is not None for row in heatmap_z(again) for v in row)
+
+
+
+def test_sweep_with_seeds_shows_spread_and_health_badges(_dashboard_isolation):
+    """A saved 1 × 2 × 2-seed sweep whose cells were written straight into the run store (no training)."""
+    from wrn_core.config import TrainConfig, WRNConfig
+    from wrn_core.runstore import RunStore
+    from wrn_core.sweeps import make_sweep, save_sweep
+
+    store = RunStore(_dashboard_isolation)
+    base = TrainConfig(model=WRNConfig(depth=10, widen_factor=1), device="cpu", epochs=2)
+    sweep = make_sweep("seeds", base, [1], [1, 2], seeds=[0, 1])
+    save_sweep(store.root, sweep)
+    for cell, acc in zip(sweep.cells(), (0.5, 0.7, 0.1, 0.1)):  # k=2 stays at chance: a health finding
+        run = store.create(cell.config, cell.run, sweep="seeds")
+        add_epochs(run, test_acc=acc)
+        run.write_status("finished", "finished 2 epochs", epoch=2, best_test_acc=acc, final_test_acc=acc, train_seconds=4.0)
+
+    at = open_page(new_app(), "sweep")
+    no_exception(at)
+    assert at.selectbox(key=S + "open").value == "seeds"
+    assert heatmap_z(at)[0] == [pytest.approx(60.0), pytest.approx(10.0)]  # the mean over the seeds, in percent
+    heat = next(s for s in plotly_specs(at) if s["data"][0].get("type") == "heatmap")
+    assert heat["data"][0]["text"][0] == ["60.0% ± 14.1", "10.0%"]
+    tradeoff = plotly_specs(at)[1]
+    means = next(t for t in tradeoff["data"] if t.get("name") == "mean ± std over seeds")
+    assert means["error_y"]["visible"] and means["error_y"]["array"][0] == pytest.approx(14.142, abs=1e-3)
+    multiples = plotly_specs(at)[2]
+    assert sum(t.get("fill") == "tonexty" for t in multiples["data"]) == 2  # a band per (N, k)
+    assert any("mean over the seeds" in c.value for c in at.caption)
+    badges = [md.value for md in at.markdown if "-badge[" in md.value]
+    assert any(":red-badge[" in b and "at chance" in b for b in badges), badges
+    assert any("seeds-n1-k2-s0" in md.value for md in at.markdown)  # the badge names its cell
+    assert not [b for b in at.button if b.key in ("sweep_stop", "sweep_resume")]  # every cell ended
+
+
+def test_sweep_small_multiples_follow_cell_status(_dashboard_isolation):
+    """The cached small multiples are rebuilt when a cell's status changes, even if its metrics do not."""
+    from wrn_core.config import TrainConfig, WRNConfig
+    from wrn_core.runstore import RunStore
+    from wrn_core.sweeps import make_sweep, save_sweep
+
+    store = RunStore(_dashboard_isolation)
+    sweep = make_sweep("titles", TrainConfig(model=WRNConfig(depth=10, widen_factor=1), device="cpu", epochs=2), [1], [1])
+    save_sweep(store.root, sweep)
+    run = store.create(sweep.cells()[0].config, sweep.cells()[0].run, sweep="titles")
+    add_epochs(run, test_acc=0.5)
+    run.write_status("stopped", "stopped at epoch 2")
+    at = open_page(new_app(), "sweep")
+    assert [a["text"] for a in plotly_specs(at)[2]["layout"]["annotations"]] == ["WRN-10-1 · stopped"]
+    run.write_status("finished", "finished 2 epochs", best_test_acc=0.5)
+    at.run()
+    no_exception(at)
+    assert [a["text"] for a in plotly_specs(at)[2]["layout"]["annotations"]] == ["WRN-10-1"]

@@ -286,3 +286,50 @@ def test_runs_page(server, page):
     )
     assert page.locator(NO_EXCEPTION).count() == 0
     shot(page, "runs")
+
+
+# The sweep page's heatmap has a value in every square (z without nulls).
+HEATMAP_FILLED_JS = """
+(squares) => [...document.querySelectorAll('.js-plotly-plot')].some(div => (div.data || []).some(t => {
+    if (t.type !== 'heatmap' || !t.z) return false;
+    const values = t.z.flat();
+    return values.length === squares && values.every(v => typeof v === 'number' && isFinite(v));
+}))
+"""
+
+
+def test_sweep_page_launches_a_2x2_sweep_and_fills_the_heatmap(server, page):
+    from wrn_core.config import TrainConfig, WRNConfig
+    from wrn_core.sweeps import make_sweep, save_sweep
+
+    # A saved sweep that never ran: the page opens the newest sweep, so "New sweep…" is picked by hand.
+    save_sweep(server["runs"], make_sweep("browser-saved", TrainConfig(model=WRNConfig(depth=10, widen_factor=1)), [1], [1]))
+    open_page(page, f"{server['url']}/sweep", "Sweep")
+    assert page.locator(NO_EXCEPTION).count() == 0
+    expect(page.get_by_text("0/1 cells ended").first).to_be_visible()  # browser-saved is open
+    page.locator('[data-testid="stSelectbox"]').first.click()
+    page.get_by_role("option", name="New sweep…").click()
+    settle(page)
+    expect(page.get_by_role("button", name="Launch")).to_be_visible()
+    expect(page.get_by_role("button", name="Pre-flight")).to_be_visible()
+    # N = 1, 2 and k = 1, 2 are the defaults: four WRNs, one epoch of 64 synthetic images each (one
+    # batch of the Quick CPU preset's 64).
+    set_number(page, "synthetic train images", 64)
+    set_number(page, "synthetic test images", 32)
+    set_number(page, "epochs", 1)
+    name = page.get_by_label("sweep name", exact=True)
+    name.fill("browser-sweep")
+    name.press("Enter")
+    settle(page)
+    page.get_by_role("button", name="Launch").click()
+    expect(page.get_by_text("Launched browser-sweep").first).to_be_visible(timeout=30_000)
+    page.wait_for_function("() => [...document.querySelectorAll('.js-plotly-plot')].some(d => (d.data || []).some(t => t.type === 'heatmap'))",
+                           timeout=30_000)
+    shot(page, "sweep-launched")
+
+    page.wait_for_function(HEATMAP_FILLED_JS, arg=4, timeout=180_000)
+    expect(page.get_by_text("4/4 cells ended").first).to_be_visible(timeout=30_000)
+    settle(page)
+    assert page.locator('[role="gridcell"]', has_text="browser-sweep-n2-k2-s0").count() >= 1
+    assert page.locator(NO_EXCEPTION).count() == 0
+    shot(page, "sweep")

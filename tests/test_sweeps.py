@@ -9,21 +9,33 @@ import sys
 import time
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from wrn_core.config import ConfigError, TrainConfig, WRNConfig
 from wrn_core.runstore import RunStore, RunStoreError
 from wrn_core.sweeps import (
+    SWEEP_SUFFIX,
+    Sweep,
     cells_frame,
+    cells_table,
+    default_sweep_name,
     grid_frame,
+    group_columns,
+    group_label,
     load_sweep,
     make_sweep,
     pareto_front,
     preflight_frame,
+    preflight_summary,
     probe,
+    recent_sweep_names,
     save_sweep,
+    seed_band,
     seed_stats,
+    sweep_counts,
     sweep_names,
+    tradeoff_points,
 )
 
 REPO = Path(__file__).resolve().parents[1]
@@ -149,3 +161,81 @@ def test_grid_and_seed_statistics(tmp_path):
     stats = seed_stats(frame)
     row = stats[(stats["blocks"] == 2) & (stats["widen_factor"] == 2)].iloc[0]
     assert row["mean"] == pytest.approx(0.8) and row["std"] == pytest.approx(0.1414, abs=1e-3) and row["count"] == 2
+
+
+def test_recent_sweep_names_and_default_name(tmp_path):
+    old = make_sweep("old", BASE, [1], [1])
+    new = make_sweep("new", BASE, [1], [1])
+    save_sweep(tmp_path, Sweep(old.name, old.base, old.axes, created_at=100.0))
+    save_sweep(tmp_path, Sweep(new.name, new.base, new.axes, created_at=200.0))
+    (tmp_path / f"broken{SWEEP_SUFFIX}").write_text("{not json")
+    assert recent_sweep_names(tmp_path) == ["new", "old", "broken"]  # unreadable last
+    assert recent_sweep_names(tmp_path / "missing") == []
+    name = default_sweep_name(now=0.0)
+    assert name.startswith("sweep-") and make_sweep(name, BASE, [1], [1]).name == name  # a valid run name
+
+
+def finished_frame(tmp_path, seeds=(0, 1)):
+    """A 2 × 2 cells_frame with made-up accuracies and times (no training)."""
+    frame = cells_frame(RunStore(tmp_path), make_sweep("view", BASE, [1, 2], [1, 2], seeds=list(seeds)))
+    n = len(frame)
+    frame["status"] = ["finished"] * (n - 1) + ["running"]
+    frame["best_test_acc"] = [0.1, 0.2, 0.3, 0.5, 0.5, 0.6, 0.7, 0.9][:n]
+    frame["final_test_acc"] = frame["best_test_acc"] - 0.05
+    frame["train_seconds"] = [1.0, 3.0, 2.0, 4.0, 5.0, 7.0, 6.0, 8.0][:n]
+    return frame
+
+
+def test_group_labels_counts_and_cells_table(tmp_path):
+    assert group_label({"blocks": 2, "widen_factor": 8}) == "WRN-16-8"
+    assert group_label({"blocks": 1, "widen_factor": 2, "dropout": 0.3, "optimizer": "adam", "lr": 0.01,
+                        "batch_size": 64}) == "WRN-10-2 d0.3 adam lr0.01 b64"
+    frame = finished_frame(tmp_path)
+    assert group_columns(frame) == ["blocks", "widen_factor"]
+    counts = sweep_counts(frame)
+    assert counts == {"total": 8, "ended": 7, "finished": 7, "running": 1, "queued": 0, "paused": 0, "pending": 0}
+    table = cells_table(frame)
+    assert list(table["model"][:2]) == ["WRN-10-1", "WRN-10-1"] and list(table["seed"][:2]) == [0, 1]
+    assert table["best test acc (%)"].tolist()[:2] == pytest.approx([10.0, 20.0])
+    assert table["epoch"].tolist()[0] == "0/1"
+
+
+def test_tradeoff_points_average_seeds_and_mark_the_front(tmp_path):
+    frame = finished_frame(tmp_path)
+    points = tradeoff_points(frame, "params")
+    # Sorted by params: WRN-10-1 (77,850), WRN-16-1 (175,066), WRN-10-2 (303,706), WRN-16-2 (691,674).
+    assert points["label"].tolist() == ["WRN-10-1", "WRN-16-1", "WRN-10-2", "WRN-16-2"]
+    assert points["mean"].tolist() == pytest.approx([0.15, 0.55, 0.4, 0.8])
+    assert points["count"].tolist() == [2, 2, 2, 2] and points["std"].iloc[0] == pytest.approx(0.0707, abs=1e-4)
+    assert points["pareto"].tolist() == [True, True, False, True]  # WRN-10-2 is bigger and worse than WRN-16-1
+    by_time = tradeoff_points(frame, "train_seconds")
+    assert by_time["x"].tolist() == pytest.approx([2.0, 3.0, 6.0, 7.0])  # the mean time over the seeds
+    assert by_time["label"].tolist() == ["WRN-10-1", "WRN-10-2", "WRN-16-1", "WRN-16-2"]
+    assert by_time["pareto"].all()  # each slower one is more accurate
+    with pytest.raises(ValueError, match="unknown trade-off axis"):
+        tradeoff_points(frame, "depth")
+    empty = tradeoff_points(cells_frame(RunStore(tmp_path), make_sweep("none", BASE, [1], [1])), "macs")
+    assert empty.empty and "pareto" in empty.columns
+
+
+def test_grid_spread_seed_band_and_preflight_summary(tmp_path):
+    frame = finished_frame(tmp_path)
+    spread = grid_frame(frame, "best_test_acc", agg="std")
+    assert spread.loc[1, 1] == pytest.approx(0.0707, abs=1e-4) and spread.loc[2, 2] == pytest.approx(0.1414, abs=1e-4)
+    one_seed = grid_frame(finished_frame(tmp_path, seeds=(0,)), "best_test_acc", agg="std")
+    assert one_seed.isna().all().all()  # one value per square: no spread
+
+    a = pd.DataFrame({"epoch": [1.0, 2.0], "test_acc": [0.2, 0.4]})
+    b = pd.DataFrame({"epoch": [1.0], "test_acc": [0.4]})
+    band = seed_band([a, b, pd.DataFrame(columns=["epoch", "test_acc"])])
+    assert band["epoch"].tolist() == [1.0, 2.0] and band["count"].tolist() == [2, 1]
+    assert band["mean"].tolist() == pytest.approx([0.3, 0.4]) and band["std"].tolist() == pytest.approx([0.1414, 0.0], abs=1e-4)
+    assert seed_band([]).empty
+
+    plan = preflight_frame(make_sweep("plan", BASE, [1, 2], [1]))
+    summary = preflight_summary(plan)
+    assert summary["cells"] == 2 and summary["predicted_s"] is None and summary["misfits"] == []
+    plan["predicted_s"] = [2.0, 3.5]
+    plan.loc[1, "fits"] = False
+    summary = preflight_summary(plan)
+    assert summary["predicted_s"] == pytest.approx(5.5) and summary["misfits"] == ["plan-n2-k1-s0"]

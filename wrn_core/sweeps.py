@@ -15,7 +15,7 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 import pandas as pd
 
@@ -177,6 +177,23 @@ def sweep_names(root: str | os.PathLike[str]) -> list[str]:
     return sorted(p.name[: -len(SWEEP_SUFFIX)] for p in root.glob(f"*{SWEEP_SUFFIX}") if not p.name.startswith("."))
 
 
+def recent_sweep_names(root: str | os.PathLike[str]) -> list[str]:
+    """Saved sweeps, newest first (by the created_at in each file; unreadable files last, by name)."""
+
+    def created(name: str) -> float:
+        try:
+            return float(json.loads(sweep_path(root, name).read_text(encoding="utf-8")).get("created_at") or 0.0)
+        except (OSError, ValueError, TypeError, AttributeError, RunStoreError):
+            return float("-inf")
+
+    return sorted(sweep_names(root), key=lambda name: (-created(name), name))
+
+
+def default_sweep_name(now: float | None = None) -> str:
+    """A name for a sweep the user did not name: sweep-<local time>, e.g. sweep-20250101-120000."""
+    return "sweep-" + time.strftime("%Y%m%d-%H%M%S", time.localtime(time.time() if now is None else now))
+
+
 # ---------------------------------------------------------------------------------------------
 # Progress of a sweep
 
@@ -257,12 +274,15 @@ def cells_frame(store: RunStore, sweep: Sweep) -> pd.DataFrame:
     return frame[columns[:3] + extra + columns[3:]]
 
 
-def grid_frame(cells: pd.DataFrame, metric: str) -> pd.DataFrame:
-    """N (rows) × k (columns) of a metric: the mean over the seeds (and other axes) of each (N, k)."""
+def grid_frame(cells: pd.DataFrame, metric: str, agg: str = "mean") -> pd.DataFrame:
+    """N (rows) × k (columns) of a metric: the mean over the seeds (and other axes) of each (N, k).
+
+    agg="std" gives the spread over the seeds instead (NaN where an (N, k) has one value).
+    """
     data = cells.dropna(subset=[metric]) if metric in cells else cells.iloc[0:0]
     if data.empty:
         return pd.DataFrame(index=sorted(cells["blocks"].unique()), columns=sorted(cells["widen_factor"].unique()), dtype=float)
-    table = data.pivot_table(index="blocks", columns="widen_factor", values=metric, aggfunc="mean")
+    table = data.pivot_table(index="blocks", columns="widen_factor", values=metric, aggfunc=agg)
     return table.reindex(index=sorted(cells["blocks"].unique()), columns=sorted(cells["widen_factor"].unique()))
 
 
@@ -271,11 +291,13 @@ def seed_stats(cells: pd.DataFrame, metric: str = "best_test_acc") -> pd.DataFra
     keys = [c for c in ("blocks", "widen_factor", "dropout", "optimizer", "lr", "batch_size") if c in cells.columns]
     data = cells.dropna(subset=[metric])
     if data.empty:
-        return pd.DataFrame(columns=[*keys, "params", "macs", "mean", "std", "count"])
+        return pd.DataFrame(columns=[*keys, "params", "macs", "mean", "std", "count", "train_seconds"])
     grouped = data.groupby(keys, as_index=False).agg(
         params=("params", "first"), macs=("macs", "first"), mean=(metric, "mean"), std=(metric, "std"), count=(metric, "count"),
     )
     grouped["std"] = grouped["std"].fillna(0.0)
+    if "train_seconds" in data.columns:  # the mean training time, an x axis of the accuracy trade-off
+        grouped["train_seconds"] = data.groupby(keys)["train_seconds"].mean().to_numpy()
     return grouped
 
 
@@ -414,3 +436,108 @@ def preflight_frame(sweep: Sweep, measured: Probe | None = None) -> pd.DataFrame
             row["predicted_s"] = measured.startup_seconds + config.epochs * (steps_per_epoch * step_s + eval_s)
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+# ---------------------------------------------------------------------------------------------
+# Views of a sweep's cells: what the dashboard's Sweep page draws
+
+# The axes a cell's group is known by: every axis but the seed (seeds of one group are repeats).
+GROUP_AXES = ("blocks", "widen_factor", "dropout", "optimizer", "lr", "batch_size")
+# x axes of the accuracy trade-off: cells_frame columns.
+TRADEOFF_X = ("params", "macs", "train_seconds")
+# Statuses of a cell that has ended (TERMINAL) or is paused and can resume.
+PAUSED = ("stopped", "interrupted")
+
+
+def group_columns(cells: pd.DataFrame) -> list[str]:
+    """The cells_frame columns that name a group of seeds: N, k and any other axis the sweep varies."""
+    return [axis for axis in GROUP_AXES if axis in cells.columns]
+
+
+def group_label(values: Mapping[str, Any]) -> str:
+    """'WRN-16-2' for N=2, k=2, plus the other axes a cell has: 'WRN-16-2 d0.3 adam lr0.01 b64'."""
+    parts = [f"WRN-{6 * int(values['blocks']) + 4}-{int(values['widen_factor'])}"]
+    if values.get("dropout") is not None:
+        parts.append(f"d{float(values['dropout']):g}")
+    if values.get("optimizer") is not None:
+        parts.append(str(values["optimizer"]))
+    if values.get("lr") is not None:
+        parts.append(f"lr{float(values['lr']):g}")
+    if values.get("batch_size") is not None:
+        parts.append(f"b{int(values['batch_size'])}")
+    return " ".join(parts)
+
+
+def sweep_counts(cells: pd.DataFrame) -> dict[str, int]:
+    """How many cells are ended (finished, diverged or failed), finished, running, queued, paused and pending."""
+    status = cells["status"] if "status" in cells.columns else pd.Series(dtype=object)
+    return {
+        "total": int(len(cells)),
+        "ended": int(status.isin(TERMINAL).sum()),
+        "finished": int((status == "finished").sum()),
+        "running": int((status == "running").sum()),
+        "queued": int((status == "queued").sum()),
+        "paused": int(status.isin(PAUSED).sum()),
+        "pending": int((status == "pending").sum()),
+    }
+
+
+def cells_table(cells: pd.DataFrame) -> pd.DataFrame:
+    """The cells as the dashboard lists them: accuracies in percent, epochs as 'done/planned', seconds rounded."""
+    table = pd.DataFrame({
+        "run": cells["run"],
+        "model": [group_label(row) for row in cells.to_dict("records")],
+        "seed": cells["seed"],
+        "status": cells["status"],
+        "epoch": [f"{int(e)}/{int(n)}" for e, n in zip(cells["epoch"], cells["epochs"])],
+        "best test acc (%)": pd.to_numeric(cells["best_test_acc"], errors="coerce") * 100.0,
+        "final test acc (%)": pd.to_numeric(cells["final_test_acc"], errors="coerce") * 100.0,
+        "time (s)": pd.to_numeric(cells["train_seconds"], errors="coerce"),
+        "images/s": pd.to_numeric(cells["images_per_s"], errors="coerce"),
+        "params": cells["params"],
+        "MACs": cells["macs"],
+        "pareto": cells["pareto"].astype(bool),
+    })
+    return table.reset_index(drop=True)
+
+
+def tradeoff_points(cells: pd.DataFrame, x: str = "params", metric: str = "best_test_acc") -> pd.DataFrame:
+    """One point per group of seeds: x (params, MACs per image, or mean training seconds), the metric's
+    mean, std and count over the seeds, a label, and whether the point is on the Pareto front of
+    (x, metric) — no other group is at most as costly and at least as accurate. Sorted by x."""
+    if x not in TRADEOFF_X:
+        raise ValueError(f"unknown trade-off axis {x!r}; choose from {', '.join(TRADEOFF_X)}")
+    stats = seed_stats(cells, metric)
+    keys = group_columns(cells)
+    if stats.empty:
+        return pd.DataFrame(columns=[*keys, "x", "mean", "std", "count", "label", "pareto"])
+    stats = stats.assign(x=pd.to_numeric(stats[x], errors="coerce")).dropna(subset=["x"])
+    stats["label"] = [group_label(row) for row in stats.to_dict("records")]
+    stats["pareto"] = pareto_front(zip(stats["x"].astype(float), stats["mean"].astype(float))) if len(stats) else []
+    return stats.sort_values(["x", "mean"], kind="stable").reset_index(drop=True)
+
+
+def seed_band(curves: Sequence[pd.DataFrame], column: str = "test_acc") -> pd.DataFrame:
+    """Mean, std and count over several runs' per-epoch curves (frames with epoch and column), per epoch.
+
+    An epoch only some runs have reached counts those runs; the std of one value is 0.
+    """
+    parts = [c[["epoch", column]].dropna() for c in curves if not c.empty and column in c.columns]
+    if not parts:
+        return pd.DataFrame(columns=["epoch", "mean", "std", "count"])
+    data = pd.concat(parts, ignore_index=True)
+    band = data.groupby("epoch", as_index=False)[column].agg(["mean", "std", "count"])
+    band["std"] = band["std"].fillna(0.0)
+    return band.sort_values("epoch").reset_index(drop=True)
+
+
+def preflight_summary(plan: pd.DataFrame) -> dict[str, Any]:
+    """The pre-flight's totals: cells, predicted seconds of them all (None without a probe), the largest
+    predicted memory, and the runs predicted not to fit."""
+    predicted = pd.to_numeric(plan["predicted_s"], errors="coerce") if "predicted_s" in plan else pd.Series(dtype=float)
+    return {
+        "cells": int(len(plan)),
+        "predicted_s": float(predicted.sum()) if len(predicted) and predicted.notna().all() else None,
+        "peak_memory_mb": float(plan["memory_mb"].max()) if len(plan) else None,
+        "misfits": [str(run) for run in plan.loc[~plan["fits"].astype(bool), "run"]] if len(plan) else [],
+    }

@@ -1,0 +1,319 @@
+"""Sweep page: a grid of N × k (× seeds) over a Train-page preset — pre-flight, launch, and the live grid."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from dashboard import lab_ui, run_form
+from wrn_core.config import ConfigError
+from wrn_core.data import DataError
+from wrn_core.plots import SWEEP_METRICS, TRADEOFF_X_TITLES, sweep_heatmap, sweep_tradeoff_figure
+from wrn_core.reference import OFFICIAL_LOG_ATTRIBUTION, PAPER_CAPTION, PAPER_SOURCE
+from wrn_core.runstore import ACTIVE_STATUSES, RunStoreError
+from wrn_core.sweeps import (
+    Sweep,
+    cell_statuses,
+    cells_frame,
+    cells_table,
+    default_sweep_name,
+    grid_frame,
+    is_done,
+    load_sweep,
+    make_sweep,
+    preflight_frame,
+    preflight_summary,
+    probe,
+    recent_sweep_names,
+    save_sweep,
+    sweep_counts,
+)
+from wrn_core.train import preflight
+
+F = "sweep_f_"  # prefix of the form's value widgets (kept across page switches)
+V = "sweep_v_"  # prefix of the live view's settings (kept across page switches)
+NEW = "New sweep…"
+BLOCK_CHOICES = (1, 2, 3, 4, 5, 6)  # N: depth 10 … 40
+WIDEN_CHOICES = (1, 2, 4, 8, 10, 12)  # k
+MAX_SEEDS = 5
+POLL_S = 1.5  # seconds between refreshes of the live view
+
+
+def form_sweep() -> Sweep:
+    """The sweep the form describes; ConfigError or RunStoreError (one line) for bad input."""
+    config, nproc = run_form.form_to_config(F)
+    if nproc > 1:
+        raise ConfigError("a sweep trains one cell per device: choose a device or auto, not all GPUs (DDP)")
+    name = (st.session_state[F + "name"] or "").strip() or default_sweep_name()
+    seeds = range(int(st.session_state[F + "seeds"]))
+    return make_sweep(name, config, st.session_state[F + "blocks"], st.session_state[F + "widen"], seeds=seeds)
+
+
+def launch() -> None:
+    """on_click of Launch: save the sweep and hand it to the job manager; errors are kept for one st.error line."""
+    st.session_state.pop("sweep_launch_error", None)
+    st.session_state.pop("sweep_launched", None)
+    manager = lab_ui.get_job_manager()
+    try:
+        sweep = form_sweep()
+        preflight(sweep.cells()[0].config)  # data missing, no such device: before anything is saved
+        save_sweep(manager.store.root, sweep)
+        manager.run_sweep(sweep)
+    except (ConfigError, RunStoreError, DataError) as exc:
+        st.session_state["sweep_launch_error"] = lab_ui.one_line(exc)
+        return
+    st.session_state[F + "open"] = sweep.name
+    st.session_state["sweep_launched"] = sweep.name
+
+
+def resume_sweep(name: str) -> None:
+    st.session_state.pop("sweep_message", None)
+    manager = lab_ui.get_job_manager()
+    try:
+        manager.run_sweep(load_sweep(manager.store.root, name))
+    except (ConfigError, RunStoreError, DataError) as exc:
+        st.session_state["sweep_message"] = ("error", lab_ui.one_line(exc))
+        return
+    st.session_state["sweep_message"] = ("ok", f"Resumed {name}: its remaining cells train one after another.")
+
+
+def stop_sweep(name: str) -> None:
+    """Stop starting cells and stop the running ones (also those a restarted dashboard did not start)."""
+    st.session_state.pop("sweep_message", None)
+    manager = lab_ui.get_job_manager()
+    stopped = set(manager.stop_sweep(name))
+    try:
+        statuses = cell_statuses(manager.store, load_sweep(manager.store.root, name))
+    except RunStoreError:
+        statuses = {}
+    for run, status in statuses.items():
+        if status in ACTIVE_STATUSES and run not in stopped and manager.stop(run):
+            stopped.add(run)
+    st.session_state["sweep_message"] = (
+        "ok", f"Stopping {len(stopped)} cell(s); the others stay pending. **Resume sweep** continues.")
+
+
+def sweep_key(sweep: Sweep) -> tuple:
+    """What a pre-flight was measured for: the grid and the base config, not the name."""
+    return (tuple(sorted(sweep.axes.items())), sweep.base)
+
+
+def draw_preflight(current: Sweep | None) -> None:
+    """The last pre-flight's table and totals, if it was measured for the sweep the form describes now."""
+    stored = st.session_state.get("sweep_plan")
+    if stored is None:
+        st.info("Choose N, k and seeds and a base config, then **Pre-flight** to see every cell's size, memory "
+                "and predicted time before you **Launch**.")
+        return
+    key, plan = stored
+    if current is None or key != sweep_key(current):
+        st.caption("The form changed since this pre-flight: press **Pre-flight** again for current figures.")
+    totals = preflight_summary(plan)
+    predicted = totals["predicted_s"]
+    st.markdown(f"**{totals['cells']} cell(s)** · predicted **{lab_ui.fmt_seconds(predicted)}** in all, one cell "
+                f"after another per device · largest training memory {lab_ui.fmt_mib(totals['peak_memory_mb'])}")
+    if totals["misfits"]:
+        st.warning(f"{len(totals['misfits'])} cell(s) are predicted not to fit in memory "
+                   f"({', '.join(totals['misfits'][:3])}{', …' if len(totals['misfits']) > 3 else ''}): "
+                   "they may fail; try a smaller batch or fewer wide models.")
+    shown = plan.rename(columns={"blocks": "N", "widen_factor": "k", "memory_mb": "memory (MiB)",
+                                 "free_mb": "free (MiB)", "predicted_s": "predicted (s)", "macs": "MACs / image"})
+    st.dataframe(
+        shown, hide_index=True, key="sweep_plan_table",
+        column_config={
+            "params": st.column_config.NumberColumn(format="localized"),
+            "MACs / image": st.column_config.NumberColumn(format="localized"),
+            "memory (MiB)": st.column_config.NumberColumn(format="%.0f"),
+            "free (MiB)": st.column_config.NumberColumn(format="%.0f"),
+            "predicted (s)": st.column_config.NumberColumn(format="%.1f"),
+        },
+    )
+    st.caption("Predicted time: each model's measured seconds per training step × its steps, plus evaluation and "
+               "the measured start-up of a training process. Memory: predicted for training, against the device's free memory.")
+
+
+def new_sweep_view() -> None:
+    """The form (axes and a base config from the Train page's presets), Pre-flight and Launch."""
+    form_col, plan_col = st.columns([1, 1], gap="large")
+    with form_col:
+        with st.container(height=600, border=False):
+            with st.container(border=True):
+                st.markdown("**Grid**")
+                st.text_input("sweep name", key=F + "name", placeholder="auto: sweep-<date>-<time>",
+                              help="its cells are runs named <sweep>-n<N>-k<k>-s<seed>")
+                c1, c2 = st.columns(2)
+                c1.multiselect("N (blocks per group)", BLOCK_CHOICES, key=F + "blocks",
+                               format_func=lambda n: f"{n} (depth {6 * n + 4})")
+                c2.multiselect("k (widen factor)", WIDEN_CHOICES, key=F + "widen")
+                c1, c2 = st.columns(2)
+                c1.number_input("seeds per cell", min_value=1, max_value=MAX_SEEDS, step=1, key=F + "seeds",
+                                help="seeds 0 … n-1; with several, charts show mean ± std")
+                c2.number_input("dropout", min_value=0.0, max_value=0.95, step=0.05, format="%.2f", key=F + "dropout")
+            run_form.draw(F, model=False, seed=False)
+        b1, b2 = st.columns(2)
+        preflight_clicked = b1.button("Pre-flight", key="sweep_preflight", width="stretch",
+                                      help="times a few training steps of each model (seconds)")
+        b2.button("Launch", type="primary", key="sweep_launch", on_click=launch, width="stretch")
+        if preflight_clicked:
+            st.session_state.pop("sweep_launch_error", None)  # the pre-flight reports the form's state now
+        if st.session_state.get("sweep_launch_error"):
+            st.error(st.session_state["sweep_launch_error"])
+    with plan_col:
+        st.subheader("Pre-flight")
+        current = None
+        try:
+            current = form_sweep()
+        except (ConfigError, RunStoreError, DataError) as exc:
+            if preflight_clicked:
+                st.error(lab_ui.one_line(exc))
+                preflight_clicked = False
+        if preflight_clicked and current is not None:
+            try:
+                with st.spinner("Timing a few training steps of each model…"):
+                    plan = preflight_frame(current, probe(current))
+            except (ConfigError, RunStoreError, DataError) as exc:
+                st.error(lab_ui.one_line(exc))
+            else:
+                st.session_state["sweep_plan"] = (sweep_key(current), plan)
+        draw_preflight(current)
+
+
+def draw_health(store, cells, active: bool) -> None:
+    """Training-health badges of the cells that have findings (one green badge when none has)."""
+    checked, found = 0, False
+    for run_name in cells["run"]:
+        try:
+            run = store.get(run_name)
+        except RunStoreError:  # pending: no run yet
+            continue
+        if not run.metrics_path.exists():
+            continue
+        checked += 1
+        findings = lab_ui.run_findings(run)
+        if findings:
+            with st.container(horizontal=True):
+                st.markdown(f"**{run_name}**", width="content")
+                lab_ui.show_findings(findings, advice=False)
+            found = True
+    if checked and not found:
+        lab_ui.show_findings([], healthy="No training problems found in any cell" + (" so far" if active else ""))
+
+
+@st.fragment(run_every=POLL_S)
+def live_view(name: str) -> None:
+    """Polls the sweep's runs: progress, the cells, the N × k heatmap, the trade-off and small multiples."""
+    manager = lab_ui.get_job_manager()
+    store = manager.store
+    try:
+        sweep = load_sweep(store.root, name)
+    except RunStoreError as exc:
+        st.error(lab_ui.one_line(exc))
+        return
+    cells = cells_frame(store, sweep)
+    counts = sweep_counts(cells)
+    driven = name in manager.active_sweeps()
+    active = driven or counts["running"] > 0 or counts["queued"] > 0
+    parts = [f"{counts['ended']}/{counts['total']} cells ended"]
+    parts += [f"{counts[key]} {key}" for key in ("running", "queued", "paused", "pending") if counts[key]]
+    st.progress(counts["ended"] / max(1, counts["total"]), text=" · ".join(parts))
+
+    error = manager.sweep_error(name)
+    if error:
+        st.error(f"The sweep stopped: {error}")
+    c1, c2, _ = st.columns([1, 1, 3])
+    if active:
+        c1.button("Stop sweep", key="sweep_stop", on_click=stop_sweep, args=(name,),
+                  help="running cells checkpoint and stop; the rest stay pending")
+    elif not is_done(store, sweep):
+        c1.button("Resume sweep", key="sweep_resume", on_click=resume_sweep, args=(name,), type="primary",
+                  help="train the pending cells and resume the stopped ones, one after another")
+    message = st.session_state.get("sweep_message")
+    if message is not None:
+        (st.error if message[0] == "error" else st.success)(message[1])
+
+    st.dataframe(
+        cells_table(cells), hide_index=True,
+        column_config={
+            "best test acc (%)": st.column_config.NumberColumn(format="%.2f"),
+            "final test acc (%)": st.column_config.NumberColumn(format="%.2f"),
+            "time (s)": st.column_config.NumberColumn(format="%.1f"),
+            "images/s": st.column_config.NumberColumn(format="%.0f"),
+            "params": st.column_config.NumberColumn(format="localized"),
+            "MACs": st.column_config.NumberColumn(format="localized"),
+            "pareto": st.column_config.CheckboxColumn(help="on the accuracy-vs-parameters Pareto front"),
+        },
+    )
+    draw_health(store, cells, active)
+
+    several = len(sweep.axes.get("seed", ())) > 1
+    left, right = st.columns(2, gap="large")
+    with left:
+        st.subheader("Depth × width")
+        metric = st.radio("metric", list(SWEEP_METRICS), key=V + "metric", horizontal=True,
+                          format_func=lambda m: SWEEP_METRICS[m][0], label_visibility="collapsed")
+        spread = grid_frame(cells, metric, agg="std") if several else None
+        st.plotly_chart(sweep_heatmap(grid_frame(cells, metric), metric, spread), key="sweep_heatmap_chart")
+        if several:
+            st.caption("Each square: the mean over the seeds, ± their standard deviation.")
+    with right:
+        st.subheader("Accuracy trade-off")
+        x_axis = st.radio("x axis", list(TRADEOFF_X_TITLES), key=V + "x", horizontal=True,
+                          format_func=TRADEOFF_X_TITLES.get, label_visibility="collapsed")
+        st.plotly_chart(sweep_tradeoff_figure(cells, x_axis), key="sweep_tradeoff_chart")
+        note = "Dashed: the Pareto front (nothing cheaper is as accurate)."
+        if several:
+            note += " Points: the mean over seeds with ± std error bars; grey dots: each seed."
+        if x_axis != "train_seconds":
+            note += f" ◇ {PAPER_CAPTION}: the published CIFAR-10 results ({PAPER_SOURCE})."
+        st.caption(note)
+
+    st.subheader("Test accuracy per cell")
+    st.toggle("Reference: the authors' WRN-40-4 on CIFAR-10 (test accuracy, 200 epochs)", key=V + "reference",
+              help="A dashed curve in every panel: " + OFFICIAL_LOG_ATTRIBUTION)
+    reference = bool(st.session_state[V + "reference"])
+    key = (sweep.name, sweep.created_at)
+    st.plotly_chart(lab_ui.cached_small_multiples(store, key, cells, reference), key="sweep_multiples_chart")
+    if reference:
+        st.caption(f"Dashed: {OFFICIAL_LOG_ATTRIBUTION}. The panels show this sweep's epochs; zoom out to see all 200.")
+    if several:
+        st.caption("One line per seed; the band is the mean ± std over the seeds.")
+
+
+def opened_view(name: str) -> None:
+    """A saved sweep: what it varies, its base config, and the live view."""
+    store = lab_ui.get_job_manager().store
+    try:
+        sweep = load_sweep(store.root, name)
+    except RunStoreError as exc:
+        st.error(lab_ui.one_line(exc))
+        return
+    base = sweep.base
+    axes = " · ".join(f"{axis.replace('_', ' ')}: {', '.join(map(str, values))}" for axis, values in sweep.axes.items())
+    st.caption(f"{len(sweep.cells())} cells — {axes}. Base: {base.dataset}, {lab_ui.OPTIMIZER_LABELS.get(base.optimizer, base.optimizer)}, "
+               f"{base.epochs} epoch(s), batch {base.batch_size}, device {base.device}.")
+    with st.expander("Base config"):
+        st.json(base.to_dict(), expanded=False)
+    if st.session_state.get("sweep_launched") == name:
+        st.success(f"Launched {name}: its cells train one after another; each is also a run on the Runs page.")
+    live_view(name)
+
+
+run_form.init(F)
+st.session_state.setdefault(F + "name", "")
+st.session_state.setdefault(F + "blocks", [1, 2])
+st.session_state.setdefault(F + "widen", [1, 2])
+st.session_state.setdefault(F + "seeds", 1)
+st.session_state.setdefault(V + "metric", "best_test_acc")
+st.session_state.setdefault(V + "x", "params")
+st.session_state.setdefault(V + "reference", False)
+
+st.title("Sweep")
+names = recent_sweep_names(lab_ui.get_job_manager().store.root)
+choices = [NEW, *names]
+if st.session_state.get(F + "open") not in choices:
+    st.session_state[F + "open"] = names[0] if names else NEW  # the newest sweep, or a new one
+opened = st.selectbox("Sweep", choices, key=F + "open",
+                      help="a saved sweep (newest first), or a new one; its file is <runs dir>/<name>.sweep.json")
+if opened == NEW:
+    new_sweep_view()
+else:
+    opened_view(opened)
