@@ -387,6 +387,8 @@ def probe(sweep: Sweep, steps: int = 3, measure_startup: bool = True) -> Probe:
         per_step[key] = step_s
         per_image.setdefault(key[:3], image_s)
     torch.set_num_threads(threads)
+    if device.type == "cuda":
+        torch.cuda.empty_cache()  # the probe often runs inside the dashboard: give the GPU memory back
     startup = 0.0
     if measure_startup:
         start = time.perf_counter()
