@@ -2,9 +2,10 @@
 
     python -m bench.throughput [--device cpu|cuda] [--out FILE.json] [--data-dir DIR] [--quick]
 
-Conventional loop (what tutorials write): torchvision ImageFolder over the CIFAR-10 JPEG train
-folder, DataLoader(shuffle=True, num_workers=W, pin_memory on CUDA, drop_last=True) with PIL
-transforms RandomCrop(32, padding=4, padding_mode="reflect") (reflect, as the engine pads),
+Conventional loop (what tutorials write; its data path is bench/conventional.py, shared with
+bench/accuracy_parity.py): torchvision ImageFolder over the CIFAR-10 JPEG train folder,
+DataLoader(shuffle=True, num_workers=W, pin_memory on CUDA, drop_last=True) with PIL transforms
+RandomCrop(32, padding=4, padding_mode="reflect") (reflect, as the engine pads),
 RandomHorizontalFlip, ToTensor, Normalize; an fp32 NCHW model; SGD with Nesterov momentum; per
 step .to(device), forward, F.cross_entropy, backward, step and loss.item(). W = min(8, CPUs) on
 CUDA and min(2, CPUs) on the CPU.
@@ -28,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import os
 import sys
 import tempfile
 import threading
@@ -53,8 +53,8 @@ from bench.common import (
     step_points,
     write_json,
 )
+from bench.conventional import conventional_loader
 from wrn_core.config import TrainConfig, WRNConfig
-from wrn_core.data import balanced_subset
 from wrn_core.model import build_model
 from wrn_core.runstore import Run, RunStore
 from wrn_core.train import Progress, resolve_device, train_run
@@ -113,36 +113,20 @@ def cases_for(device: torch.device, quick: bool) -> list[Case]:
     return [Case(10, 2, 128, Plan(warmup=4, window=4, windows=5), repeats=2)]
 
 
-def baseline_workers(device: torch.device) -> int:
-    cpus = os.cpu_count() or 1
-    return min(8, cpus) if device.type == "cuda" else min(2, cpus)
-
-
 # ---------------------------------------------------------------------------------------------
 # The conventional loop
 
 
 def run_baseline(root: Path, case: Case, device: torch.device, seed: int = 0) -> dict[str, Any]:
     """Time the tutorial loop; returns per-window images/s and the loader settings used."""
-    from torch.utils.data import DataLoader, Subset
-    from torchvision import datasets, transforms
-
     torch.manual_seed(seed)
-    transform = transforms.Compose([
-        transforms.RandomCrop(32, padding=4, padding_mode="reflect"),
-        transforms.RandomHorizontalFlip(),
-        transforms.ToTensor(),
-        transforms.Normalize(CIFAR10_MEAN, CIFAR10_STD),
-    ])
-    dataset = datasets.ImageFolder(str(root / "train"), transform=transform)
     # The same class-balanced subset the engine trains on.
-    index = balanced_subset(torch.tensor(dataset.targets), case.plan.steps * case.batch_size, seed)
-    subset = Subset(dataset, index.tolist())
-    workers = baseline_workers(device)
+    loader = conventional_loader(root, "train", case.batch_size, CIFAR10_MEAN, CIFAR10_STD, device,
+                                 subset=case.plan.steps * case.batch_size, seed=seed)
+    workers = loader.num_workers
     cuda = device.type == "cuda"
-    loader = DataLoader(subset, batch_size=case.batch_size, shuffle=True, num_workers=workers,
-                        pin_memory=cuda, drop_last=True)
-    model = build_model(WRNConfig(depth=case.depth, widen_factor=case.widen_factor, num_classes=len(dataset.classes)))
+    classes = len(loader.dataset.dataset.classes)
+    model = build_model(WRNConfig(depth=case.depth, widen_factor=case.widen_factor, num_classes=classes))
     model = model.to(device)
     optimizer = torch.optim.SGD(model.parameters(), lr=LR, momentum=MOMENTUM, nesterov=True, weight_decay=WEIGHT_DECAY)
     if cuda:
@@ -170,17 +154,8 @@ def run_baseline(root: Path, case: Case, device: torch.device, seed: int = 0) ->
 
 def baseline_loader_rate(root: Path, case: Case, device: torch.device, seed: int = 0) -> float:
     """Images/s of the conventional DataLoader alone (decode, augment, collate, .to(device)); no model."""
-    from torch.utils.data import DataLoader, Subset
-    from torchvision import datasets, transforms
-
-    transform = transforms.Compose([
-        transforms.RandomCrop(32, padding=4, padding_mode="reflect"), transforms.RandomHorizontalFlip(),
-        transforms.ToTensor(), transforms.Normalize(CIFAR10_MEAN, CIFAR10_STD),
-    ])
-    dataset = datasets.ImageFolder(str(root / "train"), transform=transform)
-    index = balanced_subset(torch.tensor(dataset.targets), case.plan.steps * case.batch_size, seed)
-    loader = DataLoader(Subset(dataset, index.tolist()), batch_size=case.batch_size, shuffle=True,
-                        num_workers=baseline_workers(device), pin_memory=device.type == "cuda", drop_last=True)
+    loader = conventional_loader(root, "train", case.batch_size, CIFAR10_MEAN, CIFAR10_STD, device,
+                                 subset=case.plan.steps * case.batch_size, seed=seed)
     seen, start = 0, None
     for step, (images, labels) in enumerate(loader):
         images = images.to(device, non_blocking=True)

@@ -1,4 +1,4 @@
-"""Tests of bench/: the MAC counter, window rates, the folder helper, and the --quick runs end to end."""
+"""Tests of bench/: the MAC counter, window rates, the folder helper, augmentation parity, and the --quick runs end to end."""
 
 from __future__ import annotations
 
@@ -11,8 +11,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
+from bench.accuracy_parity import GPU_EPOCHS, THRESHOLD, parity_setup, parse_model, parse_seeds, summarize
 from bench.common import count_macs, prepare_image_folder, rates_from_points, wrn_macs
+from bench.conventional import conventional_transform
 
 REPO = Path(__file__).resolve().parent.parent
 # Modules the GPU machine does not have; bench and the engine must run without them.
@@ -86,7 +89,8 @@ def _run_blocked(module: str, args: list[str]) -> subprocess.CompletedProcess:
 
 
 def test_bench_imports_without_dashboard_packages():
-    code = BLOCK + "import bench.throughput, bench.time_to_accuracy, bench.common, wrn_core.train\nprint('ok')\n"
+    code = BLOCK + ("import bench.throughput, bench.time_to_accuracy, bench.accuracy_parity, bench.conventional, "
+                    "bench.common, wrn_core.train\nprint('ok')\n")
     done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "ok"
@@ -128,3 +132,145 @@ def test_time_to_accuracy_quick_runs_end_to_end(tiny_folder, tmp_path):
     assert result["wall_seconds_to_target"] >= result["seconds_to_target"]
     assert result["final_test_acc"] == result["epochs"][-1]["test_acc"]
     assert result["config"]["dataset"] == "folder" and result["config"]["optimizer"] == "sgd-nesterov"
+
+
+# ---------------------------------------------------------------------------------------------
+# Accuracy parity
+
+
+def _position_image(size: int = 32) -> np.ndarray:
+    """uint8 (H, W, 3): channel 0 holds each pixel's row, channel 1 its column, so a crop tells where it came from."""
+    rows, cols = np.meshgrid(np.arange(size), np.arange(size), indexing="ij")
+    return np.stack([rows, cols, np.zeros_like(rows)], axis=-1).astype(np.uint8)
+
+
+def _decode_draws(batch: torch.Tensor, size: int = 32, pad: int = 4) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(row offsets, column offsets, flips) of augmented position images (N, 3, size, size) in pixel units.
+
+    Every output must be one of the 9 reflect-padded crops of the source rows (and of the columns,
+    read forwards or, flipped, backwards); anything else (edge repeated, zero padding) fails here.
+    """
+    def reflect(index: np.ndarray) -> np.ndarray:
+        index = np.abs(index)
+        return np.where(index > size - 1, 2 * (size - 1) - index, index)
+
+    crops = {offset: tuple(int(i) for i in reflect(offset + np.arange(size) - pad)) for offset in range(2 * pad + 1)}
+    row_code = {seq: offset for offset, seq in crops.items()}
+    col_code = {**{seq: (offset, False) for offset, seq in crops.items()},
+                **{seq[::-1]: (offset, True) for offset, seq in crops.items()}}
+    assert len(col_code) == 2 * len(crops)  # every (offset, flip) reads a different column sequence
+    values = batch.round().to(torch.int64).tolist()
+    row_seqs = [tuple(image[0][y][0] for y in range(size)) for image in values]  # source row of each output row
+    col_seqs = [tuple(image[1][0]) for image in values]  # source column of each output column
+    unknown = next((seq for seq in row_seqs if seq not in row_code), None) or next((seq for seq in col_seqs if seq not in col_code), None)
+    assert unknown is None, f"not a reflect-padded crop of the source: {unknown}"
+    rows = [row_code[seq] for seq in row_seqs]
+    cols = [col_code[seq] for seq in col_seqs]
+    return np.array(rows), np.array([c[0] for c in cols]), np.array([c[1] for c in cols])
+
+
+def _engine_draws(n: int) -> torch.Tensor:
+    from wrn_core.data import DeviceLoader
+
+    images = torch.from_numpy(_position_image()).permute(2, 0, 1).unsqueeze(0).repeat(n, 1, 1, 1).contiguous()
+    # mean 0, std 1/255: the loader's output is the uint8 value itself.
+    loader = DeviceLoader(images, torch.zeros(n, dtype=torch.int64), n, (0.0,) * 3, (1 / 255,) * 3,
+                          train=True, augment=True, seed=0)
+    (batch, _labels), = list(loader.epoch(0))
+    return batch
+
+
+def _conventional_draws(n: int) -> torch.Tensor:
+    from PIL import Image
+
+    torch.manual_seed(0)
+    transform = conventional_transform((0.0,) * 3, (1 / 255,) * 3, augment=True)
+    image = Image.fromarray(_position_image())
+    return torch.stack([transform(image) for _ in range(n)])
+
+
+@pytest.mark.parametrize("path", ["engine", "conventional"])
+def test_one_augmentation_draw_is_distributed_the_same_way_on_both_paths(path):
+    n = 10_000
+    batch = _engine_draws(n) if path == "engine" else _conventional_draws(n)
+    assert batch.shape == (n, 3, 32, 32)
+    row_offsets, col_offsets, flips = _decode_draws(batch)
+    # Crop offsets uniform over 0..8 in each direction: every count within 4 binomial sigmas of n/9.
+    expected, sigma = n / 9, (n * (1 / 9) * (8 / 9)) ** 0.5
+    for offsets in (row_offsets, col_offsets):
+        counts = np.bincount(offsets, minlength=9)
+        assert len(counts) == 9, counts
+        assert np.all(np.abs(counts - expected) < 4 * sigma), counts
+    # Flip rate 0.5 within 4 binomial sigmas (0.02 at 10,000 draws).
+    assert abs(flips.mean() - 0.5) < 4 * (0.25 / n) ** 0.5, flips.mean()
+
+
+def test_parity_setup_on_cuda_is_the_fast_gpu_preset_against_fp32_workers(tmp_path):
+    from wrn_core.presets import FAST_GPU, PRESETS
+
+    setup = parity_setup(tmp_path, "cuda")
+    preset = PRESETS[FAST_GPU]
+    config = setup.config
+    assert config.model.name == "WRN-16-8" and config.compile and config.device == "cuda"
+    assert (config.lr, config.batch_size, config.label_smoothing, config.schedule) == (
+        preset.lr, preset.batch_size, preset.label_smoothing, preset.schedule)
+    assert config.subset_train is None and config.subset_test is None  # the full set
+    assert config.epochs == GPU_EPOCHS and setup.seeds == (0,)
+    assert setup.pin_memory and setup.num_workers == min(8, os.cpu_count() or 1)
+    assert setup.config_for(3).seed == 3
+
+
+def test_parity_setup_defaults_and_overrides_on_cpu(tmp_path):
+    setup = parity_setup(tmp_path, "cpu")
+    config = setup.config
+    assert (config.model.name, config.subset_train, config.subset_test, config.epochs) == ("WRN-10-2", 10_000, 2_000, 8)
+    assert setup.seeds == (0, 1, 2) and not config.compile and config.label_smoothing == 0.0
+    assert not setup.pin_memory and setup.num_workers == min(2, os.cpu_count() or 1)
+    custom = parity_setup(tmp_path, "cpu", model=parse_model("wrn-16-4"), epochs=3, subset_train=0, seeds=parse_seeds("5,7"))
+    assert custom.config.model.name == "WRN-16-4" and custom.config.epochs == 3 and custom.seeds == (5, 7)
+    assert custom.config.subset_train is None and custom.config.subset_test == 2_000  # 0 = the whole split
+    with pytest.raises(ValueError):
+        parse_model("resnet-18")
+    with pytest.raises(ValueError):
+        parse_seeds("0,0")
+
+
+def test_parity_summary_flags_an_engine_more_than_half_a_point_below():
+    def seed(engine: float, conventional: float) -> dict:
+        return {"engine": {"final_test_acc": engine, "best_test_acc": engine, "wall_seconds": 1.0},
+                "conventional": {"final_test_acc": conventional, "best_test_acc": conventional, "wall_seconds": 2.0},
+                "diff_final": engine - conventional, "diff_best": engine - conventional, "images_seen_equal": True}
+
+    behind = summarize([seed(0.80, 0.81), seed(0.80, 0.80), seed(0.79, 0.80)])
+    assert behind["diff_final"]["mean"] == pytest.approx(-0.02 / 3)
+    assert behind["diff_final"]["std"] == pytest.approx(np.std([-0.01, 0.0, -0.01], ddof=1))
+    assert behind["engine_within_threshold"] is False and behind["threshold"] == THRESHOLD
+    level = summarize([seed(0.80, 0.803), seed(0.81, 0.81)])
+    assert level["engine_within_threshold"] is True and level["images_seen_equal"] is True
+    assert summarize([{"seed": 0}])["engine_within_threshold"] is None  # nothing finished yet
+
+
+def test_accuracy_parity_quick_runs_end_to_end(tiny_folder, tmp_path):
+    out = tmp_path / "parity.json"
+    done = _run_blocked("bench.accuracy_parity", ["--quick", "--threads", "1", "--data-dir", str(tiny_folder), "--out", str(out)])
+    assert done.returncode == 0, done.stdout + done.stderr
+    result = json.loads(out.read_text())
+    assert result["kind"] == "accuracy_parity" and result["partial"] is False and result["device"] == "cpu"
+    assert len(result["seeds"]) == 1
+    seed = result["seeds"][0]
+    engine, conventional = seed["engine"], seed["conventional"]
+    for r in (engine, conventional):
+        assert 0.0 <= r["final_test_acc"] <= 1.0 and 0.0 <= r["best_test_acc"] <= 1.0
+        assert r["best_test_acc"] >= r["final_test_acc"] and r["wall_seconds"] > 0
+        assert [e["epoch"] for e in r["epochs"]] == [1]
+    assert seed["diff_final"] == pytest.approx(engine["final_test_acc"] - conventional["final_test_acc"])
+    # Both paths saw the same training images: 1 epoch of 384 // 64 full batches of 64.
+    assert engine["images_seen"] == conventional["images_seen"] == 384 and seed["images_seen_equal"]
+    assert engine["steps"] == conventional["steps"] == 6
+    # The conventional loader's images were checked to be the engine's.
+    assert conventional["images_check"]["train"] == {"images": 384, "labels_equal": True, "pixels_checked": 64}
+    assert conventional["images_check"]["test"]["images"] == 128
+    summary = result["summary"]
+    for key in ("engine_final", "conventional_final", "diff_final", "engine_best", "conventional_best", "diff_best"):
+        assert summary[key]["mean"] is not None, key
+    assert "difference (engine - conventional)" in done.stdout
