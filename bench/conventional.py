@@ -17,11 +17,10 @@ from typing import Sequence
 import torch
 from torch.utils.data import DataLoader, Subset
 
-from wrn_core.data import balanced_subset
+from wrn_core.data import DeviceLoader, balanced_subset
+from wrn_core.data.base import TEST_SUBSET_SEED_OFFSET  # the engine's test subsets draw from seed + this
 
-PAD = 4  # pixels of reflect padding before the random crop, as in the engine (DeviceLoader.PAD)
-# wrn_core.data draws the test subset from seed + this, so its choice is independent of the train one.
-TEST_SUBSET_SEED_OFFSET = 1_000_003
+PAD = DeviceLoader.PAD  # pixels of reflect padding before the random crop, as in the engine
 
 
 def conventional_workers(device: torch.device) -> int:
