@@ -344,29 +344,14 @@ def test_a_corrupt_status_is_rebuilt_and_the_run_resumes(tmp_path):
     assert status["status"] == "finished" and status["epoch"] == 2 and status["created_at"] > 0
 
 
-ENOSPC_TRAIN = """
-import builtins, errno, os, sys
+ENOSPC_TRAIN = f"""
+import sys
+sys.path.insert(0, {str(Path(__file__).resolve().parent)!r})
+from disk_full import filling_open
 from wrn_core import runstore
 from wrn_core.cli import main
-real_open = builtins.open
-
-class Full:
-    def __init__(self, handle):
-        self.handle = handle
-    def write(self, data):
-        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-    def __getattr__(self, name):
-        return getattr(self.handle, name)
-    def __enter__(self):
-        return self
-    def __exit__(self, *exc):
-        self.handle.close()
-
-def full_for_checkpoints(file, mode="r", *args, **kwargs):
-    handle = real_open(file, mode, *args, **kwargs)
-    return Full(handle) if ".checkpoint.pt." in str(file) and "w" in mode else handle
-
-runstore.open = full_for_checkpoints  # the disk fills up when the first checkpoint is written
+# The disk fills up when the first checkpoint is written.
+runstore.open = filling_open(lambda path: ".checkpoint.pt." in path, 0)
 sys.exit(main(sys.argv[1:]))
 """
 

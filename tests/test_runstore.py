@@ -313,39 +313,12 @@ def full_disk(tmp_path, monkeypatch):
         unmount(mount)
         return
     mount.mkdir(exist_ok=True)
-    import builtins
-    import errno
+    from disk_full import filling_open
 
     from wrn_core import runstore
 
-    real_open = builtins.open
-
-    class _Filling:
-        """A file that takes 64 KiB and then fails like a full disk."""
-
-        def __init__(self, handle):
-            self.handle, self.written = handle, 0
-
-        def write(self, data):
-            self.written += len(data)
-            if self.written > 65536:
-                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-            return self.handle.write(data)
-
-        def __getattr__(self, name):
-            return getattr(self.handle, name)
-
-        def __enter__(self):
-            return self
-
-        def __exit__(self, *exc):
-            self.handle.close()
-
-    def filling_open(file, mode="r", *args, **kwargs):
-        handle = real_open(file, mode, *args, **kwargs)
-        return _Filling(handle) if str(file).startswith(str(mount)) and ("w" in mode or "a" in mode) else handle
-
-    monkeypatch.setattr(runstore, "open", filling_open, raising=False)
+    # Every file written under the mount holds 64 KiB, then fails like a full disk.
+    monkeypatch.setattr(runstore, "open", filling_open(lambda path: path.startswith(str(mount)), 65536), raising=False)
     yield mount
 
 
