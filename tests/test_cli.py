@@ -240,7 +240,9 @@ def test_two_resumes_released_together_train_once(tmp_path):
     runs_dir = str(tmp_path / "runs")
     assert main(["train", *TINY, "--epochs", "1", "--runs-dir", runs_dir, "--name", "race"]) == 0
     go = tmp_path / "go"
-    racers = [_cli_waiting_for(go, "resume", "race", "--epochs", "4", "--runs-dir", runs_dir) for _ in range(2)]
+    # 29 more epochs keep the winner training for seconds, so the loser meets the lock rather than a run
+    # that already finished (CI saw a fast winner finish 3 epochs before the other process was scheduled).
+    racers = [_cli_waiting_for(go, "resume", "race", "--epochs", "30", "--runs-dir", runs_dir) for _ in range(2)]
     time.sleep(4)  # both have imported torch and are polling
     go.touch()
     results = [(p.wait(timeout=300), *p.communicate()) for p in racers]
@@ -250,9 +252,9 @@ def test_two_resumes_released_together_train_once(tmp_path):
     winner_pid = next(p.pid for p, (code, _, _) in zip(racers, results) if code == 0)
     assert loser.strip().splitlines() == [f"error: run 'race' is being trained by pid {winner_pid} on {socket.gethostname()}"]
     run = RunStore(runs_dir).get("race")
-    assert [r["epoch"] for r in run.read_metrics() if r["kind"] == "epoch"] == [1, 2, 3, 4]
+    assert [r["epoch"] for r in run.read_metrics() if r["kind"] == "epoch"] == list(range(1, 31))
     steps = [r["step"] for r in run.read_metrics() if r["kind"] == "step"]
-    assert steps == sorted(set(steps)) and len(steps) == 16
+    assert steps == sorted(set(steps)) and len(steps) == 120
     assert run.read_status()["status"] == "finished"
 
 
