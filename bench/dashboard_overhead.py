@@ -54,6 +54,7 @@ RATIO_TARGET = 0.95  # dashboard-launched with 4 viewers / CLI alone, on a GPU (
 RUN_TIMEOUT_S = 900  # one training run, seconds
 SERVER_START_S = 90  # until the server answers its health check, seconds
 PAGE_TIMEOUT_MS = 60_000  # one page action or expectation, milliseconds
+SELECT_ATTEMPTS = 5  # tries to open the device box and pick an option
 
 
 def missing_requirements() -> list[str]:
@@ -168,12 +169,24 @@ def launch_from_page(page: Any, name: str, device: str, epochs: int | None) -> N
     """Fill the Train page's form (device, epochs, run name) over the default preset and press Launch."""
     import re
 
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
     from playwright.sync_api import expect
 
     box = page.locator('[data-testid="stSelectbox"]').filter(has_text="Device").first
-    box.click()
-    page.get_by_role("option", name=re.compile(rf"^{re.escape(device)}\b")).first.click()
+    option = page.get_by_role("option", name=re.compile(rf"^{re.escape(device)}\b")).first
+    for attempt in range(SELECT_ATTEMPTS):
+        # On a loaded machine a rerun can redraw the box and close its list before the click lands: try again.
+        box.click()
+        try:
+            option.click(timeout=10_000)
+            break
+        except PlaywrightTimeout:
+            page.keyboard.press("Escape")
+            _settle(page)
+            if attempt == SELECT_ATTEMPTS - 1:
+                raise
     _settle(page)
+    expect(box).to_contain_text(device)
     if epochs is not None:
         field = page.get_by_label("epochs", exact=True)
         field.fill(str(epochs))
