@@ -186,7 +186,7 @@ def launch_from_page(page: Any, name: str, device: str, epochs: int | None) -> N
             if attempt == SELECT_ATTEMPTS - 1:
                 raise
     _settle(page)
-    expect(box).to_contain_text(device)
+    expect(page.get_by_role("combobox", name="Device")).to_have_value(re.compile(rf"^{re.escape(device)}\b"))
     if epochs is not None:
         field = page.get_by_label("epochs", exact=True)
         field.fill(str(epochs))
