@@ -15,6 +15,10 @@ predicted total time within +-30% of the measured time, on the CPU.
   too, to separate the probe's fixed cost from the job manager's per-cell cost.
 - ratio = sum(alone) / sweep wall. Rounds alternate the order (alone first, then the sweeps first)
   so a load change on a shared machine does not fall on one side only; pooled ratios sum over rounds.
+  On a shared machine the load moves between the runs alone and the sweep, so also: the accounted
+  ratio = sum(alone) / (sum(alone) + the seconds only the sweep spends): before its first cell, the
+  gaps between cells, after its last cell, less each run alone's finished-to-exit time (which the
+  sweep spends inside its gaps). A cell's own time, process start included, counts on both sides.
 - Prediction: `preflight_frame(sweep, probe(sweep))` in this process (torch threads = --threads,
   as the children get), summed over the cells; also the total the sweep command itself printed.
   It is compared with the measured time of the cells (first cell created to last cell finished,
@@ -87,14 +91,17 @@ def sweep_args(sweep: Sweep, runs_dir: Path, no_probe: bool = False) -> list[str
             *(["--no-probe"] if no_probe else [])]
 
 
-def run_alone(sweep: Sweep, runs_dir: Path, env: dict[str, str]) -> dict[str, float]:
-    """Each cell's config trained alone with `python -m wrn_core train`; cell run name -> wall seconds."""
-    walls = {}
+def run_alone(sweep: Sweep, runs_dir: Path, env: dict[str, str]) -> tuple[dict[str, float], dict[str, float]]:
+    """Each cell's config trained alone with `python -m wrn_core train`: (run name -> wall seconds,
+    run name -> seconds from its status "finished" to the process's exit)."""
+    walls, exits = {}, {}
+    store = RunStore(runs_dir)
     for cell in sweep.cells():
         timed = run_timed(wrn_command(train_args(cell.config, runs_dir, cell.run)), env, CHILD_TIMEOUT_S)
         walls[cell.run] = timed.wall_s
+        exits[cell.run] = timed.started_at + timed.wall_s - float(store.get(cell.run).read_status()["finished_at"])
         print(f"    alone {cell.run}: {timed.wall_s:.1f} s", flush=True)
-    return walls
+    return walls, exits
 
 
 def run_sweep(sweep: Sweep, runs_dir: Path, env: dict[str, str], no_probe: bool = False) -> dict[str, Any]:
@@ -203,19 +210,26 @@ def main(argv: list[str] | None = None) -> int:
             prediction = predict(sweep, args.threads, args.quick)
             print(f"    pre-flight prediction: {prediction['predicted_s']:.1f} s (probe took {prediction['probe_s']:.1f} s)", flush=True)
             alone: dict[str, float] = {}
+            alone_exits: dict[str, float] = {}
             sweeps: dict[str, dict[str, Any]] = {}
             for what in order:
                 runs_dir = Path(tmp) / f"{what}{index}"
                 if what == "alone":
-                    alone = run_alone(sweep, runs_dir, child_env)
+                    alone, alone_exits = run_alone(sweep, runs_dir, child_env)
                 else:
                     sweeps[what] = run_sweep(sweep, runs_dir, child_env, no_probe=what == "sweep-no-probe")
             for what in sweeps:
                 check_same_configs(sweep, Path(tmp) / f"alone{index}", Path(tmp) / f"{what}{index}")
             alone_total = sum(alone.values())
-            entry: dict[str, Any] = {"order": list(order), "alone_s": alone, "alone_total_s": alone_total, "prediction": prediction}
+            entry: dict[str, Any] = {"order": list(order), "alone_s": alone, "alone_total_s": alone_total,
+                                     "alone_exit_s": alone_exits, "prediction": prediction}
             for what, swept in sweeps.items():
                 swept["ratio"] = alone_total / swept["wall_s"]
+                # Load-independent view: the seconds only the sweep spends (its start and pre-flight, the gaps
+                # between cells, its end) less what each run alone spends exiting (inside the sweep's gaps).
+                swept["fixed_overhead_s"] = (swept["before_first_cell_s"] + sum(swept["gaps_s"]) + swept["after_last_cell_s"]
+                                             - sum(alone_exits.values()))
+                swept["ratio_accounted"] = alone_total / (alone_total + swept["fixed_overhead_s"])
                 swept["prediction_error_vs_cells"] = _error(prediction["predicted_s"], swept["cells_s"])
                 swept["prediction_error_vs_wall"] = _error(prediction["predicted_s"], swept["wall_s"])
                 swept["cli_prediction_error_vs_cells"] = _error(swept["cli_predicted_s"], swept["cells_s"])
@@ -246,6 +260,8 @@ def _summarise(result: dict[str, Any]) -> None:
             "before_first_cell_s": sum(r[what]["before_first_cell_s"] for r in rounds),
             "ratio": alone / wall if wall else None,
             "ratios": [r[what]["ratio"] for r in rounds],
+            "fixed_overhead_s": sum(r[what]["fixed_overhead_s"] for r in rounds),
+            "ratio_accounted": alone / (alone + sum(r[what]["fixed_overhead_s"] for r in rounds)) if alone else None,
             "prediction_error_vs_cells": _error(predicted, cells),
             "prediction_error_vs_wall": _error(predicted, wall),
             "prediction_errors_vs_cells": [r[what]["prediction_error_vs_cells"] for r in rounds],
@@ -273,7 +289,8 @@ def format_table(result: dict[str, Any]) -> str:
         lines.append(f"pooled {what}: sum alone / sweep wall = {result['alone_total_s']:.0f} / {v['wall_s']:.0f} s = {v['ratio']:.3f} "
                      f"(target >= {RATIO_TARGET}); predicted / measured cells time {result['predicted_s']:.0f} / {v['cells_s']:.0f} s "
                      f"= error {v['prediction_error_vs_cells']:+.1%} (target within +-{PREDICTION_TOLERANCE:.0%}); "
-                     f"against the sweep's wall {v['prediction_error_vs_wall']:+.1%}")
+                     f"against the sweep's wall {v['prediction_error_vs_wall']:+.1%}; accounted ratio {v['ratio_accounted']:.3f} "
+                     f"({v['fixed_overhead_s']:.1f} s spent by the sweep alone: start, gaps, end, less the runs' own exits)")
     return "\n".join(lines)
 
 

@@ -115,6 +115,8 @@ def test_sweep_overhead_quick_runs_end_to_end(tmp_path):
     assert round_["alone_total_s"] > 0 and swept["wall_s"] > 0 and swept["cells_s"] > 0
     assert result["ratio"] == pytest.approx(round_["alone_total_s"] / swept["wall_s"])
     assert round_["prediction"]["predicted_s"] > 0 and result["prediction_error"] is not None
+    assert 0 < result["sweep-no-probe"]["ratio_accounted"] and swept["fixed_overhead_s"] == pytest.approx(
+        swept["before_first_cell_s"] + sum(swept["gaps_s"]) + swept["after_last_cell_s"] - sum(round_["alone_exit_s"].values()))
     assert "sum alone / sweep wall" in done.stdout
 
 
