@@ -22,7 +22,8 @@ Measured per run, from all viewers attached to the run's end:
   excluded), per minute; per viewer = (CPU/min with V viewers - CPU/min with 0) / V;
 - the browsers' CPU seconds (every chromium process under this one), per minute;
 - images/s from the run's metrics.jsonl `step` records (bench.common.rates_from_points: windows of
-  log_every steps, the first window and epoch-crossing windows dropped), median of the windows.
+  log_every steps, the first window and epoch-crossing windows dropped, and for a dashboard run the
+  windows logged before every viewer was attached), median of the windows.
 Rounds alternate the order (CLI, 0 viewers, V viewers; then the reverse); windows pool over rounds.
 
 Needs streamlit, plotly, playwright and chromium: on a machine without them (the GPU machine) it
@@ -219,6 +220,16 @@ def wait_finished(runs_dir: Path, name: str, timeout_s: float = RUN_TIMEOUT_S) -
     raise RuntimeError(f"{name} did not finish within {timeout_s:.0f} s")
 
 
+def _last_step(runs_dir: Path, name: str) -> int:
+    """The last step the run has logged so far (0 before its first point)."""
+    from wrn_core.runstore import RunStore
+
+    store = RunStore(runs_dir)
+    if not store.exists(name):
+        return 0
+    return max((int(r["step"]) for r in store.get(name).read_metrics() if r.get("kind") == "step"), default=0)
+
+
 def dashboard_run(server: Server, browser: Any, runs_dir: Path, name: str, viewers: int, device: str,
                   epochs: int | None, warmup: int) -> dict[str, Any]:
     """Launch from the Train page, keep `viewers` pages watching, measure until the run ends."""
@@ -239,6 +250,8 @@ def dashboard_run(server: Server, browser: Any, runs_dir: Path, name: str, viewe
             # Each viewer's live view shows the run it watches in its selector: this run, the newest.
             expect(context.pages[0].get_by_text(name).first).to_be_visible(timeout=PAGE_TIMEOUT_MS)
         wall0, server0, browsers0 = time.perf_counter(), server.cpu_seconds(), browser_cpu_seconds()
+        # Windows count from here on: the steps trained before every viewer was attached saw fewer of them.
+        from_step = _last_step(runs_dir, name)
         status = wait_finished(runs_dir, name)
         wall = time.perf_counter() - wall0
         server_cpu, browsers_cpu = server.cpu_seconds() - server0, browser_cpu_delta(browsers0, browser_cpu_seconds())
@@ -248,9 +261,10 @@ def dashboard_run(server: Server, browser: Any, runs_dir: Path, name: str, viewe
     from wrn_core.runstore import RunStore
 
     run = RunStore(runs_dir).get(name)
-    rates = run_rates(run, warmup)
+    rates = run_rates(run, max(warmup, from_step))
     return {
         "mode": f"dashboard-{viewers}", "viewers": viewers, "rates": rates, "median_img_s": median(rates),
+        "from_step": max(warmup, from_step),
         "measured_s": wall, "server_cpu_s": server_cpu, "server_cpu_s_per_min": 60 * server_cpu / wall,
         "browsers_cpu_s": browsers_cpu, "browsers_cpu_s_per_min": 60 * browsers_cpu / wall,
         "device": status.get("device"), "config": run.read_config().to_dict(),
