@@ -89,11 +89,51 @@ def _run_blocked(module: str, args: list[str]) -> subprocess.CompletedProcess:
 
 
 def test_bench_imports_without_dashboard_packages():
-    code = BLOCK + ("import bench.throughput, bench.time_to_accuracy, bench.accuracy_parity, bench.conventional, "
-                    "bench.common, wrn_core.train\nprint('ok')\n")
+    modules = "bench.throughput, bench.time_to_accuracy, bench.accuracy_parity, bench.conventional, bench.common, " \
+              "bench.ddp_scaling, bench.sweep_overhead, bench.dashboard_overhead, bench.cli_runs, wrn_core.train"
+    code = BLOCK + f"import {modules}\nprint('ok')\n"
     done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "ok"
+
+
+def test_dashboard_overhead_says_in_one_line_what_it_lacks():
+    # On the GPU machine (no streamlit, plotly): one line and exit 2, not a traceback.
+    done = _run_blocked("bench.dashboard_overhead", ["--device", "cuda"])
+    assert done.returncode == 2, done.stdout + done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("bench.dashboard_overhead needs streamlit, plotly"), done.stderr
+
+
+def test_sweep_overhead_quick_runs_end_to_end(tmp_path):
+    out = tmp_path / "sweep.json"
+    done = _run_blocked("bench.sweep_overhead", ["--quick", "--threads", "1", "--out", str(out)])
+    assert done.returncode == 0, done.stdout + done.stderr
+    result = json.loads(out.read_text())
+    assert result["kind"] == "sweep_overhead" and result["quick"] is True and result["device"] == "cpu"
+    for field in ("ratio", "prediction_error", "alone_total_s", "predicted_s", "rounds", "ratio_target", "date", "device_name"):
+        assert field in result, field
+    (round_,) = result["rounds"]
+    swept = round_["sweep-no-probe"]
+    assert round_["alone_total_s"] > 0 and swept["wall_s"] > 0 and swept["cells_s"] > 0
+    assert result["ratio"] == pytest.approx(round_["alone_total_s"] / swept["wall_s"])
+    assert round_["prediction"]["predicted_s"] > 0 and result["prediction_error"] is not None
+    assert 0 < result["sweep-no-probe"]["ratio_accounted"] and swept["fixed_overhead_s"] == pytest.approx(
+        swept["before_first_cell_s"] + sum(swept["gaps_s"]) + swept["after_last_cell_s"] - sum(round_["alone_exit_s"].values()))
+    assert "sum alone / sweep wall" in done.stdout
+
+
+def test_ddp_scaling_quick_runs_end_to_end(tmp_path):
+    out = tmp_path / "ddp.json"
+    done = _run_blocked("bench.ddp_scaling", ["--quick", "--out", str(out)])
+    assert done.returncode == 0, done.stdout + done.stderr
+    result = json.loads(out.read_text())
+    assert result["kind"] == "ddp_scaling" and result["device"] == "cpu" and result["processes"] == 2
+    assert result["threads_per_process"] == 1
+    assert [(r["mode"], r["processes"]) for r in result["runs"]] == [("single", 1), ("ddp", 2)]
+    assert all(r["rates"] for r in result["runs"])
+    assert result["ratio"] == pytest.approx(result["ddp_img_s"] / result["single_img_s"])
+    assert result["efficiency"] == pytest.approx(result["ratio"] / 2)
 
 
 def test_throughput_quick_runs_end_to_end(tiny_folder, tmp_path):
