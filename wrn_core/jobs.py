@@ -386,20 +386,21 @@ class JobManager:
                     return
                 running = list(self._running.values())
                 closed = self._closed
-            for job in running:
-                self._check(job)
+            ended = [self._check(job) for job in running]
             if not closed:
                 try:
-                    self._advance_sweeps()
+                    # A cell that just ended frees its slot: start the next cell now, not at the next sweep poll.
+                    self._advance_sweeps(force=any(ended))
                 except Exception:  # noqa: BLE001 - e.g. a runs directory gone; the jobs still need watching
                     pass
             time.sleep(POLL_S)
 
-    def _check(self, job: _Job) -> None:
+    def _check(self, job: _Job) -> bool:
+        """Escalate a pending stop, or reap the job's process if it has exited (then True)."""
         assert job.proc is not None
         with self._lock:
             if self._jobs.get(job.name) is not job:
-                return  # already reaped (by resume() or the supervisor)
+                return False  # already reaped (by resume() or the supervisor)
         code = job.proc.poll()
         now = time.monotonic()
         if code is None:
@@ -408,7 +409,7 @@ class JobManager:
                 _signal(job.proc.pid, signal.SIGTERM)
             elif job.term_sent is not None and now - job.term_sent > KILL_GRACE_S:
                 _signal(job.proc.pid, signal.SIGKILL)
-            return
+            return False
         self._record_exit(job, code)
         with self._lock:
             self._running.pop(job.slot, None)
@@ -416,6 +417,7 @@ class JobManager:
             job.done.set()
             for slot in self.slots:  # a data-parallel job may have held every slot of its kind
                 self._start_next_locked(slot)
+        return True
 
     def _record_exit(self, job: _Job, code: int) -> None:
         """A process that ended without a final status (crashed, killed) gets one made of that fact."""
