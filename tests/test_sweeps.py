@@ -101,6 +101,22 @@ def test_preflight_sizes_and_a_measured_time():
     assert plan.loc[3, "predicted_s"] > plan.loc[0, "predicted_s"]
 
 
+def test_a_fresh_process_gives_its_own_age_as_the_startup_instead_of_starting_an_interpreter(monkeypatch):
+    import subprocess
+
+    sweep = make_sweep("plan", BASE, [1], [1])
+
+    def no_interpreter(*args, **kwargs):
+        raise AssertionError("probe started an interpreter although the caller measured its own imports")
+
+    monkeypatch.setattr(subprocess, "run", no_interpreter)
+    measured = probe(sweep, steps=1, import_seconds=2.5)
+    # The startup is the caller's imports plus one load of the sweep's data (a fraction of a second here).
+    assert 2.5 < measured.startup_seconds < 2.5 + 30
+    plan = preflight_frame(sweep, measured)
+    assert plan.loc[0, "predicted_s"] > measured.startup_seconds
+
+
 def test_a_2x2_sweep_end_to_end_then_stop_and_resume(tmp_path):
     runs = str(tmp_path / "runs")
     done = cli("sweep", "full", "--blocks", "1,2", "--widen-factor", "1,2", *TINY, "--epochs", "1", "--runs-dir", runs)

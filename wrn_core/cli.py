@@ -10,6 +10,7 @@ import shlex
 import signal
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -708,6 +709,16 @@ def _memory_refusal(config: TrainConfig, force: bool) -> None:
         raise ConfigError(f"{check.message()}: it would not fit; use a smaller batch or model, another device, or --force")
 
 
+def _process_age() -> float | None:
+    """Seconds since this process started: the interpreter's start and the imports so far (None without psutil)."""
+    try:
+        import psutil
+
+        return max(0.0, time.time() - psutil.Process().create_time())
+    except Exception:  # noqa: BLE001 - psutil missing or the process table unreadable: measure another way
+        return None
+
+
 def _sweep_from_args(args: argparse.Namespace):
     """The Sweep a `sweep` command line asks for: single-valued list flags go into the base config."""
     from wrn_core.sweeps import make_sweep
@@ -738,9 +749,12 @@ def _cells_text(frame) -> str:
 def cmd_sweep(args: argparse.Namespace) -> int:
     import time
 
+    fresh = "torch" not in sys.modules  # a `python -m wrn_core sweep` process, not a caller that imported torch long ago
     from wrn_core import sweeps
     from wrn_core.jobs import JobManager
     from wrn_core.train import preflight
+
+    import_seconds = _process_age() if fresh else None  # what each cell's process pays before its data loads
 
     store = RunStore(args.runs_dir)
     sweep = sweeps.load_sweep(store.root, args.name) if args.resume else _sweep_from_args(args)
@@ -749,7 +763,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     if not remaining and sweeps.is_done(store, sweep):
         print(f"sweep {sweep.name} is complete: every cell has ended (see `sweeps show {sweep.name}`)", file=sys.stderr)
         return 0
-    measured = None if args.no_probe else sweeps.probe(sweep)
+    measured = None if args.no_probe else sweeps.probe(sweep, import_seconds=import_seconds)
     plan = sweeps.preflight_frame(sweep, measured)
     columns = ["run", "params", "macs", "memory_mb", "fits"] + (["predicted_s"] if measured else [])
     print(plan[columns].to_string(index=False, float_format=lambda v: f"{v:,.0f}"))
