@@ -23,7 +23,9 @@ predicted total time within +-30% of the measured time, on the CPU.
   as the children get), summed over the cells; also the total the sweep command itself printed.
   It is compared with the measured time of the cells (first cell created to last cell finished,
   from the runs' status.json), which is what the prediction predicts, and with the sweep's wall.
-- Each cell takes ~10-30 s on a 2-core CPU (tiny synthetic runs), so one sweep takes ~1.5 min.
+- Each cell takes ~5-15 s on a 2-core CPU (tiny synthetic runs, 1 epoch), so one sweep takes ~40 s;
+  --epochs E makes each cell E epochs, spreading the sweep's fixed cost (its own start, the probe,
+  its end) over more work, as in sweeps users run.
   --quick: one WRN-10-1 cell on 256 images, the --no-probe sweep only, and a 1-step probe without
   the startup measurement: it checks the path, its figures mean nothing.
 """
@@ -176,6 +178,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=None, help="rounds, order alternating (default 2; 1 with --quick)")
     parser.add_argument("--out", help="JSON file (default bench/results/sweep-overhead-<device>[-quick].json)")
     parser.add_argument("--quick", action="store_true", help="a tiny end-to-end dry run (one WRN-10-1 cell on 256 images)")
+    parser.add_argument("--epochs", type=int, default=None,
+                        help="epochs per cell (default: 1 on the CPU, 2 on CUDA); the sweep's fixed cost is spread over more work")
     add_threads_argument(parser)
     args = parser.parse_args(argv)
     device = resolve_device("cpu" if args.quick else args.device)
@@ -186,6 +190,10 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out) if args.out else RESULTS_DIR / f"sweep-overhead-{device.type}{'-quick' if args.quick else ''}.json"
     env_facts = environment(device)
     base, blocks, widths = grid_for(device, args.quick)
+    if args.epochs is not None:
+        if args.epochs < 1:
+            parser.error(f"--epochs must be at least 1, got {args.epochs}")
+        base = base.replace(epochs=args.epochs)
     child_env = subprocess_env(args.threads)
     print(f"sweep overhead on {env_facts['device_name']}, torch {env_facts['torch']}: grid N {blocks} x k {widths}, "
           f"{base.synthetic_train} synthetic images, {base.epochs} epoch(s), batch {base.batch_size}", flush=True)
