@@ -99,6 +99,23 @@ def test_stop_a_running_job_checkpoints_and_resume_continues_every_step_once(man
     assert trained_steps(run) == list(range(1, 16))  # 5 steps per epoch, every one logged once
 
 
+def test_a_stop_as_the_process_starts_ends_stopped_and_resumes(manager):
+    # Stop the instant the process exists: the SIGINT lands before its handler is installed (CPython's
+    # default then ends the process by SIGINT). It was asked to stop, so it reads stopped, not interrupted.
+    name = manager.submit(tiny_config(**LONG), "early")
+    assert manager.jobs()[0].pid is not None  # started at once: its slot was free
+    assert manager.stop(name)
+    assert manager.wait(name, timeout=120)
+    run = manager.store.get(name)
+    status = run.read_status()
+    assert status["status"] == "stopped", status
+    assert run.owner() is None
+    assert manager.resume(name) is None  # and it can be resumed
+    assert wait_for(lambda: (manager.progress(name) or 0) and manager.progress(name).step >= 1)
+    assert manager.stop(name) and manager.wait(name, timeout=120)
+    assert run.read_status()["status"] == "stopped"
+
+
 def test_stop_a_queued_job(manager):
     manager.submit(tiny_config(**LONG), "busy")
     queued = manager.submit(tiny_config(), "queued")

@@ -430,7 +430,9 @@ class JobManager:
         except (RunStoreError, OSError):
             return
         try:
-            if job.stop_sent is not None and code >= 0:  # asked to stop before it could record it (starting up)
+            # Asked to stop before it could record it (starting up). A SIGINT that lands before the
+            # process has installed its handler ends it by SIGINT (CPython's default): still our stop.
+            if job.stop_sent is not None and (code >= 0 or code == -signal.SIGINT):
                 run.write_status("stopped", "stopped while its process was starting; resume to run it",
                                  finished_at=time.time())
             elif code < 0:  # killed: like any process that died mid-run, the run can resume from its checkpoint
