@@ -274,7 +274,7 @@ def test_runs_page(server, page):
     expect(page.get_by_role("button", name="Download JSON (all records)")).to_be_visible()
     page.wait_for_function(ALL_FOUR_PANELS_JS, timeout=30_000)
     # The table is a canvas grid; its accessible cells carry the run name.
-    assert page.locator('[role="gridcell"]', has_text="browser-tiny").count() >= 1
+    expect(page.locator('[role="gridcell"]', has_text="browser-tiny").first).to_be_attached(timeout=30_000)
     # adam-k2 was created last, so it is the default; tick both rows to compare and diff them.
     expect(page.get_by_text("Yes, delete adam-k2 and its files")).to_be_visible()
     select_rows(page, 2)
