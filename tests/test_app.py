@@ -227,6 +227,21 @@ def wait_status(runs_dir: Path, name: str, wanted: tuple[str, ...], timeout: flo
     pytest.fail(f"run {name} did not reach {wanted} within {timeout} s")
 
 
+def test_launch_pressed_twice_at_once_starts_one_run(_dashboard_isolation):
+    # Streamlit may call the on_click again when a rerun interrupts the run that called it; to the
+    # page that is the same as a double click. Either way: one run, "Launched", no error.
+    at = open_page(new_app(), "train")
+    set_tiny_run(at, "")
+    at.button(key="train_launch").click().run()
+    at.button(key="train_launch").click().run()
+    no_exception(at)
+    assert not at.error, [e.value for e in at.error]
+    runs = sorted(p.name for p in _dashboard_isolation.iterdir() if p.is_dir())
+    assert len(runs) == 1, runs
+    assert any(s.value == f"Launched {runs[0]}" for s in at.success)
+    wait_status(_dashboard_isolation, runs[0], ("finished",))
+
+
 def test_stop_queue_and_resume(_dashboard_isolation):
     runs_dir = _dashboard_isolation
     at = open_page(new_app(), "train")
