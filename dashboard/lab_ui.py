@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import time
 from pathlib import Path
 from typing import Any
 
@@ -69,24 +68,6 @@ def keep_form_state() -> None:
         # Only plain input values; element states (table selections, charts) are not assignable.
         if value is None or isinstance(value, (bool, int, float, str, list, tuple)):
             st.session_state[key] = value
-
-
-# Seconds in which the same action from the same button counts as one: a double click, or Streamlit
-# calling an on_click again when a rerun (e.g. a live view's timer) interrupts the script run that
-# called it (seen in CI: the second Launch failed with "already exists" and hid "Launched").
-REPEAT_WINDOW_S = 5.0
-
-
-def repeated_action(button: str, action: str) -> bool:
-    """True when `button`'s callback did this very `action` (e.g. the form as JSON) less than
-    REPEAT_WINDOW_S ago in this session: the caller then does nothing again."""
-    last = st.session_state.get(f"{button}_last_action")
-    return last is not None and last[0] == action and time.monotonic() - last[1] < REPEAT_WINDOW_S
-
-
-def remember_action(button: str, action: str) -> None:
-    """Record that `button`'s callback has just done `action` (after it succeeded)."""
-    st.session_state[f"{button}_last_action"] = (action, time.monotonic())
 
 
 @st.cache_resource(show_spinner=False)

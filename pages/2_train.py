@@ -22,19 +22,17 @@ EXTEND_LABELS = {"continue": "continue at the lr it ended at", "restart": "resta
 
 def launch() -> None:
     """on_click of Launch: submit to the job manager; errors are kept for one line of st.error.
-    The same form launched twice within a few seconds starts one run (lab_ui.repeated_action)."""
+    The same form launched twice within a few seconds starts one run (JobManager.once)."""
+    st.session_state.pop("train_launch_error", None)
+    manager = lab_ui.get_job_manager()
     try:
         config, nproc = run_form.form_to_config(F)
         requested = (st.session_state[F + "name"] or "").strip() or None
-        action = json.dumps([config.to_dict(), requested, nproc], sort_keys=True)
-        if lab_ui.repeated_action("train_launch", action):
-            return
-        st.session_state.pop("train_launch_error", None)
-        name = lab_ui.get_job_manager().submit(config, requested, nproc=nproc)
+        action = "launch " + json.dumps([config.to_dict(), requested, nproc], sort_keys=True)
+        name = manager.once(action, lambda: manager.submit(config, requested, nproc=nproc))
     except (ConfigError, RunStoreError, DataError) as exc:
         st.session_state["train_launch_error"] = lab_ui.one_line(exc)
         return
-    lab_ui.remember_action("train_launch", action)
     st.session_state["train_run"] = name
     st.session_state["train_launched"] = name
 
@@ -45,17 +43,15 @@ def stop_run(name: str) -> None:
 
 
 def resume_run(name: str, target: int | None, extend: str) -> None:
-    action = json.dumps([name, target, extend])
-    if lab_ui.repeated_action("train_resume", action):
-        return  # the same click again: it would only fail with "already queued"
     st.session_state.pop("train_resume_error", None)
     st.session_state.pop("train_resume_warning", None)
+    manager = lab_ui.get_job_manager()
     try:
-        warning = lab_ui.get_job_manager().resume(name, target, extend)
+        # Twice within a few seconds (a double click) is one resume, not "already queued".
+        warning = manager.once("resume " + json.dumps([name, target, extend]), lambda: manager.resume(name, target, extend))
     except (ConfigError, RunStoreError, DataError) as exc:
         st.session_state["train_resume_error"] = lab_ui.one_line(exc)
         return
-    lab_ui.remember_action("train_resume", action)
     if warning:
         st.session_state["train_resume_warning"] = warning
 

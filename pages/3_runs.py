@@ -200,16 +200,14 @@ with d3.expander("config.json"):
 
 
 def resume(name: str, target: int | None, extend: str) -> None:
-    action = json.dumps([name, target, extend])
-    if lab_ui.repeated_action("runs_resume", action):
-        return  # the same click again: it would only fail with "already queued"
     st.session_state.pop("runs_message", None)
+    manager = lab_ui.get_job_manager()
     try:
-        warning = lab_ui.get_job_manager().resume(name, target, extend)
+        # Twice within a few seconds (a double click) is one resume, not "already queued".
+        warning = manager.once("resume " + json.dumps([name, target, extend]), lambda: manager.resume(name, target, extend))
     except (ConfigError, RunStoreError, DataError) as exc:
         st.session_state["runs_message"] = ("error", lab_ui.one_line(exc))
         return
-    lab_ui.remember_action("runs_resume", action)
     st.session_state["train_run"] = name
     text = f"Resumed {name}; watch it on the Train page."
     st.session_state["runs_message"] = ("warning", f"{text} {warning}") if warning else ("ok", text)

@@ -52,25 +52,27 @@ def form_sweep() -> Sweep:
 
 def launch() -> None:
     """on_click of Launch: save the sweep and hand it to the job manager; errors are kept for one st.error line."""
+    st.session_state.pop("sweep_launch_error", None)
+    st.session_state.pop("sweep_launched", None)
     manager = lab_ui.get_job_manager()
-    try:
-        sweep = form_sweep()
-        # The form, with the name as typed (an empty one is named by the clock): twice within a few
-        # seconds is one launch (lab_ui.repeated_action).
-        action = json.dumps([sweep.to_dict() | {"name": None}, st.session_state[F + "name"]], sort_keys=True)
-        if lab_ui.repeated_action("sweep_launch", action):
-            return
-        st.session_state.pop("sweep_launch_error", None)
-        st.session_state.pop("sweep_launched", None)
+
+    def start(sweep) -> str:
         preflight(sweep.cells()[0].config)  # data missing, no such device: before anything is saved
         save_sweep(manager.store.root, sweep)
         manager.run_sweep(sweep)
+        return sweep.name
+
+    try:
+        sweep = form_sweep()
+        # The form with the name as typed (an empty one is named by the clock): twice within a few
+        # seconds is one launch (JobManager.once).
+        action = "sweep " + json.dumps([sweep.to_dict() | {"name": None}, st.session_state[F + "name"]], sort_keys=True)
+        name = manager.once(action, lambda: start(sweep))
     except (ConfigError, RunStoreError, DataError) as exc:
         st.session_state["sweep_launch_error"] = lab_ui.one_line(exc)
         return
-    lab_ui.remember_action("sweep_launch", action)
-    st.session_state[F + "open"] = sweep.name
-    st.session_state["sweep_launched"] = sweep.name
+    st.session_state[F + "open"] = name
+    st.session_state["sweep_launched"] = name
 
 
 def resume_sweep(name: str) -> None:

@@ -116,6 +116,22 @@ def test_a_stop_as_the_process_starts_ends_stopped_and_resumes(manager):
     assert run.read_status()["status"] == "stopped"
 
 
+def test_once_does_an_action_once_within_its_window(manager, monkeypatch):
+    calls = []
+    assert manager.once("launch a", lambda: calls.append(1) or "first") == "first"
+    assert manager.once("launch a", lambda: calls.append(2) or "second") == "first"  # a double click
+    assert calls == [1] and manager.once("launch b", lambda: "other") == "other"
+
+    def fail():
+        raise RunStoreError("no space left on device")
+
+    with pytest.raises(RunStoreError):
+        manager.once("launch c", fail)
+    assert manager.once("launch c", lambda: "retried") == "retried"  # a failure is not remembered
+    monkeypatch.setattr(jobs_module, "ONCE_WINDOW_S", 0.0)  # the window has passed
+    assert manager.once("launch a", lambda: "again") == "again"
+
+
 def test_stop_a_queued_job(manager):
     manager.submit(tiny_config(**LONG), "busy")
     queued = manager.submit(tiny_config(), "queued")

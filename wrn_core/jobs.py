@@ -20,7 +20,7 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, TypeVar
 
 from wrn_core.config import TrainConfig
 from wrn_core.devices import eligible_slots, list_devices
@@ -31,6 +31,8 @@ POLL_S = 0.2  # how often the supervisor thread looks at its processes
 SWEEP_POLL_S = 1.0  # how often it starts the next cells of the sweeps it runs
 STOP_GRACE_S = 60.0  # after SIGINT: time to checkpoint before SIGTERM
 KILL_GRACE_S = 15.0  # after SIGTERM: time before SIGKILL
+T = TypeVar("T")
+ONCE_WINDOW_S = 5.0  # once(): the same action again within this many seconds is the same action
 
 
 @dataclass(frozen=True)
@@ -93,12 +95,30 @@ class JobManager:
         self._sweeps: dict[str, Any] = {}  # name -> Sweep whose pending cells this manager starts
         self._sweep_error: dict[str, str] = {}  # name -> why its last cell could not start
         self._last_sweep_poll = 0.0
+        self._once: dict[str, tuple[float, Any]] = {}  # action key -> (monotonic time, its result)
+        self._once_lock = threading.Lock()
         # Runs left queued or running by a process that has since died are interrupted, resumable.
         self.store.reconcile()
         self._supervisor = threading.Thread(target=self._supervise, name="wrn-jobs", daemon=True)
         self._supervisor.start()
 
     # submitting ---------------------------------------------------------------------
+    def once(self, key: str, action: Callable[[], T]) -> T:
+        """Do `action` unless the same `key` did it less than ONCE_WINDOW_S ago; then return that result.
+
+        For the dashboard's buttons: a double click, or Streamlit calling an on_click again when a rerun
+        interrupts the script run that called it (CI saw a second Launch fail with "already exists"),
+        is one launch. A failed action is not remembered, so it can be retried at once.
+        """
+        with self._once_lock:
+            now = time.monotonic()
+            self._once = {k: v for k, v in self._once.items() if now - v[0] < ONCE_WINDOW_S}
+            if key in self._once:
+                return self._once[key][1]
+            result = action()
+            self._once[key] = (time.monotonic(), result)
+            return result
+
     def submit(self, config: TrainConfig, name: str | None = None, nproc: int = 1, **status_fields: Any) -> str:
         """Create a run (status queued, locked by this manager) and queue it on the least-loaded slot.
 
