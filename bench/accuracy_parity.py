@@ -5,12 +5,12 @@
                                     [--threads T] [--quick]
 
 Each seed trains the same TrainConfig twice on the CIFAR-10 JPEG folder:
-- the engine: wrn_core.train.train_run on a run in a temporary RunStore, as the dashboard and the
+- the engine: wrn_core.engine.loop.train_run on a run in a temporary RunStore, as the dashboard and the
   CLI run it (device-resident uint8 images, batched augmentation on the device, channels_last; on
   CUDA also bf16 autocast, torch.compile and a fused optimizer);
 - the conventional loop: bench/conventional.py's ImageFolder + PIL transforms + DataLoader (the
   loader bench/throughput.py times), an fp32 NCHW model, F.cross_entropy, torch.optim.SGD with
-  Nesterov momentum (not fused) and a LambdaLR driven by wrn_core.train.lr_factor, stepped per
+  Nesterov momentum (not fused) and a LambdaLR driven by wrn_core.engine.optim.lr_factor, stepped per
   batch as the engine steps it.
 Both use the config's model, lr, momentum, weight decay, label smoothing, batch size, epochs and
 schedule; pad-4 reflect random crop + horizontal flip; drop_last (so both see epochs x
@@ -53,8 +53,10 @@ from wrn_core.config import TrainConfig, WRNConfig
 from wrn_core.data import load_dataset
 from wrn_core.model import build_model
 from wrn_core.presets import FAST_GPU, PRESETS
-from wrn_core.runstore import RunStore
-from wrn_core.train import lr_factor, resolve_device, train_run
+from wrn_core.store import RunStore
+from wrn_core.engine.devices import resolve_device
+from wrn_core.engine.loop import train_run
+from wrn_core.engine.optim import lr_factor
 
 # The bar: the engine may not fall more than half a point below the conventional loop (mean over seeds).
 THRESHOLD = 0.005
@@ -435,7 +437,7 @@ def main(argv: list[str] | None = None) -> int:
                     "RandomHorizontalFlip, ToTensor, Normalize(engine's mean/std) (bench/conventional.py)",
             "num_workers": setup.num_workers, "pin_memory": setup.pin_memory, "dtype": "float32",
             "memory_format": "NCHW", "optimizer": "torch.optim.SGD(nesterov=True), not fused",
-            "schedule": "LambdaLR(wrn_core.train.lr_factor), stepped per batch",
+            "schedule": "LambdaLR(wrn_core.engine.optim.lr_factor), stepped per batch",
         },
         "engine": {"dtype": "bfloat16 autocast" if device.type == "cuda" else "float32", "memory_format": "channels_last",
                    "compile": config.compile},

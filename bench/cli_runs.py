@@ -19,7 +19,7 @@ from typing import Any, Sequence
 from bench.common import REPO_ROOT, rates_from_points, step_points
 from wrn_core.cli import command_for
 from wrn_core.config import TrainConfig
-from wrn_core.runstore import Run
+from wrn_core.store import Run
 
 TAIL_CHARS = 3000  # how much of a failed command's output an error message carries
 

@@ -203,7 +203,7 @@ def launch_from_page(page: Any, name: str, device: str, epochs: int | None) -> N
 
 def wait_finished(runs_dir: Path, name: str, timeout_s: float = RUN_TIMEOUT_S) -> dict[str, Any]:
     """Poll status.json until the run has ended; its status (RuntimeError unless finished)."""
-    from wrn_core.runstore import RunStore
+    from wrn_core.store import RunStore
 
     store = RunStore(runs_dir)
     deadline = time.monotonic() + timeout_s
@@ -222,7 +222,7 @@ def wait_finished(runs_dir: Path, name: str, timeout_s: float = RUN_TIMEOUT_S) -
 
 def _last_step(runs_dir: Path, name: str) -> int:
     """The last step the run has logged so far (0 before its first point)."""
-    from wrn_core.runstore import RunStore
+    from wrn_core.store import RunStore
 
     store = RunStore(runs_dir)
     if not store.exists(name):
@@ -258,7 +258,7 @@ def dashboard_run(server: Server, browser: Any, runs_dir: Path, name: str, viewe
     finally:
         for context in contexts:
             context.close()
-    from wrn_core.runstore import RunStore
+    from wrn_core.store import RunStore
 
     run = RunStore(runs_dir).get(name)
     rates = run_rates(run, max(warmup, from_step))
@@ -273,7 +273,7 @@ def dashboard_run(server: Server, browser: Any, runs_dir: Path, name: str, viewe
 
 def cli_run(runs_dir: Path, name: str, device: str, epochs: int | None, threads: int | None, warmup: int) -> dict[str, Any]:
     """The same preset trained by `python -m wrn_core train --preset quick-cpu` alone."""
-    from wrn_core.runstore import RunStore
+    from wrn_core.store import RunStore
 
     args = ["train", "--preset", "quick-cpu", "--device", device, "--runs-dir", str(runs_dir), "--name", name, "--quiet"]
     if epochs is not None:

@@ -31,8 +31,8 @@ import torch
 from bench.cli_runs import run_rates, run_timed, subprocess_env, torchrun_command, train_args, wrn_command
 from bench.common import RESULTS_DIR, add_threads_argument, environment, median, write_json
 from wrn_core.config import TrainConfig, WRNConfig
-from wrn_core.devices import resolve_device
-from wrn_core.runstore import RunStore
+from wrn_core.engine.devices import resolve_device
+from wrn_core.store import RunStore
 
 CHILD_TIMEOUT_S = 600  # one training process (or torchrun job), seconds
 

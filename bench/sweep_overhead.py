@@ -45,8 +45,8 @@ import torch
 from bench.cli_runs import run_timed, subprocess_env, train_args, wrn_command
 from bench.common import RESULTS_DIR, add_threads_argument, environment, write_json
 from wrn_core.config import TrainConfig, WRNConfig
-from wrn_core.devices import resolve_device
-from wrn_core.runstore import RunStore
+from wrn_core.engine.devices import resolve_device
+from wrn_core.store import RunStore
 from wrn_core.sweeps import Sweep, load_sweep, make_sweep, preflight_frame, probe
 
 RATIO_TARGET = 0.95  # sum of the runs alone / sweep wall time (issue #9)

@@ -10,7 +10,7 @@ RandomHorizontalFlip, ToTensor, Normalize; an fp32 NCHW model; SGD with Nesterov
 step .to(device), forward, F.cross_entropy, backward, step and loss.item(). W = min(8, CPUs) on
 CUDA and min(2, CPUs) on the CPU.
 
-Engine: wrn_core.train.train_run on a run in a temporary RunStore (dataset "folder", a
+Engine: wrn_core.engine.loop.train_run on a run in a temporary RunStore (dataset "folder", a
 class-balanced train subset of exactly the steps needed, one epoch), so it measures what users
 get: device-resident uint8 data with batched augmentation, and on CUDA bf16 autocast,
 channels_last, a fused optimizer and no per-step host sync. Its rate comes from the metrics.jsonl
@@ -56,8 +56,10 @@ from bench.common import (
 from bench.conventional import conventional_loader
 from wrn_core.config import TrainConfig, WRNConfig
 from wrn_core.model import build_model
-from wrn_core.runstore import Run, RunStore
-from wrn_core.train import Progress, resolve_device, train_run
+from wrn_core.store import Run, RunStore
+from wrn_core.engine.devices import resolve_device
+from wrn_core.engine.loop import train_run
+from wrn_core.store.records import Progress
 
 # Published CIFAR-10 statistics, for the baseline's Normalize (throughput does not depend on them).
 CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)

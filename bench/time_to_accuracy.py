@@ -30,8 +30,10 @@ from bench.common import RESULTS_DIR, add_threads_argument, count_macs, environm
 from wrn_core.config import TrainConfig, WRNConfig
 from wrn_core.model import build_model
 from wrn_core.presets import FAST_GPU, PRESETS
-from wrn_core.runstore import RunStore
-from wrn_core.train import Progress, resolve_device, train_run
+from wrn_core.store import RunStore
+from wrn_core.engine.devices import resolve_device
+from wrn_core.engine.loop import train_run
+from wrn_core.store.records import Progress
 
 
 def tta_config(root: Path, device: str, epochs: int | None, quick: bool) -> TrainConfig:

@@ -22,7 +22,7 @@ from pathlib import Path
 _COLD_TABLE = """
 import time
 import torch  # excluded from the timing, as the target says
-import wrn_core.summary as summary
+import wrn_core.model.summary as summary
 from wrn_core.config import WRNConfig
 start = time.perf_counter()
 summary.layer_table(WRNConfig(depth=28, widen_factor=10))
@@ -42,18 +42,18 @@ def listing_seconds(num_runs: int, repeats: int) -> tuple[list[float], list[floa
     """Seconds for RunStore.summaries() and for summaries + analysis.runs_frame over num_runs runs."""
     from wrn_core import analysis
     from wrn_core.config import TrainConfig, WRNConfig
-    from wrn_core.runstore import RunStore
+    from wrn_core.store import RunStore
+    from wrn_core.store.records import FINISHED, step_record
 
     with tempfile.TemporaryDirectory() as root:
         store = RunStore(root)
         config = TrainConfig(model=WRNConfig(depth=16, widen_factor=4), epochs=50)
-        step = {"kind": "step", "step": 1, "epoch": 0.1, "images_seen": 128, "time": 1.0, "train_loss": 2.0,
-                "train_acc": 0.2, "lr": 0.1}
         for index in range(num_runs):
             run = store.create(config, f"run-{index:04d}")
             # A realistic run: 50 epochs x 40 logged steps; listing must not read these.
-            run.append_metrics([dict(step, step=s) for s in range(2000)])
-            run.write_status("finished", "done", epoch=50, best_test_acc=0.9, final_test_acc=0.89, params=2748890,
+            run.append_metrics([step_record(step=s, epoch=0.1, images_seen=128, time=1.0, train_loss=2.0, train_acc=0.2,
+                                            lr=0.1) for s in range(2000)])
+            run.write_status(FINISHED, "done", epoch=50, best_test_acc=0.9, final_test_acc=0.89, params=2748890,
                              train_seconds=600.0)
         summaries_times, frame_times = [], []
         for _ in range(repeats):

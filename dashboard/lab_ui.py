@@ -9,11 +9,12 @@ from typing import Any
 import streamlit as st
 
 from wrn_core.analysis import Finding, diagnose
-from wrn_core.jobs import JobManager, progress_from_heartbeat
+from wrn_core.jobs import JobManager
 from wrn_core.plots import live_figure, sweep_small_multiples
 from wrn_core.reference import official_curve
-from wrn_core.runstore import ACTIVE_STATUSES, Run, RunStoreError
-from wrn_core.train import Progress
+from wrn_core.store import Run, RunStoreError
+from wrn_core.store.records import ACTIVE_STATUSES
+from wrn_core.store.records import Progress, progress_from_heartbeat
 
 PAGES_DIR = Path(__file__).resolve().parent.parent / "pages"
 # Session-state keys of value widgets that must survive a page switch (see keep_form_state).
@@ -86,7 +87,7 @@ def cuda_description() -> str:
 def device_choices() -> dict[str, str]:
     """Device box options (value -> label): auto, every real device with its free memory, and
     "all GPUs (DDP)" where there are two or more. Re-read at most every 10 s."""
-    from wrn_core.devices import list_devices
+    from wrn_core.engine.devices import list_devices
 
     devices = list_devices()
     gpus = [d for d in devices if d.kind == "cuda"]
@@ -103,8 +104,8 @@ def gpu_count() -> int:
 
 @st.cache_data(show_spinner=False, ttl=5)
 def _measured_memory_cached(root: str, model) -> list[dict[str, Any]]:
-    from wrn_core.monitor import measured_memory
-    from wrn_core.runstore import RunStore
+    from wrn_core.engine.monitor import measured_memory
+    from wrn_core.store import RunStore
 
     return measured_memory(RunStore(Path(root)), model)
 

@@ -9,12 +9,13 @@ import streamlit as st
 from dashboard import lab_ui, run_form
 from wrn_core.config import EXTEND_MODES, ConfigError
 from wrn_core.data import DataError
-from wrn_core.flops import input_size
-from wrn_core.memory import check_memory
-from wrn_core.monitor import system_summary
+from wrn_core.model.flops import input_size
+from wrn_core.engine.devices import check_memory
+from wrn_core.engine.monitor import system_summary
 from wrn_core.plots import system_figure
-from wrn_core.runstore import ACTIVE_STATUSES, RunStoreError
-from wrn_core.train import resume_target_error
+from wrn_core.store import RunStoreError
+from wrn_core.store.records import ACTIVE_STATUSES
+from wrn_core.engine.resume import resume_target_error
 
 F = "train_f_"  # prefix of the form's value widgets (kept across page switches)
 EXTEND_LABELS = {"continue": "continue at the lr it ended at", "restart": "restart the schedule"}

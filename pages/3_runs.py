@@ -11,12 +11,13 @@ from wrn_core.analysis import config_diff, export_csv, export_json, runs_frame
 from wrn_core.cli import command_for
 from wrn_core.config import EXTEND_MODES, ConfigError
 from wrn_core.data import DataError
-from wrn_core.flops import FLOPS_CONVENTION, training_flops_per_image
+from wrn_core.model.flops import FLOPS_CONVENTION, training_flops_per_image
 from wrn_core.plots import acc_vs_params_figure, compare_figure
 from wrn_core.reference import OFFICIAL_LOG_ATTRIBUTION, PAPER_CAPTION, PAPER_SOURCE, official_curve
-from wrn_core.monitor import system_summary
-from wrn_core.runstore import ACTIVE_STATUSES, RunStoreError
-from wrn_core.train import resume_target_error
+from wrn_core.engine.monitor import system_summary
+from wrn_core.store import RunStoreError
+from wrn_core.store.records import ACTIVE_STATUSES
+from wrn_core.engine.resume import resume_target_error
 
 V = "runs_v_"  # prefix of value widgets kept across page switches
 X_LABELS = {

@@ -11,7 +11,8 @@ from wrn_core.config import ConfigError
 from wrn_core.data import DataError
 from wrn_core.plots import SWEEP_METRICS, TRADEOFF_X_TITLES, sweep_heatmap, sweep_tradeoff_figure
 from wrn_core.reference import OFFICIAL_LOG_ATTRIBUTION, PAPER_CAPTION, PAPER_SOURCE
-from wrn_core.runstore import ACTIVE_STATUSES, RunStoreError
+from wrn_core.store import RunStoreError
+from wrn_core.store.records import ACTIVE_STATUSES
 from wrn_core.sweeps import (
     Sweep,
     cell_statuses,
@@ -29,7 +30,7 @@ from wrn_core.sweeps import (
     save_sweep,
     sweep_counts,
 )
-from wrn_core.train import preflight
+from wrn_core.engine.resume import preflight
 
 F = "sweep_f_"  # prefix of the form's value widgets (kept across page switches)
 V = "sweep_v_"  # prefix of the live view's settings (kept across page switches)

@@ -21,7 +21,7 @@ def stop_trainers(runs_dir) -> None:
     import signal
     from pathlib import Path
 
-    from wrn_core.runstore import RunStore
+    from wrn_core.store import RunStore
 
     store = RunStore(Path(runs_dir))
     for name in store.names():

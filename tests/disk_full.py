@@ -31,7 +31,7 @@ class FillingFile:
 
 
 def filling_open(on: Callable[[str], bool], room: int) -> Callable:
-    """An `open` for wrn_core.runstore whose files for writing matching `on(path)` hold only `room` bytes."""
+    """An `open` for the run store's writers (see install) whose files for writing matching `on(path)` hold only `room` bytes."""
     real_open = builtins.open
 
     def opener(file, mode="r", *args, **kwargs):
@@ -41,3 +41,19 @@ def filling_open(on: Callable[[str], bool], room: int) -> Callable:
         return handle
 
     return opener
+
+
+# The store's modules that open files for writing: atomic replacements and the metrics appends.
+STORE_WRITERS = ("wrn_core.store.files", "wrn_core.store.run")
+
+
+def install(opener: Callable, monkeypatch=None) -> None:
+    """Make the run store write through `opener` (with a pytest monkeypatch, undone after the test)."""
+    import importlib
+
+    for name in STORE_WRITERS:
+        module = importlib.import_module(name)
+        if monkeypatch is not None:
+            monkeypatch.setattr(module, "open", opener, raising=False)
+        else:
+            module.open = opener

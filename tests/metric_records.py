@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from wrn_core.runstore import RunSummary
+from wrn_core.store import RunSummary
 
 
 def step(n: int, epoch: float, loss: float, acc: float, time: float | None = None) -> dict:

@@ -32,8 +32,8 @@ from wrn_core.config import TrainConfig, WRNConfig
 from wrn_core.data import make_synthetic
 from wrn_core.presets import PRESETS, QUICK_CPU
 from wrn_core.reference import official_log
-from wrn_core.runstore import RunStore
-from wrn_core.train import train_run
+from wrn_core.store import RunStore
+from wrn_core.engine.loop import train_run
 
 from metric_records import RECORDS, epoch, step, summary
 

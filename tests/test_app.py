@@ -277,7 +277,7 @@ def test_stop_queue_and_resume(_dashboard_isolation):
 
 def test_failed_and_interrupted_runs_show_their_message(_dashboard_isolation):
     from wrn_core.config import TrainConfig, WRNConfig
-    from wrn_core.runstore import RunStore
+    from wrn_core.store import RunStore
 
     store = RunStore(_dashboard_isolation)
     config = TrainConfig(model=WRNConfig(depth=10, widen_factor=1), epochs=2)
@@ -296,7 +296,7 @@ def test_failed_and_interrupted_runs_show_their_message(_dashboard_isolation):
 
 def test_compile_warm_up_is_shown(_dashboard_isolation):
     from wrn_core.config import TrainConfig, WRNConfig
-    from wrn_core.runstore import RunStore
+    from wrn_core.store import RunStore
 
     run = RunStore(_dashboard_isolation).create(TrainConfig(model=WRNConfig(depth=10, widen_factor=1), compile=True), "compiled")
     run.append_metrics([{"kind": "event", "event": "compile", "step": 1, "epoch": 0, "time": 41.5, "seconds": 41.5,
@@ -322,7 +322,7 @@ def test_runs_page_health_badges_command_flops_and_references(_dashboard_isolati
     from wrn_core.cli import command_for
     from wrn_core.config import TrainConfig, WRNConfig
     from wrn_core.reference import OFFICIAL_LOG_LABEL, PAPER_CAPTION
-    from wrn_core.runstore import RunStore
+    from wrn_core.store import RunStore
 
     store = RunStore(_dashboard_isolation)
     config = TrainConfig(model=WRNConfig(depth=10, widen_factor=1), device="cpu", epochs=2)
@@ -368,7 +368,7 @@ def test_runs_page_health_badges_command_flops_and_references(_dashboard_isolati
 
 def test_architecture_shows_the_measured_peak_of_a_run_of_that_model(_dashboard_isolation):
     from wrn_core.config import TrainConfig, WRNConfig
-    from wrn_core.runstore import RunStore
+    from wrn_core.store import RunStore
 
     run = RunStore(_dashboard_isolation).create(
         TrainConfig(model=WRNConfig(depth=16, widen_factor=8), batch_size=128, device="cuda"), "gpu-run")
@@ -406,7 +406,7 @@ def heatmap_z(at: AppTest) -> list[list]:
 
 
 def sweep_statuses(runs_dir: Path, name: str) -> dict[str, str]:
-    from wrn_core.runstore import RunStore
+    from wrn_core.store import RunStore
     from wrn_core.sweeps import cell_statuses, load_sweep
 
     return cell_statuses(RunStore(runs_dir), load_sweep(runs_dir, name))
@@ -539,7 +539,7 @@ def test_tiny_sweep_end_to_end_stop_resume_and_reopen(_dashboard_isolation):
 def test_sweep_with_seeds_shows_spread_and_health_badges(_dashboard_isolation):
     """A saved 1 × 2 × 2-seed sweep whose cells were written straight into the run store (no training)."""
     from wrn_core.config import TrainConfig, WRNConfig
-    from wrn_core.runstore import RunStore
+    from wrn_core.store import RunStore
     from wrn_core.sweeps import make_sweep, save_sweep
 
     store = RunStore(_dashboard_isolation)
@@ -572,7 +572,7 @@ def test_sweep_with_seeds_shows_spread_and_health_badges(_dashboard_isolation):
 def test_sweep_small_multiples_follow_cell_status(_dashboard_isolation):
     """The cached small multiples are rebuilt when a cell's status changes, even if its metrics do not."""
     from wrn_core.config import TrainConfig, WRNConfig
-    from wrn_core.runstore import RunStore
+    from wrn_core.store import RunStore
     from wrn_core.sweeps import make_sweep, save_sweep
 
     store = RunStore(_dashboard_isolation)

@@ -32,7 +32,7 @@ def test_macs_agree_with_torchinfo_summary():
     pytest.importorskip("torchinfo")
     from wrn_core.config import WRNConfig
     from wrn_core.model import build_model
-    from wrn_core.summary import totals
+    from wrn_core.model.summary import totals
 
     config = WRNConfig(depth=10, widen_factor=2)
     # torchinfo also counts BatchNorm's 2C per image, a few thousand of ~44 million.
@@ -90,7 +90,7 @@ def _run_blocked(module: str, args: list[str]) -> subprocess.CompletedProcess:
 
 def test_bench_imports_without_dashboard_packages():
     modules = "bench.throughput, bench.time_to_accuracy, bench.accuracy_parity, bench.conventional, bench.common, " \
-              "bench.ddp_scaling, bench.sweep_overhead, bench.dashboard_overhead, bench.cli_runs, wrn_core.train"
+              "bench.ddp_scaling, bench.sweep_overhead, bench.dashboard_overhead, bench.cli_runs, wrn_core.engine.loop"
     code = BLOCK + f"import {modules}\nprint('ok')\n"
     done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr

@@ -239,7 +239,7 @@ def test_train_launch_shows_live_charts(server, page):
 def add_fake_run(runs_dir: Path, name: str) -> None:
     """A finished Adam run written straight into the run store, to compare against."""
     from wrn_core.config import TrainConfig, WRNConfig
-    from wrn_core.runstore import RunStore
+    from wrn_core.store import RunStore
 
     run = RunStore(runs_dir).create(TrainConfig(model=WRNConfig(depth=10, widen_factor=2), optimizer="adam", epochs=2), name)
     records = []

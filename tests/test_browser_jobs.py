@@ -33,7 +33,7 @@ except ImportError:  # tests/ imported as a package
 
 from playwright.sync_api import expect
 
-from wrn_core.runstore import RunStore
+from wrn_core.store import RunStore
 
 HAS_POINTS_JS = "() => [...document.querySelectorAll('.js-plotly-plot')].some(d => (d.data || []).some(t => t.x && t.x.length > 0))"
 

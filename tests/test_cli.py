@@ -22,7 +22,7 @@ import pytest
 from wrn_core.cli import MODEL_FLAGS, TRAIN_FLAGS, build_parser, command_for, main, train_config_from_args
 from wrn_core.config import TrainConfig, WRNConfig
 from wrn_core.presets import PRESETS
-from wrn_core.runstore import RunStore
+from wrn_core.store import RunStore
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = ["--blocks", "1", "--widen-factor", "1", "--dataset", "synthetic", "--synthetic-train", "128",
@@ -350,7 +350,7 @@ ENOSPC_TRAIN = f"""
 import sys
 sys.path.insert(0, {str(Path(__file__).resolve().parent)!r})
 from disk_full import filling_open
-from wrn_core import runstore
+from wrn_core import store as runstore
 from wrn_core.cli import main
 # The disk fills up when the first checkpoint is written.
 runstore.open = filling_open(lambda path: ".checkpoint.pt." in path, 0)

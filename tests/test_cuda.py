@@ -13,14 +13,18 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from wrn_core import train as train_module
+from wrn_core.engine import loop as loop_module
+from wrn_core.engine.optim import build_optimizer
+from wrn_core.engine.reporter import Reporter
+from wrn_core.engine.step import autocast
 from wrn_core.config import TrainConfig, WRNConfig
-from wrn_core.distributed import Dist
+from wrn_core.engine.distributed import Dist
 from wrn_core.jobs import JobManager
-from wrn_core.memory import CUDA_CONTEXT_MB, parameter_count, predicted_training_mb, saved_activation_bytes, training_memory_mb
+from wrn_core.model.memory import CUDA_CONTEXT_MB, parameter_count, predicted_training_mb, saved_activation_bytes, training_memory_mb
 from wrn_core.model import build_model
-from wrn_core.runstore import RunStore
-from wrn_core.train import Progress, train_run
+from wrn_core.store import RunStore
+from wrn_core.engine.loop import train_run
+from wrn_core.store.records import Progress
 
 pytestmark = [
     pytest.mark.cuda,
@@ -69,7 +73,7 @@ def test_bf16_autocast_keeps_the_loss_finite_over_50_steps(bf16_run):
     # The engine's autocast really computes in bf16 on CUDA.
     model = build_model(WRNConfig(depth=10, widen_factor=1)).to(CUDA, memory_format=torch.channels_last)
     images = torch.randn(8, 3, 32, 32, device=CUDA).contiguous(memory_format=torch.channels_last)
-    with train_module._autocast(CUDA):
+    with autocast(CUDA):
         assert model(images).dtype == torch.bfloat16
 
 
@@ -94,13 +98,13 @@ def test_channels_last_and_compile_both_train(tmp_path):
     store = RunStore(tmp_path)
     # channels_last: the engine's model and batches on CUDA are NHWC.
     probe = store.create(cuda_config(), "layout")
-    session, _ = train_module.setup(probe, False, train_module._Reporter(probe, None), Dist())
+    session, _ = loop_module.setup(probe, False, Reporter(probe, None), Dist())
     conv = session.model.stem  # the first 3x3 conv
     assert conv.weight.is_cuda and conv.weight.is_contiguous(memory_format=torch.channels_last)
     images, _ = next(iter(session.train_loader.epoch(0)))
     assert images.is_cuda and images.is_contiguous(memory_format=torch.channels_last)
     del session, images, conv
-    train_module._release_memory()
+    loop_module._release_memory()
     # torch.compile (with channels_last and bf16, as the engine combines them) trains to the end.
     run = store.create(cuda_config(compile=True, synthetic_train=256, synthetic_test=128, eval_batch_size=128), "compiled")
     assert train_run(run) == "finished", run.read_status()
@@ -154,15 +158,15 @@ def _measured_training_mb(model_config: WRNConfig, batch_size: int) -> float:
     zero_grad after the forward. Two steps first (autotuning, optimizer state), then the peak of three.
     """
     torch.backends.cudnn.benchmark = True
-    train_module._release_memory()
+    loop_module._release_memory()
     before = torch.cuda.memory_allocated(CUDA)
     model = build_model(model_config).to(CUDA, memory_format=torch.channels_last)
-    optimizer = train_module.build_optimizer(model, TrainConfig(model=model_config, batch_size=batch_size), CUDA)
+    optimizer = build_optimizer(model, TrainConfig(model=model_config, batch_size=batch_size), CUDA)
     images = torch.randn(batch_size, 3, 32, 32, device=CUDA).contiguous(memory_format=torch.channels_last)
     labels = torch.randint(0, model_config.num_classes, (batch_size,), device=CUDA)
 
     def step() -> None:
-        with train_module._autocast(CUDA):
+        with autocast(CUDA):
             loss = F.cross_entropy(model(images).float(), labels)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -177,7 +181,7 @@ def _measured_training_mb(model_config: WRNConfig, batch_size: int) -> float:
     torch.cuda.synchronize(CUDA)
     peak = torch.cuda.max_memory_allocated(CUDA)
     del model, optimizer, images, labels
-    train_module._release_memory()
+    loop_module._release_memory()
     return (peak - before) / MIB
 
 
@@ -204,7 +208,7 @@ def test_a_batch_too_large_fails_with_the_oom_hint_and_the_next_job_trains(tmp_p
     # caching allocator raise the same torch.OutOfMemoryError as a full GPU).
     big = store.create(cuda_config(model=WRNConfig(depth=16, widen_factor=8), synthetic_train=1024, synthetic_test=64,
                                    batch_size=1024, eval_batch_size=64), "too-big")
-    train_module._release_memory()
+    loop_module._release_memory()
     baseline = torch.cuda.memory_allocated(CUDA)
     total = torch.cuda.get_device_properties(CUDA).total_memory
     torch.cuda.set_per_process_memory_fraction(min(1.0, (baseline + 2**30) / total), CUDA)

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from wrn_core.jobs import JobManager
-from wrn_core.runstore import RunStore
+from wrn_core.store import RunStore
 
 REPO = Path(__file__).resolve().parents[1]
 # 256 images in global batches of 32: 8 steps per epoch, no image left over.

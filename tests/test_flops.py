@@ -7,9 +7,9 @@ from PIL import Image
 
 from bench.common import count_macs
 from wrn_core.config import TrainConfig, WRNConfig
-from wrn_core.flops import TRAIN_FLOPS_PER_MAC, input_size, macs_per_image, training_flops_per_image
+from wrn_core.model.flops import TRAIN_FLOPS_PER_MAC, input_size, macs_per_image, training_flops_per_image
 from wrn_core.model import build_model
-from wrn_core.summary import layer_table
+from wrn_core.model.summary import layer_table
 
 
 @pytest.mark.parametrize(

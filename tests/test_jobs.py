@@ -12,12 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from wrn_core import jobs as jobs_module
-from wrn_core import train as train_module
+import torch
+
+from wrn_core.jobs import supervisor as jobs_module
 from wrn_core.config import ConfigError, TrainConfig, WRNConfig
 from wrn_core.data import DataError
 from wrn_core.jobs import JobManager
-from wrn_core.runstore import RunStore, RunStoreError
+from wrn_core.store import RunStore, RunStoreError
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -116,22 +117,6 @@ def test_a_stop_as_the_process_starts_ends_stopped_and_resumes(manager):
     assert run.read_status()["status"] == "stopped"
 
 
-def test_once_does_an_action_once_within_its_window(manager, monkeypatch):
-    calls = []
-    assert manager.once("launch a", lambda: calls.append(1) or "first") == "first"
-    assert manager.once("launch a", lambda: calls.append(2) or "second") == "first"  # a double click
-    assert calls == [1] and manager.once("launch b", lambda: "other") == "other"
-
-    def fail():
-        raise RunStoreError("no space left on device")
-
-    with pytest.raises(RunStoreError):
-        manager.once("launch c", fail)
-    assert manager.once("launch c", lambda: "retried") == "retried"  # a failure is not remembered
-    monkeypatch.setattr(jobs_module, "ONCE_WINDOW_S", 0.0)  # the window has passed
-    assert manager.once("launch a", lambda: "again") == "again"
-
-
 def test_stop_a_queued_job(manager):
     manager.submit(tiny_config(**LONG), "busy")
     queued = manager.submit(tiny_config(), "queued")
@@ -165,7 +150,7 @@ def test_bad_input_is_refused_before_any_run_exists(manager, tmp_path):
         manager.submit(tiny_config(dataset="folder", data_dir=str(tmp_path / "nowhere")))
     with pytest.raises(DataError):
         manager.submit(tiny_config(dataset="cifar10", data_dir=str(tmp_path / "empty")))
-    if not train_module.torch.cuda.is_available():
+    if not torch.cuda.is_available():
         with pytest.raises(ConfigError, match="no CUDA GPU"):
             manager.submit(tiny_config(device="cuda"))
     assert manager.store.names() == []
@@ -207,7 +192,7 @@ def test_stop_escalates_to_sigterm_and_sigkill(tmp_path, monkeypatch):
     stubborn = tmp_path / "stubborn.py"
     stubborn.write_text(
         "import signal, sys, time\n"
-        "from wrn_core.runstore import RunStore\n"
+        "from wrn_core.store import RunStore\n"
         "signal.signal(signal.SIGINT, signal.SIG_IGN)\n"
         "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
         "run = RunStore(sys.argv[sys.argv.index('--runs-dir') + 1]).get(sys.argv[sys.argv.index('resume') + 1])\n"

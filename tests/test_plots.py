@@ -8,7 +8,7 @@ import pytest
 
 from wrn_core.analysis import runs_frame
 from wrn_core.config import TrainConfig, WRNConfig
-from wrn_core.flops import macs_per_image
+from wrn_core.model.flops import macs_per_image
 from wrn_core.plots import (
     PANEL_TITLES,
     acc_vs_params_figure,
@@ -20,7 +20,7 @@ from wrn_core.plots import (
     width_figure,
 )
 from wrn_core.reference import OFFICIAL_LOG_LABEL, PAPER_CAPTION, official_curve
-from wrn_core.runstore import RunStore
+from wrn_core.store import RunStore
 from wrn_core.sweeps import cells_frame, grid_frame, make_sweep
 
 from metric_records import RECORDS, epoch, summary

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from wrn_core.config import WRNConfig
-from wrn_core.flops import TRAIN_FLOPS_PER_MAC, macs_per_image
+from wrn_core.model.flops import TRAIN_FLOPS_PER_MAC, macs_per_image
 from wrn_core.model import build_model, count_parameters
 from wrn_core.reference import (
     OFFICIAL_LOG_FILE,

@@ -9,7 +9,7 @@ import pytest
 
 from wrn_core.config import ConfigError, WRNConfig
 from wrn_core.model import build_model, count_parameters
-from wrn_core.summary import (
+from wrn_core.model.summary import (
     LAYER_COLUMNS,
     ModelTotals,
     block_table,

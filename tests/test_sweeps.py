@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from wrn_core.config import ConfigError, TrainConfig, WRNConfig
-from wrn_core.runstore import RunStore, RunStoreError
+from wrn_core.store import RunStore, RunStoreError
 from wrn_core.sweeps import (
     SWEEP_SUFFIX,
     Sweep,

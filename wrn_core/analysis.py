@@ -10,7 +10,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import pandas as pd
 
-from wrn_core.runstore import RunSummary, iso
+from wrn_core.store import RunSummary, iso
 
 RUN_COLUMNS = (
     "name",

@@ -24,7 +24,7 @@ from wrn_core.config import (
     TrainConfig,
     WRNConfig,
 )
-from wrn_core.runstore import RunStore, RunStoreError
+from wrn_core.store import RunStore, RunStoreError
 
 DEFAULT_RUNS_DIR = "runs"
 
@@ -354,7 +354,7 @@ def command_for(config: TrainConfig, name: str | None = None, runs_dir: str | No
 
 
 def cmd_summary(args: argparse.Namespace) -> int:
-    from wrn_core import summary
+    from wrn_core.model import summary
 
     config = _model_config(args, num_classes=args.num_classes)
     if args.image_size < 8:
@@ -403,7 +403,7 @@ def _run_with_progress(run, resume: bool, quiet: bool = False, dist=None) -> int
     Ctrl-C (SIGINT) or SIGTERM stops cooperatively with a checkpoint; a second Ctrl-C ends the
     process at once and the run is then found interrupted.
     """
-    from wrn_core.train import train_run
+    from wrn_core.engine.loop import train_run
 
     try:
         from tqdm import tqdm
@@ -435,7 +435,7 @@ def _run_with_progress(run, resume: bool, quiet: bool = False, dist=None) -> int
     finally:
         bar.close()
         if dist is not None:
-            from wrn_core import distributed
+            from wrn_core.engine import distributed
 
             distributed.close(dist)
     if dist is not None and not dist.is_main:
@@ -463,7 +463,7 @@ def _on_rank0(dist, action):
 
     Rank 0 raises the error itself (the CLI prints its one line); the others raise _RankError.
     """
-    from wrn_core import distributed
+    from wrn_core.engine import distributed
 
     if not dist.enabled:
         return action()
@@ -487,8 +487,8 @@ def _on_rank0(dist, action):
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from wrn_core import distributed
-    from wrn_core.train import preflight
+    from wrn_core.engine import distributed
+    from wrn_core.engine.resume import preflight
 
     dist = distributed.from_env()
     config = train_config_from_args(args).replace(world_size=dist.world_size)
@@ -509,8 +509,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
-    from wrn_core import distributed
-    from wrn_core.train import prepare_resume
+    from wrn_core.engine import distributed
+    from wrn_core.engine.resume import prepare_resume
 
     dist = distributed.from_env()
     store = RunStore(args.runs_dir)
@@ -667,7 +667,7 @@ def _rendezvous_check(endpoint: str, timeout_s: float) -> None:
 
 def cmd_ddp(args: argparse.Namespace) -> int:
     """Check the launch, then replace this process with torchrun running `-m wrn_core COMMAND`."""
-    from wrn_core.train import preflight
+    from wrn_core.engine.resume import preflight
 
     command = [c for c in args.inner if c != "--"]
     if not command or command[0] not in ("train", "resume"):
@@ -701,8 +701,8 @@ def cmd_ddp(args: argparse.Namespace) -> int:
 
 def _memory_refusal(config: TrainConfig, force: bool) -> None:
     """ConfigError when the run is predicted not to fit its device's free memory (unless forced)."""
-    from wrn_core.flops import input_size
-    from wrn_core.memory import check_memory
+    from wrn_core.model.flops import input_size
+    from wrn_core.engine.devices import check_memory
 
     check = check_memory(config, input_size(config) or (32, 32))
     if not check.fits and not force:
@@ -752,7 +752,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     fresh = "torch" not in sys.modules  # a `python -m wrn_core sweep` process, not a caller that imported torch long ago
     from wrn_core import sweeps
     from wrn_core.jobs import JobManager
-    from wrn_core.train import preflight
+    from wrn_core.jobs.sweep_runner import SweepRunner
+    from wrn_core.engine.resume import preflight
 
     import_seconds = _process_age() if fresh else None  # what each cell's process pays before its data loads
 
@@ -777,6 +778,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
                           f"{', ...' if len(misfits) > 3 else ''}); use smaller models or batches, or --force")
     sweeps.save_sweep(store.root, sweep)
     manager = JobManager(store.root)
+    runner = SweepRunner(manager)
     stop = threading.Event()
 
     def on_sigint(signum, frame) -> None:  # noqa: ARG001
@@ -787,7 +789,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     shown = ""
     tty = sys.stdout.isatty()
     try:
-        manager.run_sweep(sweep)
+        runner.run(sweep)
         while not stop.is_set():
             frame = sweeps.cells_frame(store, sweep)
             text = _cells_text(frame)
@@ -798,12 +800,12 @@ def cmd_sweep(args: argparse.Namespace) -> int:
                 shown = text
             if sweeps.is_done(store, sweep) and not manager.jobs():
                 break
-            error = manager.sweep_error(sweep.name)
+            error = runner.error(sweep.name)
             if error:
                 raise RunStoreError(f"sweep {sweep.name} stopped: {error}")
             time.sleep(0.5)
         if stop.is_set():
-            for name in manager.stop_sweep(sweep.name):
+            for name in runner.stop(sweep.name):
                 manager.wait(name, timeout=120)
             pending = sum(s not in sweeps.TERMINAL for s in sweeps.cell_statuses(store, sweep).values())
             print(f"stopped: {pending} cell(s) left; continue with `python -m wrn_core sweep {sweep.name} --resume "
@@ -811,6 +813,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
             return 0
     finally:
         signal.signal(signal.SIGINT, previous)
+        runner.shutdown()
         manager.shutdown(timeout=120)
     counts = sweeps.cells_frame(store, sweep)["status"].value_counts().to_dict()
     print(f"sweep {sweep.name}: " + ", ".join(f"{n} {state}" for state, n in sorted(counts.items())), file=sys.stderr)
@@ -849,7 +852,7 @@ def cmd_sweeps(args: argparse.Namespace) -> int:
 def cmd_devices(args: argparse.Namespace) -> int:
     import dataclasses
 
-    from wrn_core.devices import list_devices
+    from wrn_core.engine.devices import list_devices
 
     found = list_devices()
     if args.format == "json":

@@ -11,7 +11,7 @@ from plotly.subplots import make_subplots
 
 from wrn_core.analysis import curves_frame, metrics_frames
 from wrn_core.config import WRNConfig
-from wrn_core.flops import macs_per_image
+from wrn_core.model.flops import macs_per_image
 from wrn_core.reference import OFFICIAL_LOG_LABEL, PAPER_CAPTION, paper_points
 from wrn_core.sweeps import TERMINAL, group_columns, group_label, seed_band, tradeoff_points
 

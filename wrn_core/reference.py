@@ -9,7 +9,7 @@ from importlib import resources
 import pandas as pd
 
 from wrn_core.config import WRNConfig
-from wrn_core.flops import TRAIN_FLOPS_PER_MAC, macs_per_image
+from wrn_core.model.flops import TRAIN_FLOPS_PER_MAC, macs_per_image
 
 PAPER_EPOCHS = 200  # every published CIFAR result below was trained for 200 epochs
 PAPER_CAPTION = "paper, 200 epochs"

@@ -8,6 +8,7 @@ import numpy as np
 import torch
 
 from wrn_core.data.base import DEFAULT_DATA_DIR, DataError, Dataset
+from wrn_core.errors import one_line
 
 # Images per split, for checks that run before anything is loaded.
 CIFAR_SPLIT_SIZES = (50_000, 10_000)
@@ -81,7 +82,7 @@ def load_cifar(name: str, data_dir: str | Path | None = None) -> Dataset:
         try:
             dataset = cls(root=str(data_dir), train=train, download=False)
         except (RuntimeError, OSError, ValueError) as exc:
-            detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            detail = one_line(exc)
             raise DataError(
                 f"{title} files in {data_dir} are corrupted or incomplete ({detail}); "
                 f"delete them and download again with `python -m wrn_core download {name} --data-dir {data_dir}`"
@@ -118,7 +119,7 @@ def download_cifar(name: str, data_dir: str | Path | None) -> Path:
         for train in (True, False):
             cls(root=str(data_dir), train=train, download=True)
     except (OSError, RuntimeError, ValueError) as exc:
-        detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        detail = one_line(exc)
         raise DataError(
             f"could not download {title} into {data_dir} ({type(exc).__name__}: {detail}); "
             f"check the internet connection, or copy {archive} from "

@@ -1,4 +1,4 @@
-"""Tests for the training loop: series, stop, exact resume, divergence, failures, schedules."""
+"""Tests for the training loop: series, stop, exact resume, divergence, failures, compile, data, system readings."""
 
 from __future__ import annotations
 
@@ -8,35 +8,12 @@ import threading
 import pytest
 import torch
 
-from wrn_core import train as train_module
-from wrn_core.config import ConfigError, TrainConfig, WRNConfig
-from wrn_core.runstore import RunStore
-from wrn_core.train import Progress, lr_factor, resolve_device, train_run
-
-
-def tiny_config(**changes) -> TrainConfig:
-    base = TrainConfig(
-        model=WRNConfig(depth=10, widen_factor=1),
-        dataset="synthetic",
-        synthetic_train=320,  # 10 steps of 32 per epoch
-        synthetic_test=100,
-        epochs=2,
-        batch_size=32,
-        lr=0.05,
-        schedule="onecycle",
-        device="cpu",
-        log_every=3,
-        eval_batch_size=100,
-    )
-    return base.replace(**changes)
-
-
-def epochs_of(run):
-    return [r for r in run.read_metrics() if r["kind"] == "epoch"]
-
-
-def steps_of(run):
-    return [r for r in run.read_metrics() if r["kind"] == "step"]
+from tiny_runs import stop_at, epochs_of, steps_of, tiny_config
+from wrn_core.engine import loop as loop_module
+from wrn_core.engine.loop import train_run
+from wrn_core.config import WRNConfig
+from wrn_core.store import RunStore
+from wrn_core.store.records import Progress
 
 
 def test_records_the_four_series_every_epoch(tmp_path):
@@ -82,16 +59,6 @@ def test_stop_takes_effect_within_one_batch(tmp_path):
     assert max(r["step"] for r in steps_of(run)) == 4
 
 
-def _stop_at(step_to_stop: int):
-    stop = threading.Event()
-
-    def hook(progress: Progress) -> None:
-        if progress.step >= step_to_stop:
-            stop.set()
-
-    return stop, hook
-
-
 @pytest.mark.parametrize("stop_step", [20, 13], ids=["after-epoch-2", "mid-epoch-2"])
 def test_resume_reproduces_an_uninterrupted_run(tmp_path, stop_step):
     store = RunStore(tmp_path)
@@ -100,7 +67,7 @@ def test_resume_reproduces_an_uninterrupted_run(tmp_path, stop_step):
     assert train_run(whole) == "finished"
 
     parts = store.create(config, "parts")
-    stop, hook = _stop_at(stop_step)
+    stop, hook = stop_at(stop_step)
     assert train_run(parts, stop_event=stop, on_progress=hook) == "stopped"
     assert parts.load_checkpoint()["step"] == stop_step
     assert train_run(parts, resume=True) == "finished"
@@ -139,8 +106,8 @@ class _NaNAfter(torch.nn.Module):
 
 
 def test_non_finite_loss_ends_as_diverged_naming_the_step(tmp_path, monkeypatch):
-    real_build = train_module.build_model
-    monkeypatch.setattr(train_module, "build_model", lambda cfg: _NaNAfter(real_build(cfg), after=5))
+    real_build = loop_module.build_model
+    monkeypatch.setattr(loop_module, "build_model", lambda cfg: _NaNAfter(real_build(cfg), after=5))
     run = RunStore(tmp_path).create(tiny_config(log_every=4), "nan")
     assert train_run(run) == "diverged"
     status = run.read_status()
@@ -163,9 +130,9 @@ class _RaiseAt(torch.nn.Module):
 
 
 def test_out_of_memory_fails_with_a_hint_and_the_process_keeps_working(tmp_path, monkeypatch):
-    real_build = train_module.build_model
+    real_build = loop_module.build_model
     monkeypatch.setattr(
-        train_module, "build_model", lambda cfg: _RaiseAt(real_build(cfg), 3, torch.OutOfMemoryError("CUDA out of memory"))
+        loop_module, "build_model", lambda cfg: _RaiseAt(real_build(cfg), 3, torch.OutOfMemoryError("CUDA out of memory"))
     )
     store = RunStore(tmp_path)
     run = store.create(tiny_config(log_every=1), "oom")
@@ -174,13 +141,13 @@ def test_out_of_memory_fails_with_a_hint_and_the_process_keeps_working(tmp_path,
     assert "out of memory" in status["message"] and "smaller batch" in status["message"]
     assert status["error_kind"] == "oom"
     assert [r["step"] for r in steps_of(run)] == [1, 2]
-    monkeypatch.setattr(train_module, "build_model", real_build)
+    monkeypatch.setattr(loop_module, "build_model", real_build)
     assert train_run(store.create(tiny_config(epochs=1), "after")) == "finished"
 
 
 def test_unexpected_error_fails_with_traceback_and_keeps_points(tmp_path, monkeypatch):
-    real_build = train_module.build_model
-    monkeypatch.setattr(train_module, "build_model", lambda cfg: _RaiseAt(real_build(cfg), 4, RuntimeError("boom\nsecond line")))
+    real_build = loop_module.build_model
+    monkeypatch.setattr(loop_module, "build_model", lambda cfg: _RaiseAt(real_build(cfg), 4, RuntimeError("boom\nsecond line")))
     run = RunStore(tmp_path).create(tiny_config(log_every=1), "boom")
     assert train_run(run) == "failed"
     status = run.read_status()
@@ -218,44 +185,6 @@ def test_dataset_decides_the_number_of_classes(tmp_path):
     assert run.read_config().model.num_classes == 10
 
 
-def test_step_schedule_follows_the_paper():
-    config = TrainConfig(epochs=10, schedule="step")
-    factors = [lr_factor(config, epoch * 100, 100) for epoch in range(10)]
-    assert factors == pytest.approx([1, 1, 1, 0.2, 0.2, 0.2, 0.04, 0.04, 0.008, 0.008])
-
-
-def test_onecycle_cosine_constant_and_warmup():
-    onecycle = TrainConfig(epochs=4, schedule="onecycle")
-    assert lr_factor(onecycle, 0, 100) == pytest.approx(0.04)
-    assert lr_factor(onecycle, 100, 100) == pytest.approx(1.0)
-    assert lr_factor(onecycle, 399, 100) < 0.01
-    cosine = TrainConfig(epochs=4, schedule="cosine", warmup_epochs=1)
-    assert lr_factor(cosine, 0, 100) == pytest.approx(0.1)
-    assert lr_factor(cosine, 100, 100) == pytest.approx(1.0)
-    assert lr_factor(cosine, 250, 100) == pytest.approx(0.5)
-    assert lr_factor(TrainConfig(epochs=4, schedule="constant"), 300, 100) == 1.0
-
-
-@pytest.mark.parametrize("name,cls", [("sgd-nesterov", torch.optim.SGD), ("sgd", torch.optim.SGD),
-                                      ("adam", torch.optim.Adam), ("adamw", torch.optim.AdamW)])
-def test_optimizers(name, cls):
-    model = torch.nn.Linear(2, 2)
-    optimizer = train_module.build_optimizer(model, TrainConfig(optimizer=name), torch.device("cpu"))
-    assert isinstance(optimizer, cls)
-    group = optimizer.param_groups[0]
-    if name == "sgd-nesterov":
-        assert group["nesterov"] and group["momentum"] == 0.9 and group["weight_decay"] == 5e-4 and group["lr"] == 0.1
-    if name == "adam":
-        assert group["lr"] == 1e-3
-
-
-def test_device_resolution():
-    assert resolve_device("cpu").type == "cpu"
-    assert resolve_device("auto").type in ("cpu", "cuda", "mps")
-    if not torch.cuda.is_available():
-        with pytest.raises(ConfigError, match="no CUDA GPU"):
-            resolve_device("cuda")
-
 
 def test_torch_compile_path_records_its_warm_up(tmp_path):
     """The compiled path (used on GPUs) runs end to end on the CPU and logs both compile costs."""
@@ -268,92 +197,6 @@ def test_torch_compile_path_records_its_warm_up(tmp_path):
     assert len(epochs_of(run)) == 2
 
 
-# ---------------------------------------------------------------------------------------------
-# Resume, extension and the append-only history
-
-
-def _resume(run, epochs=None, extend="continue"):
-    run.acquire("training")
-    try:
-        return train_module.prepare_resume(run, epochs, extend)
-    except BaseException:
-        run.release()
-        raise
-
-
-@pytest.mark.parametrize("schedule", ["step", "cosine", "onecycle"])
-def test_extending_a_finished_run_continues_from_the_learning_rate_it_ended_at(tmp_path, schedule):
-    run = RunStore(tmp_path).create(tiny_config(epochs=2, schedule=schedule, log_every=1), "extend")
-    assert train_run(run) == "finished"
-    ended_at = steps_of(run)[-1]["lr"]
-    plan = _resume(run, epochs=3)
-    # One-cycle and cosine end at lr 0: continuing them trains nothing, and the user is told so.
-    assert (plan.warning is not None) == (schedule != "step")
-    assert train_run(run, resume=True) == "finished"
-    added = [r["lr"] for r in steps_of(run) if r["step"] > 20]
-    assert len(added) == 10 and added == pytest.approx([ended_at] * 10)
-    assert [r["epoch"] for r in epochs_of(run)] == [1, 2, 3]
-    config = run.read_config()
-    assert (config.epochs, config.schedule_epochs, len(config.extensions)) == (3, 2, 1)
-
-
-@pytest.mark.parametrize("schedule", ["step", "cosine", "onecycle"])
-def test_restarting_the_schedule_over_the_added_epochs(tmp_path, schedule):
-    run = RunStore(tmp_path).create(tiny_config(epochs=2, schedule=schedule, log_every=1), "restart")
-    assert train_run(run) == "finished"
-    _resume(run, epochs=4, extend="restart")
-    assert train_run(run, resume=True) == "finished"
-    lrs = {r["step"]: r["lr"] for r in steps_of(run)}
-    # Steps 21-40 follow the schedule of a fresh 2-epoch run: the same lr as steps 1-20 had.
-    assert [lrs[s] for s in range(21, 41)] == pytest.approx([lrs[s] for s in range(1, 21)])
-
-
-def test_a_stopped_run_extended_finishes_its_plan_then_the_extension(tmp_path):
-    run = RunStore(tmp_path).create(tiny_config(epochs=2, schedule="step", log_every=1), "plan")
-    stop, hook = _stop_at(7)
-    assert train_run(run, stop_event=stop, on_progress=hook) == "stopped"
-    _resume(run, epochs=3)
-    assert train_run(run, resume=True) == "finished"
-    whole = RunStore(tmp_path).create(tiny_config(epochs=2, schedule="step", log_every=1), "whole")
-    assert train_run(whole) == "finished"
-    planned = {r["step"]: r["lr"] for r in steps_of(whole)}
-    got = {r["step"]: r["lr"] for r in steps_of(run)}
-    assert [got[s] for s in range(1, 21)] == pytest.approx([planned[s] for s in range(1, 21)])  # the plan, unstretched
-    assert [got[s] for s in range(21, 31)] == pytest.approx([planned[20]] * 10)
-
-
-def test_resume_appends_a_marker_and_never_rewrites_a_line(tmp_path):
-    run = RunStore(tmp_path).create(tiny_config(epochs=2, log_every=1), "append")
-    stop, hook = _stop_at(13)
-    assert train_run(run, stop_event=stop, on_progress=hook) == "stopped"
-    with open(run.metrics_path, "a") as f:
-        # What a process killed after its checkpoint leaves (points past step 13), a damaged line,
-        # and a valid JSON line with a null step.
-        f.write('{"kind":"step","step":14,"train_loss":9.9}\n{"kind": "step", "ste\n{"kind":"step","step":null}\n')
-    before = run.metrics_path.read_bytes()
-    _resume(run)
-    assert train_run(run, resume=True) == "finished"
-    assert run.metrics_path.read_bytes().startswith(before)  # history kept byte for byte
-    log = run.read_metrics_log()
-    assert log.unreadable == 2 and log.superseded == 1
-    assert [r["step"] for r in log.records if r["kind"] == "step"] == list(range(1, 21))
-    assert all(r.get("train_loss") != 9.9 for r in log.records)
-    assert [r["from_step"] for r in log.records if r["kind"] == "resume"] == [13]
-    assert [r["epoch"] for r in epochs_of(run)] == [1, 2]
-
-
-def test_resume_refusals_say_why(tmp_path):
-    run = RunStore(tmp_path).create(tiny_config(epochs=1), "done")
-    assert train_run(run) == "finished"
-    with pytest.raises(train_module.RunStoreError, match="already finished its 1 epochs"):
-        _resume(run)
-    assert not run.lock.held
-    with pytest.raises(train_module.RunStoreError, match="already completed 1 epochs"):
-        _resume(run, epochs=1)
-    run.checkpoint_path.write_bytes(b"not a checkpoint")
-    with pytest.raises(train_module.RunCorruptError, match="checkpoint.pt of run 'done' is unreadable"):
-        _resume(run, epochs=2)
-    assert run.read_status()["status"] == "finished" and run.read_config().epochs == 1  # nothing changed
 
 
 def _image_folder(root, per_class=12, test_per_class=4, classes=2):
@@ -395,7 +238,7 @@ def test_a_class_left_without_readable_images_fails_with_one_line(tmp_path):
 
 
 def test_system_records_carry_cpu_and_memory_on_the_cpu(tmp_path):
-    from wrn_core.monitor import system_summary
+    from wrn_core.engine.monitor import system_summary
 
     run = RunStore(tmp_path).create(tiny_config(epochs=2), "system")
     assert train_run(run) == "finished"

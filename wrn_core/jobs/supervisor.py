@@ -1,4 +1,4 @@
-"""Background training jobs as supervised processes: one FIFO queue per device slot (no streamlit).
+"""Background training jobs as supervised processes: one FIFO queue per device slot (no streamlit, no sweeps).
 
 Each job is `python -m wrn_core resume NAME` (or torchrun running it on every GPU) in its own
 process and session. The manager creates a queued run holding its lock, hands the locked file to
@@ -20,19 +20,30 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, TypeVar
+from typing import Any, Callable
 
 from wrn_core.config import TrainConfig
-from wrn_core.devices import eligible_slots, list_devices
-from wrn_core.runstore import INHERITED_LOCK_ENV, LAUNCHER_LOCK_ENV, Run, RunStore, RunStoreError
-from wrn_core.train import Progress, preflight, prepare_resume
+from wrn_core.engine.devices import eligible_slots, list_devices
+from wrn_core.engine.resume import preflight, prepare_resume
+from wrn_core.store import INHERITED_LOCK_ENV, LAUNCHER_LOCK_ENV, Run, RunStore, RunStoreError
+from wrn_core.store.lock import ROLE_QUEUED, ROLE_RECONCILING, ROLE_TRAINING
+from wrn_core.store.records import (
+    ACTIVE_STATUSES,
+    EXCEPTION_ERROR,
+    FAILED,
+    INTERRUPTED,
+    QUEUED,
+    RUNNING,
+    STOPPED,
+    Progress,
+    progress_from_heartbeat,
+)
 
 POLL_S = 0.2  # how often the supervisor thread looks at its processes
-SWEEP_POLL_S = 1.0  # how often it starts the next cells of the sweeps it runs
 STOP_GRACE_S = 60.0  # after SIGINT: time to checkpoint before SIGTERM
 KILL_GRACE_S = 15.0  # after SIGTERM: time before SIGKILL
-T = TypeVar("T")
-ONCE_WINDOW_S = 5.0  # once(): the same action again within this many seconds is the same action
+# A watcher is called from the supervisor thread after every look at the processes, with whether a job just ended.
+Watcher = Callable[[bool], None]
 
 
 @dataclass(frozen=True)
@@ -41,7 +52,7 @@ class JobInfo:
 
     name: str
     device: str  # the slot: cpu, cuda:0, ... (cpu#1 when a device has several slots)
-    state: str  # running | queued
+    state: str  # RUNNING | QUEUED
     progress: Progress | None
     pid: int | None = None
 
@@ -68,17 +79,6 @@ def default_slots() -> list[str]:
     return gpus + ["cpu"] if gpus else ["cpu"]
 
 
-def progress_from_heartbeat(beat: dict[str, Any] | None) -> Progress | None:
-    """The Progress a trainer last wrote to heartbeat.json, or None."""
-    if not beat:
-        return None
-    known = {f for f in Progress.__dataclass_fields__}
-    try:
-        return Progress(**{k: v for k, v in beat.items() if k in known})
-    except TypeError:
-        return None
-
-
 class JobManager:
     """Queues and supervises the training processes of one runs directory. Every public method is thread-safe."""
 
@@ -92,33 +92,13 @@ class JobManager:
         self._running: dict[str, _Job] = {}  # slot -> job
         self._jobs: dict[str, _Job] = {}  # name -> running or queued job
         self._closed = False
-        self._sweeps: dict[str, Any] = {}  # name -> Sweep whose pending cells this manager starts
-        self._sweep_error: dict[str, str] = {}  # name -> why its last cell could not start
-        self._last_sweep_poll = 0.0
-        self._once: dict[str, tuple[float, Any]] = {}  # action key -> (monotonic time, its result)
-        self._once_lock = threading.Lock()
+        self._watchers: list[Watcher] = []
         # Runs left queued or running by a process that has since died are interrupted, resumable.
         self.store.reconcile()
         self._supervisor = threading.Thread(target=self._supervise, name="wrn-jobs", daemon=True)
         self._supervisor.start()
 
     # submitting ---------------------------------------------------------------------
-    def once(self, key: str, action: Callable[[], T]) -> T:
-        """Do `action` unless the same `key` did it less than ONCE_WINDOW_S ago; then return that result.
-
-        For the dashboard's buttons: a double click, or Streamlit calling an on_click again when a rerun
-        interrupts the script run that called it (CI saw a second Launch fail with "already exists"),
-        is one launch. A failed action is not remembered, so it can be retried at once.
-        """
-        with self._once_lock:
-            now = time.monotonic()
-            self._once = {k: v for k, v in self._once.items() if now - v[0] < ONCE_WINDOW_S}
-            if key in self._once:
-                return self._once[key][1]
-            result = action()
-            self._once[key] = (time.monotonic(), result)
-            return result
-
     def submit(self, config: TrainConfig, name: str | None = None, nproc: int = 1, **status_fields: Any) -> str:
         """Create a run (status queued, locked by this manager) and queue it on the least-loaded slot.
 
@@ -130,7 +110,7 @@ class JobManager:
         slot = self._pick_slot(config.device)
         if name:
             self.store.path_for(name)  # validates the name
-        run = self.store.create(config, name, hold="queued", **status_fields)
+        run = self.store.create(config, name, hold=ROLE_QUEUED, **status_fields)
         self._enqueue(_Job(run=run, slot=slot, nproc=nproc))
         return run.name
 
@@ -142,8 +122,8 @@ class JobManager:
         with self._lock:
             job = self._jobs.get(name)
         if job is not None and job.proc is not None:
-            recorded, _ = job.run._read_status_file()
-            if recorded is not None and recorded.get("status") not in ("queued", "running"):
+            recorded, _ = job.run.read_status_file()
+            if recorded is not None and recorded.get("status") not in ACTIVE_STATUSES:
                 # Its trainer has recorded its end (e.g. stopped) and the process is exiting.
                 try:
                     job.proc.wait(timeout=30)
@@ -155,87 +135,24 @@ class JobManager:
             if name in self._jobs:
                 raise RunStoreError(f"run {name!r} is already {self._state(self._jobs[name])}")
         run = self.store.get(name)
-        run.acquire("queued")
+        run.acquire(ROLE_QUEUED)
         try:
             plan = prepare_resume(run, epochs, extend)
             slot = self._pick_slot(plan.config.device)
-            run.write_status("queued", "waiting to resume")
+            run.write_status(QUEUED, "waiting to resume")
         except BaseException:
             run.release()
             raise
         self._enqueue(_Job(run=run, slot=slot, nproc=int(run.read_status().get("world_size") or 1)))
         return plan.warning
 
-    # sweeps -------------------------------------------------------------------------
-    def run_sweep(self, sweep: Any) -> None:
-        """Train a sweep's remaining cells, in order, each as soon as a slot for it is idle.
-
-        Pending cells are created when they start; stopped or interrupted ones resume; finished,
-        failed or diverged ones are left as they are. The caller saves the sweep file.
-        """
-        from wrn_core.sweeps import next_cells
-
-        remaining = next_cells(self.store, sweep)
-        if remaining:
-            preflight(remaining[0].config)  # one-line errors (data missing, no such device) before anything starts
+    # watchers ---------------------------------------------------------------------
+    def add_watcher(self, watcher: Watcher) -> None:
+        """Call watcher(ended) from the supervisor thread after every look at the processes (about every
+        POLL_S seconds), with ended True when a job has just ended; e.g. a sweep runner starting its next cell.
+        Its exceptions are swallowed: the jobs still need watching."""
         with self._lock:
-            self._sweeps[sweep.name] = sweep
-            self._sweep_error.pop(sweep.name, None)
-        self._advance_sweeps(force=True)
-
-    def stop_sweep(self, name: str) -> list[str]:
-        """Stop a sweep: its running and queued cells stop, the others stay pending. Returns the runs stopped."""
-        with self._lock:
-            sweep = self._sweeps.pop(name, None)
-        if sweep is None:
-            return []
-        stopped = []
-        for cell in sweep.cells():
-            if self.is_active(cell.run) and self.stop(cell.run):
-                stopped.append(cell.run)
-        return stopped
-
-    def active_sweeps(self) -> list[str]:
-        with self._lock:
-            return sorted(self._sweeps)
-
-    def sweep_error(self, name: str) -> str | None:
-        with self._lock:
-            return self._sweep_error.get(name)
-
-    def _advance_sweeps(self, force: bool = False) -> None:
-        from wrn_core.sweeps import is_done, next_cells
-
-        now = time.monotonic()
-        if not force and now - self._last_sweep_poll < SWEEP_POLL_S:
-            return
-        self._last_sweep_poll = now
-        with self._lock:
-            sweeps = list(self._sweeps.values())
-        for sweep in sweeps:
-            for cell in next_cells(self.store, sweep):
-                if self.is_active(cell.run):
-                    continue
-                load = self.load()
-                try:
-                    slots = eligible_slots(cell.config.device, self.slots)
-                except Exception:  # noqa: BLE001 - reported below as the sweep's error
-                    slots = []
-                if not any(load.get(slot, 1) == 0 for slot in slots):
-                    break  # every slot for it is busy: the cells keep their order
-                try:
-                    if self.store.exists(cell.run):
-                        self.resume(cell.run)
-                    else:
-                        self.submit(cell.config, cell.run, sweep=sweep.name)
-                except Exception as exc:  # noqa: BLE001 - one bad cell must not stop the supervisor
-                    with self._lock:
-                        self._sweep_error[sweep.name] = f"{cell.run}: {exc}"
-                        self._sweeps.pop(sweep.name, None)
-                    break
-            if is_done(self.store, sweep):
-                with self._lock:
-                    self._sweeps.pop(sweep.name, None)
+            self._watchers.append(watcher)
 
     # control ------------------------------------------------------------------------
     def stop(self, name: str) -> bool:
@@ -258,7 +175,7 @@ class JobManager:
                     _signal(job.proc.pid, signal.SIGINT)
                 return True
         if queued is not None:
-            queued.run.write_status("stopped", "stopped before it started; resume to run it")
+            queued.run.write_status(STOPPED, "stopped before it started; resume to run it")
             queued.run.release()
             queued.done.set()
             return True
@@ -270,14 +187,14 @@ class JobManager:
         except RunStoreError:
             return False
         owner = run.owner()
-        if owner is None or owner.role != "training" or not owner.pid or owner.host != socket.gethostname():
+        if owner is None or owner.role != ROLE_TRAINING or not owner.pid or owner.host != socket.gethostname():
             return False
         return _signal(owner.pid, signal.SIGINT)
 
     def shutdown(self, timeout: float = 60.0, stop_running: bool = True) -> None:
         """Drop queued jobs (status stopped); with stop_running, stop running ones and wait for them."""
         with self._lock:
-            self._sweeps.clear()
+            self._watchers.clear()
             queued = [job.name for q in self._queues.values() for job in q]
             running = [job for job in self._running.values()]
         for name in queued:
@@ -309,8 +226,8 @@ class JobManager:
         with self._lock:
             running = [(j.name, j.slot, j.proc.pid if j.proc else None) for j in self._running.values()]
             queued = [(j.name, j.slot) for slot in self.slots for j in self._queues[slot]]
-        infos = [JobInfo(name, slot, "running", self.progress(name), pid) for name, slot, pid in running]
-        infos.extend(JobInfo(name, slot, "queued", None) for name, slot in queued)
+        infos = [JobInfo(name, slot, RUNNING, self.progress(name), pid) for name, slot, pid in running]
+        infos.extend(JobInfo(name, slot, QUEUED, None) for name, slot in queued)
         return infos
 
     def wait(self, name: str, timeout: float | None = None) -> bool:
@@ -328,7 +245,7 @@ class JobManager:
 
     # internals ----------------------------------------------------------------------
     def _state(self, job: _Job) -> str:
-        return "running" if job.proc is not None else "queued"
+        return RUNNING if job.proc is not None else QUEUED
 
     def _pick_slot(self, device: str) -> str:
         candidates = eligible_slots(device, self.slots)
@@ -386,7 +303,7 @@ class JobManager:
                 stderr=subprocess.STDOUT, start_new_session=True, cwd=str(Path.cwd()),
             )
         except OSError as exc:
-            job.run.write_status("failed", f"could not start the training process: {exc}", error_kind="exception")
+            job.run.write_status(FAILED, f"could not start the training process: {exc}", error_kind=EXCEPTION_ERROR)
             job.run.release()
             del self._jobs[job.name]
             job.done.set()
@@ -394,7 +311,7 @@ class JobManager:
             return
         finally:
             log.close()
-        job.run.lock.note_owner("training", job.proc.pid)
+        job.run.lock.note_owner(ROLE_TRAINING, job.proc.pid)
         # The child holds the lock through the inherited file; keeping our copy would outlive it.
         os.close(job.run.lock.detach())
         self._running[slot] = job
@@ -406,13 +323,15 @@ class JobManager:
                     return
                 running = list(self._running.values())
                 closed = self._closed
-            ended = [self._check(job) for job in running]
+            ended = any([self._check(job) for job in running])
             if not closed:
-                try:
-                    # A cell that just ended frees its slot: start the next cell now, not at the next sweep poll.
-                    self._advance_sweeps(force=any(ended))
-                except Exception:  # noqa: BLE001 - e.g. a runs directory gone; the jobs still need watching
-                    pass
+                with self._lock:
+                    watchers = list(self._watchers)
+                for watcher in watchers:
+                    try:
+                        watcher(ended)
+                    except Exception:  # noqa: BLE001 - e.g. a runs directory gone; the jobs still need watching
+                        pass
             time.sleep(POLL_S)
 
     def _check(self, job: _Job) -> bool:
@@ -442,25 +361,25 @@ class JobManager:
     def _record_exit(self, job: _Job, code: int) -> None:
         """A process that ended without a final status (crashed, killed) gets one made of that fact."""
         run = job.run
-        status, _ = run._read_status_file()
-        if status is None or status.get("status") not in ("queued", "running"):
+        status, _ = run.read_status_file()
+        if status is None or status.get("status") not in ACTIVE_STATUSES:
             return
         try:
-            run.acquire("reconciling", wait_s=0.5)
+            run.acquire(ROLE_RECONCILING, wait_s=0.5)
         except (RunStoreError, OSError):
             return
         try:
             # Asked to stop before it could record it (starting up). A SIGINT that lands before the
             # process has installed its handler ends it by SIGINT (CPython's default): still our stop.
             if job.stop_sent is not None and (code >= 0 or code == -signal.SIGINT):
-                run.write_status("stopped", "stopped while its process was starting; resume to run it",
+                run.write_status(STOPPED, "stopped while its process was starting; resume to run it",
                                  finished_at=time.time())
             elif code < 0:  # killed: like any process that died mid-run, the run can resume from its checkpoint
-                run.write_status("interrupted", f"the training process was killed by signal {-code}; resume to continue",
+                run.write_status(INTERRUPTED, f"the training process was killed by signal {-code}; resume to continue",
                                  finished_at=time.time())
             else:
-                run.write_status("failed", f"the training process exited with code {code} before recording an end "
-                                           f"(see {run.path / 'job.log'})", error_kind="exception", finished_at=time.time())
+                run.write_status(FAILED, f"the training process exited with code {code} before recording an end "
+                                       f"(see {run.path / 'job.log'})", error_kind=EXCEPTION_ERROR, finished_at=time.time())
         except OSError:
             pass
         finally:

@@ -1,4 +1,5 @@
-"""The devices this machine can train on (cpu, each cuda:i, mps), and which of them a device choice means."""
+"""The devices this machine can train on (cpu, each cuda:i, mps), which of them a device choice means, and
+whether a run's predicted training memory fits the chosen one (the memory pre-flight)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,8 @@ from dataclasses import dataclass
 
 import torch
 
-from wrn_core.config import ConfigError, check_device_name
+from wrn_core.config import ConfigError, TrainConfig, check_device_name
+from wrn_core.model.memory import predicted_training_mb
 
 
 @dataclass(frozen=True)
@@ -102,3 +104,34 @@ def eligible_slots(choice: str, slots: list[str]) -> list[str]:
     if choice in ("cuda", "cpu", "mps"):
         return [s for s in slots if device_of[s].split(":", 1)[0] == choice]
     return [s for s in slots if device_of[s] == choice]
+
+
+@dataclass(frozen=True)
+class MemoryCheck:
+    """A run's predicted training memory against what its device has free."""
+
+    device: str  # cpu | cuda:0 | ...
+    predicted_mb: float
+    free_mb: float | None  # None: unknown (no psutil, mps)
+    per_process: bool  # data-parallel: the prediction is per GPU (each holds its share of the batch)
+
+    @property
+    def fits(self) -> bool:
+        return self.free_mb is None or self.predicted_mb <= self.free_mb
+
+    def message(self) -> str:
+        where = "RAM" if self.device == "cpu" else self.device
+        free = f"{self.free_mb:,.0f} MiB free" if self.free_mb is not None else "free memory unknown"
+        return f"predicted training memory {self.predicted_mb:,.0f} MiB{' per process' if self.per_process else ''} against {free} on {where}"
+
+
+def check_memory(config: TrainConfig, image_size: tuple[int, int] = (32, 32)) -> MemoryCheck:
+    """The pre-flight: predicted training memory against the chosen device's free memory (RAM on the CPU)."""
+    device = resolve_device(config.device)
+    name = "cpu"
+    if device.type == "cuda":
+        name = f"cuda:{device.index if device.index is not None else 0}"
+    elif device.type == "mps":
+        name = "mps"
+    free = next((d.free_memory_mb for d in list_devices() if d.name == name), None)
+    return MemoryCheck(name, predicted_training_mb(config, device.type, image_size), free, config.world_size > 1)

@@ -1,13 +1,11 @@
-"""Training memory in closed form (no model built, no torchinfo), and the pre-flight check against a device.
+"""Training memory in closed form (no model built, no torchinfo): parameters, saved activations, the whole need.
 
-The counts follow the layer structure of model.py exactly; tests check them against
-count_parameters and against torchinfo's layer table (summary.py), which shows the same figures
+The counts follow the layer structure of model/network.py exactly; tests check them against
+count_parameters and against torchinfo's layer table (model/summary.py), which shows the same figures
 layer by layer on the Architecture page.
 """
 
 from __future__ import annotations
-
-from dataclasses import dataclass
 
 from wrn_core.config import OPTIMIZERS, ConfigError, TrainConfig, WRNConfig
 
@@ -101,25 +99,6 @@ def training_memory_mb(
     }
 
 
-@dataclass(frozen=True)
-class MemoryCheck:
-    """A run's predicted training memory against what its device has free."""
-
-    device: str  # cpu | cuda:0 | ...
-    predicted_mb: float
-    free_mb: float | None  # None: unknown (no psutil, mps)
-    per_process: bool  # data-parallel: the prediction is per GPU (each holds its share of the batch)
-
-    @property
-    def fits(self) -> bool:
-        return self.free_mb is None or self.predicted_mb <= self.free_mb
-
-    def message(self) -> str:
-        where = "RAM" if self.device == "cpu" else self.device
-        free = f"{self.free_mb:,.0f} MiB free" if self.free_mb is not None else "free memory unknown"
-        return f"predicted training memory {self.predicted_mb:,.0f} MiB{' per process' if self.per_process else ''} against {free} on {where}"
-
-
 def predicted_training_mb(config: TrainConfig, device_type: str, image_size: tuple[int, int] = (32, 32)) -> float:
     """Predicted peak memory of one training process of this run (its share of the batch under DDP)."""
     cuda = device_type == "cuda"
@@ -128,17 +107,3 @@ def predicted_training_mb(config: TrainConfig, device_type: str, image_size: tup
         parameter_count(config.model), saved_activation_bytes(config.model, *image_size), local_batch,
         config.optimizer, amp=cuda, cuda=cuda,
     )["total"]
-
-
-def check_memory(config: TrainConfig, image_size: tuple[int, int] = (32, 32)) -> MemoryCheck:
-    """The pre-flight: predicted training memory against the chosen device's free memory (RAM on the CPU)."""
-    from wrn_core.devices import list_devices, resolve_device
-
-    device = resolve_device(config.device)
-    name = "cpu"
-    if device.type == "cuda":
-        name = f"cuda:{device.index if device.index is not None else 0}"
-    elif device.type == "mps":
-        name = "mps"
-    free = next((d.free_memory_mb for d in list_devices() if d.name == name), None)
-    return MemoryCheck(name, predicted_training_mb(config, device.type, image_size), free, config.world_size > 1)

@@ -101,7 +101,7 @@ def gather(value: Any, dist: Dist) -> list[Any]:
 
 def device_for(choice: str, dist: Dist) -> torch.device:
     """The device of this rank: cuda:<local rank> for a CUDA job, the CPU for a gloo job."""
-    from wrn_core.devices import resolve_device
+    from wrn_core.engine.devices import resolve_device
 
     if not dist.enabled:
         return resolve_device(choice)

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from wrn_core.config import TrainConfig, WRNConfig
-from wrn_core.runstore import (
+from wrn_core.store import (
     Run,
     RunBusyError,
     RunCorruptError,
@@ -35,7 +35,7 @@ def hold_in_subprocess(run_path: Path, role: str = "training") -> subprocess.Pop
     """Another process that takes the run's lock and keeps it until killed; returns once it holds it."""
     code = textwrap.dedent(f"""
         import sys, time
-        from wrn_core.runstore import Run
+        from wrn_core.store import Run
         run = Run({str(run_path)!r})
         run.acquire({role!r})
         print("held", flush=True)
@@ -313,12 +313,10 @@ def full_disk(tmp_path, monkeypatch):
         unmount(mount)
         return
     mount.mkdir(exist_ok=True)
-    from disk_full import filling_open
-
-    from wrn_core import runstore
+    from disk_full import filling_open, install
 
     # Every file written under the mount holds 64 KiB, then fails like a full disk.
-    monkeypatch.setattr(runstore, "open", filling_open(lambda path: path.startswith(str(mount)), 65536), raising=False)
+    install(filling_open(lambda path: path.startswith(str(mount)), 65536), monkeypatch)
     yield mount
 
 

@@ -15,8 +15,8 @@ from torch import nn
 from wrn_core.config import ConfigError, WRNConfig
 from wrn_core.model import build_model, count_parameters
 
-from wrn_core.memory import FP32_BYTES, MIB
-from wrn_core.memory import training_memory_mb as _training_memory_mb
+from wrn_core.model.memory import FP32_BYTES, MIB
+from wrn_core.model.memory import training_memory_mb as _training_memory_mb
 
 LAYER_COLUMNS = (
     "index",

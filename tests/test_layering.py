@@ -1,0 +1,66 @@
+"""Tests for the layout: wrn_core's rooms import only lower rooms, and the UI never imports the training loop."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+# Lowest first: a room may import only rooms before it (DEVELOPERS.md, "Rooms of wrn_core").
+ORDER = ("errors", "config", "presets", "store", "data", "model", "reference", "engine", "sweeps", "jobs",
+         "analysis", "plots", "cli", "__main__")
+LOOP = "wrn_core.engine.loop"
+
+
+def _imports(path: Path) -> set[str]:
+    """Every wrn_core module a file imports, at the top or inside a function."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("wrn_core"):
+            if node.module == "wrn_core":
+                found |= {f"wrn_core.{alias.name}" for alias in node.names}
+            else:
+                found |= {node.module} | {f"{node.module}.{alias.name}" for alias in node.names}
+        elif isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names if alias.name.startswith("wrn_core")}
+    return found
+
+
+def _room(module: str) -> str:
+    return module.split(".")[1]
+
+
+def test_every_room_imports_only_rooms_below_it():
+    upward = []
+    for path in sorted((ROOT / "wrn_core").rglob("*.py")):
+        room = path.relative_to(ROOT / "wrn_core").parts[0].removesuffix(".py")
+        if room == "__init__":
+            continue
+        assert room in ORDER, f"{room} is not in ORDER: place the new room in the layering"
+        for module in _imports(path):
+            target = _room(module)
+            if target != room and target in ORDER and ORDER.index(target) > ORDER.index(room):
+                upward.append(f"{path.relative_to(ROOT)} imports {module}")
+    assert upward == []
+
+
+def test_no_page_or_dashboard_helper_imports_the_training_loop():
+    ui_files = sorted((ROOT / "dashboard").rglob("*.py")) + sorted((ROOT / "pages").rglob("*.py"))
+    direct = [f"{p.relative_to(ROOT)}" for p in ui_files if any(m == LOOP or m.startswith(LOOP + ".") for m in _imports(p))]
+    assert direct == []
+    # Nor through what they import: load every wrn_core module the UI names and see what came with it.
+    modules = sorted({m for p in ui_files for m in _imports(p)})
+    code = (
+        "import importlib, sys\n"
+        f"for name in {modules!r}:\n"
+        "    try:\n"
+        "        importlib.import_module(name)\n"
+        "    except ModuleNotFoundError:\n"
+        "        pass  # 'from wrn_core.x import name' lists the name too\n"
+        f"print({LOOP!r} in sys.modules)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "False"

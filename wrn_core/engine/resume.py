@@ -1,0 +1,94 @@
+"""The rules every caller shares before a run trains: the pre-flight, and whether and how a run can resume."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from wrn_core.config import ConfigError, TrainConfig
+from wrn_core.data import check_available
+from wrn_core.engine.devices import resolve_device
+from wrn_core.engine.optim import lr_factor
+from wrn_core.store import Run, RunStoreError
+from wrn_core.store.records import ACTIVE_STATUSES, STOPPED
+
+
+def preflight(config: TrainConfig) -> str:
+    """Check what can be checked before a run is created; returns the device type to queue on.
+
+    Raises ConfigError or DataError with a one-line message (CUDA missing, data not found, a batch
+    that does not divide over the data-parallel processes).
+    """
+    device = resolve_device(config.device)
+    if config.batch_size % config.world_size != 0:
+        raise ConfigError(
+            f"batch size {config.batch_size} does not divide over {config.world_size} processes; "
+            f"use a multiple of {config.world_size} (--batch-size is the global batch)"
+        )
+    check_available(config)
+    return device.type
+
+
+
+@dataclass(frozen=True)
+class ResumePlan:
+    """What a resume will do, decided before it starts."""
+
+    device: str  # device type to queue on
+    config: TrainConfig  # the config it trains (target and schedule plan updated)
+    done_epochs: int
+    warning: str | None  # e.g. continuing a schedule that ended at lr 0
+
+
+def resume_target_error(status: dict[str, Any], config_epochs: int, epochs: int | None) -> str | None:
+    """Why a run with this status cannot resume to `epochs` (None: its own target), or None if it can.
+
+    The one rule the CLI, the job manager and the pages share.
+    """
+    state = status.get("status")
+    if state in ACTIVE_STATUSES:
+        return f"it is {state}"
+    done = int(status.get("epoch") or 0)
+    if epochs is not None:
+        if epochs <= done:
+            return f"it has already completed {done} epochs; ask for more than {done}"
+        return None
+    if done >= config_epochs:
+        return f"it already finished its {config_epochs} epochs; give a larger number of epochs to continue"
+    return None
+
+
+def prepare_resume(run: Run, epochs: int | None = None, extend: str = "continue", world_size: int = 1) -> ResumePlan:
+    """Check that a run can continue (optionally to `epochs` in total) and record the new target.
+
+    The caller must hold the run's lock (Run.acquire). Raises RunStoreError (nothing left to do),
+    RunCorruptError (config or checkpoint unreadable) or ConfigError/DataError from preflight,
+    before anything is written. The caller then trains with resume=True.
+    """
+    if not run.lock.held:
+        raise RunStoreError(f"run {run.name!r} must be locked before it is resumed")
+    status = run.read_status()
+    config = run.read_config()
+    if status.get("status") in ACTIVE_STATUSES:
+        # We hold the lock, so whoever queued or trained it is this process (or its launcher), or gone.
+        status = {**status, "status": STOPPED}
+    reason = resume_target_error(status, config.epochs, epochs)
+    if reason is not None:
+        raise RunStoreError(f"cannot resume run {run.name!r}: {reason}")
+    done = int(status.get("epoch") or 0)
+    warning = None
+    if epochs is not None:
+        extended = epochs > config.planned_epochs
+        config = config.with_target(epochs, extend)
+        if extended and extend == "continue":
+            start = config.extensions[-1].from_epoch
+            if lr_factor(config, start * 1000, 1000) == 0.0:
+                warning = (f"the {config.schedule} schedule ended at learning rate 0, so continuing it trains nothing; "
+                           f"use the 'restart' extension to run the schedule again over the added epochs")
+    if run.has_checkpoint():
+        run.check_checkpoint()
+    device = preflight(config.replace(world_size=world_size))
+    run.write_config(config)
+    run.write_status(epochs=config.epochs, finished_at=None)
+    return ResumePlan(device=device, config=config, done_epochs=done, warning=warning)
+

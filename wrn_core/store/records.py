@@ -1,0 +1,199 @@
+"""The run format's one home: status names, error kinds, metrics record kinds and their constructors, the heartbeat.
+
+Every metrics.jsonl record is built here and nowhere else (times in seconds, accuracies as fractions
+in [0, 1]); readers parse the file with `parse_metrics`. The engine, the store, the jobs, the CLI and
+the pages use these names instead of string literals.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+# Statuses a run can have (status.json "status").
+QUEUED = "queued"
+RUNNING = "running"
+STOPPED = "stopped"
+FINISHED = "finished"
+DIVERGED = "diverged"
+FAILED = "failed"
+INTERRUPTED = "interrupted"
+STATUSES = (QUEUED, RUNNING, STOPPED, FINISHED, DIVERGED, FAILED, INTERRUPTED)
+ACTIVE_STATUSES = (QUEUED, RUNNING)  # some process holds the run (or held it and died: then it reads interrupted)
+TERMINAL_STATUSES = (FINISHED, DIVERGED, FAILED)  # ended for good; resuming a finished run needs more epochs
+PAUSED_STATUSES = (STOPPED, INTERRUPTED)  # can resume from the checkpoint
+# A sweep cell with no run directory yet (a status of the sweep's table, never of status.json).
+PENDING = "pending"
+
+# status.json "error_kind": why a run ended failed or diverged. The CLI exits 2 for INPUT_ERROR.
+INPUT_ERROR = "input"
+IO_ERROR = "io"
+OOM_ERROR = "oom"
+DIVERGED_ERROR = "diverged"
+EXCEPTION_ERROR = "exception"
+ERROR_KINDS = (INPUT_ERROR, IO_ERROR, OOM_ERROR, DIVERGED_ERROR, EXCEPTION_ERROR)
+
+# metrics.jsonl record kinds.
+STEP = "step"
+EPOCH = "epoch"
+EVENT = "event"
+CREATED = "created"
+RESUME = "resume"
+SYSTEM = "system"
+RECORD_KINDS = (STEP, EPOCH, EVENT, CREATED, RESUME, SYSTEM)
+# Record kinds whose "step" must be an integer for the record to count (others are kept as they are).
+STEPPED_KINDS = (STEP, EPOCH, EVENT, SYSTEM)
+
+# Progress phases (heartbeat.json "phase").
+LOADING = "loading"
+COMPILING = "compiling"
+TRAINING = "training"
+EVALUATING = "evaluating"
+DONE = "done"
+HEARTBEAT_INTERVAL_S = 1.0  # heartbeat.json is rewritten at most this often (and at every phase change)
+
+
+# ---------------------------------------------------------------------------------------------
+# Record constructors: the only place a metrics record is built
+
+
+def created_record(wall_time: float) -> dict[str, Any]:
+    """The first line of metrics.jsonl: when the run was made (survives a lost status.json)."""
+    return {"kind": CREATED, "wall_time": wall_time}
+
+
+def step_record(step: int, epoch: float, images_seen: int, time: float, train_loss: float, train_acc: float,
+                lr: float) -> dict[str, Any]:
+    """A per-step train point: `epoch` is fractional (2.5 = half-way through the third), `time` training seconds."""
+    return {"kind": STEP, "step": step, "epoch": epoch, "images_seen": images_seen, "time": time,
+            "train_loss": train_loss, "train_acc": train_acc, "lr": lr}
+
+
+def epoch_record(epoch: int, step: int, images_seen: int, time: float, train_loss: float, train_acc: float,
+                 test_loss: float, test_acc: float, lr: float, epoch_seconds: float, images_per_s: float | None,
+                 peak_mem_mb: float | None, **data_parallel: Any) -> dict[str, Any]:
+    """A completed epoch (1-based); data_parallel adds world_size, replicas_agree, shards_disjoint, images_per_epoch."""
+    return {"kind": EPOCH, "epoch": epoch, "step": step, "images_seen": images_seen, "time": time,
+            "train_loss": train_loss, "train_acc": train_acc, "test_loss": test_loss, "test_acc": test_acc, "lr": lr,
+            "epoch_seconds": epoch_seconds, "images_per_s": images_per_s, "peak_mem_mb": peak_mem_mb, **data_parallel}
+
+
+def event_record(event: str, message: str, step: int, epoch: float, time: float, seconds: float | None = None,
+                 **extra: Any) -> dict[str, Any]:
+    """Something worth telling the user: compile, compile-eval, data (unreadable images skipped), world-size."""
+    return {"kind": EVENT, "event": event, "step": step, "epoch": epoch, "time": time, "seconds": seconds,
+            "message": message, **extra}
+
+
+def resume_record(from_step: int, from_epoch: float, time: float, wall_time: float, epochs: int) -> dict[str, Any]:
+    """Training restarted from the checkpoint at from_step: readers drop earlier records with a larger step."""
+    return {"kind": RESUME, "from_step": from_step, "from_epoch": from_epoch, "time": time, "wall_time": wall_time,
+            "epochs": epochs}
+
+
+def system_record(step: int, epoch: float, time: float, wall_time: float, **readings: Any) -> dict[str, Any]:
+    """A system reading (engine.monitor): CPU, memory, CUDA memory, GPU load; None where there is no source."""
+    return {"kind": SYSTEM, "step": step, "epoch": epoch, "time": time, "wall_time": wall_time, **readings}
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading metrics.jsonl
+
+
+@dataclass(frozen=True)
+class MetricsLog:
+    """What a reader makes of metrics.jsonl."""
+
+    records: list[dict[str, Any]]  # valid records in file order, minus those superseded by a resume marker
+    unreadable: int  # lines that are not a valid record (torn by a crash, damaged, a null step)
+    superseded: int  # valid records dropped because a later resume went back before them
+
+    @property
+    def warning(self) -> str | None:
+        if self.unreadable == 0:
+            return None
+        return f"{self.unreadable} unreadable line{'s' if self.unreadable != 1 else ''} in metrics.jsonl (skipped)"
+
+
+def is_int(value: Any) -> bool:
+    """An int that is not a bool (JSON true would otherwise pass as 1)."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _valid_record(record: Any) -> bool:
+    if not isinstance(record, dict) or not isinstance(record.get("kind"), str):
+        return False
+    kind = record["kind"]
+    if kind in STEPPED_KINDS:
+        step = record.get("step")
+        if not is_int(step) or step < 0:
+            return False
+    if kind == EPOCH and not is_int(record.get("epoch")):
+        return False
+    if kind == RESUME:
+        return is_int(record.get("from_step")) and record["from_step"] >= 0
+    return True
+
+
+def parse_metrics(text: str) -> MetricsLog:
+    """Records of a metrics.jsonl text, with resume markers applied and bad lines counted."""
+    records: list[dict[str, Any]] = []
+    unreadable = 0
+    superseded = 0
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except ValueError:
+            unreadable += 1
+            continue
+        if not _valid_record(record):
+            unreadable += 1
+            continue
+        if record["kind"] == RESUME:
+            # Training restarted from the checkpoint at from_step: later points replace what came after it.
+            cut = record["from_step"]
+            kept = [r for r in records if not (is_int(r.get("step")) and r["step"] > cut)]
+            superseded += len(records) - len(kept)
+            records = kept
+        records.append(record)
+    return MetricsLog(records, unreadable, superseded)
+
+
+# ---------------------------------------------------------------------------------------------
+# The heartbeat
+
+
+@dataclass(frozen=True)
+class Progress:
+    """What a UI needs to draw a progress bar; sent to the progress hook and written to heartbeat.json."""
+
+    run_name: str
+    phase: str  # LOADING | COMPILING | TRAINING | EVALUATING | DONE
+    epoch: int  # completed epochs
+    epochs: int
+    step: int  # global optimizer steps done
+    total_steps: int
+    steps_per_epoch: int
+    images_seen: int
+    elapsed_s: float  # training seconds, summed over resumes
+    images_per_s: float | None  # recent training throughput
+    eta_s: float | None
+    train_loss: float | None  # over the last logging interval
+    train_acc: float | None
+    test_acc: float | None  # of the last completed epoch
+    device: str
+    notice: str | None = None  # a one-off line for the user, e.g. unreadable images that were skipped
+
+
+def progress_from_heartbeat(beat: dict[str, Any] | None) -> Progress | None:
+    """The Progress a trainer last wrote to heartbeat.json (its fields plus wall_time), or None."""
+    if not beat:
+        return None
+    known = set(Progress.__dataclass_fields__)
+    try:
+        return Progress(**{k: v for k, v in beat.items() if k in known})
+    except TypeError:
+        return None

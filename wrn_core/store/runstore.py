@@ -1,0 +1,233 @@
+"""A folder of run directories: names, creation (locked from its first file), listing, deletion and reconciling."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from wrn_core.config import TrainConfig
+from wrn_core.errors import one_line
+from wrn_core.store.files import RunBusyError, RunCorruptError, RunStoreError, write_error
+from wrn_core.store.lock import ROLE_DELETING, ROLE_QUEUED, ROLE_RECONCILING
+from wrn_core.store.records import ACTIVE_STATUSES, INTERRUPTED, QUEUED, created_record, is_int
+from wrn_core.store.run import Run, interrupted_message
+
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+
+
+def validate_run_name(name: str) -> str:
+    """Return the name if it is a safe single directory name; raise RunStoreError otherwise."""
+    if not isinstance(name, str) or not _NAME_RE.match(name) or ".." in name:
+        raise RunStoreError(
+            f"invalid run name {name!r}: use 1-100 letters, digits, '.', '_' or '-', "
+            "starting with a letter or digit, with no path separators or '..'"
+        )
+    return name
+
+
+def iso(timestamp: float | None) -> str:
+    if timestamp is None:
+        return ""
+    return datetime.fromtimestamp(timestamp, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value)
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """One row of the runs table, read from config.json, status.json and the lock only (fast)."""
+
+    name: str
+    status: str
+    message: str
+    model_name: str
+    depth: int | None
+    widen_factor: int | None
+    optimizer: str
+    dataset: str
+    epoch: int
+    epochs: int
+    best_test_acc: float | None
+    final_test_acc: float | None
+    params: int | None
+    duration_s: float
+    created_at: float | None
+    device: str
+    problem: str = ""  # one line when a file of the run is unreadable; the row shows what could be read
+
+
+class RunStore:
+    """A folder of run directories."""
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = Path(root)
+
+    def path_for(self, name: str) -> Path:
+        return self.root / validate_run_name(name)
+
+    def exists(self, name: str) -> bool:
+        return (self.path_for(name) / "config.json").exists()
+
+    def get(self, name: str) -> Run:
+        path = self.path_for(name)
+        if not (path / "config.json").exists():
+            raise RunStoreError(f"no run named {name!r} in {self.root}")
+        return Run(path)
+
+    def default_name(self, config: TrainConfig) -> str:
+        stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+        base = f"{config.model.name.lower()}-{config.dataset}-{stamp}"
+        name, n = base, 1
+        while self.path_for(name).exists():
+            n += 1
+            name = f"{base}-{n}"
+        return name
+
+    def create(self, config: TrainConfig, name: str | None = None, hold: str | None = None, **status_fields: Any) -> Run:
+        """A new run directory holding config.json and status 'queued'.
+
+        With hold (ROLE_QUEUED or ROLE_TRAINING) the returned Run keeps its lock, so no other process can
+        take the run between its creation and its training; otherwise the lock is released.
+        """
+        if name is None or name == "":
+            name = self.default_name(config)
+        path = self.path_for(name)
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            path.mkdir()
+        except FileExistsError:
+            raise RunStoreError(f"a run named {name!r} already exists in {self.root}") from None
+        except OSError as exc:
+            raise write_error(exc, f"the run directory {path}") from exc
+        run = Run(path)
+        # The lock comes first: once config.json exists the run is visible, and already owned.
+        run.acquire(hold or ROLE_QUEUED, wait_s=0.0)
+        try:
+            created_at = time.time()
+            # The first record: when the run was made, kept even if status.json is ever lost.
+            run.append_metrics([created_record(created_at)])
+            run.write_config(config)
+            run.write_status(
+                QUEUED,
+                "waiting to start",
+                created_at=created_at,
+                epoch=0,
+                epochs=config.epochs,
+                model_name=config.model.name,
+                dataset=config.dataset,
+                optimizer=config.optimizer,
+                **status_fields,
+            )
+        except BaseException:
+            run.release()
+            shutil.rmtree(path, ignore_errors=True)
+            raise
+        if hold is None:
+            run.release()
+        return run
+
+    def names(self) -> list[str]:
+        if not self.root.is_dir():
+            return []
+        return sorted(
+            p.name for p in self.root.iterdir() if p.is_dir() and _NAME_RE.match(p.name) and (p / "config.json").exists()
+        )
+
+    def delete(self, name: str) -> None:
+        """Remove a run that no process holds; RunBusyError names the holder otherwise."""
+        run = self.get(name)
+        try:
+            run.acquire(ROLE_DELETING, wait_s=0.5)
+        except RunBusyError as exc:
+            raise RunBusyError(f"{exc}; stop it before deleting") from None
+        try:
+            shutil.rmtree(run.path)
+        finally:
+            run.release()
+
+    def reconcile(self) -> list[str]:
+        """Persist `interrupted` for runs left queued/running by a process that is gone; returns their names.
+
+        Takes each such run's lock for the write, so it never races a live writer.
+        """
+        marked = []
+        for name in self.names():
+            run = Run(self.root / name)
+            status, _ = run.read_status_file()
+            if status is None or status.get("status") not in ACTIVE_STATUSES or run.owner() is not None:
+                continue
+            try:
+                run.acquire(ROLE_RECONCILING, wait_s=0.0)
+            except (RunBusyError, OSError):
+                continue
+            try:
+                status, _ = run.read_status_file()
+                if status is not None and status.get("status") in ACTIVE_STATUSES:
+                    run.write_status(INTERRUPTED, interrupted_message(status))
+                    marked.append(name)
+            except OSError:
+                pass
+            finally:
+                run.release()
+        return marked
+
+    def summary(self, name: str) -> RunSummary:
+        """One run's row; never raises for a damaged run (its problem is in the row)."""
+        run = Run(self.root / name)
+        problems = []
+        config: dict[str, Any] = {}
+        try:
+            config = run.read_config_dict()
+            run.read_config()  # validates it; what could be read is still shown when it is invalid
+        except RunCorruptError as exc:
+            problems.append(str(exc))
+        try:
+            status = run.read_status()
+        except OSError as exc:
+            status = {"status": INTERRUPTED, "message": f"status unreadable ({one_line(exc)})"}
+        if status.get("rebuilt"):
+            problems.append(str(status.get("message", "")))
+        model = config.get("model") if isinstance(config.get("model"), dict) else {}
+        depth = model.get("depth") if is_int(model.get("depth")) else None
+        widen = model.get("widen_factor") if is_int(model.get("widen_factor")) else None
+        epochs = status.get("epochs") if is_int(status.get("epochs")) else config.get("epochs")
+        return RunSummary(
+            name=name,
+            status=str(status.get("status", INTERRUPTED)),
+            message=str(status.get("message", "")),
+            model_name=str(status.get("model_name") or (f"WRN-{depth}-{widen}" if depth and widen else "?")),
+            depth=depth,
+            widen_factor=widen,
+            optimizer=str(config.get("optimizer", status.get("optimizer") or "")),
+            dataset=str(config.get("dataset", status.get("dataset") or "")),
+            epoch=int(status.get("epoch") or 0) if is_int(status.get("epoch")) else 0,
+            epochs=int(epochs) if is_int(epochs) else 0,
+            best_test_acc=_number(status.get("best_test_acc")),
+            final_test_acc=_number(status.get("final_test_acc")),
+            params=status.get("params") if is_int(status.get("params")) else None,
+            duration_s=_number(status.get("train_seconds")) or 0.0,
+            created_at=_number(status.get("created_at")),
+            device=str(status.get("device") or ""),
+            problem="; ".join(problems),
+        )
+
+    def summaries(self) -> list[RunSummary]:
+        """Every run's row, with its status reconciled; a damaged run is listed with its problem."""
+        rows = []
+        for name in self.names():
+            try:
+                rows.append(self.summary(name))
+            except Exception as exc:  # noqa: BLE001 - one bad run never breaks the listing
+                rows.append(RunSummary(name, INTERRUPTED, "", "?", None, None, "", "", 0, 0, None, None, None, 0.0,
+                                       None, "", problem=f"unreadable run ({one_line(exc)})"))
+        return rows

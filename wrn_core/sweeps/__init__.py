@@ -1,0 +1,43 @@
+"""Sweeps: a named grid over a base training config (N × k, and optionally dropout, optimizer, lr, batch, seed).
+
+A sweep is one small file in the runs directory, `<name>.sweep.json` (`files`); its cells are ordinary
+runs named `<name>-n<N>-k<k>[-d<dropout>][-<optimizer>][-lr<lr>][-b<batch>]-s<seed>` whose status.json
+carries `sweep` (`grid`). `frames` turns the cells into tables, `probe` predicts their cost before they
+run, and `wrn_core.jobs.sweep_runner` trains them.
+"""
+
+from wrn_core.sweeps.files import (
+    SWEEP_SUFFIX,
+    default_sweep_name,
+    load_sweep,
+    recent_sweep_names,
+    save_sweep,
+    sweep_names,
+    sweep_path,
+)
+from wrn_core.sweeps.frames import (
+    CELL_COLUMNS,
+    GROUP_AXES,
+    PAUSED,
+    TRADEOFF_X,
+    cells_frame,
+    cells_table,
+    grid_frame,
+    group_columns,
+    group_label,
+    pareto_front,
+    seed_band,
+    seed_stats,
+    sweep_counts,
+    tradeoff_points,
+)
+from wrn_core.sweeps.grid import AXES, TERMINAL, Cell, Sweep, cell_statuses, is_done, make_sweep, next_cells
+from wrn_core.sweeps.probe import Probe, preflight_frame, preflight_summary, probe
+
+__all__ = [
+    "AXES", "CELL_COLUMNS", "GROUP_AXES", "PAUSED", "SWEEP_SUFFIX", "TERMINAL", "TRADEOFF_X", "Cell", "Probe", "Sweep",
+    "cell_statuses", "cells_frame", "cells_table", "default_sweep_name", "grid_frame", "group_columns", "group_label",
+    "is_done", "load_sweep", "make_sweep", "next_cells", "pareto_front", "preflight_frame", "preflight_summary",
+    "probe", "recent_sweep_names", "save_sweep", "seed_band", "seed_stats", "sweep_counts", "sweep_names",
+    "sweep_path", "tradeoff_points",
+]

@@ -1,0 +1,184 @@
+"""Views of a sweep's cells as tables: status and cost per cell, the N × k grid, seed statistics, the Pareto front."""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Iterable, Mapping, Sequence
+
+import pandas as pd
+
+from wrn_core.store import RunStore
+from wrn_core.store.records import EPOCH, FINISHED, PAUSED_STATUSES, PENDING, QUEUED, RUNNING
+from wrn_core.sweeps.grid import TERMINAL, Sweep
+
+# The axes a cell's group is known by: every axis but the seed (seeds of one group are repeats).
+GROUP_AXES = ("blocks", "widen_factor", "dropout", "optimizer", "lr", "batch_size")
+# x axes of the accuracy trade-off: cells_frame columns.
+TRADEOFF_X = ("params", "macs", "train_seconds")
+PAUSED = PAUSED_STATUSES  # a cell that is paused and can resume
+
+
+def pareto_front(points: Iterable[tuple[float, float]]) -> list[bool]:
+    """For (cost, accuracy) points: True where no other point is at most as costly and at least as accurate
+    (and strictly better in one of the two)."""
+    points = list(points)
+    flags = []
+    for i, (cost, acc) in enumerate(points):
+        dominated = any(
+            (c <= cost and a >= acc) and (c < cost or a > acc) for j, (c, a) in enumerate(points) if j != i
+        )
+        flags.append(not dominated)
+    return flags
+
+
+CELL_COLUMNS = ("run", "blocks", "widen_factor", "depth", "seed", "status", "epoch", "epochs", "params", "macs",
+                "best_test_acc", "final_test_acc", "train_seconds", "images_per_s", "pareto")
+
+
+def cells_frame(store: RunStore, sweep: Sweep) -> pd.DataFrame:
+    """One row per cell: its axis values, status, size, cost and accuracy, and whether it is on the
+    accuracy-vs-params Pareto front (among cells with a test accuracy)."""
+    from wrn_core.model.flops import input_size, macs_per_image
+    from wrn_core.model.memory import parameter_count
+
+    rows = []
+    for cell in sweep.cells():
+        model = cell.config.model
+        size = input_size(cell.config) or (32, 32)
+        row: dict[str, Any] = {
+            "run": cell.run, **{axis: cell.values[axis] for axis in cell.values},
+            "depth": model.depth, "status": PENDING, "epoch": 0, "epochs": cell.config.epochs,
+            "params": parameter_count(model), "macs": macs_per_image(model, size[0], size[1]),
+            "best_test_acc": None, "final_test_acc": None, "train_seconds": None, "images_per_s": None,
+        }
+        if store.exists(cell.run):
+            summary = store.summary(cell.run)
+            row.update(status=summary.status, epoch=summary.epoch, epochs=summary.epochs or cell.config.epochs,
+                       best_test_acc=summary.best_test_acc, final_test_acc=summary.final_test_acc,
+                       train_seconds=summary.duration_s or None)
+            if summary.params:
+                row["params"] = summary.params
+            rates = [r.get("images_per_s") for r in store.get(cell.run).read_metrics() if r.get("kind") == EPOCH]
+            rates = [float(r) for r in rates if isinstance(r, (int, float)) and math.isfinite(r)]
+            row["images_per_s"] = sum(rates) / len(rates) if rates else None
+        rows.append(row)
+    frame = pd.DataFrame(rows)
+    scored = frame["best_test_acc"].notna()
+    frame["pareto"] = False
+    if scored.any():
+        flags = pareto_front(zip(frame.loc[scored, "params"].astype(float), frame.loc[scored, "best_test_acc"].astype(float)))
+        frame.loc[scored, "pareto"] = flags
+    columns = [c for c in CELL_COLUMNS if c in frame.columns]
+    extra = [c for c in frame.columns if c not in columns]
+    return frame[columns[:3] + extra + columns[3:]]
+
+
+def grid_frame(cells: pd.DataFrame, metric: str, agg: str = "mean") -> pd.DataFrame:
+    """N (rows) × k (columns) of a metric: the mean over the seeds (and other axes) of each (N, k).
+
+    agg="std" gives the spread over the seeds instead (NaN where an (N, k) has one value).
+    """
+    data = cells.dropna(subset=[metric]) if metric in cells else cells.iloc[0:0]
+    if data.empty:
+        return pd.DataFrame(index=sorted(cells["blocks"].unique()), columns=sorted(cells["widen_factor"].unique()), dtype=float)
+    table = data.pivot_table(index="blocks", columns="widen_factor", values=metric, aggfunc=agg)
+    return table.reindex(index=sorted(cells["blocks"].unique()), columns=sorted(cells["widen_factor"].unique()))
+
+
+def seed_stats(cells: pd.DataFrame, metric: str = "best_test_acc") -> pd.DataFrame:
+    """Mean, std and count over seeds of each (N, k) (and other varied axes): for error bars."""
+    keys = [c for c in ("blocks", "widen_factor", "dropout", "optimizer", "lr", "batch_size") if c in cells.columns]
+    data = cells.dropna(subset=[metric])
+    if data.empty:
+        return pd.DataFrame(columns=[*keys, "params", "macs", "mean", "std", "count", "train_seconds"])
+    grouped = data.groupby(keys, as_index=False).agg(
+        params=("params", "first"), macs=("macs", "first"), mean=(metric, "mean"), std=(metric, "std"), count=(metric, "count"),
+    )
+    grouped["std"] = grouped["std"].fillna(0.0)
+    if "train_seconds" in data.columns:  # the mean training time, an x axis of the accuracy trade-off
+        grouped["train_seconds"] = data.groupby(keys)["train_seconds"].mean().to_numpy()
+    return grouped
+
+
+
+def group_columns(cells: pd.DataFrame) -> list[str]:
+    """The cells_frame columns that name a group of seeds: N, k and any other axis the sweep varies."""
+    return [axis for axis in GROUP_AXES if axis in cells.columns]
+
+
+def group_label(values: Mapping[str, Any]) -> str:
+    """'WRN-16-2' for N=2, k=2, plus the other axes a cell has: 'WRN-16-2 d0.3 adam lr0.01 b64'."""
+    parts = [f"WRN-{6 * int(values['blocks']) + 4}-{int(values['widen_factor'])}"]
+    if values.get("dropout") is not None:
+        parts.append(f"d{float(values['dropout']):g}")
+    if values.get("optimizer") is not None:
+        parts.append(str(values["optimizer"]))
+    if values.get("lr") is not None:
+        parts.append(f"lr{float(values['lr']):g}")
+    if values.get("batch_size") is not None:
+        parts.append(f"b{int(values['batch_size'])}")
+    return " ".join(parts)
+
+
+def sweep_counts(cells: pd.DataFrame) -> dict[str, int]:
+    """How many cells are ended (finished, diverged or failed), finished, running, queued, paused and pending."""
+    status = cells["status"] if "status" in cells.columns else pd.Series(dtype=object)
+    return {
+        "total": int(len(cells)),
+        "ended": int(status.isin(TERMINAL).sum()),
+        FINISHED: int((status == FINISHED).sum()),
+        RUNNING: int((status == RUNNING).sum()),
+        QUEUED: int((status == QUEUED).sum()),
+        "paused": int(status.isin(PAUSED).sum()),
+        PENDING: int((status == PENDING).sum()),
+    }
+
+
+def cells_table(cells: pd.DataFrame) -> pd.DataFrame:
+    """The cells as the dashboard lists them: accuracies in percent, epochs as 'done/planned', seconds rounded."""
+    table = pd.DataFrame({
+        "run": cells["run"],
+        "model": [group_label(row) for row in cells.to_dict("records")],
+        "seed": cells["seed"],
+        "status": cells["status"],
+        "epoch": [f"{int(e)}/{int(n)}" for e, n in zip(cells["epoch"], cells["epochs"])],
+        "best test acc (%)": pd.to_numeric(cells["best_test_acc"], errors="coerce") * 100.0,
+        "final test acc (%)": pd.to_numeric(cells["final_test_acc"], errors="coerce") * 100.0,
+        "time (s)": pd.to_numeric(cells["train_seconds"], errors="coerce"),
+        "images/s": pd.to_numeric(cells["images_per_s"], errors="coerce"),
+        "params": cells["params"],
+        "MACs": cells["macs"],
+        "pareto": cells["pareto"].astype(bool),
+    })
+    return table.reset_index(drop=True)
+
+
+def tradeoff_points(cells: pd.DataFrame, x: str = "params", metric: str = "best_test_acc") -> pd.DataFrame:
+    """One point per group of seeds: x (params, MACs per image, or mean training seconds), the metric's
+    mean, std and count over the seeds, a label, and whether the point is on the Pareto front of
+    (x, metric) — no other group is at most as costly and at least as accurate. Sorted by x."""
+    if x not in TRADEOFF_X:
+        raise ValueError(f"unknown trade-off axis {x!r}; choose from {', '.join(TRADEOFF_X)}")
+    stats = seed_stats(cells, metric)
+    keys = group_columns(cells)
+    if stats.empty:
+        return pd.DataFrame(columns=[*keys, "x", "mean", "std", "count", "label", "pareto"])
+    stats = stats.assign(x=pd.to_numeric(stats[x], errors="coerce")).dropna(subset=["x"])
+    stats["label"] = [group_label(row) for row in stats.to_dict("records")]
+    stats["pareto"] = pareto_front(zip(stats["x"].astype(float), stats["mean"].astype(float))) if len(stats) else []
+    return stats.sort_values(["x", "mean"], kind="stable").reset_index(drop=True)
+
+
+def seed_band(curves: Sequence[pd.DataFrame], column: str = "test_acc") -> pd.DataFrame:
+    """Mean, std and count over several runs' per-epoch curves (frames with epoch and column), per epoch.
+
+    An epoch only some runs have reached counts those runs; the std of one value is 0.
+    """
+    parts = [c[["epoch", column]].dropna() for c in curves if not c.empty and column in c.columns]
+    if not parts:
+        return pd.DataFrame(columns=["epoch", "mean", "std", "count"])
+    data = pd.concat(parts, ignore_index=True)
+    band = data.groupby("epoch", as_index=False)[column].agg(["mean", "std", "count"])
+    band["std"] = band["std"].fillna(0.0)
+    return band.sort_values("epoch").reset_index(drop=True)
+
