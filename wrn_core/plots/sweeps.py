@@ -269,6 +269,16 @@ def _add_cell_panel(fig: go.Figure, row: int, col: int, members: list[dict[str, 
     return any_points
 
 
+def _reference_trace(reference: pd.DataFrame, name: str, show_legend: bool) -> go.Scatter:
+    """A reference curve (x = epoch, test_acc as a fraction) as a thin dashed line, in percent."""
+    return go.Scatter(
+        x=reference["x"].tolist(), y=(reference["test_acc"] * 100.0).tolist(), mode="lines",
+        line={"color": REFERENCE_COLOR, "width": 1.2, "dash": "dash"}, name=name,
+        legendgroup="reference", showlegend=show_legend,
+        hovertemplate="epoch %{x}: %{y:.2f}%<extra>" + name + "</extra>",
+    )
+
+
 def _share_axes(fig: go.Figure, n_rows: int, epochs_planned: int) -> None:
     """Every panel on the same ranges, tick labels only on the outer axes.
 
@@ -325,15 +335,7 @@ def sweep_small_multiples(
         row, col = position[group]
         any_points |= _add_cell_panel(fig, row, col, members_of[group], records_by_run, seeds, shown)
         if reference is not None and not reference.empty:
-            fig.add_trace(
-                go.Scatter(
-                    x=reference["x"].tolist(), y=(reference["test_acc"] * 100.0).tolist(), mode="lines",
-                    line={"color": REFERENCE_COLOR, "width": 1.2, "dash": "dash"}, name=reference_name,
-                    legendgroup="reference", showlegend="reference" not in shown,
-                    hovertemplate="epoch %{x}: %{y:.2f}%<extra>" + reference_name + "</extra>",
-                ),
-                row=row, col=col,
-            )
+            fig.add_trace(_reference_trace(reference, reference_name, "reference" not in shown), row=row, col=col)
             shown.add("reference")
     _share_axes(fig, n_rows, epochs_planned)
     fig.update_layout(
