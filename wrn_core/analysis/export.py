@@ -1,0 +1,46 @@
+"""A run's metrics records as downloadable text: one CSV row per epoch, or every record as JSON."""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+from typing import Any, Iterable, Mapping
+
+import pandas as pd
+
+from wrn_core.analysis.frames import metrics_frames
+
+EXPORT_COLUMNS = ("epoch", "train_acc", "train_loss", "test_acc", "test_loss", "lr", "time", "images_seen")
+
+
+def _export_rows(records: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
+    """The epoch rows in EXPORT_COLUMNS, counts as integers (so the CSV says 128, not 128.0)."""
+    _, epochs = metrics_frames(records)
+    frame = epochs[list(EXPORT_COLUMNS)].copy()
+    frame["epoch"] = frame["epoch"].astype("Int64")
+    frame["images_seen"] = frame["images_seen"].astype("Int64")
+    return frame
+
+
+def export_csv(records: Iterable[Mapping[str, Any]]) -> str:
+    """One CSV row per completed epoch: epoch, train_acc, train_loss, test_acc, test_loss, lr, time, images_seen."""
+    buffer = io.StringIO()
+    _export_rows(records).to_csv(buffer, index=False, lineterminator="\n")
+    return buffer.getvalue()
+
+
+def _finite(value: Any) -> Any:
+    """Replace NaN/inf (a diverged run) with None so the JSON stays valid."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, Mapping):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
+def export_json(records: Iterable[Mapping[str, Any]]) -> str:
+    """All metrics records (step, epoch and event) as a JSON array, non-finite numbers as null."""
+    return json.dumps([_finite(dict(r)) for r in records], indent=2, allow_nan=False) + "\n"
