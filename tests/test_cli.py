@@ -1,14 +1,13 @@
-"""Tests for `python -m wrn_core`: summary, train, resume, runs (show: command, findings), one-line errors."""
+"""Tests for `python -m wrn_core`: summary, train, resume, runs (show: command, findings), one-line errors
+(command_for and the flag maps: test_cli_flags.py)."""
 
 from __future__ import annotations
 
 import contextlib
 import csv
-import dataclasses
 import io
 import json
 import os
-import shlex
 import signal
 import socket
 import subprocess
@@ -19,9 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from wrn_core.cli import MODEL_FLAGS, TRAIN_FLAGS, build_parser, command_for, main, train_config_from_args
+from test_cli_flags import parse_command
+from wrn_core.cli import command_for, main
 from wrn_core.config import TrainConfig, WRNConfig
-from wrn_core.presets import PRESETS
 from wrn_core.store import RunStore
 
 REPO = Path(__file__).resolve().parents[1]
@@ -241,7 +240,7 @@ def test_two_resumes_released_together_train_once(tmp_path):
     assert main(["train", *TINY, "--epochs", "1", "--runs-dir", runs_dir, "--name", "race"]) == 0
     go = tmp_path / "go"
     # 29 more epochs keep the winner training for seconds, so the loser meets the lock rather than a run
-    # that already finished (CI saw a fast winner finish 3 epochs before the other process was scheduled).
+    # that already finished (a fast winner can finish a few epochs before the other process is scheduled).
     racers = [_cli_waiting_for(go, "resume", "race", "--epochs", "30", "--runs-dir", runs_dir) for _ in range(2)]
     time.sleep(4)  # both have imported torch and are polling
     go.touch()
@@ -349,17 +348,16 @@ def test_a_corrupt_status_is_rebuilt_and_the_run_resumes(tmp_path):
 ENOSPC_TRAIN = f"""
 import sys
 sys.path.insert(0, {str(Path(__file__).resolve().parent)!r})
-from disk_full import filling_open
-from wrn_core import store as runstore
+from disk_full import filling_open, install
 from wrn_core.cli import main
 # The disk fills up when the first checkpoint is written.
-runstore.open = filling_open(lambda path: ".checkpoint.pt." in path, 0)
+install(filling_open(lambda path: ".checkpoint.pt." in path, 0))
 sys.exit(main(sys.argv[1:]))
 """
 
 
 def test_a_full_disk_during_a_cli_run_fails_it_with_one_line_and_frees_it(tmp_path):
-    from test_runstore import small_tmpfs, unmount
+    from test_store import small_tmpfs, unmount
 
     mount = tmp_path / "disk"
     # WRN-10-1's checkpoint (~0.7 MB) does not fit 400 KiB; config, status and metrics do.
@@ -472,81 +470,7 @@ def test_soak_training_resume_attempts_and_a_fast_reader(tmp_path):
 
 
 # ---------------------------------------------------------------------------------------------
-# The reproduce command (command_for) and what `runs show` adds to a run
-
-
-def parse_command(command: str):
-    words = shlex.split(command)
-    assert words[:4] == ["python", "-m", "wrn_core", "train"]
-    return train_config_from_args(build_parser().parse_args(words[3:]))
-
-
-def test_every_config_field_has_a_flag_or_is_set_by_the_engine():
-    """A new TrainConfig/WRNConfig field fails here until command_for knows how to write it."""
-    assert set(MODEL_FLAGS) == {f.name for f in dataclasses.fields(WRNConfig)}
-    assert set(TRAIN_FLAGS) == {f.name for f in dataclasses.fields(TrainConfig)}
-    # Every flag exists: the round trips below set every field, and the parser rejects unknown flags.
-
-
-ROUND_TRIP = [
-    *PRESETS.values(),
-    TrainConfig(model=WRNConfig(depth=10, widen_factor=2, dropout=0.1)),
-    TrainConfig(
-        model=WRNConfig(depth=22, widen_factor=1), dataset="folder", data_dir="/tmp/my images/it's here",
-        subset_train=500, subset_test=100, image_size=24, optimizer="adamw", lr=3e-4, momentum=0.85,
-        weight_decay=0.0, schedule="cosine", warmup_epochs=0.5, epochs=3, batch_size=16, label_smoothing=0.1,
-        augment=False, device="cpu", seed=7, log_every=3, compile=True, eval_batch_size=50,
-    ),
-    # A run extended twice by `resume --epochs`: the plan, then a continued and a restarted stretch.
-    TrainConfig(model=WRNConfig(depth=10, widen_factor=1)).with_target(14, "continue").with_target(20, "restart"),
-    # A target moved inside the plan (stopped, then resumed to fewer epochs than planned).
-    TrainConfig(model=WRNConfig(depth=10, widen_factor=1), epochs=10).with_target(8),
-    # lr and weight decay left to the optimizer's defaults (None) after a change of optimizer.
-    TrainConfig(model=WRNConfig(depth=10, widen_factor=1), optimizer="adam", synthetic_train=64, synthetic_test=20),
-]
-
-
-@pytest.mark.parametrize("config", ROUND_TRIP, ids=range(len(ROUND_TRIP)))
-def test_command_for_round_trips_field_for_field(config):
-    command = command_for(config)
-    assert parse_command(command) == config
-    named = command_for(config, name="rerun-1", runs_dir="/tmp/runs dir")
-    assert named.endswith("--runs-dir '/tmp/runs dir' --name rerun-1")
-    assert parse_command(named) == config
-
-
-def test_command_for_leaves_classes_and_channels_to_the_data():
-    config = TrainConfig(model=WRNConfig(depth=10, widen_factor=1, num_classes=100), dataset="cifar100")
-    parsed = parse_command(command_for(config))
-    assert parsed.model.num_classes == 10  # the engine writes the dataset's 100 when the run starts
-    assert parsed.replace(model=config.model) == config
-
-
-def test_the_command_re_creates_a_trained_runs_config_json(tmp_path):
-    """Train a run, then run its command in a fresh process: config.json equal field for field."""
-    import torch
-
-    from wrn_core.train import train_run
-
-    config = TrainConfig(
-        model=WRNConfig(depth=10, widen_factor=2, dropout=0.1), synthetic_train=64, synthetic_test=20,
-        optimizer="adamw", lr=3e-3, weight_decay=0.01, schedule="cosine", warmup_epochs=0.5, epochs=1,
-        batch_size=16, label_smoothing=0.1, augment=False, device="cpu", seed=3, log_every=2, eval_batch_size=10,
-    )
-    store = RunStore(tmp_path)
-    original = store.create(config, "original")
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        assert train_run(original) == "finished"
-    finally:
-        torch.set_num_threads(previous)
-    command = command_for(original.read_config(), name="again", runs_dir=str(tmp_path))
-    words = shlex.split(command)
-    result = subprocess.run([sys.executable, *words[1:]], capture_output=True, text=True, timeout=300, cwd=REPO)
-    assert result.returncode == 0, result.stderr[-2000:]
-    assert store.get("again").read_config_dict() == original.read_config_dict()
-    assert store.get("again").read_status()["status"] == "finished"
+# What `runs show` adds to a run
 
 
 def test_runs_show_prints_the_command_and_the_findings(tmp_path, capsys):

@@ -1,0 +1,61 @@
+"""The commands that describe or fetch, without training: summary, presets, devices, download."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+
+from wrn_core.cli.flags import _model_config
+from wrn_core.config import ConfigError
+
+
+def cmd_summary(args: argparse.Namespace) -> int:
+    """The model's per-layer table (widths, shapes, parameters, MACs) as a table, CSV or JSON."""
+    from wrn_core.model import summary
+
+    config = _model_config(args, num_classes=args.num_classes)
+    if args.image_size < 8:
+        raise ConfigError(f"image size must be >= 8 pixels, got {args.image_size}")
+    if args.format == "json":
+        print(json.dumps(summary.summary_dict(config, image_size=args.image_size), indent=2))
+        return 0
+    table = summary.layer_table(config, image_size=args.image_size)
+    if args.format == "csv":
+        print(table.to_csv(index=False), end="")
+        return 0
+    print(summary.format_table(table, summary.totals(config, image_size=args.image_size, table=table)))
+    return 0
+
+
+def cmd_download(args: argparse.Namespace) -> int:
+    """Download CIFAR-10/100 into --data-dir; prints where it is."""
+    from wrn_core.data import download_cifar
+
+    path = download_cifar(args.dataset, args.data_dir)
+    print(path)
+    return 0
+
+
+def cmd_presets(args: argparse.Namespace) -> int:  # noqa: ARG001
+    """One line per named recipe: its key, title and what it trains."""
+    from wrn_core.presets import PRESET_KEYS, PRESETS
+
+    for key, title in PRESET_KEYS.items():
+        config = PRESETS[title]
+        print(f"{key:14s} {title}: {config.model.name}, {config.dataset}, {config.optimizer}, "
+              f"{config.schedule}, {config.epochs} epochs, batch {config.batch_size}")
+    return 0
+
+
+def cmd_devices(args: argparse.Namespace) -> int:
+    """The devices this machine can train on, as labels or JSON."""
+    from wrn_core.engine.devices import list_devices
+
+    found = list_devices()
+    if args.format == "json":
+        print(json.dumps([dataclasses.asdict(d) for d in found], indent=2))
+        return 0
+    for device in found:
+        print(device.label())
+    return 0

@@ -1,0 +1,191 @@
+"""The `sweep` command (train a grid of runs, with a live table of its cells) and `sweeps` (list, show)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import threading
+import time
+
+from wrn_core.cli.flags import UsageError, train_config_from_args
+from wrn_core.config import ConfigError
+from wrn_core.store import RunStore, RunStoreError
+from wrn_core.store.records import FINISHED
+
+
+def _process_age() -> float | None:
+    """Seconds since this process started: the interpreter's start and the imports so far (None without psutil)."""
+    try:
+        import psutil
+
+        return max(0.0, time.time() - psutil.Process().create_time())
+    except Exception:  # noqa: BLE001 - psutil missing or the process table unreadable: measure another way
+        return None
+
+
+def _sweep_from_args(args: argparse.Namespace):
+    """The Sweep a `sweep` command line asks for: single-valued list flags go into the base config."""
+    from wrn_core.sweeps import make_sweep
+
+    if not args.blocks or not args.widen_factor:
+        raise UsageError("python -m wrn_core sweep: --blocks and --widen-factor are required (or --resume)")
+    scalar = argparse.Namespace(**vars(args))
+    axes = {}
+    for flag in ("dropout", "optimizer", "lr", "batch_size"):
+        values = getattr(args, flag)
+        setattr(scalar, flag, values[0] if values else None)
+        if values and len(values) > 1:
+            axes[flag] = values
+    scalar.blocks, scalar.widen_factor, scalar.depth = args.blocks[0], args.widen_factor[0], None
+    base = train_config_from_args(scalar)
+    return make_sweep(args.name, base, args.blocks, args.widen_factor, seeds=args.seeds or [base.seed], **axes)
+
+
+def _cells_text(frame) -> str:
+    """The live table of a sweep's cells."""
+    shown = frame[["run", "status", "epoch", "epochs", "best_test_acc", "train_seconds"]].copy()
+    shown["epoch"] = [f"{e}/{n}" for e, n in zip(frame["epoch"], frame["epochs"])]
+    shown["best_test_acc"] = [f"{100 * v:.1f}%" if v == v and v is not None else "—" for v in frame["best_test_acc"]]
+    shown["train_seconds"] = [f"{v:.0f}s" if v == v and v is not None else "—" for v in frame["train_seconds"]]
+    return shown.drop(columns=["epochs"]).rename(columns={"best_test_acc": "best test", "train_seconds": "time"}).to_string(index=False)
+
+
+def _preflight_plan(sweep, remaining, measured, force: bool) -> None:
+    """Print every cell's size, memory and predicted time; ConfigError when cells would not fit (unless forced)."""
+    from wrn_core import sweeps
+
+    plan = sweeps.preflight_frame(sweep, measured)
+    columns = ["run", "params", "macs", "memory_mb", "fits"] + (["predicted_s"] if measured else [])
+    print(plan[columns].to_string(index=False, float_format=lambda v: f"{v:,.0f}"))
+    todo = plan[plan["run"].isin([c.run for c in remaining])]
+    if measured is not None:
+        print(f"predicted time for the {len(todo)} cell(s) left: {todo['predicted_s'].sum():,.0f} s "
+              f"(measured {len(measured.seconds_per_step)} model(s) on {sweep.base.device}; cells run one after another per device)")
+    misfits = plan[~plan["fits"]]
+    if len(misfits) and not force:
+        raise ConfigError(f"{len(misfits)} cell(s) are predicted not to fit in memory ({', '.join(misfits['run'][:3])}"
+                          f"{', ...' if len(misfits) > 3 else ''}); use smaller models or batches, or --force")
+
+
+def _follow_cells(store: RunStore, sweep, runner, stop: threading.Event) -> None:
+    """Redraw the cells table as it changes until the sweep is done or `stop` is set; RunStoreError if it fails."""
+    from wrn_core import sweeps
+
+    shown = ""
+    tty = sys.stdout.isatty()
+    while not stop.is_set():
+        text = _cells_text(sweeps.cells_frame(store, sweep))
+        if text != shown:
+            if tty and shown:
+                print(f"\x1b[{shown.count(chr(10)) + 1}F\x1b[J", end="")  # redraw the table in place
+            print(text, flush=True)
+            shown = text
+        if sweeps.is_done(store, sweep) and not runner.manager.jobs():
+            return
+        error = runner.error(sweep.name)
+        if error:
+            raise RunStoreError(f"sweep {sweep.name} stopped: {error}")
+        time.sleep(0.5)
+
+
+def _stop_cells(store: RunStore, sweep, runner) -> None:
+    """Stop the running cells (each ends with a checkpoint) and say how to continue."""
+    from wrn_core import sweeps
+
+    for name in runner.stop(sweep.name):
+        runner.manager.wait(name, timeout=120)
+    pending = sum(s not in sweeps.TERMINAL for s in sweeps.cell_statuses(store, sweep).values())
+    print(f"stopped: {pending} cell(s) left; continue with `python -m wrn_core sweep {sweep.name} --resume "
+          f"--runs-dir {store.root}`", file=sys.stderr)
+
+
+def _run_cells(store: RunStore, sweep, runner) -> bool:
+    """Run the sweep's cells through `runner` (a SweepRunner) until done or Ctrl-C; True when stopped by Ctrl-C."""
+    stop = threading.Event()
+
+    def on_sigint(signum, frame) -> None:  # noqa: ARG001
+        stop.set()
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # a second Ctrl-C interrupts at once
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        runner.run(sweep)
+        _follow_cells(store, sweep, runner, stop)
+        if stop.is_set():
+            _stop_cells(store, sweep, runner)
+            return True
+        return False
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        runner.shutdown()
+        runner.manager.shutdown(timeout=120)
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    """Check and save a new sweep (or load one with --resume), then train its cells that are left."""
+    fresh = "torch" not in sys.modules  # a `python -m wrn_core sweep` process, not a caller that imported torch long ago
+    from wrn_core import sweeps
+    from wrn_core.engine.resume import preflight
+    from wrn_core.jobs import JobManager
+    from wrn_core.jobs.sweep_runner import SweepRunner
+
+    import_seconds = _process_age() if fresh else None  # what each cell's process pays before its data loads
+
+    store = RunStore(args.runs_dir)
+    sweep = sweeps.load_sweep(store.root, args.name) if args.resume else _sweep_from_args(args)
+    preflight(sweep.base)
+    remaining = sweeps.next_cells(store, sweep)
+    if not remaining and sweeps.is_done(store, sweep):
+        print(f"sweep {sweep.name} is complete: every cell has ended (see `sweeps show {sweep.name}`)", file=sys.stderr)
+        return 0
+    measured = None if args.no_probe else sweeps.probe(sweep, import_seconds=import_seconds)
+    _preflight_plan(sweep, remaining, measured, args.force)
+    sweeps.save_sweep(store.root, sweep)
+    if _run_cells(store, sweep, SweepRunner(JobManager(store.root))):
+        return 0
+    counts = sweeps.cells_frame(store, sweep)["status"].value_counts().to_dict()
+    print(f"sweep {sweep.name}: " + ", ".join(f"{n} {state}" for state, n in sorted(counts.items())), file=sys.stderr)
+    return 0 if set(counts) <= {FINISHED} else 1
+
+
+def _sweeps_list(store: RunStore) -> int:
+    from wrn_core import sweeps
+
+    names = sweeps.sweep_names(store.root)
+    if not names:
+        print(f"no sweeps in {store.root}")
+    for name in names:
+        try:
+            statuses = sweeps.cell_statuses(store, sweeps.load_sweep(store.root, name))
+        except RunStoreError as exc:
+            print(f"{name}: {exc}")
+            continue
+        done = sum(s == FINISHED for s in statuses.values())
+        print(f"{name}: {done}/{len(statuses)} cells finished")
+    return 0
+
+
+def _sweeps_show(store: RunStore, name: str, fmt: str) -> int:
+    """One sweep's cells as a table, CSV, or JSON with its axes."""
+    from wrn_core import sweeps
+
+    sweep = sweeps.load_sweep(store.root, name)
+    frame = sweeps.cells_frame(store, sweep)
+    if fmt == "json":
+        cells = json.loads(frame.to_json(orient="records"))
+        print(json.dumps({"name": sweep.name, "axes": {k: list(v) for k, v in sweep.axes.items()}, "cells": cells}, indent=2))
+    elif fmt == "csv":
+        print(frame.to_csv(index=False), end="")
+    else:
+        print(frame.to_string(index=False))
+    return 0
+
+
+def cmd_sweeps(args: argparse.Namespace) -> int:
+    """`sweeps list` or `sweeps show NAME`."""
+    store = RunStore(args.runs_dir)
+    if args.sweeps_command == "list":
+        return _sweeps_list(store)
+    return _sweeps_show(store, args.name, args.format)
