@@ -7,6 +7,7 @@ import json
 import streamlit as st
 
 from dashboard import lab_ui, run_form
+from dashboard.once import action_guard
 from wrn_core.config import EXTEND_MODES, ConfigError
 from wrn_core.data import DataError
 from wrn_core.flops import input_size
@@ -22,14 +23,14 @@ EXTEND_LABELS = {"continue": "continue at the lr it ended at", "restart": "resta
 
 def launch() -> None:
     """on_click of Launch: submit to the job manager; errors are kept for one line of st.error.
-    The same form launched twice within a few seconds starts one run (JobManager.once)."""
+    The same form launched twice within a few seconds starts one run (action_guard)."""
     st.session_state.pop("train_launch_error", None)
     manager = lab_ui.get_job_manager()
     try:
         config, nproc = run_form.form_to_config(F)
         requested = (st.session_state[F + "name"] or "").strip() or None
         action = "launch " + json.dumps([config.to_dict(), requested, nproc], sort_keys=True)
-        name = manager.once(action, lambda: manager.submit(config, requested, nproc=nproc))
+        name = action_guard().once(action, lambda: manager.submit(config, requested, nproc=nproc))
     except (ConfigError, RunStoreError, DataError) as exc:
         st.session_state["train_launch_error"] = lab_ui.one_line(exc)
         return
@@ -48,7 +49,8 @@ def resume_run(name: str, target: int | None, extend: str) -> None:
     manager = lab_ui.get_job_manager()
     try:
         # Twice within a few seconds (a double click) is one resume, not "already queued".
-        warning = manager.once("resume " + json.dumps([name, target, extend]), lambda: manager.resume(name, target, extend))
+        warning = action_guard().once("resume " + json.dumps([name, target, extend]),
+                                      lambda: manager.resume(name, target, extend))
     except (ConfigError, RunStoreError, DataError) as exc:
         st.session_state["train_resume_error"] = lab_ui.one_line(exc)
         return

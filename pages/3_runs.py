@@ -7,6 +7,7 @@ import json
 import streamlit as st
 
 from dashboard import lab_ui
+from dashboard.once import action_guard
 from wrn_core.analysis import config_diff, export_csv, export_json, runs_frame
 from wrn_core.cli import command_for
 from wrn_core.config import EXTEND_MODES, ConfigError
@@ -204,7 +205,8 @@ def resume(name: str, target: int | None, extend: str) -> None:
     manager = lab_ui.get_job_manager()
     try:
         # Twice within a few seconds (a double click) is one resume, not "already queued".
-        warning = manager.once("resume " + json.dumps([name, target, extend]), lambda: manager.resume(name, target, extend))
+        warning = action_guard().once("resume " + json.dumps([name, target, extend]),
+                                      lambda: manager.resume(name, target, extend))
     except (ConfigError, RunStoreError, DataError) as exc:
         st.session_state["runs_message"] = ("error", lab_ui.one_line(exc))
         return

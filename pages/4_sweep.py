@@ -7,6 +7,7 @@ import json
 import streamlit as st
 
 from dashboard import lab_ui, run_form
+from dashboard.once import action_guard
 from wrn_core.config import ConfigError
 from wrn_core.data import DataError
 from wrn_core.plots import SWEEP_METRICS, TRADEOFF_X_TITLES, sweep_heatmap, sweep_tradeoff_figure
@@ -65,9 +66,9 @@ def launch() -> None:
     try:
         sweep = form_sweep()
         # The form with the name as typed (an empty one is named by the clock): twice within a few
-        # seconds is one launch (JobManager.once).
+        # seconds is one launch (action_guard).
         action = "sweep " + json.dumps([sweep.to_dict() | {"name": None}, st.session_state[F + "name"]], sort_keys=True)
-        name = manager.once(action, lambda: start(sweep))
+        name = action_guard().once(action, lambda: start(sweep))
     except (ConfigError, RunStoreError, DataError) as exc:
         st.session_state["sweep_launch_error"] = lab_ui.one_line(exc)
         return
