@@ -262,11 +262,61 @@ def one_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
+# What st.markdown (and st.error etc.) would read as formatting: emphasis, code, links, maths, strikethrough.
+_MARKDOWN_SPECIALS = str.maketrans({c: "\\" + c for c in "\\`*_[]$~"})
+
+
+def plain(text: str) -> str:
+    """Text with its Markdown characters backslash-escaped, so `ROOT/train/<class>/*.jpg` shows as written."""
+    return text.translate(_MARKDOWN_SPECIALS)
+
+
+MESSAGE_KINDS = ("error", "warning", "success", "info")
+
+
+def show_message(kind: str, text: str) -> None:
+    """st.error / st.warning / st.success / st.info of Markdown text, by kind."""
+    {"error": st.error, "warning": st.warning, "success": st.success, "info": st.info}[kind](text)
+
+
+def show_error(error: BaseException | str) -> None:
+    """A user-facing error as one st.error line: an exception's first line, or a text, shown as written."""
+    st.error(plain(one_line(error) if isinstance(error, BaseException) else error))
+
+
+# Flash messages: a callback keeps what happened for the page to show on its next runs (callbacks run
+# before the page draws, so they cannot draw it themselves). One session_state entry per place.
+_FLASH_SUFFIX = "_flash"  # keeps flash entries apart from the widget keys they are named after
+
+
+def flash(key: str, kind: str, text: str, *, about: str | None = None, markdown: bool = False) -> None:
+    """Keep a message for show_flash(key), replacing the one kept there; kind is error|warning|success|info.
+
+    The text is shown as written unless markdown=True. With `about`, only show_flash(key, about=…) of the
+    same value shows it (e.g. "Launched grid" beside the sweep grid only).
+    """
+    if kind not in MESSAGE_KINDS:
+        raise ValueError(f"flash kind must be one of {', '.join(MESSAGE_KINDS)}, not {kind!r}")
+    st.session_state[key + _FLASH_SUFFIX] = {"kind": kind, "text": text if markdown else plain(text), "about": about}
+
+
+def clear_flash(key: str) -> None:
+    """Forget the message kept under key (a callback calls it first, so an old message never outlives a new try)."""
+    st.session_state.pop(key + _FLASH_SUFFIX, None)
+
+
+def show_flash(key: str, about: str | None = None) -> None:
+    """Draw the message kept under key, if any and if it is about `about`; it stays until replaced or cleared."""
+    message = st.session_state.get(key + _FLASH_SUFFIX)
+    if message is not None and message["about"] == about:
+        show_message(message["kind"], message["text"])
+
+
 def show_status(status: dict[str, Any]) -> None:
     """A run's status and message as a coloured box."""
     state = status.get("status", "?")
     message = status.get("message") or ""
-    text = f"**{state}** — {message}" if message else f"**{state}**"
+    text = f"**{state}** — {plain(message)}" if message else f"**{state}**"
     if state in ("failed",):
         st.error(text)
     elif state in ("diverged", "interrupted"):

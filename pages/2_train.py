@@ -22,9 +22,9 @@ EXTEND_LABELS = {"continue": "continue at the lr it ended at", "restart": "resta
 
 
 def launch() -> None:
-    """on_click of Launch: submit to the job manager; errors are kept for one line of st.error.
+    """on_click of Launch: submit to the job manager; the outcome is a flash under Launch.
     The same form launched twice within a few seconds starts one run (action_guard)."""
-    st.session_state.pop("train_launch_error", None)
+    lab_ui.clear_flash("train_launch")
     manager = lab_ui.get_job_manager()
     try:
         config, nproc = run_form.form_to_config(F)
@@ -32,30 +32,29 @@ def launch() -> None:
         action = "launch " + json.dumps([config.to_dict(), requested, nproc], sort_keys=True)
         name = action_guard().once(action, lambda: manager.submit(config, requested, nproc=nproc))
     except (ConfigError, RunStoreError, DataError) as exc:
-        st.session_state["train_launch_error"] = lab_ui.one_line(exc)
+        lab_ui.flash("train_launch", "error", lab_ui.one_line(exc))
         return
     st.session_state["train_run"] = name
-    st.session_state["train_launched"] = name
+    lab_ui.flash("train_launch", "success", f"Launched {name}")
 
 
 def stop_run(name: str) -> None:
     if not lab_ui.get_job_manager().stop(name):
-        st.session_state["train_resume_error"] = f"{name} is not running in a process this dashboard can signal"
+        lab_ui.flash("train_resume", "error", f"{name} is not running in a process this dashboard can signal")
 
 
 def resume_run(name: str, target: int | None, extend: str) -> None:
-    st.session_state.pop("train_resume_error", None)
-    st.session_state.pop("train_resume_warning", None)
+    lab_ui.clear_flash("train_resume")
     manager = lab_ui.get_job_manager()
     try:
         # Twice within a few seconds (a double click) is one resume, not "already queued".
         warning = action_guard().once("resume " + json.dumps([name, target, extend]),
                                       lambda: manager.resume(name, target, extend))
     except (ConfigError, RunStoreError, DataError) as exc:
-        st.session_state["train_resume_error"] = lab_ui.one_line(exc)
+        lab_ui.flash("train_resume", "error", lab_ui.one_line(exc))
         return
     if warning:
-        st.session_state["train_resume_warning"] = warning
+        lab_ui.flash("train_resume", "warning", warning)
 
 
 def watched_run(store, names: list[str]) -> str:
@@ -83,7 +82,7 @@ def live_view() -> None:
     try:
         run = manager.store.get(watched)
     except RunStoreError as exc:
-        st.error(lab_ui.one_line(exc))
+        lab_ui.show_error(exc)
         return
     status = run.read_status()
     state = status.get("status", "interrupted")
@@ -132,10 +131,7 @@ def live_view() -> None:
         reason = resume_target_error(status, epochs, target)
         c1.button("Resume", key="train_resume", on_click=resume_run, args=(watched, target, extend),
                   disabled=reason is not None, help=reason or "continue from the last checkpoint")
-    if st.session_state.get("train_resume_error"):
-        st.error(st.session_state["train_resume_error"])
-    if st.session_state.get("train_resume_warning"):
-        st.warning(st.session_state["train_resume_warning"])
+    lab_ui.show_flash("train_resume")
 
     # torch.compile's warm-up is shown, not hidden: while it runs, and what it cost afterwards.
     if progress is not None and progress.phase == "compiling":
@@ -180,9 +176,6 @@ with form_col:
             st.warning(f"{check.message()}: it may not fit. Try a smaller batch or model.")
     except (ConfigError, DataError):
         pass  # Launch reports bad input in one line
-    if st.session_state.get("train_launch_error"):
-        st.error(st.session_state["train_launch_error"])
-    elif st.session_state.get("train_launched"):
-        st.success(f"Launched {st.session_state['train_launched']}")
+    lab_ui.show_flash("train_launch")
 with live_col:
     live_view()

@@ -146,14 +146,14 @@ detail = st.selectbox("Run", selected, key="runs_detail") if len(selected) > 1 e
 try:
     run = manager.store.get(detail)
 except RunStoreError as exc:
-    st.error(lab_ui.one_line(exc))
+    lab_ui.show_error(exc)
     st.stop()
 status = run.read_status()
 state = status.get("status", "interrupted")
 lab_ui.show_status(status)
 problem = manager.store.summary(detail).problem
 if problem:
-    st.error(problem)
+    lab_ui.show_error(problem)
 warning = lab_ui.metrics_warning(run)
 if warning:
     st.warning(warning)
@@ -201,28 +201,31 @@ with d3.expander("config.json"):
 
 
 def resume(name: str, target: int | None, extend: str) -> None:
-    st.session_state.pop("runs_message", None)
+    lab_ui.clear_flash("runs")
     manager = lab_ui.get_job_manager()
     try:
         # Twice within a few seconds (a double click) is one resume, not "already queued".
         warning = action_guard().once("resume " + json.dumps([name, target, extend]),
                                       lambda: manager.resume(name, target, extend))
     except (ConfigError, RunStoreError, DataError) as exc:
-        st.session_state["runs_message"] = ("error", lab_ui.one_line(exc))
+        lab_ui.flash("runs", "error", lab_ui.one_line(exc))
         return
     st.session_state["train_run"] = name
     text = f"Resumed {name}; watch it on the Train page."
-    st.session_state["runs_message"] = ("warning", f"{text} {warning}") if warning else ("ok", text)
+    if warning:
+        lab_ui.flash("runs", "warning", f"{text} {warning}")
+    else:
+        lab_ui.flash("runs", "success", text)
 
 
 def delete(name: str) -> None:
-    st.session_state.pop("runs_message", None)
+    lab_ui.clear_flash("runs")
     try:
         lab_ui.get_job_manager().store.delete(name)  # refuses, naming the process, while any process holds it
     except RunStoreError as exc:
-        st.session_state["runs_message"] = ("error", lab_ui.one_line(exc))
+        lab_ui.flash("runs", "error", lab_ui.one_line(exc))
         return
-    st.session_state["runs_message"] = ("ok", f"Deleted {name}.")
+    lab_ui.flash("runs", "success", f"Deleted {name}.")
     st.session_state.pop("runs_table", None)  # row positions changed
     st.session_state["runs_confirm_delete"] = False
 
@@ -251,6 +254,4 @@ with a2.container(border=True):
     if state in ACTIVE_STATUSES:
         st.caption("This run is active; stop it before deleting.")
 
-message = st.session_state.get("runs_message")
-if message is not None:
-    {"error": st.error, "warning": st.warning}.get(message[0], st.success)(message[1])
+lab_ui.show_flash("runs")

@@ -161,6 +161,18 @@ def test_train_errors_are_one_line_and_keep_input(tmp_path):
     assert at.number_input(key=F + "k").value == 3
 
 
+def test_an_error_shows_its_text_as_written(tmp_path):
+    # The folder layout's "*.jpg" would be Markdown emphasis in st.error: it is escaped, not lost.
+    (tmp_path / "images" / "test").mkdir(parents=True)  # no train/ folder
+    at = open_page(new_app(), "train")
+    at.selectbox(key=F + "dataset").set_value("folder").run()
+    at.text_input(key=F + "data_dir").set_value(str(tmp_path / "images")).run()
+    at.button(key="train_launch").click().run()
+    no_exception(at)
+    assert len(at.error) == 1, [e.value for e in at.error]
+    assert r"ROOT/train/<class>/\*.jpg" in at.error[0].value, at.error[0].value
+
+
 def test_tiny_run_end_to_end(_dashboard_isolation):
     runs_dir = _dashboard_isolation
     at = open_page(new_app(), "train")
