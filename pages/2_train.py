@@ -6,19 +6,17 @@ import json
 
 import streamlit as st
 
-from dashboard import lab_ui, run_form
+from dashboard import lab_ui, run_form, widgets
 from dashboard.once import action_guard
-from wrn_core.config import EXTEND_MODES, ConfigError
+from wrn_core.config import ConfigError
 from wrn_core.data import DataError
 from wrn_core.flops import input_size
 from wrn_core.memory import check_memory
 from wrn_core.monitor import system_summary
 from wrn_core.plots import system_figure
 from wrn_core.runstore import ACTIVE_STATUSES, RunStoreError
-from wrn_core.train import resume_target_error
 
 F = "train_f_"  # prefix of the form's value widgets (kept across page switches)
-EXTEND_LABELS = {"continue": "continue at the lr it ended at", "restart": "restart the schedule"}
 
 
 def launch() -> None:
@@ -41,20 +39,6 @@ def launch() -> None:
 def stop_run(name: str) -> None:
     if not lab_ui.get_job_manager().stop(name):
         lab_ui.flash("train_resume", "error", f"{name} is not running in a process this dashboard can signal")
-
-
-def resume_run(name: str, target: int | None, extend: str) -> None:
-    lab_ui.clear_flash("train_resume")
-    manager = lab_ui.get_job_manager()
-    try:
-        # Twice within a few seconds (a double click) is one resume, not "already queued".
-        warning = action_guard().once("resume " + json.dumps([name, target, extend]),
-                                      lambda: manager.resume(name, target, extend))
-    except (ConfigError, RunStoreError, DataError) as exc:
-        lab_ui.flash("train_resume", "error", lab_ui.one_line(exc))
-        return
-    if warning:
-        lab_ui.flash("train_resume", "warning", warning)
 
 
 def watched_run(store, names: list[str]) -> str:
@@ -123,14 +107,7 @@ def live_view() -> None:
         c1.button("Stop", key="train_stop", on_click=stop_run, args=(watched,),
                   help="checkpoints, then stops (within a batch; data-parallel runs at the next logged step)")
     else:
-        extra = c2.number_input("extra epochs", min_value=0, step=1, value=0, key="train_resume_extra")
-        extend = c3.radio("added epochs", EXTEND_MODES, format_func=EXTEND_LABELS.get, key="train_resume_extend",
-                          horizontal=True, disabled=not extra,
-                          help="beyond the planned schedule: keep the learning rate it ended at, or run the schedule again")
-        target = epochs + int(extra) if extra else None
-        reason = resume_target_error(status, epochs, target)
-        c1.button("Resume", key="train_resume", on_click=resume_run, args=(watched, target, extend),
-                  disabled=reason is not None, help=reason or "continue from the last checkpoint")
+        widgets.resume_controls("train_", watched, status, flash_key="train_resume", slots=(c2, c3, c1))
     lab_ui.show_flash("train_resume")
 
     # torch.compile's warm-up is shown, not hidden: while it runs, and what it cost afterwards.
@@ -143,11 +120,7 @@ def live_view() -> None:
         summary = system_summary(records)
         if summary["samples"]:
             st.plotly_chart(system_figure(records), key="train_system_chart")
-            st.caption(
-                f"peak process memory {lab_ui.fmt_mib(summary['peak_rss_mb'])}"
-                + (f" · peak CUDA memory {lab_ui.fmt_mib(summary['peak_cuda_mb'])}" if summary["peak_cuda_mb"] else "")
-                + (f" · mean GPU utilisation {summary['mean_gpu_util']:.0f}%" if summary["mean_gpu_util"] is not None else "")
-            )
+            st.caption(widgets.system_caption(summary))
         else:
             st.caption("No system readings yet.")
 

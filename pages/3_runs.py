@@ -6,18 +6,14 @@ import json
 
 import streamlit as st
 
-from dashboard import lab_ui
-from dashboard.once import action_guard
+from dashboard import lab_ui, widgets
 from wrn_core.analysis import config_diff, export_csv, export_json, runs_frame
 from wrn_core.cli import command_for
-from wrn_core.config import EXTEND_MODES, ConfigError
-from wrn_core.data import DataError
 from wrn_core.flops import FLOPS_CONVENTION, training_flops_per_image
 from wrn_core.plots import acc_vs_params_figure, compare_figure
 from wrn_core.reference import OFFICIAL_LOG_ATTRIBUTION, PAPER_CAPTION, PAPER_SOURCE, official_curve
 from wrn_core.monitor import system_summary
 from wrn_core.runstore import ACTIVE_STATUSES, RunStoreError
-from wrn_core.train import resume_target_error
 
 V = "runs_v_"  # prefix of value widgets kept across page switches
 X_LABELS = {
@@ -113,15 +109,8 @@ if st.session_state[V + "reference"]:
         st.caption(f"Dashed: {OFFICIAL_LOG_ATTRIBUTION}.{tip}")
 
 # Training health of each compared run, one line each (a single run's is shown below).
-for name in records if len(records) > 1 else ():
-    try:
-        health = lab_ui.run_findings(manager.store.get(name))
-    except RunStoreError:
-        continue
-    if health:
-        with st.container(horizontal=True):
-            st.markdown(f"**{name}**", width="content")
-            lab_ui.show_findings(health, advice=False)
+if len(records) > 1:
+    widgets.health_rows(manager.store, records)
 
 left, right = st.columns(2)
 with left:
@@ -161,12 +150,7 @@ lab_ui.show_health(run, active=state in ACTIVE_STATUSES)
 run_records = records.get(detail) or lab_ui.read_records(run)
 usage = system_summary(run_records)
 if usage["samples"]:
-    st.caption(
-        f"Peak process memory {lab_ui.fmt_mib(usage['peak_rss_mb'])}"
-        + (f" · peak CUDA memory {lab_ui.fmt_mib(usage['peak_cuda_mb'])}" if usage["peak_cuda_mb"] else "")
-        + (f" · mean GPU utilisation {usage['mean_gpu_util']:.0f}%" if usage["mean_gpu_util"] is not None else "")
-        + (f" · {status['world_size']} processes (DDP)" if (status.get("world_size") or 1) > 1 else "")
-    )
+    st.caption(widgets.system_caption(usage, processes=int(status.get("world_size") or 1)))
 
 try:
     rerun = command_for(run.read_config(), runs_dir=str(manager.store.root))
@@ -200,24 +184,6 @@ with d3.expander("config.json"):
         st.caption("config.json cannot be read (see above); the run can still be deleted.")
 
 
-def resume(name: str, target: int | None, extend: str) -> None:
-    lab_ui.clear_flash("runs")
-    manager = lab_ui.get_job_manager()
-    try:
-        # Twice within a few seconds (a double click) is one resume, not "already queued".
-        warning = action_guard().once("resume " + json.dumps([name, target, extend]),
-                                      lambda: manager.resume(name, target, extend))
-    except (ConfigError, RunStoreError, DataError) as exc:
-        lab_ui.flash("runs", "error", lab_ui.one_line(exc))
-        return
-    st.session_state["train_run"] = name
-    text = f"Resumed {name}; watch it on the Train page."
-    if warning:
-        lab_ui.flash("runs", "warning", f"{text} {warning}")
-    else:
-        lab_ui.flash("runs", "success", text)
-
-
 def delete(name: str) -> None:
     lab_ui.clear_flash("runs")
     try:
@@ -233,19 +199,11 @@ def delete(name: str) -> None:
 a1, a2 = st.columns(2)
 with a1.container(border=True):
     st.markdown("**Resume**")
-    extra = st.number_input("extra epochs", min_value=0, step=1, value=0, key="runs_resume_extra")
-    extend = st.radio("added epochs", EXTEND_MODES, key="runs_resume_extend", horizontal=True, disabled=not extra,
-                      format_func={"continue": "continue at the lr it ended at", "restart": "restart the schedule"}.get,
-                      help="beyond the planned schedule: keep the learning rate it ended at, or run the schedule again")
-    target = int(status.get("epochs") or 0) + int(extra) if extra else None
-    reason = resume_target_error(status, int(status.get("epochs") or 0), target)
-    st.button(
-        "Resume run",
-        key="runs_resume",
-        on_click=resume,
-        args=(detail, target, extend),
-        disabled=reason is not None or detail not in configs,
-        help=reason or "continue from the last checkpoint (add epochs to extend a finished run)",
+    widgets.resume_controls(
+        "runs_", detail, status, flash_key="runs", label="Resume run",
+        help="continue from the last checkpoint (add epochs to extend a finished run)",
+        resumed=f"Resumed {detail}; watch it on the Train page.",
+        disabled=detail not in configs,  # config.json unreadable: shown above
     )
 with a2.container(border=True):
     st.markdown("**Delete**")

@@ -6,7 +6,7 @@ import json
 
 import streamlit as st
 
-from dashboard import lab_ui, run_form
+from dashboard import lab_ui, run_form, widgets
 from dashboard.once import action_guard
 from wrn_core.config import ConfigError
 from wrn_core.data import DataError
@@ -191,21 +191,7 @@ def new_sweep_view() -> None:
 
 def draw_health(store, cells, active: bool) -> None:
     """Training-health badges of the cells that have findings (one green badge when none has)."""
-    checked, found = 0, False
-    for run_name in cells["run"]:
-        try:
-            run = store.get(run_name)
-        except RunStoreError:  # pending: no run yet
-            continue
-        if not run.metrics_path.exists():
-            continue
-        checked += 1
-        findings = lab_ui.run_findings(run)
-        if findings:
-            with st.container(horizontal=True):
-                st.markdown(f"**{run_name}**", width="content")
-                lab_ui.show_findings(findings, advice=False)
-            found = True
+    checked, found = widgets.health_rows(store, cells["run"])
     if checked and not found:
         lab_ui.show_findings([], healthy="No training problems found in any cell" + (" so far" if active else ""))
 
