@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,8 @@ from wrn_core.jobs import JobManager, progress_from_heartbeat
 from wrn_core.plots import live_figure, sweep_small_multiples
 from wrn_core.reference import official_curve
 from wrn_core.runstore import ACTIVE_STATUSES, Run, RunStoreError
+from wrn_core.runstore import RunStore
+from wrn_core.sweeps import cell_statuses, load_sweep
 from wrn_core.train import Progress
 
 PAGES_DIR = Path(__file__).resolve().parent.parent / "pages"
@@ -129,6 +132,20 @@ def active_runs(store) -> list[tuple[str, str, Progress | None]]:
     return rows
 
 
+def stop_sweep(manager: JobManager, name: str) -> set[str]:
+    """Stop starting the sweep's cells and stop its running ones, also those another (or an earlier)
+    dashboard process started, which this manager does not drive; returns the runs asked to stop."""
+    stopped = set(manager.stop_sweep(name))
+    try:
+        statuses = cell_statuses(manager.store, load_sweep(manager.store.root, name))
+    except RunStoreError:
+        statuses = {}
+    for run, status in statuses.items():
+        if status in ACTIVE_STATUSES and run not in stopped and manager.stop(run):
+            stopped.add(run)
+    return stopped
+
+
 @st.cache_data(show_spinner=False, max_entries=10_000)
 def _created_at(run_path: str) -> float:
     """A run's creation time from status.json (it never changes, so it is read once per run)."""
@@ -168,6 +185,23 @@ def metrics_warning(run: Run) -> str | None:
 def read_records(run: Run) -> list[dict[str, Any]]:
     """A run's metrics records, re-read only when metrics.jsonl changed."""
     return _records_cached(str(run.path), _file_key(run.metrics_path))
+
+
+def read_runs(store: RunStore, names: Iterable[str]) -> tuple[dict[str, list[dict[str, Any]]], dict[str, dict[str, Any]]]:
+    """(records by name, config dicts by name) of these runs; a run that is gone is left out of both, one
+    whose config.json is unreadable out of the configs only (its one-line problem is shown with the run)."""
+    records, configs = {}, {}
+    for name in names:
+        try:
+            run = store.get(name)
+        except RunStoreError:
+            continue
+        records[name] = read_records(run)
+        try:
+            configs[name] = run.read_config_dict()
+        except RunStoreError:
+            pass
+    return records, configs
 
 
 def events(records: list[dict[str, Any]]) -> list[str]:

@@ -1,4 +1,4 @@
-"""Controls and read-outs that several pages draw: resume and extend, the system caption, health rows."""
+"""Controls and read-outs that several pages draw: resume and extend, the system caption, health rows, progress."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ from dashboard.once import action_guard
 from wrn_core.analysis import Finding
 from wrn_core.config import EXTEND_MODES, ConfigError
 from wrn_core.data import DataError
-from wrn_core.runstore import RunStore, RunStoreError
-from wrn_core.train import resume_target_error
+from wrn_core.runstore import ACTIVE_STATUSES, RunStore, RunStoreError
+from wrn_core.train import Progress, resume_target_error
 
 EXTEND_LABELS = {"continue": "continue at the lr it ended at", "restart": "restart the schedule"}
 
@@ -110,3 +110,18 @@ def health_rows(store: RunStore, names: Iterable[str]) -> tuple[int, bool]:
             found = True
     return checked, found
 
+
+def progress_line(status: dict[str, Any], progress: Progress | None) -> tuple[float, str]:
+    """(fraction done, text) for st.progress: the trainer's heartbeat while it trains, else status.json."""
+    if progress is not None and progress.total_steps:
+        rate = f"{progress.images_per_s:,.0f} img/s" if progress.images_per_s else "— img/s"
+        text = (f"{progress.phase} · epoch {progress.epoch}/{progress.epochs} · step {progress.step}/{progress.total_steps}"
+                f" · {rate} · ETA {lab_ui.fmt_seconds(progress.eta_s)} · {progress.device}")
+        return min(1.0, progress.step / progress.total_steps), text
+    state = status.get("status", "interrupted")
+    epochs = int(status.get("epochs") or 0)
+    done = int(status.get("epoch") or 0)
+    text = f"{state} · epoch {done}/{epochs}"
+    if state in ACTIVE_STATUSES and status.get("message"):
+        text += f" · {status['message']}"  # e.g. "loading data" before the first step
+    return (min(1.0, done / epochs) if epochs else 0.0), text

@@ -72,19 +72,7 @@ def live_view() -> None:
     state = status.get("status", "interrupted")
     active = state in ACTIVE_STATUSES
     progress = lab_ui.progress_of(run) if state == "running" else None
-
-    epochs = int(status.get("epochs") or 0)
-    if progress is not None and progress.total_steps:
-        fraction = min(1.0, progress.step / progress.total_steps)
-        rate = f"{progress.images_per_s:,.0f} img/s" if progress.images_per_s else "— img/s"
-        text = (f"{progress.phase} · epoch {progress.epoch}/{progress.epochs} · step {progress.step}/{progress.total_steps}"
-                f" · {rate} · ETA {lab_ui.fmt_seconds(progress.eta_s)} · {progress.device}")
-    else:
-        done = int(status.get("epoch") or 0)
-        fraction = min(1.0, done / epochs) if epochs else 0.0
-        text = f"{state} · epoch {done}/{epochs}"
-        if active and status.get("message"):
-            text += f" · {status['message']}"  # e.g. "loading data" before the first step
+    fraction, text = widgets.progress_line(status, progress)
     st.progress(fraction, text=text)
     st.caption(
         f"Best test accuracy **{lab_ui.fmt_pct(status.get('best_test_acc'))}** · "
@@ -96,7 +84,7 @@ def live_view() -> None:
         lab_ui.show_status(status)
     st.plotly_chart(lab_ui.cached_live_figure(run), key="train_live_chart")
     if not active:
-        st.caption(f"Status: **{state}**" + (f" — {status['message']}" if status.get("message") else ""))
+        st.caption(f"Status: **{state}**" + (f" — {lab_ui.plain(status['message'])}" if status.get("message") else ""))
     lab_ui.show_health(run, active)
     warning = lab_ui.metrics_warning(run)
     if warning:
@@ -124,11 +112,11 @@ def live_view() -> None:
         else:
             st.caption("No system readings yet.")
 
-    queued = [(name, job) for name, job in ((j.name, j) for j in manager.jobs()) if job.state == "queued"]
+    queued = [job for job in manager.jobs() if job.state == "queued"]
     if queued:
         st.markdown("**Queued**")
-        for name, job in queued:
-            st.caption(f"⏸ {name} (waiting for {job.device})")
+        for job in queued:
+            st.caption(f"⏸ {job.name} (waiting for {job.device})")
 
 
 run_form.init(F)

@@ -59,18 +59,7 @@ else:
     selected = [frame["name"].iloc[0]]
     st.caption(f"Nothing selected: showing the most recent run, **{selected[0]}**.")
 
-records = {}
-configs = {}
-for name in selected:
-    try:
-        run = manager.store.get(name)
-    except RunStoreError:
-        continue
-    records[name] = lab_ui.read_records(run)
-    try:
-        configs[name] = run.read_config_dict()
-    except RunStoreError:
-        pass  # its one-line problem is shown with the run below
+records, configs = lab_ui.read_runs(manager.store, selected)
 
 st.subheader("Curves")
 c1, c2, c3 = st.columns([2, 2, 1])

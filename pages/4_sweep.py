@@ -12,10 +12,9 @@ from wrn_core.config import ConfigError
 from wrn_core.data import DataError
 from wrn_core.plots import SWEEP_METRICS, TRADEOFF_X_TITLES, sweep_heatmap, sweep_tradeoff_figure
 from wrn_core.reference import OFFICIAL_LOG_ATTRIBUTION, PAPER_CAPTION, PAPER_SOURCE
-from wrn_core.runstore import ACTIVE_STATUSES, RunStoreError
+from wrn_core.runstore import RunStoreError
 from wrn_core.sweeps import (
     Sweep,
-    cell_statuses,
     cells_frame,
     cells_table,
     default_sweep_name,
@@ -92,15 +91,7 @@ def resume_sweep(name: str) -> None:
 def stop_sweep(name: str) -> None:
     """Stop starting cells and stop the running ones (also those a restarted dashboard did not start)."""
     lab_ui.clear_flash("sweep")
-    manager = lab_ui.get_job_manager()
-    stopped = set(manager.stop_sweep(name))
-    try:
-        statuses = cell_statuses(manager.store, load_sweep(manager.store.root, name))
-    except RunStoreError:
-        statuses = {}
-    for run, status in statuses.items():
-        if status in ACTIVE_STATUSES and run not in stopped and manager.stop(run):
-            stopped.add(run)
+    stopped = lab_ui.stop_sweep(lab_ui.get_job_manager(), name)
     lab_ui.flash("sweep", "success", f"Stopping {len(stopped)} cell(s); the others stay pending. **Resume sweep** continues.",
                  markdown=True)
 
