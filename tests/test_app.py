@@ -378,6 +378,34 @@ def test_runs_page_health_badges_command_flops_and_references(_dashboard_isolati
     assert not any("at chance" in md.value for md in at.markdown)
 
 
+def test_resume_and_extend_controls_on_the_train_and_runs_pages(_dashboard_isolation):
+    # The same controls on both pages: disabled (saying why) until epochs are added, then a resume each.
+    from wrn_core.config import TrainConfig, WRNConfig
+    from wrn_core.runstore import RunStore
+
+    config = TrainConfig(model=WRNConfig(depth=10, widen_factor=1), synthetic_train=160, synthetic_test=50,
+                         epochs=1, batch_size=32, eval_batch_size=50, device="cpu")
+    RunStore(_dashboard_isolation).create(config, "done").write_status("finished", "finished 1 epoch", epoch=1)
+    at = new_app()
+    at.session_state["train_run"] = "done"
+    for page, prefix, epochs in (("runs", "runs_", 1), ("train", "train_", 2)):
+        open_page(at, page)
+        no_exception(at)
+        button = at.button(key=prefix + "resume")
+        assert button.disabled and f"finished its {epochs} epochs" in button.help, button.help
+        assert at.radio(key=prefix + "resume_extend").disabled  # nothing to add yet
+        at.number_input(key=prefix + "resume_extra").set_value(1).run()
+        assert not at.button(key=prefix + "resume").disabled and not at.radio(key=prefix + "resume_extend").disabled
+        at.button(key=prefix + "resume").click().run()
+        no_exception(at)
+        assert not at.error, [e.value for e in at.error]
+        if page == "runs":
+            assert [x.value for x in at.success] == ["Resumed done; watch it on the Train page."]
+        assert at.session_state["train_run"] == "done"
+        assert wait_status(_dashboard_isolation, "done", ("finished", "failed"), timeout=120) == "finished"
+        assert json.loads((_dashboard_isolation / "done" / "status.json").read_text())["epoch"] == epochs + 1
+
+
 def test_architecture_shows_the_measured_peak_of_a_run_of_that_model(_dashboard_isolation):
     from wrn_core.config import TrainConfig, WRNConfig
     from wrn_core.runstore import RunStore
