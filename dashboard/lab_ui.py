@@ -1,4 +1,4 @@
-"""Shared dashboard helpers: the cached job manager, cached metrics reads and formatting."""
+"""Shared dashboard helpers: the cached job manager, cached metrics reads, formatting and flash messages."""
 
 from __future__ import annotations
 
