@@ -1,1 +1,1 @@
-"""The WRN Lab dashboard: the Streamlit entrypoint (app.py) and the helpers its pages share (lab_ui.py)."""
+"""The WRN Lab dashboard: the Streamlit entrypoint (app.py) and what its pages share (lab_ui, widgets, run_form, once)."""

@@ -7,6 +7,7 @@ from pathlib import Path
 import streamlit as st
 
 from dashboard import lab_ui
+from wrn_core.store.records import RUNNING
 
 PAGES_DIR = Path(__file__).resolve().parent.parent / "pages"
 
@@ -32,10 +33,10 @@ def _active_jobs() -> None:
         st.caption("No active runs.")
         return
     for name, state, progress in rows:
-        if state == "running" and progress is not None and progress.epochs:
+        if state == RUNNING and progress is not None and progress.epochs:
             st.caption(f"▶ **{name}**: epoch {progress.epoch}/{progress.epochs}, {progress.phase}")
         else:
-            st.caption(f"{'▶' if state == 'running' else '⏸'} **{name}** ({state})")
+            st.caption(f"{'▶' if state == RUNNING else '⏸'} **{name}** ({state})")
 
 
 with st.sidebar:

@@ -1,8 +1,9 @@
-"""Shared dashboard helpers: the cached job manager, cached metrics reads and formatting."""
+"""Shared dashboard helpers: the cached job manager, cached metrics reads, formatting and flash messages."""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -10,11 +11,21 @@ import streamlit as st
 
 from wrn_core.analysis import Finding, diagnose
 from wrn_core.jobs import JobManager
+from wrn_core.jobs.sweep_runner import SweepRunner
 from wrn_core.plots import live_figure, sweep_small_multiples
 from wrn_core.reference import official_curve
-from wrn_core.store import Run, RunStoreError
-from wrn_core.store.records import ACTIVE_STATUSES
-from wrn_core.store.records import Progress, progress_from_heartbeat
+from wrn_core.store import Run, RunStore, RunStoreError
+from wrn_core.store.records import (
+    ACTIVE_STATUSES,
+    DIVERGED,
+    FAILED,
+    FINISHED,
+    INTERRUPTED,
+    RUNNING,
+    Progress,
+    progress_from_heartbeat,
+)
+from wrn_core.sweeps import cell_statuses, load_sweep
 
 PAGES_DIR = Path(__file__).resolve().parent.parent / "pages"
 # Session-state keys of value widgets that must survive a page switch (see keep_form_state).
@@ -54,6 +65,17 @@ def _job_manager(path: str) -> JobManager:
 def get_job_manager() -> JobManager:
     """The process-wide job manager for runs_dir() (st.cache_resource; callers only call its methods)."""
     return _job_manager(str(runs_dir()))
+
+
+@st.cache_resource(show_spinner=False, on_release=lambda runner: runner.shutdown())
+def _sweep_runner(path: str, manager_id: int, _manager: JobManager) -> SweepRunner:
+    return SweepRunner(_manager)
+
+
+def get_sweep_runner() -> SweepRunner:
+    """The process-wide sweep runner on get_job_manager() (st.cache_resource; callers only call its methods)."""
+    manager = get_job_manager()
+    return _sweep_runner(str(runs_dir()), id(manager), manager)
 
 
 def keep_form_state() -> None:
@@ -126,8 +148,23 @@ def active_runs(store) -> list[tuple[str, str, Progress | None]]:
     for summary in store.summaries():
         if summary.status in ACTIVE_STATUSES:
             run = Run(store.root / summary.name)
-            rows.append((summary.name, summary.status, progress_of(run) if summary.status == "running" else None))
+            rows.append((summary.name, summary.status, progress_of(run) if summary.status == RUNNING else None))
     return rows
+
+
+def stop_sweep(runner: SweepRunner, name: str) -> set[str]:
+    """Stop starting the sweep's cells and stop its running ones, also those another (or an earlier)
+    dashboard process started, which this runner does not drive; returns the runs asked to stop."""
+    manager = runner.manager
+    stopped = set(runner.stop(name))
+    try:
+        statuses = cell_statuses(manager.store, load_sweep(manager.store.root, name))
+    except RunStoreError:
+        statuses = {}
+    for run, status in statuses.items():
+        if status in ACTIVE_STATUSES and run not in stopped and manager.stop(run):
+            stopped.add(run)
+    return stopped
 
 
 @st.cache_data(show_spinner=False, max_entries=10_000)
@@ -169,6 +206,23 @@ def metrics_warning(run: Run) -> str | None:
 def read_records(run: Run) -> list[dict[str, Any]]:
     """A run's metrics records, re-read only when metrics.jsonl changed."""
     return _records_cached(str(run.path), _file_key(run.metrics_path))
+
+
+def read_runs(store: RunStore, names: Iterable[str]) -> tuple[dict[str, list[dict[str, Any]]], dict[str, dict[str, Any]]]:
+    """(records by name, config dicts by name) of these runs; a run that is gone is left out of both, one
+    whose config.json is unreadable out of the configs only (its one-line problem is shown with the run)."""
+    records, configs = {}, {}
+    for name in names:
+        try:
+            run = store.get(name)
+        except RunStoreError:
+            continue
+        records[name] = read_records(run)
+        try:
+            configs[name] = run.read_config_dict()
+        except RunStoreError:
+            pass
+    return records, configs
 
 
 def events(records: list[dict[str, Any]]) -> list[str]:
@@ -263,16 +317,66 @@ def one_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
+# What st.markdown (and st.error etc.) would read as formatting: emphasis, code, links, maths, strikethrough.
+_MARKDOWN_SPECIALS = str.maketrans({c: "\\" + c for c in "\\`*_[]$~"})
+
+
+def plain(text: str) -> str:
+    """Text with its Markdown characters backslash-escaped, so `ROOT/train/<class>/*.jpg` shows as written."""
+    return text.translate(_MARKDOWN_SPECIALS)
+
+
+MESSAGE_KINDS = ("error", "warning", "success", "info")
+
+
+def show_message(kind: str, text: str) -> None:
+    """st.error / st.warning / st.success / st.info of Markdown text, by kind."""
+    {"error": st.error, "warning": st.warning, "success": st.success, "info": st.info}[kind](text)
+
+
+def show_error(error: BaseException | str) -> None:
+    """A user-facing error as one st.error line: an exception's first line, or a text, shown as written."""
+    st.error(plain(one_line(error) if isinstance(error, BaseException) else error))
+
+
+# Flash messages: a callback keeps what happened for the page to show on its next runs (callbacks run
+# before the page draws, so they cannot draw it themselves). One session_state entry per place.
+_FLASH_SUFFIX = "_flash"  # keeps flash entries apart from the widget keys they are named after
+
+
+def flash(key: str, kind: str, text: str, *, about: str | None = None, markdown: bool = False) -> None:
+    """Keep a message for show_flash(key), replacing the one kept there; kind is error|warning|success|info.
+
+    The text is shown as written unless markdown=True. With `about`, only show_flash(key, about=…) of the
+    same value shows it (e.g. "Launched grid" beside the sweep grid only).
+    """
+    if kind not in MESSAGE_KINDS:
+        raise ValueError(f"flash kind must be one of {', '.join(MESSAGE_KINDS)}, not {kind!r}")
+    st.session_state[key + _FLASH_SUFFIX] = {"kind": kind, "text": text if markdown else plain(text), "about": about}
+
+
+def clear_flash(key: str) -> None:
+    """Forget the message kept under key (a callback calls it first, so an old message never outlives a new try)."""
+    st.session_state.pop(key + _FLASH_SUFFIX, None)
+
+
+def show_flash(key: str, about: str | None = None) -> None:
+    """Draw the message kept under key, if any and if it is about `about`; it stays until replaced or cleared."""
+    message = st.session_state.get(key + _FLASH_SUFFIX)
+    if message is not None and message["about"] == about:
+        show_message(message["kind"], message["text"])
+
+
 def show_status(status: dict[str, Any]) -> None:
     """A run's status and message as a coloured box."""
     state = status.get("status", "?")
     message = status.get("message") or ""
-    text = f"**{state}** — {message}" if message else f"**{state}**"
-    if state in ("failed",):
+    text = f"**{state}** — {plain(message)}" if message else f"**{state}**"
+    if state == FAILED:
         st.error(text)
-    elif state in ("diverged", "interrupted"):
+    elif state in (DIVERGED, INTERRUPTED):
         st.warning(text)
-    elif state == "finished":
+    elif state == FINISHED:
         st.success(text)
     else:
         st.info(text)

@@ -117,13 +117,13 @@ def _optimizer_changed(prefix: str) -> None:
 def _download(prefix: str) -> None:
     dataset = st.session_state[prefix + "dataset"]
     data_dir = (st.session_state[prefix + "data_dir"] or "").strip() or DEFAULT_DATA_DIR
-    st.session_state.pop(prefix + "download_msg", None)
+    lab_ui.clear_flash(prefix + "download")
     try:
         path = download_cifar(dataset, data_dir)
     except DataError as exc:
-        st.session_state[prefix + "download_msg"] = ("error", lab_ui.one_line(exc))
+        lab_ui.flash(prefix + "download", "error", lab_ui.one_line(exc))
         return
-    st.session_state[prefix + "download_msg"] = ("ok", f"{lab_ui.DATASET_LABELS[dataset]} is ready in {path}")
+    lab_ui.flash(prefix + "download", "success", f"{lab_ui.DATASET_LABELS[dataset]} is ready in {path}")
 
 
 def draw(prefix: str, model: bool = True, seed: bool = True) -> None:
@@ -143,9 +143,7 @@ def draw(prefix: str, model: bool = True, seed: bool = True) -> None:
             # Not under the form prefix: a button's state cannot be re-owned by keep_form_state.
             st.button(f"Download {lab_ui.DATASET_LABELS[dataset]}", key=prefix.replace("_f_", "_") + "download",
                       on_click=_download, args=(prefix,))
-            message = st.session_state.get(prefix + "download_msg")
-            if message is not None:
-                (st.error if message[0] == "error" else st.success)(message[1])
+            lab_ui.show_flash(prefix + "download")
         else:
             st.text_input("image folder", key=prefix + "data_dir",
                           placeholder="/path/to/root with train/<class>/ and test/<class>/")

@@ -71,7 +71,7 @@ def model_controls(prefix: str, title: str | None = None) -> WRNConfig | None:
         else:
             config = WRNConfig(depth=int(st.session_state[f"{prefix}depth"]), **common)
     except ConfigError as exc:
-        st.error(lab_ui.one_line(exc))
+        lab_ui.show_error(exc)
         return None
     # Keep the hidden input in step so switching between N and depth shows the same model.
     if st.session_state[f"{prefix}by"] == "blocks per group N":
@@ -101,7 +101,7 @@ def analyse(config: WRNConfig):
             amp=bool(st.session_state["arch_amp"]),
         )
     except ConfigError as exc:
-        st.error(lab_ui.one_line(exc))
+        lab_ui.show_error(exc)
         return None
     return table, total, memory
 

@@ -6,55 +6,40 @@ import json
 
 import streamlit as st
 
-from dashboard import lab_ui, run_form
-from wrn_core.config import EXTEND_MODES, ConfigError
+from dashboard import lab_ui, run_form, widgets
+from dashboard.once import action_guard
+from wrn_core.config import ConfigError
 from wrn_core.data import DataError
 from wrn_core.model.flops import input_size
 from wrn_core.engine.devices import check_memory
 from wrn_core.engine.monitor import system_summary
 from wrn_core.plots import system_figure
 from wrn_core.store import RunStoreError
-from wrn_core.store.records import ACTIVE_STATUSES
-from wrn_core.engine.resume import resume_target_error
+from wrn_core.store.records import ACTIVE_STATUSES, DIVERGED, FAILED, INTERRUPTED, QUEUED, RUNNING
 
 F = "train_f_"  # prefix of the form's value widgets (kept across page switches)
-EXTEND_LABELS = {"continue": "continue at the lr it ended at", "restart": "restart the schedule"}
 
 
 def launch() -> None:
-    """on_click of Launch: submit to the job manager; errors are kept for one line of st.error.
-    The same form launched twice within a few seconds starts one run (JobManager.once)."""
-    st.session_state.pop("train_launch_error", None)
+    """on_click of Launch: submit to the job manager; the outcome is a flash under Launch.
+    The same form launched twice within a few seconds starts one run (action_guard)."""
+    lab_ui.clear_flash("train_launch")
     manager = lab_ui.get_job_manager()
     try:
         config, nproc = run_form.form_to_config(F)
         requested = (st.session_state[F + "name"] or "").strip() or None
         action = "launch " + json.dumps([config.to_dict(), requested, nproc], sort_keys=True)
-        name = manager.once(action, lambda: manager.submit(config, requested, nproc=nproc))
+        name = action_guard().once(action, lambda: manager.submit(config, requested, nproc=nproc))
     except (ConfigError, RunStoreError, DataError) as exc:
-        st.session_state["train_launch_error"] = lab_ui.one_line(exc)
+        lab_ui.flash("train_launch", "error", lab_ui.one_line(exc))
         return
     st.session_state["train_run"] = name
-    st.session_state["train_launched"] = name
+    lab_ui.flash("train_launch", "success", f"Launched {name}")
 
 
 def stop_run(name: str) -> None:
     if not lab_ui.get_job_manager().stop(name):
-        st.session_state["train_resume_error"] = f"{name} is not running in a process this dashboard can signal"
-
-
-def resume_run(name: str, target: int | None, extend: str) -> None:
-    st.session_state.pop("train_resume_error", None)
-    st.session_state.pop("train_resume_warning", None)
-    manager = lab_ui.get_job_manager()
-    try:
-        # Twice within a few seconds (a double click) is one resume, not "already queued".
-        warning = manager.once("resume " + json.dumps([name, target, extend]), lambda: manager.resume(name, target, extend))
-    except (ConfigError, RunStoreError, DataError) as exc:
-        st.session_state["train_resume_error"] = lab_ui.one_line(exc)
-        return
-    if warning:
-        st.session_state["train_resume_warning"] = warning
+        lab_ui.flash("train_resume", "error", f"{name} is not running in a process this dashboard can signal")
 
 
 def watched_run(store, names: list[str]) -> str:
@@ -63,7 +48,7 @@ def watched_run(store, names: list[str]) -> str:
     if watched in names:
         return watched
     for name, state, _ in lab_ui.active_runs(store):
-        if state == "running":
+        if state == RUNNING:
             return name
     return names[0]
 
@@ -82,25 +67,13 @@ def live_view() -> None:
     try:
         run = manager.store.get(watched)
     except RunStoreError as exc:
-        st.error(lab_ui.one_line(exc))
+        lab_ui.show_error(exc)
         return
     status = run.read_status()
-    state = status.get("status", "interrupted")
+    state = status.get("status", INTERRUPTED)
     active = state in ACTIVE_STATUSES
-    progress = lab_ui.progress_of(run) if state == "running" else None
-
-    epochs = int(status.get("epochs") or 0)
-    if progress is not None and progress.total_steps:
-        fraction = min(1.0, progress.step / progress.total_steps)
-        rate = f"{progress.images_per_s:,.0f} img/s" if progress.images_per_s else "— img/s"
-        text = (f"{progress.phase} · epoch {progress.epoch}/{progress.epochs} · step {progress.step}/{progress.total_steps}"
-                f" · {rate} · ETA {lab_ui.fmt_seconds(progress.eta_s)} · {progress.device}")
-    else:
-        done = int(status.get("epoch") or 0)
-        fraction = min(1.0, done / epochs) if epochs else 0.0
-        text = f"{state} · epoch {done}/{epochs}"
-        if active and status.get("message"):
-            text += f" · {status['message']}"  # e.g. "loading data" before the first step
+    progress = lab_ui.progress_of(run) if state == RUNNING else None
+    fraction, text = widgets.progress_line(status, progress)
     st.progress(fraction, text=text)
     st.caption(
         f"Best test accuracy **{lab_ui.fmt_pct(status.get('best_test_acc'))}** · "
@@ -108,11 +81,11 @@ def live_view() -> None:
         f"images seen {lab_ui.fmt_count(status.get('images_seen'))}"
         + (f" · {status['world_size']} processes" if (status.get("world_size") or 1) > 1 else "")
     )
-    if state in ("failed", "diverged", "interrupted"):
+    if state in (FAILED, DIVERGED, INTERRUPTED):
         lab_ui.show_status(status)
     st.plotly_chart(lab_ui.cached_live_figure(run), key="train_live_chart")
     if not active:
-        st.caption(f"Status: **{state}**" + (f" — {status['message']}" if status.get("message") else ""))
+        st.caption(f"Status: **{state}**" + (f" — {lab_ui.plain(status['message'])}" if status.get("message") else ""))
     lab_ui.show_health(run, active)
     warning = lab_ui.metrics_warning(run)
     if warning:
@@ -123,18 +96,8 @@ def live_view() -> None:
         c1.button("Stop", key="train_stop", on_click=stop_run, args=(watched,),
                   help="checkpoints, then stops (within a batch; data-parallel runs at the next logged step)")
     else:
-        extra = c2.number_input("extra epochs", min_value=0, step=1, value=0, key="train_resume_extra")
-        extend = c3.radio("added epochs", EXTEND_MODES, format_func=EXTEND_LABELS.get, key="train_resume_extend",
-                          horizontal=True, disabled=not extra,
-                          help="beyond the planned schedule: keep the learning rate it ended at, or run the schedule again")
-        target = epochs + int(extra) if extra else None
-        reason = resume_target_error(status, epochs, target)
-        c1.button("Resume", key="train_resume", on_click=resume_run, args=(watched, target, extend),
-                  disabled=reason is not None, help=reason or "continue from the last checkpoint")
-    if st.session_state.get("train_resume_error"):
-        st.error(st.session_state["train_resume_error"])
-    if st.session_state.get("train_resume_warning"):
-        st.warning(st.session_state["train_resume_warning"])
+        widgets.resume_controls("train_", watched, status, flash_key="train_resume", slots=(c2, c3, c1))
+    lab_ui.show_flash("train_resume")
 
     # torch.compile's warm-up is shown, not hidden: while it runs, and what it cost afterwards.
     if progress is not None and progress.phase == "compiling":
@@ -146,19 +109,15 @@ def live_view() -> None:
         summary = system_summary(records)
         if summary["samples"]:
             st.plotly_chart(system_figure(records), key="train_system_chart")
-            st.caption(
-                f"peak process memory {lab_ui.fmt_mib(summary['peak_rss_mb'])}"
-                + (f" · peak CUDA memory {lab_ui.fmt_mib(summary['peak_cuda_mb'])}" if summary["peak_cuda_mb"] else "")
-                + (f" · mean GPU utilisation {summary['mean_gpu_util']:.0f}%" if summary["mean_gpu_util"] is not None else "")
-            )
+            st.caption(widgets.system_caption(summary))
         else:
             st.caption("No system readings yet.")
 
-    queued = [(name, job) for name, job in ((j.name, j) for j in manager.jobs()) if job.state == "queued"]
+    queued = [job for job in manager.jobs() if job.state == QUEUED]
     if queued:
         st.markdown("**Queued**")
-        for name, job in queued:
-            st.caption(f"⏸ {name} (waiting for {job.device})")
+        for job in queued:
+            st.caption(f"⏸ {job.name} (waiting for {job.device})")
 
 
 run_form.init(F)
@@ -179,9 +138,6 @@ with form_col:
             st.warning(f"{check.message()}: it may not fit. Try a smaller batch or model.")
     except (ConfigError, DataError):
         pass  # Launch reports bad input in one line
-    if st.session_state.get("train_launch_error"):
-        st.error(st.session_state["train_launch_error"])
-    elif st.session_state.get("train_launched"):
-        st.success(f"Launched {st.session_state['train_launched']}")
+    lab_ui.show_flash("train_launch")
 with live_col:
     live_view()

@@ -6,18 +6,15 @@ import json
 
 import streamlit as st
 
-from dashboard import lab_ui
+from dashboard import lab_ui, widgets
 from wrn_core.analysis import config_diff, export_csv, export_json, runs_frame
 from wrn_core.cli import command_for
-from wrn_core.config import EXTEND_MODES, ConfigError
-from wrn_core.data import DataError
 from wrn_core.model.flops import FLOPS_CONVENTION, training_flops_per_image
 from wrn_core.plots import acc_vs_params_figure, compare_figure
 from wrn_core.reference import OFFICIAL_LOG_ATTRIBUTION, PAPER_CAPTION, PAPER_SOURCE, official_curve
 from wrn_core.engine.monitor import system_summary
 from wrn_core.store import RunStoreError
-from wrn_core.store.records import ACTIVE_STATUSES
-from wrn_core.engine.resume import resume_target_error
+from wrn_core.store.records import ACTIVE_STATUSES, INTERRUPTED
 
 V = "runs_v_"  # prefix of value widgets kept across page switches
 X_LABELS = {
@@ -63,18 +60,7 @@ else:
     selected = [frame["name"].iloc[0]]
     st.caption(f"Nothing selected: showing the most recent run, **{selected[0]}**.")
 
-records = {}
-configs = {}
-for name in selected:
-    try:
-        run = manager.store.get(name)
-    except RunStoreError:
-        continue
-    records[name] = lab_ui.read_records(run)
-    try:
-        configs[name] = run.read_config_dict()
-    except RunStoreError:
-        pass  # its one-line problem is shown with the run below
+records, configs = lab_ui.read_runs(manager.store, selected)
 
 st.subheader("Curves")
 c1, c2, c3 = st.columns([2, 2, 1])
@@ -113,15 +99,8 @@ if st.session_state[V + "reference"]:
         st.caption(f"Dashed: {OFFICIAL_LOG_ATTRIBUTION}.{tip}")
 
 # Training health of each compared run, one line each (a single run's is shown below).
-for name in records if len(records) > 1 else ():
-    try:
-        health = lab_ui.run_findings(manager.store.get(name))
-    except RunStoreError:
-        continue
-    if health:
-        with st.container(horizontal=True):
-            st.markdown(f"**{name}**", width="content")
-            lab_ui.show_findings(health, advice=False)
+if len(records) > 1:
+    widgets.health_rows(manager.store, records)
 
 left, right = st.columns(2)
 with left:
@@ -146,14 +125,14 @@ detail = st.selectbox("Run", selected, key="runs_detail") if len(selected) > 1 e
 try:
     run = manager.store.get(detail)
 except RunStoreError as exc:
-    st.error(lab_ui.one_line(exc))
+    lab_ui.show_error(exc)
     st.stop()
 status = run.read_status()
-state = status.get("status", "interrupted")
+state = status.get("status", INTERRUPTED)
 lab_ui.show_status(status)
 problem = manager.store.summary(detail).problem
 if problem:
-    st.error(problem)
+    lab_ui.show_error(problem)
 warning = lab_ui.metrics_warning(run)
 if warning:
     st.warning(warning)
@@ -161,12 +140,7 @@ lab_ui.show_health(run, active=state in ACTIVE_STATUSES)
 run_records = records.get(detail) or lab_ui.read_records(run)
 usage = system_summary(run_records)
 if usage["samples"]:
-    st.caption(
-        f"Peak process memory {lab_ui.fmt_mib(usage['peak_rss_mb'])}"
-        + (f" · peak CUDA memory {lab_ui.fmt_mib(usage['peak_cuda_mb'])}" if usage["peak_cuda_mb"] else "")
-        + (f" · mean GPU utilisation {usage['mean_gpu_util']:.0f}%" if usage["mean_gpu_util"] is not None else "")
-        + (f" · {status['world_size']} processes (DDP)" if (status.get("world_size") or 1) > 1 else "")
-    )
+    st.caption(widgets.system_caption(usage, processes=int(status.get("world_size") or 1)))
 
 try:
     rerun = command_for(run.read_config(), runs_dir=str(manager.store.root))
@@ -200,28 +174,14 @@ with d3.expander("config.json"):
         st.caption("config.json cannot be read (see above); the run can still be deleted.")
 
 
-def resume(name: str, target: int | None, extend: str) -> None:
-    st.session_state.pop("runs_message", None)
-    manager = lab_ui.get_job_manager()
-    try:
-        # Twice within a few seconds (a double click) is one resume, not "already queued".
-        warning = manager.once("resume " + json.dumps([name, target, extend]), lambda: manager.resume(name, target, extend))
-    except (ConfigError, RunStoreError, DataError) as exc:
-        st.session_state["runs_message"] = ("error", lab_ui.one_line(exc))
-        return
-    st.session_state["train_run"] = name
-    text = f"Resumed {name}; watch it on the Train page."
-    st.session_state["runs_message"] = ("warning", f"{text} {warning}") if warning else ("ok", text)
-
-
 def delete(name: str) -> None:
-    st.session_state.pop("runs_message", None)
+    lab_ui.clear_flash("runs")
     try:
         lab_ui.get_job_manager().store.delete(name)  # refuses, naming the process, while any process holds it
     except RunStoreError as exc:
-        st.session_state["runs_message"] = ("error", lab_ui.one_line(exc))
+        lab_ui.flash("runs", "error", lab_ui.one_line(exc))
         return
-    st.session_state["runs_message"] = ("ok", f"Deleted {name}.")
+    lab_ui.flash("runs", "success", f"Deleted {name}.")
     st.session_state.pop("runs_table", None)  # row positions changed
     st.session_state["runs_confirm_delete"] = False
 
@@ -229,19 +189,11 @@ def delete(name: str) -> None:
 a1, a2 = st.columns(2)
 with a1.container(border=True):
     st.markdown("**Resume**")
-    extra = st.number_input("extra epochs", min_value=0, step=1, value=0, key="runs_resume_extra")
-    extend = st.radio("added epochs", EXTEND_MODES, key="runs_resume_extend", horizontal=True, disabled=not extra,
-                      format_func={"continue": "continue at the lr it ended at", "restart": "restart the schedule"}.get,
-                      help="beyond the planned schedule: keep the learning rate it ended at, or run the schedule again")
-    target = int(status.get("epochs") or 0) + int(extra) if extra else None
-    reason = resume_target_error(status, int(status.get("epochs") or 0), target)
-    st.button(
-        "Resume run",
-        key="runs_resume",
-        on_click=resume,
-        args=(detail, target, extend),
-        disabled=reason is not None or detail not in configs,
-        help=reason or "continue from the last checkpoint (add epochs to extend a finished run)",
+    widgets.resume_controls(
+        "runs_", detail, status, flash_key="runs", label="Resume run",
+        help="continue from the last checkpoint (add epochs to extend a finished run)",
+        resumed=f"Resumed {detail}; watch it on the Train page.",
+        disabled=detail not in configs,  # config.json unreadable: shown above
     )
 with a2.container(border=True):
     st.markdown("**Delete**")
@@ -250,6 +202,4 @@ with a2.container(border=True):
     if state in ACTIVE_STATUSES:
         st.caption("This run is active; stop it before deleting.")
 
-message = st.session_state.get("runs_message")
-if message is not None:
-    {"error": st.error, "warning": st.warning}.get(message[0], st.success)(message[1])
+lab_ui.show_flash("runs")

@@ -6,16 +6,16 @@ import json
 
 import streamlit as st
 
-from dashboard import lab_ui, run_form
+from dashboard import lab_ui, run_form, widgets
+from dashboard.once import action_guard
 from wrn_core.config import ConfigError
 from wrn_core.data import DataError
 from wrn_core.plots import SWEEP_METRICS, TRADEOFF_X_TITLES, sweep_heatmap, sweep_tradeoff_figure
 from wrn_core.reference import OFFICIAL_LOG_ATTRIBUTION, PAPER_CAPTION, PAPER_SOURCE
 from wrn_core.store import RunStoreError
-from wrn_core.store.records import ACTIVE_STATUSES
+from wrn_core.store.records import PENDING, QUEUED, RUNNING
 from wrn_core.sweeps import (
     Sweep,
-    cell_statuses,
     cells_frame,
     cells_table,
     default_sweep_name,
@@ -52,55 +52,49 @@ def form_sweep() -> Sweep:
 
 
 def launch() -> None:
-    """on_click of Launch: save the sweep and hand it to the job manager; errors are kept for one st.error line."""
-    st.session_state.pop("sweep_launch_error", None)
-    st.session_state.pop("sweep_launched", None)
-    manager = lab_ui.get_job_manager()
+    """on_click of Launch: save the sweep and hand it to the job manager; an error is a flash under Launch,
+    success one beside the launched sweep."""
+    lab_ui.clear_flash("sweep_launch")
+    lab_ui.clear_flash("sweep_launched")
+    runner = lab_ui.get_sweep_runner()
 
     def start(sweep) -> str:
         preflight(sweep.cells()[0].config)  # data missing, no such device: before anything is saved
-        save_sweep(manager.store.root, sweep)
-        manager.run_sweep(sweep)
+        save_sweep(runner.manager.store.root, sweep)
+        runner.run(sweep)
         return sweep.name
 
     try:
         sweep = form_sweep()
         # The form with the name as typed (an empty one is named by the clock): twice within a few
-        # seconds is one launch (JobManager.once).
+        # seconds is one launch (action_guard).
         action = "sweep " + json.dumps([sweep.to_dict() | {"name": None}, st.session_state[F + "name"]], sort_keys=True)
-        name = manager.once(action, lambda: start(sweep))
+        name = action_guard().once(action, lambda: start(sweep))
     except (ConfigError, RunStoreError, DataError) as exc:
-        st.session_state["sweep_launch_error"] = lab_ui.one_line(exc)
+        lab_ui.flash("sweep_launch", "error", lab_ui.one_line(exc))
         return
     st.session_state[F + "open"] = name
-    st.session_state["sweep_launched"] = name
+    lab_ui.flash("sweep_launched", "success",
+                 f"Launched {name}: its cells train one after another; each is also a run on the Runs page.", about=name)
 
 
 def resume_sweep(name: str) -> None:
-    st.session_state.pop("sweep_message", None)
-    manager = lab_ui.get_job_manager()
+    lab_ui.clear_flash("sweep")
+    runner = lab_ui.get_sweep_runner()
     try:
-        manager.run_sweep(load_sweep(manager.store.root, name))
+        runner.run(load_sweep(runner.manager.store.root, name))
     except (ConfigError, RunStoreError, DataError) as exc:
-        st.session_state["sweep_message"] = ("error", lab_ui.one_line(exc))
+        lab_ui.flash("sweep", "error", lab_ui.one_line(exc))
         return
-    st.session_state["sweep_message"] = ("ok", f"Resumed {name}: its remaining cells train one after another.")
+    lab_ui.flash("sweep", "success", f"Resumed {name}: its remaining cells train one after another.")
 
 
 def stop_sweep(name: str) -> None:
     """Stop starting cells and stop the running ones (also those a restarted dashboard did not start)."""
-    st.session_state.pop("sweep_message", None)
-    manager = lab_ui.get_job_manager()
-    stopped = set(manager.stop_sweep(name))
-    try:
-        statuses = cell_statuses(manager.store, load_sweep(manager.store.root, name))
-    except RunStoreError:
-        statuses = {}
-    for run, status in statuses.items():
-        if status in ACTIVE_STATUSES and run not in stopped and manager.stop(run):
-            stopped.add(run)
-    st.session_state["sweep_message"] = (
-        "ok", f"Stopping {len(stopped)} cell(s); the others stay pending. **Resume sweep** continues.")
+    lab_ui.clear_flash("sweep")
+    stopped = lab_ui.stop_sweep(lab_ui.get_sweep_runner(), name)
+    lab_ui.flash("sweep", "success", f"Stopping {len(stopped)} cell(s); the others stay pending. **Resume sweep** continues.",
+                 markdown=True)
 
 
 def sweep_key(sweep: Sweep) -> tuple:
@@ -165,9 +159,8 @@ def new_sweep_view() -> None:
                                       help="times a few training steps of each model (seconds)")
         b2.button("Launch", type="primary", key="sweep_launch", on_click=launch, width="stretch")
         if preflight_clicked:
-            st.session_state.pop("sweep_launch_error", None)  # the pre-flight reports the form's state now
-        if st.session_state.get("sweep_launch_error"):
-            st.error(st.session_state["sweep_launch_error"])
+            lab_ui.clear_flash("sweep_launch")  # the pre-flight reports the form's state now
+        lab_ui.show_flash("sweep_launch")
     with plan_col:
         st.subheader("Pre-flight")
         current = None
@@ -175,14 +168,14 @@ def new_sweep_view() -> None:
             current = form_sweep()
         except (ConfigError, RunStoreError, DataError) as exc:
             if preflight_clicked:
-                st.error(lab_ui.one_line(exc))
+                lab_ui.show_error(exc)
                 preflight_clicked = False
         if preflight_clicked and current is not None:
             try:
                 with st.spinner("Timing a few training steps of each model…"):
                     plan = preflight_frame(current, probe(current))
             except (ConfigError, RunStoreError, DataError) as exc:
-                st.error(lab_ui.one_line(exc))
+                lab_ui.show_error(exc)
             else:
                 st.session_state["sweep_plan"] = (sweep_key(current), plan)
         draw_preflight(current)
@@ -190,21 +183,7 @@ def new_sweep_view() -> None:
 
 def draw_health(store, cells, active: bool) -> None:
     """Training-health badges of the cells that have findings (one green badge when none has)."""
-    checked, found = 0, False
-    for run_name in cells["run"]:
-        try:
-            run = store.get(run_name)
-        except RunStoreError:  # pending: no run yet
-            continue
-        if not run.metrics_path.exists():
-            continue
-        checked += 1
-        findings = lab_ui.run_findings(run)
-        if findings:
-            with st.container(horizontal=True):
-                st.markdown(f"**{run_name}**", width="content")
-                lab_ui.show_findings(findings, advice=False)
-            found = True
+    checked, found = widgets.health_rows(store, cells["run"])
     if checked and not found:
         lab_ui.show_findings([], healthy="No training problems found in any cell" + (" so far" if active else ""))
 
@@ -217,19 +196,20 @@ def live_view(name: str) -> None:
     try:
         sweep = load_sweep(store.root, name)
     except RunStoreError as exc:
-        st.error(lab_ui.one_line(exc))
+        lab_ui.show_error(exc)
         return
     cells = cells_frame(store, sweep)
     counts = sweep_counts(cells)
-    driven = name in manager.active_sweeps()
-    active = driven or counts["running"] > 0 or counts["queued"] > 0
+    runner = lab_ui.get_sweep_runner()
+    driven = name in runner.active()
+    active = driven or counts[RUNNING] > 0 or counts[QUEUED] > 0
     parts = [f"{counts['ended']}/{counts['total']} cells ended"]
-    parts += [f"{counts[key]} {key}" for key in ("running", "queued", "paused", "pending") if counts[key]]
+    parts += [f"{counts[key]} {key}" for key in (RUNNING, QUEUED, "paused", PENDING) if counts[key]]
     st.progress(counts["ended"] / max(1, counts["total"]), text=" · ".join(parts))
 
-    error = manager.sweep_error(name)
+    error = runner.error(name)
     if error:
-        st.error(f"The sweep stopped: {error}")
+        lab_ui.show_error(f"The sweep stopped: {error}")
     c1, c2, _ = st.columns([1, 1, 3])
     if active:
         c1.button("Stop sweep", key="sweep_stop", on_click=stop_sweep, args=(name,),
@@ -237,9 +217,7 @@ def live_view(name: str) -> None:
     elif not is_done(store, sweep):
         c1.button("Resume sweep", key="sweep_resume", on_click=resume_sweep, args=(name,), type="primary",
                   help="train the pending cells and resume the stopped ones, one after another")
-    message = st.session_state.get("sweep_message")
-    if message is not None:
-        (st.error if message[0] == "error" else st.success)(message[1])
+    lab_ui.show_flash("sweep")
 
     st.dataframe(
         cells_table(cells), hide_index=True,
@@ -295,7 +273,7 @@ def opened_view(name: str) -> None:
     try:
         sweep = load_sweep(store.root, name)
     except RunStoreError as exc:
-        st.error(lab_ui.one_line(exc))
+        lab_ui.show_error(exc)
         return
     base = sweep.base
     axes = " · ".join(f"{axis.replace('_', ' ')}: {', '.join(map(str, values))}" for axis, values in sweep.axes.items())
@@ -303,8 +281,7 @@ def opened_view(name: str) -> None:
                f"{base.epochs} epoch(s), batch {base.batch_size}, device {base.device}.")
     with st.expander("Base config"):
         st.json(base.to_dict(), expanded=False)
-    if st.session_state.get("sweep_launched") == name:
-        st.success(f"Launched {name}: its cells train one after another; each is also a run on the Runs page.")
+    lab_ui.show_flash("sweep_launched", about=name)
     live_view(name)
 
 

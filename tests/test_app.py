@@ -161,6 +161,18 @@ def test_train_errors_are_one_line_and_keep_input(tmp_path):
     assert at.number_input(key=F + "k").value == 3
 
 
+def test_an_error_shows_its_text_as_written(tmp_path):
+    # The folder layout's "*.jpg" would be Markdown emphasis in st.error: it is escaped, not lost.
+    (tmp_path / "images" / "test").mkdir(parents=True)  # no train/ folder
+    at = open_page(new_app(), "train")
+    at.selectbox(key=F + "dataset").set_value("folder").run()
+    at.text_input(key=F + "data_dir").set_value(str(tmp_path / "images")).run()
+    at.button(key="train_launch").click().run()
+    no_exception(at)
+    assert len(at.error) == 1, [e.value for e in at.error]
+    assert r"ROOT/train/<class>/\*.jpg" in at.error[0].value, at.error[0].value
+
+
 def test_tiny_run_end_to_end(_dashboard_isolation):
     runs_dir = _dashboard_isolation
     at = open_page(new_app(), "train")
@@ -364,6 +376,34 @@ def test_runs_page_health_badges_command_flops_and_references(_dashboard_isolati
     at.run()
     assert any(":green-badge[" in md.value and "No training problems" in md.value for md in at.markdown)
     assert not any("at chance" in md.value for md in at.markdown)
+
+
+def test_resume_and_extend_controls_on_the_train_and_runs_pages(_dashboard_isolation):
+    # The same controls on both pages: disabled (saying why) until epochs are added, then a resume each.
+    from wrn_core.config import TrainConfig, WRNConfig
+    from wrn_core.store import RunStore
+
+    config = TrainConfig(model=WRNConfig(depth=10, widen_factor=1), synthetic_train=160, synthetic_test=50,
+                         epochs=1, batch_size=32, eval_batch_size=50, device="cpu")
+    RunStore(_dashboard_isolation).create(config, "done").write_status("finished", "finished 1 epoch", epoch=1)
+    at = new_app()
+    at.session_state["train_run"] = "done"
+    for page, prefix, epochs in (("runs", "runs_", 1), ("train", "train_", 2)):
+        open_page(at, page)
+        no_exception(at)
+        button = at.button(key=prefix + "resume")
+        assert button.disabled and f"finished its {epochs} epochs" in button.help, button.help
+        assert at.radio(key=prefix + "resume_extend").disabled  # nothing to add yet
+        at.number_input(key=prefix + "resume_extra").set_value(1).run()
+        assert not at.button(key=prefix + "resume").disabled and not at.radio(key=prefix + "resume_extend").disabled
+        at.button(key=prefix + "resume").click().run()
+        no_exception(at)
+        assert not at.error, [e.value for e in at.error]
+        if page == "runs":
+            assert [x.value for x in at.success] == ["Resumed done; watch it on the Train page."]
+        assert at.session_state["train_run"] == "done"
+        assert wait_status(_dashboard_isolation, "done", ("finished", "failed"), timeout=120) == "finished"
+        assert json.loads((_dashboard_isolation / "done" / "status.json").read_text())["epoch"] == epochs + 1
 
 
 def test_architecture_shows_the_measured_peak_of_a_run_of_that_model(_dashboard_isolation):
