@@ -227,7 +227,7 @@ def _cli_waiting_for(go: Path, *args: str) -> subprocess.Popen:
     code = (
         "import os, sys, time\n"
         "from wrn_core.cli import main\n"
-        "import wrn_core.train\n"
+        "import wrn_core.engine.loop\n"
         f"while not os.path.exists({str(go)!r}):\n"
         "    time.sleep(0.002)\n"
         f"sys.exit(main({list(args)!r}))\n"
