@@ -193,7 +193,7 @@ def run_engine(config: TrainConfig, runs_dir: Path, name: str) -> dict[str, Any]
         for r in records if r.get("kind") == "epoch"
     ]
     last = next(r for r in reversed(records) if r.get("kind") == "epoch")
-    # The compile warm-ups of the training graph and of the first evaluation ("compile", "compile-eval").
+    # The compile warm-up of the training graph ("compile"; evaluation runs eagerly).
     compile_seconds = sum(r.get("seconds") or 0.0 for r in records if r.get("kind") == "event" and str(r.get("event", "")).startswith("compile"))
     return {
         **_accuracies(epochs),

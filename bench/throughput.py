@@ -93,6 +93,7 @@ class Case:
     plan: Plan
     baseline: bool = True  # also time the conventional loop
     compiled: bool = False  # also time the engine with compile=True (CUDA)
+    eager: bool = True  # time the engine without compile (and the baseline beside it)
     repeats: int = 1  # baseline, engine, baseline, engine, ...: windows pooled over the repeats
 
     @property
@@ -100,7 +101,13 @@ class Case:
         return f"WRN-{self.depth}-{self.widen_factor}"
 
 
-def cases_for(device: torch.device, quick: bool) -> list[Case]:
+# --suite compiled: the one figure a short GPU lease needs first, the Fast GPU recipe's compiled step rate.
+COMPILED_ONLY = [Case(16, 8, 512, Plan(warmup=10, window=10, windows=6), baseline=False, compiled=True, eager=False)]
+
+
+def cases_for(device: torch.device, quick: bool, suite: str = "full") -> list[Case]:
+    if suite == "compiled" and not quick:
+        return COMPILED_ONLY
     if quick:
         return [Case(10, 1, 16, Plan(warmup=2, window=2, windows=3))]
     if device.type == "cuda":
@@ -439,6 +446,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", help="JSON file (default bench/results/throughput-<device>[-quick].json)")
     parser.add_argument("--data-dir", help="unpacked CIFAR-10 JPEG folder or the .tar.gz (default: .data/ or ../shared/data/)")
     parser.add_argument("--quick", action="store_true", help="a tiny end-to-end dry run (WRN-10-1, a few steps)")
+    parser.add_argument("--suite", choices=("full", "compiled"), default="full",
+                        help="compiled: only the compiled engine on WRN-16-8 at batch 512 (CUDA; ~90 s with a cold compile)")
     parser.add_argument("--watch-repeats", type=int, default=None, help="unwatched/watched pairs on the CPU (default 2; 1 with --quick)")
     add_threads_argument(parser)
     args = parser.parse_args(argv)
@@ -451,11 +460,13 @@ def main(argv: list[str] | None = None) -> int:
     env = environment(device)
     print(f"throughput on {env['device_name']}, torch {env['torch']}; images from {root}", flush=True)
     records: list[dict[str, Any]] = []
-    cases = cases_for(device, args.quick)
+    cases = cases_for(device, args.quick, args.suite)
     with tempfile.TemporaryDirectory(prefix="wrn-bench-runs-") as tmp:
         runs_dir = Path(tmp)
         # Eager engine and baseline for every case first; compiled variants last (their warm-up is long).
         for order, case in enumerate(cases):
+            if not case.eager:
+                continue
             macs = count_macs(build_model(WRNConfig(depth=case.depth, widen_factor=case.widen_factor)))
             baseline, engine = None, None
             for repeat in range(case.repeats):
@@ -472,10 +483,14 @@ def main(argv: list[str] | None = None) -> int:
             if not (case.compiled and device.type == "cuda"):
                 continue
             macs = count_macs(build_model(WRNConfig(depth=case.depth, widen_factor=case.widen_factor)))
+            # Each model compiles from a clean slate: dynamo's dynamic-shape guesses from the last one do not carry over.
+            torch._dynamo.reset()
             engine = run_engine(root, case, device, runs_dir, f"engine-compiled-{order}", compile=True)
-            eager = next(r for r in records if r["model"] == case.name and r["batch_size"] == case.batch_size)
-            baseline_stub = {"rates": eager["windows"]["baseline"], "num_workers": eager["baseline_loader"]["num_workers"],
-                             "pin_memory": eager["baseline_loader"]["pin_memory"]}
+            eager = next((r for r in records if r["model"] == case.name and r["batch_size"] == case.batch_size), None)
+            baseline_stub = None
+            if eager is not None and eager["baseline_loader"]:
+                baseline_stub = {"rates": eager["windows"]["baseline"], "num_workers": eager["baseline_loader"]["num_workers"],
+                                 "pin_memory": eager["baseline_loader"]["pin_memory"]}
             records.append(_record(case, device, env, macs, engine, baseline_stub, "engine_compiled"))
             _print_record(records[-1])
             write_json(out, records)

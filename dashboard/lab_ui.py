@@ -102,7 +102,18 @@ def cuda_description() -> str:
         return f"cuda ({torch.cuda.get_device_name(0)})"
     if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
         return "mps (Apple GPU)"
+    unusable = unusable_gpu()
+    if unusable:
+        return f"cpu only: {unusable}"
     return "cpu only (no CUDA GPU)"
+
+
+@st.cache_resource(show_spinner=False)
+def unusable_gpu() -> str | None:
+    """Why an NVIDIA GPU on this machine cannot be used by this torch, with the fix (one line), or None."""
+    from wrn_core.engine.devices import unusable_gpu_reason
+
+    return unusable_gpu_reason()
 
 
 @st.cache_data(show_spinner=False, ttl=10)

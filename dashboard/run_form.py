@@ -181,6 +181,8 @@ def draw(prefix: str, model: bool = True, seed: bool = True) -> None:
         st.markdown("**Run**")
         choices = lab_ui.device_choices()
         st.selectbox("Device", list(choices), format_func=choices.get, key=prefix + "device")
+        if lab_ui.unusable_gpu():
+            st.warning(lab_ui.plain(lab_ui.unusable_gpu()))
         c1, c2, c3 = st.columns(3)
         if seed:
             c1.number_input("seed", min_value=0, step=1, key=prefix + "seed")

@@ -90,7 +90,8 @@ def _run_blocked(module: str, args: list[str]) -> subprocess.CompletedProcess:
 
 def test_bench_imports_without_dashboard_packages():
     modules = "bench.throughput, bench.time_to_accuracy, bench.accuracy_parity, bench.conventional, bench.common, " \
-              "bench.ddp_scaling, bench.sweep_overhead, bench.dashboard_overhead, bench.cli_runs, wrn_core.engine.loop"
+              "bench.ddp_scaling, bench.sweep_overhead, bench.dashboard_overhead, bench.cli_runs, bench.epoch_gap, " \
+              "wrn_core.engine.loop"
     code = BLOCK + f"import {modules}\nprint('ok')\n"
     done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
@@ -314,3 +315,19 @@ def test_accuracy_parity_quick_runs_end_to_end(tiny_folder, tmp_path):
     for key in ("engine_final", "conventional_final", "diff_final", "engine_best", "conventional_best", "diff_best"):
         assert summary[key]["mean"] is not None, key
     assert "difference (engine - conventional)" in done.stdout
+
+
+def test_epoch_gap_measures_the_boundaries_of_a_tiny_run(tmp_path):
+    """The benchmark's own arithmetic on a small run: one gap per boundary, a fraction, the baseline beside it."""
+    from bench import epoch_gap
+
+    config = epoch_gap.cpu_config(epochs=3, steps=2, batch_size=8).replace(
+        model=epoch_gap.WRNConfig(depth=10, widen_factor=1))
+    result = epoch_gap.measure(config, tmp_path / "runs", "tiny")
+    assert result["status"] == "finished" and result["epochs"] == 3 and result["steps_per_epoch"] == 2
+    assert len(result["boundary_gaps_s"]) == 2 and all(g >= 0 for g in result["boundary_gaps_s"])
+    assert 0 <= result["boundary_idle_fraction"] < 1
+    assert len(result["checkpoint_blocking_s"]) == 3 and len(result["engine_boundary_s"]) == 3
+    assert all(g >= e for g, e in zip(result["boundary_gaps_with_evaluation_s"], result["evaluation_s"]))
+    baseline = epoch_gap.measure(config, tmp_path / "runs", "sync", synchronous_checkpoint=True)
+    assert baseline["status"] == "finished" and len(baseline["boundary_gaps_s"]) == 2

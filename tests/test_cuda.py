@@ -109,7 +109,7 @@ def test_channels_last_and_compile_both_train(tmp_path):
     run = store.create(cuda_config(compile=True, synthetic_train=256, synthetic_test=128, eval_batch_size=128), "compiled")
     assert train_run(run) == "finished", run.read_status()
     events = {r["event"]: r for r in records_of(run, "event")}
-    assert events["compile"]["seconds"] > 0 and "compile-eval" in events
+    assert events["compile"]["seconds"] > 0 and "compile-eval" not in events  # evaluation runs eagerly
     assert all(math.isfinite(r["train_loss"]) for r in records_of(run, "step"))
 
 

@@ -174,7 +174,7 @@ def test_cpu_training_is_reproducible(tmp_path):
     a, b = store.create(tiny_config(epochs=1), "a"), store.create(tiny_config(epochs=1), "b")
     train_run(a)
     train_run(b)
-    strip = lambda rs: [{k: v for k, v in r.items() if k not in ("time", "epoch_seconds", "images_per_s", "wall_time")} for r in rs if r["kind"] != "system"]
+    strip = lambda rs: [{k: v for k, v in r.items() if k not in ("time", "epoch_seconds", "images_per_s", "wall_time", "boundary_s", "checkpoint_wait_s")} for r in rs if r["kind"] != "system"]
     assert strip(a.read_metrics()) == strip(b.read_metrics())
 
 
@@ -187,11 +187,11 @@ def test_dataset_decides_the_number_of_classes(tmp_path):
 
 
 def test_torch_compile_path_records_its_warm_up(tmp_path):
-    """The compiled path (used on GPUs) runs end to end on the CPU and logs both compile costs."""
+    """The compiled path (used on GPUs) runs end to end on the CPU and logs its compile cost."""
     run = RunStore(tmp_path).create(tiny_config(compile=True, epochs=2), "compiled")
     assert train_run(run) == "finished", run.read_status()
     events = [r for r in run.read_metrics() if r["kind"] == "event"]
-    assert [e["event"] for e in events] == ["compile", "compile-eval"]
+    assert [e["event"] for e in events] == ["compile"]  # evaluation runs eagerly: no second graph
     assert events[0]["step"] == 1 and events[0]["seconds"] > 0
     assert "torch.compile" in events[0]["message"]
     assert len(epochs_of(run)) == 2

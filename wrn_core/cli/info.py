@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import sys
 
 from wrn_core.cli.flags import _model_config
 from wrn_core.config import ConfigError
@@ -50,9 +51,12 @@ def cmd_presets(args: argparse.Namespace) -> int:  # noqa: ARG001
 
 def cmd_devices(args: argparse.Namespace) -> int:
     """The devices this machine can train on, as labels or JSON."""
-    from wrn_core.engine.devices import list_devices
+    from wrn_core.engine.devices import list_devices, unusable_gpu_reason
 
     found = list_devices()
+    unusable = unusable_gpu_reason()
+    if unusable:
+        print(f"warning: {unusable}", file=sys.stderr)
     if args.format == "json":
         print(json.dumps([dataclasses.asdict(d) for d in found], indent=2))
         return 0

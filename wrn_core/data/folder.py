@@ -111,9 +111,16 @@ def _decode_chunk(paths: Sequence[str], image_size: int | None) -> list[np.ndarr
 
 
 def _pool_context():
-    # fork starts workers instantly (they only run PIL/numpy, never torch); spawn elsewhere.
+    """fork starts workers at once (they only run PIL/numpy, never torch) — but not from a process that holds
+    CUDA, whose state a forked child cannot use: then forkserver (or spawn) starts them clean."""
     methods = multiprocessing.get_all_start_methods()
-    return multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+    if "fork" in methods and not _cuda_initialized():
+        return multiprocessing.get_context("fork")
+    return multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
+
+
+def _cuda_initialized() -> bool:
+    return torch.cuda.is_initialized()
 
 
 def _decode_images(paths: list[Path], image_size: int | None) -> list[np.ndarray | None]:

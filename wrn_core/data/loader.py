@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Iterator, Sequence
 
 import torch
@@ -76,6 +77,9 @@ class DeviceLoader:
         self._scale = (1.0 / (255.0 * std_t)).view(1, -1, 1, 1).to(self.device)
         self._shift = (-mean_t / std_t).view(1, -1, 1, 1).to(self.device)
         self._channel_index = torch.arange(channels, device=self.device).view(1, -1, 1, 1)
+        # Epoch plans drawn ahead on a helper thread (prefetch), so an epoch boundary does not wait for them.
+        self._plans: dict[int, Future] = {}
+        self._planner: ThreadPoolExecutor | None = None
 
     @property
     def num_samples(self) -> int:
@@ -109,15 +113,43 @@ class DeviceLoader:
         # Distinct, reproducible stream per (seed, epoch).
         return torch.Generator().manual_seed((self.seed * 1_000_003 + int(epoch) * 7_919 + 12_345) % (2**63))
 
+    def prefetch(self, epoch: int) -> None:
+        """Start drawing `epoch`'s plan on a helper thread; `epoch(epoch)` then takes it without waiting."""
+        if not self.train or epoch in self._plans:
+            return
+        if self._planner is None:
+            self._planner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="wrn-plan")
+        self._plans[epoch] = self._planner.submit(self._plan, epoch)
+
+    def _plan_for(self, epoch: int) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+        """The epoch's plan: the prefetched one when there is one (kept for epoch_indices), else drawn now."""
+        future = self._plans.get(epoch)
+        if future is None:
+            future = Future()
+            future.set_result(self._plan(epoch))
+            self._plans[epoch] = future
+        for old in [e for e in self._plans if e < epoch - 1]:  # at most this epoch's and the one before
+            del self._plans[old]
+        return future.result()
+
+    def _to_device(self, tensor: torch.Tensor) -> torch.Tensor:
+        # From pinned host memory the copy to a GPU is asynchronous; it is ordered before any use on the stream.
+        if self.device.type == "cuda":
+            return tensor.pin_memory().to(self.device, non_blocking=True)
+        return tensor.to(self.device)
+
     def _plan(self, epoch: int) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
-        """Sample order (N,) and, when augmenting, rows (N, H) and cols (N, W) source pixel indices."""
+        """Sample order (N,) and, when augmenting, rows (N, H) and cols (N, W) source pixel indices, on the device.
+
+        Drawn on the CPU from a generator seeded by (seed, epoch), so a plan is the same on every
+        device and every rank, and an epoch can resume mid-way."""
         n = self.num_samples
         if not self.train:
             return torch.empty(0, dtype=torch.int64), None, None  # unused: test batches are slices
         generator = self._generator(epoch)
         order = torch.randperm(n, generator=generator)
         if not self.augment:
-            return order.to(self.device), None, None
+            return self._to_device(order), None, None
         pad, h, w = self.pad, self.height, self.width
         offsets = torch.randint(0, 2 * pad + 1, (n, 2), generator=generator)  # crop corner in the padded image
         flips = torch.randint(0, 2, (n,), generator=generator).bool()
@@ -131,11 +163,11 @@ class DeviceLoader:
         rows = _reflect(rows, h)
         cols = _reflect(cols, w)
         # Permute now so batch i is a contiguous slice of everything.
-        return order.to(self.device), rows[order].to(self.device), cols[order].to(self.device)
+        return self._to_device(order), self._to_device(rows[order]), self._to_device(cols[order])
 
     def epoch(self, epoch: int, start_batch: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """Yield (images dtype (B, C, H, W) normalized, labels int64 (B,)) on the device, from start_batch on."""
-        order, rows, cols = self._plan(epoch)
+        order, rows, cols = self._plan_for(epoch)
         count = len(self)
         size = self.effective_batch_size
         local = self.local_batch_size
@@ -159,7 +191,7 @@ class DeviceLoader:
 
     def epoch_indices(self, epoch: int) -> torch.Tensor:
         """The sample indices this rank trains on in `epoch`, in order (int64 on the device)."""
-        order, _, _ = self._plan(epoch)
+        order, _, _ = self._plan_for(epoch)
         size, local = self.effective_batch_size, self.local_batch_size
         parts = [order[b * size + self.rank * local : b * size + (self.rank + 1) * local] for b in range(len(self))]
         return torch.cat(parts) if parts else order[:0]

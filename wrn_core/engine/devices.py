@@ -3,7 +3,9 @@ whether a run's predicted training memory fits the chosen one (the memory pre-fl
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -44,8 +46,6 @@ def _cpu_description() -> str:
 
 def list_devices() -> list[DeviceInfo]:
     """cpu, then every visible CUDA GPU with its memory and compute capability, then mps when present."""
-    import os
-
     total = free = None
     try:
         import psutil
@@ -58,13 +58,83 @@ def list_devices() -> list[DeviceInfo]:
     if torch.cuda.is_available():
         for index in range(torch.cuda.device_count()):
             props = torch.cuda.get_device_properties(index)
-            free, total = torch.cuda.mem_get_info(index)
+            # Free memory from NVML: torch's mem_get_info would create a CUDA context on every GPU listed.
+            free_mb = nvml_free_mb(str(getattr(props, "uuid", "")))
             devices.append(DeviceInfo(
-                f"cuda:{index}", "cuda", props.name, total / 2**20, free / 2**20, f"{props.major}.{props.minor}",
+                f"cuda:{index}", "cuda", props.name, props.total_memory / 2**20, free_mb, f"{props.major}.{props.minor}",
             ))
     if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
         devices.append(DeviceInfo("mps", "mps", "Apple GPU (Metal)", None, None, None))
     return devices
+
+
+def _nvml() -> Any | None:
+    """pynvml, initialised, or None (no nvidia-ml-py, no driver)."""
+    try:
+        import pynvml
+
+        pynvml.nvmlInit()
+        return pynvml
+    except Exception:  # noqa: BLE001 - no library or no driver: NVML's figures are simply not known
+        return None
+
+
+def nvml_free_mb(uuid: str) -> float | None:
+    """Free memory (MiB) of the GPU with this UUID as NVML sees it, or None where NVML cannot say."""
+    nvml = _nvml()
+    if nvml is None or not uuid:
+        return None
+    try:
+        handle = nvml.nvmlDeviceGetHandleByUUID(uuid if uuid.startswith(("GPU-", "MIG-")) else f"GPU-{uuid}")
+        return nvml.nvmlDeviceGetMemoryInfo(handle).free / 2**20
+    except Exception:  # noqa: BLE001 - e.g. a MIG instance NVML names otherwise
+        return None
+
+
+def unusable_gpu_reason() -> str | None:
+    """Why the NVIDIA GPUs that NVML sees cannot be used by this torch, with the fix, in one line; None when
+    torch can use them or there are none. (A CPU-only wheel, or a driver older than the wheel's CUDA.)"""
+    if torch.cuda.is_available():
+        return None
+    nvml = _nvml()
+    if nvml is None:
+        return None
+    try:
+        count = nvml.nvmlDeviceGetCount()
+        if count < 1:
+            return None
+        name = nvml.nvmlDeviceGetName(nvml.nvmlDeviceGetHandleByIndex(0))
+        driver = nvml.nvmlSystemGetDriverVersion()
+        driver_cuda = nvml.nvmlSystemGetCudaDriverVersion_v2()  # e.g. 12020 for CUDA 12.2
+    except Exception:  # noqa: BLE001
+        return None
+    name = name.decode() if isinstance(name, bytes) else str(name)
+    driver = driver.decode() if isinstance(driver, bytes) else str(driver)
+    gpus = f"{count} NVIDIA GPU{'s' if count != 1 else ''} ({name}, driver {driver})"
+    built = torch.version.cuda
+    if not built:
+        return f"{gpus} found, but this torch {torch.__version__} is a CPU-only build: install a CUDA build of torch (README, 'GPUs')"
+    supports = f"{driver_cuda // 1000}.{driver_cuda % 1000 // 10}"
+    wanted = tuple(int(part) for part in built.split(".")[:2])
+    if (driver_cuda // 1000, driver_cuda % 1000 // 10) < wanted:
+        return (f"{gpus} found, but the driver supports CUDA {supports} and this torch was built for CUDA {built}: "
+                f"update the NVIDIA driver, or install the torch build for CUDA {supports} (README, 'GPUs')")
+    return f"{gpus} found, but torch cannot use them (CUDA {built}, driver CUDA {supports}): check CUDA_VISIBLE_DEVICES and the driver"
+
+
+def child_visible_devices(index: int, parent: str | None = None) -> str:
+    """The CUDA_VISIBLE_DEVICES a child gets to see this process's cuda:`index` as its cuda:0.
+
+    Through the parent's own list when it has one ("2,3", GPU UUIDs or MIG instances), so a job on
+    cuda:1 of a process that sees "2,3" trains on physical GPU 3, not 1.
+    """
+    parent = os.environ.get("CUDA_VISIBLE_DEVICES") if parent is None else parent
+    visible = [entry.strip() for entry in (parent or "").split(",") if entry.strip()]
+    if not visible:
+        return str(index)
+    if index >= len(visible):
+        raise ConfigError(f"cuda:{index} is not among this process's visible GPUs ({parent})")
+    return visible[index]
 
 
 def resolve_device(name: str) -> torch.device:
@@ -134,4 +204,7 @@ def check_memory(config: TrainConfig, image_size: tuple[int, int] = (32, 32)) ->
     elif device.type == "mps":
         name = "mps"
     free = next((d.free_memory_mb for d in list_devices() if d.name == name), None)
+    if free is None and device.type == "cuda":
+        # NVML could not say: ask the chosen GPU itself, the one device this process is about to train on.
+        free = torch.cuda.mem_get_info(device.index if device.index is not None else torch.cuda.current_device())[0] / 2**20
     return MemoryCheck(name, predicted_training_mb(config, device.type, image_size), free, config.world_size > 1)

@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from wrn_core.config import ConfigError, TrainConfig
 from wrn_core.data import DeviceLoader, load_dataset
 from wrn_core.engine import distributed
-from wrn_core.engine.checkpoint import Position, set_rng_state
+from wrn_core.engine.checkpoint import CheckpointWriter, Position, set_rng_state, snapshot
 from wrn_core.engine.distributed import Dist, RankView
 from wrn_core.engine.monitor import SystemMonitor
 from wrn_core.engine.optim import build_optimizer, lr_factor
@@ -61,8 +61,11 @@ def evaluate(model: torch.nn.Module, loader: DeviceLoader, device: torch.device,
             loss_sum += F.cross_entropy(logits.float(), labels, reduction="sum").double()
             correct += (logits.argmax(dim=1) == labels).sum()
             count += labels.shape[0]
-    totals = distributed.all_sum(torch.stack([loss_sum, correct.double(), torch.tensor(float(count), device=device, dtype=torch.float64)]), dist)
-    loss_total, correct_total, images = totals.tolist()
+    if dist.enabled:
+        totals = distributed.all_sum(torch.stack([loss_sum, correct.double(), torch.tensor(float(count), device=device, dtype=torch.float64)]), dist)
+        loss_total, correct_total, images = totals.tolist()
+    else:
+        (loss_total, correct_total), images = torch.stack([loss_sum, correct.double()]).tolist(), float(count)
     return loss_total / max(1.0, images), correct_total / max(1.0, images)
 
 
@@ -73,7 +76,8 @@ class Session:
     config: TrainConfig
     device: torch.device
     model: torch.nn.Module
-    forward: torch.nn.Module  # the compiled model with config.compile, else the model
+    forward: torch.nn.Module  # what trains: the model, wrapped in DDP under torchrun, compiled with config.compile
+    evaluator: torch.nn.Module  # what evaluates: the same without compiling (another batch shape is another graph)
     optimizer: torch.optim.Optimizer
     scheduler: torch.optim.lr_scheduler.LambdaLR
     train_loader: DeviceLoader
@@ -81,7 +85,7 @@ class Session:
     params: int
     monitor: SystemMonitor
     dist: Dist
-    compiled_eval: bool = False  # whether the compiled model has been evaluated in this process
+    checkpoints: CheckpointWriter | None = None  # set by setup(): writes checkpoints off the loop's thread
     recent_rate: float | None = None  # training images/s over the last logging interval
 
     @property
@@ -125,13 +129,12 @@ def setup(run: Run, resume: bool, reporter: Reporter, dist: Dist) -> tuple[Sessi
     train_loader, test_loader = _loaders(config, data, device, dist, channels_last)
     steps_per_epoch = len(train_loader)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(config, step, steps_per_epoch))
-    forward: torch.nn.Module = model
+    evaluator: torch.nn.Module = model
     if dist.enabled:
-        forward = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
-    if config.compile:
-        forward = torch.compile(forward)
-    session = Session(config, device, model, forward, optimizer, scheduler, train_loader, test_loader, params,
-                      SystemMonitor(device), dist)
+        evaluator = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    forward = torch.compile(evaluator) if config.compile else evaluator
+    session = Session(config, device, model, forward, evaluator, optimizer, scheduler, train_loader, test_loader, params,
+                      SystemMonitor(device), dist, checkpoints=CheckpointWriter(run))
 
     position = _restore(run, session, checkpoint) if checkpoint is not None else Position()
     if resume and (checkpoint is not None or _has_points(run)):
@@ -240,7 +243,10 @@ def train_epoch(run: Run, session: Session, position: Position, stop_event: thre
     bad_step = torch.zeros((), device=device, dtype=torch.int64)  # first step with a non-finite loss
     interval_images = 0
     interval_start = time.perf_counter()
-    for images, labels in session.train_loader.epoch(position.epoch, start_batch=position.batch_in_epoch):
+    batches = session.train_loader.epoch(position.epoch, start_batch=position.batch_in_epoch)
+    if position.epoch + 1 < config.epochs:
+        session.train_loader.prefetch(position.epoch + 1)  # drawn while this epoch trains
+    for images, labels in batches:
         if not dist.enabled and stop_event.is_set():
             position.train_seconds += time.perf_counter() - interval_start
             position.fold(interval_loss.item(), float(interval_correct.item()), interval_images)
@@ -265,14 +271,8 @@ def train_epoch(run: Run, session: Session, position: Position, stop_event: thre
                 position.train_seconds + seconds, seconds)])
         if position.step % config.log_every != 0 and position.batch_in_epoch != steps_per_epoch:
             continue
-        # The logging point: sums over the ranks, the first bad step and any stop request, in one host sync.
-        sums = distributed.all_sum(torch.stack([
-            interval_loss, interval_correct.double(), torch.tensor(float(interval_images), device=device, dtype=torch.float64),
-        ]), dist)
-        flags = distributed.all_max(torch.stack([
-            bad_step.double(), torch.tensor(float(stop_event.is_set()), device=device, dtype=torch.float64),
-        ]), dist)
-        loss_sum, correct, images_total, first_bad, stop_asked = torch.cat([sums, flags]).tolist()
+        loss_sum, correct, images_total, first_bad, stop_asked = _interval_totals(
+            interval_loss, interval_correct, bad_step, interval_images, stop_event.is_set(), dist)
         if first_bad > 0:
             raise Diverged(int(first_bad))
         now = time.perf_counter()
@@ -299,6 +299,27 @@ def train_epoch(run: Run, session: Session, position: Position, stop_event: thre
     return True
 
 
+def _interval_totals(loss: torch.Tensor, correct: torch.Tensor, bad_step: torch.Tensor, images: int, stop: bool,
+                     dist: Dist) -> tuple[float, float, float, float, float]:
+    """The logging point's one host sync: (loss sum, correct, images, first bad step, stop asked) over every rank.
+
+    In one process the image count and the stop request are host values already, so no tensor is
+    made from them (each would be a copy to the device); ranks sum and max them in one collective each.
+    """
+    if not dist.enabled:
+        loss_sum, correct_sum, first_bad = torch.stack([loss, correct.double(), bad_step.double()]).tolist()
+        return loss_sum, correct_sum, float(images), first_bad, float(stop)
+    device = loss.device
+    sums = distributed.all_sum(torch.stack([
+        loss, correct.double(), torch.tensor(float(images), device=device, dtype=torch.float64),
+    ]), dist)
+    flags = distributed.all_max(torch.stack([
+        bad_step.double(), torch.tensor(float(stop), device=device, dtype=torch.float64),
+    ]), dist)
+    loss_sum, correct_sum, images_total, first_bad, stop_asked = torch.cat([sums, flags]).tolist()
+    return loss_sum, correct_sum, images_total, first_bad, stop_asked
+
+
 def _data_parallel_checks(session: Session, epoch: int) -> dict[str, Any]:
     """For a data-parallel epoch: whether every rank holds the same weights and the shards were disjoint."""
     dist = session.dist
@@ -318,46 +339,63 @@ def _data_parallel_checks(session: Session, epoch: int) -> dict[str, Any]:
 
 
 def finish_epoch(run: Run, session: Session, position: Position, epoch_start: float, report: Reporter) -> None:
-    """Evaluate, record the epoch, checkpoint and update the status."""
+    """Evaluate, hand the checkpoint to its writer, record the epoch and update the status.
+
+    The epoch record says how long this boundary kept training waiting (`boundary_s`, evaluation
+    excluded) and how much of that was waiting for the previous checkpoint (`checkpoint_wait_s`).
+    """
     config, device = session.config, session.device
+    boundary_start = time.perf_counter()
     rate = session.recent_rate
-    train_phase_seconds = time.perf_counter() - epoch_start
+    train_phase_seconds = boundary_start - epoch_start
     report.send(session, position, EVALUATING, rate=rate)
-    eval_start = time.perf_counter()
-    test_loss, test_acc = evaluate(session.forward, session.test_loader, device, session.dist)
-    eval_seconds = time.perf_counter() - eval_start
+    test_loss, test_acc = evaluate(session.evaluator, session.test_loader, device, session.dist)
+    eval_seconds = time.perf_counter() - boundary_start
     position.train_seconds += eval_seconds
-    if config.compile and not session.compiled_eval:
-        # Eval mode and the eval batch shape compile a second graph; show that cost too.
-        session.compiled_eval = True
-        message = f"first evaluation with torch.compile (includes compiling it) took {eval_seconds:.1f} s"
-        run.append_metrics([records.event_record("compile-eval", message, position.step, position.epoch + 1,
-                                                 position.train_seconds, eval_seconds)])
     if not math.isfinite(test_loss):
         raise Diverged(position.step)
-    images = max(1, position.epoch_images)
+    trained = position.epoch_images
+    images = max(1, trained)
+    train_loss, train_acc = position.epoch_loss / images, position.epoch_correct / images
     checks = _data_parallel_checks(session, position.epoch)
     position.epoch += 1
     position.batch_in_epoch = 0
     position.best_test_acc = test_acc if position.best_test_acc is None else max(position.best_test_acc, test_acc)
     position.last_test_acc = test_acc
+    position.epoch_loss, position.epoch_correct, position.epoch_images = 0.0, 0.0, 0
+    waited = _checkpoint(run, session, position, durable=position.epoch >= config.epochs)
     run.append_metrics([records.epoch_record(
         epoch=position.epoch, step=position.step, images_seen=position.images_seen, time=position.train_seconds,
-        train_loss=position.epoch_loss / images, train_acc=position.epoch_correct / images,
-        test_loss=test_loss, test_acc=test_acc, lr=session.current_lr, epoch_seconds=time.perf_counter() - epoch_start,
-        images_per_s=position.epoch_images / train_phase_seconds if train_phase_seconds > 0 else None,
+        train_loss=train_loss, train_acc=train_acc, test_loss=test_loss, test_acc=test_acc, lr=session.current_lr,
+        epoch_seconds=time.perf_counter() - epoch_start,
+        images_per_s=trained / train_phase_seconds if train_phase_seconds > 0 else None,
         peak_mem_mb=torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None,
+        boundary_s=time.perf_counter() - boundary_start - eval_seconds, checkpoint_wait_s=waited,
         **checks,
     )])
-    position.epoch_loss, position.epoch_correct, position.epoch_images = 0.0, 0.0, 0
     record_system(run, session, position)  # at least one reading per epoch, however short
-    run.save_checkpoint(position.to_checkpoint(session))
     run.write_status(
         RUNNING, f"epoch {position.epoch}/{config.epochs}: test accuracy {test_acc:.1%}", epoch=position.epoch,
         step=position.step, images_seen=position.images_seen, train_seconds=position.train_seconds,
         best_test_acc=position.best_test_acc, final_test_acc=test_acc,
     )
     report.send(session, position, TRAINING, rate=rate)
+
+
+def _checkpoint(run: Run, session: Session, position: Position, durable: bool = False) -> float:
+    """Snapshot the state and hand it to the checkpoint writer; returns the seconds spent waiting for disk.
+
+    With durable, wait until it is written: the last epoch's checkpoint is on disk before the status
+    says the run has finished. Every rank takes part (the RNG states are gathered); rank 0 writes.
+    """
+    state = position.to_checkpoint(session)
+    if not session.dist.is_main:
+        return 0.0
+    assert session.checkpoints is not None
+    waited = session.checkpoints.submit(snapshot(state, session.checkpoints.pinned))
+    if durable:
+        waited += session.checkpoints.wait()
+    return waited
 
 
 # ---------------------------------------------------------------------------------------------
@@ -416,6 +454,8 @@ def train_run(
         status, message, error_kind = ending_for(exc, run, session, position, dist)
         return _end(run, status, message, position, error_kind)
     finally:
+        if session is not None and session.checkpoints is not None:
+            _finish_writing(session.checkpoints)
         session = None
         _release_memory()
         run.remove_temporary_files()
@@ -423,8 +463,8 @@ def train_run(
 
 
 def _stop(run: Run, session: Session, position: Position, report: Reporter) -> str:
-    """A stop asked for mid-epoch: checkpoint the exact position, then record `stopped`."""
-    run.save_checkpoint(position.to_checkpoint(session))
+    """A stop asked for mid-epoch: checkpoint the exact position (on disk before the status), then record `stopped`."""
+    _checkpoint(run, session, position, durable=True)
     epoch_at = position.epoch + position.batch_in_epoch / session.steps_per_epoch
     run.write_status(STOPPED, f"stopped at epoch {epoch_at:.2f} (step {position.step}); resume to continue",
                      step=position.step, images_seen=position.images_seen,
@@ -441,6 +481,15 @@ def _end(run: Run, status: str, message: str, position: Position, error_kind: st
         # Still no room for status.json: once the lock is released, readers find the run interrupted.
         pass
     return status
+
+
+def _finish_writing(checkpoints: CheckpointWriter) -> None:
+    """Let a checkpoint still being written finish while this process holds the lock; its error, if any,
+    came after the run had already ended another way."""
+    try:
+        checkpoints.wait()
+    except Exception:  # noqa: BLE001 - the run's status already says how it ended
+        pass
 
 
 def _release_memory() -> None:

@@ -40,6 +40,30 @@ def _nvml_handle(device: torch.device) -> Any | None:
         return None
 
 
+def nvml_readings(handle: Any) -> dict[str, float | None]:
+    """GPU load, memory, temperature and power of one NVML handle, each queried on its own: a query the
+    GPU does not support (power on some boards, temperature on MIG) leaves that field None, not all five."""
+    import pynvml
+
+    def read(query: Any) -> Any:
+        try:
+            return query()
+        except Exception:  # noqa: BLE001 - NVMLError_NotSupported and kin
+            return None
+
+    rates = read(lambda: pynvml.nvmlDeviceGetUtilizationRates(handle))
+    memory = read(lambda: pynvml.nvmlDeviceGetMemoryInfo(handle))
+    temperature = read(lambda: pynvml.nvmlDeviceGetTemperature(handle, pynvml.NVML_TEMPERATURE_GPU))
+    power = read(lambda: pynvml.nvmlDeviceGetPowerUsage(handle))  # milliwatts
+    return {
+        "gpu_util": float(rates.gpu) if rates is not None else None,
+        "gpu_memory_util": float(rates.memory) if rates is not None else None,
+        "gpu_memory_used_mb": memory.used / MIB if memory is not None else None,
+        "gpu_temp_c": float(temperature) if temperature is not None else None,
+        "gpu_power_w": power / 1000.0 if power is not None else None,
+    }
+
+
 class SystemMonitor:
     """Samples the training process and its device; `due()` says when the next record is wanted."""
 
@@ -78,18 +102,7 @@ class SystemMonitor:
             reading["cuda_reserved_mb"] = torch.cuda.memory_reserved(self.device) / MIB
             reading["cuda_peak_mb"] = torch.cuda.max_memory_allocated(self.device) / MIB
         if self.nvml is not None:
-            try:
-                import pynvml
-
-                rates = pynvml.nvmlDeviceGetUtilizationRates(self.nvml)
-                memory = pynvml.nvmlDeviceGetMemoryInfo(self.nvml)
-                reading["gpu_util"] = float(rates.gpu)
-                reading["gpu_memory_util"] = float(rates.memory)
-                reading["gpu_memory_used_mb"] = memory.used / MIB
-                reading["gpu_temp_c"] = float(pynvml.nvmlDeviceGetTemperature(self.nvml, pynvml.NVML_TEMPERATURE_GPU))
-                reading["gpu_power_w"] = pynvml.nvmlDeviceGetPowerUsage(self.nvml) / 1000.0
-            except Exception:  # noqa: BLE001 - a query the GPU does not support
-                pass
+            reading.update(nvml_readings(self.nvml))
         return reading
 
 

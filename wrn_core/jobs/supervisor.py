@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from wrn_core.config import TrainConfig
-from wrn_core.engine.devices import eligible_slots, list_devices
+from wrn_core.engine.devices import child_visible_devices, eligible_slots, list_devices
 from wrn_core.engine.resume import preflight, prepare_resume
 from wrn_core.store import INHERITED_LOCK_ENV, LAUNCHER_LOCK_ENV, Run, RunStore, RunStoreError
 from wrn_core.store.lock import ROLE_QUEUED, ROLE_RECONCILING, ROLE_TRAINING
@@ -294,7 +294,8 @@ class JobManager:
         if device.startswith("cuda:") and job.nproc == 1:
             config_device = job.run.read_config().device
             if config_device in ("auto", "cuda"):
-                env["CUDA_VISIBLE_DEVICES"] = device.split(":", 1)[1]  # the child sees its GPU as cuda:0
+                # The child sees its GPU as cuda:0, named as this process's own list names it.
+                env["CUDA_VISIBLE_DEVICES"] = child_visible_devices(int(device.split(":", 1)[1]))
         log = open(job.run.path / "job.log", "ab")
         try:
             job.run.write_status(message=f"starting on {device}", slot=slot)

@@ -72,16 +72,20 @@ def step_record(step: int, epoch: float, images_seen: int, time: float, train_lo
 
 def epoch_record(epoch: int, step: int, images_seen: int, time: float, train_loss: float, train_acc: float,
                  test_loss: float, test_acc: float, lr: float, epoch_seconds: float, images_per_s: float | None,
-                 peak_mem_mb: float | None, **data_parallel: Any) -> dict[str, Any]:
-    """A completed epoch (1-based); data_parallel adds world_size, replicas_agree, shards_disjoint, images_per_epoch."""
+                 peak_mem_mb: float | None, boundary_s: float | None = None, checkpoint_wait_s: float | None = None,
+                 **data_parallel: Any) -> dict[str, Any]:
+    """A completed epoch (1-based). boundary_s: seconds the epoch boundary kept training waiting, evaluation
+    excluded, up to this record; checkpoint_wait_s: the part of it spent waiting for a checkpoint write.
+    data_parallel adds world_size, replicas_agree, shards_disjoint, images_per_epoch."""
     return {"kind": EPOCH, "epoch": epoch, "step": step, "images_seen": images_seen, "time": time,
             "train_loss": train_loss, "train_acc": train_acc, "test_loss": test_loss, "test_acc": test_acc, "lr": lr,
-            "epoch_seconds": epoch_seconds, "images_per_s": images_per_s, "peak_mem_mb": peak_mem_mb, **data_parallel}
+            "epoch_seconds": epoch_seconds, "images_per_s": images_per_s, "peak_mem_mb": peak_mem_mb,
+            "boundary_s": boundary_s, "checkpoint_wait_s": checkpoint_wait_s, **data_parallel}
 
 
 def event_record(event: str, message: str, step: int, epoch: float, time: float, seconds: float | None = None,
                  **extra: Any) -> dict[str, Any]:
-    """Something worth telling the user: compile, compile-eval, data (unreadable images skipped), world-size."""
+    """Something worth telling the user: compile, data (unreadable images skipped), world-size."""
     return {"kind": EVENT, "event": event, "step": step, "epoch": epoch, "time": time, "seconds": seconds,
             "message": message, **extra}
 
