@@ -82,7 +82,7 @@ class Session:
     monitor: SystemMonitor
     dist: Dist
     compiled_eval: bool = False  # whether the compiled model has been evaluated in this process
-    recent_rate: float | None = None  # training images/s over the last logging interval
+    recent_rate: float | None = None  # training images/s, smoothed over logging intervals (Reporter.rate)
 
     @property
     def steps_per_epoch(self) -> int:
@@ -280,7 +280,7 @@ def train_epoch(run: Run, session: Session, position: Position, stop_event: thre
         position.train_seconds += seconds
         interval_start = now
         loss_value, acc_value = loss_sum / images_total, correct / images_total
-        session.recent_rate = images_total / seconds if seconds > 0 else None
+        session.recent_rate = report.rate.add(images_total, seconds)  # smoothed; evaluation never enters it
         run.append_metrics([records.step_record(
             step=position.step, epoch=position.epoch + position.batch_in_epoch / steps_per_epoch,
             images_seen=position.images_seen, time=position.train_seconds, train_loss=loss_value,
