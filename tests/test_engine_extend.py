@@ -177,3 +177,20 @@ def test_eta_counts_the_evaluations_still_due_measured_by_a_clock(tmp_path):
     # 30 steps x 32 images at 320 images/s, plus 3 evaluations of 3 s.
     assert seen[-1].eta_s == pytest.approx(30 * 32 / 320 + 3 * 3.0)
     assert eta_seconds(960, None) is None and eta_seconds(960, 320.0) == pytest.approx(3.0)
+
+
+# -- item 19: the status says what is loading --------------------------------------------------------------
+
+def test_the_loading_status_names_the_data_and_its_size(tmp_path):
+    from wrn_core.data import loading_message
+
+    assert loading_message(tiny_config()) == "loading data: 320 + 100 synthetic images"
+    assert loading_message(tiny_config(dataset="cifar10")) == "loading data: CIFAR-10 (50,000 + 10,000 images)"
+    root = tmp_path / "imgs"
+    for split in ("train", "test"):
+        for cls in ("a", "b"):
+            (root / split / cls).mkdir(parents=True)
+            (root / split / cls / "1.png").write_bytes(b"not decoded here")
+    message = loading_message(tiny_config(dataset="folder", data_dir=str(root)))
+    assert message == f"loading data: image folder {root} (4 images to decode; cached for next time)"
+    assert loading_message(tiny_config(dataset="folder", data_dir=str(tmp_path / "gone"))) == "loading data: image folder"

@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from wrn_core.config import ConfigError, TrainConfig
-from wrn_core.data import DeviceLoader, load_dataset
+from wrn_core.data import DeviceLoader, load_dataset, loading_message
 from wrn_core.engine import distributed
 from wrn_core.engine.checkpoint import Position, set_rng_state
 from wrn_core.engine.distributed import Dist, RankView
@@ -390,7 +390,8 @@ def train_run(
     session: Session | None = None
     position = Position()
     try:
-        run.write_status(RUNNING, "loading data", started_at=time.time(), pid=os.getpid(), host=socket.gethostname(),
+        # Says what loads (a folder: how many images, decoded or cached): the status the page shows meanwhile.
+        run.write_status(RUNNING, _loading_message(run), started_at=time.time(), pid=os.getpid(), host=socket.gethostname(),
                          finished_at=None, error_kind=None)
         report.send(None, position, LOADING)
         session, position = setup(run, resume, report, dist)
@@ -420,6 +421,15 @@ def train_run(
         _release_memory()
         run.remove_temporary_files()
         run.release()
+
+
+def _loading_message(run: Run) -> str:
+    """'loading data: <what>' for the status while the data loads; plain 'loading data' if the config is unreadable
+    (setup then reports that)."""
+    try:
+        return loading_message(run.read_config())
+    except Exception:  # noqa: BLE001 - a status line must never stop the run from reporting its real error
+        return "loading data"
 
 
 def _stop(run: Run, session: Session, position: Position, report: Reporter) -> str:
