@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from conftest import _clear_streamlit_caches, stop_trainers
 from wrn_core.config import TrainConfig, WRNConfig
 from wrn_core.presets import FAST_GPU
 from wrn_core.store import RunStore
@@ -23,16 +22,9 @@ TINY = TrainConfig(model=WRNConfig(depth=10, widen_factor=1), synthetic_train=16
 
 
 @pytest.fixture
-def runs_dir(tmp_path, monkeypatch):
-    """A fresh runs directory for the dashboard; no job manager or trainer outlives the test."""
-    runs = tmp_path / "runs"
-    monkeypatch.setenv("WRN_RUNS_DIR", str(runs))
-    _clear_streamlit_caches()
-    try:
-        yield runs
-    finally:
-        _clear_streamlit_caches()
-        stop_trainers(runs)
+def runs_dir(_dashboard_isolation):
+    """The fresh runs directory conftest gives this module (no job manager or trainer outlives a test)."""
+    return _dashboard_isolation
 
 
 def train_page(watch: str | None = None) -> AppTest:
