@@ -10,6 +10,8 @@ from dashboard import lab_ui
 from wrn_core.store.records import RUNNING
 
 PAGES_DIR = Path(__file__).resolve().parent.parent / "pages"
+# Material icons, not the ▶/⏸ glyphs: many fonts lack ⏸ and draw it as a box.
+PLAY, PAUSE = ":material/play_circle:", ":material/pause_circle:"
 
 st.set_page_config(page_title="WRN Lab", page_icon="🧱", layout="wide")
 lab_ui.keep_form_state()
@@ -34,9 +36,9 @@ def _active_jobs() -> None:
         return
     for name, state, progress in rows:
         if state == RUNNING and progress is not None and progress.epochs:
-            st.caption(f"▶ **{name}**: epoch {progress.epoch}/{progress.epochs}, {progress.phase}")
+            st.caption(f"{PLAY} **{name}**: epoch {progress.epoch}/{progress.epochs}, {progress.phase}")
         else:
-            st.caption(f"{'▶' if state == RUNNING else '⏸'} **{name}** ({state})")
+            st.caption(f"{PLAY if state == RUNNING else PAUSE} **{name}** ({state})")
 
 
 with st.sidebar:

@@ -17,6 +17,8 @@ from wrn_core.config import (
 from wrn_core.data import DEFAULT_DATA_DIR, DataError, download_cifar
 from wrn_core.presets import DEFAULT_PRESET, PRESETS
 
+ADAM_OPTIMIZERS = ("adam", "adamw")
+
 
 def config_to_form(config: TrainConfig, prefix: str) -> dict:
     """Widget values (by key) for a TrainConfig; 0 means 'all' / 'native' for optional sizes."""
@@ -127,7 +129,11 @@ def _download(prefix: str) -> None:
 
 
 def draw(prefix: str, model: bool = True, seed: bool = True) -> None:
-    """The form: preset, data, model (optional: a sweep chooses N and k itself), optimisation, run."""
+    """The form: preset, data, model (optional: a sweep chooses N and k itself), optimisation, run.
+
+    Number boxes set no bounds: the browser would refuse an out-of-range value without telling the server,
+    which would then use the last valid one unseen. TrainConfig rejects it instead, in one line.
+    """
     st.selectbox("Preset", list(PRESETS), key=prefix + "preset", on_change=_apply_preset, args=(prefix,),
                  help="fills the form below")
     with st.container(border=True):
@@ -136,8 +142,8 @@ def draw(prefix: str, model: bool = True, seed: bool = True) -> None:
         dataset = st.session_state[prefix + "dataset"]
         if dataset == "synthetic":
             c1, c2 = st.columns(2)
-            c1.number_input("synthetic train images", min_value=10, step=100, key=prefix + "synthetic_train")
-            c2.number_input("synthetic test images", min_value=10, step=100, key=prefix + "synthetic_test")
+            c1.number_input("synthetic train images", step=100, key=prefix + "synthetic_train")
+            c2.number_input("synthetic test images", step=100, key=prefix + "synthetic_test")
         elif dataset in ("cifar10", "cifar100"):
             st.text_input("data directory", key=prefix + "data_dir", help="where the extracted CIFAR files live")
             # Not under the form prefix: a button's state cannot be re-owned by keep_form_state.
@@ -147,35 +153,37 @@ def draw(prefix: str, model: bool = True, seed: bool = True) -> None:
         else:
             st.text_input("image folder", key=prefix + "data_dir",
                           placeholder="/path/to/root with train/<class>/ and test/<class>/")
-            st.number_input("resize to (px, 0 = keep)", min_value=0, step=8, key=prefix + "image_size")
+            st.number_input("resize to (px, 0 = keep)", step=8, key=prefix + "image_size")
         c1, c2 = st.columns(2)
-        c1.number_input("train subset (0 = all)", min_value=0, step=100, key=prefix + "subset_train")
-        c2.number_input("test subset (0 = all)", min_value=0, step=100, key=prefix + "subset_test")
+        c1.number_input("train subset (0 = all)", step=100, key=prefix + "subset_train")
+        c2.number_input("test subset (0 = all)", step=100, key=prefix + "subset_test")
     if model:
         with st.container(border=True):
             st.markdown("**Model**")
             c1, c2, c3 = st.columns(3)
-            c1.number_input("N", min_value=1, step=1, key=prefix + "n", help="blocks per group; depth = 6N+4")
-            c2.number_input("k", min_value=1, step=1, key=prefix + "k", help="widen factor; group widths 16k, 32k, 64k")
-            c3.number_input("dropout", min_value=0.0, max_value=0.95, step=0.05, format="%.2f", key=prefix + "dropout")
+            c1.number_input("N", step=1, key=prefix + "n", help="blocks per group; depth = 6N+4")
+            c2.number_input("k", step=1, key=prefix + "k", help="widen factor; group widths 16k, 32k, 64k")
+            c3.number_input("dropout", step=0.05, format="%.2f", key=prefix + "dropout")
             st.caption(f"WRN-{6 * int(st.session_state[prefix + 'n']) + 4}-{int(st.session_state[prefix + 'k'])}")
     with st.container(border=True):
         st.markdown("**Optimisation**")
         st.selectbox("Optimizer", OPTIMIZERS, format_func=lab_ui.OPTIMIZER_LABELS.get, key=prefix + "optimizer",
                      on_change=_optimizer_changed, args=(prefix,))
         c1, c2 = st.columns(2)
-        c1.number_input("learning rate", min_value=0.0, step=0.01, format="%.5f", key=prefix + "lr")
-        c2.number_input("weight decay", min_value=0.0, step=1e-4, format="%.5f", key=prefix + "weight_decay")
+        c1.number_input("learning rate", step=0.01, format="%.5f", key=prefix + "lr")
+        c2.number_input("weight decay", step=1e-4, format="%.5f", key=prefix + "weight_decay")
         c1, c2 = st.columns(2)
         c1.selectbox("Schedule", SCHEDULES, format_func=lab_ui.SCHEDULE_LABELS.get, key=prefix + "schedule")
-        c2.number_input("warm-up epochs", min_value=0.0, step=0.5, key=prefix + "warmup_epochs")
+        c2.number_input("warm-up epochs", step=0.5, key=prefix + "warmup_epochs")
         c1, c2 = st.columns(2)
-        c1.number_input("epochs", min_value=1, step=1, key=prefix + "epochs")
-        c2.number_input("batch size", min_value=1, step=16, key=prefix + "batch_size",
+        c1.number_input("epochs", step=1, key=prefix + "epochs")
+        c2.number_input("batch size", step=16, key=prefix + "batch_size",
                         help="the global batch: split over the GPUs with DDP")
         c1, c2 = st.columns(2)
-        c1.number_input("momentum (β1)", min_value=0.0, max_value=0.999, step=0.01, key=prefix + "momentum")
-        c2.number_input("label smoothing", min_value=0.0, max_value=0.99, step=0.05, key=prefix + "label_smoothing")
+        # Adam's β1 plays SGD momentum's part (wrn_core.engine.optim); the label names the one in use.
+        momentum = "β1" if st.session_state[prefix + "optimizer"] in ADAM_OPTIMIZERS else "momentum"
+        c1.number_input(momentum, step=0.01, key=prefix + "momentum")
+        c2.number_input("label smoothing", step=0.05, key=prefix + "label_smoothing")
         st.checkbox("augmentation (pad-crop + flip)", key=prefix + "augment")
     with st.container(border=True):
         st.markdown("**Run**")
@@ -185,7 +193,29 @@ def draw(prefix: str, model: bool = True, seed: bool = True) -> None:
             st.warning(lab_ui.plain(lab_ui.unusable_gpu()))
         c1, c2, c3 = st.columns(3)
         if seed:
-            c1.number_input("seed", min_value=0, step=1, key=prefix + "seed")
-        c2.number_input("log every (steps)", min_value=1, step=1, key=prefix + "log_every")
-        c3.number_input("eval batch size", min_value=1, step=64, key=prefix + "eval_batch_size")
+            c1.number_input("seed", step=1, key=prefix + "seed")
+        c2.number_input("log every (steps)", step=1, key=prefix + "log_every")
+        c3.number_input("eval batch size", step=64, key=prefix + "eval_batch_size")
         st.checkbox("torch.compile (CUDA)", key=prefix + "compile")
+
+
+def summary_line(config: TrainConfig, nproc: int = 1) -> str:
+    """The config in one line, for above Launch: 'WRN-10-1 · Synthetic shapes · 8 epochs · batch 64 · auto (the CPU)'."""
+    device = lab_ui.device_choices().get(config.device, config.device) if config.device == "auto" else config.device
+    if nproc > 1:
+        device = f"{nproc} GPUs (DDP)"
+    return (f"{config.model.name} · {lab_ui.DATASET_LABELS.get(config.dataset, config.dataset)} · "
+            f"{config.epochs} epochs · batch {config.batch_size} · {device}")
+
+
+def gpu_recipe_warning(prefix: str) -> str | None:
+    """Why this form will be slow here: its preset is a CUDA recipe (or torch.compile is on) and there is no CUDA GPU."""
+    if lab_ui.gpu_count() > 0:
+        return None
+    preset = PRESETS.get(st.session_state.get(prefix + "preset"))
+    if preset is not None and preset.device.startswith("cuda"):
+        return (f"“{st.session_state[prefix + 'preset']}” is a CUDA GPU recipe and this machine has no CUDA GPU: "
+                f"it would train on the CPU, many times slower. The Quick CPU demo suits this machine.")
+    if st.session_state.get(prefix + "compile"):
+        return "torch.compile pays off on a CUDA GPU; on this CPU-only machine it only adds a long warm-up."
+    return None

@@ -13,15 +13,15 @@ from dashboard.once import action_guard
 from wrn_core.analysis import Finding
 from wrn_core.config import EXTEND_MODES, ConfigError
 from wrn_core.data import DataError
-from wrn_core.engine.resume import resume_target_error
+from wrn_core.engine.resume import default_extend, extension_lr_ends_at_zero, resume_target_error
 from wrn_core.store import RunStore, RunStoreError
 from wrn_core.store.records import ACTIVE_STATUSES, INTERRUPTED, Progress
 
 EXTEND_LABELS = {"continue": "continue at the lr it ended at", "restart": "restart the schedule"}
 
 
-def _resume(name: str, target: int | None, extend: str, flash_key: str, resumed: str | None) -> None:
-    """on_click of Resume: the outcome is a flash under flash_key; the Train page then watches the run."""
+def _resume(name: str, target: int | None, extend: str, flash_key: str, resumed: str | None, about: str | None) -> None:
+    """on_click of Resume: the outcome is a flash under flash_key (about `about`); the Train page then watches the run."""
     lab_ui.clear_flash(flash_key)
     manager = lab_ui.get_job_manager()
     try:
@@ -29,15 +29,32 @@ def _resume(name: str, target: int | None, extend: str, flash_key: str, resumed:
         warning = action_guard().once("resume " + json.dumps([name, target, extend]),
                                       lambda: manager.resume(name, target, extend))
     except (ConfigError, RunStoreError, DataError) as exc:
-        lab_ui.flash(flash_key, "error", lab_ui.one_line(exc))
+        lab_ui.flash(flash_key, "error", lab_ui.one_line(exc), about=about)
         return
     st.session_state["train_run"] = name
     if resumed and warning:
-        lab_ui.flash(flash_key, "warning", f"{resumed} {warning}")
+        lab_ui.flash(flash_key, "warning", f"{resumed} {warning}", about=about)
     elif warning:
-        lab_ui.flash(flash_key, "warning", warning)
+        lab_ui.flash(flash_key, "warning", warning, about=about)
     elif resumed:
-        lab_ui.flash(flash_key, "success", resumed)
+        lab_ui.flash(flash_key, "success", resumed, about=about)
+
+
+def _extend_default(prefix: str, name: str, config: Any) -> bool:
+    """Preselect the extension mode for run `name` once per run watched; True when its plan ended at lr 0."""
+    at_zero = config is not None and extension_lr_ends_at_zero(config)
+    if st.session_state.get(prefix + "resume_extend_for") != name:
+        st.session_state[prefix + "resume_extend_for"] = name
+        st.session_state[prefix + "resume_extend"] = default_extend(config) if config is not None else "continue"
+    return at_zero
+
+
+def _run_config(name: str) -> Any:
+    """The run's TrainConfig, or None when it is gone or its config.json is unreadable (shown elsewhere)."""
+    try:
+        return lab_ui.get_job_manager().store.get(name).read_config()
+    except (RunStoreError, ConfigError):
+        return None
 
 
 def resume_controls(
@@ -50,25 +67,39 @@ def resume_controls(
     help: str = "continue from the last checkpoint",
     resumed: str | None = None,
     disabled: bool = False,
+    disabled_reason: str | None = None,
+    about: str | None = None,
     slots: tuple[Any, Any, Any] | None = None,
 ) -> None:
-    """The extra-epochs box, the continue/restart choice for them, and the Resume button of run `name`.
+    """The extra-epochs box, the continue/restart choice for them, and the Resume button of run `name` after them.
 
-    Widget keys are prefix + resume_extra, resume_extend and resume. The button is disabled (saying why)
-    when resume_target_error objects, or when `disabled`. Its outcome is a flash under flash_key (an
+    Widget keys are prefix + resume_extra, resume_extend and resume. The choice is preselected per run:
+    restart where the run's plan ended at lr 0 (one-cycle, cosine), said beside it, else continue. The
+    button is disabled when resume_target_error objects, or when `disabled`, with the reason as a caption
+    under it (disabled_reason for `disabled`). Its outcome is a flash under flash_key about `about` (an
     error, the manager's warning; `resumed` is the success text, none when None): the page shows it.
     slots are the containers of the box, the choice and the button (default: one under another).
     """
     extra_slot, extend_slot, button_slot = slots or (st, st, st)
+    at_zero = _extend_default(prefix, name, _run_config(name))
     extra = extra_slot.number_input("extra epochs", min_value=0, step=1, value=0, key=prefix + "resume_extra")
     extend = extend_slot.radio("added epochs", EXTEND_MODES, format_func=EXTEND_LABELS.get, key=prefix + "resume_extend",
                                horizontal=True, disabled=not extra,
                                help="beyond the planned schedule: keep the learning rate it ended at, or run the schedule again")
+    if at_zero and extend == "restart":
+        extend_slot.caption("Its schedule ended at lr 0, so the added epochs restart it.")
+    elif at_zero:
+        extend_slot.warning("Its schedule ended at lr 0: continuing trains the added epochs at lr 0, learning nothing.")
     epochs = int(status.get("epochs") or 0)
     target = epochs + int(extra) if extra else None
     reason = resume_target_error(status, epochs, target)
-    button_slot.button(label, key=prefix + "resume", on_click=_resume, args=(name, target, extend, flash_key, resumed),
-                       disabled=reason is not None or disabled, help=reason or help)
+    if reason is None and disabled:
+        reason = disabled_reason or "not available for this run"
+    button_slot.button(label, key=prefix + "resume", on_click=_resume,
+                       args=(name, target, extend, flash_key, resumed, about),
+                       disabled=reason is not None, help=reason or help)
+    if reason is not None:
+        button_slot.caption(f"{label} is off: {reason}.")
 
 
 def system_caption(summary: dict[str, float | None], processes: int = 1) -> str:

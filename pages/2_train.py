@@ -10,36 +10,53 @@ from dashboard import lab_ui, run_form, widgets
 from dashboard.once import action_guard
 from wrn_core.config import ConfigError
 from wrn_core.data import DataError
-from wrn_core.model.flops import input_size
-from wrn_core.engine.devices import check_memory
 from wrn_core.engine.monitor import system_summary
+from wrn_core.engine.resume import memory_refusal
+from wrn_core.jobs.supervisor import last_log_line
 from wrn_core.plots import system_figure
 from wrn_core.store import RunStoreError
 from wrn_core.store.records import ACTIVE_STATUSES, DIVERGED, FAILED, INTERRUPTED, QUEUED, RUNNING
 
 F = "train_f_"  # prefix of the form's value widgets (kept across page switches)
+FORCE = "train_force"  # the "launch anyway" box shown when the run is predicted not to fit
 
 
 def launch() -> None:
-    """on_click of Launch: submit to the job manager; the outcome is a flash under Launch.
-    The same form launched twice within a few seconds starts one run (action_guard)."""
+    """on_click of Launch: the same checks the training process makes (config, data, memory), then submit.
+
+    A refusal is a flash under Launch; a launch is a flash about the new run, shown with it while it is
+    queued or running. The same form launched twice within a few seconds starts one run (action_guard).
+    """
     lab_ui.clear_flash("train_launch")
+    lab_ui.clear_flash("train_launched")
     manager = lab_ui.get_job_manager()
     try:
         config, nproc = run_form.form_to_config(F)
+        need = memory_refusal(config)
+        force = need is not None and bool(st.session_state.get(FORCE))
+        if need is not None and not force:
+            raise ConfigError(f"{need}: it would not fit; use a smaller batch or model, or tick “launch anyway”")
         requested = (st.session_state[F + "name"] or "").strip() or None
-        action = "launch " + json.dumps([config.to_dict(), requested, nproc], sort_keys=True)
-        name = action_guard().once(action, lambda: manager.submit(config, requested, nproc=nproc))
+        action = "launch " + json.dumps([config.to_dict(), requested, nproc, force], sort_keys=True)
+        name = action_guard().once(action, lambda: manager.submit(config, requested, nproc=nproc, force=force))
     except (ConfigError, RunStoreError, DataError) as exc:
         lab_ui.flash("train_launch", "error", lab_ui.one_line(exc))
         return
     st.session_state["train_run"] = name
-    lab_ui.flash("train_launch", "success", f"Launched {name}")
+    lab_ui.flash("train_launched", "success", f"Launched {name}", about=name)
 
 
 def stop_run(name: str) -> None:
     if not lab_ui.get_job_manager().stop(name):
-        lab_ui.flash("train_resume", "error", f"{name} is not running in a process this dashboard can signal")
+        lab_ui.flash("train_resume", "error", f"{name} is not running in a process this dashboard can signal", about=name)
+
+
+def failure_detail(run, status: dict) -> str | None:
+    """The last line of job.log that says something, when the status message does not already say it."""
+    said = last_log_line(run.path / "job.log")
+    if said is None or said in (status.get("message") or ""):
+        return None
+    return said
 
 
 def watched_run(store, names: list[str]) -> str:
@@ -61,8 +78,7 @@ def live_view() -> None:
     if not names:
         st.info("No runs yet. Pick a preset (the Quick CPU demo runs anywhere) and press **Launch**.")
         return
-    watched = st.selectbox("Watching run", names, index=names.index(watched_run(manager.store, names)), key=None,
-                           label_visibility="collapsed")
+    watched = st.selectbox("Watching run", names, index=names.index(watched_run(manager.store, names)), key=None)
     st.session_state["train_run"] = watched
     try:
         run = manager.store.get(watched)
@@ -81,8 +97,13 @@ def live_view() -> None:
         f"images seen {lab_ui.fmt_count(status.get('images_seen'))}"
         + (f" · {status['world_size']} processes" if (status.get("world_size") or 1) > 1 else "")
     )
+    if active:
+        lab_ui.show_flash("train_launched", about=watched)  # "Launched X" while X is queued or running
     if state in (FAILED, DIVERGED, INTERRUPTED):
         lab_ui.show_status(status)
+        detail = failure_detail(run, status) if state == FAILED else None
+        if detail:
+            st.caption(f"job.log ends: {lab_ui.plain(detail)}")
     st.plotly_chart(lab_ui.cached_live_figure(run), key="train_live_chart")
     if not active:
         st.caption(f"Status: **{state}**" + (f" — {lab_ui.plain(status['message'])}" if status.get("message") else ""))
@@ -91,13 +112,14 @@ def live_view() -> None:
     if warning:
         st.warning(warning)
 
-    c1, c2, c3, c4 = st.columns([1, 1, 2, 1])
     if active:
-        c1.button("Stop", key="train_stop", on_click=stop_run, args=(watched,),
+        st.button("Stop", key="train_stop", on_click=stop_run, args=(watched,),
                   help="checkpoints, then stops (within a batch; data-parallel runs at the next logged step)")
     else:
-        widgets.resume_controls("train_", watched, status, flash_key="train_resume", slots=(c2, c3, c1))
-    lab_ui.show_flash("train_resume")
+        # Left to right in the order they are used: how many epochs, how to extend, then Resume.
+        c1, c2, c3 = st.columns([1, 2, 1], vertical_alignment="bottom")
+        widgets.resume_controls("train_", watched, status, flash_key="train_resume", about=watched, slots=(c1, c2, c3))
+    lab_ui.show_flash("train_resume", about=watched)
 
     # torch.compile's warm-up is shown, not hidden: while it runs, and what it cost afterwards.
     if progress is not None and progress.phase == "compiling":
@@ -117,7 +139,7 @@ def live_view() -> None:
     if queued:
         st.markdown("**Queued**")
         for job in queued:
-            st.caption(f"⏸ {job.name} (waiting for {job.device})")
+            st.caption(f":material/pause_circle: {job.name} (waiting for {job.device})")
 
 
 run_form.init(F)
@@ -126,18 +148,25 @@ st.session_state.setdefault(F + "name", "")
 st.title("Train")
 form_col, live_col = st.columns([1, 2], gap="large")
 with form_col:
-    # The form scrolls inside its own box, so Launch and the live charts stay in view.
-    with st.container(height=560, border=False):
+    # The form scrolls inside its own box, so Launch and the live charts stay in view; the summary
+    # above Launch says what it will train, whatever is scrolled out of sight.
+    with st.container(height=560, border=True):
         run_form.draw(F)
         st.text_input("run name (optional)", key=F + "name", placeholder="auto: wrn-10-1-synthetic-<time>")
-    st.button("Launch", type="primary", key="train_launch", on_click=launch, width="stretch")
+    slow = run_form.gpu_recipe_warning(F)
+    if slow:
+        st.warning(slow)
     try:
-        config, _ = run_form.form_to_config(F)
-        check = check_memory(config, input_size(config) or (32, 32))
-        if not check.fits:
-            st.warning(f"{check.message()}: it may not fit. Try a smaller batch or model.")
-    except (ConfigError, DataError):
-        pass  # Launch reports bad input in one line
+        config, nproc = run_form.form_to_config(F)
+    except (ConfigError, DataError) as exc:
+        lab_ui.show_error(exc)  # the same line Launch would refuse with
+    else:
+        st.caption(f"**Launch trains** {lab_ui.plain(run_form.summary_line(config, nproc))}")
+        need = memory_refusal(config)
+        if need is not None:
+            st.warning(f"{lab_ui.plain(need)}: it may not fit. Try a smaller batch or model.")
+            st.checkbox("launch anyway (the prediction may be pessimistic)", key=FORCE)
+    st.button("Launch", type="primary", key="train_launch", on_click=launch, width="stretch")
     lab_ui.show_flash("train_launch")
 with live_col:
     live_view()

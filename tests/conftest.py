@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-DASHBOARD_TEST_MODULES = ("test_app", "test_browser")
+DASHBOARD_TEST_MODULES = ("test_app", "test_app_train", "test_browser")
 
 
 def _clear_streamlit_caches() -> None:

@@ -135,7 +135,8 @@ def curves_frame(
 
     Train curves use the per-step points when there are any (else the per-epoch ones);
     test curves use the per-epoch points. Accuracies stay fractions; `smoothing` is an
-    EMA weight applied per run and metric. x="flops" puts each point at images_seen x
+    EMA weight applied per run and metric to per-step curves only (an EMA over a few epochs would
+    draw a run that ended at 98.8% ending near 92%). x="flops" puts each point at images_seen x
     flops_per_image[run] (training FLOPs per image, wrn_core.model.flops); runs without a figure
     there are left out.
     """
@@ -169,7 +170,8 @@ def _run_curves(name: str, steps: pd.DataFrame, epochs: pd.DataFrame, x: str, sm
             continue
         part = frame[[x, metric]].dropna(subset=[x]).rename(columns={x: "x", metric: "value"})
         part = part.sort_values("x", kind="stable")
-        part["value"] = smooth(part["value"].reset_index(drop=True), smoothing).to_numpy()
+        if source == "step":  # per-epoch points are few and each one is a measurement: never smoothed
+            part["value"] = smooth(part["value"].reset_index(drop=True), smoothing).to_numpy()
         part.insert(0, "source", source)
         part.insert(0, "metric", metric)
         part.insert(0, "run", name)

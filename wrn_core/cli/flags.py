@@ -187,9 +187,10 @@ def _add_resume(sub: argparse._SubParsersAction) -> None:
     resume = sub.add_parser("resume", help="continue a stopped or interrupted run from its checkpoint")
     resume.add_argument("name")
     resume.add_argument("--epochs", type=int, help="train up to this many epochs in total")
-    resume.add_argument("--extend-schedule", choices=EXTEND_MODES, default="continue",
-                        help="epochs beyond the planned schedule: continue at the learning rate it ended at (default), "
-                             "or restart the schedule over the added epochs")
+    resume.add_argument("--extend-schedule", choices=EXTEND_MODES, default=None,
+                        help="epochs beyond the planned schedule: continue at the learning rate it ended at, or restart "
+                             "the schedule over the added epochs (default: restart where it ended at lr 0, as "
+                             "one-cycle and cosine do, else continue)")
     resume.add_argument("--runs-dir", default=DEFAULT_RUNS_DIR)
     resume.add_argument("--quiet", action="store_true", help="no progress bar (e.g. when a job manager runs it)")
     resume.add_argument("--force", action="store_true", help="train even when the predicted memory exceeds the device's free memory")

@@ -144,12 +144,11 @@ def _on_rank0(dist, action):
 
 def _memory_refusal(config: TrainConfig, force: bool) -> None:
     """ConfigError when the run is predicted not to fit its device's free memory (unless forced)."""
-    from wrn_core.model.flops import input_size
-    from wrn_core.engine.devices import check_memory
+    from wrn_core.engine.resume import memory_refusal
 
-    check = check_memory(config, input_size(config) or (32, 32))
-    if not check.fits and not force:
-        raise ConfigError(f"{check.message()}: it would not fit; use a smaller batch or model, another device, or --force")
+    need = memory_refusal(config)
+    if need is not None and not force:
+        raise ConfigError(f"{need}: it would not fit; use a smaller batch or model, another device, or --force")
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -196,6 +195,8 @@ def cmd_resume(args: argparse.Namespace) -> int:
             raise
 
     plan = _on_rank0(dist, prepare)
+    if dist.is_main and plan.note:
+        print(f"note: {plan.note}", file=sys.stderr)  # before the first step, so nothing trains unexplained
     if dist.is_main and plan.warning:
         print(f"warning: {plan.warning}", file=sys.stderr)
     return _run_with_progress(run, resume=True, quiet=args.quiet or not dist.is_main, dist=dist)

@@ -40,6 +40,7 @@ __all__ = [
     "folder_cache_path",
     "load_cifar",
     "load_dataset",
+    "loading_message",
     "load_image_folder",
     "make_synthetic",
     "scan_folder",
@@ -67,6 +68,24 @@ def check_available(config: TrainConfig) -> None:
     else:
         raise DataError(f"unknown dataset {config.dataset!r}; choose synthetic, cifar10, cifar100 or folder")
     check_subset_sizes(config.dataset, sizes[0], sizes[1], config.subset_train, config.subset_test)
+
+
+def loading_message(config: TrainConfig) -> str:
+    """What a run is loading, for its status while it loads: 'loading data: image folder /d (12,000 images to
+    decode; cached for next time)'. Reads no image (a folder is only listed); never raises."""
+    if config.dataset == "synthetic":
+        return f"loading data: {config.synthetic_train:,} + {config.synthetic_test:,} synthetic images"
+    if config.dataset in ("cifar10", "cifar100"):
+        train, test = CIFAR_SPLIT_SIZES
+        return f"loading data: {config.dataset.upper().replace('CIFAR', 'CIFAR-')} ({train:,} + {test:,} images)"
+    try:
+        train, test = scan_folder(config.data_dir or "").split_sizes
+        cache = folder_cache_path(config.data_dir or "", image_size=config.image_size)
+    except (DataError, OSError):
+        return "loading data: image folder"
+    cached = cache is not None and cache.exists()
+    what = "from its decoded cache" if cached else "to decode; cached for next time"
+    return f"loading data: image folder {config.data_dir} ({train + test:,} images {what})"
 
 
 def load_dataset(config: TrainConfig) -> Dataset:

@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from wrn_core.config import ConfigError, TrainConfig
-from wrn_core.data import DeviceLoader, load_dataset
+from wrn_core.data import DeviceLoader, load_dataset, loading_message
 from wrn_core.engine import distributed
 from wrn_core.engine.checkpoint import CheckpointWriter, Position, set_rng_state, snapshot
 from wrn_core.engine.distributed import Dist, RankView
@@ -86,7 +86,7 @@ class Session:
     monitor: SystemMonitor
     dist: Dist
     checkpoints: CheckpointWriter | None = None  # set by setup(): writes checkpoints off the loop's thread
-    recent_rate: float | None = None  # training images/s over the last logging interval
+    recent_rate: float | None = None  # training images/s, smoothed over logging intervals (Reporter.rate)
 
     @property
     def steps_per_epoch(self) -> int:
@@ -280,7 +280,7 @@ def train_epoch(run: Run, session: Session, position: Position, stop_event: thre
         position.train_seconds += seconds
         interval_start = now
         loss_value, acc_value = loss_sum / images_total, correct / images_total
-        session.recent_rate = images_total / seconds if seconds > 0 else None
+        session.recent_rate = report.rate.add(images_total, seconds)  # smoothed; evaluation never enters it
         run.append_metrics([records.step_record(
             step=position.step, epoch=position.epoch + position.batch_in_epoch / steps_per_epoch,
             images_seen=position.images_seen, time=position.train_seconds, train_loss=loss_value,
@@ -428,7 +428,8 @@ def train_run(
     session: Session | None = None
     position = Position()
     try:
-        run.write_status(RUNNING, "loading data", started_at=time.time(), pid=os.getpid(), host=socket.gethostname(),
+        # Says what loads (a folder: how many images, decoded or cached): the status the page shows meanwhile.
+        run.write_status(RUNNING, _loading_message(run), started_at=time.time(), pid=os.getpid(), host=socket.gethostname(),
                          finished_at=None, error_kind=None)
         report.send(None, position, LOADING)
         session, position = setup(run, resume, report, dist)
@@ -460,6 +461,15 @@ def train_run(
         _release_memory()
         run.remove_temporary_files()
         run.release()
+
+
+def _loading_message(run: Run) -> str:
+    """'loading data: <what>' for the status while the data loads; plain 'loading data' if the config is unreadable
+    (setup then reports that)."""
+    try:
+        return loading_message(run.read_config())
+    except Exception:  # noqa: BLE001 - a status line must never stop the run from reporting its real error
+        return "loading data"
 
 
 def _stop(run: Run, session: Session, position: Position, report: Reporter) -> str:

@@ -7,8 +7,9 @@ from typing import Any
 
 from wrn_core.config import ConfigError, TrainConfig
 from wrn_core.data import check_available
-from wrn_core.engine.devices import resolve_device
+from wrn_core.engine.devices import check_memory, resolve_device
 from wrn_core.engine.optim import lr_factor
+from wrn_core.model.flops import input_size
 from wrn_core.store import Run, RunStoreError
 from wrn_core.store.records import ACTIVE_STATUSES, STOPPED
 
@@ -38,6 +39,7 @@ class ResumePlan:
     config: TrainConfig  # the config it trains (target and schedule plan updated)
     done_epochs: int
     warning: str | None  # e.g. continuing a schedule that ended at lr 0
+    note: str | None = None  # what was decided for the caller, e.g. the schedule restarted because it ended at lr 0
 
 
 def resume_target_error(status: dict[str, Any], config_epochs: int, epochs: int | None) -> str | None:
@@ -58,12 +60,41 @@ def resume_target_error(status: dict[str, Any], config_epochs: int, epochs: int 
     return None
 
 
-def prepare_resume(run: Run, epochs: int | None = None, extend: str = "continue", world_size: int = 1) -> ResumePlan:
+# Steps per epoch used to read the plan's final lr: any positive number gives the same end value.
+_PLAN_STEPS = 1000
+
+
+def extension_lr_ends_at_zero(config: TrainConfig) -> bool:
+    """Whether the learning-rate plan (schedule and extensions so far) ends at lr 0, as one-cycle and cosine do:
+    epochs added with `continue` would then train nothing."""
+    return lr_factor(config, config.planned_epochs * _PLAN_STEPS, _PLAN_STEPS) <= 1e-12
+
+
+def default_extend(config: TrainConfig) -> str:
+    """How added epochs extend this plan unless the user says otherwise: `restart` where it ended at lr 0,
+    else `continue` (a step or constant schedule keeps training at the lr it reached)."""
+    return "restart" if extension_lr_ends_at_zero(config) else "continue"
+
+
+def restart_note(config: TrainConfig) -> str:
+    """The one line saying why added epochs restart the schedule by default."""
+    return (f"the {config.schedule} schedule ended at learning rate 0, so the added epochs restart it "
+            f"(choose 'continue' to keep lr 0)")
+
+
+def memory_refusal(config: TrainConfig) -> str | None:
+    """'<need> of <free>' when the run is predicted not to fit its device's free memory, else None."""
+    check = check_memory(config, input_size(config) or (32, 32))
+    return None if check.fits else check.message()
+
+
+def prepare_resume(run: Run, epochs: int | None = None, extend: str | None = None, world_size: int = 1) -> ResumePlan:
     """Check that a run can continue (optionally to `epochs` in total) and record the new target.
 
     The caller must hold the run's lock (Run.acquire). Raises RunStoreError (nothing left to do),
     RunCorruptError (config or checkpoint unreadable) or ConfigError/DataError from preflight,
     before anything is written. The caller then trains with resume=True.
+    extend None: default_extend(config) (restart a plan that ended at lr 0, said in plan.note).
     """
     if not run.lock.held:
         raise RunStoreError(f"run {run.name!r} must be locked before it is resumed")
@@ -76,9 +107,13 @@ def prepare_resume(run: Run, epochs: int | None = None, extend: str = "continue"
     if reason is not None:
         raise RunStoreError(f"cannot resume run {run.name!r}: {reason}")
     done = int(status.get("epoch") or 0)
-    warning = None
+    warning = note = None
     if epochs is not None:
         extended = epochs > config.planned_epochs
+        if extend is None:
+            extend = default_extend(config)
+            if extended and extend == "restart":
+                note = restart_note(config)
         config = config.with_target(epochs, extend)
         if extended and extend == "continue":
             start = config.extensions[-1].from_epoch
@@ -90,5 +125,5 @@ def prepare_resume(run: Run, epochs: int | None = None, extend: str = "continue"
     device = preflight(config.replace(world_size=world_size))
     run.write_config(config)
     run.write_status(epochs=config.epochs, finished_at=None)
-    return ResumePlan(device=device, config=config, done_epochs=done, warning=warning)
+    return ResumePlan(device=device, config=config, done_epochs=done, warning=warning, note=note)
 

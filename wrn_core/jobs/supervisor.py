@@ -42,6 +42,7 @@ from wrn_core.store.records import (
 POLL_S = 0.2  # how often the supervisor thread looks at its processes
 STOP_GRACE_S = 60.0  # after SIGINT: time to checkpoint before SIGTERM
 KILL_GRACE_S = 15.0  # after SIGTERM: time before SIGKILL
+LOG_TAIL_BYTES = 64 * 1024  # how much of job.log last_log_line reads: its end is what explains an exit
 # A watcher is called from the supervisor thread after every look at the processes, with whether a job just ended.
 Watcher = Callable[[bool], None]
 
@@ -62,6 +63,7 @@ class _Job:
     run: Run  # holds the run's lock while queued; the child holds it once started
     slot: str
     nproc: int = 1  # processes (GPUs) of a DDP job launched with torchrun
+    force: bool = False  # train even when the predicted memory exceeds the device's free memory (--force)
     proc: subprocess.Popen | None = None
     stop_sent: float | None = None  # monotonic time of SIGINT
     term_sent: float | None = None
@@ -99,10 +101,12 @@ class JobManager:
         self._supervisor.start()
 
     # submitting ---------------------------------------------------------------------
-    def submit(self, config: TrainConfig, name: str | None = None, nproc: int = 1, **status_fields: Any) -> str:
+    def submit(self, config: TrainConfig, name: str | None = None, nproc: int = 1, force: bool = False,
+               **status_fields: Any) -> str:
         """Create a run (status queued, locked by this manager) and queue it on the least-loaded slot.
 
-        nproc > 1 trains it data-parallel with torchrun (one process per GPU of the machine).
+        nproc > 1 trains it data-parallel with torchrun (one process per GPU of the machine). force: the
+        child trains even where its memory pre-flight predicts the run will not fit (`resume --force`).
         Raises ConfigError, DataError or RunStoreError for bad input, before creating anything.
         """
         config = config.replace(world_size=nproc)
@@ -111,11 +115,13 @@ class JobManager:
         if name:
             self.store.path_for(name)  # validates the name
         run = self.store.create(config, name, hold=ROLE_QUEUED, **status_fields)
-        self._enqueue(_Job(run=run, slot=slot, nproc=nproc))
+        self._enqueue(_Job(run=run, slot=slot, nproc=nproc, force=force))
         return run.name
 
-    def resume(self, name: str, epochs: int | None = None, extend: str = "continue") -> str | None:
+    def resume(self, name: str, epochs: int | None = None, extend: str | None = None) -> str | None:
         """Queue a stopped, interrupted or finished run to continue, optionally to more epochs.
+
+        extend None: prepare_resume's default (restart a plan that ended at lr 0, else continue).
 
         Returns a warning to show (e.g. a schedule continued at learning rate 0), or None.
         """
@@ -262,6 +268,8 @@ class JobManager:
 
     def _command(self, job: _Job) -> list[str]:
         args = ["-m", "wrn_core", "resume", job.name, "--runs-dir", str(self.store.root), "--quiet"]
+        if job.force:
+            args.append("--force")
         if job.nproc > 1:
             return [self.python, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={job.nproc}", *args]
         return [self.python, *args]
@@ -379,12 +387,34 @@ class JobManager:
                 run.write_status(INTERRUPTED, f"the training process was killed by signal {-code}; resume to continue",
                                  finished_at=time.time())
             else:
-                run.write_status(FAILED, f"the training process exited with code {code} before recording an end "
-                                       f"(see {run.path / 'job.log'})", error_kind=EXCEPTION_ERROR, finished_at=time.time())
+                said = last_log_line(run.path / "job.log")
+                run.write_status(FAILED, f"the training process exited with code {code} before recording an end"
+                                       + (f": {said}" if said else f" (see {run.path / 'job.log'})"),
+                                 error_kind=EXCEPTION_ERROR, finished_at=time.time())
         except OSError:
             pass
         finally:
             run.release()
+
+
+def last_log_line(path: str | os.PathLike[str]) -> str | None:
+    """The last line of a job's log that says something: not blank, not a traceback's frame or its
+    header (a traceback's last line, the exception, is kept); None when there is none or no log."""
+    try:
+        with open(path, "rb") as log:
+            log.seek(0, os.SEEK_END)
+            log.seek(max(0, log.tell() - LOG_TAIL_BYTES))
+            tail = log.read().decode("utf-8", errors="replace")
+    except OSError:
+        return None
+    for line in reversed(tail.splitlines()):
+        line = line.split("\r")[-1].strip()  # a progress bar redraws its line with carriage returns
+        if not line or line.startswith(("Traceback (most recent call last)", 'File "', "^", "~")):
+            continue
+        if line.startswith("During handling") or line.startswith("The above exception"):
+            continue
+        return line
+    return None
 
 
 def _signal(pid: int, sig: int) -> bool:

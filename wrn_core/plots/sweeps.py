@@ -11,7 +11,7 @@ from plotly.subplots import make_subplots
 from wrn_core.analysis import metrics_frames
 from wrn_core.config import WRNConfig
 from wrn_core.model.flops import macs_per_image
-from wrn_core.plots.style import BEST_COLOR, REFERENCE_COLOR, TEST_COLOR, paper_trace, placeholder, run_color
+from wrn_core.plots.style import BEST_COLOR, REFERENCE_COLOR, TEST_COLOR, log_axis, paper_trace, placeholder, run_color
 from wrn_core.reference import OFFICIAL_LOG_LABEL, paper_points
 from wrn_core.store.records import FINISHED
 from wrn_core.sweeps import TERMINAL, group_columns, group_label, seed_band, tradeoff_points
@@ -180,8 +180,9 @@ def sweep_tradeoff_figure(cells: pd.DataFrame, x: str = "params", metric: str = 
     fig.update_layout(
         height=400,
         margin={"l": 50, "r": 20, "t": 30, "b": 40},
-        xaxis={"title": TRADEOFF_X_TITLES.get(x, x), "type": "log" if x in ("params", "macs") else "linear",
-               "exponentformat": "SI"},
+        xaxis={"title": TRADEOFF_X_TITLES.get(x, x), "exponentformat": "SI",
+               # log ticks labelled in full (20k, 50k, 100k), over every point drawn
+               **(log_axis([v for t in fig.data for v in (t.x or ())]) if x in ("params", "macs") else {"type": "linear"})},
         yaxis={"title": title + " (%)"},
         legend={"orientation": "h", "yanchor": "bottom", "y": 1.02, "x": 0},
         showlegend=True,

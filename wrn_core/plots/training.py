@@ -9,10 +9,20 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from wrn_core.analysis import curves_frame, metrics_frames
-from wrn_core.plots.style import BEST_COLOR, REFERENCE_COLOR, STEP_COLOR, TEST_COLOR, TRAIN_COLOR, placeholder, run_color
+from wrn_core.plots.style import (
+    BEST_COLOR,
+    REFERENCE_COLOR,
+    STEP_COLOR,
+    TEST_COLOR,
+    TRAIN_COLOR,
+    log_axis,
+    placeholder,
+    run_color,
+)
 from wrn_core.reference import OFFICIAL_LOG_LABEL
 
 PANEL_TITLES = ("Train accuracy", "Train cost", "Test accuracy", "Test cost")
+RAW_OPACITY = 0.25  # the unsmoothed curve behind a smoothed one, as TensorBoard draws it
 # (row, col, metric) of each panel, in PANEL_TITLES order.
 PANELS = ((1, 1, "train_acc"), (1, 2, "train_loss"), (2, 1, "test_acc"), (2, 2, "test_loss"))
 X_TITLES = {
@@ -133,9 +143,14 @@ def live_figure(records: Iterable[Mapping[str, Any]]) -> go.Figure:
     return fig
 
 
+def _is_dense(curve: pd.DataFrame) -> bool:
+    """Whether a curves_frame slice is per-step points (the only ones smoothing changes)."""
+    return not curve.empty and curve["source"].iloc[0] == "step"
+
+
 def _run_trace(curve: pd.DataFrame, metric: str, name: str, color: str) -> go.Scatter:
     """One run's curve of one metric (a curves_frame slice); dense per-step curves without markers."""
-    dense = not curve.empty and curve["source"].iloc[0] == "step"
+    dense = _is_dense(curve)
     return go.Scatter(
         x=curve["x"].tolist(),
         y=_values(curve, "value", metric.endswith("acc")),
@@ -145,6 +160,21 @@ def _run_trace(curve: pd.DataFrame, metric: str, name: str, color: str) -> go.Sc
         name=name,
         legendgroup=name,
         showlegend=metric == "train_acc",
+    )
+
+
+def _raw_trace(curve: pd.DataFrame, metric: str, name: str, color: str) -> go.Scatter:
+    """The unsmoothed per-step curve, faint, behind its smoothed one (no legend entry of its own)."""
+    return go.Scatter(
+        x=curve["x"].tolist(),
+        y=_values(curve, "value", metric.endswith("acc")),
+        mode="lines",
+        line={"color": color, "width": 1},
+        opacity=RAW_OPACITY,
+        name=name,  # hover and legend groups treat it as the run it is
+        legendgroup=name,
+        showlegend=False,
+        hoverinfo="skip",
     )
 
 
@@ -158,18 +188,24 @@ def compare_figure(
     reference_name: str = OFFICIAL_LOG_LABEL,
     log_x: bool = False,
 ) -> go.Figure:
-    """The four curves of several runs overlaid, one colour per run (train curves smoothed by EMA).
+    """The four curves of several runs overlaid, one colour per run (per-step train curves smoothed by EMA,
+    the raw curve drawn faintly behind; per-epoch points are never smoothed).
 
     x="flops" needs flops_per_image (run -> training FLOPs per image; runs without one are left
     out). reference: a curve (columns x, test_acc as a fraction, e.g. reference.official_curve(x))
     drawn dashed on the test-accuracy panel. log_x: logarithmic x axes (compute spans decades).
     """
     frame = curves_frame(runs, x=x, smoothing=smoothing, flops_per_image=flops_per_image)
+    raw = curves_frame(runs, x=x, flops_per_image=flops_per_image) if smoothing else frame
     fig = _panel_figure(X_TITLES[x])
     for index, name in enumerate(runs):
-        part = frame[frame["run"] == name]
+        part, raw_part = frame[frame["run"] == name], raw[raw["run"] == name]
         for row, col, metric in PANELS:
-            fig.add_trace(_run_trace(part[part["metric"] == metric], metric, name, run_color(index)), row=row, col=col)
+            curve = part[part["metric"] == metric]
+            if smoothing and _is_dense(curve):
+                fig.add_trace(_raw_trace(raw_part[raw_part["metric"] == metric], metric, name, run_color(index)),
+                              row=row, col=col)
+            fig.add_trace(_run_trace(curve, metric, name, run_color(index)), row=row, col=col)
     if reference is not None and not reference.empty:
         fig.add_trace(
             go.Scatter(
@@ -185,11 +221,12 @@ def compare_figure(
             col=1,
         )
     if log_cost:
-        fig.update_yaxes(type="log", row=1, col=2)
-        fig.update_yaxes(type="log", row=2, col=2)
+        for row, metric in ((1, "train_loss"), (2, "test_loss")):
+            fig.update_yaxes(**log_axis(raw.loc[raw["metric"] == metric, "value"].tolist()), row=row, col=2)
     if log_x:
-        fig.update_xaxes(type="log")
-    if x == "flops":
+        shown = raw["x"].tolist() + (reference["x"].tolist() if reference is not None else [])
+        fig.update_xaxes(**log_axis(shown))
+    elif x == "flops":
         fig.update_xaxes(exponentformat="SI")  # 1.2T, not 1.2e+12
     if not runs:
         placeholder(fig, "select runs to compare")

@@ -1,0 +1,217 @@
+"""The Train page as a first-time user meets it (issue 20): extend defaults, launch refusals, messages that
+belong to their run, the config summary, the resume row and the small labels."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from wrn_core.config import TrainConfig, WRNConfig
+from wrn_core.presets import FAST_GPU
+from wrn_core.store import RunStore
+
+APP = Path(__file__).resolve().parent.parent / "dashboard" / "app.py"
+F = "train_f_"
+TIMEOUT = 60  # seconds per script run; the first imports torch
+TINY = TrainConfig(model=WRNConfig(depth=10, widen_factor=1), synthetic_train=160, synthetic_test=50,
+                   epochs=1, batch_size=32, eval_batch_size=50, device="cpu")
+
+
+@pytest.fixture
+def runs_dir(_dashboard_isolation):
+    """The fresh runs directory conftest gives this module (no job manager or trainer outlives a test)."""
+    return _dashboard_isolation
+
+
+def train_page(watch: str | None = None) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    if watch:
+        at.session_state["train_run"] = watch
+    at.run()
+    at.switch_page("../pages/2_train.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def tiny_form(at: AppTest, name: str) -> None:
+    for key, value in {"n": 1, "k": 1, "synthetic_train": 160, "synthetic_test": 50, "epochs": 1, "batch_size": 32,
+                       "eval_batch_size": 50, "log_every": 2}.items():
+        at.number_input(key=F + key).set_value(value)
+    at.selectbox(key=F + "dataset").set_value("synthetic")
+    at.selectbox(key=F + "device").set_value("cpu")
+    at.text_input(key=F + "name").set_value(name)
+    at.run()
+
+
+def finished(runs: Path, name: str, **changes) -> None:
+    RunStore(runs).create(TINY.replace(**changes), name).write_status("finished", "finished 1 epoch", epoch=1)
+
+
+def wait_status(runs: Path, name: str, wanted: tuple[str, ...], timeout: float = 120) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        path = runs / name / "status.json"
+        status = json.loads(path.read_text())["status"] if path.exists() else None
+        if status in wanted:
+            return status
+        time.sleep(0.2)
+    pytest.fail(f"run {name} did not reach {wanted} within {timeout} s")
+
+
+def texts(elements) -> list[str]:
+    return [e.value for e in elements]
+
+
+# -- item 1: extending a one-cycle run -------------------------------------------------------------------
+
+@pytest.mark.parametrize("schedule, mode", [("onecycle", "restart"), ("cosine", "restart"), ("step", "continue")])
+def test_resume_preselects_restart_where_the_schedule_ended_at_lr_0(runs_dir, schedule, mode):
+    finished(runs_dir, "done", schedule=schedule)
+    at = train_page("done")
+    assert at.radio(key="train_resume_extend").value == mode
+    said = any("ended at lr 0" in c for c in texts(at.caption))
+    assert said == (mode == "restart")  # said next to the choice before anything trains
+
+
+def test_choosing_continue_on_a_one_cycle_run_warns_before_resume(runs_dir):
+    finished(runs_dir, "done", schedule="onecycle")
+    at = train_page("done")
+    at.number_input(key="train_resume_extra").set_value(2).run()
+    at.radio(key="train_resume_extend").set_value("continue").run()
+    assert any("continuing trains the added epochs at lr 0" in w for w in texts(at.warning))
+
+
+# -- item 17: the resume row says why Resume is off, and the config summary sits above Launch ------------
+
+def test_a_disabled_resume_says_why_in_a_caption(runs_dir):
+    finished(runs_dir, "done")
+    at = train_page("done")
+    assert at.button(key="train_resume").disabled
+    assert any(c.startswith("Resume is off: it already finished its 1 epochs") for c in texts(at.caption))
+
+
+def test_a_one_line_summary_of_the_config_above_launch(runs_dir):
+    at = train_page()
+    tiny_form(at, "")
+    summary = [c for c in texts(at.caption) if c.startswith("**Launch trains**")]
+    assert summary == ["**Launch trains** WRN-10-1 · Synthetic shapes (built in) · 1 epochs · batch 32 · cpu"]
+    at.number_input(key=F + "batch_size").set_value(64).run()
+    assert any("· batch 64 ·" in c for c in texts(at.caption))
+
+
+# -- item 6: a value the browser would refuse is refused by the server, in one line ----------------------
+
+def test_zero_epochs_is_refused_not_replaced_by_the_last_valid_value(runs_dir):
+    at = train_page()
+    tiny_form(at, "zero")
+    at.number_input(key=F + "epochs").set_value(0).run()
+    assert any("epochs must be >= 1, got 0" in e for e in texts(at.error))  # before Launch is pressed
+    at.button(key="train_launch").click().run()
+    assert not (runs_dir / "zero").exists()
+    assert any("epochs must be >= 1, got 0" in e for e in texts(at.error))
+
+
+# -- item 5: the memory pre-flight before Launch, and the reason a job failed -----------------------------
+
+NEED = "predicted training memory 9,000 MiB against 100 MiB free on RAM"
+
+
+def test_launch_refuses_a_run_predicted_not_to_fit_unless_forced(runs_dir, monkeypatch):
+    import wrn_core.engine.resume as resume
+    from wrn_core.jobs import JobManager
+
+    monkeypatch.setattr(resume, "memory_refusal", lambda config: NEED)
+    forced = []
+    submit = JobManager.submit
+    monkeypatch.setattr(JobManager, "submit", lambda self, *a, **kw: forced.append(kw.get("force")) or submit(self, *a, **kw))
+    at = train_page()
+    tiny_form(at, "big")
+    at.button(key="train_launch").click().run()
+    assert not (runs_dir / "big").exists() and not at.success
+    assert any(NEED in e and "launch anyway" in e for e in texts(at.error))
+    at.checkbox(key="train_force").check().run()
+    at.button(key="train_launch").click().run()
+    assert forced == [True] and (runs_dir / "big").exists()
+    assert any(s == "Launched big" for s in texts(at.success))
+    wait_status(runs_dir, "big", ("finished", "failed"))
+
+
+def test_a_failed_job_shows_the_last_line_of_its_log(runs_dir):
+    RunStore(runs_dir).create(TINY, "broke").write_status(
+        "failed", f"the training process exited with code 2 before recording an end (see {runs_dir}/broke/job.log)")
+    (runs_dir / "broke" / "job.log").write_text(f"error: {NEED}: it would not fit; use --force\n\n")
+    at = train_page("broke")
+    assert any(c == f"job.log ends: error: {NEED}: it would not fit; use --force" for c in texts(at.caption))
+
+
+# -- item 7: messages belong to the run they speak of ---------------------------------------------------
+
+def test_launched_goes_when_another_run_is_watched(runs_dir):
+    finished(runs_dir, "other")
+    at = train_page()
+    tiny_form(at, "new")
+    at.button(key="train_launch").click().run()
+    assert "Launched new" in texts(at.success)
+    at.session_state["train_run"] = "other"
+    at.run()
+    assert "Launched new" not in texts(at.success)
+    wait_status(runs_dir, "new", ("finished", "failed"))
+    at.session_state["train_run"] = "new"
+    at.run()
+    assert "Launched new" not in texts(at.success)  # it has ended: its status speaks now
+
+
+def test_a_resume_message_stays_with_its_run(runs_dir):
+    finished(runs_dir, "done", schedule="onecycle")
+    finished(runs_dir, "other")
+    at = train_page("done")
+    at.number_input(key="train_resume_extra").set_value(1).run()
+    at.radio(key="train_resume_extend").set_value("continue").run()
+    at.button(key="train_resume").click().run()
+    assert any("ended at learning rate 0" in w for w in texts(at.warning))
+    wait_status(runs_dir, "done", ("finished", "failed"))
+    at.session_state["train_run"] = "other"
+    at.run()
+    assert not any("ended at learning rate 0" in w for w in texts(at.warning))
+
+
+# -- item 19: small labels -------------------------------------------------------------------------------
+
+def test_momentum_is_labelled_for_the_optimizer_in_use(runs_dir):
+    at = train_page()
+    at.selectbox(key=F + "optimizer").set_value("sgd").run()
+    assert at.number_input(key=F + "momentum").label == "momentum"
+    at.selectbox(key=F + "optimizer").set_value("adam").run()
+    assert at.number_input(key=F + "momentum").label == "β1"
+
+
+def test_the_watching_run_picker_has_a_visible_label(runs_dir):
+    finished(runs_dir, "done")
+    at = train_page("done")
+    picker = [s for s in at.selectbox if s.label == "Watching run"]
+    assert len(picker) == 1 and picker[0].proto.label_visibility.value == picker[0].proto.label_visibility.VISIBLE
+
+
+def test_a_gpu_preset_on_a_cpu_only_machine_says_it_will_be_slow(runs_dir):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a CUDA GPU: the GPU preset suits it")
+    at = train_page()
+    assert not any("CUDA GPU recipe" in w for w in texts(at.warning))
+    at.selectbox(key=F + "preset").set_value(FAST_GPU).run()
+    assert any("CUDA GPU recipe" in w and "no CUDA GPU" in w for w in texts(at.warning))
+
+
+def test_a_queued_run_is_marked_with_an_icon_that_renders(runs_dir):
+    run = RunStore(runs_dir).create(TINY, "waiting", hold="queued")  # this process holds it, queued
+    try:
+        at = train_page()
+        marks = [c for c in texts(at.sidebar.caption) if "waiting" in c]
+        assert marks and marks[0].startswith(":material/pause_circle:") and "⏸" not in marks[0]
+    finally:
+        run.release()
