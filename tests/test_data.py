@@ -533,3 +533,29 @@ def test_folder_process_pool_matches_serial_decode(jpeg_tree, tmp_path, monkeypa
     monkeypatch.setattr(data, "_DECODE_CHUNK", 40)
     pooled = load_image_folder(jpeg_tree, cache_dir=tmp_path / "c2")
     assert torch.equal(serial.train_images, pooled.train_images) and torch.equal(serial.test_images, pooled.test_images)
+
+
+def test_decoding_a_folder_reports_how_far_it_has_got(tmp_path, monkeypatch):
+    monkeypatch.setattr(data, "_SERIAL_DECODE_MAX", 2)  # the process pool's path, on a small folder
+    monkeypatch.setattr(data, "_DECODE_CHUNK", 3)
+    root = _png_tree(tmp_path / "tree", [(8, 8)] * 4)  # 2 splits x 2 classes x 4 = 16 images
+    heard = []
+    load_image_folder(root, cache_dir=tmp_path / "cache", progress=lambda done, total: heard.append((done, total)))
+    assert heard[-1] == (16, 16) and len(heard) == 6  # one report per chunk of 3, in order
+    assert [done for done, _ in heard] == sorted(done for done, _ in heard)
+    heard.clear()
+    load_image_folder(root, cache_dir=tmp_path / "cache", progress=lambda done, total: heard.append((done, total)))
+    assert heard == []  # from the cache: nothing to decode
+
+
+def test_a_runs_status_says_how_many_images_it_has_decoded(tmp_path, monkeypatch):
+    from wrn_core.engine import loop
+    from wrn_core.store import RunStore
+
+    root = _png_tree(tmp_path / "tree", [(8, 8)] * 4)
+    config = TrainConfig(model=WRNConfig(depth=10, widen_factor=1), dataset="folder", data_dir=str(root), epochs=1)
+    run = RunStore(tmp_path / "runs").create(config, "decoding", hold="training")
+    progress = loop._decoding_status(run, config, every_s=0.0)
+    progress(6, 16)
+    assert run.read_status()["message"] == f"loading data: decoding 6 of 16 images from {root}"
+    run.release()

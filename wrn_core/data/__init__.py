@@ -19,7 +19,7 @@ from wrn_core.data.base import (
     check_subset_sizes,
 )
 from wrn_core.data.cifar import CIFAR_SPLIT_SIZES, cifar_files_present, download_cifar, load_cifar
-from wrn_core.data.folder import IMAGE_EXTENSIONS, folder_cache_path, load_image_folder, scan_folder
+from wrn_core.data.folder import IMAGE_EXTENSIONS, DecodeProgress, folder_cache_path, load_image_folder, scan_folder
 from wrn_core.data.loader import DeviceLoader
 from wrn_core.data.synthetic import SYNTHETIC_CLASSES, make_synthetic
 
@@ -88,8 +88,11 @@ def loading_message(config: TrainConfig) -> str:
     return f"loading data: image folder {config.data_dir} ({train + test:,} images {what})"
 
 
-def load_dataset(config: TrainConfig) -> Dataset:
-    """The dataset a run asks for, with its class-balanced subsets applied. Never downloads."""
+def load_dataset(config: TrainConfig, progress: DecodeProgress | None = None) -> Dataset:
+    """The dataset a run asks for, with its class-balanced subsets applied. Never downloads.
+
+    progress(done, total) hears how far an image folder's first decoding has got.
+    """
     if config.dataset == "synthetic":
         ds = make_synthetic(config.synthetic_train, config.synthetic_test, seed=config.seed)
     elif config.dataset in ("cifar10", "cifar100"):
@@ -97,7 +100,7 @@ def load_dataset(config: TrainConfig) -> Dataset:
     elif config.dataset == "folder":
         if not config.data_dir:
             raise DataError("dataset 'folder' needs a data directory (--data-dir)")
-        ds = load_image_folder(config.data_dir, image_size=config.image_size)
+        ds = load_image_folder(config.data_dir, image_size=config.image_size, progress=progress)
     else:
         raise DataError(f"unknown dataset {config.dataset!r}; choose synthetic, cifar10, cifar100 or folder")
     return apply_subsets(ds, config.subset_train, config.subset_test, config.seed)

@@ -9,7 +9,7 @@ import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -22,6 +22,8 @@ _CACHE_VERSION = 2
 _FOLDER_LAYOUT = "expected ROOT/train/<class>/*.jpg and ROOT/test/<class>/*.jpg (or ROOT/val/<class>/...)"
 _SERIAL_DECODE_MAX = 1000  # below this many images a process pool costs more than it saves
 _DECODE_CHUNK = 1000  # images per pool task
+# Called as images are decoded: (images decoded so far, images in all).
+DecodeProgress = Callable[[int, int], None]
 
 
 @dataclass(frozen=True)
@@ -123,16 +125,30 @@ def _cuda_initialized() -> bool:
     return torch.cuda.is_initialized()
 
 
-def _decode_images(paths: list[Path], image_size: int | None) -> list[np.ndarray | None]:
-    """Decode all paths in order (None where unreadable), using a process pool over chunks when there are many."""
+def _decode_images(paths: list[Path], image_size: int | None,
+                   progress: DecodeProgress | None = None) -> list[np.ndarray | None]:
+    """Decode all paths in order (None where unreadable), using a process pool over chunks when there are many.
+
+    progress(done, total) is called as chunks finish (images decoded so far, of all of them).
+    """
     names = [str(p) for p in paths]
-    if len(names) <= _SERIAL_DECODE_MAX:
-        return _decode_chunk(names, image_size)
-    chunks = [names[i : i + _DECODE_CHUNK] for i in range(0, len(names), _DECODE_CHUNK)]
+    total = len(names)
+    if total <= _SERIAL_DECODE_MAX:
+        decoded = _decode_chunk(names, image_size)
+        if progress is not None:
+            progress(total, total)
+        return decoded
+    chunks = [names[i : i + _DECODE_CHUNK] for i in range(0, total, _DECODE_CHUNK)]
     workers = max(1, min(os.cpu_count() or 1, 8, len(chunks)))
     try:
         with concurrent.futures.ProcessPoolExecutor(max_workers=workers, mp_context=_pool_context()) as pool:
-            results = list(pool.map(_decode_chunk, chunks, [image_size] * len(chunks)))
+            results = []
+            done = 0
+            for chunk in pool.map(_decode_chunk, chunks, [image_size] * len(chunks)):  # in order, as they finish
+                results.append(chunk)
+                done += len(chunk)
+                if progress is not None:
+                    progress(done, total)
     except concurrent.futures.process.BrokenProcessPool:
         # A pool can fail to start in restricted environments; decoding serially still works.
         return _decode_chunk(names, image_size)
@@ -242,7 +258,8 @@ def _decode_split(
     return _stack(kept, split_dir), torch.tensor(kept_labels, dtype=torch.int64), skipped
 
 
-def load_image_folder(root: str | Path, image_size: int | None = None, cache_dir: str | Path | None = None) -> Dataset:
+def load_image_folder(root: str | Path, image_size: int | None = None, cache_dir: str | Path | None = None,
+                      progress: DecodeProgress | None = None) -> Dataset:
     """An ImageFolder-style dataset: root/train/<class>/*, root/test/<class>/* (or val/).
 
     Images are converted to RGB; native size when all share one, else resized (bilinear) to
@@ -260,7 +277,7 @@ def load_image_folder(root: str | Path, image_size: int | None = None, cache_dir
     dirs = _cache_dirs(scan.root, cache_dir)
     payload = _load_cache(dirs, filename)
     if payload is None:
-        decoded = _decode_images(train_paths + test_paths, image_size)
+        decoded = _decode_images(train_paths + test_paths, image_size, progress)
         train = _decode_split(train_paths, train_labels, decoded[: len(train_paths)], scan.train_dir, scan.classes, scan.root)
         test = _decode_split(test_paths, test_labels, decoded[len(train_paths) :], scan.test_dir, scan.classes, scan.root)
         if train[0].shape[1:] != test[0].shape[1:]:

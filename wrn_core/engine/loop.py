@@ -108,7 +108,7 @@ def setup(run: Run, resume: bool, reporter: Reporter, dist: Dist) -> tuple[Sessi
     device = distributed.device_for(config.device, dist)
     checkpoint = run.load_checkpoint() if resume and run.has_checkpoint() else None
     torch.manual_seed(config.seed)
-    data = load_dataset(config)
+    data = load_dataset(config, progress=_decoding_status(run, config))
     config = _record_what_the_run_found(run, config, data, dist)
 
     model = build_model(config.model)
@@ -150,6 +150,24 @@ def setup(run: Run, resume: bool, reporter: Reporter, dist: Dist) -> tuple[Sessi
                                                  skipped=len(data.skipped))])
         reporter.send(session, position, LOADING, notice=notice)
     return session, position
+
+
+def _decoding_status(run: Run, config: TrainConfig, every_s: float = 1.0):
+    """A progress callback for an image folder's first decoding: the status says how far it has got
+    ('decoding 12,000 of 60,000 images from /data'), at most once a second."""
+    last = [0.0]
+
+    def progress(done: int, total: int) -> None:
+        now = time.monotonic()
+        if now - last[0] < every_s and done < total:
+            return
+        last[0] = now
+        try:
+            run.write_status(message=f"loading data: decoding {done:,} of {total:,} images from {config.data_dir}")
+        except OSError:
+            pass  # a status line; the loading itself reports real trouble
+
+    return progress
 
 
 def _record_what_the_run_found(run: Run, config: TrainConfig, data: Any, dist: Dist) -> TrainConfig:
