@@ -40,6 +40,27 @@ def _nvml_handle(device: torch.device) -> Any | None:
         return None
 
 
+def _nvml_reading(handle: Any) -> dict[str, float]:
+    """GPU load, memory, temperature and power; each query on its own, so one the GPU does not support
+    (e.g. power on some boards) leaves the others reported."""
+    import pynvml
+
+    queries = {
+        "gpu_util": lambda: float(pynvml.nvmlDeviceGetUtilizationRates(handle).gpu),  # percent
+        "gpu_memory_util": lambda: float(pynvml.nvmlDeviceGetUtilizationRates(handle).memory),  # percent
+        "gpu_memory_used_mb": lambda: pynvml.nvmlDeviceGetMemoryInfo(handle).used / MIB,
+        "gpu_temp_c": lambda: float(pynvml.nvmlDeviceGetTemperature(handle, pynvml.NVML_TEMPERATURE_GPU)),
+        "gpu_power_w": lambda: pynvml.nvmlDeviceGetPowerUsage(handle) / 1000.0,  # NVML reports milliwatts
+    }
+    reading = {}
+    for key, query in queries.items():
+        try:
+            reading[key] = query()
+        except Exception:  # noqa: BLE001 - a query the GPU or driver does not support
+            continue
+    return reading
+
+
 class SystemMonitor:
     """Samples the training process and its device; `due()` says when the next record is wanted."""
 
@@ -78,18 +99,7 @@ class SystemMonitor:
             reading["cuda_reserved_mb"] = torch.cuda.memory_reserved(self.device) / MIB
             reading["cuda_peak_mb"] = torch.cuda.max_memory_allocated(self.device) / MIB
         if self.nvml is not None:
-            try:
-                import pynvml
-
-                rates = pynvml.nvmlDeviceGetUtilizationRates(self.nvml)
-                memory = pynvml.nvmlDeviceGetMemoryInfo(self.nvml)
-                reading["gpu_util"] = float(rates.gpu)
-                reading["gpu_memory_util"] = float(rates.memory)
-                reading["gpu_memory_used_mb"] = memory.used / MIB
-                reading["gpu_temp_c"] = float(pynvml.nvmlDeviceGetTemperature(self.nvml, pynvml.NVML_TEMPERATURE_GPU))
-                reading["gpu_power_w"] = pynvml.nvmlDeviceGetPowerUsage(self.nvml) / 1000.0
-            except Exception:  # noqa: BLE001 - a query the GPU does not support
-                pass
+            reading.update(_nvml_reading(self.nvml))
         return reading
 
 
