@@ -1,7 +1,11 @@
-"""Shared pytest fixtures; the dashboard ones apply only to the dashboard test modules."""
+"""Shared pytest fixtures: no trainer outlives the test that started it; dashboard isolation for the dashboard modules."""
 
 from __future__ import annotations
 
+import os
+import time
+
+import psutil
 import pytest
 
 DASHBOARD_TEST_MODULES = ("test_app", "test_app_train", "test_browser")
@@ -47,3 +51,58 @@ def _dashboard_isolation(request, tmp_path, monkeypatch):
     finally:
         _clear_streamlit_caches()
         stop_trainers(runs)
+
+
+# Command-line words of the processes a test starts to train: `python -m wrn_core ...` and torchrun.
+TRAINER_MARKS = (("-m", "wrn_core"), ("-m", "torch.distributed.run"))
+
+
+def is_trainer(cmdline: list[str]) -> bool:
+    """Whether a command line is a training process (or its launcher) that a test may have started."""
+    pairs = set(zip(cmdline, cmdline[1:]))
+    return any(mark in pairs for mark in TRAINER_MARKS) or any(part.endswith("torchrun") for part in cmdline[:2])
+
+
+def _trainers() -> dict[int, psutil.Process]:
+    """Training processes descending from this pytest process, by pid (a job manager's children start
+    their own session, yet stay our descendants; so do torchrun's ranks and a test server's jobs)."""
+    found = {}
+    for proc in psutil.Process().children(recursive=True):
+        try:
+            if is_trainer(proc.cmdline()):
+                found[proc.pid] = proc
+        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+            continue
+    return found
+
+
+def kill_new_trainers(before: set[int]) -> list[int]:
+    """SIGKILL every training process that appeared since `before` (pids); returns their pids."""
+    new = [proc for pid, proc in _trainers().items() if pid not in before]
+    for proc in new:
+        try:
+            proc.kill()
+        except psutil.NoSuchProcess:
+            pass
+    deadline = time.monotonic() + 10
+    while any(_alive(proc) for proc in new) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return [proc.pid for proc in new]
+
+
+def _alive(proc: psutil.Process) -> bool:
+    """Running, as opposed to gone or a zombie: the zombie is left to whoever started it (its Popen) to reap."""
+    try:
+        return proc.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+@pytest.fixture(autouse=True)
+def _no_trainer_outlives_its_test():
+    """Kill the `python -m wrn_core` and torchrun processes a test started and left behind (a failed
+    assertion, a timeout). Servers kept by module fixtures (streamlit, chromium) are not trainers;
+    a trainer a module fixture started before this test is left alone."""
+    before = set(_trainers()) | {os.getpid()}
+    yield
+    kill_new_trainers(before)

@@ -48,6 +48,7 @@ def _missing_browser(reason: str) -> None:
 if not Path(CHROMIUM).exists():
     _missing_browser(f"{CHROMIUM} not found: install Debian's chromium package to run browser tests")
 try:
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
     from playwright.sync_api import expect, sync_playwright
 except ImportError:  # pragma: no cover - depends on the environment
     _missing_browser("the playwright python package is not installed")
@@ -158,16 +159,31 @@ def open_page(page, url: str, heading: str) -> None:
     settle(page)
 
 
+# Counts the script runs that start on the page (stApp's data-test-script-state turning "running");
+# installs its observer on first use and returns the count.
+SCRIPT_RUNS_JS = """() => {
+    const app = document.querySelector('[data-testid="stApp"]');
+    if (window.__wrnRuns === undefined && app) {
+        window.__wrnRuns = 0;
+        new MutationObserver(() => { if (app.getAttribute('data-test-script-state') === 'running') window.__wrnRuns++; })
+            .observe(app, {attributes: true, attributeFilter: ['data-test-script-state']});
+    }
+    return window.__wrnRuns || 0;
+}"""
+SCRIPT_STATE_JS = "() => document.querySelector('[data-testid=\"stApp\"]')?.getAttribute('data-test-script-state')"
+RERUN_GRACE_MS = 2_000  # how long an action's rerun may take to begin; waiting ends as soon as it does
+
+
 def settle(page, timeout: float = 30.0) -> None:
-    """Wait until the script run finished (no 'Running…' status widget) and charts are drawn."""
-    time.sleep(0.5)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        running = page.locator('[data-testid="stStatusWidget"]').count()
-        if not running:
-            break
-        time.sleep(0.25)
-    time.sleep(0.5)
+    """Wait until the rerun an action caused (if it begins within RERUN_GRACE_MS) has finished and the
+    app is idle: conditions on the page's script state, not fixed sleeps."""
+    started = page.evaluate(SCRIPT_RUNS_JS)
+    try:
+        page.wait_for_function(f"n => ({SCRIPT_RUNS_JS})() > n || ({SCRIPT_STATE_JS})() !== 'notRunning'",
+                               arg=started, timeout=RERUN_GRACE_MS)
+    except PlaywrightTimeout:
+        pass  # no rerun: the page was already idle
+    page.wait_for_function(f"() => ({SCRIPT_STATE_JS})() === 'notRunning'", timeout=timeout * 1000)
 
 
 def shot(page, name: str) -> None:
@@ -255,18 +271,35 @@ def add_fake_run(runs_dir: Path, name: str) -> None:
     run.write_status("finished", "finished 2 epochs", epoch=2, best_test_acc=0.24, final_test_acc=0.24, params=300_000, train_seconds=4.0)
 
 
-def select_rows(page, rows: int) -> None:
-    """Tick the first `rows` row markers of the (canvas) runs table."""
+def select_run_rows(page, names: list[str]) -> None:
+    """Tick the row markers of the runs table's rows that show these run names. The table is a canvas;
+    its accessible rows (aria-rowindex 1 = the header) say which row holds a name, and the marker of
+    row r is drawn at r row heights below the grid's top."""
     grid = page.locator('[data-testid="stDataFrame"]').first
+    rows = grid.locator('[role="row"]')
+    expect(rows.first).to_be_attached(timeout=30_000)
     box = grid.bounding_box()
-    for row in range(rows):
-        page.mouse.click(box["x"] + 18, box["y"] + 35 * (row + 1) + 17)
+    row_height = box["height"] / rows.count()
+    for name in names:
+        row = grid.locator('[role="row"]', has=page.locator('[role="gridcell"]', has_text=name)).first
+        index = int(row.get_attribute("aria-rowindex")) - 1  # 0 is the header
+        page.mouse.click(box["x"] + 18, box["y"] + row_height * (index + 0.5))
         settle(page)
 
 
+def train_tiny_run(runs_dir: Path, name: str) -> None:
+    """A real run trained to finished in this process: WRN-10-1, 2 epochs of 64 synthetic images."""
+    from wrn_core.config import TrainConfig, WRNConfig
+    from wrn_core.engine.loop import train_run
+    from wrn_core.store import RunStore
+
+    config = TrainConfig(model=WRNConfig(depth=10, widen_factor=1), synthetic_train=64, synthetic_test=32,
+                         batch_size=32, eval_batch_size=32, epochs=2, device="cpu", log_every=1)
+    assert train_run(RunStore(runs_dir).create(config, name)) == "finished"
+
+
 def test_runs_page(server, page):
-    if not (server["runs"] / "browser-tiny").exists():
-        pytest.skip("needs the run launched by test_train_launch_shows_live_charts")
+    train_tiny_run(server["runs"], "runs-tiny")
     add_fake_run(server["runs"], "adam-k2")
     open_page(page, f"{server['url']}/runs", "Runs")
     assert page.locator(NO_EXCEPTION).count() == 0
@@ -274,14 +307,14 @@ def test_runs_page(server, page):
     expect(page.get_by_role("button", name="Download JSON (all records)")).to_be_visible()
     page.wait_for_function(ALL_FOUR_PANELS_JS, timeout=30_000)
     # The table is a canvas grid; its accessible cells carry the run name.
-    expect(page.locator('[role="gridcell"]', has_text="browser-tiny").first).to_be_attached(timeout=30_000)
+    expect(page.locator('[role="gridcell"]', has_text="runs-tiny").first).to_be_attached(timeout=30_000)
     # adam-k2 was created last, so it is the default; tick both rows to compare and diff them.
     expect(page.get_by_text("Yes, delete adam-k2 and its files")).to_be_visible()
-    select_rows(page, 2)
+    select_run_rows(page, ["adam-k2", "runs-tiny"])
     expect(page.get_by_text("Config differences")).to_be_visible()
     expect(page.get_by_text("model.widen_factor").first).to_be_attached(timeout=30_000)
     page.wait_for_function(
-        "() => [...document.querySelectorAll('.js-plotly-plot')].some(d => new Set((d.data || []).map(t => t.name)).size >= 2 && (d.data || []).some(t => t.name === 'browser-tiny'))",
+        "() => [...document.querySelectorAll('.js-plotly-plot')].some(d => new Set((d.data || []).map(t => t.name)).size >= 2 && (d.data || []).some(t => t.name === 'runs-tiny'))",
         timeout=30_000,
     )
     assert page.locator(NO_EXCEPTION).count() == 0

@@ -52,6 +52,19 @@ def wait_status(runs, name: str, wanted: tuple[str, ...], timeout: float = 120) 
     pytest.fail(f"{name} did not reach {wanted} within {timeout} s (status {status_of(runs, name)})")
 
 
+def last_step(run) -> int:
+    return max((r["step"] for r in run.read_metrics() if r["kind"] == "step"), default=0)
+
+
+def wait_for_step(run, step: int, timeout: float = 120) -> None:
+    """Poll the run's metrics until it has logged `step`."""
+    deadline = time.monotonic() + timeout
+    while last_step(run) < step:
+        if time.monotonic() > deadline:
+            pytest.fail(f"{run.name} did not log step {step} within {timeout} s (last {last_step(run)})")
+        time.sleep(0.2)
+
+
 def name_the_run(page, name: str) -> None:
     field = page.get_by_label("run name (optional)")
     field.fill(name)
@@ -125,33 +138,35 @@ def test_a_killed_dashboard_leaves_its_run_training_and_a_new_one_shows_it(tmp_p
     try:
         open_page(page, f"{url}/train", "Train")
         set_number(page, "synthetic train images", 1000)
-        set_number(page, "epochs", 6)
+        set_number(page, "epochs", 500)  # still training when the second dashboard looks: it stops it
         name_the_run(page, "survivor")
         page.get_by_role("button", name="Launch").click()
         expect(page.get_by_text("Launched survivor")).to_be_visible(timeout=30_000)
         wait_status(runs, "survivor", ("running",))
         run = RunStore(runs).get("survivor")
-        deadline = time.monotonic() + 120
-        while not any(r["kind"] == "step" for r in run.read_metrics()) and time.monotonic() < deadline:
-            time.sleep(0.2)
+        wait_for_step(run, 1)
         trainer = run.owner().pid
         assert trainer != first.pid
         os.kill(first.pid, signal.SIGKILL)  # the dashboard dies; its training process must not
         first.wait(timeout=30)
-        time.sleep(1.0)
+        wait_for_step(run, last_step(run) + 1)  # it goes on training without its dashboard
         assert status_of(runs, "survivor") == "running" and run.owner().pid == trainer
 
         second, url, _ = start_streamlit(runs, log_path)
         open_page(page, f"{url}/train", "Train")
-        if status_of(runs, "survivor") == "running":
-            # Live while it lasts: the restarted dashboard watches it and the curve grows.
-            expect(page.get_by_text("Stop", exact=True).first).to_be_visible(timeout=30_000)
-            page.wait_for_function(HAS_POINTS_JS, timeout=60_000)
-            expect(page.get_by_text("survivor").first).to_be_visible()
-        assert wait_status(runs, "survivor", ("finished",), timeout=600) == "finished"
+        # Live: the restarted dashboard watches the run it did not start, and can stop it.
+        expect(page.get_by_text("survivor").first).to_be_visible()
+        page.wait_for_function(HAS_POINTS_JS, timeout=60_000)
+        deadline = time.monotonic() + 300
+        while not any(r["kind"] == "epoch" for r in run.read_metrics()) and time.monotonic() < deadline:
+            time.sleep(0.2)  # polling the run for its first epoch
+        expect(page.get_by_role("button", name="Stop")).to_be_visible(timeout=30_000)
+        page.get_by_role("button", name="Stop").click()
+        assert wait_status(runs, "survivor", ("stopped", "finished")) == "stopped"
+        assert status_of(runs, "survivor") == "stopped" and run.has_checkpoint()
         page.wait_for_function(ALL_FOUR_PANELS_JS, timeout=60_000)
         epochs = [r["epoch"] for r in run.read_metrics() if r["kind"] == "epoch"]
-        assert epochs == list(range(1, 7))
+        assert epochs and epochs == list(range(1, len(epochs) + 1))
         assert page.locator(NO_EXCEPTION).count() == 0
         shot(page, "train-after-dashboard-restart")
     finally:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -48,6 +49,19 @@ def wait_for(predicate, timeout=120.0):
             return True
         time.sleep(0.05)
     return False
+
+
+def recorded(run) -> dict:
+    """status.json as the job manager or the trainer wrote it (read_status() would reconcile it with the lock)."""
+    return json.loads(run.status_path.read_text())
+
+
+def stub_python(tmp_path: Path, name: str, body: str) -> str:
+    """An executable that stands in for the interpreter a JobManager starts (`<it> -m wrn_core resume NAME ...`)."""
+    path = tmp_path / name
+    path.write_text(f"#!{sys.executable}\n{body}")
+    path.chmod(0o755)
+    return str(path)
 
 
 def trained_steps(run) -> list[int]:
@@ -179,42 +193,108 @@ def test_a_killed_job_process_is_recorded_interrupted_and_resumes(manager):
     os.kill(job.pid, signal.SIGKILL)
     assert manager.wait(name, timeout=60)
     run = manager.store.get(name)
-    status = run.read_status()
-    assert status["status"] == "interrupted" and "killed by signal 9" in status["message"]
+    status = recorded(run)  # what the manager wrote, not what a read reconciles from the free lock
+    assert status["status"] == "interrupted" and "killed by signal 9" in status["message"], status
     manager.resume(name)
     assert manager.wait(name, timeout=120)
     assert run.read_status()["status"] == "finished"
     assert [r["epoch"] for r in run.read_metrics() if r["kind"] == "epoch"] == [1, 2, 3]
 
 
-def test_stop_escalates_to_sigterm_and_sigkill(tmp_path, monkeypatch):
-    # A "trainer" that takes the lock, then ignores SIGINT and SIGTERM.
-    stubborn = tmp_path / "stubborn.py"
-    stubborn.write_text(
-        "import signal, sys, time\n"
-        "from wrn_core.store import RunStore\n"
-        "signal.signal(signal.SIGINT, signal.SIG_IGN)\n"
-        "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
-        "run = RunStore(sys.argv[sys.argv.index('--runs-dir') + 1]).get(sys.argv[sys.argv.index('resume') + 1])\n"
-        "run.acquire('training')\n"
-        "run.write_status('running', 'stubborn', pid=__import__('os').getpid())\n"
-        "time.sleep(300)\n"
-    )
-    wrapper = tmp_path / "python"
-    wrapper.write_text(f"#!/bin/sh\nshift 2\nexec {sys.executable} {stubborn} \"$@\"\n")  # drops '-m wrn_core'
-    wrapper.chmod(0o755)
+# A "trainer" that records every signal it gets and ignores SIGINT and SIGTERM; only SIGKILL ends it.
+STUBBORN = """
+import signal, sys, time
+log = open(sys.argv[0] + ".signals", "a", buffering=1)
+def note(signum, frame):
+    log.write(signal.Signals(signum).name + "\\n")
+signal.signal(signal.SIGINT, note)
+signal.signal(signal.SIGTERM, note)
+log.write("ready\\n")
+while True:
+    time.sleep(0.05)
+"""
+
+
+def test_stop_sends_sigint_then_sigterm_then_sigkill(tmp_path, monkeypatch):
+    python = stub_python(tmp_path, "stubborn", STUBBORN)
+    signals = Path(python + ".signals")
     monkeypatch.setattr(jobs_module, "STOP_GRACE_S", 0.5)
     monkeypatch.setattr(jobs_module, "KILL_GRACE_S", 0.5)
-    manager = JobManager(tmp_path / "runs", python=str(wrapper))
+    manager = JobManager(tmp_path / "runs", python=python)
     try:
         name = manager.submit(tiny_config(), "stubborn")
-        assert wait_for(lambda: manager.store.get(name).read_status().get("message") == "stubborn", timeout=60)
-        manager.stop(name)
+        proc = manager._jobs[name].proc
+        assert wait_for(lambda: signals.exists() and "ready" in signals.read_text(), timeout=60)
+        assert manager.stop(name)
         assert manager.wait(name, timeout=30)
-        status = manager.store.get(name).read_status()
-        assert status["status"] == "interrupted" and "killed by signal 9" in status["message"]
+        assert proc.returncode == -signal.SIGKILL
+        assert signals.read_text().split() == ["ready", "SIGINT", "SIGTERM"]
+        status = recorded(manager.store.get(name))
+        assert status["status"] == "interrupted" and "killed by signal 9" in status["message"], status
     finally:
         manager.shutdown(timeout=10)
+
+
+def test_a_process_that_exits_before_recording_an_end_is_failed_with_its_code(tmp_path):
+    manager = JobManager(tmp_path / "runs", python=stub_python(tmp_path, "crash", "import sys\nsys.exit(3)\n"))
+    try:
+        name = manager.submit(tiny_config(), "crash")
+        assert manager.wait(name, timeout=60)
+        status = recorded(manager.store.get(name))
+        assert status["status"] == "failed" and status["error_kind"] == "exception", status
+        assert "exited with code 3 before recording an end" in status["message"]
+        assert manager.store.get(name).owner() is None and manager.jobs() == []
+    finally:
+        manager.shutdown(timeout=10)
+
+
+def test_a_process_that_cannot_start_is_failed_and_the_queue_moves_on(tmp_path):
+    manager = JobManager(tmp_path / "runs", python=str(tmp_path / "nonexistent" / "python"))
+    try:
+        first = manager.submit(tiny_config(), "first")
+        second = manager.submit(tiny_config(), "second")  # its slot is free again at once
+        for name in (first, second):
+            status = recorded(manager.store.get(name))
+            assert status["status"] == "failed" and status["error_kind"] == "exception", status
+            assert status["message"].startswith("could not start the training process: ")
+            assert manager.store.get(name).owner() is None and not manager.is_active(name)
+        assert manager.jobs() == []
+    finally:
+        manager.shutdown(timeout=10)
+
+
+def test_a_device_without_a_job_queue_is_refused_before_any_run_exists(tmp_path):
+    manager = JobManager(tmp_path / "runs", slots=["cuda:0"])  # a GPU queue only; the config asks for the CPU
+    try:
+        with pytest.raises(RunStoreError, match=r"^no job queue for device 'cpu' here \(queues: cuda:0\)$"):
+            manager.submit(tiny_config(device="cpu"), "nowhere")
+        assert manager.store.names() == []
+    finally:
+        manager.shutdown(timeout=10)
+
+
+def test_a_data_parallel_job_holds_every_slot_of_its_kind(tmp_path):
+    manager = JobManager(tmp_path / "runs", slots=["cpu#0", "cpu#1"])
+    try:
+        single = manager.submit(tiny_config(**LONG), "single")
+        ddp = manager.submit(tiny_config(**LONG), "ddp", nproc=2)
+        # cpu#1 is idle, yet the 2-process job waits: it needs both CPU slots.
+        assert [(j.name, j.device, j.state) for j in manager.jobs()] == [
+            ("single", "cpu#0", "running"), ("ddp", "cpu#1", "queued")]
+        after = manager.submit(tiny_config(), "after")  # on cpu#0, behind single; it must not overtake ddp
+        assert wait_for(lambda: (manager.progress(single) or 0) and manager.progress(single).step >= 1)
+        manager.stop(single)
+        assert manager.wait(single, timeout=120)
+        assert wait_for(lambda: (manager.progress(ddp) or 0) and manager.progress(ddp).step >= 2, timeout=240)
+        # While the data-parallel job trains, a one-process job waits although its own slot is free.
+        states = {j.name: (j.device, j.state) for j in manager.jobs()}
+        assert states == {"ddp": ("cpu#1", "running"), "after": ("cpu#0", "queued")}, states
+        manager.stop(ddp)
+        assert manager.wait(ddp, timeout=120) and manager.wait(after, timeout=120)
+        assert recorded(manager.store.get(after))["status"] == "finished"
+        assert recorded(manager.store.get(after))["started_at"] >= recorded(manager.store.get(ddp))["finished_at"]
+    finally:
+        manager.shutdown(timeout=60)
 
 
 def test_a_new_manager_sees_a_run_it_did_not_start_and_can_stop_it(tmp_path):
@@ -264,9 +344,29 @@ def test_a_new_manager_reports_orphaned_runs_interrupted_and_can_resume_them(tmp
     orphan.write_status("running", "training", pid=999_999_999)  # left behind by a process that is gone
     manager = JobManager(tmp_path)
     try:
-        assert orphan.read_status()["status"] == "interrupted"
+        assert recorded(orphan)["status"] == "interrupted"  # the new manager reconciled the file itself
         manager.resume("orphan")
         assert manager.wait("orphan", timeout=120)
         assert orphan.read_status()["status"] == "finished"
     finally:
         manager.shutdown()
+
+
+def test_a_trainer_left_behind_by_a_test_is_killed_and_nothing_else():
+    try:
+        from conftest import is_trainer, kill_new_trainers
+    except ImportError:  # tests/ imported as a package
+        from tests.conftest import is_trainer, kill_new_trainers
+    assert is_trainer([sys.executable, "-m", "torch.distributed.run", "--standalone", "-m", "wrn_core", "train"])
+    assert not is_trainer([sys.executable, "-m", "streamlit", "run", "dashboard/app.py"])
+    before = {os.getpid()}
+    trainer = subprocess.Popen([sys.executable, "-m", "wrn_core", "train", "--epochs", "500", "--device", "cpu", "--quiet",
+                                "--runs-dir", os.devnull + "-not-a-dir"], cwd=REPO, stderr=subprocess.DEVNULL)
+    bystander = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    try:
+        assert kill_new_trainers(before) == [trainer.pid]
+        assert trainer.wait(timeout=30) == -signal.SIGKILL
+        assert bystander.poll() is None
+    finally:
+        bystander.kill()
+        trainer.kill()

@@ -97,8 +97,12 @@ def test_preflight_sizes_and_a_measured_time():
     assert list(plan["params"]) == [77850, 303706, 175066, 691674]
     assert plan["fits"].all() and (plan["memory_mb"] > 0).all()
     assert (plan["steps"] == 5).all() and (plan["predicted_s"] > 0).all()
-    # A bigger model costs more per step.
-    assert plan.loc[3, "predicted_s"] > plan.loc[0, "predicted_s"]
+    # Each cell's prediction is its own measured step and evaluation times over its 5 steps and 50 test images.
+    for cell, predicted in zip(sweep.cells(), plan["predicted_s"]):
+        m = cell.config.model
+        step_s = measured.seconds_per_step[(m.blocks, m.widen_factor, m.dropout, 32)]
+        eval_s = measured.seconds_per_eval_image[(m.blocks, m.widen_factor, m.dropout)] * 50
+        assert predicted == pytest.approx(5 * step_s + eval_s)
 
 
 def test_a_fresh_process_gives_its_own_age_as_the_startup_instead_of_starting_an_interpreter(monkeypatch):
@@ -110,9 +114,14 @@ def test_a_fresh_process_gives_its_own_age_as_the_startup_instead_of_starting_an
         raise AssertionError("probe started an interpreter although the caller measured its own imports")
 
     monkeypatch.setattr(subprocess, "run", no_interpreter)
+    import wrn_core.data
+
+    loaded = []
+    real_load = wrn_core.data.load_dataset
+    monkeypatch.setattr(wrn_core.data, "load_dataset", lambda config: loaded.append(config) or real_load(config))
     measured = probe(sweep, steps=1, import_seconds=2.5)
-    # The startup is the caller's imports plus one load of the sweep's data (a fraction of a second here).
-    assert 2.5 < measured.startup_seconds < 2.5 + 30
+    # The startup is the caller's imports plus one load of the sweep's data.
+    assert loaded == [sweep.base] and measured.startup_seconds >= 2.5
     plan = preflight_frame(sweep, measured)
     assert plan.loc[0, "predicted_s"] > measured.startup_seconds
 

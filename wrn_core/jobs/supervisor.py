@@ -10,6 +10,7 @@ manager's process; a restarted manager sees it as a running run, by its lock.
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 import socket
@@ -64,6 +65,7 @@ class _Job:
     slot: str
     nproc: int = 1  # processes (GPUs) of a DDP job launched with torchrun
     force: bool = False  # train even when the predicted memory exceeds the device's free memory (--force)
+    order: int = 0  # when it was queued, over all slots (set by the manager)
     proc: subprocess.Popen | None = None
     stop_sent: float | None = None  # monotonic time of SIGINT
     term_sent: float | None = None
@@ -93,6 +95,7 @@ class JobManager:
         self._queues: dict[str, deque[_Job]] = {slot: deque() for slot in self.slots}
         self._running: dict[str, _Job] = {}  # slot -> job
         self._jobs: dict[str, _Job] = {}  # name -> running or queued job
+        self._order = itertools.count()
         self._closed = False
         self._watchers: list[Watcher] = []
         # Runs left queued or running by a process that has since died are interrupted, resumable.
@@ -262,6 +265,7 @@ class JobManager:
 
     def _enqueue(self, job: _Job) -> None:
         with self._lock:
+            job.order = next(self._order)
             self._jobs[job.name] = job
             self._queues[job.slot].append(job)
             self._start_next_locked(job.slot)
@@ -278,7 +282,8 @@ class JobManager:
         return slot.split("#", 1)[0].split(":", 1)[0]
 
     def _can_start(self, slot: str, job: _Job) -> bool:
-        """A slot is free when nothing runs on it; a data-parallel job needs every slot of its kind free."""
+        """A slot is free when nothing runs on it; a data-parallel job needs every slot of its kind free,
+        and the jobs of its kind queued after it wait for it (else a stream of small jobs starves it)."""
         if slot in self._running:
             return False
         kind = self._kind(slot)
@@ -286,7 +291,8 @@ class JobManager:
             return False
         if job.nproc > 1:
             return not any(self._kind(s) == kind for s in self._running)
-        return True
+        return not any(j.nproc > 1 and j.order < job.order
+                       for s, queue in self._queues.items() if self._kind(s) == kind for j in queue)
 
     def _start_next_locked(self, slot: str) -> None:
         if self._closed or not self._queues[slot] or not self._can_start(slot, self._queues[slot][0]):
