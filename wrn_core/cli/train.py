@@ -188,9 +188,8 @@ def cmd_resume(args: argparse.Namespace) -> int:
     def prepare():
         run.acquire("training")  # a second trainer stops here: "run X is being trained by pid P on HOST"
         try:
-            plan = prepare_resume(run, args.epochs, args.extend_schedule, world_size=dist.world_size)
-            _memory_refusal(plan.config.replace(world_size=dist.world_size), args.force)
-            return plan
+            return prepare_resume(run, args.epochs, args.extend_schedule, world_size=dist.world_size,
+                                  check=lambda config: _memory_refusal(config, args.force))
         except BaseException:
             run.release()
             raise
