@@ -396,6 +396,91 @@ def test_a_full_disk_during_a_cli_run_fails_it_with_one_line_and_frees_it(tmp_pa
             unmount(mount)
 
 
+def _fails_after(name: str, good_writes: int, failures: int | None):
+    """An `on(path)` for filling_open: after the first good_writes writes of `name` (or its temporary file), the next
+    `failures` fail (all of them when None)."""
+    seen = [0]
+
+    def on(path: str) -> bool:
+        if not (path.endswith("/" + name) or f"/.{name}." in path):
+            return False
+        seen[0] += 1
+        return seen[0] > good_writes and (failures is None or seen[0] <= good_writes + failures)
+
+    return on
+
+
+def _train_on_a_filling_disk(tmp_path, monkeypatch, name: str, good_writes: int, failures: int | None = None):
+    """`train` in this process while writes of `name` fail after good_writes; returns (exit code, run, lock at the end).
+
+    The lock is looked at when the engine handles the failure (loop._end), where it must still be held.
+    """
+    from disk_full import filling_open, install
+    from wrn_core.engine import loop
+    from wrn_core.store.lock import probe_owner
+
+    on = _fails_after(name, good_writes, failures)
+    install(filling_open(on, 0), monkeypatch)
+    at_end: dict = {}
+    real_end = loop._end
+
+    def end(run, *args, **kwargs):
+        at_end.update(held=run.lock.held, owner=probe_owner(run.lock.path))
+        return real_end(run, *args, **kwargs)
+
+    monkeypatch.setattr(loop, "_end", end)
+    runs_dir = str(tmp_path / "runs")
+    code = main(["train", *TINY, "--epochs", "2", "--quiet", "--runs-dir", runs_dir, "--name", "full"])
+    return code, RunStore(runs_dir).get("full"), at_end
+
+
+def _freed_with_points_kept(run, at_end: dict) -> None:
+    assert at_end["held"] and at_end["owner"].pid == os.getpid()  # failing while it still holds the run
+    assert run.owner() is None and not run.lock.held  # then released, in this very process
+    assert not [p.name for p in run.path.iterdir() if p.name.endswith(".tmp")]
+    assert run.read_metrics_log().unreadable == 0
+    steps = [r["step"] for r in run.read_metrics() if r["kind"] == "step"]
+    assert steps == list(range(1, len(steps) + 1))
+
+
+def test_a_full_disk_while_metrics_are_appended_fails_the_run_as_io(tmp_path, monkeypatch, capsys):
+    # metrics.jsonl gets created, system, 4 steps, epoch, system, then step 5 and step 6: the 10th write fails.
+    code, run, at_end = _train_on_a_filling_disk(tmp_path, monkeypatch, "metrics.jsonl", 9)
+    assert code == 1
+    assert capsys.readouterr().err.strip().splitlines()[0] == "failed: no space left on device while writing metrics.jsonl"
+    status = run.read_status()
+    assert (status["status"], status["error_kind"]) == ("failed", "io")
+    assert status["message"] == "no space left on device while writing metrics.jsonl"
+    _freed_with_points_kept(run, at_end)
+    assert [r["step"] for r in run.read_metrics() if r["kind"] == "step"] == [1, 2, 3, 4, 5]
+    assert [r["epoch"] for r in run.read_metrics() if r["kind"] == "epoch"] == [1]
+
+
+def test_a_status_json_write_failing_mid_training_fails_the_run_as_io(tmp_path, monkeypatch, capsys):
+    # status.json: created, loading, training, then epoch 1's: the 4th write fails once; the failure is then recorded.
+    code, run, at_end = _train_on_a_filling_disk(tmp_path, monkeypatch, "status.json", 3, failures=1)
+    assert code == 1
+    status = run.read_status()
+    assert (status["status"], status["error_kind"]) == ("failed", "io")
+    assert status["message"] == "no space left on device while writing status.json"
+    _freed_with_points_kept(run, at_end)
+    assert [r["epoch"] for r in run.read_metrics() if r["kind"] == "epoch"] == [1]  # recorded before the status
+
+
+def test_a_status_json_that_can_no_longer_be_written_reads_interrupted(tmp_path, monkeypatch, capsys):
+    """As the README says: with no room even for the failure, the run reads interrupted once its lock is free."""
+    code, run, at_end = _train_on_a_filling_disk(tmp_path, monkeypatch, "status.json", 3)
+    assert code == 1
+    assert capsys.readouterr().err.strip().splitlines() == [
+        "failed: status.json could not be written, so the run reads interrupted; resume to continue"]
+    assert json.loads(run.status_path.read_text())["status"] == "running"  # the last status that could be written
+    status = run.read_status()
+    assert status["status"] == "interrupted" and status["message"].endswith("resume to continue")
+    _freed_with_points_kept(run, at_end)
+    assert [r["epoch"] for r in run.read_metrics() if r["kind"] == "epoch"] == [1]
+    assert run.has_checkpoint() and run.load_checkpoint()["step"] == 4  # so it can resume from epoch 1
+
+
 def test_soak_training_resume_attempts_and_a_fast_reader(tmp_path):
     """~60 s: a training CLI, resume attempts every second (one wins after a Ctrl-C), `runs list` every 0.1 s."""
     runs_dir = str(tmp_path / "runs")
