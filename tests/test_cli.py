@@ -152,6 +152,76 @@ def test_ctrl_c_stops_with_checkpoint_and_resume_continues(tmp_path):
     assert [r["epoch"] for r in run.read_metrics() if r["kind"] == "epoch"] == [1, 2, 3]
 
 
+def _wait_for_training(run_dir: Path, proc: subprocess.Popen, timeout: float = 120) -> None:
+    """Until the CLI's heartbeat says it trains (its stop handlers are installed before it loads anything)."""
+    from wrn_core.store import Run
+
+    deadline = time.monotonic() + timeout
+    while (Run(run_dir).read_heartbeat() or {}).get("phase") != "training":
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, "the run never started training"
+        time.sleep(0.02)
+
+
+def test_sigterm_stops_a_cli_run_with_a_checkpoint(tmp_path):
+    args = [sys.executable, "-m", "wrn_core", "train", *TINY, "--synthetic-train", "640", "--epochs", "50",
+            "--runs-dir", str(tmp_path), "--name", "term"]
+    proc = subprocess.Popen(args, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        _wait_for_training(tmp_path / "term", proc)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    run = RunStore(tmp_path).get("term")
+    status = run.read_status()
+    assert status["status"] == "stopped" and "owner" not in status, status
+    assert err.strip().splitlines()[-1].startswith("stopped: stopped at epoch ")
+    assert run.load_checkpoint()["step"] == status["step"] < 50 * 20
+
+
+# The CLI, with a stop that never gets to its checkpoint: it says when the stop has begun.
+STOP_SLOWLY = """
+import os, sys, time
+from wrn_core.cli import main
+from wrn_core.engine import loop
+
+def endless_stop(*args):
+    open(os.environ["STOPPING_FILE"], "w").close()
+    while True:
+        time.sleep(0.01)
+
+loop._stop = endless_stop
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_a_second_ctrl_c_ends_the_run_at_once_and_it_reads_interrupted(tmp_path):
+    stopping = tmp_path / "stopping"
+    train = ["train", *TINY, "--synthetic-train", "640", "--epochs", "50", "--runs-dir", str(tmp_path / "runs"),
+             "--name", "twice"]
+    proc = subprocess.Popen([sys.executable, "-c", STOP_SLOWLY, *train], cwd=REPO, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env={**os.environ, "STOPPING_FILE": str(stopping)})
+    try:
+        _wait_for_training(tmp_path / "runs" / "twice", proc)
+        proc.send_signal(signal.SIGINT)  # the first: a cooperative stop, which here never finishes
+        deadline = time.monotonic() + 120
+        while not stopping.exists():
+            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGINT)  # the second: out at once
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130 and err.strip().splitlines()[-1] == "interrupted", err
+    run = RunStore(tmp_path / "runs").get("twice")
+    assert run.owner() is None
+    assert run.read_status()["status"] == "interrupted"
+
+
 def test_real_cifar10_jpegs_wrn_10_2_reaches_35_percent(tmp_path_factory, tmp_path):
     """The issue's acceptance run: WRN-10-2, 5,000/1,000 balanced CIFAR-10 JPEGs, 4 epochs, one-cycle to 0.2."""
     from shared_data import cifar_jpeg_root
