@@ -36,7 +36,7 @@ def filling_open(on: Callable[[str], bool], room: int) -> Callable:
 
     def opener(file, mode="r", *args, **kwargs):
         handle = real_open(file, mode, *args, **kwargs)
-        if on(str(file)) and ("w" in mode or "a" in mode):
+        if ("w" in mode or "a" in mode) and on(str(file)):  # `on` sees only opens for writing: it may count them
             return FillingFile(handle, room)
         return handle
 

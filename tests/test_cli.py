@@ -91,8 +91,7 @@ def test_bad_input_exits_2_with_one_line(tmp_path, args, fragment):
     assert len(lines) == 1, result.stderr
     assert fragment in lines[0]
     assert "Traceback" not in result.stderr
-    statuses = [run.read_status()["status"] for run in map(RunStore(runs_dir).get, RunStore(runs_dir).names())]
-    assert "running" not in statuses
+    assert not runs_dir.exists() or list(runs_dir.iterdir()) == []  # no run was created, so none can read running
 
 
 def test_cuda_missing_exits_2(tmp_path):
@@ -151,6 +150,76 @@ def test_ctrl_c_stops_with_checkpoint_and_resume_continues(tmp_path):
     steps = [r["step"] for r in run.read_metrics() if r["kind"] == "step"]
     assert steps == list(range(1, 61))  # the curve continues: every step once, none repeated
     assert [r["epoch"] for r in run.read_metrics() if r["kind"] == "epoch"] == [1, 2, 3]
+
+
+def _wait_for_training(run_dir: Path, proc: subprocess.Popen, timeout: float = 120) -> None:
+    """Until the CLI's heartbeat says it trains (its stop handlers are installed before it loads anything)."""
+    from wrn_core.store import Run
+
+    deadline = time.monotonic() + timeout
+    while (Run(run_dir).read_heartbeat() or {}).get("phase") != "training":
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, "the run never started training"
+        time.sleep(0.02)
+
+
+def test_sigterm_stops_a_cli_run_with_a_checkpoint(tmp_path):
+    args = [sys.executable, "-m", "wrn_core", "train", *TINY, "--synthetic-train", "640", "--epochs", "50",
+            "--runs-dir", str(tmp_path), "--name", "term"]
+    proc = subprocess.Popen(args, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        _wait_for_training(tmp_path / "term", proc)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    run = RunStore(tmp_path).get("term")
+    status = run.read_status()
+    assert status["status"] == "stopped" and "owner" not in status, status
+    assert err.strip().splitlines()[-1].startswith("stopped: stopped at epoch ")
+    assert run.load_checkpoint()["step"] == status["step"] < 50 * 20
+
+
+# The CLI, with a stop that never gets to its checkpoint: it says when the stop has begun.
+STOP_SLOWLY = """
+import os, sys, time
+from wrn_core.cli import main
+from wrn_core.engine import loop
+
+def endless_stop(*args):
+    open(os.environ["STOPPING_FILE"], "w").close()
+    while True:
+        time.sleep(0.01)
+
+loop._stop = endless_stop
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_a_second_ctrl_c_ends_the_run_at_once_and_it_reads_interrupted(tmp_path):
+    stopping = tmp_path / "stopping"
+    train = ["train", *TINY, "--synthetic-train", "640", "--epochs", "50", "--runs-dir", str(tmp_path / "runs"),
+             "--name", "twice"]
+    proc = subprocess.Popen([sys.executable, "-c", STOP_SLOWLY, *train], cwd=REPO, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env={**os.environ, "STOPPING_FILE": str(stopping)})
+    try:
+        _wait_for_training(tmp_path / "runs" / "twice", proc)
+        proc.send_signal(signal.SIGINT)  # the first: a cooperative stop, which here never finishes
+        deadline = time.monotonic() + 120
+        while not stopping.exists():
+            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGINT)  # the second: out at once
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130 and err.strip().splitlines()[-1] == "interrupted", err
+    run = RunStore(tmp_path / "runs").get("twice")
+    assert run.owner() is None
+    assert run.read_status()["status"] == "interrupted"
 
 
 def test_real_cifar10_jpegs_wrn_10_2_reaches_35_percent(tmp_path_factory, tmp_path):
@@ -223,16 +292,27 @@ def test_unwritable_runs_dir_is_one_line_not_a_traceback(tmp_path):
 
 
 def _cli_waiting_for(go: Path, *args: str) -> subprocess.Popen:
-    """A CLI process that has imported everything and waits for `go` to exist before running: a fair race."""
+    """A CLI process that imports everything, says so by creating `<go>.ready-<pid>`, then waits for `go` to
+    exist before running: a fair race."""
     code = (
         "import os, sys, time\n"
         "from wrn_core.cli import main\n"
         "import wrn_core.engine.loop\n"
+        f"open({str(go)!r} + f'.ready-{{os.getpid()}}', 'w').close()\n"
         f"while not os.path.exists({str(go)!r}):\n"
         "    time.sleep(0.002)\n"
         f"sys.exit(main({list(args)!r}))\n"
     )
     return subprocess.Popen([sys.executable, "-c", code], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _wait_until_ready(go: Path, procs: list[subprocess.Popen], timeout: float = 120) -> None:
+    """Until every process of _cli_waiting_for has created its ready file (or one has exited early)."""
+    deadline = time.monotonic() + timeout
+    while not all(Path(f"{go}.ready-{p.pid}").exists() for p in procs):
+        assert all(p.poll() is None for p in procs), [p.communicate() for p in procs if p.poll() is not None]
+        assert time.monotonic() < deadline, "the racers never became ready"
+        time.sleep(0.02)
 
 
 def test_two_resumes_released_together_train_once(tmp_path):
@@ -242,7 +322,7 @@ def test_two_resumes_released_together_train_once(tmp_path):
     # 29 more epochs keep the winner training for seconds, so the loser meets the lock rather than a run
     # that already finished (a fast winner can finish a few epochs before the other process is scheduled).
     racers = [_cli_waiting_for(go, "resume", "race", "--epochs", "30", "--runs-dir", runs_dir) for _ in range(2)]
-    time.sleep(4)  # both have imported torch and are polling
+    _wait_until_ready(go, racers)  # both have imported torch and are polling
     go.touch()
     results = [(p.wait(timeout=300), *p.communicate()) for p in racers]
     codes = sorted(code for code, _, _ in results)
@@ -386,6 +466,91 @@ def test_a_full_disk_during_a_cli_run_fails_it_with_one_line_and_frees_it(tmp_pa
             unmount(mount)
 
 
+def _fails_after(name: str, good_writes: int, failures: int | None):
+    """An `on(path)` for filling_open: after the first good_writes writes of `name` (or its temporary file), the next
+    `failures` fail (all of them when None)."""
+    seen = [0]
+
+    def on(path: str) -> bool:
+        if not (path.endswith("/" + name) or f"/.{name}." in path):
+            return False
+        seen[0] += 1
+        return seen[0] > good_writes and (failures is None or seen[0] <= good_writes + failures)
+
+    return on
+
+
+def _train_on_a_filling_disk(tmp_path, monkeypatch, name: str, good_writes: int, failures: int | None = None):
+    """`train` in this process while writes of `name` fail after good_writes; returns (exit code, run, lock at the end).
+
+    The lock is looked at when the engine handles the failure (loop._end), where it must still be held.
+    """
+    from disk_full import filling_open, install
+    from wrn_core.engine import loop
+    from wrn_core.store.lock import probe_owner
+
+    on = _fails_after(name, good_writes, failures)
+    install(filling_open(on, 0), monkeypatch)
+    at_end: dict = {}
+    real_end = loop._end
+
+    def end(run, *args, **kwargs):
+        at_end.update(held=run.lock.held, owner=probe_owner(run.lock.path))
+        return real_end(run, *args, **kwargs)
+
+    monkeypatch.setattr(loop, "_end", end)
+    runs_dir = str(tmp_path / "runs")
+    code = main(["train", *TINY, "--epochs", "2", "--quiet", "--runs-dir", runs_dir, "--name", "full"])
+    return code, RunStore(runs_dir).get("full"), at_end
+
+
+def _freed_with_points_kept(run, at_end: dict) -> None:
+    assert at_end["held"] and at_end["owner"].pid == os.getpid()  # failing while it still holds the run
+    assert run.owner() is None and not run.lock.held  # then released, in this very process
+    assert not [p.name for p in run.path.iterdir() if p.name.endswith(".tmp")]
+    assert run.read_metrics_log().unreadable == 0
+    steps = [r["step"] for r in run.read_metrics() if r["kind"] == "step"]
+    assert steps == list(range(1, len(steps) + 1))
+
+
+def test_a_full_disk_while_metrics_are_appended_fails_the_run_as_io(tmp_path, monkeypatch, capsys):
+    # metrics.jsonl gets created, system, 4 steps, epoch, system, then step 5 and step 6: the 10th write fails.
+    code, run, at_end = _train_on_a_filling_disk(tmp_path, monkeypatch, "metrics.jsonl", 9)
+    assert code == 1
+    assert capsys.readouterr().err.strip().splitlines()[0] == "failed: no space left on device while writing metrics.jsonl"
+    status = run.read_status()
+    assert (status["status"], status["error_kind"]) == ("failed", "io")
+    assert status["message"] == "no space left on device while writing metrics.jsonl"
+    _freed_with_points_kept(run, at_end)
+    assert [r["step"] for r in run.read_metrics() if r["kind"] == "step"] == [1, 2, 3, 4, 5]
+    assert [r["epoch"] for r in run.read_metrics() if r["kind"] == "epoch"] == [1]
+
+
+def test_a_status_json_write_failing_mid_training_fails_the_run_as_io(tmp_path, monkeypatch, capsys):
+    # status.json: created, loading, training, then epoch 1's: the 4th write fails once; the failure is then recorded.
+    code, run, at_end = _train_on_a_filling_disk(tmp_path, monkeypatch, "status.json", 3, failures=1)
+    assert code == 1
+    status = run.read_status()
+    assert (status["status"], status["error_kind"]) == ("failed", "io")
+    assert status["message"] == "no space left on device while writing status.json"
+    _freed_with_points_kept(run, at_end)
+    assert [r["epoch"] for r in run.read_metrics() if r["kind"] == "epoch"] == [1]  # recorded before the status
+
+
+def test_a_status_json_that_can_no_longer_be_written_reads_interrupted(tmp_path, monkeypatch, capsys):
+    """As the README says: with no room even for the failure, the run reads interrupted once its lock is free."""
+    code, run, at_end = _train_on_a_filling_disk(tmp_path, monkeypatch, "status.json", 3)
+    assert code == 1
+    assert capsys.readouterr().err.strip().splitlines() == [
+        "failed: status.json could not be written, so the run reads interrupted; resume to continue"]
+    assert json.loads(run.status_path.read_text())["status"] == "running"  # the last status that could be written
+    status = run.read_status()
+    assert status["status"] == "interrupted" and status["message"].endswith("resume to continue")
+    _freed_with_points_kept(run, at_end)
+    assert [r["epoch"] for r in run.read_metrics() if r["kind"] == "epoch"] == [1]
+    assert run.has_checkpoint() and run.load_checkpoint()["step"] == 4  # so it can resume from epoch 1
+
+
 def test_soak_training_resume_attempts_and_a_fast_reader(tmp_path):
     """~60 s: a training CLI, resume attempts every second (one wins after a Ctrl-C), `runs list` every 0.1 s."""
     runs_dir = str(tmp_path / "runs")
@@ -454,7 +619,7 @@ def test_soak_training_resume_attempts_and_a_fast_reader(tmp_path):
     winners = [proc for proc in holders if proc.returncode == 0]
     attempts += [(proc.returncode, proc.stderr.read()) for proc in holders if proc.returncode != 0]
     assert failures == []
-    assert statuses <= {"queued", "running", "stopped", "finished", "interrupted"}, statuses
+    assert statuses <= {"queued", "running", "stopped", "finished"}, statuses  # never a false `interrupted`
     assert stopped_by_user and len(winners) == 1, "exactly one resume attempt takes over after the stop"
     for code, err in attempts:
         lines = err.strip().splitlines()

@@ -7,7 +7,7 @@ from PIL import Image
 
 from bench.common import count_macs
 from wrn_core.config import TrainConfig, WRNConfig
-from wrn_core.model.flops import TRAIN_FLOPS_PER_MAC, input_size, macs_per_image, training_flops_per_image
+from wrn_core.model.flops import input_size, macs_per_image, training_flops_per_image
 from wrn_core.model import build_model
 from wrn_core.model.summary import layer_table
 
@@ -41,14 +41,14 @@ def test_non_square_input_and_the_paper_figure():
 
 def test_training_flops_from_config_and_dict(tmp_path):
     config = TrainConfig(model=WRNConfig(depth=10, widen_factor=1))
-    expected = TRAIN_FLOPS_PER_MAC * macs_per_image(config.model, 32)
+    expected = 6 * macs_per_image(config.model, 32)  # forward 2 FLOPs per MAC, backward twice that: the paper's 6
     assert training_flops_per_image(config) == expected
     assert training_flops_per_image(config.to_dict()) == expected
     # A config.json with a field this version does not know still works (only the model shape matters).
     assert training_flops_per_image({**config.to_dict(), "future_field": 1}) == expected
     resized = config.replace(dataset="folder", data_dir=str(tmp_path), image_size=64)
     assert input_size(resized) == (64, 64)
-    assert training_flops_per_image(resized) == TRAIN_FLOPS_PER_MAC * macs_per_image(config.model, 64)
+    assert training_flops_per_image(resized) == 6 * macs_per_image(config.model, 64)
     assert training_flops_per_image({"model": "broken"}) is None
     assert training_flops_per_image({}) is None
 
@@ -59,6 +59,6 @@ def test_folder_size_read_from_the_first_image(tmp_path):
         Image.new("RGB", (40, 24)).save(tmp_path / split / "cat" / "0.png")  # PIL sizes are (width, height)
     config = TrainConfig(model=WRNConfig(depth=10, widen_factor=1), dataset="folder", data_dir=str(tmp_path))
     assert input_size(config) == (24, 40)
-    assert training_flops_per_image(config) == TRAIN_FLOPS_PER_MAC * macs_per_image(config.model, 24, 40)
+    assert training_flops_per_image(config) == 6 * macs_per_image(config.model, 24, 40)
     missing = config.replace(data_dir=str(tmp_path / "gone"))
     assert input_size(missing) is None and training_flops_per_image(missing) is None

@@ -340,3 +340,46 @@ def test_heartbeat_round_trip(tmp_path):
     beat = run.read_heartbeat()
     assert beat["phase"] == "training" and beat["step"] == 3 and beat["wall_time"] <= time.time()
     run.release()
+
+
+# ---------------------------------------------------------------------------------------------
+# A reader racing the writer's last two steps
+
+RACE_ROUNDS = 1500
+
+# A trainer's ending, over and over: status running, then its final status, then the lock released.
+FINISHING_WRITER = """
+import sys
+from wrn_core.store import Run
+from wrn_core.store.records import FINISHED, RUNNING
+run = Run(sys.argv[1])
+print("ready", flush=True)
+sys.stdin.readline()
+for _ in range(int(sys.argv[2])):
+    run.acquire("training")
+    run.write_status(RUNNING, "training")
+    run.write_status(FINISHED, "finished")
+    run.release()
+"""
+
+
+def test_a_reader_never_sees_interrupted_while_a_run_finishes(tmp_path):
+    """read_status in a tight loop while another process writes its final status and releases the lock."""
+    run = RunStore(tmp_path).create(_config(), "race")
+    writer = subprocess.Popen([sys.executable, "-c", FINISHING_WRITER, str(run.path), str(RACE_ROUNDS)],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    seen: dict[str, int] = {}
+    try:
+        assert writer.stdout.readline().strip() == "ready"
+        writer.stdin.write("go\n")
+        writer.stdin.flush()
+        deadline = time.monotonic() + 300
+        while writer.poll() is None and time.monotonic() < deadline:
+            status = Run(run.path).read_status()["status"]
+            seen[status] = seen.get(status, 0) + 1
+    finally:
+        if writer.poll() is None:
+            writer.kill()
+    assert writer.wait(timeout=30) == 0
+    assert "interrupted" not in seen, seen
+    assert seen.get("running", 0) > 0 and seen.get("finished", 0) > 0, seen  # the reader did meet both sides

@@ -77,7 +77,10 @@ def _exit_code(run, final: str, dist) -> int:
     if dist is not None and not dist.is_main:
         return 0 if final in (FINISHED, STOPPED) else 1
     status = run.read_status()
-    print(f"{final}: {status.get('message', '')}", file=sys.stderr)
+    message = status.get("message", "")
+    if status.get("status") != final:  # the ending could not be recorded: status.json itself failed to be written
+        message = f"status.json could not be written, so the run reads {status.get('status')}; resume to continue"
+    print(f"{final}: {message}", file=sys.stderr)
     print(run.path)
     if final in (FINISHED, STOPPED):
         return 0
@@ -187,9 +190,8 @@ def cmd_resume(args: argparse.Namespace) -> int:
     def prepare():
         run.acquire("training")  # a second trainer stops here: "run X is being trained by pid P on HOST"
         try:
-            plan = prepare_resume(run, args.epochs, args.extend_schedule, world_size=dist.world_size)
-            _memory_refusal(plan.config.replace(world_size=dist.world_size), args.force)
-            return plan
+            return prepare_resume(run, args.epochs, args.extend_schedule, world_size=dist.world_size,
+                                  check=lambda config: _memory_refusal(config, args.force))
         except BaseException:
             run.release()
             raise

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 from wrn_core.config import ConfigError, TrainConfig
 from wrn_core.data import check_available
@@ -88,8 +88,12 @@ def memory_refusal(config: TrainConfig) -> str | None:
     return None if check.fits else check.message()
 
 
-def prepare_resume(run: Run, epochs: int | None = None, extend: str | None = None, world_size: int = 1) -> ResumePlan:
+def prepare_resume(run: Run, epochs: int | None = None, extend: str | None = None, world_size: int = 1,
+                   check: Callable[[TrainConfig], None] | None = None) -> ResumePlan:
     """Check that a run can continue (optionally to `epochs` in total) and record the new target.
+
+    `check` gets the planned config (world size set) after the shared checks and before anything is
+    written: a caller's own refusal (the CLI's memory pre-flight) then leaves the run as it was.
 
     The caller must hold the run's lock (Run.acquire). Raises RunStoreError (nothing left to do),
     RunCorruptError (config or checkpoint unreadable) or ConfigError/DataError from preflight,
@@ -123,6 +127,8 @@ def prepare_resume(run: Run, epochs: int | None = None, extend: str | None = Non
     if run.has_checkpoint():
         run.check_checkpoint()
     device = preflight(config.replace(world_size=world_size))
+    if check is not None:
+        check(config.replace(world_size=world_size))
     run.write_config(config)
     run.write_status(epochs=config.epochs, finished_at=None)
     return ResumePlan(device=device, config=config, done_epochs=done, warning=warning, note=note)
