@@ -203,7 +203,8 @@ def test_restarting_the_schedule_runs_it_again_without_a_warning(onecycle_run, t
 
 # The fields README/DEVELOPERS.md promise for each record kind.
 STEP_FIELDS = {"kind", "step", "epoch", "images_seen", "time", "train_loss", "train_acc", "lr"}
-EPOCH_FIELDS = STEP_FIELDS | {"test_loss", "test_acc", "epoch_seconds", "images_per_s", "peak_mem_mb"}
+EPOCH_FIELDS = STEP_FIELDS | {"test_loss", "test_acc", "epoch_seconds", "images_per_s", "peak_mem_mb", "boundary_s",
+                              "checkpoint_wait_s"}
 SYSTEM_FIELDS = {"kind", "step", "epoch", "time", "wall_time", "cpu_percent", "rss_mb", "cuda_allocated_mb",
                  "cuda_reserved_mb", "cuda_peak_mb", "gpu_util", "gpu_memory_util", "gpu_memory_used_mb", "gpu_temp_c",
                  "gpu_power_w"}

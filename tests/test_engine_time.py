@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from tiny_runs import stop_at, steps_of, tiny_config
-from wrn_core.engine import loop, monitor, reporter
+from wrn_core.engine import loop, monitor
 from wrn_core.engine.checkpoint import Position
 from wrn_core.engine.loop import train_run
 from wrn_core.engine.monitor import SystemMonitor
@@ -76,12 +76,11 @@ def test_the_heartbeat_eta_is_the_images_left_over_the_rate(tmp_path):
 
 def test_the_heartbeat_is_written_at_most_once_a_second_unless_the_phase_changes_or_a_notice_comes(tmp_path, monkeypatch):
     clock = Clock()
-    monkeypatch.setattr(reporter, "time", clock)
     run = RunStore(tmp_path).create(tiny_config(), "beat")
     written: list[tuple[float, int]] = []
     monkeypatch.setattr(run, "write_heartbeat", lambda data: written.append((clock.now, data["step"])))
     hooked: list[int] = []
-    report = Reporter(run, lambda progress: hooked.append(progress.step))
+    report = Reporter(run, lambda progress: hooked.append(progress.step), clock=clock.monotonic)
     session = _session()
     for step in range(1, 13):  # 3 s of progress, one report every 0.25 s (exact in binary)
         clock.now = 100.0 + step * 0.25
