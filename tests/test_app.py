@@ -96,7 +96,7 @@ def test_architecture_compare_defaults():
     values = metric_values(at)
     assert "36,479,194" in values  # the paper's WRN-28-10
     markdown = " ".join(md.value for md in at.markdown)
-    assert "WRN-10-8" in markdown and "WRN-28-10" in markdown
+    assert "WRN-16-8" in markdown and "WRN-28-10" in markdown  # A starts as the model set before comparing
     width = plotly_specs(at)[0]
     assert len(width["data"]) == 2  # both configs overlaid
 
