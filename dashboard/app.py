@@ -16,9 +16,19 @@ PLAY, PAUSE = ":material/play_circle:", ":material/pause_circle:"
 st.set_page_config(page_title="WRN Lab", page_icon="🧱", layout="wide")
 lab_ui.keep_form_state()
 
+# The first page is served at the root URL; /architecture, its name, reaches it too (a hidden alias page).
+architecture = st.Page(PAGES_DIR / "1_architecture.py", title="Architecture", icon=":material/account_tree:",
+                       url_path="home", default=True)
+
+
+def _architecture_alias() -> None:
+    st.switch_page(architecture)
+
+
 pg = st.navigation(
     [
-        st.Page(PAGES_DIR / "1_architecture.py", title="Architecture", icon=":material/account_tree:", url_path="architecture", default=True),
+        architecture,
+        st.Page(_architecture_alias, title="Architecture", url_path="architecture", visibility="hidden"),
         st.Page(PAGES_DIR / "2_train.py", title="Train", icon=":material/model_training:", url_path="train"),
         st.Page(PAGES_DIR / "3_runs.py", title="Runs", icon=":material/table_chart:", url_path="runs"),
         st.Page(PAGES_DIR / "4_sweep.py", title="Sweep", icon=":material/grid_on:", url_path="sweep"),

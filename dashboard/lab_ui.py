@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import os
+import re
+import shlex
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import streamlit as st
 
 from wrn_core.analysis import Finding, diagnose
@@ -18,10 +22,12 @@ from wrn_core.store import Run, RunStore, RunStoreError
 from wrn_core.store.records import (
     ACTIVE_STATUSES,
     DIVERGED,
+    EPOCH,
     FAILED,
     FINISHED,
     INTERRUPTED,
     RUNNING,
+    STEP,
     Progress,
     progress_from_heartbeat,
 )
@@ -236,6 +242,27 @@ def read_runs(store: RunStore, names: Iterable[str]) -> tuple[dict[str, list[dic
     return records, configs
 
 
+def has_data(records: Iterable[dict[str, Any]]) -> bool:
+    """Whether a run recorded anything to draw: a step or an epoch record."""
+    return any(r.get("kind") in (STEP, EPOCH) for r in records)
+
+
+def newest_with_data(store: RunStore, names: list[str], active: Iterable[str] = ()) -> str | None:
+    """The first of these run names (newest first) whose metrics hold step or epoch records, or that is
+    `active` (queued or training: its records are coming), else None."""
+    active = set(active)
+    for name in names:
+        if name in active:
+            return name
+        try:
+            run = store.get(name)
+        except RunStoreError:
+            continue
+        if has_data(read_records(run)):
+            return name
+    return None
+
+
 def events(records: list[dict[str, Any]]) -> list[str]:
     """Messages of a run's event records (e.g. the torch.compile warm-up), oldest first."""
     return [str(r.get("message") or r.get("event")) for r in records if r.get("kind") == "event"]
@@ -322,6 +349,44 @@ def fmt_pct(fraction: float | None) -> str:
     return f"{100.0 * float(fraction):.2f}%"
 
 
+def fmt_extensions(extensions: Iterable[dict[str, Any]] | None) -> str:
+    """A config's extensions as 'from epoch 2: +3 epochs, restart; …' ('none' without any)."""
+    parts = []
+    for e in extensions or ():
+        count = int(e.get("epochs") or 0)
+        parts.append(f"from epoch {e.get('from_epoch')}: +{count} epoch{'s' if count != 1 else ''}, {e.get('mode', 'continue')}")
+    return "; ".join(parts) or "none"
+
+
+def diff_value(setting: str, value: Any) -> str:
+    """One cell of the config-diff table: None is the optimizer's default, extensions in words, the rest as JSON."""
+    if setting == "extensions":
+        return fmt_extensions(value)
+    if value is None:
+        return "default"
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def readable_diff(diff: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, str]]:
+    """(the config_diff table with columns #1, #2 … and readable cells, {run name: its column label})."""
+    labels = {name: f"#{i}" for i, name in enumerate(diff.columns, start=1)}
+    table = pd.DataFrame({labels[name]: [diff_value(setting, v) for setting, v in diff[name].items()] for name in diff.columns},
+                         index=diff.index)
+    return table, labels
+
+
+def shell_lines(command: str) -> str:
+    """A shell command with each --flag (and its value) on its own ` \\`-continued line, so it never breaks mid-flag."""
+    lines: list[str] = []
+    for word in shlex.split(command):
+        quoted = shlex.quote(word)
+        if word.startswith("--") or not lines:
+            lines.append(quoted)
+        else:
+            lines[-1] += " " + quoted
+    return " \\\n  ".join(lines)
+
+
 def one_line(exc: BaseException) -> str:
     """The first line of an exception's message (user-facing errors are one line)."""
     text = str(exc).strip()
@@ -332,9 +397,19 @@ def one_line(exc: BaseException) -> str:
 _MARKDOWN_SPECIALS = str.maketrans({c: "\\" + c for c in "\\`*_[]$~"})
 
 
+_CODE_SPAN = re.compile(r"`([^`\n]+)`")  # `a path` or `a command` in a message: shown as inline code
+
+
 def plain(text: str) -> str:
-    """Text with its Markdown characters backslash-escaped, so `ROOT/train/<class>/*.jpg` shows as written."""
-    return text.translate(_MARKDOWN_SPECIALS)
+    """Text shown as written: Markdown characters backslash-escaped (ROOT/train/<class>/*.jpg keeps its `*`),
+    except that a `backticked` part (a path, a command) stays inline code, which shows its text as written too."""
+    parts, end = [], 0
+    for match in _CODE_SPAN.finditer(text):
+        parts.append(text[end:match.start()].translate(_MARKDOWN_SPECIALS))
+        parts.append(match.group(0))
+        end = match.end()
+    parts.append(text[end:].translate(_MARKDOWN_SPECIALS))
+    return "".join(parts)
 
 
 MESSAGE_KINDS = ("error", "warning", "success", "info")

@@ -24,7 +24,8 @@ def config_to_form(config: TrainConfig, prefix: str) -> dict:
     """Widget values (by key) for a TrainConfig; 0 means 'all' / 'native' for optional sizes."""
     values = {
         "dataset": config.dataset,
-        "data_dir": config.data_dir or (DEFAULT_DATA_DIR if config.dataset != "folder" else ""),
+        # An image folder starts empty, so its placeholder shows the layout it needs.
+        "data_dir": config.data_dir or (DEFAULT_DATA_DIR if config.dataset in ("cifar10", "cifar100") else ""),
         "synthetic_train": config.synthetic_train,
         "synthetic_test": config.synthetic_test,
         "subset_train": config.subset_train or 0,
@@ -63,6 +64,10 @@ def form_to_config(prefix: str) -> tuple[TrainConfig, int]:
     device = s[prefix + "device"]
     nproc = lab_ui.gpu_count() if device == lab_ui.DDP_CHOICE else 1
     model = WRNConfig.from_blocks(int(s[prefix + "n"]), int(s[prefix + "k"]), dropout=float(s[prefix + "dropout"]))
+    # The synthetic image counts only for the synthetic dataset: another run keeps the defaults, which
+    # its reproduce command (command_for) leaves out.
+    synthetic = ({"synthetic_train": int(s[prefix + "synthetic_train"]), "synthetic_test": int(s[prefix + "synthetic_test"])}
+                 if dataset == "synthetic" else {})
     config = TrainConfig(
         model=model,
         dataset=dataset,
@@ -70,8 +75,7 @@ def form_to_config(prefix: str) -> tuple[TrainConfig, int]:
         subset_train=int(s[prefix + "subset_train"]) or None,
         subset_test=int(s[prefix + "subset_test"]) or None,
         image_size=(int(s[prefix + "image_size"]) or None) if dataset == "folder" else None,
-        synthetic_train=int(s[prefix + "synthetic_train"]),
-        synthetic_test=int(s[prefix + "synthetic_test"]),
+        **synthetic,
         optimizer=s[prefix + "optimizer"],
         lr=float(s[prefix + "lr"]),
         momentum=float(s[prefix + "momentum"]),
@@ -116,6 +120,12 @@ def _optimizer_changed(prefix: str) -> None:
     st.session_state[prefix + "weight_decay"] = float(DEFAULT_WEIGHT_DECAY[optimizer])
 
 
+def _dataset_changed(prefix: str) -> None:
+    """An image folder starts empty (its placeholder explains the layout), not at the CIFAR directory."""
+    if st.session_state[prefix + "dataset"] == "folder" and st.session_state.get(prefix + "data_dir") == DEFAULT_DATA_DIR:
+        st.session_state[prefix + "data_dir"] = ""
+
+
 def _download(prefix: str) -> None:
     dataset = st.session_state[prefix + "dataset"]
     data_dir = (st.session_state[prefix + "data_dir"] or "").strip() or DEFAULT_DATA_DIR
@@ -138,14 +148,16 @@ def draw(prefix: str, model: bool = True, seed: bool = True) -> None:
                  help="fills the form below")
     with st.container(border=True):
         st.markdown("**Data**")
-        st.selectbox("Dataset", DATASETS, format_func=lab_ui.DATASET_LABELS.get, key=prefix + "dataset")
+        st.selectbox("Dataset", DATASETS, format_func=lab_ui.DATASET_LABELS.get, key=prefix + "dataset",
+                     on_change=_dataset_changed, args=(prefix,))
         dataset = st.session_state[prefix + "dataset"]
         if dataset == "synthetic":
             c1, c2 = st.columns(2)
             c1.number_input("synthetic train images", step=100, key=prefix + "synthetic_train")
             c2.number_input("synthetic test images", step=100, key=prefix + "synthetic_test")
         elif dataset in ("cifar10", "cifar100"):
-            st.text_input("data directory", key=prefix + "data_dir", help="where the extracted CIFAR files live")
+            st.text_input("data directory", key=prefix + "data_dir", placeholder=f"{DEFAULT_DATA_DIR} (the default)",
+                          help="where the extracted CIFAR files live")
             # Not under the form prefix: a button's state cannot be re-owned by keep_form_state.
             st.button(f"Download {lab_ui.DATASET_LABELS[dataset]}", key=prefix.replace("_f_", "_") + "download",
                       on_click=_download, args=(prefix,))

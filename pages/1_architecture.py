@@ -10,8 +10,8 @@ from wrn_core.config import OPTIMIZERS, ConfigError, WRNConfig, depth_from_block
 from wrn_core.plots import width_figure
 from wrn_core.model.summary import block_table, group_table, layer_table, totals, training_memory_mb
 
-# Defaults: the single view shows the paper's WRN-16-8; compare mode pits the seed
-# article's N=1, k=8 against the paper's best CIFAR model, WRN-28-10.
+# Defaults: the single view shows the paper's WRN-16-8; compare mode starts A as the model set there (else the seed
+# article's N=1, k=8) against the paper's best CIFAR model, WRN-28-10.
 DEFAULTS = {
     "arch_by": "blocks per group N",
     "arch_n": 2,
@@ -55,7 +55,8 @@ def model_controls(prefix: str, title: str | None = None) -> WRNConfig | None:
         if st.session_state[f"{prefix}by"] == "blocks per group N":
             st.number_input("N (blocks per group)", min_value=0, step=1, key=f"{prefix}n")
         else:
-            st.number_input("depth d", min_value=0, step=1, key=f"{prefix}depth")
+            # Steps of 6 from 10 visit only valid depths (6N+4); a typed invalid one says so below.
+            st.number_input("depth d", min_value=10, step=6, key=f"{prefix}depth", help="d = 6N+4: 10, 16, 22, 28, …")
     with c2:
         st.number_input("k (widen factor)", min_value=0, step=1, key=f"{prefix}k")
     with c3:
@@ -79,6 +80,16 @@ def model_controls(prefix: str, title: str | None = None) -> WRNConfig | None:
     else:
         st.session_state[f"{prefix}n"] = config.blocks
     return config
+
+
+MODEL_FIELDS = ("by", "n", "depth", "k", "dropout")  # the inputs model_controls draws, after its prefix
+
+
+def start_compare() -> None:
+    """on_change of the compare toggle: turned on, config A starts as the model the user has just set."""
+    if st.session_state["arch_compare"]:
+        for name in MODEL_FIELDS:
+            st.session_state[f"arch_a_{name}"] = st.session_state[f"arch_{name}"]
 
 
 def describe(config: WRNConfig) -> str:
@@ -190,7 +201,8 @@ with st.container(border=True):
         "optimizer", OPTIMIZERS, format_func=lab_ui.OPTIMIZER_LABELS.get, key="arch_optimizer", help="for the memory estimate"
     )
     s5.checkbox("AMP", key="arch_amp", help="bf16/fp16 activations (halves activation memory)")
-    s6.toggle("Compare two configs", key="arch_compare")
+    s6.toggle("Compare two configs", key="arch_compare", on_change=start_compare,
+              help="A starts as the model set here; B as the paper's WRN-28-10")
 
 if not st.session_state["arch_compare"]:
     with st.container(border=True):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import json
+import hashlib
 
 import streamlit as st
 
@@ -14,15 +14,21 @@ from wrn_core.plots import acc_vs_params_figure, compare_figure
 from wrn_core.reference import OFFICIAL_LOG_ATTRIBUTION, PAPER_CAPTION, PAPER_SOURCE, official_curve
 from wrn_core.engine.monitor import system_summary
 from wrn_core.store import RunStoreError
-from wrn_core.store.records import ACTIVE_STATUSES, INTERRUPTED
+from wrn_core.store.records import ACTIVE_STATUSES, INTERRUPTED, RUNNING
 
 V = "runs_v_"  # prefix of value widgets kept across page switches
+LIVE_S = 1.0  # seconds between refreshes of an active run's read-out
 X_LABELS = {
     "epoch": "epoch",
     "time": "wall time (training s)",
     "images_seen": "images seen",
     "flops": "training FLOPs",
 }
+
+def table_key(names: list[str]) -> str:
+    """The runs table's widget key for this listing of runs (a digest of their names, in order)."""
+    return "runs_table_" + hashlib.sha1("\n".join(names).encode()).hexdigest()[:12]
+
 
 st.session_state.setdefault(V + "x", "epoch")
 st.session_state.setdefault(V + "smoothing", 0.0)
@@ -39,13 +45,16 @@ if not summaries:
     st.stop()
 
 frame = runs_frame(summaries)
+names = list(frame["name"])
 st.caption(f"{len(frame)} run{'s' if len(frame) != 1 else ''} in `{manager.store.root}` — select rows to compare them.")
+# The table's key names its runs: after a delete (or a new run) it is a new table with no ticks, so a
+# tick never stays on a row position that now holds another run.
 event = st.dataframe(
     frame,
     hide_index=True,
     on_select="rerun",
     selection_mode="multi-row",
-    key="runs_table",
+    key=table_key(names),
     column_config={
         "best test acc (%)": st.column_config.NumberColumn(format="%.2f"),
         "final test acc (%)": st.column_config.NumberColumn(format="%.2f"),
@@ -53,14 +62,61 @@ event = st.dataframe(
         "duration (s)": st.column_config.NumberColumn(format="%.1f"),
     },
 )
-rows = [r for r in event.selection.rows if 0 <= r < len(frame)]
-if rows:
-    selected = [frame["name"].iloc[r] for r in rows]
-else:
-    selected = [frame["name"].iloc[0]]
-    st.caption(f"Nothing selected: showing the most recent run, **{selected[0]}**.")
+selected = [names[r] for r in event.selection.rows if 0 <= r < len(names)]
+if not selected:
+    active = frame.loc[frame["status"].isin(ACTIVE_STATUSES), "name"]
+    shown = lab_ui.newest_with_data(manager.store, names, active=active)
+    if shown is None:
+        selected = [names[0]]
+        st.caption(f"Nothing selected: showing the most recent run, **{lab_ui.plain(selected[0])}** (no run has recorded metrics yet).")
+    else:
+        selected = [shown]
+        st.caption(f"Nothing selected: showing the most recent run with metrics (or training), **{lab_ui.plain(shown)}**.")
 
 records, configs = lab_ui.read_runs(manager.store, selected)
+
+
+def run_readout(run, status: dict) -> None:
+    """A run's metrics warning, health badges and system usage (records re-read only when they change)."""
+    warning = lab_ui.metrics_warning(run)
+    if warning:
+        st.warning(warning)
+    lab_ui.show_health(run, active=status.get("status") in ACTIVE_STATUSES)
+    usage = system_summary(lab_ui.read_records(run))
+    if usage["samples"]:
+        st.caption(widgets.system_caption(usage, processes=int(status.get("world_size") or 1)))
+
+
+def stop_run(name: str) -> None:
+    """on_click of Stop: checkpoint, then stop (a queued run is dropped); the outcome is a flash."""
+    lab_ui.clear_flash("runs_stop")
+    if lab_ui.get_job_manager().stop(name):
+        lab_ui.flash("runs_stop", "success", f"Stopping {name}: it checkpoints, then stops.", about=name)
+    else:
+        lab_ui.flash("runs_stop", "error", f"{name} is not running in a process this dashboard can signal", about=name)
+
+
+def active_run(name: str) -> None:
+    """A queued or running run, redrawn every LIVE_S seconds: progress, its curves so far, and Stop.
+    When it ends, the whole page reruns so the table, the curves and Resume show the outcome."""
+    try:
+        run = lab_ui.get_job_manager().store.get(name)
+    except RunStoreError as exc:
+        lab_ui.show_error(exc)
+        return
+    status = run.read_status()
+    state = status.get("status", INTERRUPTED)
+    if state not in ACTIVE_STATUSES:
+        st.rerun()
+    progress = lab_ui.progress_of(run) if state == RUNNING else None
+    fraction, text = widgets.progress_line(status, progress)
+    st.progress(fraction, text=text)
+    st.button("Stop", key="runs_stop", on_click=stop_run, args=(name,),
+              help="checkpoints, then stops (within a batch; data-parallel runs at the next logged step)")
+    lab_ui.show_flash("runs_stop", about=name)
+    st.plotly_chart(lab_ui.cached_live_figure(run), key="runs_live_chart")
+    run_readout(run, status)
+
 
 st.subheader("Curves")
 c1, c2, c3 = st.columns([2, 2, 1])
@@ -112,8 +168,11 @@ with left:
         if diff.empty:
             st.caption("The selected runs have identical configs.")
         else:
-            # None means "the optimizer's default" in a TrainConfig.
-            st.dataframe(diff.map(lambda v: "default" if v is None else (v if isinstance(v, str) else json.dumps(v))))
+            # Columns labelled #1, #2 …: full run names would push the values off-screen.
+            table, labels = lab_ui.readable_diff(diff)
+            st.dataframe(table, column_config={label: st.column_config.TextColumn(label, help=name)
+                                               for name, label in labels.items()})
+            st.caption(" · ".join(f"**{label}** {lab_ui.plain(name)}" for name, label in labels.items()))
 with right:
     st.subheader("Test accuracy vs parameters")
     st.plotly_chart(acc_vs_params_figure(frame), key="runs_acc_params_chart")
@@ -129,18 +188,16 @@ except RunStoreError as exc:
     st.stop()
 status = run.read_status()
 state = status.get("status", INTERRUPTED)
-lab_ui.show_status(status)
 problem = manager.store.summary(detail).problem
 if problem:
     lab_ui.show_error(problem)
-warning = lab_ui.metrics_warning(run)
-if warning:
-    st.warning(warning)
-lab_ui.show_health(run, active=state in ACTIVE_STATUSES)
+if state in ACTIVE_STATUSES:
+    st.fragment(run_every=LIVE_S)(active_run)(detail)  # live while some process trains it
+else:
+    lab_ui.clear_flash("runs_stop")  # "Stopping …" belongs to the active run view
+    lab_ui.show_status(status)
+    run_readout(run, status)
 run_records = records.get(detail) or lab_ui.read_records(run)
-usage = system_summary(run_records)
-if usage["samples"]:
-    st.caption(widgets.system_caption(usage, processes=int(status.get("world_size") or 1)))
 
 try:
     rerun = command_for(run.read_config(), runs_dir=str(manager.store.root))
@@ -148,16 +205,17 @@ except (OSError, ValueError):  # an unreadable or foreign config.json
     rerun = None
 if rerun is not None:
     st.markdown("**Re-create this run** (a new run with the same config.json):")
-    st.code(rerun, language="bash", wrap_lines=True)
+    st.code(lab_ui.shell_lines(rerun), language="bash", wrap_lines=False)  # one flag per line
 
 d1, d2, d3 = st.columns(3)
 d1.download_button(
     "Download CSV (per epoch)",
-    data=export_csv(run_records),
+    data=export_csv(run_records, percent=True),  # accuracies in percent, as shown here: test_acc_pct
     file_name=f"{detail}.csv",
     mime="text/csv",
     key="runs_download_csv",
     on_click="ignore",
+    help="one row per epoch; accuracies in percent (train_acc_pct, test_acc_pct)",
 )
 d2.download_button(
     "Download JSON (all records)",
@@ -182,7 +240,6 @@ def delete(name: str) -> None:
         lab_ui.flash("runs", "error", lab_ui.one_line(exc))
         return
     lab_ui.flash("runs", "success", f"Deleted {name}.")
-    st.session_state.pop("runs_table", None)  # row positions changed
     st.session_state["runs_confirm_delete"] = False
 
 
@@ -200,6 +257,6 @@ with a2.container(border=True):
     confirm = st.checkbox(f"Yes, delete {detail} and its files", key="runs_confirm_delete")
     st.button("Delete run", key="runs_delete", on_click=delete, args=(detail,), disabled=not confirm)
     if state in ACTIVE_STATUSES:
-        st.caption("This run is active; stop it before deleting.")
+        st.caption("This run is active; stop it (**Stop** above) before deleting.")
 
 lab_ui.show_flash("runs")

@@ -41,12 +41,16 @@ MAX_SEEDS = 5
 POLL_S = 1.5  # seconds between refreshes of the live view
 
 
-def form_sweep() -> Sweep:
-    """The sweep the form describes; ConfigError or RunStoreError (one line) for bad input."""
+PLAN_NAME = "sweep"  # a pre-flight's sweep when the name field is empty: its rows carry no clock time
+
+
+def form_sweep(unnamed: str | None = None) -> Sweep:
+    """The sweep the form describes, named `unnamed` (default: by the clock) when the name field is empty;
+    ConfigError or RunStoreError (one line) for bad input."""
     config, nproc = run_form.form_to_config(F)
     if nproc > 1:
         raise ConfigError("a sweep trains one cell per device: choose a device or auto, not all GPUs (DDP)")
-    name = (st.session_state[F + "name"] or "").strip() or default_sweep_name()
+    name = (st.session_state[F + "name"] or "").strip() or unnamed or default_sweep_name()
     seeds = range(int(st.session_state[F + "seeds"]))
     return make_sweep(name, config, st.session_state[F + "blocks"], st.session_state[F + "widen"], seeds=seeds)
 
@@ -74,6 +78,7 @@ def launch() -> None:
         lab_ui.flash("sweep_launch", "error", lab_ui.one_line(exc))
         return
     st.session_state[F + "open"] = name
+    forget_preflight()  # it was for the sweep now launched
     lab_ui.flash("sweep_launched", "success",
                  f"Launched {name}: its cells train one after another; each is also a run on the Runs page.", about=name)
 
@@ -100,6 +105,11 @@ def stop_sweep(name: str) -> None:
 def sweep_key(sweep: Sweep) -> tuple:
     """What a pre-flight was measured for: the grid and the base config, not the name."""
     return (tuple(sorted(sweep.axes.items())), sweep.base)
+
+
+def forget_preflight() -> None:
+    """A pre-flight speaks of the form it measured: opening another sweep (or a new one) drops it."""
+    st.session_state.pop("sweep_plan", None)
 
 
 def draw_preflight(current: Sweep | None) -> None:
@@ -147,7 +157,7 @@ def new_sweep_view() -> None:
                               help="its cells are runs named <sweep>-n<N>-k<k>-s<seed>")
                 c1, c2 = st.columns(2)
                 c1.multiselect("N (blocks per group)", BLOCK_CHOICES, key=F + "blocks",
-                               format_func=lambda n: f"{n} (depth {6 * n + 4})")
+                               format_func=lambda n: f"N={n} · d{6 * n + 4}")  # short: chips are narrow
                 c2.multiselect("k (widen factor)", WIDEN_CHOICES, key=F + "widen")
                 c1, c2 = st.columns(2)
                 c1.number_input("seeds per cell", min_value=1, max_value=MAX_SEEDS, step=1, key=F + "seeds",
@@ -165,7 +175,7 @@ def new_sweep_view() -> None:
         st.subheader("Pre-flight")
         current = None
         try:
-            current = form_sweep()
+            current = form_sweep(unnamed=PLAN_NAME)
         except (ConfigError, RunStoreError, DataError) as exc:
             if preflight_clicked:
                 lab_ui.show_error(exc)
@@ -299,7 +309,7 @@ names = recent_sweep_names(lab_ui.get_job_manager().store.root)
 choices = [NEW, *names]
 if st.session_state.get(F + "open") not in choices:
     st.session_state[F + "open"] = names[0] if names else NEW  # the newest sweep, or a new one
-opened = st.selectbox("Sweep", choices, key=F + "open",
+opened = st.selectbox("Sweep", choices, key=F + "open", on_change=forget_preflight,
                       help="a saved sweep (newest first), or a new one; its file is <runs dir>/<name>.sweep.json")
 if opened == NEW:
     new_sweep_view()

@@ -12,21 +12,32 @@ import pandas as pd
 from wrn_core.analysis.frames import metrics_frames
 
 EXPORT_COLUMNS = ("epoch", "train_acc", "train_loss", "test_acc", "test_loss", "lr", "time", "images_seen")
+ACCURACY_COLUMNS = ("train_acc", "test_acc")  # fractions in [0, 1] in the records
+PERCENT_SUFFIX = "_pct"  # the column names of accuracies written in percent
 
 
-def _export_rows(records: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
-    """The epoch rows in EXPORT_COLUMNS, counts as integers (so the CSV says 128, not 128.0)."""
+def _export_rows(records: Iterable[Mapping[str, Any]], percent: bool = False) -> pd.DataFrame:
+    """The epoch rows in EXPORT_COLUMNS, counts as integers (so the CSV says 128, not 128.0); with percent,
+    accuracies × 100 under names that say so (test_acc_pct)."""
     _, epochs = metrics_frames(records)
     frame = epochs[list(EXPORT_COLUMNS)].copy()
     frame["epoch"] = frame["epoch"].astype("Int64")
     frame["images_seen"] = frame["images_seen"].astype("Int64")
+    if percent:
+        for column in ACCURACY_COLUMNS:
+            frame[column] = frame[column] * 100.0
+        frame = frame.rename(columns={c: c + PERCENT_SUFFIX for c in ACCURACY_COLUMNS})
     return frame
 
 
-def export_csv(records: Iterable[Mapping[str, Any]]) -> str:
-    """One CSV row per completed epoch: epoch, train_acc, train_loss, test_acc, test_loss, lr, time, images_seen."""
+def export_csv(records: Iterable[Mapping[str, Any]], percent: bool = False) -> str:
+    """One CSV row per completed epoch: epoch, train_acc, train_loss, test_acc, test_loss, lr, time, images_seen.
+
+    Accuracies are fractions as in metrics.jsonl; percent=True writes them in percent as train_acc_pct and
+    test_acc_pct (what the dashboard shows and downloads).
+    """
     buffer = io.StringIO()
-    _export_rows(records).to_csv(buffer, index=False, lineterminator="\n")
+    _export_rows(records, percent).to_csv(buffer, index=False, lineterminator="\n")
     return buffer.getvalue()
 
 

@@ -353,6 +353,8 @@ TRAIN_FLAGS: dict[str, str | None] = {
     "schedule_epochs": "--schedule-epochs",
     "extensions": "--extension",  # one FROM:EPOCHS:MODE per Extension
 }
+# Fields that only the synthetic dataset reads (command_for leaves them out for the others).
+SYNTHETIC_ONLY = ("synthetic_train", "synthetic_test")
 # Boolean fields are switches: the flag is written only when the field has this value.
 SWITCH_VALUES = {"augment": False, "compile": True, "sync_bn": True}
 
@@ -377,7 +379,8 @@ def command_for(config: TrainConfig, name: str | None = None, runs_dir: str | No
     Every field is written out (not only those that differ from today's defaults, which may
     change); a None field is left out, which means None. train_config_from_args(parse(command))
     equals `config` except num_classes and in_channels, which the engine takes from the data, and
-    world_size, which torchrun sets.
+    world_size, which torchrun sets. The synthetic image counts are written for the synthetic dataset
+    only (elsewhere they mean nothing): for another dataset the parse gives their defaults.
     """
     words = ["python", "-m", "wrn_core", "train"]
     if config.world_size > 1:  # data-parallel: torchrun sets the world size
@@ -385,6 +388,8 @@ def command_for(config: TrainConfig, name: str | None = None, runs_dir: str | No
     pairs = [(MODEL_FLAGS[f.name], getattr(config.model, f.name), f.name) for f in dataclasses.fields(config.model)]
     pairs += [(TRAIN_FLAGS[f.name], getattr(config, f.name), f.name) for f in dataclasses.fields(config) if f.name != "model"]
     for flag, value, field_name in pairs:
+        if field_name in SYNTHETIC_ONLY and config.dataset != "synthetic":
+            continue
         if flag is not None and value is not None:
             words += _field_words(flag, field_name, value)
     if runs_dir is not None:

@@ -59,16 +59,22 @@ def _scan_split(split_dir: Path) -> dict[str, list[Path]]:
     return result
 
 
+def _quoted(path: Path) -> str:
+    """A path for a message: absolute (what a relative path the user typed resolved to), in backticks,
+    which the dashboard shows as code and a terminal as written."""
+    return f"`{path.resolve()}`"
+
+
 def _folder_splits(root: Path) -> tuple[Path, Path]:
     if not root.is_dir():
-        raise DataError(f"image folder {root} does not exist; {_FOLDER_LAYOUT}")
+        raise DataError(f"image folder {_quoted(root)} does not exist; {_FOLDER_LAYOUT}")
     train = root / "train"
     if not train.is_dir():
-        raise DataError(f"image folder {root} has no train/ subfolder; {_FOLDER_LAYOUT}")
+        raise DataError(f"image folder {_quoted(root)} has no train/ subfolder; {_FOLDER_LAYOUT}")
     for name in ("test", "val"):
         if (root / name).is_dir():
             return train, root / name
-    raise DataError(f"image folder {root} has no test/ or val/ subfolder; {_FOLDER_LAYOUT}")
+    raise DataError(f"image folder {_quoted(root)} has no test/ or val/ subfolder; {_FOLDER_LAYOUT}")
 
 
 def scan_folder(root: str | Path) -> FolderScan:
@@ -78,14 +84,14 @@ def scan_folder(root: str | Path) -> FolderScan:
     train_files = _scan_split(train_dir)
     test_files = _scan_split(test_dir)
     if not train_files:
-        raise DataError(f"no images found in {train_dir}; {_FOLDER_LAYOUT}")
+        raise DataError(f"no images found in {_quoted(train_dir)}; {_FOLDER_LAYOUT}")
     if not test_files:
-        raise DataError(f"no images found in {test_dir}; {_FOLDER_LAYOUT}")
+        raise DataError(f"no images found in {_quoted(test_dir)}; {_FOLDER_LAYOUT}")
     classes = sorted(train_files)
     unknown = sorted(set(test_files) - set(classes))
     if unknown:
         raise DataError(
-            f"{test_dir} has class folders that {train_dir} lacks: {', '.join(unknown[:5])}; "
+            f"{_quoted(test_dir)} has class folders that {_quoted(train_dir)} lacks: {', '.join(unknown[:5])}; "
             f"every test class needs training images"
         )
     return FolderScan(root, train_dir, test_dir, classes, train_files, test_files)

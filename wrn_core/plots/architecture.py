@@ -18,106 +18,106 @@ _GROUP_SHADES = {
 }
 
 
-def _group_spans(table: pd.DataFrame) -> list[tuple[str, float, float, int]]:
-    """(group, first index, last index, widest out_channels) in forward order."""
-    spans = []
-    for group in pd.unique(table["group"]):
-        part = table[table["group"] == group]
-        spans.append((str(group), float(part["index"].min()), float(part["index"].max()), int(part["out_channels"].max())))
-    return sorted(spans, key=lambda span: span[1])
+GROUP_ORDER = ("stem", "group 1", "group 2", "group 3", "head")  # one unit of x each, so models line up by group
+_JUMP_HALF_WIDTH = 0.04  # x units (a group is 1): half the width of a jump's box
 
 
-def _width_trace(table: pd.DataFrame, label: str, color: str, show_legend: bool) -> go.Scatter:
-    """out_channels per layer index as a step line, the layer, kind and output shape on hover."""
+def _aligned_x(table: pd.DataFrame) -> list[float]:
+    """Each layer's x: its group's slot (stem 0, group 1 at 1, …) plus its place within the group, spread evenly,
+    so WRN-10-8 and WRN-28-10 reach group 3 at the same x however many layers each group holds."""
+    slots = {group: i for i, group in enumerate(GROUP_ORDER)}
+    counts = table.groupby("group", sort=False).size().to_dict()
+    seen: dict[str, int] = {}
+    xs = []
+    for group in table["group"]:
+        place = seen.get(group, 0)
+        seen[group] = place + 1
+        xs.append(slots.get(group, len(GROUP_ORDER)) + (place + 0.5) / counts[group])
+    return xs
+
+
+def _width_trace(table: pd.DataFrame, xs: list[float], label: str, color: str, show_legend: bool) -> go.Scatter:
+    """out_channels per layer as a step line, the layer, kind and output shape on hover."""
     hover = [
         f"{layer}<br>{kind}<br>{shape}"
         for layer, kind, shape in zip(table["layer"], table["kind"], table["output_shape"])
     ]
     return go.Scatter(
-        x=table["index"].tolist(),
+        x=xs,
         y=table["out_channels"].tolist(),
         mode="lines",
         line={"shape": "hv", "color": color, "width": 3},
         name=label or "width",
         text=hover,
-        hovertemplate="layer %{x}: %{y} channels<br>%{text}<extra>" + (label or "") + "</extra>",
+        hovertemplate="%{y} channels<br>%{text}<extra>" + (label or "") + "</extra>",
         showlegend=show_legend,
     )
 
 
-def _mark_groups(fig: go.Figure, table: pd.DataFrame, position: int, color: str) -> None:
-    """The first config's groups shaded and named; each other config's group starts as dashed lines."""
-    for group, start, end, width in _group_spans(table):
-        if position == 0:
-            fig.add_vrect(
-                x0=start - 0.5,
-                x1=end + 0.5,
-                fillcolor=_GROUP_SHADES.get(group, "rgba(150,150,150,0.08)"),
-                line_width=0,
-                layer="below",
-                annotation_text=f"{group}<br>{width} ch" if group.startswith("group") else ("" if group == "stem" else group),
-                annotation_position="bottom left",
-                annotation_font_size=11,
-            )
-        elif group != "stem":
-            fig.add_vline(
-                x=start - 0.5,
-                line={"color": color, "width": 1, "dash": "dash"},
-                annotation_text=group.replace("group ", "g"),
-                annotation_position="bottom right",
-                annotation_font={"size": 10, "color": color},
-            )
+def _mark_groups(fig: go.Figure, widths: list[dict[str, int]]) -> None:
+    """Each group shaded, its name (and widest channels per model) above the plot area, never on a line."""
+    for slot, group in enumerate(GROUP_ORDER):
+        fig.add_vrect(x0=slot, x1=slot + 1, fillcolor=_GROUP_SHADES[group], line_width=0, layer="below")
+        text = group
+        if group.startswith("group"):
+            text += "<br>" + " / ".join(f"{w[group]} ch" for w in widths if group in w)
+        fig.add_annotation(x=slot + 0.5, y=1.0, xref="x", yref="paper", yanchor="bottom", text=text,
+                           showarrow=False, font={"size": 11})
 
 
-def _box_jumps(fig: go.Figure, table: pd.DataFrame, position: int, color: str) -> None:
-    """Box each width jump (where a group's first conv widens the features): the "red box"."""
+def _box_jumps(fig: go.Figure, table: pd.DataFrame, xs: list[float], position: int, color: str) -> None:
+    """Box each width jump (where a group's first conv widens the features) in the model's own colour."""
     widths = table["out_channels"].tolist()
-    indices = table["index"].tolist()
     for i in range(1, len(widths)):
         if widths[i] > widths[i - 1] and table["group"].iloc[i] != "head":
             fig.add_shape(
                 type="rect",
-                x0=indices[i] - 1.2,
-                x1=indices[i] + 1.2,
+                x0=xs[i] - _JUMP_HALF_WIDTH,
+                x1=xs[i] + _JUMP_HALF_WIDTH,
                 y0=widths[i - 1] * 0.9,
                 y1=widths[i] * 1.05,
-                line={"color": "red" if position == 0 else color, "width": 2},
+                line={"color": color, "width": 2},
                 fillcolor="rgba(0,0,0,0)",
             )
             fig.add_annotation(
-                x=indices[i],
-                y=widths[i] * 1.05,
+                x=xs[i] + _JUMP_HALF_WIDTH,
+                y=widths[i],
                 text=f"{widths[i - 1]}→{widths[i]}",
                 showarrow=False,
-                yshift=10 + 14 * position,  # pixels: each config's labels one line higher
-                font={"color": "red" if position == 0 else color, "size": 11},
+                xanchor="left",  # right of its box: the other model's box sits at another x or height
+                font={"color": color, "size": 11},
             )
 
 
 def width_figure(tables: pd.DataFrame | Sequence[tuple[str, pd.DataFrame]]) -> go.Figure:
-    """Feature-map width (out_channels) per layer as a step chart, groups shaded and width jumps boxed.
+    """Feature-map width (out_channels) per layer as a step chart, groups shaded and named above the plot,
+    width jumps boxed in each model's colour.
 
-    Pass one layer table, or a list of (label, table) pairs to overlay configs.
+    Pass one layer table, or a list of (label, table) pairs to overlay configs; they line up by group.
     """
     if isinstance(tables, pd.DataFrame):
         pairs: list[tuple[str, pd.DataFrame]] = [("", tables)]
     else:
         pairs = list(tables)
     fig = go.Figure()
+    widths = []
     for position, (label, table) in enumerate(pairs):
         if "index" not in table.columns:
             table = table.assign(index=range(len(table)))
         table = table.sort_values("index", kind="stable")
+        xs = _aligned_x(table)
         color = WIDTH_COLORS[position % len(WIDTH_COLORS)]
-        fig.add_trace(_width_trace(table, label, color, show_legend=len(pairs) > 1))
-        _mark_groups(fig, table, position, color)
-        _box_jumps(fig, table, position, color)
+        fig.add_trace(_width_trace(table, xs, label, color, show_legend=len(pairs) > 1))
+        _box_jumps(fig, table, xs, position, color)
+        widths.append(table.groupby("group")["out_channels"].max().to_dict())
+    _mark_groups(fig, widths)
     fig.update_layout(
-        height=380,
-        margin={"l": 50, "r": 20, "t": 40, "b": 40},
-        xaxis_title="layer (forward order)",
+        height=400,
+        margin={"l": 50, "r": 20, "t": 60, "b": 70},  # the top margin holds the group labels, the bottom the legend
+        xaxis={"title": "layers in forward order, each group the same width (models aligned by group)",
+               "range": [0, len(GROUP_ORDER)], "showticklabels": False, "showgrid": False},
         yaxis_title="feature-map width (channels)",
-        legend={"orientation": "h", "yanchor": "bottom", "y": 1.02, "x": 0},
+        legend={"orientation": "h", "yanchor": "top", "y": -0.18, "x": 0},
         hovermode="closest",
     )
     return fig

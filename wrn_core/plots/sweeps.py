@@ -142,6 +142,7 @@ def _tradeoff_traces(points: pd.DataFrame, title: str, several: bool) -> list[go
         text=points["label"].tolist(), textposition="top center", textfont={"size": 10},
         customdata=points["count"].astype(int).tolist(),
         name="mean ± std over seeds" if several else "cell",
+        showlegend=several,  # one seed: the two colour entries below say what a point is
         hovertemplate="%{text}<br>%{x:,.4g}<br>" + title + " %{y:.2f}%"
                       + ("<br>%{customdata} seeds" if several else "") + "<extra></extra>",
     )
@@ -151,7 +152,18 @@ def _tradeoff_traces(points: pd.DataFrame, title: str, several: bool) -> list[go
         mode="lines", line={"color": FRONT_COLOR, "width": 2, "dash": "dash"},
         name="Pareto front", hoverinfo="skip",
     )
-    return [cells, line]
+    return [cells, line, *_colour_legend()]
+
+
+# What the cells' two marker colours mean, as legend entries only (their one point is None: nothing drawn).
+FRONT_LEGEND = "on the Pareto front"
+OFF_FRONT_LEGEND = "off the front (something cheaper is as accurate)"
+
+
+def _colour_legend() -> list[go.Scatter]:
+    return [go.Scatter(x=[None], y=[None], mode="markers", marker={"size": 11, "color": color}, name=name,
+                       hoverinfo="skip")
+            for color, name in ((FRONT_COLOR, FRONT_LEGEND), (OFF_FRONT_COLOR, OFF_FRONT_LEGEND))]
 
 
 def sweep_tradeoff_figure(cells: pd.DataFrame, x: str = "params", metric: str = "best_test_acc",

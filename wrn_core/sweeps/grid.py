@@ -19,6 +19,9 @@ from wrn_core.store.records import ACTIVE_STATUSES, PENDING, TERMINAL_STATUSES
 
 # The axes a sweep may vary, in the order they appear in run names and tables.
 AXES = ("blocks", "widen_factor", "dropout", "optimizer", "lr", "batch_size", "seed")
+# How the axes are named to the user (the Sweep page's fields say N and k).
+AXIS_LABELS = {"blocks": "N (blocks per group)", "widen_factor": "k (widen factor)", "dropout": "dropout",
+               "optimizer": "optimizer", "lr": "learning rate", "batch_size": "batch size", "seed": "seed"}
 TERMINAL = TERMINAL_STATUSES  # a cell in one of these is done; stopped/interrupted cells resume
 
 
@@ -47,7 +50,7 @@ class Sweep:
             raise ConfigError(f"unknown sweep axis {', '.join(sorted(unknown))}; choose from {', '.join(AXES)}")
         for axis in ("blocks", "widen_factor", "seed"):
             if not self.axes.get(axis):
-                raise ConfigError(f"a sweep needs at least one value of {axis.replace('_', ' ')}")
+                raise ConfigError(f"a sweep needs at least one value of {AXIS_LABELS[axis]}")
         for axis, values in self.axes.items():
             if len(set(values)) != len(values):
                 raise ConfigError(f"sweep axis {axis} lists a value twice: {', '.join(map(str, values))}")

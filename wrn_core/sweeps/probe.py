@@ -136,10 +136,11 @@ def preflight_frame(sweep: Sweep, measured: Probe | None = None) -> pd.DataFrame
         config, model = cell.config, cell.config.model
         memory = check_memory(config, size)
         steps_per_epoch = max(1, n_train // config.batch_size)
+        # Short columns first, so fits, memory and predicted time are in view beside the cell.
         row: dict[str, Any] = {
-            "run": cell.run, **cell.values, "depth": model.depth, "params": parameter_count(model),
-            "macs": macs_per_image(model, *size), "memory_mb": memory.predicted_mb, "free_mb": memory.free_mb,
-            "fits": memory.fits, "steps": steps_per_epoch * config.epochs, "predicted_s": None,
+            "run": cell.run, **cell.values, "fits": memory.fits, "memory_mb": memory.predicted_mb, "predicted_s": None,
+            "depth": model.depth, "params": parameter_count(model), "macs": macs_per_image(model, *size),
+            "free_mb": memory.free_mb, "steps": steps_per_epoch * config.epochs,
         }
         if measured is not None:
             step_s = measured.seconds_per_step[(model.blocks, model.widen_factor, model.dropout, config.batch_size)]

@@ -1,0 +1,30 @@
+"""The Architecture page under AppTest: compare starts from the model just set; depth steps through valid depths."""
+
+from __future__ import annotations
+
+from app_isolation import isolated_runs  # noqa: F401  (autouse: a fresh runs dir per test)
+from test_app import new_app, no_exception, open_page
+
+
+def test_compare_starts_a_from_the_config_just_set():
+    at = open_page(new_app(), "architecture")
+    at.number_input(key="arch_n").set_value(3).run()
+    at.number_input(key="arch_k").set_value(4).run()
+    at.number_input(key="arch_dropout").set_value(0.1).run()
+    at.toggle(key="arch_compare").set_value(True).run()
+    no_exception(at)
+    assert (at.number_input(key="arch_a_n").value, at.number_input(key="arch_a_k").value) == (3, 4)
+    assert at.number_input(key="arch_a_dropout").value == 0.1
+    markdown = " ".join(md.value for md in at.markdown)
+    assert "WRN-22-4" in markdown and "WRN-28-10" in markdown
+
+
+def test_the_depth_input_steps_through_valid_depths_only():
+    at = open_page(new_app(), "architecture")
+    at.radio(key="arch_by").set_value("depth d = 6N+4").run()
+    depth = at.number_input(key="arch_depth")
+    assert depth.value == 16 and depth.step == 6 and depth.min == 10
+    depth.increment().run()
+    no_exception(at)
+    assert at.number_input(key="arch_depth").value == 22 and not at.error
+    assert any("WRN-22-8" in md.value for md in at.markdown)

@@ -1,0 +1,99 @@
+"""The Runs page under AppTest: the default run, live active runs with Stop, and readable diffs, commands and CSV."""
+
+from __future__ import annotations
+
+import csv
+import io
+import shlex
+
+import pytest
+
+from app_isolation import isolated_runs  # noqa: F401  (autouse: a fresh runs dir per test)
+from test_app import F, add_epochs, new_app, no_exception, open_page, set_tiny_run, wait_status
+
+from dashboard import lab_ui
+from wrn_core.analysis import config_diff
+from wrn_core.config import Extension, TrainConfig, WRNConfig
+from wrn_core.store import RunStore
+
+TINY = TrainConfig(model=WRNConfig(depth=10, widen_factor=1), device="cpu", epochs=2)
+
+
+def shown_run(at) -> str:
+    """The run the 'Nothing selected' caption says is shown."""
+    caption = next(c.value for c in at.caption if c.value.startswith("Nothing selected"))
+    return caption.split("**")[1]
+
+
+def test_the_default_run_is_the_newest_with_data(isolated_runs):
+    store = RunStore(isolated_runs)
+    good = store.create(TINY, "trained")
+    add_epochs(good, test_acc=0.5)
+    good.write_status("finished", "finished 2 epochs", epoch=2, best_test_acc=0.5)
+    store.create(TINY.replace(seed=1), "broken").write_status("failed", "no such device")  # newest, no records
+    at = open_page(new_app(), "runs")
+    no_exception(at)
+    assert shown_run(at) == "trained"
+    assert [s.value for s in at.success][:1] == ["**finished** — finished 2 epochs"]
+
+
+def test_an_active_run_is_live_with_stop(isolated_runs):
+    at = open_page(new_app(), "train")
+    set_tiny_run(at, "long")
+    at.number_input(key=F + "epochs").set_value(50).run()
+    at.button(key="train_launch").click().run()
+    wait_status(isolated_runs, "long", ("running",))
+    open_page(at, "runs")
+    no_exception(at)
+    assert shown_run(at) == "long"
+    assert any("epoch" in p.proto.text for p in at.get("progress")), "a progress line for the active run"
+    stop = at.button(key="runs_stop")
+    assert not stop.disabled
+    stop.click().run()
+    no_exception(at)
+    assert any("Stopping long" in s.value for s in at.success)
+    assert wait_status(isolated_runs, "long", ("stopped", "finished")) == "stopped"
+    at.run()
+    no_exception(at)
+    assert not [b for b in at.button if b.key == "runs_stop"]
+    assert at.button(key="runs_resume")  # stopped: Resume instead of Stop
+
+
+def test_diff_columns_extensions_command_and_csv_are_readable(isolated_runs):
+    store = RunStore(isolated_runs)
+    folder = TINY.replace(dataset="folder", data_dir="/data/my images", epochs=2, schedule_epochs=2,
+                          extensions=(Extension(from_epoch=2, epochs=3, mode="restart"),))
+    for name, config in (("a-very-long-run-name-synthetic-20250101-120000", TINY),
+                         ("a-very-long-run-name-folder-20250101-120001", folder)):  # the folder run is newest
+        run = store.create(config, name)
+        add_epochs(run, test_acc=0.5)
+        run.write_status("finished", "finished", epoch=2, best_test_acc=0.5)
+    at = open_page(new_app(), "runs")
+    no_exception(at)
+
+    # The diff table needs two ticked rows, which AppTest cannot tick: its helper, as the page calls it.
+    names = ["a-very-long-run-name-synthetic-20250101-120000", "a-very-long-run-name-folder-20250101-120001"]
+    diff, labels = lab_ui.readable_diff(config_diff(dict(zip(names, (TINY.to_dict(), folder.to_dict())))))
+    assert list(diff.columns) == ["#1", "#2"] and labels == dict(zip(names, ["#1", "#2"]))
+    assert diff.loc["extensions", "#2"] == "from epoch 2: +3 epochs, restart" and diff.loc["extensions", "#1"] == "none"
+
+    # The newest (the folder run) is shown: its command has one flag per line and no synthetic sizes.
+    code = at.code[0].value
+    lines = code.splitlines()
+    assert lines[0] == "python -m wrn_core train \\"
+    assert all(line.startswith("  --") for line in lines[1:]), lines
+    assert "--synthetic" not in code
+    words = shlex.split(code.replace(" \\\n", " "))
+    assert words[words.index("--data-dir") + 1] == "/data/my images"
+
+    csv_button = next(b for b in at.get("download_button") if "CSV" in b.proto.label)
+    assert "test_acc_pct" in csv_button.proto.help
+
+
+def test_the_downloaded_csv_names_its_percent_columns():
+    from metric_records import RECORDS
+    from wrn_core.analysis import export_csv
+
+    rows = list(csv.DictReader(io.StringIO(export_csv(RECORDS, percent=True))))
+    assert "test_acc_pct" in rows[0] and "test_acc" not in rows[0]
+    assert float(rows[1]["test_acc_pct"]) == pytest.approx(45.0)  # 0.45 in the records

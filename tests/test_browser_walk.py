@@ -1,0 +1,209 @@
+"""A first-time user's whole walk in Chromium on a fresh runs directory (issue 20): Architecture compare,
+a Quick CPU demo Launch, Stop, Resume, an extension, the Runs overlay with smoothing, Delete, a 2 × 2 sweep, reopen.
+
+It asserts no exception and no stale message on any page, and the facts the walk relies on: the extension
+trains at lr > 0, the smoothed Runs chart keeps a raw test curve, and Delete leaves no ghost ticks.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+from test_browser import (  # the harness: Debian's chromium, streamlit on 127.0.0.1
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    NO_EXCEPTION,
+    app_exceptions,
+    open_page,
+    set_number,
+    settle,
+    shot,
+    start_streamlit,
+    stop_streamlit,
+)
+
+try:
+    from conftest import stop_trainers
+except ImportError:  # tests/ imported as a package
+    from tests.conftest import stop_trainers
+
+from playwright.sync_api import expect, sync_playwright
+
+TRACEBACK = "text=Traceback"
+
+
+def status_of(runs: Path, name: str) -> str | None:
+    path = runs / name / "status.json"
+    return json.loads(path.read_text())["status"] if path.exists() else None
+
+
+def wait_for(condition, what: str, timeout: float = 120.0):
+    """Poll condition() until it returns something truthy; fail naming `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.3)
+    pytest.fail(f"timed out waiting for {what}")
+
+
+def clean(page) -> None:
+    """No Streamlit exception box and no traceback text on the page now."""
+    assert page.locator(NO_EXCEPTION).count() == 0
+    assert page.locator(TRACEBACK).count() == 0
+
+
+def fill_tiny_form(page, name: str, epochs: int) -> None:
+    """The Train form, tiny: a few synthetic images, small batches, the run name."""
+    set_number(page, "synthetic train images", 128)
+    set_number(page, "synthetic test images", 32)
+    set_number(page, "epochs", epochs)
+    set_number(page, "batch size", 32)
+    set_number(page, "eval batch size", 32)
+    set_number(page, "log every (steps)", 1)
+    field = page.get_by_label("run name (optional)")
+    field.fill(name)
+    field.press("Enter")
+    settle(page)
+
+
+def tick_row(page, name: str) -> None:
+    """Tick the runs table's row that shows this run (found by its text; the grid itself is a canvas)."""
+    cell = page.locator('[role="gridcell"]', has_text=name).first
+    row = int(cell.evaluate("e => e.parentElement.getAttribute('aria-rowindex')"))  # 1 is the header
+    box = page.locator('[data-testid="stDataFrame"]').first.bounding_box()
+    page.mouse.click(box["x"] + 18, box["y"] + 35 * (row - 1) + 17)  # the row marker column
+    settle(page)
+
+
+def ticked_rows(page) -> list[str]:
+    """The run names (first cell) of the runs table's ticked rows."""
+    rows = page.locator('[data-testid="stDataFrame"]').first.locator('[role="row"][aria-selected="true"]').all()
+    return [r.locator('[role="gridcell"]').first.inner_text() for r in rows]
+
+
+@pytest.fixture
+def walk(tmp_path):
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    log = tmp_path / "streamlit.log"
+    proc, url, _ = start_streamlit(runs, log)
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+            page = browser.new_page(viewport={"width": 1500, "height": 1000})
+            page.set_default_timeout(30_000)
+            try:
+                yield page, url, runs
+            finally:
+                browser.close()
+    finally:
+        stop_streamlit(proc)
+        stop_trainers(runs)
+    assert not app_exceptions(log), f"the server logged an exception in the app:\n{log.read_text()}"
+
+
+def test_first_time_users_walk(walk):
+    page, url, runs = walk
+
+    # Architecture, reached by its own name, then compare: A is the model just set.
+    open_page(page, f"{url}/architecture", "Architecture")
+    expect(page.get_by_text("Page not found")).to_have_count(0)
+    page.get_by_text("Compare two configs").click()
+    expect(page.get_by_text("36,479,194").first).to_be_visible(timeout=60_000)
+    settle(page)
+    clean(page)
+    assert page.get_by_text("WRN-16-8").count() >= 1
+    shot(page, "walk-architecture-compare")
+
+    # Quick CPU demo (the default preset), tiny: Launch, Stop, Resume to the end.
+    open_page(page, f"{url}/train", "Train")
+    fill_tiny_form(page, "walk", epochs=30)
+    page.get_by_role("button", name="Launch").click()
+    wait_for(lambda: status_of(runs, "walk") == "running", "walk to run")
+    page.get_by_role("button", name="Stop").click()
+    wait_for(lambda: status_of(runs, "walk") in ("stopped", "finished"), "walk to stop", timeout=60)
+    page.get_by_role("button", name="Resume").click()
+    wait_for(lambda: status_of(runs, "walk") in ("queued", "running", "finished"), "walk to resume", timeout=30)
+    wait_for(lambda: status_of(runs, "walk") == "finished", "walk to finish")
+    settle(page)
+    clean(page)
+
+    # Extend the finished one-cycle run by one epoch (the page's default choice for the added epochs).
+    set_number(page, "extra epochs", 1)
+    page.get_by_role("button", name="Resume").click()
+    wait_for(lambda: json.loads((runs / "walk" / "status.json").read_text()).get("epoch") == 31
+             and status_of(runs, "walk") == "finished", "the extension to finish")
+    records = [json.loads(line) for line in (runs / "walk" / "metrics.jsonl").read_text().splitlines() if line.strip()]
+    extension_lrs = [r["lr"] for r in records if r.get("kind") == "step" and r.get("epoch", 0) > 30]
+    assert extension_lrs and max(extension_lrs) > 0, "the extension trained at lr 0 (issue 20 item 1)"
+
+    # A second tiny run to delete later.
+    open_page(page, f"{url}/train", "Train")
+    fill_tiny_form(page, "spare", epochs=1)
+    page.get_by_role("button", name="Launch").click()
+    wait_for(lambda: status_of(runs, "spare") == "finished", "spare to finish")
+    settle(page)
+    clean(page)
+
+    # Runs: both overlaid, smoothed; the raw test curve stays beside the smoothed one.
+    open_page(page, f"{url}/runs", "Runs")
+    tick_row(page, "walk")
+    tick_row(page, "spare")
+    slider = page.get_by_role("slider").first
+    slider.focus()
+    slider.press("End")  # smoothing 0.99
+    settle(page)
+    clean(page)
+    names = page.evaluate("() => [...document.querySelectorAll('.js-plotly-plot')].flatMap(d => (d.data || []).map(t => String(t.name || '')))")
+    assert any("raw" in n.lower() for n in names), f"no raw test-accuracy trace while smoothing (issue 20 item 2): {names}"
+    shot(page, "walk-runs-smoothed")
+
+    # Delete spare: untick walk, so spare is the one run shown; no tick may then move onto another run.
+    tick_row(page, "walk")
+    assert ticked_rows(page) == ["spare"]
+    page.get_by_text("Yes, delete spare and its files").click()
+    settle(page)
+    page.get_by_role("button", name="Delete run").click()
+    expect(page.get_by_text("Deleted spare.")).to_be_visible()
+    settle(page)
+    clean(page)
+    assert page.locator('[role="gridcell"]', has_text="spare").count() == 0
+    assert ticked_rows(page) == [], ticked_rows(page)
+    expect(page.get_by_text("Nothing selected").first).to_be_visible()
+    shot(page, "walk-runs-after-delete")
+
+    # No stale message: the Train page no longer speaks of the deleted run.
+    open_page(page, f"{url}/train", "Train")
+    assert page.get_by_text("Launched spare").count() == 0, "a message about a deleted run (issue 20 item 7)"
+    clean(page)
+
+    # Sweep 2 × 2 (the default N and k), tiny, then reopen it in a new page.
+    open_page(page, f"{url}/sweep", "Sweep")
+    fill = [("synthetic train images", 64), ("synthetic test images", 32), ("epochs", 1), ("batch size", 32),
+            ("eval batch size", 32)]
+    for label, value in fill:
+        set_number(page, label, value)
+    field = page.get_by_label("sweep name", exact=True)
+    field.fill("walk-sweep")
+    field.press("Enter")
+    settle(page)
+    page.get_by_role("button", name="Launch").click()
+    expect(page.get_by_text("Launched walk-sweep").first).to_be_visible(timeout=30_000)
+    cells = [f"walk-sweep-n{n}-k{k}-s0" for n in (1, 2) for k in (1, 2)]
+    wait_for(lambda: all(status_of(runs, c) == "finished" for c in cells), "the sweep's four cells", timeout=180)
+    expect(page.get_by_text("4/4 cells ended").first).to_be_visible(timeout=30_000)
+    clean(page)
+    legend = page.evaluate("() => [...document.querySelectorAll('.js-plotly-plot')].flatMap(d => (d.data || []).map(t => String(t.name || '')))")
+    assert any(n.startswith("off the front") for n in legend), legend
+
+    page.goto(f"{url}/sweep")
+    expect(page.get_by_text("4/4 cells ended").first).to_be_visible(timeout=60_000)
+    settle(page)
+    clean(page)
+    shot(page, "walk-sweep-reopened")
