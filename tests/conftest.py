@@ -8,7 +8,8 @@ import time
 import psutil
 import pytest
 
-DASHBOARD_TEST_MODULES = ("test_app", "test_app_train", "test_browser")
+# Modules whose names start so are the dashboard tests: test_app, test_app_runs, test_browser, test_browser_walk, ...
+DASHBOARD_TEST_PREFIXES = ("test_app", "test_browser")
 
 
 def _clear_streamlit_caches() -> None:
@@ -40,7 +41,7 @@ def stop_trainers(runs_dir) -> None:
 @pytest.fixture(autouse=True)
 def _dashboard_isolation(request, tmp_path, monkeypatch):
     """Dashboard tests: runs go to a fresh tmp dir and no job manager outlives a test."""
-    if request.module.__name__.rsplit(".", 1)[-1] not in DASHBOARD_TEST_MODULES:
+    if not request.module.__name__.rsplit(".", 1)[-1].startswith(DASHBOARD_TEST_PREFIXES):
         yield None
         return
     runs = tmp_path / "runs"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from app_isolation import isolated_runs  # noqa: F401  (autouse: a fresh runs dir per test)
 from test_app import new_app, no_exception, open_page
 
 

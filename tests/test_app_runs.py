@@ -8,7 +8,6 @@ import shlex
 
 import pytest
 
-from app_isolation import isolated_runs  # noqa: F401  (autouse: a fresh runs dir per test)
 from test_app import F, add_epochs, new_app, no_exception, open_page, set_tiny_run, wait_status
 
 from dashboard import lab_ui
@@ -25,8 +24,8 @@ def shown_run(at) -> str:
     return caption.split("**")[1]
 
 
-def test_the_default_run_is_the_newest_with_data(isolated_runs):
-    store = RunStore(isolated_runs)
+def test_the_default_run_is_the_newest_with_data(_dashboard_isolation):
+    store = RunStore(_dashboard_isolation)
     good = store.create(TINY, "trained")
     add_epochs(good, test_acc=0.5)
     good.write_status("finished", "finished 2 epochs", epoch=2, best_test_acc=0.5)
@@ -37,12 +36,12 @@ def test_the_default_run_is_the_newest_with_data(isolated_runs):
     assert [s.value for s in at.success][:1] == ["**finished** — finished 2 epochs"]
 
 
-def test_an_active_run_is_live_with_stop(isolated_runs):
+def test_an_active_run_is_live_with_stop(_dashboard_isolation):
     at = open_page(new_app(), "train")
     set_tiny_run(at, "long")
     at.number_input(key=F + "epochs").set_value(50).run()
     at.button(key="train_launch").click().run()
-    wait_status(isolated_runs, "long", ("running",))
+    wait_status(_dashboard_isolation, "long", ("running",))
     open_page(at, "runs")
     no_exception(at)
     assert shown_run(at) == "long"
@@ -52,15 +51,15 @@ def test_an_active_run_is_live_with_stop(isolated_runs):
     stop.click().run()
     no_exception(at)
     assert any("Stopping long" in s.value for s in at.success)
-    assert wait_status(isolated_runs, "long", ("stopped", "finished")) == "stopped"
+    assert wait_status(_dashboard_isolation, "long", ("stopped", "finished")) == "stopped"
     at.run()
     no_exception(at)
     assert not [b for b in at.button if b.key == "runs_stop"]
     assert at.button(key="runs_resume")  # stopped: Resume instead of Stop
 
 
-def test_diff_columns_extensions_command_and_csv_are_readable(isolated_runs):
-    store = RunStore(isolated_runs)
+def test_diff_columns_extensions_command_and_csv_are_readable(_dashboard_isolation):
+    store = RunStore(_dashboard_isolation)
     folder = TINY.replace(dataset="folder", data_dir="/data/my images", epochs=2, schedule_epochs=2,
                           extensions=(Extension(from_epoch=2, epochs=3, mode="restart"),))
     for name, config in (("a-very-long-run-name-synthetic-20250101-120000", TINY),

@@ -3,7 +3,6 @@ the trade-off's legend, and one-line errors in the form's words (also the image-
 
 from __future__ import annotations
 
-from app_isolation import isolated_runs  # noqa: F401  (autouse: a fresh runs dir per test)
 from test_app import NEW_SWEEP, S, new_app, no_exception, open_page, set_tiny_sweep
 
 from wrn_core.config import TrainConfig, WRNConfig
@@ -19,8 +18,8 @@ def test_n_chips_are_short():
     assert list(at.multiselect(key=S + "blocks").options)[:2] == ["N=1 · d10", "N=2 · d16"]
 
 
-def test_preflight_rows_short_columns_first_no_clock_and_gone_with_another_sweep(isolated_runs):
-    save_sweep(isolated_runs, make_sweep("saved", BASE, [1], [1]))
+def test_preflight_rows_short_columns_first_no_clock_and_gone_with_another_sweep(_dashboard_isolation):
+    save_sweep(_dashboard_isolation, make_sweep("saved", BASE, [1], [1]))
     at = open_page(new_app(), "sweep")
     at.selectbox(key=S + "open").set_value(NEW_SWEEP).run()
     set_tiny_sweep(at, "", blocks=(1,), widen=(1,))

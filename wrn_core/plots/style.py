@@ -13,7 +13,7 @@ from wrn_core.reference import PAPER_CAPTION
 
 PALETTE = qualitative.Plotly + qualitative.D3
 
-WIDTH_COLORS = ("#636efa", "#00a36c", "#ab63fa", "#ffa15a")  # never red: red marks the width jumps
+WIDTH_COLORS = ("#636efa", "#00a36c", "#ab63fa", "#ffa15a")  # one per compared model; its width jumps take its colour
 STEP_COLOR = "rgba(99, 110, 250, 0.45)"
 TRAIN_COLOR = "#636efa"
 TEST_COLOR = "#ef553b"
