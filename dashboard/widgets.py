@@ -41,9 +41,11 @@ def _resume(name: str, target: int | None, extend: str, flash_key: str, resumed:
 
 
 def _extend_default(prefix: str, name: str, config: Any) -> bool:
-    """Preselect the extension mode for run `name` once per run watched; True when its plan ended at lr 0."""
+    """Preselect the extension mode for run `name` once per run watched, and again whenever the choice was
+    not drawn for a while (Streamlit drops a widget's value in a run that does not draw it: while the run
+    trains, say); True when its plan ended at lr 0."""
     at_zero = config is not None and extension_lr_ends_at_zero(config)
-    if st.session_state.get(prefix + "resume_extend_for") != name:
+    if st.session_state.get(prefix + "resume_extend_for") != name or prefix + "resume_extend" not in st.session_state:
         st.session_state[prefix + "resume_extend_for"] = name
         st.session_state[prefix + "resume_extend"] = default_extend(config) if config is not None else "continue"
     return at_zero

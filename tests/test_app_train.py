@@ -215,3 +215,20 @@ def test_a_queued_run_is_marked_with_an_icon_that_renders(runs_dir):
         assert marks and marks[0].startswith(":material/pause_circle:") and "⏸" not in marks[0]
     finally:
         run.release()
+
+
+def test_restart_stays_preselected_after_the_run_trained_in_between(runs_dir):
+    """The choice is not drawn while the run trains, and Streamlit forgets an undrawn widget's value."""
+    store = RunStore(runs_dir)
+    store.create(TINY.replace(schedule="onecycle"), "done").write_status("stopped", "stopped at epoch 0.5", epoch=0)
+    at = train_page("done")
+    assert at.radio(key="train_resume_extend").value == "restart"
+    run = store.get("done")
+    run.acquire("training")  # a trainer holds it: the page shows Stop, and no resume controls
+    run.write_status("running", "training")
+    at.run()
+    assert not at.radio  # not drawn while it trains
+    run.write_status("finished", "finished 1 epoch", epoch=1)
+    run.release()
+    at.run()
+    assert at.radio(key="train_resume_extend").value == "restart"
