@@ -211,3 +211,17 @@ def test_first_time_users_walk(walk):
     settle(page)
     clean(page)
     shot(page, "walk-sweep-reopened")
+
+
+def test_zero_epochs_typed_in_the_browser_is_refused_not_replaced(walk):
+    """What the browser sends is what Launch uses: a 0 typed into epochs is refused in one line, and no run
+    trains the last valid number instead."""
+    page, url, runs = walk
+    open_page(page, f"{url}/train", "Train")
+    set_number(page, "epochs", 0)
+    settle(page)
+    page.get_by_role("button", name="Launch").click()
+    settle(page)
+    expect(page.get_by_text("epochs must be").first).to_be_visible(timeout=30_000)
+    clean(page)
+    assert [p.name for p in runs.iterdir()] == []  # nothing was created, nothing trains
