@@ -97,14 +97,15 @@ def live_view() -> None:
         f"images seen {lab_ui.fmt_count(status.get('images_seen'))}"
         + (f" · {status['world_size']} processes" if (status.get("world_size") or 1) > 1 else "")
     )
-    if active:
-        lab_ui.show_flash("train_launched", about=watched)  # "Launched X" while X is queued or running
     if state in (FAILED, DIVERGED, INTERRUPTED):
         lab_ui.show_status(status)
         detail = failure_detail(run, status) if state == FAILED else None
         if detail:
             st.caption(f"job.log ends: {lab_ui.plain(detail)}")
     st.plotly_chart(lab_ui.cached_live_figure(run), key="train_live_chart")
+    if active:
+        # Under the charts, so that Launch leaves all four in view: "Launched X" while X is queued or running.
+        lab_ui.show_flash("train_launched", about=watched)
     if not active:
         st.caption(f"Status: **{state}**" + (f" — {lab_ui.plain(status['message'])}" if status.get("message") else ""))
     lab_ui.show_health(run, active)

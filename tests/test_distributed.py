@@ -57,8 +57,8 @@ seen = []
 real_load, real_step, real_finish, real_stop = loop.load_dataset, loop.train_step, loop.finish_epoch, loop._stop
 state = {}
 
-def load_dataset(config):
-    data = real_load(config)
+def load_dataset(config, **kwargs):
+    data = real_load(config, **kwargs)
     if not gray:
         return data
     n = data.train_images.shape[0]

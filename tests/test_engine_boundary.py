@@ -133,3 +133,19 @@ def test_kill_during_a_background_checkpoint_write_loses_only_that_checkpoint(tm
         assert got["train_loss"] == pytest.approx(want["train_loss"], rel=1e-5)
         assert got["test_acc"] == pytest.approx(want["test_acc"], abs=1e-9)
     assert json.loads(run.status_path.read_text())["status"] == "finished"
+
+
+def test_a_failed_background_write_is_noticed_without_waiting_for_the_next_boundary(tmp_path):
+    run = RunStore(tmp_path).create(tiny_config(), "soon", hold="training")
+    writer = CheckpointWriter(run)
+
+    def full(state):
+        raise RunWriteError(28, "no space left on device while writing the checkpoint")
+
+    run.save_checkpoint = full  # type: ignore[method-assign]
+    writer.raise_if_failed()  # nothing written yet: nothing to say
+    writer.submit({"model": {}, "step": 0})
+    writer._thread.join()
+    with pytest.raises(RunWriteError, match="no space left"):
+        writer.raise_if_failed()
+    run.release()

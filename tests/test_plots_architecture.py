@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pandas as pd
-import pytest
 
 from wrn_core.plots import width_figure
 
@@ -44,8 +43,8 @@ def test_width_figure_step_chart_with_groups_and_jumps():
 
 
 def test_width_figure_from_real_layer_table():
-    summary_module = pytest.importorskip("wrn_core.summary")
     from wrn_core.config import WRNConfig
+    from wrn_core.model import summary as summary_module
 
     table = summary_module.layer_table(WRNConfig(depth=10, widen_factor=2))
     fig = width_figure(table)

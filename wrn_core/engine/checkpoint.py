@@ -150,3 +150,9 @@ class CheckpointWriter:
         if error is not None:
             raise error
         return waited
+
+    def raise_if_failed(self) -> None:
+        """Without waiting: re-raise the error of a write that has already failed (the loop asks at each
+        logging point, so a full disk ends the run soon after, not an epoch later)."""
+        if self._thread is not None and not self._thread.is_alive() and self._error is not None:
+            self.wait()

@@ -310,6 +310,8 @@ def train_epoch(run: Run, session: Session, position: Position, stop_event: thre
         interval_images = 0
         if session.monitor.due():
             record_system(run, session, position)
+        if session.checkpoints is not None:
+            session.checkpoints.raise_if_failed()
         report.send(session, position, TRAINING, loss_value, acc_value, session.recent_rate)
         if dist.enabled and stop_asked > 0 and position.batch_in_epoch < steps_per_epoch:
             return False

@@ -40,6 +40,11 @@ SYSTEM_SERIES = (
 )
 
 
+# The Train page's live view: short enough that, under the run picker and progress line, a 900 px high
+# screen shows all four panels right after Launch.
+LIVE_HEIGHT = 520
+
+
 def _panel_figure(x_title: str, height: int = 560) -> go.Figure:
     """The empty 2x2 grid of PANELS, axes titled (height in pixels)."""
     fig = make_subplots(
@@ -133,7 +138,7 @@ def _mark_best(fig: go.Figure, epochs: pd.DataFrame) -> None:
 def live_figure(records: Iterable[Mapping[str, Any]]) -> go.Figure:
     """The 2x2 live training view: per-step and per-epoch train points, per-epoch test points, best marked."""
     steps, epochs = metrics_frames(records)
-    fig = _panel_figure("epoch")
+    fig = _panel_figure("epoch", height=LIVE_HEIGHT)
     for row, col, metric in PANELS:
         for trace in _live_traces(steps, epochs, metric):
             fig.add_trace(trace, row=row, col=col)
