@@ -14,6 +14,7 @@ from wrn_core.inspect.network import Network
 FORMATS = {"onnx": ".onnx", "safetensors": ".safetensors", "pt2": ".pt2"}
 ONNX_OPSET = 18
 EXAMPLE_BATCH = 2  # the traced example; the batch dimension stays dynamic
+MAX_BATCH = 1 << 16  # the largest batch the exported graphs accept
 
 
 class ExportError(ValueError):
@@ -79,12 +80,13 @@ def _example(network: Network) -> torch.Tensor:
 def _write_onnx(network: Network, path: Path) -> None:
     try:
         import onnx
+        import onnxscript  # noqa: F401 - torch's torch.export-based ONNX exporter needs it
     except ImportError:
-        raise ExportError("ONNX export needs the onnx package: pip install onnx onnxruntime") from None
-    module = network.normalized()
+        raise ExportError("ONNX export needs the onnx and onnxscript packages: pip install onnx onnxscript onnxruntime") from None
+    batch = torch.export.Dim("batch", min=1, max=MAX_BATCH)
     torch.onnx.export(
-        module, (_example(network),), str(path), input_names=["images"], output_names=["logits"],
-        dynamic_axes={"images": {0: "batch"}, "logits": {0: "batch"}}, opset_version=ONNX_OPSET, dynamo=False,
+        network.normalized(), (_example(network),), str(path), input_names=["images"], output_names=["logits"],
+        dynamic_shapes=({0: batch},), opset_version=ONNX_OPSET, dynamo=True, verbose=False,
     )
     graph = onnx.load(str(path))
     for key, value in network.metadata().items():
@@ -104,6 +106,6 @@ def _write_safetensors(network: Network, path: Path) -> None:
 
 
 def _write_pt2(network: Network, path: Path) -> None:
-    batch = torch.export.Dim("batch", min=1, max=1 << 16)
+    batch = torch.export.Dim("batch", min=1, max=MAX_BATCH)
     program = torch.export.export(network.normalized(), (_example(network),), dynamic_shapes=({0: batch},))
     torch.export.save(program, str(path), extra_files=network.metadata())
