@@ -41,3 +41,20 @@ def evaluation_findings(evaluation: Mapping[str, Any]) -> list[Finding]:
     """Every evaluation rule's finding, most severe first (one rule today)."""
     found = check_collapsed(evaluation)
     return [found] if found is not None else []
+
+
+def mistakes(evaluation: Mapping[str, Any], true_class: str | None = None, pred_class: str | None = None):
+    """The misclassified images as a DataFrame (index, true, pred, confidence[, path]), most confident first,
+    optionally only one true and/or one predicted class."""
+    import pandas as pd
+
+    classes = list(evaluation["classes"])
+    rows = [p for p in evaluation.get("predictions") or [] if p["label"] != p["pred"]]
+    frame = pd.DataFrame(rows, columns=["index", "label", "pred", "confidence"] + (["path"] if rows and "path" in rows[0] else []))
+    frame.insert(1, "true", [classes[k] for k in frame["label"]])
+    frame.insert(2, "predicted", [classes[k] for k in frame["pred"]])
+    if true_class is not None:
+        frame = frame[frame["true"] == true_class]
+    if pred_class is not None:
+        frame = frame[frame["predicted"] == pred_class]
+    return frame.drop(columns=["label", "pred"]).sort_values("confidence", ascending=False, kind="stable").reset_index(drop=True)
