@@ -73,11 +73,15 @@ def evaluate_run(run: Run, split: str = "test", tta: str = "none", device: str =
 
 
 def evaluate_network(network: Network, data: Dataset, split: str, tta: str, device: torch.device,
-                     progress: Progress | None = None) -> dict[str, Any]:
-    """Run the network over one split exactly as training's evaluation does and summarise it."""
+                     progress: Progress | None = None, width_use: bool = True) -> dict[str, Any]:
+    """Run the network over one split exactly as training's evaluation does and summarise it.
+
+    width_use=False leaves the ReLU hooks out (empty width_use rows): what bench.inspect_eval compares.
+    """
     images = data.test_images if split == "test" else data.train_images
     labels = data.test_labels if split == "test" else data.train_labels
-    outputs, width_rows = _forward(network, images, labels, tta, device, network.config.eval_batch_size, progress)
+    outputs, width_rows = _forward(network, images, labels, tta, device, network.config.eval_batch_size, progress,
+                                   width_use)
     label_np = labels.numpy()
     plain_pred = outputs["pred"]
     # The predictions every figure is drawn from: the averaged ones with TTA.
@@ -105,13 +109,13 @@ def evaluate_network(network: Network, data: Dataset, split: str, tta: str, devi
 
 
 def _forward(network: Network, images: torch.Tensor, labels: torch.Tensor, tta: str, device: torch.device,
-             batch_size: int, progress: Progress | None) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+             batch_size: int, progress: Progress | None, width_use: bool = True) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Logit-level outputs over the split (plain, and averaged with the mirror image for TTA) and width use."""
     channels_last = device.type in ("cuda", "cpu")  # as the engine runs it, so the figures match its records
     model = network.model.to(device, memory_format=torch.channels_last if channels_last else torch.contiguous_format)
     loader = DeviceLoader(images.to(device), labels.to(device), batch_size, network.mean, network.std,
                           train=False, augment=False, channels_last=channels_last)
-    meter = WidthMeter(model)
+    meter = WidthMeter(model) if width_use else None
     preds, confs, loss_sum = [], [], torch.zeros((), device=device, dtype=torch.float64)
     tta_preds, tta_confs, tta_loss = [], [], torch.zeros((), device=device, dtype=torch.float64)
     done, total = 0, int(labels.shape[0])
@@ -125,18 +129,21 @@ def _forward(network: Network, images: torch.Tensor, labels: torch.Tensor, tta: 
                 confs.append(probs.max(dim=1).values)
                 preds.append(logits.argmax(dim=1))
                 if tta == "flip":
-                    meter.paused = True  # width use describes the images themselves, not their mirrors
+                    if meter is not None:
+                        meter.paused = True  # width use describes the images themselves, not their mirrors
                     mean_logits = (logits + model(x.flip(3)).float()) / 2
-                    meter.paused = False
+                    if meter is not None:
+                        meter.paused = False
                     tta_loss += F.cross_entropy(mean_logits, y, reduction="sum").double()
                     tta_confs.append(mean_logits.softmax(dim=1).max(dim=1).values)
                     tta_preds.append(mean_logits.argmax(dim=1))
                 done += int(y.shape[0])
                 if progress is not None:
                     progress(done, total)
-        rows = meter.rows()
+        rows = meter.rows() if meter is not None else []
     finally:
-        meter.remove()
+        if meter is not None:
+            meter.remove()
         network.model.to("cpu")
     n = max(1, total)
     out: dict[str, Any] = {

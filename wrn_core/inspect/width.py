@@ -8,12 +8,35 @@ import torch
 from torch import nn
 
 DEAD_ZERO_FRACTION = 0.99  # a channel is dead when it is zero at >= 99% of positions over the evaluated images
+EXACT_COUNT_ROWS = 1 << 24  # float32 sums of 0/1 are exact up to 2**24 terms: longer batches go in parts
 
 
 def group_of(layer: str) -> str:
     """'group2.0.relu1' -> 'group 2', 'head.relu' -> 'head': the layer table's group names."""
     top = layer.split(".")[0]
     return f"group {top[5:]}" if top.startswith("group") and top[5:].isdigit() else top
+
+
+def _channel_sums(output: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """Per channel of a ReLU's output (B, C, H, W) or (B, C): zero positions (int64), sum of squares (float64), positions.
+
+    As (positions, C) rows reduced by a matrix-vector product with ones: BLAS does it in about half the
+    time of eq(0).sum + square().sum over (0, 2, 3) on the CPU (measured for 250 x 64 x 32 x 32, one thread).
+    """
+    channels = output.shape[1]
+    rows = output.permute(0, 2, 3, 1).reshape(-1, channels) if output.dim() == 4 else output  # a view when channels_last
+    if rows.dtype != torch.float32:
+        rows = rows.float()  # bf16 under CUDA autocast: counts and sums need float32's 24 bits
+    positions = int(rows.shape[0])
+    nonzero = torch.zeros(channels, dtype=torch.int64, device=rows.device)
+    squares = torch.zeros(channels, dtype=torch.float64, device=rows.device)
+    for start in range(0, positions, EXACT_COUNT_ROWS):
+        part = rows[start : start + EXACT_COUNT_ROWS]
+        ones = torch.ones(part.shape[0], dtype=torch.float32, device=rows.device)
+        # ReLU outputs are >= 0, so sign() is the nonzero indicator.
+        nonzero += (ones @ torch.sign(part)).round().to(torch.int64)
+        squares += (ones @ (part * part)).double()
+    return positions - nonzero, squares, positions
 
 
 class WidthMeter:
@@ -35,15 +58,13 @@ class WidthMeter:
         def record(_module: nn.Module, _inputs: Any, output: torch.Tensor) -> None:
             if self.paused:
                 return
-            dims = (0, 2, 3) if output.dim() == 4 else (0,)  # (B, C, H, W), or (B, C)
-            zeros = output.eq(0).sum(dim=dims)
-            squares = output.float().square().sum(dim=dims).double()
+            zeros, squares, positions = _channel_sums(output)
             if name in self._zeros:
                 self._zeros[name] += zeros
                 self._squares[name] += squares
             else:
                 self._zeros[name], self._squares[name] = zeros, squares
-            self._positions[name] = self._positions.get(name, 0) + output.numel() // output.shape[1]
+            self._positions[name] = self._positions.get(name, 0) + positions
         return record
 
     def remove(self) -> None:
