@@ -1,4 +1,4 @@
-"""The Inspect page in Debian's chromium: upload a PNG under "Ask the model" and see the top 5 classes."""
+"""The Inspect page in Debian's chromium: upload a PNG under "Ask the model" and see the top 5; download an export."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ def server(tmp_path_factory):
     log_path = tmp_path_factory.mktemp("inspect-log") / "streamlit.log"
     proc, url, _ = start_streamlit(runs, log_path)
     try:
-        yield {"url": url, "log": log_path}
+        yield {"url": url, "log": log_path, "runs": runs}
     finally:
         stop_streamlit(proc)
     assert not app_exceptions(log_path), f"the server logged an exception in the app:\n{log_path.read_text()}"
@@ -55,5 +55,18 @@ def test_uploading_a_png_shows_the_top_5(server, tmp_path):
             values = [float(p.rstrip("%")) for p in probabilities]
             assert values == sorted(values, reverse=True) and 0 < sum(values) <= 100.05
             assert page.locator(NO_EXCEPTION).count() == 0
+            # The export view's download is made when clicked, and is a state dict build_model loads.
+            page.get_by_text("Export", exact=True).first.click()
+            settle(page)
+            with page.expect_download(timeout=120_000) as download:
+                page.get_by_text("Download safetensors").click()
+            assert download.value.suggested_filename == "tiny.safetensors"
+            from safetensors.torch import load_file
+
+            from wrn_core.model import build_model
+            from wrn_core.store import RunStore
+
+            config = RunStore(server["runs"]).get("tiny").read_config()
+            build_model(config.model).load_state_dict(load_file(download.value.path()))
         finally:
             browser.close()
