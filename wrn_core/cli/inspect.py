@@ -32,7 +32,7 @@ def add_export(sub: argparse._SubParsersAction) -> None:
     export.add_argument("--runs-dir", default=DEFAULT_RUNS_DIR)
 
 
-def _progress_bar(total_hint: str) -> tuple[Callable[[int, int], None] | None, Callable[[], None]]:
+def _progress_bar(description: str) -> tuple[Callable[[int, int], None] | None, Callable[[], None]]:
     """A tqdm bar on stderr fed (done, total); (None, no-op) when tqdm is missing."""
     try:
         from tqdm import tqdm
@@ -42,7 +42,7 @@ def _progress_bar(total_hint: str) -> tuple[Callable[[int, int], None] | None, C
 
     def update(done: int, total: int) -> None:
         if "bar" not in bar:
-            bar["bar"] = tqdm(total=total, desc=total_hint, unit="img", file=sys.stderr, disable=None, leave=False)
+            bar["bar"] = tqdm(total=total, desc=description, unit="img", file=sys.stderr, disable=None, leave=False)
         bar["bar"].update(done - bar["bar"].n)
 
     return update, lambda: bar["bar"].close() if "bar" in bar else None

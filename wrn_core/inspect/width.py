@@ -9,6 +9,7 @@ from torch import nn
 
 DEAD_ZERO_FRACTION = 0.99  # a channel is dead when it is zero at >= 99% of positions over the evaluated images
 EXACT_COUNT_ROWS = 1 << 24  # float32 sums of 0/1 are exact up to 2**24 terms: longer batches go in parts
+CPU_PART_FLOATS = 1 << 19  # 2 MB of float32 per part on the CPU: the temporaries stay in cache
 
 
 def group_of(layer: str) -> str:
@@ -20,22 +21,25 @@ def group_of(layer: str) -> str:
 def _channel_sums(output: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, int]:
     """Per channel of a ReLU's output (B, C, H, W) or (B, C): zero positions (int64), sum of squares (float64), positions.
 
-    As (positions, C) rows reduced by a matrix-vector product with ones: BLAS does it in about half the
-    time of eq(0).sum + square().sum over (0, 2, 3) on the CPU (measured for 250 x 64 x 32 x 32, one thread).
+    As (positions, C) rows reduced by products with a ones vector. On the CPU in cache-sized parts:
+    measured on WRN-16-4's activations (250 images, one thread) the hooks took 0.075 s per forward of
+    2.7 s, against 0.41 s for whole-tensor temporaries and 0.84 s for eq(0)/square() sums over (0, 2, 3).
     """
     channels = output.shape[1]
     rows = output.permute(0, 2, 3, 1).reshape(-1, channels) if output.dim() == 4 else output  # a view when channels_last
     if rows.dtype != torch.float32:
         rows = rows.float()  # bf16 under CUDA autocast: counts and sums need float32's 24 bits
     positions = int(rows.shape[0])
+    part_rows = max(256, CPU_PART_FLOATS // channels) if rows.device.type == "cpu" else EXACT_COUNT_ROWS
+    ones = torch.ones(min(positions, part_rows), dtype=torch.float32, device=rows.device)
     nonzero = torch.zeros(channels, dtype=torch.int64, device=rows.device)
     squares = torch.zeros(channels, dtype=torch.float64, device=rows.device)
-    for start in range(0, positions, EXACT_COUNT_ROWS):
-        part = rows[start : start + EXACT_COUNT_ROWS]
-        ones = torch.ones(part.shape[0], dtype=torch.float32, device=rows.device)
+    for start in range(0, positions, part_rows):
+        part = rows[start : start + part_rows]
+        weights = ones[: part.shape[0]]
         # ReLU outputs are >= 0, so sign() is the nonzero indicator.
-        nonzero += (ones @ torch.sign(part)).round().to(torch.int64)
-        squares += (ones @ (part * part)).double()
+        nonzero += (weights @ torch.sign(part)).round().to(torch.int64)  # exact: a part is < 2**24 rows
+        squares += (weights @ (part * part)).double()
     return positions - nonzero, squares, positions
 
 
