@@ -16,6 +16,7 @@ try:
 except ImportError:  # tests/ imported as a package
     from tests.inspect_runs import trained_run
 
+from wrn_core.config import WRNConfig
 from wrn_core.inspect import evaluate_run
 from wrn_core.store import RunStore
 
@@ -26,10 +27,10 @@ TIMEOUT = 120  # seconds per script run: the first evaluates a checkpoint and im
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
-    """Two finished runs (k = 1 and k = 2, the newest is k = 2) and the k = 1 run's evaluation."""
+    """Two finished runs: k = 1 and, newest, k = 2."""
     root = tmp_path_factory.mktemp("runs")
     trained_run(root, "narrow")
-    trained_run(root, "wide", model=__import__("wrn_core.config", fromlist=["WRNConfig"]).WRNConfig(depth=10, widen_factor=2))
+    trained_run(root, "wide", model=WRNConfig(depth=10, widen_factor=2))
     return root
 
 

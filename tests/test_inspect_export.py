@@ -4,6 +4,7 @@ safetensors loads into build_model, metadata travels, and bad input is one line.
 from __future__ import annotations
 
 import json
+import os
 import sys
 
 import numpy as np
@@ -112,12 +113,15 @@ def test_unknown_format_and_unwritable_path_are_one_line(network, tmp_path, caps
     locked.mkdir()
     locked.chmod(0o500)
     try:
-        if not __import__("os").access(locked, __import__("os").W_OK):  # root writes anywhere
+        if not os.access(locked, os.W_OK):  # root writes anywhere
             err = _one_line(["export", run.name, "--format", "pt2", "--out", str(locked / "m.pt2"), "--runs-dir", runs], capsys)
             assert "permission denied" in err
         assert list(locked.iterdir()) == []
     finally:
         locked.chmod(0o700)
+    # Files cannot be made in /proc, even by root (for whom the permission check above passes).
+    assert "cannot write /proc/m.onnx" in _one_line(["export", run.name, "--format", "onnx", "--out", "/proc/m.onnx",
+                                                     "--runs-dir", runs], capsys)
     assert "is a directory" in _one_line(["export", run.name, "--format", "onnx", "--out", str(tmp_path), "--runs-dir", runs], capsys)
 
 

@@ -41,8 +41,11 @@ def export_network(network: Network, fmt: str, out: str | os.PathLike[str] | Non
     path = Path(out) if out is not None else default_path(network, fmt)
     _check_writable(path)
     writer = {"onnx": _write_onnx, "safetensors": _write_safetensors, "pt2": _write_pt2}[fmt]
-    # The temporary name keeps the extension: torch.export.save checks it.
-    handle, tmp_name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{FORMATS[fmt]}", dir=path.parent)
+    try:
+        # The temporary name keeps the extension: torch.export.save checks it.
+        handle, tmp_name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{FORMATS[fmt]}", dir=path.parent)
+    except OSError as exc:  # e.g. a directory nobody can create files in, whatever os.access says
+        raise ExportError(f"cannot write {path} ({one_line(exc)})") from None
     os.close(handle)
     tmp = Path(tmp_name)
     try:
