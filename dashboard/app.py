@@ -32,6 +32,7 @@ pg = st.navigation(
         st.Page(PAGES_DIR / "2_train.py", title="Train", icon=":material/model_training:", url_path="train"),
         st.Page(PAGES_DIR / "3_runs.py", title="Runs", icon=":material/table_chart:", url_path="runs"),
         st.Page(PAGES_DIR / "4_sweep.py", title="Sweep", icon=":material/grid_on:", url_path="sweep"),
+        st.Page(PAGES_DIR / "5_inspect.py", title="Inspect", icon=":material/biotech:", url_path="inspect"),
     ]
 )
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 # Lowest first: a room may import only rooms before it (DEVELOPERS.md, "Rooms of wrn_core").
-ORDER = ("errors", "config", "presets", "store", "data", "model", "reference", "engine", "sweeps", "jobs",
+ORDER = ("errors", "config", "presets", "store", "data", "model", "reference", "engine", "sweeps", "jobs", "inspect",
          "analysis", "plots", "cli", "__main__")
 LOOP = "wrn_core.engine.loop"
 

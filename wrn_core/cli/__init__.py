@@ -1,4 +1,4 @@
-"""Command line: `python -m wrn_core summary|train|resume|ddp|sweep|sweeps|runs|download|presets|devices`."""
+"""Command line: `python -m wrn_core summary|train|resume|ddp|sweep|sweeps|runs|evaluate|export|download|presets|devices`."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from wrn_core.cli.flags import (
     train_config_from_args,
 )
 from wrn_core.cli.info import cmd_devices, cmd_download, cmd_presets, cmd_summary
+from wrn_core.cli.inspect import cmd_evaluate, cmd_export
 from wrn_core.cli.runs import cmd_runs
 from wrn_core.cli.sweep import cmd_sweep, cmd_sweeps
 from wrn_core.cli.train import _install_stop_handlers, _RankError, cmd_resume, cmd_train
@@ -42,6 +43,8 @@ COMMANDS: dict[str, Callable] = {
     "ddp": cmd_ddp,
     "sweep": cmd_sweep,
     "sweeps": cmd_sweeps,
+    "evaluate": cmd_evaluate,
+    "export": cmd_export,
 }
 
 

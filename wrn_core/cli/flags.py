@@ -248,7 +248,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="python -m wrn_core", description="Wide Residual Networks: inspect, train, compare.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     # In this order in --help.
-    for add in (_add_summary, _add_train, _add_sweep, _add_sweeps, _add_resume, _add_runs,
+    from wrn_core.cli.inspect import add_evaluate, add_export  # here: that module imports this one
+
+    for add in (_add_summary, _add_train, _add_sweep, _add_sweeps, _add_resume, _add_runs, add_evaluate, add_export,
                 _add_download_and_presets, _add_ddp, _add_devices):
         add(sub)
     return parser

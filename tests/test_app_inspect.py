@@ -1,0 +1,164 @@
+"""The Inspect page under streamlit.testing.v1.AppTest: headline figures, views, uploads, exports, one-line errors."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from streamlit.testing.v1 import AppTest
+
+try:
+    from inspect_runs import trained_run
+except ImportError:  # tests/ imported as a package
+    from tests.inspect_runs import trained_run
+
+from wrn_core.config import WRNConfig
+from wrn_core.inspect import evaluate_run
+from wrn_core.store import RunStore
+
+APP = Path(__file__).resolve().parent.parent / "dashboard" / "app.py"
+PAGE = "../pages/5_inspect.py"
+TIMEOUT = 120  # seconds per script run: the first evaluates a checkpoint and imports torch
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """Two finished runs: k = 1 and, newest, k = 2."""
+    root = tmp_path_factory.mktemp("runs")
+    trained_run(root, "narrow")
+    trained_run(root, "wide", model=WRNConfig(depth=10, widen_factor=2))
+    return root
+
+
+@pytest.fixture(autouse=True)
+def _isolated(runs, monkeypatch):
+    import streamlit as st
+
+    monkeypatch.setenv("WRN_RUNS_DIR", str(runs))
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    yield
+    st.cache_data.clear()
+    st.cache_resource.clear()
+
+
+def lab_ui_pct(fraction: float) -> str:
+    from dashboard.lab_ui import fmt_pct
+
+    return fmt_pct(fraction)
+
+
+def open_inspect() -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+    return at.switch_page(PAGE).run()
+
+
+def no_exception(at: AppTest) -> None:
+    assert not at.exception, [e.value for e in at.exception]
+
+
+def view(at: AppTest, name: str) -> AppTest:
+    at.segmented_control(key="inspect_view").set_value(name)
+    return at.run()
+
+
+def png(color=(200, 30, 30), size=(40, 24)) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(np.full((size[1], size[0], 3), color, dtype=np.uint8)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def test_headline_defaults_to_the_newest_run_and_shows_its_figures(runs):
+    at = open_inspect()
+    no_exception(at)
+    assert at.selectbox(key="inspect_run").value == "wide"
+    ev = evaluate_run(RunStore(runs).get("wide"))
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["test accuracy"] == lab_ui_pct(ev["accuracy"])
+    assert metrics["epoch"] == "2" and metrics["ECE"] == f"{ev['ece']:.3f}"
+    heatmap = json.loads(at.get("plotly_chart")[0].proto.spec)["data"][0]
+    assert heatmap["type"] == "heatmap" and heatmap["x"] == ev["classes"] and heatmap["y"] == ev["classes"]
+    assert len(at.table) == 1  # the top confusions
+
+
+def test_normalised_confusion_and_tta(runs):
+    at = open_inspect()
+    at.toggle(key="inspect_normalise").set_value(True).run()
+    rows = json.loads(at.get("plotly_chart")[0].proto.spec)["data"][0]["z"]
+    assert all(abs(sum(row) - 1) < 1e-6 for row in rows)
+    at.toggle(key="inspect_tta").set_value(True).run()
+    no_exception(at)
+    tta = evaluate_run(RunStore(runs).get("wide"), tta="flip")
+    assert {m.label: m.value for m in at.metric}["with flip TTA"] == lab_ui_pct(tta["tta_accuracy"])
+    assert (runs / "wide" / "evaluation-test-flip.json").is_file()
+
+
+def test_mistakes_gallery_filters_by_class_and_asks_about_one(runs):
+    at = view(open_inspect(), "Mistakes")
+    no_exception(at)
+    ev = evaluate_run(RunStore(runs).get("wide"))
+    wrong = [p for p in ev["predictions"] if p["label"] != p["pred"]]
+    assert len(at.image) == min(len(wrong), 24)  # the gallery: the most confident mistakes
+    target = ev["classes"][wrong[0]["label"]]
+    at.selectbox(key="inspect_true").set_value(target).run()
+    expected = sum(1 for p in wrong if ev["classes"][p["label"]] == target)
+    assert any(f"{expected:,} mistakes" in c.value for c in at.caption)
+    assert len(at.image) == min(expected, 24)
+    picked = [int(option.lstrip("#")) for option in at.selectbox(key="inspect_pick").options]
+    assert picked and all(ev["predictions"][i]["label"] == ev["classes"].index(target) for i in picked)
+    confidences = [ev["predictions"][i]["confidence"] for i in picked]
+    assert confidences == sorted(confidences, reverse=True)  # most confident first
+    assert len(at.table[-1].value) == 5  # the picked image's top 5
+
+
+def test_calibration_and_width_use_beside_a_second_run():
+    at = view(open_inspect(), "Calibration")
+    no_exception(at)
+    bars = json.loads(at.get("plotly_chart")[0].proto.spec)["data"]
+    assert bars[0]["type"] == "bar" and bars[1]["name"] == "perfectly calibrated"
+    at = view(at, "Width use")
+    at.selectbox(key="inspect_other").set_value("narrow").run()
+    no_exception(at)
+    names = [t.get("name", "") for t in json.loads(at.get("plotly_chart")[0].proto.spec)["data"]]
+    assert "wide effective width" in names and "narrow effective width" in names
+    assert "wide" in names and "narrow" in names  # the allocated widths, as on the Architecture page
+
+
+def test_ask_the_model_gives_the_top_5_and_one_line_for_bad_uploads():
+    at = view(open_inspect(), "Ask the model")
+    uploader = at.file_uploader(key="inspect_upload")
+    uploader.set_value([("red.png", png(), "image/png"), ("fake.png", b"not an image", "image/png"),
+                        ("empty.png", b"", "image/png")])
+    at.run()
+    no_exception(at)
+    assert len(at.table) == 1 and len(at.table[0].value) == 5
+    errors = [e.value for e in at.error]
+    assert any("fake.png is not a readable PNG or JPEG image" in e for e in errors)
+    assert any("empty.png is empty" in e for e in errors)
+
+
+def test_export_offers_the_three_formats():
+    at = view(open_inspect(), "Export")
+    no_exception(at)
+    labels = [b.proto.label for b in at.get("download_button")]
+    assert labels == ["Download onnx", "Download safetensors", "Download pt2"]
+
+
+def test_a_corrupt_checkpoint_is_one_line(tmp_path, monkeypatch):
+    run = trained_run(tmp_path, "broken", epochs=1)
+    run.checkpoint_path.write_bytes(b"garbage")
+    monkeypatch.setenv("WRN_RUNS_DIR", str(tmp_path))
+    at = open_inspect()
+    no_exception(at)
+    assert len(at.error) == 1 and "checkpoint.pt" in at.error[0].value
+
+
+def test_no_checkpoint_yet_says_so(tmp_path, monkeypatch):
+    monkeypatch.setenv("WRN_RUNS_DIR", str(tmp_path))
+    at = open_inspect()
+    no_exception(at)
+    assert any("No run has a checkpoint yet" in i.value for i in at.info)

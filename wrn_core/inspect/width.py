@@ -1,0 +1,116 @@
+"""Width use: forward hooks on every ReLU that count dead channels and the effective width (participation ratio)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+DEAD_ZERO_FRACTION = 0.99  # a channel is dead when it is zero at >= 99% of positions over the evaluated images
+EXACT_COUNT_ROWS = 1 << 24  # float32 sums of 0/1 are exact up to 2**24 terms: longer batches go in parts
+CPU_PART_FLOATS = 1 << 19  # 2 MB of float32 per part on the CPU: the temporaries stay in cache
+
+
+def group_of(layer: str) -> str:
+    """'group2.0.relu1' -> 'group 2', 'head.relu' -> 'head': the layer table's group names."""
+    top = layer.split(".")[0]
+    return f"group {top[5:]}" if top.startswith("group") and top[5:].isdigit() else top
+
+
+def _channel_sums(output: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """Per channel of a ReLU's output (B, C, H, W) or (B, C): zero positions (int64), sum of squares (float64), positions.
+
+    As (positions, C) rows reduced by products with a ones vector. On the CPU in cache-sized parts:
+    measured on WRN-16-4's activations (250 images, one thread) the hooks took 0.075 s per forward of
+    2.7 s, against 0.41 s for whole-tensor temporaries and 0.84 s for eq(0)/square() sums over (0, 2, 3).
+    """
+    channels = output.shape[1]
+    rows = output.permute(0, 2, 3, 1).reshape(-1, channels) if output.dim() == 4 else output  # a view when channels_last
+    if rows.dtype != torch.float32:
+        rows = rows.float()  # bf16 under CUDA autocast: counts and sums need float32's 24 bits
+    positions = int(rows.shape[0])
+    part_rows = max(256, CPU_PART_FLOATS // channels) if rows.device.type == "cpu" else EXACT_COUNT_ROWS
+    ones = torch.ones(min(positions, part_rows), dtype=torch.float32, device=rows.device)
+    nonzero = torch.zeros(channels, dtype=torch.int64, device=rows.device)
+    squares = torch.zeros(channels, dtype=torch.float64, device=rows.device)
+    for start in range(0, positions, part_rows):
+        part = rows[start : start + part_rows]
+        weights = ones[: part.shape[0]]
+        # ReLU outputs are >= 0, so sign() is the nonzero indicator.
+        nonzero += (weights @ torch.sign(part)).round().to(torch.int64)  # exact: a part is < 2**24 rows
+        squares += (weights @ (part * part)).double()
+    return positions - nonzero, squares, positions
+
+
+class WidthMeter:
+    """Hooks every nn.ReLU of a model (in model order) and sums, per channel, zeros and squared activations.
+
+    Sums stay on the activations' device (one host sync in `rows`). `paused` skips batches, e.g. TTA mirrors.
+    """
+
+    def __init__(self, model: nn.Module) -> None:
+        self.paused = False
+        self.layers = [name for name, module in model.named_modules() if isinstance(module, nn.ReLU)]
+        self._zeros: dict[str, torch.Tensor] = {}  # int64 (C,): positions where the channel was exactly 0
+        self._squares: dict[str, torch.Tensor] = {}  # float64 (C,): sum of squared activations
+        self._positions: dict[str, int] = {}  # images x H x W seen per layer
+        self._handles = [module.register_forward_hook(self._hook(name))
+                         for name, module in model.named_modules() if isinstance(module, nn.ReLU)]
+
+    def _hook(self, name: str):
+        def record(_module: nn.Module, _inputs: Any, output: torch.Tensor) -> None:
+            if self.paused:
+                return
+            zeros, squares, positions = _channel_sums(output)
+            if name in self._zeros:
+                self._zeros[name] += zeros
+                self._squares[name] += squares
+            else:
+                self._zeros[name], self._squares[name] = zeros, squares
+            self._positions[name] = self._positions.get(name, 0) + positions
+        return record
+
+    def remove(self) -> None:
+        for handle in self._handles:
+            handle.remove()
+        self._handles = []
+
+    def rows(self) -> list[dict[str, Any]]:
+        """One row per ReLU in model order: layer, group, channels, dead_channels, active_fraction, effective_width."""
+        rows = []
+        for name in self.layers:
+            if name not in self._zeros:
+                continue
+            zero_fraction = self._zeros[name].double().cpu() / max(1, self._positions[name])
+            energy = self._squares[name].cpu() / max(1, self._positions[name])  # e: mean squared activation per channel
+            channels = int(energy.numel())
+            dead = int((zero_fraction >= DEAD_ZERO_FRACTION).sum())
+            total = float(energy.sum())
+            effective = total * total / float(energy.square().sum()) if total > 0 else 0.0
+            rows.append({
+                "layer": name, "group": group_of(name), "channels": channels, "dead_channels": dead,
+                "active_fraction": (channels - dead) / channels, "effective_width": effective,
+                "dead_indices": [int(i) for i in torch.nonzero(zero_fraction >= DEAD_ZERO_FRACTION).flatten()],
+            })
+        return rows
+
+
+def group_totals(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per group, in model order: ReLUs, channels and dead channels summed, active fraction, mean effective share."""
+    totals: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        entry = totals.setdefault(row["group"], {"group": row["group"], "relus": 0, "channels": 0, "dead_channels": 0,
+                                                 "effective_width": 0.0, "_share": 0.0})
+        entry["relus"] += 1
+        entry["channels"] += row["channels"]
+        entry["dead_channels"] += row["dead_channels"]
+        entry["effective_width"] += row["effective_width"]
+        entry["_share"] += row["effective_width"] / row["channels"]
+    out = []
+    for entry in totals.values():
+        share = entry.pop("_share")
+        entry["active_fraction"] = (entry["channels"] - entry["dead_channels"]) / entry["channels"]
+        entry["effective_fraction"] = share / entry["relus"]  # mean over the group's ReLUs of effective/allocated
+        out.append(entry)
+    return out
