@@ -116,9 +116,12 @@ def test_after_launch_the_live_chart_is_in_view(server, browser):
         expect(page.get_by_text("Launched in-view")).to_be_visible(timeout=30_000)
         page.wait_for_function(HAS_POINTS_JS, timeout=90_000)
         settle(page)
-        chart = page.locator(".js-plotly-plot").first
-        box = chart.bounding_box()
-        assert box is not None
+        # Measured in one script call: the live view redraws every second, and a locator's element can be
+        # replaced between finding it and measuring it.
+        page.wait_for_function("() => { const e = document.querySelector('.js-plotly-plot');"
+                               " return e !== null && e.getBoundingClientRect().height > 0; }")
+        box = page.evaluate("() => { const r = document.querySelector('.js-plotly-plot').getBoundingClientRect();"
+                            " return {x: r.x, y: r.y, width: r.width, height: r.height}; }")
         assert box["y"] >= 0 and box["x"] >= 0, box
         assert box["y"] + box["height"] <= 900 and box["x"] + box["width"] <= 1440, box
         shot(page, "train-after-launch-1440x900")
