@@ -53,14 +53,19 @@ def test_epoch_plans_are_drawn_ahead_and_stay_on_the_loaders_device():
     assert all(x.device == images.device for x in first)
 
 
-def test_a_failed_background_write_surfaces_in_the_loop(tmp_path):
-    run = RunStore(tmp_path).create(tiny_config(), "bg", hold="training")
-    writer = CheckpointWriter(run)
+def _writer_on_a_full_disk(tmp_path, name: str):
+    """A held run whose checkpoint writes fail as a full disk does, and a writer for it."""
+    run = RunStore(tmp_path).create(tiny_config(), name, hold="training")
 
     def full(state):
         raise RunWriteError(28, "no space left on device while writing the checkpoint")
 
     run.save_checkpoint = full  # type: ignore[method-assign]
+    return run, CheckpointWriter(run)
+
+
+def test_a_failed_background_write_surfaces_in_the_loop(tmp_path):
+    run, writer = _writer_on_a_full_disk(tmp_path, "bg")
     writer.submit({"model": {}, "step": 0})
     with pytest.raises(RunWriteError, match="no space left"):
         writer.wait()
@@ -136,13 +141,7 @@ def test_kill_during_a_background_checkpoint_write_loses_only_that_checkpoint(tm
 
 
 def test_a_failed_background_write_is_noticed_without_waiting_for_the_next_boundary(tmp_path):
-    run = RunStore(tmp_path).create(tiny_config(), "soon", hold="training")
-    writer = CheckpointWriter(run)
-
-    def full(state):
-        raise RunWriteError(28, "no space left on device while writing the checkpoint")
-
-    run.save_checkpoint = full  # type: ignore[method-assign]
+    run, writer = _writer_on_a_full_disk(tmp_path, "soon")
     writer.raise_if_failed()  # nothing written yet: nothing to say
     writer.submit({"model": {}, "step": 0})
     writer._thread.join()
