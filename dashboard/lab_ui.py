@@ -14,6 +14,7 @@ import pandas as pd
 import streamlit as st
 
 from wrn_core.analysis import Finding, diagnose
+from wrn_core.errors import one_line  # noqa: F401 - pages call lab_ui.one_line
 from wrn_core.jobs import JobManager
 from wrn_core.jobs.sweep_runner import SweepRunner
 from wrn_core.plots import live_figure, sweep_small_multiples
@@ -385,12 +386,6 @@ def shell_lines(command: str) -> str:
         else:
             lines[-1] += " " + quoted
     return " \\\n  ".join(lines)
-
-
-def one_line(exc: BaseException) -> str:
-    """The first line of an exception's message (user-facing errors are one line)."""
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 # What st.markdown (and st.error etc.) would read as formatting: emphasis, code, links, maths, strikethrough.
