@@ -473,6 +473,9 @@ def train_run(
         return FINISHED
     except Exception as exc:  # noqa: BLE001 - any failure must end as a recorded status
         status, message, error_kind = ending_for(exc, run, session, position, dist)
+        if session is not None and session.checkpoints is not None:
+            # Before _end removes temporary files: a checkpoint still being written would lose its file.
+            _finish_writing(session.checkpoints)
         return _end(run, status, message, position, error_kind)
     finally:
         if session is not None and session.checkpoints is not None:
