@@ -216,7 +216,9 @@ def test_runs_export_json_holds_every_record_with_the_documented_fields(onecycle
     assert main(["resume", "base", "--epochs", "3", "--runs-dir", str(tmp_path), "--quiet"]) == 0
     capsys.readouterr()
     assert main(["runs", "export", "base", "--format", "json", "--runs-dir", str(tmp_path)]) == 0
-    exported = json.loads(capsys.readouterr().out)
+    document = json.loads(capsys.readouterr().out)
+    assert (document["name"], document["tags"], document["note"]) == ("base", [], "")
+    exported = document["records"]
     assert exported == store.get("base").read_metrics()  # the reader's history, as JSON
     by_kind: dict[str, list[dict]] = {}
     for record in exported:
@@ -246,4 +248,4 @@ def test_runs_show_and_export_warn_about_unreadable_lines(onecycle_run, tmp_path
         assert main([*command, "--runs-dir", str(tmp_path)]) == 0
         captured = capsys.readouterr()
         assert one_line(captured.err) == "warning: 2 unreadable lines in metrics.jsonl (skipped)"
-    assert len(json.loads(captured.out)) == len(store.get("base").read_metrics())  # the readable records still come out
+    assert len(json.loads(captured.out)["records"]) == len(store.get("base").read_metrics())  # the readable records still come out

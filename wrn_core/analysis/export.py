@@ -1,4 +1,4 @@
-"""A run's metrics records as downloadable text: one CSV row per epoch, or every record as JSON."""
+"""A run's metrics records as downloadable text: one CSV row per epoch, or every record as JSON, with its tags and note."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from typing import Any, Iterable, Mapping
 import pandas as pd
 
 from wrn_core.analysis.frames import metrics_frames
+from wrn_core.store.meta import Annotations
 
 EXPORT_COLUMNS = ("epoch", "train_acc", "train_loss", "test_acc", "test_loss", "lr", "time", "images_seen")
 ACCURACY_COLUMNS = ("train_acc", "test_acc")  # fractions in [0, 1] in the records
@@ -30,14 +31,19 @@ def _export_rows(records: Iterable[Mapping[str, Any]], percent: bool = False) ->
     return frame
 
 
-def export_csv(records: Iterable[Mapping[str, Any]], percent: bool = False) -> str:
+def export_csv(records: Iterable[Mapping[str, Any]], percent: bool = False, annotations: Annotations | None = None) -> str:
     """One CSV row per completed epoch: epoch, train_acc, train_loss, test_acc, test_loss, lr, time, images_seen.
 
     Accuracies are fractions as in metrics.jsonl; percent=True writes them in percent as train_acc_pct and
-    test_acc_pct (what the dashboard shows and downloads).
+    test_acc_pct (what the dashboard shows and downloads). With annotations, every row also carries the
+    run's `tags` (space-separated: a tag has no spaces) and `note`, so a table of many runs' rows keeps them.
     """
+    frame = _export_rows(records, percent)
+    if annotations is not None:
+        frame["tags"] = " ".join(annotations.tags)
+        frame["note"] = annotations.note
     buffer = io.StringIO()
-    _export_rows(records, percent).to_csv(buffer, index=False, lineterminator="\n")
+    frame.to_csv(buffer, index=False, lineterminator="\n")
     return buffer.getvalue()
 
 
@@ -52,6 +58,13 @@ def _finite(value: Any) -> Any:
     return value
 
 
-def export_json(records: Iterable[Mapping[str, Any]]) -> str:
-    """All metrics records (step, epoch and event) as a JSON array, non-finite numbers as null."""
-    return json.dumps([_finite(dict(r)) for r in records], indent=2, allow_nan=False) + "\n"
+def export_json(records: Iterable[Mapping[str, Any]], annotations: Annotations | None = None, name: str | None = None) -> str:
+    """All metrics records (step, epoch and event) as a JSON array, non-finite numbers as null.
+
+    With annotations, an object instead: {"name", "tags", "note", "records": that array}.
+    """
+    rows = [_finite(dict(r)) for r in records]
+    if annotations is None:
+        return json.dumps(rows, indent=2, allow_nan=False) + "\n"
+    document = {"name": name, "tags": list(annotations.tags), "note": annotations.note, "records": rows}
+    return json.dumps(document, indent=2, allow_nan=False, ensure_ascii=False) + "\n"

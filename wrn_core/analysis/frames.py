@@ -22,6 +22,8 @@ RUN_COLUMNS = (
     "params",
     "duration (s)",
     "created",
+    "tags",
+    "note",
     "problem",
 )
 STEP_COLUMNS = ("step", "epoch", "images_seen", "time", "train_loss", "train_acc", "lr")
@@ -75,6 +77,8 @@ def runs_frame(summaries: Sequence[RunSummary]) -> pd.DataFrame:
                 "params": s.params,
                 "duration (s)": round(float(s.duration_s or 0.0), 1),
                 "created": iso(s.created_at),
+                "tags": list(s.tags),  # a list per run: filters keep runs having all the tags asked for
+                "note": s.note,
                 "problem": s.problem,
             }
         )

@@ -197,10 +197,20 @@ def _add_resume(sub: argparse._SubParsersAction) -> None:
 
 
 def _add_runs(sub: argparse._SubParsersAction) -> None:
-    runs = sub.add_parser("runs", help="list, show, export or delete saved runs")
+    runs = sub.add_parser("runs", help="list, show, tag, note, export or delete saved runs")
     runs_sub = runs.add_subparsers(dest="runs_command", required=True, parser_class=_Parser)
     runs_list = runs_sub.add_parser("list")
+    runs_list.add_argument("--tag", action="append", help="only runs with this tag (repeatable: all must match)")
     runs_list.add_argument("--runs-dir", default=DEFAULT_RUNS_DIR)
+    runs_tag = runs_sub.add_parser("tag", help="add tags to a run (safe while it trains)")
+    runs_tag.add_argument("name")
+    runs_tag.add_argument("tags", nargs="+", metavar="TAG", help="letters, digits and . _ : + = @ - (no spaces or '/')")
+    runs_tag.add_argument("--remove", action="store_true", help="take these tags off instead")
+    runs_tag.add_argument("--runs-dir", default=DEFAULT_RUNS_DIR)
+    runs_note = runs_sub.add_parser("note", help="set a run's note; an empty text clears it")
+    runs_note.add_argument("name")
+    runs_note.add_argument("text", help="at most 10,000 characters")
+    runs_note.add_argument("--runs-dir", default=DEFAULT_RUNS_DIR)
     runs_show = runs_sub.add_parser("show")
     runs_show.add_argument("name")
     runs_show.add_argument("--runs-dir", default=DEFAULT_RUNS_DIR)

@@ -1,4 +1,4 @@
-"""The `runs` command: list, show (with the re-run command and health findings), export and delete runs."""
+"""The `runs` command: list, show (with the re-run command and health findings), tag, note, export and delete runs."""
 
 from __future__ import annotations
 
@@ -33,14 +33,48 @@ def _findings_text(findings: Sequence[Any]) -> str:
     return "\n".join(lines)
 
 
-def _runs_list(store: RunStore) -> int:
+NOTE_PREVIEW_CHARS = 40  # of a note's first line, in `runs list`
+
+
+def _with_tags(summaries: list, tags: Sequence[str]) -> list:
+    """The summaries carrying every tag; RunStoreError in one line for a tag no run has."""
+    in_use = sorted({t for s in summaries for t in s.tags})
+    for tag in tags:
+        if tag not in in_use:
+            raise RunStoreError(f"no run has tag {tag!r}" + (f" (tags in use: {', '.join(in_use)})" if in_use else " (no run has tags)"))
+    return [s for s in summaries if set(tags) <= set(s.tags)]
+
+
+def _note_preview(note: str) -> str:
+    first = note.strip().splitlines()[0] if note.strip() else ""
+    return first if len(first) <= NOTE_PREVIEW_CHARS else first[: NOTE_PREVIEW_CHARS - 1] + "…"
+
+
+def _runs_list(store: RunStore, tags: Sequence[str] = ()) -> int:
     from wrn_core import analysis
 
-    frame = analysis.runs_frame(store.summaries())
+    summaries = _with_tags(store.summaries(), tags) if tags else store.summaries()
+    frame = analysis.runs_frame(summaries)
     if frame.empty:
-        print(f"no runs in {store.root}")
-    else:
-        print(frame.to_string(index=False))
+        print(f"no runs in {store.root}" + (f" tagged {', '.join(tags)}" if tags else ""))
+        return 0
+    frame["tags"] = frame["tags"].map(", ".join)
+    frame["note"] = frame["note"].map(_note_preview)
+    print(frame.to_string(index=False))
+    return 0
+
+
+def _runs_tag(run, tags: Sequence[str], remove: bool) -> int:
+    """Add (or with remove, take off) tags; prints the run's tags after."""
+    annotations = run.annotate(remove_tags=tags) if remove else run.annotate(add_tags=tags)
+    print(f"{run.name}: " + (", ".join(annotations.tags) if annotations.tags else "no tags"))
+    return 0
+
+
+def _runs_note(run, text: str) -> int:
+    """Set the run's note; an empty text clears it."""
+    annotations = run.annotate(note=text)
+    print(f"{run.name}: note " + (f"set ({len(annotations.note):,} characters)" if annotations.note else "cleared"))
     return 0
 
 
@@ -56,7 +90,11 @@ def _runs_show(run, runs_dir: str) -> int:
     except RunStoreError as exc:
         config, problems = None, [str(exc)]
     findings = analysis.diagnose(log.records, config)
+    annotations = run.read_annotations()
+    if annotations.problem:
+        print(f"warning: {annotations.problem}", file=sys.stderr)
     print(json.dumps({"name": run.name, "path": str(run.path), "status": status, "config": config,
+                      "tags": list(annotations.tags), "note": annotations.note,
                       "command": _rerun_command(run, runs_dir) if config is not None else None,
                       "findings": [dataclasses.asdict(f) for f in findings]}, indent=2))
     _, epochs = analysis.metrics_frames(log.records)
@@ -79,7 +117,11 @@ def _runs_export(run, fmt: str, out: str | None) -> int:
     if log.warning:
         print(f"warning: {log.warning}", file=sys.stderr)
     records = log.records
-    text = analysis.export_csv(records) if fmt == "csv" else analysis.export_json(records)
+    annotations = run.read_annotations()
+    if fmt == "csv":
+        text = analysis.export_csv(records, annotations=annotations)
+    else:
+        text = analysis.export_json(records, annotations=annotations, name=run.name)
     if out:
         Path(out).write_text(text)
         print(out)
@@ -93,8 +135,12 @@ def cmd_runs(args: argparse.Namespace) -> int:
     store = RunStore(args.runs_dir)
     store.reconcile()
     if args.runs_command == "list":
-        return _runs_list(store)
+        return _runs_list(store, args.tag or ())
     run = store.get(args.name)
+    if args.runs_command == "tag":
+        return _runs_tag(run, args.tags, args.remove)
+    if args.runs_command == "note":
+        return _runs_note(run, args.text)
     if args.runs_command == "show":
         return _runs_show(run, args.runs_dir)
     if args.runs_command == "export":

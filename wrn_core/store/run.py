@@ -8,6 +8,7 @@ runs/<name>/
     checkpoint.pt    model/optimizer/scheduler/RNG state and position, replaced atomically
     run.lock         the OS lock (flock) of the one process that may write the run; holds its owner
     error.txt        traceback of a failed run
+    meta.json        the user's tags and note (store/meta.py); never read or written by the trainer
 
 Guarantees:
 - One writer: whoever writes a run holds an exclusive flock on run.lock for as long as it does
@@ -32,6 +33,7 @@ from wrn_core.config import ConfigError, TrainConfig
 from wrn_core.errors import one_line
 from wrn_core.store.files import RunCorruptError, remove_quietly, write_atomic, write_error
 from wrn_core.store.lock import LOCK_WAIT_S, ROLE_QUEUED, ROLE_TRAINING, Owner, RunLock, probe_owner, read_owner
+from wrn_core.store.meta import Annotations, read_annotations, update_annotations
 from wrn_core.store.records import (
     ACTIVE_STATUSES,
     CREATED,
@@ -89,6 +91,15 @@ class Run:
     @property
     def error_path(self) -> Path:
         return self.path / "error.txt"
+
+    # annotations (the user's, not the writer's: no lock, see store/meta.py) ----------
+    def read_annotations(self) -> Annotations:
+        return read_annotations(self.path)
+
+    def annotate(self, add_tags: Iterable[str] = (), remove_tags: Iterable[str] = (), note: str | None = None,
+                 tags: Iterable[str] | None = None) -> Annotations:
+        """Change the run's tags or note (see update_annotations); safe while it trains."""
+        return update_annotations(self.path, add_tags=add_tags, remove_tags=remove_tags, note=note, tags=tags)
 
     # lock ---------------------------------------------------------------------------
     def acquire(self, role: str = ROLE_TRAINING, wait_s: float = LOCK_WAIT_S) -> None:

@@ -64,6 +64,8 @@ class RunSummary:
     created_at: float | None
     device: str
     problem: str = ""  # one line when a file of the run is unreadable; the row shows what could be read
+    tags: tuple[str, ...] = ()  # the user's (meta.json)
+    note: str = ""
 
 
 class RunStore:
@@ -197,6 +199,9 @@ class RunStore:
             status = {"status": INTERRUPTED, "message": f"status unreadable ({one_line(exc)})"}
         if status.get("rebuilt"):
             problems.append(str(status.get("message", "")))
+        annotations = run.read_annotations()
+        if annotations.problem:
+            problems.append(annotations.problem)
         model = config.get("model") if isinstance(config.get("model"), dict) else {}
         depth = model.get("depth") if is_int(model.get("depth")) else None
         widen = model.get("widen_factor") if is_int(model.get("widen_factor")) else None
@@ -219,6 +224,8 @@ class RunStore:
             created_at=_number(status.get("created_at")),
             device=str(status.get("device") or ""),
             problem="; ".join(problems),
+            tags=annotations.tags,
+            note=annotations.note,
         )
 
     def summaries(self) -> list[RunSummary]:
