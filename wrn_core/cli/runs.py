@@ -94,6 +94,12 @@ def cmd_runs(args: argparse.Namespace) -> int:
     store.reconcile()
     if args.runs_command == "list":
         return _runs_list(store)
+    if args.runs_command == "export":
+        from wrn_core.cli.export_runs import check_export_args, export_tensorboard_runs
+
+        check_export_args(args)
+        if args.format == "tensorboard":
+            return export_tensorboard_runs(store, args)
     run = store.get(args.name)
     if args.runs_command == "show":
         return _runs_show(run, args.runs_dir)
