@@ -83,6 +83,8 @@ def test_all_writes_each_run_in_its_own_directory_and_goes_past_a_corrupt_one(tm
     assert [p[0] for p in resumed.scalars["test/acc"]] == [4, 8, 12]
     assert all(v != SUPERSEDED_LOSS for _, v in resumed.scalars["train/loss"])
     assert read_back(out / "a").scalars["test/acc"] == [(4, 0.25)]
+    # 2 steps x (loss, acc) + test acc, test loss, lr + best and final test accuracy
+    assert f"a: 9 scalars, 1 epoch, {len(read_back(out / 'a').hparams)} hparams -> {out / 'a'}" in captured.out
     assert read_back(out / "e").hparams["model.depth"] == 10
 
 

@@ -36,8 +36,9 @@ def _refusal(out: Path, force: bool) -> str | None:
 
 
 def _written(name: str, result) -> str:
-    return (f"{name}: {result.scalars} scalars, {result.epochs} epochs, {len(result.hparams)} hparams "
-            f"-> {result.path}")
+    """One line for an exported run: what it holds and where it went."""
+    epochs = f"{result.epochs} epoch{'' if result.epochs == 1 else 's'}"
+    return f"{name}: {result.scalars} scalars, {epochs}, {len(result.hparams)} hparams -> {result.path}"
 
 
 def export_tensorboard_runs(store: RunStore, args: argparse.Namespace) -> int:
