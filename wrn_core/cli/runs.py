@@ -131,11 +131,17 @@ def _runs_export(run, fmt: str, out: str | None) -> int:
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
-    """`runs list|show|export|delete`, after settling the statuses of runs whose trainer has died."""
+    """`runs list|show|tag|note|export|delete`, after settling the statuses of runs whose trainer has died."""
     store = RunStore(args.runs_dir)
     store.reconcile()
     if args.runs_command == "list":
         return _runs_list(store, args.tag or ())
+    if args.runs_command == "export":
+        from wrn_core.cli.export_runs import check_export_args, export_tensorboard_runs
+
+        check_export_args(args)
+        if args.format == "tensorboard":
+            return export_tensorboard_runs(store, args)
     run = store.get(args.name)
     if args.runs_command == "tag":
         return _runs_tag(run, args.tags, args.remove)
