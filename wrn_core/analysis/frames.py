@@ -25,6 +25,15 @@ RUN_COLUMNS = (
     "tags",
     "note",
     "problem",
+    # The config fields a run is filtered and grouped by (analysis.grouping.GROUP_FIELDS), after the shown ones.
+    "depth",
+    "blocks",
+    "widen_factor",
+    "dropout",
+    "lr",
+    "batch_size",
+    "planned_epochs",
+    "seed",
 )
 STEP_COLUMNS = ("step", "epoch", "images_seen", "time", "train_loss", "train_acc", "lr")
 EPOCH_COLUMNS = (
@@ -61,7 +70,8 @@ def _percent(value: Any) -> float | None:
 
 
 def runs_frame(summaries: Sequence[RunSummary]) -> pd.DataFrame:
-    """One row per run, newest first, with accuracies in percent."""
+    """One row per run, newest first, with accuracies in percent; the columns after `problem` are the config
+    fields runs are filtered and grouped by (`epochs` is 'done/planned', `planned_epochs` the number planned)."""
     rows = []
     for s in sorted(summaries, key=lambda s: (s.created_at or 0.0, s.name), reverse=True):
         rows.append(
@@ -80,13 +90,22 @@ def runs_frame(summaries: Sequence[RunSummary]) -> pd.DataFrame:
                 "tags": list(s.tags),  # a list per run: filters keep runs having all the tags asked for
                 "note": s.note,
                 "problem": s.problem,
+                "depth": s.depth,
+                "blocks": s.blocks,
+                "widen_factor": s.widen_factor,
+                "dropout": s.dropout,
+                "lr": s.lr,
+                "batch_size": s.batch_size,
+                "planned_epochs": s.epochs or None,
+                "seed": s.seed,
             }
         )
     frame = pd.DataFrame(rows, columns=list(RUN_COLUMNS))
     # Explicit dtypes so an all-missing column is still numeric (Arrow/plotly friendly).
-    for column in ("best test acc (%)", "final test acc (%)", "duration (s)"):
+    for column in ("best test acc (%)", "final test acc (%)", "duration (s)", "dropout", "lr"):
         frame[column] = pd.to_numeric(frame[column], errors="coerce").astype("float64")
-    frame["params"] = pd.to_numeric(frame["params"], errors="coerce").astype("Int64")
+    for column in ("params", "depth", "blocks", "widen_factor", "batch_size", "planned_epochs", "seed"):
+        frame[column] = pd.to_numeric(frame[column], errors="coerce").astype("Int64")
     return frame
 
 

@@ -1,6 +1,7 @@
 """Pure plotly figures from metrics records, run tables, layer tables and sweep cells (no streamlit)."""
 
 from wrn_core.plots.architecture import width_figure
+from wrn_core.plots.groups import group_curves_figure, parallel_coordinates_figure
 from wrn_core.plots.runs import acc_vs_params_figure
 from wrn_core.plots.style import PALETTE, run_color
 from wrn_core.plots.sweeps import (
@@ -30,7 +31,9 @@ __all__ = [
     "X_TITLES",
     "acc_vs_params_figure",
     "compare_figure",
+    "group_curves_figure",
     "live_figure",
+    "parallel_coordinates_figure",
     "run_color",
     "sweep_heatmap",
     "sweep_small_multiples",

@@ -11,7 +11,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from wrn_core.config import TrainConfig
+from wrn_core.config import DEFAULT_LR, TrainConfig
 from wrn_core.errors import one_line
 from wrn_core.store.files import RunBusyError, RunCorruptError, RunStoreError, write_error
 from wrn_core.store.lock import ROLE_DELETING, ROLE_QUEUED, ROLE_RECONCILING
@@ -43,6 +43,19 @@ def _number(value: Any) -> float | None:
     return float(value)
 
 
+def _config_fields(config: dict[str, Any], model: dict[str, Any]) -> dict[str, Any]:
+    """RunSummary's dropout, lr, batch_size and seed from a config.json as read (wrong types become None)."""
+    lr = _number(config.get("lr"))
+    if lr is None and config.get("lr") is None and config.get("optimizer") in DEFAULT_LR:
+        lr = DEFAULT_LR[config["optimizer"]]
+    return {
+        "dropout": _number(model.get("dropout")),
+        "lr": lr,
+        "batch_size": config.get("batch_size") if is_int(config.get("batch_size")) else None,
+        "seed": config.get("seed") if is_int(config.get("seed")) else None,
+    }
+
+
 @dataclass(frozen=True)
 class RunSummary:
     """One row of the runs table, read from config.json, status.json and the lock only (fast)."""
@@ -66,6 +79,18 @@ class RunSummary:
     problem: str = ""  # one line when a file of the run is unreadable; the row shows what could be read
     tags: tuple[str, ...] = ()  # the user's (meta.json)
     note: str = ""
+    # Config fields the runs table filters and groups by (None where config.json lacks them).
+    dropout: float | None = None
+    lr: float | None = None  # the peak learning rate it trained with (the optimizer's default when config.json has none)
+    batch_size: int | None = None
+    seed: int | None = None
+
+    @property
+    def blocks(self) -> int | None:
+        """N, blocks per group (depth = 6N + 4); None when the depth is unknown or not of that form."""
+        if self.depth is None or (self.depth - 4) % 6 or self.depth < 10:
+            return None
+        return (self.depth - 4) // 6
 
 
 class RunStore:
@@ -226,6 +251,7 @@ class RunStore:
             problem="; ".join(problems),
             tags=annotations.tags,
             note=annotations.note,
+            **_config_fields(config, model),
         )
 
     def summaries(self) -> list[RunSummary]:

@@ -1,0 +1,106 @@
+"""Figures of grouped runs: mean curves with ±std bands per group, and parallel coordinates of configs against accuracy."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+from plotly.colors import hex_to_rgb
+
+from wrn_core.analysis.importance import TARGET_ALIASES
+from wrn_core.plots.style import placeholder, run_color
+
+BAND_OPACITY = 0.18  # the ±std band: faint enough that overlapping groups stay readable
+METRIC_TITLES = {"train_acc": "train accuracy", "test_acc": "test accuracy", "train_loss": "train loss",
+                 "test_loss": "test loss"}
+TARGET_TITLES = {"best_test_acc": "best test acc", "final_test_acc": "final test acc",
+                 "best test acc (%)": "best test acc (%)", "final test acc (%)": "final test acc (%)"}
+
+
+def _fill(color: str) -> str:
+    """A palette colour ('#636efa' or 'rgb(...)') as the band's translucent rgba."""
+    if color.startswith("#"):
+        r, g, b = hex_to_rgb(color)
+    else:
+        r, g, b = (int(float(v)) for v in color[color.index("(") + 1: color.index(")")].split(",")[:3])
+    return f"rgba({r}, {g}, {b}, {BAND_OPACITY})"
+
+
+def group_curves_figure(banded: pd.DataFrame, metric: str) -> go.Figure:
+    """One mean line per group of analysis.group_curves' table, over a filled mean ± std band (no band
+    where a group has one run). Accuracies (fractions there) are drawn in percent. Per group: the band's
+    upper edge, its lower edge filled up to it, then the mean line, all in the group's colour."""
+    fig = go.Figure()
+    mean_col, std_col = f"{metric}_mean", f"{metric}_std"
+    percent = metric.endswith("acc")
+    scale = 100.0 if percent else 1.0
+    data = banded.dropna(subset=[mean_col]) if mean_col in banded.columns else banded.iloc[0:0]
+    for index, (group, part) in enumerate(data.groupby("group", sort=False)):
+        color = run_color(index)
+        x = part["x"].astype("float64").to_numpy()
+        mean = part[mean_col].astype("float64").to_numpy() * scale
+        std = part[std_col].astype("float64").fillna(0.0).to_numpy() * scale if std_col in part else np.zeros_like(mean)
+        n = int(part["n"].iloc[0]) if "n" in part.columns else 1
+        label = f"{group} (n={n})"
+        if n > 1:
+            fig.add_trace(go.Scatter(x=x, y=mean + std, mode="lines", line={"width": 0}, legendgroup=str(group),
+                                     showlegend=False, hoverinfo="skip", name=f"{label} +std"))
+            fig.add_trace(go.Scatter(x=x, y=mean - std, mode="lines", line={"width": 0}, fill="tonexty",
+                                     fillcolor=_fill(color), legendgroup=str(group), showlegend=False,
+                                     hoverinfo="skip", name=f"{label} -std"))
+        fig.add_trace(go.Scatter(
+            x=x, y=mean, mode="lines+markers" if len(x) < 30 else "lines", line={"color": color, "width": 2},
+            marker={"size": 5}, name=label, legendgroup=str(group), customdata=std,
+            hovertemplate="%{y:.2f}" + ("%" if percent else "") + " ± %{customdata:.2f} at x=%{x}<extra>" + label
+                          + "</extra>",
+        ))
+    if not fig.data:
+        placeholder(fig, "no group has points of this metric at the same x in every run")
+    title = METRIC_TITLES.get(metric, metric)
+    fig.update_layout(
+        height=380,
+        margin={"l": 50, "r": 20, "t": 30, "b": 40},
+        yaxis={"title": f"{title} (%)" if percent else title},
+        xaxis={"title": "x"},
+        legend={"orientation": "h", "yanchor": "bottom", "y": 1.02, "x": 0},
+        hovermode="x unified",
+    )
+    return fig
+
+
+def _dimension(series: pd.Series, label: str) -> dict:
+    """A Parcoords dimension: numbers as they are; text (optimizer, dataset) as integer ticks 0..k-1 labelled."""
+    if pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series):
+        return {"label": label, "values": pd.to_numeric(series, errors="coerce").astype("float64").tolist()}
+    text = series.astype("object").map(lambda v: "missing" if v is None or v != v else str(v))
+    labels = sorted(text.unique())
+    codes = text.map({value: i for i, value in enumerate(labels)}).astype("int64")
+    return {"label": label, "values": codes.tolist(), "tickvals": list(range(len(labels))), "ticktext": labels,
+            "range": [-0.25, len(labels) - 0.75] if len(labels) > 1 else [-1, 1]}
+
+
+def parallel_coordinates_figure(frame: pd.DataFrame, params: Sequence[str], target: str = "best_test_acc") -> go.Figure:
+    """One line per run across the params' axes and the target's last axis, coloured by the target
+    (runs_frame or sweeps.cells_frame; best_test_acc/final_test_acc also mean runs_frame's percent columns).
+    Categorical params are integer ticks labelled with their values; runs without a target are left out."""
+    column = target if target in frame.columns else TARGET_ALIASES.get(target, target)
+    params = [p for p in params if p in frame.columns]
+    fig = go.Figure()
+    if column not in frame.columns or not params:
+        placeholder(fig, "nothing to draw: no such target or parameters in this table")
+        return fig
+    data = frame.assign(_y=pd.to_numeric(frame[column], errors="coerce").astype("float64"))
+    data = data[np.isfinite(data["_y"].to_numpy())]
+    if data.empty:
+        placeholder(fig, "no run with a test accuracy yet")
+        return fig
+    title = TARGET_TITLES.get(column, column)
+    dimensions = [_dimension(data[p], p) for p in params] + [{"label": title, "values": data["_y"].tolist()}]
+    fig.add_trace(go.Parcoords(
+        line={"color": data["_y"].tolist(), "colorscale": "Viridis", "showscale": True, "colorbar": {"title": title}},
+        dimensions=dimensions,
+    ))
+    fig.update_layout(height=400, margin={"l": 60, "r": 40, "t": 50, "b": 30})
+    return fig
