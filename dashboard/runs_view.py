@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,8 @@ from wrn_core.analysis import (
     importance_frame,
 )
 from wrn_core.analysis.grouping import TAG_FILTER
-from wrn_core.plots import group_curves_figure, parallel_coordinates_figure
+from wrn_core.plots import compare_figure, group_curves_figure, parallel_coordinates_figure
+from wrn_core.reference import official_curve
 from wrn_core.store import Run, RunStore, RunStoreError
 from wrn_core.store.meta import validate_tag
 
@@ -32,7 +34,7 @@ FILTERS = (("model", "model"), ("dataset", "dataset"), ("optimizer", "optimizer"
 # blocks and widen_factor, status is not a setting.
 PARAM_FIELDS = ("dataset", "optimizer", "lr", "widen_factor", "blocks", "dropout", "batch_size", "planned_epochs")
 NOTE_PREVIEW = 60  # characters of a note shown in the table
-MAX_CURVE_RUNS = 40  # runs whose metrics a grouped view reads at most (each may hold thousands of lines)
+MAX_CURVE_RUNS = 20  # runs whose metrics a grouped view reads at most (each may hold thousands of lines)
 DEFAULT_GROUPS = 3  # groups drawn when none is ticked: those of the newest runs
 BEST, FINAL = "best test acc (%)", "final test acc (%)"
 
@@ -171,6 +173,25 @@ def bands_figure(store: RunStore, groups: Mapping[str, Sequence[str]], x: str, s
                          tuple(sorted((k, v) for k, v in flops.items() if k in names)), metric)
 
 
+# Shared like _bands_cached: keyed by each run's metrics.jsonl stamp and the chart's settings, so a filter or
+# group change that keeps the same runs drawn does not rebuild a figure of thousands of points.
+@st.cache_resource(show_spinner=False, max_entries=16)
+def _compare_cached(stamps: tuple, x: str, smoothing: float, log_cost: bool, flops: tuple, reference: bool,
+                    log_x: bool):
+    records = {name: lab_ui.read_records(Run(Path(path))) for name, (path, _) in stamps}
+    return compare_figure(records, x=x, smoothing=smoothing, log_cost=log_cost, flops_per_image=dict(flops),
+                          reference=official_curve(x) if reference else None, log_x=log_x)
+
+
+def cached_compare_figure(store: RunStore, names: Sequence[str], x: str, smoothing: float, log_cost: bool,
+                          flops: Mapping[str, float | None], reference: bool, log_x: bool):
+    """plots.compare_figure of these runs (with the authors' curve when reference), rebuilt only when a
+    run's metrics.jsonl or a setting changed."""
+    stamps = tuple((name, lab_ui.metrics_stamp(Run(store.root / name))) for name in names)
+    return _compare_cached(stamps, x, float(smoothing), bool(log_cost), tuple(sorted(flops.items())), bool(reference),
+                           bool(log_x))
+
+
 def varying_params(frame: pd.DataFrame, fields: Sequence[str] = PARAM_FIELDS) -> list[str]:
     """The fields among `fields` whose value differs between the frame's runs (all of them when none does,
     so importance can say that nothing varies)."""
@@ -179,24 +200,60 @@ def varying_params(frame: pd.DataFrame, fields: Sequence[str] = PARAM_FIELDS) ->
     return varying or present
 
 
-@st.cache_data(show_spinner=False, max_entries=32)
-def _importance_cached(frame: pd.DataFrame, params: tuple, target: str) -> tuple[pd.DataFrame | None, str]:
+RANKING = "Ranking the settings (a random forest of these runs)…"
+POLL_S = 0.5  # seconds between looks at a ranking still being computed
+
+
+@st.cache_resource(show_spinner=False)
+def _importance_executor() -> ThreadPoolExecutor:
+    # One worker: a ranking nobody waits for any more (the filter changed again) delays the next by ≤ 0.3 s.
+    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="importance")
+
+
+def _rank(frame: pd.DataFrame, params: tuple, target: str) -> tuple[pd.DataFrame | None, str]:
     try:
         return importance_frame(frame, list(params), target), ""
     except ImportanceError as exc:
         return None, lab_ui.one_line(exc)
 
 
+# The forest takes ~0.3 s for 500 runs: it is computed beside the page (a page that waited for it would
+# miss the 0.5 s a filter change may take), once per distinct table, and shared by every session.
+@st.cache_resource(show_spinner=False, max_entries=32)
+def _importance_future(digest: str, params: tuple, target: str, _frame: pd.DataFrame) -> Future:
+    return _importance_executor().submit(_rank, _frame, params, target)
+
+
+def importance_of(frame: pd.DataFrame, params: Sequence[str], target: str) -> Future:
+    """importance_frame of these runs as a Future of (table, '') or (None, the one-line reason it cannot answer)."""
+    columns = [c for c in [*params, "status", target, BEST, FINAL] if c in frame.columns]
+    data = frame[list(dict.fromkeys(columns))].reset_index(drop=True)  # only what importance reads
+    digest = hashlib.sha1(pd.util.hash_pandas_object(data, index=False).to_numpy().tobytes()
+                          + repr((list(data.columns), tuple(params), target)).encode()).hexdigest()
+    future = _importance_future(digest, tuple(params), target, data)
+    wait([future], timeout=0.05)  # the one-line refusals (too few runs, nothing varies) come at once
+    return future
+
+
+def _await_ranking(future: Future) -> None:
+    """A fragment polling a ranking in progress: the whole page reruns once it is ready (and polling ends)."""
+    if future.done():
+        st.rerun(scope="app")
+    st.caption(RANKING)
+
+
 def draw_importance(frame: pd.DataFrame, params: Sequence[str], target: str, key: str) -> None:
     """Parallel coordinates (params → target) and the parameter-importance table of these runs; when
-    importance cannot answer, its one-line reason as st.info."""
+    importance cannot answer, its one-line reason as st.info (while it is computed, a caption saying so)."""
     left, right = st.columns([3, 2], gap="large")
     with left:
         st.plotly_chart(parallel_coordinates_figure(frame, params, target), key=key + "parcoords")
     with right:
-        # Only the columns importance reads: the cache key hashes this small frame, not the whole table.
-        columns = [c for c in [*params, "status", target, BEST, FINAL] if c in frame.columns]
-        table, reason = _importance_cached(frame[list(dict.fromkeys(columns))], tuple(params), target)
+        future = importance_of(frame, params, target)
+        if not future.done():
+            st.fragment(run_every=POLL_S)(_await_ranking)(future)
+            return
+        table, reason = future.result()
         if table is None:
             st.info(lab_ui.plain(reason))
             return

@@ -19,7 +19,7 @@ from wrn_core.analysis import (
 )
 from wrn_core.cli import command_for
 from wrn_core.model.flops import FLOPS_CONVENTION, training_flops_per_image
-from wrn_core.plots import acc_vs_params_figure, compare_figure
+from wrn_core.plots import acc_vs_params_figure
 from wrn_core.reference import OFFICIAL_LOG_ATTRIBUTION, PAPER_CAPTION, PAPER_SOURCE, official_curve
 from wrn_core.engine.monitor import system_summary
 from wrn_core.store import RunStoreError
@@ -191,13 +191,14 @@ if groups:
 else:
     flops = {name: training_flops_per_image(config) for name, config in configs.items()}
     st.plotly_chart(
-        compare_figure(
-            records,
+        runs_view.cached_compare_figure(
+            manager.store,
+            list(records),
             x=x_axis,
             smoothing=float(st.session_state[V + "smoothing"]),
             log_cost=bool(st.session_state[V + "log_cost"]),
-            flops_per_image=flops,
-            reference=reference,
+            flops=flops,
+            reference=bool(st.session_state[V + "reference"]),
             log_x=bool(st.session_state[V + "log_x"]),
         ),
         key="runs_compare_chart",
