@@ -146,9 +146,12 @@ def shown_groups(grouped: pd.DataFrame, by: Sequence[str], rows: Iterable[int], 
         runs = members[label][:MAX_CURVE_RUNS]  # one huge group alone: its newest MAX_CURVE_RUNS members
         shown[label] = runs
         total += len(runs)
-    if left_out or any(len(members[label]) > len(shown.get(label, [])) for label in shown):
-        note = (note + " " if note else "") + (f"At most {MAX_CURVE_RUNS} runs are drawn: "
-                                               f"{len(left_out)} group(s) left out; filter or tick fewer groups.")
+    cut = [label for label in shown if len(members[label]) > len(shown[label])]
+    said = ([f"{len(left_out)} group(s) left out"] if left_out else []) + \
+        [f"{label}: its newest {len(shown[label])} of {len(members[label])} runs" for label in cut]
+    if said:
+        note = (note + " " if note else "") + (f"At most {MAX_CURVE_RUNS} runs are drawn ({'; '.join(said)}); "
+                                               "filter or tick fewer groups.")
     return shown, note
 
 

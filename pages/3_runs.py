@@ -281,8 +281,9 @@ if rerun is not None:
 d1, d2, d3 = st.columns(3)
 d1.download_button(
     "Download CSV (per epoch)",
-    # accuracies in percent, as shown here (test_acc_pct); the run's tags and note in its header
-    data=export_csv(run_records, percent=True, annotations=annotations),
+    # Made when clicked (not on every rerun): accuracies in percent, as shown here (test_acc_pct), and
+    # the run's tags and note on every row.
+    data=lambda: export_csv(run_records, percent=True, annotations=annotations),
     file_name=f"{detail}.csv",
     mime="text/csv",
     key="runs_download_csv",
@@ -291,7 +292,7 @@ d1.download_button(
 )
 d2.download_button(
     "Download JSON (all records)",
-    data=export_json(run_records, annotations=annotations, name=detail),
+    data=lambda: export_json(run_records, annotations=annotations, name=detail),
     file_name=f"{detail}.json",
     mime="application/json",
     key="runs_download_json",
