@@ -206,6 +206,11 @@ def _file_key(path: Path) -> tuple[int, int]:
     return (stat.st_mtime_ns, stat.st_size)
 
 
+def metrics_stamp(run: Run) -> tuple[str, tuple[int, int]]:
+    """(the run's path, its metrics.jsonl (mtime ns, size)): what a cached view of its curves depends on."""
+    return str(run.path), _file_key(run.metrics_path)
+
+
 @st.cache_data(show_spinner=False, max_entries=64)
 def _records_cached(path: str, stamp: tuple[int, int]) -> list[dict[str, Any]]:
     return Run(Path(path)).read_metrics()

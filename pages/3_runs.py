@@ -1,4 +1,4 @@
-"""Runs page: the saved runs, overlaid curves, config differences, exports, resume and delete."""
+"""Runs page: the saved runs filtered, grouped and tagged, their curves (or group bands), what matters, exports, resume and delete."""
 
 from __future__ import annotations
 
@@ -6,11 +6,20 @@ import hashlib
 
 import streamlit as st
 
-from dashboard import lab_ui, widgets
-from wrn_core.analysis import config_diff, export_csv, export_json, runs_frame
+from dashboard import lab_ui, runs_view, widgets
+from wrn_core.analysis import (
+    GROUP_FIELDS,
+    AnalysisError,
+    config_diff,
+    export_csv,
+    export_json,
+    filter_runs,
+    group_runs,
+    runs_frame,
+)
 from wrn_core.cli import command_for
 from wrn_core.model.flops import FLOPS_CONVENTION, training_flops_per_image
-from wrn_core.plots import acc_vs_params_figure, compare_figure
+from wrn_core.plots import acc_vs_params_figure
 from wrn_core.reference import OFFICIAL_LOG_ATTRIBUTION, PAPER_CAPTION, PAPER_SOURCE, official_curve
 from wrn_core.engine.monitor import system_summary
 from wrn_core.store import RunStoreError
@@ -24,6 +33,11 @@ X_LABELS = {
     "images_seen": "images seen",
     "flops": "training FLOPs",
 }
+
+# Metrics the group bands can show (analysis.CURVE_METRICS), by their label.
+BAND_METRICS = {"test_acc": "test accuracy", "train_acc": "train accuracy", "test_loss": "test loss",
+                "train_loss": "train loss"}
+
 
 def table_key(names: list[str]) -> str:
     """The runs table's widget key for this listing of runs (a digest of their names, in order)."""
@@ -45,35 +59,68 @@ if not summaries:
     st.stop()
 
 frame = runs_frame(summaries)
-names = list(frame["name"])
-st.caption(f"{len(frame)} run{'s' if len(frame) != 1 else ''} in `{manager.store.root}` — select rows to compare them.")
-# The table's key names its runs: after a delete (or a new run) it is a new table with no ticks, so a
-# tick never stays on a row position that now holds another run.
-event = st.dataframe(
-    frame,
-    hide_index=True,
-    on_select="rerun",
-    selection_mode="multi-row",
-    key=table_key(names),
-    column_config={
-        "best test acc (%)": st.column_config.NumberColumn(format="%.2f"),
-        "final test acc (%)": st.column_config.NumberColumn(format="%.2f"),
-        "params": st.column_config.NumberColumn(format="localized"),
-        "duration (s)": st.column_config.NumberColumn(format="%.1f"),
-    },
-)
-selected = [names[r] for r in event.selection.rows if 0 <= r < len(names)]
-if not selected:
-    active = frame.loc[frame["status"].isin(ACTIVE_STATUSES), "name"]
-    shown = lab_ui.newest_with_data(manager.store, names, active=active)
-    if shown is None:
-        selected = [names[0]]
-        st.caption(f"Nothing selected: showing the most recent run, **{lab_ui.plain(selected[0])}** (no run has recorded metrics yet).")
-    else:
-        selected = [shown]
-        st.caption(f"Nothing selected: showing the most recent run with metrics (or training), **{lab_ui.plain(shown)}**.")
+filters = runs_view.draw_filters(V, frame)
+try:
+    shown = filter_runs(frame, filters)
+except AnalysisError as exc:  # a stale choice: never, as the choices come from the runs; shown, not raised
+    lab_ui.show_error(exc)
+    shown = frame
+by = st.multiselect("Group by", [f for f in GROUP_FIELDS if f in frame.columns], key=V + "group_by",
+                    placeholder="no grouping: one row per run",
+                    help="one row per group of runs sharing these settings; seeds (and the rest) averaged")
+if shown.empty:
+    st.info(f"No run matches the filters ({len(frame)} run{'s' if len(frame) != 1 else ''} in all).")
+    st.stop()
+names = list(shown["name"])
+count = f"{len(shown)} of {len(frame)} runs" if len(shown) != len(frame) else f"{len(frame)} run{'s' if len(frame) != 1 else ''}"
+groups: dict[str, list[str]] = {}
+if by:
+    grouped = group_runs(shown, by)
+    st.caption(f"{count} in {len(grouped)} group{'s' if len(grouped) != 1 else ''} — select groups to draw their "
+               "mean ± std curves.")
+    event = st.dataframe(
+        runs_view.groups_table(grouped, by), hide_index=True, on_select="rerun", selection_mode="multi-row",
+        key=runs_view.widget_key("runs_groups_", *by, *names),
+        column_config={"n": st.column_config.NumberColumn(help="runs in the group"),
+                       "best test acc (%)": st.column_config.TextColumn(help="mean ± std over the group's runs"),
+                       "final test acc (%)": st.column_config.TextColumn(help="mean ± std over the group's runs")},
+    )
+    groups, note = runs_view.shown_groups(grouped, by, event.selection.rows, names)
+    if note:
+        st.caption(note)
+    selected = [name for members in groups.values() for name in members] or [names[0]]
+else:
+    st.caption(f"{count} in `{manager.store.root}` — select rows to compare them.")
+    # The table's key names its runs: after a delete (or a new run) it is a new table with no ticks, so a
+    # tick never stays on a row position that now holds another run.
+    event = st.dataframe(
+        runs_view.table_frame(shown),
+        hide_index=True,
+        on_select="rerun",
+        selection_mode="multi-row",
+        key=table_key(names),
+        column_config={
+            "best test acc (%)": st.column_config.NumberColumn(format="%.2f"),
+            "final test acc (%)": st.column_config.NumberColumn(format="%.2f"),
+            "params": st.column_config.NumberColumn(format="localized"),
+            "duration (s)": st.column_config.NumberColumn(format="%.1f"),
+            "tags": st.column_config.ListColumn(help="edit them under One run below"),
+            "note": st.column_config.TextColumn(help="the note's first line; the whole note under One run below"),
+        },
+    )
+    selected = [names[r] for r in event.selection.rows if 0 <= r < len(names)]
+    if not selected:
+        active = shown.loc[shown["status"].isin(ACTIVE_STATUSES), "name"]
+        default = lab_ui.newest_with_data(manager.store, names, active=active)
+        if default is None:
+            selected = [names[0]]
+            st.caption(f"Nothing selected: showing the most recent run, **{lab_ui.plain(selected[0])}** (no run has recorded metrics yet).")
+        else:
+            selected = [default]
+            st.caption(f"Nothing selected: showing the most recent run with metrics (or training), **{lab_ui.plain(default)}**.")
 
-records, configs = lab_ui.read_runs(manager.store, selected)
+# Grouped: the bands read their members' metrics (cached); the per-run views read the detail run only.
+records, configs = lab_ui.read_runs(manager.store, [] if groups else selected)
 
 
 def run_readout(run, status: dict) -> None:
@@ -128,25 +175,39 @@ c3.toggle("log x", key=V + "log_x")
 st.toggle("Reference: the authors' WRN-40-4 on CIFAR-10 (test accuracy, 200 epochs)", key=V + "reference",
           help="A dashed curve on the test-accuracy panel: " + OFFICIAL_LOG_ATTRIBUTION)
 x_axis = st.session_state[V + "x"]
-flops = {name: training_flops_per_image(config) for name, config in configs.items()}
 reference = official_curve(x_axis) if st.session_state[V + "reference"] else None
-st.plotly_chart(
-    compare_figure(
-        records,
-        x=x_axis,
-        smoothing=float(st.session_state[V + "smoothing"]),
-        log_cost=bool(st.session_state[V + "log_cost"]),
-        flops_per_image=flops,
-        reference=reference,
-        log_x=bool(st.session_state[V + "log_x"]),
-    ),
-    key="runs_compare_chart",
-)
+if groups:
+    metric = st.radio("metric", list(BAND_METRICS), format_func=BAND_METRICS.get, key=V + "band_metric",
+                      horizontal=True)
+    flops = {}
+    if x_axis == "flops":  # the members' configs, for their FLOPs per image
+        _, member_configs = lab_ui.read_runs(manager.store, selected)
+        flops = {name: training_flops_per_image(config) for name, config in member_configs.items()}
+    st.plotly_chart(runs_view.bands_figure(manager.store, groups, x_axis, float(st.session_state[V + "smoothing"]),
+                                           flops, metric), key="runs_bands_chart")
+    st.caption("One line per group: the mean over its runs, in a band of ± one standard deviation (kept where "
+               "every run of the group has a point at the same x). Log cost, log x and the reference draw per run: "
+               "clear **Group by** for them.")
+else:
+    flops = {name: training_flops_per_image(config) for name, config in configs.items()}
+    st.plotly_chart(
+        runs_view.cached_compare_figure(
+            manager.store,
+            list(records),
+            x=x_axis,
+            smoothing=float(st.session_state[V + "smoothing"]),
+            log_cost=bool(st.session_state[V + "log_cost"]),
+            flops=flops,
+            reference=bool(st.session_state[V + "reference"]),
+            log_x=bool(st.session_state[V + "log_x"]),
+        ),
+        key="runs_compare_chart",
+    )
 if x_axis == "flops":
     unknown = [name for name, value in flops.items() if value is None]
     if unknown:
         st.caption(f"No FLOPs for {', '.join(unknown)}: the input image size is unknown (image folder not found).")
-if st.session_state[V + "reference"]:
+if st.session_state[V + "reference"] and not groups:
     if reference is None:
         st.caption("The authors' log is drawn against epochs, images seen or FLOPs only: "
                    "its times were measured on their 2016 GPU.")
@@ -161,7 +222,9 @@ if len(records) > 1:
 left, right = st.columns(2)
 with left:
     st.subheader("Config differences")
-    if len(configs) < 2:
+    if groups:
+        st.caption("Groups differ in the settings they are grouped by; clear **Group by** to compare runs.")
+    elif len(configs) < 2:
         st.caption("Select two or more runs to see the settings that differ.")
     else:
         diff = config_diff(configs)
@@ -175,9 +238,15 @@ with left:
             st.caption(" · ".join(f"**{label}** {lab_ui.plain(name)}" for name, label in labels.items()))
 with right:
     st.subheader("Test accuracy vs parameters")
-    st.plotly_chart(acc_vs_params_figure(frame), key="runs_acc_params_chart")
+    st.plotly_chart(acc_vs_params_figure(shown), key="runs_acc_params_chart")
     st.caption(f"◇ {PAPER_CAPTION}: the published CIFAR-10 results ({PAPER_SOURCE}). "
                "Your runs may use other data and fewer epochs.")
+
+st.subheader("Which settings matter")
+params = runs_view.varying_params(shown)
+st.caption(f"The {len(shown)} run{'s' if len(shown) != 1 else ''} shown above (filters apply): one line per run "
+           "across the settings that vary, coloured by its best test accuracy.")
+runs_view.draw_importance(shown, params, "best_test_acc", key="runs_")
 
 st.subheader("One run")
 detail = st.selectbox("Run", selected, key="runs_detail") if len(selected) > 1 else selected[0]
@@ -198,6 +267,8 @@ else:
     lab_ui.show_status(status)
     run_readout(run, status)
 run_records = records.get(detail) or lab_ui.read_records(run)
+annotations = run.read_annotations()
+runs_view.draw_annotations(manager.store, run, "runs_")
 
 try:
     rerun = command_for(run.read_config(), runs_dir=str(manager.store.root))
@@ -210,7 +281,9 @@ if rerun is not None:
 d1, d2, d3 = st.columns(3)
 d1.download_button(
     "Download CSV (per epoch)",
-    data=export_csv(run_records, percent=True),  # accuracies in percent, as shown here: test_acc_pct
+    # Made when clicked (not on every rerun): accuracies in percent, as shown here (test_acc_pct), and
+    # the run's tags and note on every row.
+    data=lambda: export_csv(run_records, percent=True, annotations=annotations),
     file_name=f"{detail}.csv",
     mime="text/csv",
     key="runs_download_csv",
@@ -219,7 +292,7 @@ d1.download_button(
 )
 d2.download_button(
     "Download JSON (all records)",
-    data=export_json(run_records),
+    data=lambda: export_json(run_records, annotations=annotations, name=detail),
     file_name=f"{detail}.json",
     mime="application/json",
     key="runs_download_json",

@@ -6,7 +6,7 @@ import json
 
 import streamlit as st
 
-from dashboard import lab_ui, run_form, widgets
+from dashboard import lab_ui, run_form, runs_view, widgets
 from dashboard.once import action_guard
 from wrn_core.config import ConfigError
 from wrn_core.data import DataError
@@ -293,6 +293,8 @@ def opened_view(name: str) -> None:
         st.json(base.to_dict(), expanded=False)
     lab_ui.show_flash("sweep_launched", about=name)
     live_view(name)
+    # Issue 16: the cells as a group — their tags, Tag all cells, and which axes mattered (not live).
+    runs_view.draw_sweep_tags_and_importance(store, sweep, cells_frame(store, sweep))
 
 
 run_form.init(F)

@@ -1,0 +1,363 @@
+"""Runs-page views of many runs: filters, the runs or groups table, tags and notes, group bands, parallel coordinates and importance."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from dashboard import lab_ui
+from wrn_core.analysis import (
+    ImportanceError,
+    curves_frame,
+    filter_runs,
+    group_curves,
+    group_runs,
+    importance_frame,
+)
+from wrn_core.analysis.grouping import TAG_FILTER
+from wrn_core.plots import compare_figure, group_curves_figure, parallel_coordinates_figure
+from wrn_core.reference import official_curve
+from wrn_core.store import Run, RunStore, RunStoreError
+from wrn_core.store.meta import validate_tag
+
+# Filters shown above the table, in this order: (runs_frame column or "tag", label).
+FILTERS = (("model", "model"), ("dataset", "dataset"), ("optimizer", "optimizer"), ("lr", "lr"),
+           ("widen_factor", "k"), ("blocks", "N"), ("status", "status"), (TAG_FILTER, "tag"))
+# Config fields that may explain accuracy (parallel coordinates, importance); model and depth follow from
+# blocks and widen_factor, status is not a setting.
+PARAM_FIELDS = ("dataset", "optimizer", "lr", "widen_factor", "blocks", "dropout", "batch_size", "planned_epochs")
+NOTE_PREVIEW = 60  # characters of a note shown in the table
+MAX_CURVE_RUNS = 20  # runs whose metrics a grouped view reads at most (each may hold thousands of lines)
+DEFAULT_GROUPS = 3  # groups drawn when none is ticked: those of the newest runs
+BEST, FINAL = "best test acc (%)", "final test acc (%)"
+
+
+def widget_key(prefix: str, *parts: Any) -> str:
+    """A widget key from a prefix and a digest of its parts (run names may be long or hold odd characters)."""
+    return prefix + hashlib.sha1("\n".join(map(str, parts)).encode()).hexdigest()[:12]
+
+
+def _plain_values(series: pd.Series) -> list[Any]:
+    """The distinct non-missing values of a column as plain Python values, sorted."""
+    values = series.dropna().unique().tolist()
+    values = [v.item() if isinstance(v, np.generic) else v for v in values]
+    try:
+        return sorted(values)
+    except TypeError:
+        return sorted(values, key=str)
+
+
+def filter_options(frame: pd.DataFrame) -> dict[str, list[Any]]:
+    """Each filter's choices: the values present in the runs (every tag any run has, for `tag`)."""
+    options = {}
+    for field, _ in FILTERS:
+        if field == TAG_FILTER:
+            options[field] = sorted({t for tags in frame["tags"] for t in tags})
+        elif field in frame.columns:
+            options[field] = _plain_values(frame[field])
+    return options
+
+
+def draw_filters(prefix: str, frame: pd.DataFrame) -> dict[str, list[Any]]:
+    """One multiselect per filter (built from the values present; key prefix+"filter_"+field) in a row;
+    returns the filters chosen, for analysis.filter_runs."""
+    options = filter_options(frame)
+    columns = st.columns(len(FILTERS))
+    chosen = {}
+    for column, (field, label) in zip(columns, FILTERS):
+        key = f"{prefix}filter_{field}"
+        # A value no run has any more (a deleted run, a removed tag) would make the multiselect raise.
+        if key in st.session_state:
+            st.session_state[key] = [v for v in st.session_state[key] if v in options.get(field, [])]
+        values = column.multiselect(label, options.get(field, []), key=key, placeholder="any",
+                                    help="runs having all these tags" if field == TAG_FILTER else None)
+        if values:
+            chosen[field] = values
+    return chosen
+
+
+def note_preview(note: str) -> str:
+    """A note's first line, cut at NOTE_PREVIEW characters; an ellipsis says there is more."""
+    text = (note or "").strip()
+    first = text.splitlines()[0] if text else ""
+    if len(first) > NOTE_PREVIEW:
+        return first[:NOTE_PREVIEW].rstrip() + "…"
+    return first if first == text else first + " …"
+
+
+def table_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """runs_frame as the table shows it: the note as a one-line preview."""
+    return frame.assign(note=frame["note"].map(note_preview))
+
+
+def mean_std(mean: Any, std: Any) -> str:
+    """'51.00 ± 1.41' in percent; the mean alone for one run (std NaN); '—' without a value."""
+    if mean is None or pd.isna(mean):
+        return "—"
+    return f"{float(mean):.2f}" if std is None or pd.isna(std) else f"{float(mean):.2f} ± {float(std):.2f}"
+
+
+def group_label(row: Mapping[str, Any], by: Sequence[str]) -> str:
+    """A group's name from its field values: 'optimizer=adam, widen_factor=2'."""
+    parts = []
+    for field in by:
+        value = row[field]
+        if value is None or (not isinstance(value, str) and pd.isna(value)):
+            value = "missing"
+        elif isinstance(value, float) and value.is_integer() and field != "lr":
+            value = int(value)
+        parts.append(f"{field}={value}")
+    return ", ".join(parts)
+
+
+def groups_table(grouped: pd.DataFrame, by: Sequence[str]) -> pd.DataFrame:
+    """group_runs' frame as the table shows it: the group fields, n, best and final accuracy as 'mean ± std'."""
+    table = grouped[list(by)].copy()
+    table["n"] = grouped["n"]
+    table[BEST] = [mean_std(m, s) for m, s in zip(grouped["best_test_acc_mean"], grouped["best_test_acc_std"])]
+    table[FINAL] = [mean_std(m, s) for m, s in zip(grouped["final_test_acc_mean"], grouped["final_test_acc_std"])]
+    return table
+
+
+def shown_groups(grouped: pd.DataFrame, by: Sequence[str], rows: Iterable[int], order: Sequence[str]) -> tuple[dict[str, list[str]], str]:
+    """(group label -> member runs to draw, a caption): the ticked groups, else the groups of the newest runs
+    (`order`: run names newest first); groups are added while their members stay within MAX_CURVE_RUNS."""
+    labels = [group_label(row, by) for _, row in grouped.iterrows()]
+    members = {label: list(runs) for label, runs in zip(labels, grouped["runs"])}
+    ticked = [labels[r] for r in rows if 0 <= r < len(labels)]
+    if ticked:
+        wanted, note = ticked, ""
+    else:
+        owner = {run: label for label, runs in members.items() for run in runs}
+        wanted = list(dict.fromkeys(owner[name] for name in order if name in owner))[:DEFAULT_GROUPS]
+        note = "Nothing selected: showing the groups of the newest runs. Tick groups in the table to choose."
+    shown, total, left_out = {}, 0, []
+    for label in wanted:
+        if shown and total + len(members[label]) > MAX_CURVE_RUNS:
+            left_out.append(label)
+            continue
+        runs = members[label][:MAX_CURVE_RUNS]  # one huge group alone: its newest MAX_CURVE_RUNS members
+        shown[label] = runs
+        total += len(runs)
+    cut = [label for label in shown if len(members[label]) > len(shown[label])]
+    said = ([f"{len(left_out)} group(s) left out"] if left_out else []) + \
+        [f"{label}: its newest {len(shown[label])} of {len(members[label])} runs" for label in cut]
+    if said:
+        note = (note + " " if note else "") + (f"At most {MAX_CURVE_RUNS} runs are drawn ({'; '.join(said)}); "
+                                               "filter or tick fewer groups.")
+    return shown, note
+
+
+# cache_resource (no unpickling of the figure; nobody mutates it), keyed by what the bands show: the groups,
+# each member's metrics.jsonl stamp, the x axis, smoothing, FLOPs per image and the metric.
+@st.cache_resource(show_spinner=False, max_entries=16)
+def _bands_cached(groups: tuple, stamps: tuple, x: str, smoothing: float, flops: tuple, metric: str):
+    records = {name: lab_ui.read_records(Run(Path(path))) for name, (path, _) in stamps}
+    curves = curves_frame(records, x=x, smoothing=smoothing, flops_per_image=dict(flops) if x == "flops" else None)
+    banded = group_curves(curves, {label: list(runs) for label, runs in groups})
+    figure = group_curves_figure(banded, metric)
+    figure.update_layout(xaxis={"title": x.replace("_", " ")})
+    return figure
+
+
+def bands_figure(store: RunStore, groups: Mapping[str, Sequence[str]], x: str, smoothing: float,
+                 flops: Mapping[str, float | None], metric: str):
+    """The groups' mean ± std curves of a metric (metrics read once per file change, figure cached)."""
+    names = [name for runs in groups.values() for name in runs]
+    stamps = tuple((name, lab_ui.metrics_stamp(Run(store.root / name))) for name in dict.fromkeys(names))
+    return _bands_cached(tuple((label, tuple(runs)) for label, runs in groups.items()), stamps, x, float(smoothing),
+                         tuple(sorted((k, v) for k, v in flops.items() if k in names)), metric)
+
+
+# Shared like _bands_cached: keyed by each run's metrics.jsonl stamp and the chart's settings, so a filter or
+# group change that keeps the same runs drawn does not rebuild a figure of thousands of points.
+@st.cache_resource(show_spinner=False, max_entries=16)
+def _compare_cached(stamps: tuple, x: str, smoothing: float, log_cost: bool, flops: tuple, reference: bool,
+                    log_x: bool):
+    records = {name: lab_ui.read_records(Run(Path(path))) for name, (path, _) in stamps}
+    return compare_figure(records, x=x, smoothing=smoothing, log_cost=log_cost, flops_per_image=dict(flops),
+                          reference=official_curve(x) if reference else None, log_x=log_x)
+
+
+def cached_compare_figure(store: RunStore, names: Sequence[str], x: str, smoothing: float, log_cost: bool,
+                          flops: Mapping[str, float | None], reference: bool, log_x: bool):
+    """plots.compare_figure of these runs (with the authors' curve when reference), rebuilt only when a
+    run's metrics.jsonl or a setting changed."""
+    stamps = tuple((name, lab_ui.metrics_stamp(Run(store.root / name))) for name in names)
+    return _compare_cached(stamps, x, float(smoothing), bool(log_cost), tuple(sorted(flops.items())), bool(reference),
+                           bool(log_x))
+
+
+def varying_params(frame: pd.DataFrame, fields: Sequence[str] = PARAM_FIELDS) -> list[str]:
+    """The fields among `fields` whose value differs between the frame's runs (all of them when none does,
+    so importance can say that nothing varies)."""
+    present = [f for f in fields if f in frame.columns]
+    varying = [f for f in present if frame[f].astype("object").map(str).nunique() > 1]
+    return varying or present
+
+
+RANKING = "Ranking the settings (a random forest of these runs)…"
+POLL_S = 0.5  # seconds between looks at a ranking still being computed
+
+
+@st.cache_resource(show_spinner=False)
+def _importance_executor() -> ThreadPoolExecutor:
+    # One worker: a ranking nobody waits for any more (the filter changed again) delays the next by ≤ 0.3 s.
+    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="importance")
+
+
+def _rank(frame: pd.DataFrame, params: tuple, target: str) -> tuple[pd.DataFrame | None, str]:
+    try:
+        return importance_frame(frame, list(params), target), ""
+    except ImportanceError as exc:
+        return None, lab_ui.one_line(exc)
+
+
+# The forest takes ~0.3 s for 500 runs: it is computed beside the page (a page that waited for it would
+# miss the 0.5 s a filter change may take), once per distinct table, and shared by every session.
+@st.cache_resource(show_spinner=False, max_entries=32)
+def _importance_future(digest: str, params: tuple, target: str, _frame: pd.DataFrame) -> Future:
+    return _importance_executor().submit(_rank, _frame, params, target)
+
+
+def importance_of(frame: pd.DataFrame, params: Sequence[str], target: str) -> Future:
+    """importance_frame of these runs as a Future of (table, '') or (None, the one-line reason it cannot answer)."""
+    columns = [c for c in [*params, "status", target, BEST, FINAL] if c in frame.columns]
+    data = frame[list(dict.fromkeys(columns))].reset_index(drop=True)  # only what importance reads
+    digest = hashlib.sha1(pd.util.hash_pandas_object(data, index=False).to_numpy().tobytes()
+                          + repr((list(data.columns), tuple(params), target)).encode()).hexdigest()
+    future = _importance_future(digest, tuple(params), target, data)
+    wait([future], timeout=0.05)  # the one-line refusals (too few runs, nothing varies) come at once
+    return future
+
+
+def _await_ranking(future: Future) -> None:
+    """A fragment polling a ranking in progress: the whole page reruns once it is ready (and polling ends)."""
+    if future.done():
+        st.rerun(scope="app")
+    st.caption(RANKING)
+
+
+def draw_importance(frame: pd.DataFrame, params: Sequence[str], target: str, key: str) -> None:
+    """Parallel coordinates (params → target) and the parameter-importance table of these runs; when
+    importance cannot answer, its one-line reason as st.info (while it is computed, a caption saying so)."""
+    left, right = st.columns([3, 2], gap="large")
+    with left:
+        st.plotly_chart(parallel_coordinates_figure(frame, params, target), key=key + "parcoords")
+    with right:
+        future = importance_of(frame, params, target)
+        if not future.done():
+            st.fragment(run_every=POLL_S)(_await_ranking)(future)
+            return
+        table, reason = future.result()
+        if table is None:
+            st.info(lab_ui.plain(reason))
+            return
+        st.dataframe(
+            table, hide_index=True, key=key + "importance",
+            column_config={
+                "importance": st.column_config.ProgressColumn(min_value=0.0, max_value=1.0, format="%.2f",
+                                                              help="random-forest importance; sums to 1"),
+                "correlation": st.column_config.NumberColumn(format="%+.2f",
+                                                             help="Spearman rank correlation with the accuracy: "
+                                                                  "+ higher values, higher accuracy"),
+            },
+        )
+        st.caption("Importance: how much a random forest of these runs leans on each setting to predict the "
+                   "accuracy (finished runs only). Correlation: its sign says which way the setting helps.")
+
+
+def save_tags(store_root: str, name: str, key: str, flash_key: str) -> None:
+    """on_click of Save tags: the text (tags separated by spaces or commas) replaces the run's tags."""
+    lab_ui.clear_flash(flash_key)
+    text = st.session_state.get(key) or ""
+    tags = [t for t in text.replace(",", " ").split() if t]
+    try:
+        Run(Path(store_root) / name).annotate(tags=tags)
+    except RunStoreError as exc:  # AnnotationError: a bad tag; nothing was written
+        lab_ui.flash(flash_key, "error", lab_ui.one_line(exc), about=name)
+        return
+    lab_ui.flash(flash_key, "success", f"Tags of {name}: {', '.join(sorted(set(tags))) or 'none'}.", about=name)
+
+
+def save_note(store_root: str, name: str, key: str, flash_key: str) -> None:
+    """on_click of Save note: the text area replaces the run's note (empty clears it)."""
+    lab_ui.clear_flash(flash_key)
+    try:
+        Run(Path(store_root) / name).annotate(note=st.session_state.get(key) or "")
+    except RunStoreError as exc:
+        lab_ui.flash(flash_key, "error", lab_ui.one_line(exc), about=name)
+        return
+    lab_ui.flash(flash_key, "success", f"Saved the note of {name}.", about=name)
+
+
+def draw_annotations(store: RunStore, run: Run, prefix: str) -> None:
+    """The run's tags (a text input + Save tags) and note (a text area + Save note), saved to meta.json.
+
+    The widgets' keys carry the annotations' last change, so a saved (or elsewhere changed) value shows
+    as saved, while a rejected one stays as typed beside its error."""
+    annotations = run.read_annotations()
+    if annotations.problem:
+        lab_ui.show_error(annotations.problem)
+    flash_key = prefix + "annotate"
+    tags_key = widget_key(prefix + "tags_", run.name, annotations.updated_at)
+    note_key = widget_key(prefix + "note_", run.name, annotations.updated_at)
+    st.session_state.setdefault(tags_key, " ".join(annotations.tags))
+    st.session_state.setdefault(note_key, annotations.note)
+    t1, t2 = st.columns([4, 1], vertical_alignment="bottom")
+    t1.text_input("Tags", key=tags_key, placeholder="e.g. baseline cifar-long",
+                  help="separated by spaces or commas; letters, digits and . _ : + = @ - (no spaces or '/')")
+    t2.button("Save tags", key=prefix + "save_tags", on_click=save_tags,
+              args=(str(store.root), run.name, tags_key, flash_key), width="stretch")
+    st.text_area("Note", key=note_key, height=90, placeholder="what this run tried, what it showed")
+    st.button("Save note", key=prefix + "save_note", on_click=save_note,
+              args=(str(store.root), run.name, note_key, flash_key))
+    lab_ui.show_flash(flash_key, about=run.name)
+
+
+def tag_cells(store_root: str, runs: Sequence[str], key: str, flash_key: str) -> None:
+    """on_click of Tag all cells: add the typed tag(s) to every cell that has a run; all checked before any is written."""
+    lab_ui.clear_flash(flash_key)
+    tags = [t for t in (st.session_state.get(key) or "").replace(",", " ").split() if t]
+    if not tags:
+        lab_ui.flash(flash_key, "error", "type a tag to add to every cell")
+        return
+    try:
+        for tag in tags:
+            validate_tag(tag)
+        for name in runs:
+            Run(Path(store_root) / name).annotate(add_tags=tags)
+    except RunStoreError as exc:  # AnnotationError: one line
+        lab_ui.flash(flash_key, "error", lab_ui.one_line(exc))
+        return
+    lab_ui.flash(flash_key, "success", f"Tagged {len(runs)} cell(s) {', '.join(tags)}.")
+
+
+def draw_sweep_tags_and_importance(store: RunStore, sweep: Any, cells: pd.DataFrame) -> None:
+    """A sweep's cells as a group: their tags and notes, Tag all cells, and which of its axes mattered
+    (parallel coordinates and importance over sweeps.cells_frame, its axes but the seed as the params)."""
+    st.subheader("Tags and what mattered")
+    started = [name for name in cells["run"] if (store.root / name).is_dir()]
+    annotations = {name: Run(store.root / name).read_annotations() for name in started}
+    st.dataframe(
+        pd.DataFrame({"run": list(annotations), "tags": [list(a.tags) for a in annotations.values()],
+                      "note": [note_preview(a.note) for a in annotations.values()]}),
+        hide_index=True, key="sweep_tags_table", column_config={"tags": st.column_config.ListColumn()},
+    )
+    t1, t2 = st.columns([4, 1], vertical_alignment="bottom")
+    t1.text_input("Tag for every cell", key="sweep_tag_all", placeholder="e.g. depth-vs-width",
+                  help="added to each cell's tags (separate several by spaces); edit one run's tags on the Runs page")
+    t2.button("Tag all cells", key="sweep_tag_cells", on_click=tag_cells, disabled=not started,
+              args=(str(store.root), started, "sweep_tag_all", "sweep_tag"), width="stretch")
+    if len(started) < len(cells):
+        st.caption(f"{len(cells) - len(started)} pending cell(s) have no run yet: tag again once they start.")
+    lab_ui.show_flash("sweep_tag")
+    params = [axis for axis in sweep.axes if axis != "seed"]
+    draw_importance(cells, params, "best_test_acc", key="sweep_")
