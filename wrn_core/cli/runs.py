@@ -33,12 +33,40 @@ def _findings_text(findings: Sequence[Any]) -> str:
     return "\n".join(lines)
 
 
-def _runs_list(store: RunStore) -> int:
+def _groups_text(frame, by: Sequence[str]) -> str:
+    """analysis.group_runs as a terminal table: the group fields, n, and mean ± std of the accuracies (%)."""
+    from wrn_core import analysis
+    from wrn_core.analysis.grouping import GROUP_STATS
+
+    grouped = analysis.group_runs(frame, by)
+    fields = [c for c in grouped.columns if c not in GROUP_STATS]
+
+    def spread(mean: float, std: float) -> str:
+        if mean != mean:  # NaN: no run of the group has an accuracy yet
+            return "—"
+        return f"{mean:.2f}" if std != std else f"{mean:.2f} ± {std:.2f}"
+
+    for which in ("best", "final"):
+        grouped[f"{which} test acc (%)"] = [spread(m, s) for m, s in
+                                            zip(grouped[f"{which}_test_acc_mean"], grouped[f"{which}_test_acc_std"])]
+    grouped["runs"] = [", ".join(names) for names in grouped["runs"]]
+    return grouped[fields + ["n", "best test acc (%)", "final test acc (%)", "runs"]].to_string(index=False)
+
+
+def _runs_list(store: RunStore, group_by: Sequence[str] | None = None, filters: Sequence[tuple] | None = None) -> int:
+    """The runs table, or (with group_by) one row per group; filters: (field, values) pairs, ANDed."""
     from wrn_core import analysis
 
     frame = analysis.runs_frame(store.summaries())
+    if filters:
+        wanted: dict[str, list[str]] = {}
+        for field, values in filters:
+            wanted.setdefault(field, []).extend(values)
+        frame = analysis.filter_runs(frame, wanted)
     if frame.empty:
-        print(f"no runs in {store.root}")
+        print(f"no runs in {store.root}" + (" match the filters" if filters else ""))
+    elif group_by:
+        print(_groups_text(frame, group_by))
     else:
         print(frame.to_string(index=False))
     return 0
@@ -93,7 +121,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
     store = RunStore(args.runs_dir)
     store.reconcile()
     if args.runs_command == "list":
-        return _runs_list(store)
+        return _runs_list(store, getattr(args, "group_by", None), getattr(args, "filter", None))
     run = store.get(args.name)
     if args.runs_command == "show":
         return _runs_show(run, args.runs_dir)
