@@ -56,6 +56,8 @@ def test_group_runs_means_and_stds_by_hand():
     two = group_runs(four_runs(), ["optimizer", "lr"])
     assert len(two) == 2 and sorted(two["n"]) == [1, 3]
     assert group_runs(four_runs(), ["k"]).equals(grouped)  # the alias
+    planned = group_runs(four_runs(), ["epochs"])  # runs_frame's epochs is 'done/planned': the number planned groups
+    assert list(planned.columns[:2]) == ["planned_epochs", "n"] and list(planned["n"]) == [4]
 
 
 def test_group_runs_on_sweep_cells_converts_fractions_to_percent():

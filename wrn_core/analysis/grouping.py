@@ -20,6 +20,8 @@ TAG_FILTER = "tag"  # filter key: keep runs having all the given tags (a `tags` 
 SEED = "seed"  # never a group field: a group is the runs that differ only in their seed
 # Accuracy columns: runs_frame's (percent), else cells_frame's (fractions, shown as percent here).
 ACCURACIES = {"best": ("best test acc (%)", "best_test_acc"), "final": ("final test acc (%)", "final_test_acc")}
+# group_runs' columns after the group fields.
+GROUP_STATS = ("n", "best_test_acc_mean", "best_test_acc_std", "final_test_acc_mean", "final_test_acc_std", "runs")
 NAME_COLUMNS = ("name", "run")  # runs_frame names a run `name`, sweeps.cells_frame `run`
 
 

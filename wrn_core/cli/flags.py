@@ -73,6 +73,15 @@ def _csv(kind: type, choices: Sequence[str] | None = None) -> Callable[[str], li
     return parse
 
 
+def _field_filter(text: str) -> tuple[str, list[str]]:
+    """An argparse type for `--filter FIELD=VALUE[,VALUE]`: 'optimizer=sgd,adam' -> ('optimizer', ['sgd', 'adam'])."""
+    field, sep, values = text.partition("=")
+    parts = [v.strip() for v in values.split(",") if v.strip()]
+    if not sep or not field.strip() or not parts:
+        raise argparse.ArgumentTypeError(f"expected FIELD=VALUE (e.g. optimizer=sgd or k=1,2), got {text!r}")
+    return field.strip(), parts
+
+
 def _sweep_model_flags(parser: argparse.ArgumentParser) -> None:
     """The model flags of a sweep: lists of N, k and dropout."""
     parser.add_argument("--blocks", type=_csv(int), help="N values, e.g. 1,2 (depth = 6N+4); required unless --resume")
@@ -181,6 +190,12 @@ def _add_sweeps(sub: argparse._SubParsersAction) -> None:
     sweeps_show.add_argument("name")
     sweeps_show.add_argument("--format", choices=FORMATS, default="table")
     sweeps_show.add_argument("--runs-dir", default=DEFAULT_RUNS_DIR)
+    importance = sweeps_sub.add_parser("importance", help="which axis mattered: random-forest importance of the axes "
+                                                          "for the finished cells' test accuracy")
+    importance.add_argument("name")
+    importance.add_argument("--target", choices=("best_test_acc", "final_test_acc"), default="best_test_acc")
+    importance.add_argument("--format", choices=("table", "json"), default="table")
+    importance.add_argument("--runs-dir", default=DEFAULT_RUNS_DIR)
 
 
 def _add_resume(sub: argparse._SubParsersAction) -> None:
@@ -202,6 +217,10 @@ def _add_runs(sub: argparse._SubParsersAction) -> None:
     runs_list = runs_sub.add_parser("list")
     runs_list.add_argument("--tag", action="append", help="only runs with this tag (repeatable: all must match)")
     runs_list.add_argument("--runs-dir", default=DEFAULT_RUNS_DIR)
+    runs_list.add_argument("--group-by", type=_csv(str), metavar="FIELD[,FIELD]",
+                           help="one row per group of runs (seeds averaged): n, mean ± std of best and final test accuracy")
+    runs_list.add_argument("--filter", type=_field_filter, action="append", metavar="FIELD=VALUE[,VALUE]",
+                           help="only runs with one of these values (repeat for more fields; e.g. optimizer=sgd, k=1,2)")
     runs_tag = runs_sub.add_parser("tag", help="add tags to a run (safe while it trains)")
     runs_tag.add_argument("name")
     runs_tag.add_argument("tags", nargs="+", metavar="TAG", help="letters, digits and . _ : + = @ - (no spaces or '/')")

@@ -50,17 +50,47 @@ def _note_preview(note: str) -> str:
     return first if len(first) <= NOTE_PREVIEW_CHARS else first[: NOTE_PREVIEW_CHARS - 1] + "…"
 
 
-def _runs_list(store: RunStore, tags: Sequence[str] = ()) -> int:
+def _groups_text(frame, by: Sequence[str]) -> str:
+    """analysis.group_runs as a terminal table: the group fields, n, and mean ± std of the accuracies (%)."""
+    from wrn_core import analysis
+    from wrn_core.analysis.grouping import GROUP_STATS
+
+    grouped = analysis.group_runs(frame, by)
+    fields = [c for c in grouped.columns if c not in GROUP_STATS]
+
+    def spread(mean: float, std: float) -> str:
+        if mean != mean:  # NaN: no run of the group has an accuracy yet
+            return "—"
+        return f"{mean:.2f}" if std != std else f"{mean:.2f} ± {std:.2f}"
+
+    for which in ("best", "final"):
+        grouped[f"{which} test acc (%)"] = [spread(m, s) for m, s in
+                                            zip(grouped[f"{which}_test_acc_mean"], grouped[f"{which}_test_acc_std"])]
+    grouped["runs"] = [", ".join(names) for names in grouped["runs"]]
+    return grouped[fields + ["n", "best test acc (%)", "final test acc (%)", "runs"]].to_string(index=False)
+
+
+def _runs_list(store: RunStore, tags: Sequence[str] = (), group_by: Sequence[str] | None = None,
+               filters: Sequence[tuple] | None = None) -> int:
+    """The runs table, or (with group_by) one row per group; tags: all must match; filters: (field, values) pairs, ANDed."""
     from wrn_core import analysis
 
     summaries = _with_tags(store.summaries(), tags) if tags else store.summaries()
     frame = analysis.runs_frame(summaries)
+    if filters:
+        wanted: dict[str, list[str]] = {}
+        for field, values in filters:
+            wanted.setdefault(field, []).extend(values)
+        frame = analysis.filter_runs(frame, wanted)
     if frame.empty:
-        print(f"no runs in {store.root}" + (f" tagged {', '.join(tags)}" if tags else ""))
-        return 0
-    frame["tags"] = frame["tags"].map(", ".join)
-    frame["note"] = frame["note"].map(_note_preview)
-    print(frame.to_string(index=False))
+        print(f"no runs in {store.root}" + (f" tagged {', '.join(tags)}" if tags else "")
+              + (" match the filters" if filters else ""))
+    elif group_by:
+        print(_groups_text(frame, group_by))
+    else:
+        frame["tags"] = frame["tags"].map(", ".join)
+        frame["note"] = frame["note"].map(_note_preview)
+        print(frame.to_string(index=False))
     return 0
 
 
@@ -135,7 +165,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
     store = RunStore(args.runs_dir)
     store.reconcile()
     if args.runs_command == "list":
-        return _runs_list(store, args.tag or ())
+        return _runs_list(store, args.tag or (), args.group_by, args.filter)
     if args.runs_command == "export":
         from wrn_core.cli.export_runs import check_export_args, export_tensorboard_runs
 

@@ -1,4 +1,4 @@
-"""The `sweep` command (train a grid of runs, with a live table of its cells) and `sweeps` (list, show)."""
+"""The `sweep` command (train a grid of runs, with a live table of its cells) and `sweeps` (list, show, importance)."""
 
 from __future__ import annotations
 
@@ -183,9 +183,31 @@ def _sweeps_show(store: RunStore, name: str, fmt: str) -> int:
     return 0
 
 
+def _sweeps_importance(store: RunStore, name: str, target: str, fmt: str) -> int:
+    """Which of the sweep's axes (seed aside) mattered for the finished cells' accuracy; ImportanceError
+    (one line, exit 2) when it cannot say."""
+    from wrn_core import analysis, sweeps
+
+    sweep = sweeps.load_sweep(store.root, name)
+    cells = sweeps.cells_frame(store, sweep)
+    params = [axis for axis in sweep.axes if axis != "seed"]
+    table = analysis.importance_frame(cells, params, target)
+    finished = int(((cells["status"] == FINISHED) & cells[target].notna()).sum())
+    if fmt == "json":
+        rows = json.loads(table.to_json(orient="records"))  # NaN -> null
+        print(json.dumps({"name": sweep.name, "target": target, "finished_cells": finished, "cells": len(cells),
+                          "importance": rows}, indent=2))
+    else:
+        print(f"sweep {sweep.name}: importance of its axes for {target} over {finished} finished cell(s) of {len(cells)}")
+        print(table.to_string(index=False, na_rep="—", float_format=lambda v: f"{v:.3f}"))
+    return 0
+
+
 def cmd_sweeps(args: argparse.Namespace) -> int:
-    """`sweeps list` or `sweeps show NAME`."""
+    """`sweeps list`, `sweeps show NAME` or `sweeps importance NAME`."""
     store = RunStore(args.runs_dir)
     if args.sweeps_command == "list":
         return _sweeps_list(store)
+    if args.sweeps_command == "importance":
+        return _sweeps_importance(store, args.name, args.target, args.format)
     return _sweeps_show(store, args.name, args.format)

@@ -1,0 +1,96 @@
+"""`runs list --group-by/--filter` and `sweeps importance`, on a real tiny 2×2 sweep trained through the CLI."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from wrn_core.cli import main
+from wrn_core.store import RunStore
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = ["--synthetic-train", "160", "--synthetic-test", "100", "--batch-size", "32", "--device", "cpu", "--log-every", "1"]
+CELLS = ["grid-n1-k1-s0", "grid-n1-k2-s0", "grid-n2-k1-s0", "grid-n2-k2-s0"]
+
+
+def cli(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "wrn_core", *args], cwd=REPO, capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def grid(tmp_path_factory) -> str:
+    """The runs directory of a finished 2×2 sweep (N 1..2 × k 1..2, two synthetic epochs each)."""
+    runs = str(tmp_path_factory.mktemp("grouping") / "runs")
+    done = cli("sweep", "grid", "--blocks", "1,2", "--widen-factor", "1,2", *TINY, "--epochs", "2", "--no-probe",
+               "--runs-dir", runs)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return runs
+
+
+def test_sweeps_importance_answers_for_a_real_2x2_sweep(grid):
+    shown = cli("sweeps", "importance", "grid", "--format", "json", "--runs-dir", grid)
+    if shown.returncode == 2:  # all four tiny cells stuck at one accuracy (chance): the one honest answer
+        assert shown.stderr.startswith("error: best_test_acc never varies over the 4 finished runs"), shown.stderr
+        assert len(shown.stderr.strip().splitlines()) == 1
+        return
+    assert shown.returncode == 0, shown.stderr
+    answer = json.loads(shown.stdout)
+    assert answer["name"] == "grid" and answer["target"] == "best_test_acc"
+    assert answer["finished_cells"] == 4 and answer["cells"] == 4  # exactly 4 finished runs is enough
+    rows = answer["importance"]
+    assert {r["param"] for r in rows} == {"blocks", "widen_factor"}
+    importances = [r["importance"] for r in rows]
+    assert all(v is not None for v in importances)  # both axes vary over the 2×2 grid
+    assert sum(importances) == pytest.approx(1.0) and importances == sorted(importances, reverse=True)
+    table = cli("sweeps", "importance", "grid", "--runs-dir", grid)
+    assert table.returncode == 0 and "blocks" in table.stdout and "widen_factor" in table.stdout
+    assert "over 4 finished cell(s) of 4" in table.stdout
+
+
+def test_sweeps_importance_refuses_in_one_line(grid, capsys):
+    assert main(["sweeps", "importance", "missing", "--runs-dir", grid]) == 2
+    assert main(["sweeps", "importance", "grid", "--target", "colour", "--runs-dir", grid]) == 2
+    assert len(capsys.readouterr().err.strip().splitlines()) == 2
+    store = RunStore(grid)
+    store.delete(CELLS[0])  # three finished cells left (the fourth is pending again)
+    try:
+        assert main(["sweeps", "importance", "grid", "--runs-dir", grid]) == 2
+        err = capsys.readouterr().err
+        assert err == "error: parameter importance needs at least 4 finished runs; 3 have finished\n"
+    finally:
+        done = cli("sweep", "grid", "--resume", "--no-probe", "--runs-dir", grid)  # the next test wants all four
+        assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_runs_list_groups_and_filters(grid, capsys):
+    assert main(["runs", "list", "--group-by", "k", "--runs-dir", grid]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[0].split()[:2] == ["widen_factor", "n"] and "best test acc (%)" in lines[0]
+    assert len(lines) == 3 and all(" ± " in line for line in lines[1:])  # two runs (seeds of N) per k
+    assert "grid-n1-k1-s0" in lines[1] and "grid-n2-k1-s0" in lines[1]
+
+    assert main(["runs", "list", "--group-by", "blocks,widen_factor", "--filter", "k=2", "--runs-dir", grid]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 3 and all(line.split()[1] == "2" for line in lines[1:])  # k=2 only
+    assert main(["runs", "list", "--filter", "blocks=1", "--filter", "k=1,2", "--runs-dir", grid]) == 0
+    out = capsys.readouterr().out
+    assert "grid-n1-k1-s0" in out and "grid-n1-k2-s0" in out and "grid-n2" not in out
+    assert main(["runs", "list", "--filter", "optimizer=adam", "--runs-dir", grid]) == 0
+    assert "match the filters" in capsys.readouterr().out
+
+
+def test_runs_list_refuses_bad_groups_and_filters_in_one_line(grid, capsys):
+    for argv, said in (
+        (["--group-by", "seed"], "error: seed cannot be a group field: groups average over seeds"),
+        (["--group-by", "colour"], "error: unknown field 'colour'"),
+        (["--filter", "colour=red"], "error: unknown field 'colour'"),
+        (["--filter", "lr=fast"], "error: lr='fast': lr is a number"),
+        (["--filter", "k"], "expected FIELD=VALUE"),
+    ):
+        assert main(["runs", "list", *argv, "--runs-dir", grid]) == 2, argv
+        err = capsys.readouterr().err
+        assert said in err and len(err.strip().splitlines()) == 1, (argv, err)
