@@ -353,10 +353,11 @@ import sys
 from wrn_core.store import Run
 from wrn_core.store.records import FINISHED, RUNNING
 run = Run(sys.argv[1])
+run.acquire("training")  # held before the reader starts: a queued run nobody holds reads interrupted, rightly
 print("ready", flush=True)
 sys.stdin.readline()
 for _ in range(int(sys.argv[2])):
-    run.acquire("training")
+    run.acquire("training")  # (in the first round already held: only the role is written)
     run.write_status(RUNNING, "training")
     run.write_status(FINISHED, "finished")
     run.release()
