@@ -7,9 +7,10 @@ import json
 import os
 import socket
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from wrn_core.store.files import RunBusyError, write_error
 
@@ -179,3 +180,23 @@ def probe_owner(lock_path: Path) -> Owner | None:
     finally:
         os.close(fd)
 
+
+
+@contextmanager
+def held_shared_if_free(lock_path: Path) -> Iterator[Owner | None]:
+    """Yield None while keeping a shared flock on run.lock (no writer can start meanwhile), or the holder's
+    Owner when a writer has it. Never blocks; for a reader that must see a file and the lock at one moment."""
+    try:
+        fd = os.open(lock_path, os.O_RDONLY)
+    except OSError:
+        yield None
+        return
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield read_owner(fd)
+            return
+        yield None
+    finally:
+        os.close(fd)  # closing releases the shared flock

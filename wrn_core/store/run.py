@@ -32,7 +32,9 @@ from typing import Any, Iterable
 from wrn_core.config import ConfigError, TrainConfig
 from wrn_core.errors import one_line
 from wrn_core.store.files import RunCorruptError, remove_quietly, write_atomic, write_error
-from wrn_core.store.lock import LOCK_WAIT_S, ROLE_QUEUED, ROLE_TRAINING, Owner, RunLock, probe_owner, read_owner
+from wrn_core.store.lock import (
+    LOCK_WAIT_S, ROLE_QUEUED, ROLE_TRAINING, Owner, RunLock, held_shared_if_free, probe_owner, read_owner,
+)
 from wrn_core.store.meta import Annotations, read_annotations, update_annotations
 from wrn_core.store.records import (
     ACTIVE_STATUSES,
@@ -235,11 +237,12 @@ class Run:
         """
         status = self._status_or_rebuilt()
         owner = self.owner()
-        if owner is None and status.get("status") in ACTIVE_STATUSES:
-            # A trainer writes its final status and then releases the lock: read between the two
-            # steps, the file said active while the lock was still held. Read it again now that the lock is free.
-            status = self._status_or_rebuilt()
-            owner = self.owner()
+        if owner is None and status.get("status") in ACTIVE_STATUSES and self.lock.fd is None:
+            # A trainer writes its final status and then releases the lock: read between the two steps,
+            # the file said active while the lock was still held (and a writer may have started again
+            # since). Read it again holding a shared lock, so the file and the lock are seen at one moment.
+            with held_shared_if_free(self.lock.path) as owner:
+                status = self._status_or_rebuilt()
         if owner is not None:
             status["owner"] = owner.to_dict()
             if owner.role in (ROLE_QUEUED, ROLE_TRAINING) and status.get("status") not in ACTIVE_STATUSES and status.get("rebuilt"):
