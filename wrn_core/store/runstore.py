@@ -64,6 +64,8 @@ class RunSummary:
     created_at: float | None
     device: str
     problem: str = ""  # one line when a file of the run is unreadable; the row shows what could be read
+    executor: str = ""  # what started its trainer (records.EXECUTORS); "" before one has started
+    host: str = ""  # the machine its trainer runs (or last ran) on
 
 
 class RunStore:
@@ -219,6 +221,8 @@ class RunStore:
             created_at=_number(status.get("created_at")),
             device=str(status.get("device") or ""),
             problem="; ".join(problems),
+            executor=str(status.get("executor") or ""),
+            host=str(status.get("host") or ""),
         )
 
     def summaries(self) -> list[RunSummary]:
