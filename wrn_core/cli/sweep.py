@@ -149,6 +149,7 @@ def _ray_resources(args: argparse.Namespace, sweep):
 
 def _run_cells_ray(store: RunStore, sweep, resources, address: str | None) -> bool:
     """Run the sweep's cells as Ray tasks until done or Ctrl-C; True when stopped by Ctrl-C."""
+    from wrn_core import sweeps
     from wrn_core.jobs.ray_executor import RayCluster, RaySweep, check_shared_runs_dir
 
     stop = threading.Event()
@@ -163,6 +164,7 @@ def _run_cells_ray(store: RunStore, sweep, resources, address: str | None) -> bo
             hosts = check_shared_runs_dir(store.root, resources)
             print(f"ray: {'a local Ray started for this sweep' if cluster.started_here else cluster.address or 'connected'}; "
                   f"{len(hosts)} node(s) see {store.root.resolve()} ({', '.join(hosts)})", file=sys.stderr)
+            sweeps.save_sweep(store.root, sweep)
             cells = RaySweep(store, sweep, resources)
             cells.start()
             shown = ""
@@ -176,8 +178,6 @@ def _run_cells_ray(store: RunStore, sweep, resources, address: str | None) -> bo
             for name, why in sorted(cells.outcomes.items()):
                 print(f"{name}: {why}", file=sys.stderr)
         if stop.is_set():
-            from wrn_core import sweeps
-
             pending = sum(s not in sweeps.TERMINAL for s in sweeps.cell_statuses(store, sweep).values())
             print(f"stopped: {pending} cell(s) left; continue with `python -m wrn_core sweep {sweep.name} --resume "
                   f"--executor ray --runs-dir {store.root}`", file=sys.stderr)
@@ -212,12 +212,13 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     measured = None if args.no_probe else sweeps.probe(sweep, import_seconds=import_seconds)
     _preflight_plan(sweep, remaining, measured, args.force)
     resources = _ray_resources(args, sweep) if executor == "ray" else None
-    sweeps.save_sweep(store.root, sweep)
     if executor == "ray":
-        if _run_cells_ray(store, sweep, resources, args.ray_address):
+        if _run_cells_ray(store, sweep, resources, args.ray_address):  # saves the sweep once Ray checks out
             return 0
-    elif _run_cells(store, sweep, SweepRunner(JobManager(store.root))):
-        return 0
+    else:
+        sweeps.save_sweep(store.root, sweep)
+        if _run_cells(store, sweep, SweepRunner(JobManager(store.root))):
+            return 0
     counts = sweeps.cells_frame(store, sweep)["status"].value_counts().to_dict()
     print(f"sweep {sweep.name}: " + ", ".join(f"{n} {state}" for state, n in sorted(counts.items())), file=sys.stderr)
     return 0 if set(counts) <= {FINISHED} else 1

@@ -1,0 +1,70 @@
+"""The stop request in a run directory: written by anyone, polled by the trainer at logging points, cleared at start."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from tests.tiny_runs import tiny_config
+from wrn_core.store import RunStore
+from wrn_core.store.records import FINISHED, STOPPED
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_request_is_a_file_anyone_can_write_and_clear(tmp_path):
+    store = RunStore(tmp_path)
+    held = store.create(tiny_config(), "r", hold="training")  # a trainer holds the lock
+    other = store.get("r")  # another reader/writer: no lock needed to ask
+    assert not other.stop_requested()
+    other.request_stop(by="test")
+    assert held.stop_requested() and other.stop_path.name == "stop.request"
+    held.clear_stop_request()
+    assert not other.stop_requested()
+    held.clear_stop_request()  # clearing twice is fine
+    held.release()
+
+
+def _train_in_thread(run):
+    from wrn_core.engine.loop import train_run
+
+    result = {}
+    thread = threading.Thread(target=lambda: result.setdefault("status", train_run(run)), daemon=True)
+    thread.start()
+    return thread, result
+
+
+def test_a_request_from_another_process_stops_the_trainer_with_a_checkpoint(tmp_path):
+    store = RunStore(tmp_path)
+    run = store.create(tiny_config(epochs=200, log_every=2), "r")
+    thread, result = _train_in_thread(run)
+    deadline = time.monotonic() + 120
+    while not any(r["kind"] == "step" for r in run.read_metrics()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert thread.is_alive(), "the run ended before the stop was asked for"
+    asked = subprocess.run(
+        [sys.executable, "-c", f"from wrn_core.store import RunStore; RunStore({str(tmp_path)!r}).get('r').request_stop(by='test')"],
+        cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert asked.returncode == 0, asked.stderr
+    thread.join(120)
+    assert result["status"] == STOPPED
+    status = run.read_status()
+    assert status["status"] == STOPPED and status["epoch"] < 200
+    state = run.load_checkpoint()
+    assert state["step"] == status["step"]  # the checkpoint holds the exact position it stopped at
+    assert not run.stop_requested()  # answered, so a resume is not stopped at once
+
+
+def test_a_request_left_from_before_is_cleared_when_training_starts(tmp_path):
+    from wrn_core.engine.loop import train_run
+
+    store = RunStore(tmp_path)
+    run = store.create(tiny_config(epochs=1), "r")
+    run.request_stop(by="an earlier stop")
+    assert train_run(run) == FINISHED
+    assert not run.stop_requested()
+    status = run.read_status()
+    assert status["executor"] == "local" and status["host"]
