@@ -170,3 +170,26 @@ def test_without_ray_the_executor_says_what_to_install(tmp_path, monkeypatch, ca
                  "--executor", "ray", "--runs-dir", str(tmp_path / "runs")])
     assert code == 2
     assert capsys.readouterr().err.strip() == f"error: {ray_executor.RAY_MISSING}"
+
+
+def test_a_background_ray_sweep_stops_its_cells_on_ctrl_c(tmp_path, ray_address):
+    from wrn_core.config import TrainConfig, WRNConfig
+    from wrn_core.sweeps import make_sweep, save_sweep
+
+    runs = tmp_path / "runs"
+    base = TrainConfig(model=WRNConfig(depth=10, widen_factor=1), synthetic_train=256, synthetic_test=64, epochs=200,
+                       batch_size=32, log_every=2, schedule="constant", lr=0.05, device="cpu")
+    save_sweep(runs, make_sweep("bg", base, [1], [1, 2]))
+    processes = ray_executor.RaySweepProcesses(runs)
+    processes.start("bg", ray_address)
+    store = RunStore(runs)
+    names = ["bg-n1-k1-s0", "bg-n1-k2-s0"]
+    _wait_for(lambda: all(store.exists(n) and any(r["kind"] == "step" for r in store.get(n).read_metrics()) for n in names),
+              what="both cells training at once (1 CPU each of 2)")
+    assert processes.running("bg") and processes.stop("bg")  # Ctrl-C to the sweep's process
+    _wait_for(lambda: not processes.running("bg"), timeout=150, what="the sweep process to end")
+    assert processes.error("bg") is None
+    for name in names:
+        status = store.get(name).read_status()
+        assert status["status"] == STOPPED, status
+        assert store.get(name).load_checkpoint()["step"] == status["step"]

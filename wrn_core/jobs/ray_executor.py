@@ -22,6 +22,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -58,6 +59,14 @@ def import_ray() -> Any:
     except ImportError:
         raise ConfigError(RAY_MISSING) from None
     return ray
+
+
+def require_ray() -> None:
+    """ConfigError with the one line to install ray when it is missing; imports nothing (for the dashboard)."""
+    import importlib.util
+
+    if importlib.util.find_spec("ray") is None:
+        raise ConfigError(RAY_MISSING)
 
 
 @dataclass(frozen=True)
@@ -338,3 +347,69 @@ class RaySweep:
         while self._tasks and time.monotonic() < deadline:
             self.poll(timeout=min(1.0, max(0.0, deadline - time.monotonic())))
         return not self._tasks
+
+
+# ---------------------------------------------------------------------------------------------
+# Ray sweeps as background processes (the dashboard's): Ray's driver must not live in a Streamlit thread
+
+
+def sweep_command(root: str | os.PathLike[str], name: str, address: str | None = None,
+                  resources: CellResources = CellResources()) -> list[str]:
+    """`python -m wrn_core sweep NAME --resume --executor ray ...` for a saved sweep."""
+    command = [sys.executable, "-m", "wrn_core", "sweep", name, "--resume", "--executor", "ray", "--no-probe",
+               "--cpus-per-cell", f"{resources.cpus:g}", "--gpus-per-cell", f"{resources.gpus:g}", "--runs-dir", str(root)]
+    return command + (["--ray-address", address] if address else [])
+
+
+class RaySweepProcesses:
+    """Saved sweeps driven on Ray by background sweep processes, one per sweep, each watched by a thread.
+    Every public method is thread-safe; a process outlives this object (its cells are the run store's)."""
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = Path(root)
+        self._lock = threading.Lock()
+        self._procs: dict[str, subprocess.Popen] = {}
+        self._errors: dict[str, str] = {}  # name -> why its sweep process ended with an error
+
+    def log_path(self, name: str) -> Path:
+        return self.root / f".{name}.ray.log"
+
+    def start(self, name: str, address: str | None = None, resources: CellResources = CellResources()) -> None:
+        """Start the saved sweep's process; ConfigError when ray is missing, RunStoreError when it already runs."""
+        require_ray()
+        with self._lock:
+            if name in self._procs and self._procs[name].poll() is None:
+                raise RunStoreError(f"sweep {name!r} is already running on Ray")
+            self._errors.pop(name, None)
+            self.root.mkdir(parents=True, exist_ok=True)
+            with open(self.log_path(name), "ab") as log:
+                proc = subprocess.Popen(sweep_command(self.root, name, address, resources), stdin=subprocess.DEVNULL,
+                                        stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+            self._procs[name] = proc
+        threading.Thread(target=self._watch, args=(name, proc), daemon=True, name=f"ray-sweep-{name}").start()
+
+    def _watch(self, name: str, proc: subprocess.Popen) -> None:
+        code = proc.wait()
+        if code not in (0, 1):  # 1: some cell did not finish, which the cells' statuses say
+            from wrn_core.jobs.supervisor import last_log_line
+
+            with self._lock:
+                self._errors[name] = last_log_line(self.log_path(name)) or f"the sweep process exited with code {code}"
+
+    def running(self, name: str) -> bool:
+        with self._lock:
+            proc = self._procs.get(name)
+        return proc is not None and proc.poll() is None
+
+    def error(self, name: str) -> str | None:
+        with self._lock:
+            return self._errors.get(name)
+
+    def stop(self, name: str) -> bool:
+        """Ctrl-C to the sweep's process: its cells checkpoint and stop, queued ones are cancelled."""
+        with self._lock:
+            proc = self._procs.get(name)
+        if proc is None or proc.poll() is not None:
+            return False
+        proc.send_signal(signal.SIGINT)
+        return True
