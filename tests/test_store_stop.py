@@ -68,3 +68,32 @@ def test_a_request_left_from_before_is_cleared_when_training_starts(tmp_path):
     assert not run.stop_requested()
     status = run.read_status()
     assert status["executor"] == "local" and status["host"]
+
+
+def test_the_job_manager_asks_a_run_trained_on_another_host_through_its_directory(tmp_path):
+    import json
+    import os
+
+    from wrn_core.jobs import JobManager
+
+    store = RunStore(tmp_path)
+    run = store.create(tiny_config(), "r", hold="training")
+    # The lock's owner note as a trainer on another machine writes it (no pid of ours to signal).
+    os.ftruncate(run.lock.fd, 0)
+    os.pwrite(run.lock.fd, json.dumps({"pid": 4242, "host": "another-node", "role": "training", "since": 0}).encode(), 0)
+    manager = JobManager(tmp_path)
+    try:
+        assert manager.stop("r") is True
+    finally:
+        manager.shutdown(timeout=5)
+    assert run.stop_requested()
+    run.release()
+
+
+def test_runs_stop_refuses_a_run_that_is_not_training_in_one_line(tmp_path):
+    store = RunStore(tmp_path)
+    store.create(tiny_config(), "idle")
+    done = subprocess.run([sys.executable, "-m", "wrn_core", "runs", "stop", "idle", "--runs-dir", str(tmp_path)],
+                          cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1 and "not training" in done.stderr
+    assert not store.get("idle").stop_requested()
