@@ -97,3 +97,30 @@ def test_runs_stop_refuses_a_run_that_is_not_training_in_one_line(tmp_path):
                           cwd=REPO, capture_output=True, text=True, timeout=120)
     assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1 and "not training" in done.stderr
     assert not store.get("idle").stop_requested()
+
+
+def test_a_request_stops_every_rank_of_a_torchrun_run_at_one_step(tmp_path):
+    runs = tmp_path / "runs"
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2", "-m", "wrn_core",
+               "train", "--blocks", "1", "--widen-factor", "1", "--synthetic-train", "256", "--synthetic-test", "64",
+               "--batch-size", "32", "--device", "cpu", "--log-every", "2", "--epochs", "200", "--name", "ddp",
+               "--runs-dir", str(runs), "--quiet"]
+    proc = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        store = RunStore(runs)
+        deadline = time.monotonic() + 240
+        while not (store.exists("ddp") and any(r["kind"] == "step" for r in store.get("ddp").read_metrics())):
+            assert time.monotonic() < deadline and proc.poll() is None, "the torchrun run never trained"
+            time.sleep(0.1)
+        store.get("ddp").request_stop(by="test")
+        _, err = proc.communicate(timeout=180)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err[-2000:]
+    run = store.get("ddp")
+    status = run.read_status()
+    assert status["status"] == STOPPED and status["world_size"] == 2
+    state = run.load_checkpoint()
+    assert state["step"] == status["step"] and len(state["rng_ranks"]) == 2  # both ranks stopped at that step
+    assert not run.stop_requested()
