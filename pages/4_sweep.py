@@ -245,9 +245,14 @@ def live_view(name: str) -> None:
         lab_ui.show_error(exc)
         return
     cells = cells_frame(store, sweep)
-    counts = sweep_counts(cells)
     runner = lab_ui.get_sweep_runner()
-    driven = name in runner.active() or lab_ui.get_ray_sweeps().running(name)
+    on_cluster = lab_ui.get_ray_sweeps().running(name)
+    if on_cluster:  # cells waiting in Ray's queue hold no lock (they would read interrupted): they are queued
+        from wrn_core.jobs.ray_executor import queued_on_ray
+
+        cells.loc[cells["run"].isin(queued_on_ray(store, cells["run"])), "status"] = QUEUED
+    counts = sweep_counts(cells)
+    driven = name in runner.active() or on_cluster
     active = driven or counts[RUNNING] > 0 or counts[QUEUED] > 0
     parts = [f"{counts['ended']}/{counts['total']} cells ended"]
     parts += [f"{counts[key]} {key}" for key in (RUNNING, QUEUED, "paused", PENDING) if counts[key]]

@@ -193,3 +193,15 @@ def test_a_background_ray_sweep_stops_its_cells_on_ctrl_c(tmp_path, ray_address)
         status = store.get(name).read_status()
         assert status["status"] == STOPPED, status
         assert store.get(name).load_checkpoint()["step"] == status["step"]
+
+
+def test_queued_on_ray_names_the_unlocked_cells_a_ray_sweep_has_queued(tmp_path):
+    from tests.tiny_runs import tiny_config
+
+    store = RunStore(tmp_path)
+    waiting = store.create(tiny_config(), "waiting", executor="ray")  # created queued, lock let go for the trainer
+    store.create(tiny_config(), "local")  # queued by no Ray sweep
+    held = store.create(tiny_config(), "held", hold="training", executor="ray")
+    assert waiting.read_status()["status"] == INTERRUPTED  # what any reader sees without the sweep's knowledge
+    assert ray_executor.queued_on_ray(store, ["waiting", "local", "held", "missing"]) == ["waiting"]
+    held.release()

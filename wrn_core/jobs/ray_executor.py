@@ -268,7 +268,7 @@ class RaySweep:
 
     def waiting(self) -> list[str]:
         """Submitted cells whose trainer has not taken the run yet (queued in Ray, or starting)."""
-        return [name for name in self._tasks if self.store.get(name).owner() is None]
+        return queued_on_ray(self.store, list(self._tasks))
 
     def done(self) -> bool:
         return not self._tasks
@@ -347,6 +347,20 @@ class RaySweep:
         while self._tasks and time.monotonic() < deadline:
             self.poll(timeout=min(1.0, max(0.0, deadline - time.monotonic())))
         return not self._tasks
+
+
+def queued_on_ray(store: RunStore, names: Any) -> list[str]:
+    """Of these runs, those a live Ray sweep has queued: status.json says queued on Ray and no process holds
+    them yet (readers see `interrupted`, the truth once the sweep is gone; only its driver knows better)."""
+    queued = []
+    for name in names:
+        if not store.exists(name):
+            continue
+        run = store.get(name)
+        recorded, _ = run.read_status_file()
+        if recorded and recorded.get("status") == QUEUED and recorded.get("executor") == EXECUTOR_RAY and run.owner() is None:
+            queued.append(name)
+    return queued
 
 
 # ---------------------------------------------------------------------------------------------
