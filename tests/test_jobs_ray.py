@@ -205,3 +205,22 @@ def test_queued_on_ray_names_the_unlocked_cells_a_ray_sweep_has_queued(tmp_path)
     assert waiting.read_status()["status"] == INTERRUPTED  # what any reader sees without the sweep's knowledge
     assert ray_executor.queued_on_ray(store, ["waiting", "local", "held", "missing"]) == ["waiting"]
     held.release()
+
+
+def test_a_cell_that_fails_for_an_input_reason_is_not_retried(tmp_path, ray_address):
+    runs, images = tmp_path / "runs", tmp_path / "images"
+    # Files in the right layout pass the sweep's checks (no decoding); none decodes, so the trainer fails: bad input.
+    for split in ("train", "test"):
+        for label in ("a", "b"):
+            (images / split / label).mkdir(parents=True)
+            (images / split / label / "x.jpg").write_text("not a jpeg")
+    flags = [f for f in TINY if f not in ("--dataset", "synthetic", "--synthetic-test", "64")]
+    failed = sweep_cli("f", "--blocks", "1", "--widen-factor", "1", "--epochs", "1", "--dataset", "folder", "--data-dir",
+                       str(images), *flags, address=ray_address, runs=runs)
+    assert failed.returncode == 1, failed.stderr
+    run = RunStore(runs).get("f-n1-k1-s0")
+    status = run.read_status()
+    assert status["status"] == "failed" and status["error_kind"] == "input", status
+    again = sweep_cli("f", "--resume", address=ray_address, runs=runs)
+    assert again.returncode == 0 and "complete" in again.stderr
+    assert run.read_status()["started_at"] == status["started_at"]  # nothing trained it again
