@@ -1,6 +1,7 @@
 """A sweep's overhead (the 2 x 2 sweep's wall time against its four runs alone) and the pre-flight's predicted time.
 
     python -m bench.sweep_overhead [--device cpu|cuda] [--threads 1] [--rounds 2] [--out FILE.json] [--quick]
+    python -m bench.sweep_overhead --executor ray [--epochs 4] [--cpus-per-cell N] [--rounds 2]
 
 Targets (issue #9): sum of the four runs alone / the sweep's wall time >= 0.95; the pre-flight's
 predicted total time within +-30% of the measured time, on the CPU.
@@ -23,6 +24,11 @@ predicted total time within +-30% of the measured time, on the CPU.
   as the children get), summed over the cells; also the total the sweep command itself printed.
   It is compared with the measured time of the cells (first cell created to last cell finished,
   from the runs' status.json), which is what the prediction predicts, and with the sweep's wall.
+- --executor ray (issue #17): the same 2 x 2 grid as `sweep --executor ray` (no address: a local
+  Ray started by the sweep and shut down after it, so Ray's start-up and shut-down are inside its
+  wall) against the local executor's `sweep`, both --no-probe, in the same run, order alternating;
+  ratio = local wall / ray wall (target >= 0.9). --cpus-per-cell defaults to this machine's CPUs, so
+  Ray, like the local executor's one CPU queue, trains one cell at a time with every core.
 - Each cell takes ~5-15 s on a 2-core CPU (tiny synthetic runs, 1 epoch), so one sweep takes ~40 s;
   --epochs E makes each cell E epochs, spreading the sweep's fixed cost (its own start, the probe,
   its end) over more work, as in sweeps users run.
@@ -50,6 +56,7 @@ from wrn_core.store import RunStore
 from wrn_core.sweeps import Sweep, load_sweep, make_sweep, preflight_frame, probe
 
 RATIO_TARGET = 0.95  # sum of the runs alone / sweep wall time (issue #9)
+RAY_RATIO_TARGET = 0.9  # local executor's sweep wall / Ray executor's sweep wall, Ray's start-up included (issue #17)
 PREDICTION_TOLERANCE = 0.30  # |predicted - measured| / measured (issue #9)
 CHILD_TIMEOUT_S = 900  # one child process (a run alone or the whole sweep), seconds
 PREDICTED_RE = re.compile(r"predicted time for the \d+ cell\(s\) left: ([\d,]+) s")
@@ -171,6 +178,74 @@ def _error(predicted: float | None, measured: float | None) -> float | None:
 VARIANTS = ("sweep", "sweep-no-probe")  # the sweep as users run it, and without the timed probe
 
 
+def run_executor(sweep: Sweep, runs_dir: Path, env: dict[str, str], executor: str, cpus_per_cell: float) -> dict[str, Any]:
+    """`sweep NAME ... --no-probe --executor EXECUTOR`, timed launch to exit; every cell must finish on that executor."""
+    extra = ["--executor", executor] + (["--cpus-per-cell", f"{cpus_per_cell:g}"] if executor == "ray" else [])
+    timed = run_timed(wrn_command([*sweep_args(sweep, runs_dir, no_probe=True), *extra]), env, CHILD_TIMEOUT_S)
+    store = RunStore(runs_dir)
+    created, finished, started = [], [], []
+    for cell in sweep.cells():
+        status = store.get(cell.run).read_status()
+        if status.get("status") != "finished" or status.get("executor") != executor:
+            raise RuntimeError(f"cell {cell.run} ended {status.get('status')} on {status.get('executor')}: {status.get('message')}")
+        created.append(float(status["created_at"]))
+        started.append(float(status["started_at"]))
+        finished.append(float(status["finished_at"]))
+    print(f"    {executor}: {timed.wall_s:.1f} s", flush=True)
+    return {"wall_s": timed.wall_s, "before_first_cell_s": min(started) - timed.started_at,
+            "cells_s": max(finished) - min(started), "after_last_cell_s": timed.started_at + timed.wall_s - max(finished)}
+
+
+def main_ray(args: argparse.Namespace) -> int:
+    """The Ray executor against the local one: the same 2 x 2 CPU grid, local wall / ray wall per round and pooled."""
+    import os
+
+    device = resolve_device("cpu")
+    env_facts = environment(device)
+    base, blocks, widths = grid_for(device, quick=False)
+    base = base.replace(epochs=args.epochs or 4)
+    cpus = args.cpus_per_cell or float(os.cpu_count() or 1)
+    rounds = args.rounds if args.rounds is not None else 2
+    out = Path(args.out) if args.out else RESULTS_DIR / "sweep-overhead-ray.json"
+    child_env = subprocess_env(args.threads, {"RAY_USAGE_STATS_ENABLED": "0"})
+    child_env.pop("RAY_ADDRESS", None)  # a local Ray of the sweep's own: its start-up is part of what is timed
+    print(f"ray vs local executor on {env_facts['device_name']}: grid N {blocks} x k {widths}, {base.synthetic_train} "
+          f"synthetic images, {base.epochs} epoch(s), {cpus:g} CPU(s) per Ray cell", flush=True)
+    result: dict[str, Any] = {
+        "kind": "sweep_overhead_ray", "date": env_facts["date"], "device_name": env_facts["device_name"],
+        "torch": env_facts["torch"], "cpus": os.cpu_count(), "cpus_per_cell": cpus, "base": base.to_dict(),
+        "blocks": list(blocks), "widen_factors": list(widths), "ratio_target": RAY_RATIO_TARGET, "rounds": [],
+        "method": "local: `sweep NAME --blocks 1,2 --widen-factor 1,2 ... --no-probe`; ray: the same plus `--executor ray "
+                  "--cpus-per-cell N` with no address (a local Ray started and shut down by the sweep); wall-clock launch "
+                  "to exit of each; ratio = local / ray; rounds alternate the order.",
+    }
+    with tempfile.TemporaryDirectory(prefix="wrn-bench-ray-") as tmp:
+        for index in range(rounds):
+            sweep = make_sweep(f"ray{index}", base, blocks, widths)
+            order = ("local", "ray") if index % 2 == 0 else ("ray", "local")
+            print(f"  round {index + 1}/{rounds} ({', '.join(order)})", flush=True)
+            entry: dict[str, Any] = {"order": list(order)}
+            for executor in order:
+                entry[executor] = run_executor(sweep, Path(tmp) / f"{executor}{index}", child_env, executor, cpus)
+            entry["ratio"] = entry["local"]["wall_s"] / entry["ray"]["wall_s"]
+            print(f"    ratio local / ray: {entry['ratio']:.3f}", flush=True)
+            result["rounds"].append(entry)
+            local = sum(r["local"]["wall_s"] for r in result["rounds"])
+            ray = sum(r["ray"]["wall_s"] for r in result["rounds"])
+            result.update(local_wall_s=local, ray_wall_s=ray, ratio=local / ray,
+                          ratios=[r["ratio"] for r in result["rounds"]])
+            write_json(out, result)
+    print(f"\npooled: local {result['local_wall_s']:.1f} s / ray {result['ray_wall_s']:.1f} s = {result['ratio']:.3f} "
+          f"(target >= {RAY_RATIO_TARGET}); per round {', '.join(f'{r:.3f}' for r in result['ratios'])}")
+    for index, r in enumerate(result["rounds"], 1):
+        for executor in ("local", "ray"):
+            e = r[executor]
+            print(f"  round {index} {executor:<5}: wall {e['wall_s']:.1f} s = before first cell {e['before_first_cell_s']:.1f} "
+                  f"+ cells {e['cells_s']:.1f} + after last cell {e['after_last_cell_s']:.1f}")
+    print(f"wrote {out}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.sweep_overhead", description=__doc__.splitlines()[0])
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
@@ -180,8 +255,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="a tiny end-to-end dry run (one WRN-10-1 cell on 256 images)")
     parser.add_argument("--epochs", type=int, default=None,
                         help="epochs per cell (default: 1 on the CPU, 2 on CUDA); the sweep's fixed cost is spread over more work")
+    parser.add_argument("--executor", choices=("local", "ray"), default="local",
+                        help="ray: the Ray executor's sweep against the local executor's (issue #17) instead")
+    parser.add_argument("--cpus-per-cell", type=float, default=None, help="with --executor ray (default: every CPU)")
     add_threads_argument(parser)
     args = parser.parse_args(argv)
+    if args.executor == "ray":
+        return main_ray(args)
     device = resolve_device("cpu" if args.quick else args.device)
     if args.threads:
         torch.set_num_threads(args.threads)

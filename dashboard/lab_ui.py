@@ -85,6 +85,18 @@ def get_sweep_runner() -> SweepRunner:
     return _sweep_runner(str(runs_dir()), id(manager), manager)
 
 
+@st.cache_resource(show_spinner=False)
+def _ray_sweeps(path: str):
+    from wrn_core.jobs.ray_executor import RaySweepProcesses  # imports no ray: the sweep processes do
+
+    return RaySweepProcesses(path)
+
+
+def get_ray_sweeps():
+    """The process-wide RaySweepProcesses for runs_dir(): sweeps launched on a Ray cluster (background processes)."""
+    return _ray_sweeps(str(runs_dir()))
+
+
 def keep_form_state() -> None:
     """Re-own form values so Streamlit keeps them while their page is not shown.
 

@@ -64,8 +64,15 @@ def launch() -> None:
 
     def start(sweep) -> str:
         preflight(sweep.cells()[0].config)  # data missing, no such device: before anything is saved
+        if on_ray():
+            from wrn_core.jobs.ray_executor import require_ray
+
+            require_ray()
         save_sweep(runner.manager.store.root, sweep)
-        runner.run(sweep)
+        if on_ray():
+            start_on_ray(sweep.name)
+        else:
+            runner.run(sweep)
         return sweep.name
 
     try:
@@ -79,15 +86,36 @@ def launch() -> None:
         return
     st.session_state[F + "open"] = name
     forget_preflight()  # it was for the sweep now launched
+    where = f"as Ray tasks ({ray_address() or 'RAY_ADDRESS, else a local Ray'})" if on_ray() else "one after another"
     lab_ui.flash("sweep_launched", "success",
-                 f"Launched {name}: its cells train one after another; each is also a run on the Runs page.", about=name)
+                 f"Launched {name}: its cells train {where}; each is also a run on the Runs page.", about=name)
+
+
+def on_ray() -> bool:
+    return st.session_state.get(F + "executor") == "ray"
+
+
+def ray_address() -> str | None:
+    return (st.session_state.get(F + "ray_address") or "").strip() or None
+
+
+def start_on_ray(name: str) -> None:
+    """The saved sweep as a background `sweep NAME --resume --executor ray` process (Ray's driver needs its own)."""
+    from wrn_core.jobs.ray_executor import CellResources
+
+    gpus = 1.0 if load_sweep(lab_ui.get_job_manager().store.root, name).base.device.startswith("cuda") else 0.0
+    lab_ui.get_ray_sweeps().start(name, ray_address(), CellResources(cpus=1.0, gpus=gpus))
 
 
 def resume_sweep(name: str) -> None:
     lab_ui.clear_flash("sweep")
     runner = lab_ui.get_sweep_runner()
     try:
-        runner.run(load_sweep(runner.manager.store.root, name))
+        sweep = load_sweep(runner.manager.store.root, name)
+        if on_ray():
+            start_on_ray(name)
+        else:
+            runner.run(sweep)
     except (ConfigError, RunStoreError, DataError) as exc:
         lab_ui.flash("sweep", "error", lab_ui.one_line(exc))
         return
@@ -97,6 +125,7 @@ def resume_sweep(name: str) -> None:
 def stop_sweep(name: str) -> None:
     """Stop starting cells and stop the running ones (also those a restarted dashboard did not start)."""
     lab_ui.clear_flash("sweep")
+    lab_ui.get_ray_sweeps().stop(name)  # a sweep on Ray: its process stops its cells and cancels the queued ones
     stopped = lab_ui.stop_sweep(lab_ui.get_sweep_runner(), name)
     lab_ui.flash("sweep", "success", f"Stopping {len(stopped)} cell(s); the others stay pending. **Resume sweep** continues.",
                  markdown=True)
@@ -163,6 +192,13 @@ def new_sweep_view() -> None:
                 c1.number_input("seeds per cell", min_value=1, max_value=MAX_SEEDS, step=1, key=F + "seeds",
                                 help="seeds 0 … n-1; with several, charts show mean ± std")
                 c2.number_input("dropout", min_value=0.0, max_value=0.95, step=0.05, format="%.2f", key=F + "dropout")
+                c1, c2 = st.columns(2)
+                c1.radio("run on", ["local", "ray"], key=F + "executor", horizontal=True,
+                         format_func={"local": "this machine", "ray": "Ray cluster"}.get,
+                         help="Ray: each cell a Ray task on any node; every node must mount the runs directory")
+                if on_ray():
+                    c2.text_input("Ray address", key=F + "ray_address", placeholder="HEAD:6379",
+                                  help="empty: RAY_ADDRESS, else a local Ray started for the sweep")
             run_form.draw(F, model=False, seed=False)
         b1, b2 = st.columns(2)
         preflight_clicked = b1.button("Pre-flight", key="sweep_preflight", width="stretch",
@@ -209,15 +245,20 @@ def live_view(name: str) -> None:
         lab_ui.show_error(exc)
         return
     cells = cells_frame(store, sweep)
-    counts = sweep_counts(cells)
     runner = lab_ui.get_sweep_runner()
-    driven = name in runner.active()
+    on_cluster = lab_ui.get_ray_sweeps().running(name)
+    if on_cluster:  # cells waiting in Ray's queue hold no lock (they would read interrupted): they are queued
+        from wrn_core.jobs.ray_executor import queued_on_ray
+
+        cells.loc[cells["run"].isin(queued_on_ray(store, cells["run"])), "status"] = QUEUED
+    counts = sweep_counts(cells)
+    driven = name in runner.active() or on_cluster
     active = driven or counts[RUNNING] > 0 or counts[QUEUED] > 0
     parts = [f"{counts['ended']}/{counts['total']} cells ended"]
     parts += [f"{counts[key]} {key}" for key in (RUNNING, QUEUED, "paused", PENDING) if counts[key]]
     st.progress(counts["ended"] / max(1, counts["total"]), text=" · ".join(parts))
 
-    error = runner.error(name)
+    error = runner.error(name) or lab_ui.get_ray_sweeps().error(name)
     if error:
         lab_ui.show_error(f"The sweep stopped: {error}")
     c1, c2, _ = st.columns([1, 1, 3])
@@ -239,6 +280,8 @@ def live_view(name: str) -> None:
             "params": st.column_config.NumberColumn(format="localized"),
             "MACs": st.column_config.NumberColumn(format="localized"),
             "pareto": st.column_config.CheckboxColumn(help="on the accuracy-vs-parameters Pareto front"),
+            "executor": st.column_config.TextColumn(help="what runs the cell: local (this machine's queue) or ray"),
+            "host": st.column_config.TextColumn(help="the machine its trainer runs (or last ran) on"),
         },
     )
     draw_health(store, cells, active)
@@ -302,6 +345,8 @@ st.session_state.setdefault(F + "name", "")
 st.session_state.setdefault(F + "blocks", [1, 2])
 st.session_state.setdefault(F + "widen", [1, 2])
 st.session_state.setdefault(F + "seeds", 1)
+st.session_state.setdefault(F + "executor", "local")
+st.session_state.setdefault(F + "ray_address", "")
 st.session_state.setdefault(V + "metric", "best_test_acc")
 st.session_state.setdefault(V + "x", "params")
 st.session_state.setdefault(V + "reference", False)

@@ -179,6 +179,13 @@ def _add_sweep(sub: argparse._SubParsersAction) -> None:
     _train_flags(sweep, lists=True)
     sweep.add_argument("--force", action="store_true", help="start even when cells are predicted not to fit in memory")
     sweep.add_argument("--no-probe", action="store_true", help="skip the timed probe steps (no predicted time)")
+    sweep.add_argument("--executor", choices=("local", "ray"), default="local",
+                       help="local: this machine's devices (default); ray: each cell a Ray task on any node of a cluster")
+    sweep.add_argument("--ray-address", help="the Ray cluster (HEAD:6379, ray://...; default RAY_ADDRESS, else a local "
+                                             "Ray started for the sweep)")
+    sweep.add_argument("--cpus-per-cell", type=float, default=1.0, help="Ray: CPUs each cell reserves (default 1)")
+    sweep.add_argument("--gpus-per-cell", type=float, default=None,
+                       help="Ray: GPUs each cell reserves (default 1 for a CUDA sweep, else 0)")
 
 
 def _add_sweeps(sub: argparse._SubParsersAction) -> None:
@@ -212,7 +219,7 @@ def _add_resume(sub: argparse._SubParsersAction) -> None:
 
 
 def _add_runs(sub: argparse._SubParsersAction) -> None:
-    runs = sub.add_parser("runs", help="list, show, tag, note, export or delete saved runs")
+    runs = sub.add_parser("runs", help="list, show, tag, note, export, stop or delete saved runs")
     runs_sub = runs.add_subparsers(dest="runs_command", required=True, parser_class=_Parser)
     runs_list = runs_sub.add_parser("list")
     runs_list.add_argument("--tag", action="append", help="only runs with this tag (repeatable: all must match)")
@@ -240,6 +247,9 @@ def _add_runs(sub: argparse._SubParsersAction) -> None:
     runs_export.add_argument("--all", action="store_true", help="tensorboard: every run, each in OUT/<run name>")
     runs_export.add_argument("--force", action="store_true", help="tensorboard: write into an OUT that is not empty")
     runs_export.add_argument("--runs-dir", default=DEFAULT_RUNS_DIR)
+    runs_stop = runs_sub.add_parser("stop", help="ask a training run to checkpoint and stop, on whichever machine it trains")
+    runs_stop.add_argument("name")
+    runs_stop.add_argument("--runs-dir", default=DEFAULT_RUNS_DIR)
     runs_delete = runs_sub.add_parser("delete")
     runs_delete.add_argument("name")
     runs_delete.add_argument("--runs-dir", default=DEFAULT_RUNS_DIR)

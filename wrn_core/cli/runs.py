@@ -160,8 +160,20 @@ def _runs_export(run, fmt: str, out: str | None) -> int:
     return 0
 
 
+def _runs_stop(run) -> int:
+    """Ask a training run to stop, wherever it trains: it checkpoints and ends `stopped` at its next logging point."""
+    from wrn_core.store.lock import ROLE_TRAINING
+
+    owner = run.owner()
+    if owner is None or owner.role != ROLE_TRAINING:
+        raise RunStoreError(f"run {run.name!r} is not training ({run.read_status().get('status')}); nothing to stop")
+    run.request_stop(by="runs stop")
+    print(f"stop requested: {run.name} ({owner.describe()}) checkpoints and stops at its next logging point")
+    return 0
+
+
 def cmd_runs(args: argparse.Namespace) -> int:
-    """`runs list|show|tag|note|export|delete`, after settling the statuses of runs whose trainer has died."""
+    """`runs list|show|tag|note|export|stop|delete`, after settling the statuses of runs whose trainer has died."""
     store = RunStore(args.runs_dir)
     store.reconcile()
     if args.runs_command == "list":
@@ -181,6 +193,8 @@ def cmd_runs(args: argparse.Namespace) -> int:
         return _runs_show(run, args.runs_dir)
     if args.runs_command == "export":
         return _runs_export(run, args.format, args.out)
+    if args.runs_command == "stop":
+        return _runs_stop(run)
     if args.runs_command == "delete":
         store.delete(args.name)
         print(f"deleted {args.name}")

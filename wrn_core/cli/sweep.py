@@ -8,11 +8,14 @@ import signal
 import sys
 import threading
 import time
+from typing import Sequence
 
 from wrn_core.cli.flags import UsageError, train_config_from_args
 from wrn_core.config import ConfigError
 from wrn_core.store import RunStore, RunStoreError
-from wrn_core.store.records import FINISHED
+from wrn_core.store.records import FINISHED, INTERRUPTED, QUEUED
+
+RAY_STOP_WAIT_S = 120.0  # after Ctrl-C: how long the sweep waits for its Ray cells to checkpoint and stop
 
 
 def _process_age() -> float | None:
@@ -43,9 +46,14 @@ def _sweep_from_args(args: argparse.Namespace):
     return make_sweep(args.name, base, args.blocks, args.widen_factor, seeds=args.seeds or [base.seed], **axes)
 
 
-def _cells_text(frame) -> str:
-    """The live table of a sweep's cells."""
-    shown = frame[["run", "status", "epoch", "epochs", "best_test_acc", "train_seconds"]].copy()
+def _cells_text(frame, waiting: Sequence[str] = ()) -> str:
+    """The live table of a sweep's cells, with where each runs; `waiting`: cells a Ray queue holds (not yet started)."""
+    frame = frame.copy()
+    # Unlocked while Ray queues them, so read as interrupted: they are queued.
+    frame.loc[frame["run"].isin(list(waiting)) & (frame["status"] == INTERRUPTED), "status"] = QUEUED
+    frame["where"] = [f"{e} {h}".strip() if isinstance(e, str) else "—" for e, h in
+                      zip(frame["executor"], frame["host"].fillna(""))]
+    shown = frame[["run", "status", "where", "epoch", "epochs", "best_test_acc", "train_seconds"]].copy()
     shown["epoch"] = [f"{e}/{n}" for e, n in zip(frame["epoch"], frame["epochs"])]
     shown["best_test_acc"] = [f"{100 * v:.1f}%" if v == v and v is not None else "—" for v in frame["best_test_acc"]]
     shown["train_seconds"] = [f"{v:.0f}s" if v == v and v is not None else "—" for v in frame["train_seconds"]]
@@ -69,19 +77,25 @@ def _preflight_plan(sweep, remaining, measured, force: bool) -> None:
                           f"{', ...' if len(misfits) > 3 else ''}); use smaller models or batches, or --force")
 
 
+def _redraw(store: RunStore, sweep, shown: str, waiting: Sequence[str] = ()) -> str:
+    """Print the cells table when it has changed (in place on a terminal); returns what is shown."""
+    from wrn_core import sweeps
+
+    text = _cells_text(sweeps.cells_frame(store, sweep), waiting)
+    if text != shown:
+        if sys.stdout.isatty() and shown:
+            print(f"\x1b[{shown.count(chr(10)) + 1}F\x1b[J", end="")  # redraw the table in place
+        print(text, flush=True)
+    return text
+
+
 def _follow_cells(store: RunStore, sweep, runner, stop: threading.Event) -> None:
     """Redraw the cells table as it changes until the sweep is done or `stop` is set; RunStoreError if it fails."""
     from wrn_core import sweeps
 
     shown = ""
-    tty = sys.stdout.isatty()
     while not stop.is_set():
-        text = _cells_text(sweeps.cells_frame(store, sweep))
-        if text != shown:
-            if tty and shown:
-                print(f"\x1b[{shown.count(chr(10)) + 1}F\x1b[J", end="")  # redraw the table in place
-            print(text, flush=True)
-            shown = text
+        shown = _redraw(store, sweep, shown)
         if sweeps.is_done(store, sweep) and not runner.manager.jobs():
             return
         error = runner.error(sweep.name)
@@ -123,6 +137,56 @@ def _run_cells(store: RunStore, sweep, runner) -> bool:
         runner.manager.shutdown(timeout=120)
 
 
+def _ray_resources(args: argparse.Namespace, sweep):
+    """What each Ray cell reserves: --cpus-per-cell, and --gpus-per-cell (default one GPU for a CUDA sweep)."""
+    from wrn_core.jobs.ray_executor import CellResources
+
+    gpus = args.gpus_per_cell
+    if gpus is None:
+        gpus = 1.0 if sweep.base.device.startswith("cuda") else 0.0
+    return CellResources(cpus=args.cpus_per_cell, gpus=gpus)
+
+
+def _run_cells_ray(store: RunStore, sweep, resources, address: str | None) -> bool:
+    """Run the sweep's cells as Ray tasks until done or Ctrl-C; True when stopped by Ctrl-C."""
+    from wrn_core import sweeps
+    from wrn_core.jobs.ray_executor import RayCluster, RaySweep, check_shared_runs_dir
+
+    stop = threading.Event()
+
+    def on_sigint(signum, frame) -> None:  # noqa: ARG001
+        stop.set()
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # a second Ctrl-C interrupts at once
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        with RayCluster(address) as cluster:
+            hosts = check_shared_runs_dir(store.root, resources)
+            print(f"ray: {'a local Ray started for this sweep' if cluster.started_here else cluster.address or 'connected'}; "
+                  f"{len(hosts)} node(s) see {store.root.resolve()} ({', '.join(hosts)})", file=sys.stderr)
+            sweeps.save_sweep(store.root, sweep)
+            cells = RaySweep(store, sweep, resources)
+            cells.start()
+            shown = ""
+            while not cells.done() and not stop.is_set():
+                shown = _redraw(store, sweep, shown, cells.waiting())
+                cells.poll(0.5)
+            if stop.is_set():
+                cells.stop()
+                cells.wait(RAY_STOP_WAIT_S)
+            _redraw(store, sweep, shown)
+            for name, why in sorted(cells.outcomes.items()):
+                print(f"{name}: {why}", file=sys.stderr)
+        if stop.is_set():
+            pending = sum(s not in sweeps.TERMINAL for s in sweeps.cell_statuses(store, sweep).values())
+            print(f"stopped: {pending} cell(s) left; continue with `python -m wrn_core sweep {sweep.name} --resume "
+                  f"--executor ray --runs-dir {store.root}`", file=sys.stderr)
+            return True
+        return False
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def cmd_sweep(args: argparse.Namespace) -> int:
     """Check and save a new sweep (or load one with --resume), then train its cells that are left."""
     fresh = "torch" not in sys.modules  # a `python -m wrn_core sweep` process, not a caller that imported torch long ago
@@ -132,6 +196,11 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     from wrn_core.jobs.sweep_runner import SweepRunner
 
     import_seconds = _process_age() if fresh else None  # what each cell's process pays before its data loads
+    executor = getattr(args, "executor", "local")
+    if executor == "ray":
+        from wrn_core.jobs.ray_executor import import_ray
+
+        import_ray()  # one line saying what to install, before the probe's seconds
 
     store = RunStore(args.runs_dir)
     sweep = sweeps.load_sweep(store.root, args.name) if args.resume else _sweep_from_args(args)
@@ -142,9 +211,14 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         return 0
     measured = None if args.no_probe else sweeps.probe(sweep, import_seconds=import_seconds)
     _preflight_plan(sweep, remaining, measured, args.force)
-    sweeps.save_sweep(store.root, sweep)
-    if _run_cells(store, sweep, SweepRunner(JobManager(store.root))):
-        return 0
+    resources = _ray_resources(args, sweep) if executor == "ray" else None
+    if executor == "ray":
+        if _run_cells_ray(store, sweep, resources, args.ray_address):  # saves the sweep once Ray checks out
+            return 0
+    else:
+        sweeps.save_sweep(store.root, sweep)
+        if _run_cells(store, sweep, SweepRunner(JobManager(store.root))):
+            return 0
     counts = sweeps.cells_frame(store, sweep)["status"].value_counts().to_dict()
     print(f"sweep {sweep.name}: " + ", ".join(f"{n} {state}" for state, n in sorted(counts.items())), file=sys.stderr)
     return 0 if set(counts) <= {FINISHED} else 1

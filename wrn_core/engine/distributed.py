@@ -134,5 +134,5 @@ class RankView:
     def _nothing(self, *args: Any, **kwargs: Any) -> None:
         return None
 
-    append_metrics = write_status = write_config = save_checkpoint = write_heartbeat = _nothing
+    append_metrics = write_status = write_config = save_checkpoint = write_heartbeat = clear_stop_request = _nothing
     acquire = release = remove_temporary_files = _nothing

@@ -289,6 +289,8 @@ def train_epoch(run: Run, session: Session, position: Position, stop_event: thre
                 position.train_seconds + seconds, seconds)])
         if position.step % config.log_every != 0 and position.batch_in_epoch != steps_per_epoch:
             continue
+        if dist.is_main and not stop_event.is_set() and run.stop_requested():
+            stop_event.set()  # a stop asked for in the run directory (another process, maybe another machine)
         loss_sum, correct, images_total, first_bad, stop_asked = _interval_totals(
             interval_loss, interval_correct, bad_step, interval_images, stop_event.is_set(), dist)
         if first_bad > 0:
@@ -444,13 +446,15 @@ def train_run(
     if not dist.is_main:
         run = RankView(run)  # type: ignore[assignment]
     run.acquire(ROLE_TRAINING)
+    if dist.is_main:
+        run.clear_stop_request()  # a request left from before this start was for a trainer that has gone
     report = Reporter(run, on_progress if dist.is_main else None)
     session: Session | None = None
     position = Position()
     try:
         # Says what loads (a folder: how many images, decoded or cached): the status the page shows meanwhile.
         run.write_status(RUNNING, _loading_message(run), started_at=time.time(), pid=os.getpid(), host=socket.gethostname(),
-                         finished_at=None, error_kind=None)
+                         executor=_executor(), finished_at=None, error_kind=None)
         report.send(None, position, LOADING)
         session, position = setup(run, resume, report, dist)
         config = session.config
@@ -461,6 +465,8 @@ def train_run(
             epoch=position.epoch, step=position.step, images_seen=position.images_seen,
         )
         record_system(run, session, position)
+        if dist.is_main and run.stop_requested():
+            stop_event.set()  # asked for while the data loaded: stop at the first batch
         report.send(session, position, COMPILING if config.compile and position.step == 0 else TRAINING)
         while position.epoch < config.epochs:
             epoch_start = time.perf_counter()
@@ -486,6 +492,12 @@ def train_run(
         run.release()
 
 
+def _executor() -> str:
+    """What started this trainer, as its launcher said in the environment (local unless a known executor)."""
+    named = os.environ.get(records.EXECUTOR_ENV, "")
+    return named if named in records.EXECUTORS else records.EXECUTOR_LOCAL
+
+
 def _loading_message(run: Run) -> str:
     """'loading data: <what>' for the status while the data loads; plain 'loading data' if the config is unreadable
     (setup then reports that)."""
@@ -502,6 +514,7 @@ def _stop(run: Run, session: Session, position: Position, report: Reporter) -> s
     run.write_status(STOPPED, f"stopped at epoch {epoch_at:.2f} (step {position.step}); resume to continue",
                      step=position.step, images_seen=position.images_seen,
                      train_seconds=position.train_seconds, finished_at=time.time())
+    run.clear_stop_request()  # answered: a later resume must not stop at once
     report.send(session, position, DONE)
     return STOPPED
 

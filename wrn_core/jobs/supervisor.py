@@ -168,7 +168,8 @@ class JobManager:
         """Running: SIGINT (checkpoint, then `stopped`). Queued: dropped, status stopped.
 
         A run trained by a process this manager did not start (e.g. before a restart of the
-        dashboard) is stopped through its lock owner's pid, when it runs on this host.
+        dashboard) is stopped through its lock owner's pid when it runs on this host, and through a
+        stop request in its run directory when it runs on another (Run.request_stop).
         """
         with self._lock:
             job = self._jobs.get(name)
@@ -196,9 +197,13 @@ class JobManager:
         except RunStoreError:
             return False
         owner = run.owner()
-        if owner is None or owner.role != ROLE_TRAINING or not owner.pid or owner.host != socket.gethostname():
+        if owner is None or owner.role != ROLE_TRAINING:
             return False
-        return _signal(owner.pid, signal.SIGINT)
+        if owner.pid and owner.host == socket.gethostname() and _signal(owner.pid, signal.SIGINT):
+            return True
+        # Trained on another machine (e.g. a Ray worker): ask through the run directory, which its trainer polls.
+        run.request_stop(by="job manager")
+        return True
 
     def shutdown(self, timeout: float = 60.0, stop_running: bool = True) -> None:
         """Drop queued jobs (status stopped); with stop_running, stop running ones and wait for them."""

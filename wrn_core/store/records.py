@@ -26,6 +26,12 @@ PAUSED_STATUSES = (STOPPED, INTERRUPTED)  # can resume from the checkpoint
 # A sweep cell with no run directory yet (a status of the sweep's table, never of status.json).
 PENDING = "pending"
 
+# status.json "executor": what started the trainer (the env var its launcher sets; unset means local).
+EXECUTOR_LOCAL = "local"
+EXECUTOR_RAY = "ray"
+EXECUTORS = (EXECUTOR_LOCAL, EXECUTOR_RAY)
+EXECUTOR_ENV = "WRN_EXECUTOR"
+
 # status.json "error_kind": why a run ended failed or diverged. The CLI exits 2 for INPUT_ERROR.
 INPUT_ERROR = "input"
 IO_ERROR = "io"

@@ -9,6 +9,8 @@ runs/<name>/
     run.lock         the OS lock (flock) of the one process that may write the run; holds its owner
     error.txt        traceback of a failed run
     meta.json        the user's tags and note (store/meta.py); never read or written by the trainer
+    stop.request     a stop asked for by anyone who can write the directory (any machine); the trainer
+                     looks for it at its logging points and removes it when it starts or stops
 
 Guarantees:
 - One writer: whoever writes a run holds an exclusive flock on run.lock for as long as it does
@@ -25,6 +27,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import time
 from pathlib import Path
 from typing import Any, Iterable
@@ -57,6 +60,8 @@ def interrupted_message(status: dict[str, Any]) -> str:
     doing = "queued" if status.get("status") == QUEUED else "training"
     return f"{doing} ended without a stop ({who} is gone); resume to continue"
 
+
+STOP_REQUEST_FILE = "stop.request"  # its presence asks the run's trainer to checkpoint and stop
 
 # Fields a config.json must have; anything else may default (fields added after a run was made).
 REQUIRED_CONFIG_FIELDS = ("model", "dataset", "optimizer", "epochs", "batch_size")
@@ -93,6 +98,10 @@ class Run:
     @property
     def error_path(self) -> Path:
         return self.path / "error.txt"
+
+    @property
+    def stop_path(self) -> Path:
+        return self.path / STOP_REQUEST_FILE
 
     # annotations (the user's, not the writer's: no lock, see store/meta.py) ----------
     def read_annotations(self) -> Annotations:
@@ -289,6 +298,23 @@ class Run:
         except (OSError, ValueError):
             return None
         return data if isinstance(data, dict) else None
+
+    # stop requests ------------------------------------------------------------------
+    def request_stop(self, by: str = "") -> None:
+        """Ask the run's trainer, wherever it runs, to checkpoint and end `stopped` at its next logging point.
+
+        Anyone may write it (not only the lock holder): it is a request, and the trainer is the one who acts.
+        """
+        note = {"wall_time": time.time(), "host": socket.gethostname(), "pid": os.getpid(), "by": by}
+        write_atomic(self.stop_path, json.dumps(note).encode(), STOP_REQUEST_FILE)
+
+    def stop_requested(self) -> bool:
+        """Whether a stop has been asked for: one stat, cheap enough for every logging point."""
+        return self.stop_path.exists()
+
+    def clear_stop_request(self) -> None:
+        """Forget a stop request (the trainer, when it starts and when it has stopped)."""
+        remove_quietly(self.stop_path)
 
     # checkpoints --------------------------------------------------------------------
     def save_checkpoint(self, state: dict[str, Any]) -> None:

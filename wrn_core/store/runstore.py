@@ -84,6 +84,8 @@ class RunSummary:
     lr: float | None = None  # the peak learning rate it trained with (the optimizer's default when config.json has none)
     batch_size: int | None = None
     seed: int | None = None
+    executor: str = ""  # what started its trainer (records.EXECUTORS); "" before one has started
+    host: str = ""  # the machine its trainer runs (or last ran) on
 
     @property
     def blocks(self) -> int | None:
@@ -252,6 +254,8 @@ class RunStore:
             tags=annotations.tags,
             note=annotations.note,
             **_config_fields(config, model),
+            executor=str(status.get("executor") or ""),
+            host=str(status.get("host") or ""),
         )
 
     def summaries(self) -> list[RunSummary]:

@@ -32,7 +32,7 @@ def pareto_front(points: Iterable[tuple[float, float]]) -> list[bool]:
 
 
 CELL_COLUMNS = ("run", "blocks", "widen_factor", "depth", "seed", "status", "epoch", "epochs", "params", "macs",
-                "best_test_acc", "final_test_acc", "train_seconds", "images_per_s", "pareto")
+                "best_test_acc", "final_test_acc", "train_seconds", "images_per_s", "pareto", "executor", "host")
 
 
 def cells_frame(store: RunStore, sweep: Sweep) -> pd.DataFrame:
@@ -50,12 +50,14 @@ def cells_frame(store: RunStore, sweep: Sweep) -> pd.DataFrame:
             "depth": model.depth, "status": PENDING, "epoch": 0, "epochs": cell.config.epochs,
             "params": parameter_count(model), "macs": macs_per_image(model, size[0], size[1]),
             "best_test_acc": None, "final_test_acc": None, "train_seconds": None, "images_per_s": None,
+            "executor": None, "host": None,  # where its trainer runs (or last ran): records.EXECUTORS, hostname
         }
         if store.exists(cell.run):
             summary = store.summary(cell.run)
             row.update(status=summary.status, epoch=summary.epoch, epochs=summary.epochs or cell.config.epochs,
                        best_test_acc=summary.best_test_acc, final_test_acc=summary.final_test_acc,
-                       train_seconds=summary.duration_s or None)
+                       train_seconds=summary.duration_s or None, executor=summary.executor or None,
+                       host=summary.host or None)
             if summary.params:
                 row["params"] = summary.params
             rates = [r.get("images_per_s") for r in store.get(cell.run).read_metrics() if r.get("kind") == EPOCH]
@@ -149,6 +151,8 @@ def cells_table(cells: pd.DataFrame) -> pd.DataFrame:
         "params": cells["params"],
         "MACs": cells["macs"],
         "pareto": cells["pareto"].astype(bool),
+        "executor": cells["executor"] if "executor" in cells else None,
+        "host": cells["host"] if "host" in cells else None,
     })
     return table.reset_index(drop=True)
 

@@ -1,0 +1,47 @@
+"""The Sweep page's "Ray cluster" choice: Launch starts a background Ray sweep process; without ray, one line."""
+
+from __future__ import annotations
+
+import sys
+
+from test_app import S, new_app, no_exception, open_page, set_tiny_sweep
+
+from wrn_core.jobs import ray_executor
+from wrn_core.jobs.ray_executor import CellResources, RaySweepProcesses
+from wrn_core.sweeps import load_sweep
+
+
+def test_launch_on_a_ray_cluster_starts_the_sweep_process_with_its_address(_dashboard_isolation, monkeypatch):
+    started = []
+    monkeypatch.setattr(RaySweepProcesses, "start", lambda self, name, address=None, resources=CellResources():
+                        started.append((name, address, resources)))
+    at = open_page(new_app(), "sweep")
+    set_tiny_sweep(at, "onray", blocks=(1,), widen=(1,))
+    assert at.radio(key=S + "executor").value == "local"  # this machine by default
+    at.radio(key=S + "executor").set_value("ray").run()
+    at.text_input(key=S + "ray_address").set_value("head:6379").run()
+    at.button(key="sweep_launch").click().run()
+    no_exception(at)
+    assert started == [("onray", "head:6379", CellResources(cpus=1.0, gpus=0.0))]
+    assert load_sweep(_dashboard_isolation, "onray").axes["blocks"] == (1,)  # saved for the process to --resume
+    assert any("as Ray tasks (head:6379)" in s.value for s in at.success)
+    table = at.dataframe[0].value
+    assert {"executor", "host"} <= set(table.columns)
+
+
+def test_without_ray_the_launch_says_what_to_install(_dashboard_isolation, monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)  # importlib finds no ray
+    at = open_page(new_app(), "sweep")
+    set_tiny_sweep(at, "noray", blocks=(1,), widen=(1,))
+    at.radio(key=S + "executor").set_value("ray").run()
+    at.button(key="sweep_launch").click().run()
+    no_exception(at)
+    assert len(at.error) == 1 and at.error[0].value.replace("\\", "") == ray_executor.RAY_MISSING
+    assert not list(_dashboard_isolation.glob("*.sweep.json"))  # nothing saved
+
+
+def test_sweep_command_resumes_the_saved_sweep_on_ray(tmp_path):
+    command = ray_executor.sweep_command(tmp_path, "g", "head:6379", CellResources(cpus=2, gpus=1))
+    assert command[1:] == ["-m", "wrn_core", "sweep", "g", "--resume", "--executor", "ray", "--no-probe",
+                           "--cpus-per-cell", "2", "--gpus-per-cell", "1", "--runs-dir", str(tmp_path),
+                           "--ray-address", "head:6379"]

@@ -1,0 +1,226 @@
+"""Sweeps on Ray (wrn_core.jobs.ray_executor): a local Ray of 2 CPUs, the sweep command as a user runs it."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from wrn_core.jobs import ray_executor
+from wrn_core.store import RunStore, RunStoreError, parse_metrics
+from wrn_core.store.records import FINISHED, INTERRUPTED, RESUME, STOPPED
+
+REPO = Path(__file__).resolve().parents[1]
+# Tiny cells: WRN-10-1 / 16-1 / 10-2 / 16-2 on synthetic data.
+TINY = ["--dataset", "synthetic", "--synthetic-test", "64", "--batch-size", "32", "--device", "cpu", "--no-probe",
+        "--log-every", "2", "--schedule", "constant", "--lr", "0.05"]
+
+
+@pytest.fixture(scope="module")
+def ray_address():
+    """One local Ray of 2 CPUs for the module (no dashboard, no usage stats); sweeps connect to it."""
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    import ray
+
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    try:
+        yield ray.get_runtime_context().gcs_address
+    finally:
+        ray.shutdown()
+
+
+def sweep_cli(*args: str, address: str, runs: Path, wait: bool = True, timeout: float = 240):
+    command = [sys.executable, "-m", "wrn_core", "sweep", *args, "--executor", "ray", "--ray-address", address,
+               "--runs-dir", str(runs)]
+    if not wait:
+        return subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=timeout)
+
+
+def epochs_once(run) -> list[int]:
+    """The run's epochs as readers see them, after checking the raw file: since the last resume marker,
+    each epoch line comes once and continues from where that marker resumed."""
+    lines = [json.loads(line) for line in run.metrics_path.read_text().splitlines() if line.strip()]
+    markers = [i for i, r in enumerate(lines) if r["kind"] == RESUME]
+    tail = lines[markers[-1] + 1:] if markers else lines
+    raw = [r["epoch"] for r in tail if r["kind"] == "epoch"]
+    assert len(raw) == len(set(raw)), f"an epoch recorded twice since the last resume: {raw}"
+    if markers:
+        assert raw and raw[0] == int(lines[markers[-1]]["from_epoch"]) + 1
+    read = [r["epoch"] for r in parse_metrics(run.metrics_path.read_text()).records if r["kind"] == "epoch"]
+    assert read == sorted(set(read))
+    return read
+
+
+def test_a_2x2_sweep_finishes_on_ray_with_every_epoch_once(tmp_path, ray_address):
+    runs = tmp_path / "runs"
+    done = sweep_cli("g", "--blocks", "1,2", "--widen-factor", "1,2", "--epochs", "2", "--synthetic-train", "128",
+                     *TINY, address=ray_address, runs=runs)
+    assert done.returncode == 0, done.stderr
+    store = RunStore(runs)
+    names = [n for n in store.names() if n.startswith("g-")]
+    assert len(names) == 4
+    for name in names:
+        run = store.get(name)
+        status = run.read_status()
+        assert status["status"] == FINISHED and status["sweep"] == "g"
+        assert status["executor"] == "ray" and status["host"] == socket.gethostname()
+        assert epochs_once(run) == [1, 2]
+    shown = subprocess.run([sys.executable, "-m", "wrn_core", "sweeps", "show", "g", "--format", "json", "--runs-dir",
+                            str(runs)], cwd=REPO, capture_output=True, text=True, timeout=120)
+    cells = json.loads(shown.stdout)["cells"]
+    assert {(c["executor"], c["host"]) for c in cells} == {("ray", socket.gethostname())}
+    assert not list(runs.glob(f"{ray_executor.PROBE_PREFIX}*"))  # the probe's token is gone
+
+
+def _wait_for(predicate, timeout: float = 180, what: str = "") -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.1)
+
+
+def _trained_epochs(run) -> int:
+    return sum(r["kind"] == "epoch" for r in run.read_metrics())
+
+
+def test_a_killed_worker_leaves_its_cell_interrupted_and_resume_finishes_it(tmp_path, ray_address):
+    runs = tmp_path / "runs"
+    sweep = sweep_cli("k", "--blocks", "1", "--widen-factor", "1", "--epochs", "6", "--synthetic-train", "1024",
+                      *TINY, address=ray_address, runs=runs, wait=False)
+    store = RunStore(runs)
+    try:
+        _wait_for(lambda: store.exists("k-n1-k1-s0") and _trained_epochs(store.get("k-n1-k1-s0")) >= 1,
+                  what="the cell's first epoch")
+        run = store.get("k-n1-k1-s0")
+        trainer = psutil.Process(run.owner().pid)
+        worker = trainer.parent()  # the Ray worker that runs the cell's task
+        assert "wrn_core" not in " ".join(worker.cmdline())
+        os.kill(worker.pid, signal.SIGKILL)
+        sweep.wait(120)
+    finally:
+        if sweep.poll() is None:
+            sweep.kill()
+    assert sweep.returncode == 1, sweep.stderr.read()
+    trainer.wait(30)  # it died with its worker
+    status = run.read_status()
+    assert status["status"] == INTERRUPTED and "owner" not in status
+    assert _trained_epochs(run) < 6
+    resumed = sweep_cli("k", "--resume", "--no-probe", address=ray_address, runs=runs)
+    assert resumed.returncode == 0, resumed.stderr
+    assert run.read_status()["status"] == FINISHED
+    assert epochs_once(run) == [1, 2, 3, 4, 5, 6]
+
+
+def test_a_stop_request_from_another_process_stops_a_ray_cell_with_a_checkpoint(tmp_path, ray_address):
+    runs = tmp_path / "runs"
+    sweep = sweep_cli("s", "--blocks", "1", "--widen-factor", "1", "--epochs", "200", "--synthetic-train", "256",
+                      *TINY, address=ray_address, runs=runs, wait=False)
+    store = RunStore(runs)
+    try:
+        _wait_for(lambda: store.exists("s-n1-k1-s0") and any(r["kind"] == "step" for r in store.get("s-n1-k1-s0").read_metrics()),
+                  what="the cell's first steps")
+        asked = subprocess.run([sys.executable, "-m", "wrn_core", "runs", "stop", "s-n1-k1-s0", "--runs-dir", str(runs)],
+                               cwd=REPO, capture_output=True, text=True, timeout=120)
+        assert asked.returncode == 0, asked.stderr
+        sweep.wait(120)
+    finally:
+        if sweep.poll() is None:
+            sweep.kill()
+    run = store.get("s-n1-k1-s0")
+    status = run.read_status()
+    assert status["status"] == STOPPED and status["executor"] == "ray"
+    assert run.load_checkpoint()["step"] == status["step"]
+    assert status["epoch"] < 200
+
+
+def test_a_runs_dir_the_workers_do_not_see_is_refused_in_one_line(tmp_path, ray_address, monkeypatch, capsys):
+    from wrn_core.cli import main
+
+    elsewhere = tmp_path / "driver-only"
+    elsewhere.mkdir()
+    real_write = ray_executor._write_token
+    # The driver's token lands on a disk of its own: the workers, reading the runs directory, do not find it.
+    monkeypatch.setattr(ray_executor, "_write_token", lambda path, token: real_write(elsewhere / path.name, token))
+    runs = tmp_path / "runs"
+    with pytest.raises(RunStoreError, match="does not see the runs directory"):
+        ray_executor.check_shared_runs_dir(runs)
+    code = main(["sweep", "x", "--blocks", "1", "--widen-factor", "1", "--epochs", "1", "--synthetic-train", "64", *TINY,
+                 "--executor", "ray", "--ray-address", ray_address, "--runs-dir", str(runs)])
+    err = capsys.readouterr().err.strip()
+    assert code == 2
+    assert len(err.splitlines()) == 1 and "flock" in err and "does not see the runs directory" in err
+    assert not RunStore(runs).names() and not list(runs.glob("*.sweep.json"))  # nothing made
+
+
+def test_without_ray_the_executor_says_what_to_install(tmp_path, monkeypatch, capsys):
+    from wrn_core.cli import main
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` raises ImportError
+    code = main(["sweep", "x", "--blocks", "1", "--widen-factor", "1", "--epochs", "1", "--synthetic-train", "64", *TINY,
+                 "--executor", "ray", "--runs-dir", str(tmp_path / "runs")])
+    assert code == 2
+    assert capsys.readouterr().err.strip() == f"error: {ray_executor.RAY_MISSING}"
+
+
+def test_a_background_ray_sweep_stops_its_cells_on_ctrl_c(tmp_path, ray_address):
+    from wrn_core.config import TrainConfig, WRNConfig
+    from wrn_core.sweeps import make_sweep, save_sweep
+
+    runs = tmp_path / "runs"
+    base = TrainConfig(model=WRNConfig(depth=10, widen_factor=1), synthetic_train=256, synthetic_test=64, epochs=200,
+                       batch_size=32, log_every=2, schedule="constant", lr=0.05, device="cpu")
+    save_sweep(runs, make_sweep("bg", base, [1], [1, 2]))
+    processes = ray_executor.RaySweepProcesses(runs)
+    processes.start("bg", ray_address)
+    store = RunStore(runs)
+    names = ["bg-n1-k1-s0", "bg-n1-k2-s0"]
+    _wait_for(lambda: all(store.exists(n) and any(r["kind"] == "step" for r in store.get(n).read_metrics()) for n in names),
+              what="both cells training at once (1 CPU each of 2)")
+    assert processes.running("bg") and processes.stop("bg")  # Ctrl-C to the sweep's process
+    _wait_for(lambda: not processes.running("bg"), timeout=150, what="the sweep process to end")
+    assert processes.error("bg") is None
+    for name in names:
+        status = store.get(name).read_status()
+        assert status["status"] == STOPPED, status
+        assert store.get(name).load_checkpoint()["step"] == status["step"]
+
+
+def test_queued_on_ray_names_the_unlocked_cells_a_ray_sweep_has_queued(tmp_path):
+    from tests.tiny_runs import tiny_config
+
+    store = RunStore(tmp_path)
+    waiting = store.create(tiny_config(), "waiting", executor="ray")  # created queued, lock let go for the trainer
+    store.create(tiny_config(), "local")  # queued by no Ray sweep
+    held = store.create(tiny_config(), "held", hold="training", executor="ray")
+    assert waiting.read_status()["status"] == INTERRUPTED  # what any reader sees without the sweep's knowledge
+    assert ray_executor.queued_on_ray(store, ["waiting", "local", "held", "missing"]) == ["waiting"]
+    held.release()
+
+
+def test_a_cell_that_fails_for_an_input_reason_is_not_retried(tmp_path, ray_address):
+    runs, images = tmp_path / "runs", tmp_path / "images"
+    # Files in the right layout pass the sweep's checks (no decoding); none decodes, so the trainer fails: bad input.
+    for split in ("train", "test"):
+        for label in ("a", "b"):
+            (images / split / label).mkdir(parents=True)
+            (images / split / label / "x.jpg").write_text("not a jpeg")
+    flags = [f for f in TINY if f not in ("--dataset", "synthetic", "--synthetic-test", "64")]
+    failed = sweep_cli("f", "--blocks", "1", "--widen-factor", "1", "--epochs", "1", "--dataset", "folder", "--data-dir",
+                       str(images), *flags, address=ray_address, runs=runs)
+    assert failed.returncode == 1, failed.stderr
+    run = RunStore(runs).get("f-n1-k1-s0")
+    status = run.read_status()
+    assert status["status"] == "failed" and status["error_kind"] == "input", status
+    again = sweep_cli("f", "--resume", address=ray_address, runs=runs)
+    assert again.returncode == 0 and "complete" in again.stderr
+    assert run.read_status()["started_at"] == status["started_at"]  # nothing trained it again
