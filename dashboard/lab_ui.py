@@ -320,6 +320,15 @@ def cached_small_multiples(store, sweep_key: tuple, cells, reference: bool):
     return _small_multiples_cached(sweep_key, tuple(stamps), bool(reference), cells, records)
 
 
+def result_columns() -> dict[str, Any]:
+    """st.dataframe column formats of the accuracy (%) and parameter-count columns the runs and cells tables share."""
+    return {
+        "best test acc (%)": st.column_config.NumberColumn(format="%.2f"),
+        "final test acc (%)": st.column_config.NumberColumn(format="%.2f"),
+        "params": st.column_config.NumberColumn(format="localized"),
+    }
+
+
 def fmt_count(value: float | int | None) -> str:
     """36479194 -> '36,479,194'."""
     if value is None:

@@ -100,9 +100,7 @@ else:
         selection_mode="multi-row",
         key=table_key(names),
         column_config={
-            "best test acc (%)": st.column_config.NumberColumn(format="%.2f"),
-            "final test acc (%)": st.column_config.NumberColumn(format="%.2f"),
-            "params": st.column_config.NumberColumn(format="localized"),
+            **lab_ui.result_columns(),
             "duration (s)": st.column_config.NumberColumn(format="%.1f"),
             "tags": st.column_config.ListColumn(help="edit them under One run below"),
             "note": st.column_config.TextColumn(help="the note's first line; the whole note under One run below"),

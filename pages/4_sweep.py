@@ -273,11 +273,9 @@ def live_view(name: str) -> None:
     st.dataframe(
         cells_table(cells), hide_index=True,
         column_config={
-            "best test acc (%)": st.column_config.NumberColumn(format="%.2f"),
-            "final test acc (%)": st.column_config.NumberColumn(format="%.2f"),
+            **lab_ui.result_columns(),
             "time (s)": st.column_config.NumberColumn(format="%.1f"),
             "images/s": st.column_config.NumberColumn(format="%.0f"),
-            "params": st.column_config.NumberColumn(format="localized"),
             "MACs": st.column_config.NumberColumn(format="localized"),
             "pareto": st.column_config.CheckboxColumn(help="on the accuracy-vs-parameters Pareto front"),
             "executor": st.column_config.TextColumn(help="what runs the cell: local (this machine's queue) or ray"),

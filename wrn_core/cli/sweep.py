@@ -8,7 +8,8 @@ import signal
 import sys
 import threading
 import time
-from typing import Sequence
+from contextlib import contextmanager
+from typing import Iterator, Sequence
 
 from wrn_core.cli.flags import UsageError, train_config_from_args
 from wrn_core.config import ConfigError
@@ -115,15 +116,30 @@ def _stop_cells(store: RunStore, sweep, runner) -> None:
           f"--runs-dir {store.root}`", file=sys.stderr)
 
 
-def _run_cells(store: RunStore, sweep, runner) -> bool:
-    """Run the sweep's cells through `runner` (a SweepRunner) until done or Ctrl-C; True when stopped by Ctrl-C."""
+@contextmanager
+def _ctrl_c_sets() -> Iterator[threading.Event]:
+    """An event the first Ctrl-C sets (a second one interrupts at once); the previous handler is restored after."""
     stop = threading.Event()
 
     def on_sigint(signum, frame) -> None:  # noqa: ARG001
         stop.set()
-        signal.signal(signal.SIGINT, signal.default_int_handler)  # a second Ctrl-C interrupts at once
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
     previous = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        yield stop
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _run_cells(store: RunStore, sweep, runner) -> bool:
+    """Run the sweep's cells through `runner` (a SweepRunner) until done or Ctrl-C; True when stopped by Ctrl-C."""
+    with _ctrl_c_sets() as stop:
+        return _drive_runner(store, sweep, runner, stop)
+
+
+def _drive_runner(store: RunStore, sweep, runner, stop: threading.Event) -> bool:
+    """Start the cells, follow them until done or `stop` is set, then stop those still running; True when stopped."""
     try:
         runner.run(sweep)
         _follow_cells(store, sweep, runner, stop)
@@ -132,7 +148,6 @@ def _run_cells(store: RunStore, sweep, runner) -> bool:
             return True
         return False
     finally:
-        signal.signal(signal.SIGINT, previous)
         runner.shutdown()
         runner.manager.shutdown(timeout=120)
 
@@ -152,39 +167,29 @@ def _run_cells_ray(store: RunStore, sweep, resources, address: str | None) -> bo
     from wrn_core import sweeps
     from wrn_core.jobs.ray_executor import RayCluster, RaySweep, check_shared_runs_dir
 
-    stop = threading.Event()
-
-    def on_sigint(signum, frame) -> None:  # noqa: ARG001
-        stop.set()
-        signal.signal(signal.SIGINT, signal.default_int_handler)  # a second Ctrl-C interrupts at once
-
-    previous = signal.signal(signal.SIGINT, on_sigint)
-    try:
-        with RayCluster(address) as cluster:
-            hosts = check_shared_runs_dir(store.root, resources)
-            print(f"ray: {'a local Ray started for this sweep' if cluster.started_here else cluster.address or 'connected'}; "
-                  f"{len(hosts)} node(s) see {store.root.resolve()} ({', '.join(hosts)})", file=sys.stderr)
-            sweeps.save_sweep(store.root, sweep)
-            cells = RaySweep(store, sweep, resources)
-            cells.start()
-            shown = ""
-            while not cells.done() and not stop.is_set():
-                shown = _redraw(store, sweep, shown, cells.waiting())
-                cells.poll(0.5)
-            if stop.is_set():
-                cells.stop()
-                cells.wait(RAY_STOP_WAIT_S)
-            _redraw(store, sweep, shown)
-            for name, why in sorted(cells.outcomes.items()):
-                print(f"{name}: {why}", file=sys.stderr)
+    with _ctrl_c_sets() as stop, RayCluster(address) as cluster:
+        hosts = check_shared_runs_dir(store.root, resources)
+        print(f"ray: {'a local Ray started for this sweep' if cluster.started_here else cluster.address or 'connected'}; "
+              f"{len(hosts)} node(s) see {store.root.resolve()} ({', '.join(hosts)})", file=sys.stderr)
+        sweeps.save_sweep(store.root, sweep)
+        cells = RaySweep(store, sweep, resources)
+        cells.start()
+        shown = ""
+        while not cells.done() and not stop.is_set():
+            shown = _redraw(store, sweep, shown, cells.waiting())
+            cells.poll(0.5)
         if stop.is_set():
-            pending = sum(s not in sweeps.TERMINAL for s in sweeps.cell_statuses(store, sweep).values())
-            print(f"stopped: {pending} cell(s) left; continue with `python -m wrn_core sweep {sweep.name} --resume "
-                  f"--executor ray --runs-dir {store.root}`", file=sys.stderr)
-            return True
-        return False
-    finally:
-        signal.signal(signal.SIGINT, previous)
+            cells.stop()
+            cells.wait(RAY_STOP_WAIT_S)
+        _redraw(store, sweep, shown)
+        for name, why in sorted(cells.outcomes.items()):
+            print(f"{name}: {why}", file=sys.stderr)
+    if stop.is_set():
+        pending = sum(s not in sweeps.TERMINAL for s in sweeps.cell_statuses(store, sweep).values())
+        print(f"stopped: {pending} cell(s) left; continue with `python -m wrn_core sweep {sweep.name} --resume "
+              f"--executor ray --runs-dir {store.root}`", file=sys.stderr)
+        return True
+    return False
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
