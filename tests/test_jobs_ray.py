@@ -224,3 +224,37 @@ def test_a_cell_that_fails_for_an_input_reason_is_not_retried(tmp_path, ray_addr
     again = sweep_cli("f", "--resume", address=ray_address, runs=runs)
     assert again.returncode == 0 and "complete" in again.stderr
     assert run.read_status()["started_at"] == status["started_at"]  # nothing trained it again
+
+
+def test_a_cell_waiting_in_rays_queue_reads_queued_to_every_reader(tmp_path, ray_address):
+    """Two cells of 2 CPUs on a Ray of 2: the second waits in Ray's queue while the first trains. Another
+    process's `runs list` (which reconciles) must neither show it interrupted nor persist that."""
+    runs = tmp_path / "runs"
+    sweep = sweep_cli("q", "--blocks", "1", "--widen-factor", "1,2", "--epochs", "3", "--synthetic-train", "320",
+                      "--cpus-per-cell", "2", *TINY, address=ray_address, runs=runs, wait=False)
+    try:
+        store = RunStore(runs)
+
+        def one_trains_one_waits() -> bool:
+            if len([n for n in store.names() if n.startswith("q-")]) < 2:
+                return False
+            statuses = sorted(store.summary(n).status for n in store.names() if n.startswith("q-"))
+            return statuses == ["queued", "running"]
+
+        _wait_for(one_trains_one_waits, what="one cell training while the other waits in Ray's queue")
+        listed = subprocess.run([sys.executable, "-m", "wrn_core", "runs", "list", "--runs-dir", str(runs)], cwd=REPO,
+                                capture_output=True, text=True, timeout=120)
+        assert listed.returncode == 0 and "interrupted" not in listed.stdout, listed.stdout
+        waiting = [n for n in store.names() if n.startswith("q-") and store.summary(n).status != "running"]
+        if waiting:  # (unless the first cell finished meanwhile and the second has started)
+            recorded = json.loads(store.get(waiting[0]).status_path.read_text())
+            assert recorded["status"] in ("queued", "running", "finished"), recorded
+        out, err = sweep.communicate(timeout=300)
+        assert sweep.returncode == 0, err
+    finally:
+        if sweep.poll() is None:
+            sweep.kill()
+            sweep.wait()
+    for name in [n for n in store.names() if n.startswith("q-")]:
+        assert store.get(name).read_status()["status"] == FINISHED
+        assert epochs_once(store.get(name)) == [1, 2, 3]

@@ -171,17 +171,17 @@ def _run_cells_ray(store: RunStore, sweep, resources, address: str | None) -> bo
         hosts = check_shared_runs_dir(store.root, resources)
         print(f"ray: {'a local Ray started for this sweep' if cluster.started_here else cluster.address or 'connected'}; "
               f"{len(hosts)} node(s) see {store.root.resolve()} ({', '.join(hosts)})", file=sys.stderr)
-        sweeps.save_sweep(store.root, sweep)
-        cells = RaySweep(store, sweep, resources)
-        cells.start()
-        shown = ""
-        while not cells.done() and not stop.is_set():
-            shown = _redraw(store, sweep, shown, cells.waiting())
-            cells.poll(0.5)
-        if stop.is_set():
-            cells.stop()
-            cells.wait(RAY_STOP_WAIT_S)
-        _redraw(store, sweep, shown)
+        with RaySweep(store, sweep, resources) as cells:
+            sweeps.save_sweep(store.root, sweep)
+            cells.start()
+            shown = ""
+            while not cells.done() and not stop.is_set():
+                shown = _redraw(store, sweep, shown, cells.waiting())
+                cells.poll(0.5)
+            if stop.is_set():
+                cells.stop()
+                cells.wait(RAY_STOP_WAIT_S)
+            _redraw(store, sweep, shown)
         for name, why in sorted(cells.outcomes.items()):
             print(f"{name}: {why}", file=sys.stderr)
     if stop.is_set():

@@ -32,7 +32,7 @@ from wrn_core.config import ConfigError
 from wrn_core.errors import one_line
 from wrn_core.store import INHERITED_LOCK_ENV, RunBusyError, RunStore, RunStoreError
 from wrn_core.store.files import remove_quietly, write_atomic
-from wrn_core.store.lock import ROLE_QUEUED, ROLE_RECONCILING, ROLE_TRAINING
+from wrn_core.store.lock import ROLE_QUEUED, ROLE_RECONCILING, ROLE_TRAINING, RunLock, queue_lock_name
 from wrn_core.store.records import (
     ACTIVE_STATUSES,
     EXCEPTION_ERROR,
@@ -222,7 +222,13 @@ class _Task:
 
 
 class RaySweep:
-    """One sweep's cells as Ray tasks, driven by the sweep process: start(), then poll() until done(); stop()."""
+    """One sweep's cells as Ray tasks, driven by the sweep process: `with RaySweep(...) as cells:` start(),
+    then poll() until done(); stop().
+
+    Inside the `with`, the driver holds the sweep's queue lock (store.lock.queue_lock_name), which every cell
+    it queues names in its status: to any reader on any node a cell waiting in Ray's queue reads `queued`
+    while this driver lives, and `interrupted` once it is gone. A second driver of the same sweep is refused.
+    """
 
     def __init__(self, store: RunStore, sweep: Sweep, resources: CellResources = CellResources()) -> None:
         self.store = store
@@ -232,6 +238,18 @@ class RaySweep:
         self._tasks: dict[str, _Task] = {}  # run -> its task, while it is in flight
         self.outcomes: dict[str, str] = {}  # run -> how its task ended, for cells whose task ended oddly
         self._stopping = False
+        self.queue_lock = queue_lock_name(sweep.name)
+        self._lock = RunLock(store.root / self.queue_lock)
+
+    def __enter__(self) -> "RaySweep":
+        try:
+            self._lock.acquire(ROLE_QUEUED, f"sweep {self.sweep.name}", wait_s=0.0)
+        except RunBusyError as exc:
+            raise RunBusyError(f"{exc} (another `sweep {self.sweep.name}` drives its cells)") from None
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self._lock.release()
 
     def start(self) -> list[str]:
         """Submit every cell still to train that no process holds; returns their run names, in order."""
@@ -258,7 +276,8 @@ class RaySweep:
             except RunBusyError:
                 return False
         try:
-            run.write_status(QUEUED, "queued on Ray: waiting for a worker", executor=EXECUTOR_RAY, slot=None)
+            run.write_status(QUEUED, "queued on Ray: waiting for a worker", executor=EXECUTOR_RAY, slot=None,
+                             queue_lock=self.queue_lock)
         finally:
             run.release()
         return True
@@ -350,8 +369,9 @@ class RaySweep:
 
 
 def queued_on_ray(store: RunStore, names: Any) -> list[str]:
-    """Of these runs, those a live Ray sweep has queued: status.json says queued on Ray and no process holds
-    them yet (readers see `interrupted`, the truth once the sweep is gone; only its driver knows better)."""
+    """Of these runs, those queued on Ray whose trainer has not taken them yet: status.json says queued on
+    Ray and no process holds their run.lock (readers see `queued` while the sweep's driver holds its queue
+    lock, `interrupted` once it is gone)."""
     queued = []
     for name in names:
         if not store.exists(name):

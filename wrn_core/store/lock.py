@@ -200,3 +200,21 @@ def held_shared_if_free(lock_path: Path) -> Iterator[Owner | None]:
         yield None
     finally:
         os.close(fd)  # closing releases the shared flock
+
+
+# A queue that hands runs to trainers elsewhere (a Ray sweep's driver) cannot keep their run.lock until a
+# trainer on another machine takes it; it holds one lock of its own instead, in the runs folder, and each
+# run it has queued names that lock in status.json (`queue_lock`). While the lock is held the run is queued.
+QUEUE_LOCK_SUFFIX = ".queue.lock"
+
+
+def queue_lock_name(queue: str) -> str:
+    """The file name of a queue's lock in the runs folder (hidden, so it is never listed as a run)."""
+    return f".{queue}{QUEUE_LOCK_SUFFIX}"
+
+
+def queue_owner(root: Path, name: Any) -> Owner | None:
+    """Who holds the queue lock `name` in the runs folder `root`, or None (also for a name that is not one)."""
+    if not isinstance(name, str) or "/" in name or not name.startswith(".") or not name.endswith(QUEUE_LOCK_SUFFIX):
+        return None
+    return probe_owner(root / name)

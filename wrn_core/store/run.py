@@ -36,7 +36,7 @@ from wrn_core.config import ConfigError, TrainConfig
 from wrn_core.errors import one_line
 from wrn_core.store.files import RunCorruptError, remove_quietly, write_atomic, write_error
 from wrn_core.store.lock import (
-    LOCK_WAIT_S, ROLE_QUEUED, ROLE_TRAINING, Owner, RunLock, held_shared_if_free, probe_owner, read_owner,
+    LOCK_WAIT_S, ROLE_QUEUED, ROLE_TRAINING, Owner, RunLock, held_shared_if_free, probe_owner, queue_owner, read_owner,
 )
 from wrn_core.store.meta import Annotations, read_annotations, update_annotations
 from wrn_core.store.records import (
@@ -125,6 +125,13 @@ class Run:
         if self.lock.fd is not None:
             return read_owner(self.lock.fd)  # type: ignore[arg-type]
         return probe_owner(self.lock.path)
+
+    def holder(self, status: dict[str, Any] | None) -> Owner | None:
+        """Who keeps the run: its lock's owner, or for a queued status naming a queue lock, that queue's owner."""
+        owner = self.owner()
+        if owner is None and status is not None and status.get("status") == QUEUED:
+            owner = queue_owner(self.path.parent, status.get("queue_lock"))
+        return owner
 
     # config -------------------------------------------------------------------------
     def write_config(self, config: TrainConfig) -> None:
@@ -242,7 +249,8 @@ class Run:
         """status.json reconciled with the facts: who holds the lock, and a rebuild when it is unreadable.
 
         A queued or running status whose process is gone reads `interrupted`; `owner` is set while a
-        process holds the run.
+        process holds the run (for a run queued by a remote queue such as a Ray sweep, while that queue
+        holds the lock its status names).
         """
         status = self._status_or_rebuilt()
         owner = self.owner()
@@ -252,6 +260,8 @@ class Run:
             # since). Read it again holding a shared lock, so the file and the lock are seen at one moment.
             with held_shared_if_free(self.lock.path) as owner:
                 status = self._status_or_rebuilt()
+        if owner is None and status.get("status") == QUEUED:
+            owner = queue_owner(self.path.parent, status.get("queue_lock"))  # queued by a live remote queue
         if owner is not None:
             status["owner"] = owner.to_dict()
             if owner.role in (ROLE_QUEUED, ROLE_TRAINING) and status.get("status") not in ACTIVE_STATUSES and status.get("rebuilt"):

@@ -14,7 +14,7 @@ from typing import Any
 from wrn_core.config import DEFAULT_LR, TrainConfig
 from wrn_core.errors import one_line
 from wrn_core.store.files import RunBusyError, RunCorruptError, RunStoreError, write_error
-from wrn_core.store.lock import ROLE_DELETING, ROLE_QUEUED, ROLE_RECONCILING
+from wrn_core.store.lock import ROLE_DELETING, ROLE_QUEUED, ROLE_RECONCILING, queue_owner
 from wrn_core.store.records import ACTIVE_STATUSES, INTERRUPTED, QUEUED, created_record, is_int
 from wrn_core.store.run import Run, interrupted_message
 
@@ -193,7 +193,7 @@ class RunStore:
         for name in self.names():
             run = Run(self.root / name)
             status, _ = run.read_status_file()
-            if status is None or status.get("status") not in ACTIVE_STATUSES or run.owner() is not None:
+            if status is None or status.get("status") not in ACTIVE_STATUSES or run.holder(status) is not None:
                 continue
             try:
                 run.acquire(ROLE_RECONCILING, wait_s=0.0)
@@ -201,7 +201,9 @@ class RunStore:
                 continue
             try:
                 status, _ = run.read_status_file()
-                if status is not None and status.get("status") in ACTIVE_STATUSES:
+                queued_elsewhere = status is not None and status.get("status") == QUEUED and queue_owner(
+                    self.root, status.get("queue_lock")) is not None
+                if status is not None and status.get("status") in ACTIVE_STATUSES and not queued_elsewhere:
                     run.write_status(INTERRUPTED, interrupted_message(status))
                     marked.append(name)
             except OSError:
