@@ -103,8 +103,11 @@ def start_on_ray(name: str) -> None:
     """The saved sweep as a background `sweep NAME --resume --executor ray` process (Ray's driver needs its own)."""
     from wrn_core.jobs.ray_executor import CellResources
 
-    gpus = 1.0 if load_sweep(lab_ui.get_job_manager().store.root, name).base.device.startswith("cuda") else 0.0
-    lab_ui.get_ray_sweeps().start(name, ray_address(), CellResources(cpus=1.0, gpus=gpus))
+    cpus = float(st.session_state.get(F + "cpus_per_cell") or 1.0)
+    gpus = st.session_state.get(F + "gpus_per_cell")
+    if gpus is None:  # not chosen: a CUDA sweep reserves one GPU per cell, as the CLI does
+        gpus = 1.0 if load_sweep(lab_ui.get_job_manager().store.root, name).base.device.startswith("cuda") else 0.0
+    lab_ui.get_ray_sweeps().start(name, ray_address(), CellResources(cpus=cpus, gpus=float(gpus)))
 
 
 def resume_sweep(name: str) -> None:
@@ -199,6 +202,12 @@ def new_sweep_view() -> None:
                 if on_ray():
                     c2.text_input("Ray address", key=F + "ray_address", placeholder="HEAD:6379",
                                   help="empty: RAY_ADDRESS, else a local Ray started for the sweep")
+                    c1, c2 = st.columns(2)
+                    c1.number_input("CPUs per cell", min_value=0.5, max_value=256.0, step=1.0, key=F + "cpus_per_cell",
+                                    help="what each cell reserves in Ray: as many cells run at once as the nodes hold")
+                    c2.number_input("GPUs per cell", min_value=0.0, max_value=16.0, step=1.0, key=F + "gpus_per_cell",
+                                    value=None, placeholder="1 for a CUDA sweep, else 0",
+                                    help="empty: one GPU per cell for a CUDA sweep, none otherwise")
             run_form.draw(F, model=False, seed=False)
         b1, b2 = st.columns(2)
         preflight_clicked = b1.button("Pre-flight", key="sweep_preflight", width="stretch",
@@ -246,11 +255,7 @@ def live_view(name: str) -> None:
         return
     cells = cells_frame(store, sweep)
     runner = lab_ui.get_sweep_runner()
-    on_cluster = lab_ui.get_ray_sweeps().running(name)
-    if on_cluster:  # cells waiting in Ray's queue hold no lock (they would read interrupted): they are queued
-        from wrn_core.jobs.ray_executor import queued_on_ray
-
-        cells.loc[cells["run"].isin(queued_on_ray(store, cells["run"])), "status"] = QUEUED
+    on_cluster = lab_ui.get_ray_sweeps().running(name)  # cells waiting in Ray's queue read queued (its queue lock)
     counts = sweep_counts(cells)
     driven = name in runner.active() or on_cluster
     active = driven or counts[RUNNING] > 0 or counts[QUEUED] > 0
@@ -345,6 +350,7 @@ st.session_state.setdefault(F + "widen", [1, 2])
 st.session_state.setdefault(F + "seeds", 1)
 st.session_state.setdefault(F + "executor", "local")
 st.session_state.setdefault(F + "ray_address", "")
+st.session_state.setdefault(F + "cpus_per_cell", 1.0)
 st.session_state.setdefault(V + "metric", "best_test_acc")
 st.session_state.setdefault(V + "x", "params")
 st.session_state.setdefault(V + "reference", False)

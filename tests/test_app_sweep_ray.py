@@ -22,7 +22,7 @@ def test_launch_on_a_ray_cluster_starts_the_sweep_process_with_its_address(_dash
     at.text_input(key=S + "ray_address").set_value("head:6379").run()
     at.button(key="sweep_launch").click().run()
     no_exception(at)
-    assert started == [("onray", "head:6379", CellResources(cpus=1.0, gpus=0.0))]
+    assert started == [("onray", "head:6379", CellResources(cpus=1.0, gpus=0.0))]  # defaults: 1 CPU, no GPU on the CPU
     assert load_sweep(_dashboard_isolation, "onray").axes["blocks"] == (1,)  # saved for the process to --resume
     assert any("as Ray tasks (head:6379)" in s.value for s in at.success)
     table = at.dataframe[0].value
@@ -45,3 +45,17 @@ def test_sweep_command_resumes_the_saved_sweep_on_ray(tmp_path):
     assert command[1:] == ["-m", "wrn_core", "sweep", "g", "--resume", "--executor", "ray", "--no-probe",
                            "--cpus-per-cell", "2", "--gpus-per-cell", "1", "--runs-dir", str(tmp_path),
                            "--ray-address", "head:6379"]
+
+
+def test_the_cells_resources_chosen_on_the_page_reach_the_ray_sweep(_dashboard_isolation, monkeypatch):
+    started = []
+    monkeypatch.setattr(RaySweepProcesses, "start", lambda self, name, address=None, resources=CellResources():
+                        started.append((name, address, resources)))
+    at = open_page(new_app(), "sweep")
+    set_tiny_sweep(at, "sized", blocks=(1,), widen=(1,))
+    at.radio(key=S + "executor").set_value("ray").run()
+    at.number_input(key=S + "cpus_per_cell").set_value(4.0).run()
+    at.number_input(key=S + "gpus_per_cell").set_value(1.0).run()
+    at.button(key="sweep_launch").click().run()
+    no_exception(at)
+    assert started == [("sized", None, CellResources(cpus=4.0, gpus=1.0))]
