@@ -213,7 +213,8 @@ def test_tiny_run_end_to_end(_dashboard_isolation):
     no_exception(at)
     table = at.dataframe[0].value
     assert "tiny" in list(table["name"])
-    assert len(plotly_specs(at)) == 2
+    kinds = [{t.get("type", "scatter") for t in spec["data"]} for spec in plotly_specs(at)]
+    assert len(kinds) == 3 and kinds[-1] == {"parcoords"}  # curves, accuracy vs parameters, which settings matter
     labels = [b.label for b in at.get("download_button")]
     assert any("CSV" in label for label in labels) and any("JSON" in label for label in labels)
 
