@@ -322,6 +322,62 @@ def draw_annotations(store: RunStore, run: Run, prefix: str) -> None:
     lab_ui.show_flash(flash_key, about=run.name)
 
 
+def apply_table_edits(store_root: str, names: Sequence[str], edited_rows: Mapping[Any, Mapping[str, Any]]) -> tuple[list[str], list[str]]:
+    """Save the tags/note cells edited in the annotations table (st.data_editor's `edited_rows`: row position ->
+    changed columns) to each run's meta.json. Returns (runs saved, one-line errors); a run with a bad value
+    is left as it was, the others are saved."""
+    saved, errors = [], []
+    for row, change in sorted(edited_rows.items(), key=lambda item: int(item[0])):
+        position = int(row)
+        if not 0 <= position < len(names):
+            continue
+        name = names[position]
+        tags = change.get("tags")
+        note = change.get("note")
+        try:
+            Run(Path(store_root) / name).annotate(
+                tags=None if tags is None else [str(t) for t in tags],
+                note=None if note is None else str(note),
+            )
+        except RunStoreError as exc:  # AnnotationError: a bad tag or note; this run is unchanged
+            errors.append(f"{name}: {lab_ui.one_line(exc)}")
+            continue
+        saved.append(name)
+    return saved, errors
+
+
+def _save_table_edits(store_root: str, names: list[str], key: str, flash_key: str) -> None:
+    """on_change of the annotations table: save what was edited, say what was and what was refused."""
+    lab_ui.clear_flash(flash_key)
+    edited = (st.session_state.get(key) or {}).get("edited_rows", {})
+    saved, errors = apply_table_edits(store_root, names, edited)
+    if errors:
+        lab_ui.flash(flash_key, "error", errors[0] + (f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""))
+    elif saved:
+        lab_ui.flash(flash_key, "success", f"Saved the tags and notes of {', '.join(saved)}.")
+    st.session_state[flash_key + "_round"] = st.session_state.get(flash_key + "_round", 0) + 1  # a fresh table
+
+
+def draw_annotations_table(store: RunStore, shown: pd.DataFrame, prefix: str) -> None:
+    """Every shown run's tags and note, edited in place: pick or type tags in a cell, type the note; saved on change."""
+    flash_key = prefix + "table_annotate"
+    names = list(shown["name"])
+    in_use = sorted({t for tags in shown["tags"] for t in tags})
+    table = pd.DataFrame({"name": names, "tags": [list(t) for t in shown["tags"]], "note": list(shown["note"])})
+    key = widget_key(prefix + "annotations_", *names, st.session_state.get(flash_key + "_round", 0))
+    st.data_editor(
+        table, key=key, hide_index=True, num_rows="fixed", disabled=["name"],
+        on_change=_save_table_edits, args=(str(store.root), names, key, flash_key),
+        column_config={
+            "tags": st.column_config.MultiselectColumn(
+                options=in_use, accept_new_options=True,
+                help="pick tags or type new ones: letters, digits and . _ : + = @ - (no spaces or '/')"),
+            "note": st.column_config.TextColumn(help="at most 10,000 characters", max_chars=10_000),
+        },
+    )
+    lab_ui.show_flash(flash_key)
+
+
 def tag_cells(store_root: str, runs: Sequence[str], key: str, flash_key: str) -> None:
     """on_click of Tag all cells: add the typed tag(s) to every cell that has a run; all checked before any is written."""
     lab_ui.clear_flash(flash_key)

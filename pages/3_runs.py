@@ -102,10 +102,13 @@ else:
         column_config={
             **lab_ui.result_columns(),
             "duration (s)": st.column_config.NumberColumn(format="%.1f"),
-            "tags": st.column_config.ListColumn(help="edit them under One run below"),
-            "note": st.column_config.TextColumn(help="the note's first line; the whole note under One run below"),
+            "tags": st.column_config.ListColumn(help="edit them in the table below, or under One run"),
+            "note": st.column_config.TextColumn(help="the note's first line; edit it in the table below, or under One run"),
         },
     )
+    # A toggle, not an expander: the editor (a second table of every shown run) costs a rerun nothing until asked for.
+    if st.toggle("Edit tags and notes in a table", key="runs_edit_annotations"):
+        runs_view.draw_annotations_table(manager.store, shown, "runs_")
     selected = [names[r] for r in event.selection.rows if 0 <= r < len(names)]
     if not selected:
         active = shown.loc[shown["status"].isin(ACTIVE_STATUSES), "name"]

@@ -206,3 +206,34 @@ def test_tag_all_cells_on_the_sweep_page_tags_every_cell(_dashboard_isolation):
     runs_page = open_page(new_app(), "runs")  # the Runs page's filter knows the sweep's tag
     runs_page.multiselect(key=V + "filter_tag").set_value(["depth-vs-width"]).run()
     assert set(table(runs_page)["name"]) == set(cells)
+
+
+def test_tags_and_notes_edited_in_the_table_are_saved_and_a_bad_cell_changes_only_its_run(runs):
+    from dashboard.runs_view import apply_table_edits
+
+    runs.get("sgd-k1-s0").annotate(tags=["old"], note="kept")
+    names = ["sgd-k2", "adam-k1-s1", "sgd-k1-s0"]  # the rows as the editor showed them
+    saved, errors = apply_table_edits(str(runs.root), names, {
+        "0": {"tags": ["wide", "k2"]},                      # row positions arrive as strings or ints
+        1: {"note": "adam, second seed"},
+        2: {"tags": ["fine", "two words"], "note": "lost"},  # a bad tag: this run is left as it was
+        7: {"tags": ["ghost"]},                             # a row that is not there any more
+    })
+    assert saved == ["sgd-k2", "adam-k1-s1"]
+    assert len(errors) == 1 and errors[0].startswith("sgd-k1-s0: invalid tag 'two words'") and "\n" not in errors[0]
+    assert runs.get("sgd-k2").read_annotations().tags == ("k2", "wide")
+    assert runs.get("adam-k1-s1").read_annotations().note == "adam, second seed"
+    unchanged = runs.get("sgd-k1-s0").read_annotations()
+    assert (unchanged.tags, unchanged.note) == (("old",), "kept")
+
+
+def test_the_runs_page_offers_the_annotations_table(runs):
+    runs.get("sgd-k2").annotate(tags=["wide"])
+    at = open_page(new_app(), "runs")
+    no_exception(at)
+    assert len(at.dataframe) == 1  # the editor is drawn only when asked for
+    at.toggle(key="runs_edit_annotations").set_value(True).run()
+    no_exception(at)
+    edited = at.dataframe[1].value
+    assert list(edited.columns) == ["name", "tags", "note"] and len(edited) == len(RUNS)
+    assert list(edited.loc[edited["name"] == "sgd-k2", "tags"].iloc[0]) == ["wide"]

@@ -1,0 +1,76 @@
+"""The Runs page's annotations table in Debian's chromium: a note typed into a cell and a tag typed into the tags cell land in meta.json."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+try:
+    from test_browser import CHROMIUM, CHROMIUM_ARGS, NO_EXCEPTION, app_exceptions, settle, start_streamlit, stop_streamlit
+except ImportError:  # tests/ imported as a package
+    from tests.test_browser import CHROMIUM, CHROMIUM_ARGS, NO_EXCEPTION, app_exceptions, settle, start_streamlit, stop_streamlit
+
+from playwright.sync_api import expect, sync_playwright
+
+from wrn_core.config import TrainConfig, WRNConfig
+from wrn_core.store import RunStore
+
+ROW_PX = 35  # the data grid's header and row height (Streamlit's default row height)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    runs = tmp_path_factory.mktemp("annotated-runs")
+    store = RunStore(runs)
+    for name in ("older", "newer"):  # listed newest first: "newer" is the first row
+        store.create(TrainConfig(model=WRNConfig(depth=10, widen_factor=1), device="cpu", epochs=2), name)
+        time.sleep(0.01)
+    store.get("older").annotate(tags=["base"])
+    log_path = tmp_path_factory.mktemp("annotated-log") / "streamlit.log"
+    proc, url, _ = start_streamlit(runs, log_path)
+    try:
+        yield {"url": url, "log": log_path, "store": store}
+    finally:
+        stop_streamlit(proc)
+    assert not app_exceptions(log_path), f"the server logged an exception in the app:\n{log_path.read_text()}"
+
+
+def _wait_for(predicate, timeout: float = 30.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.2)
+    return True
+
+
+def test_a_note_typed_into_the_annotations_table_is_saved(server):
+    store = server["store"]
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_context(viewport={"width": 1400, "height": 1400}).new_page()
+            page.set_default_timeout(60_000)
+            page.goto(f"{server['url']}/runs")
+            expect(page.get_by_role("heading", name="Runs", exact=True).first).to_be_visible(timeout=90_000)
+            settle(page)
+            page.get_by_text("Edit tags and notes in a table").click()
+            settle(page)
+            grid = page.locator('[data-testid="stDataFrame"]').nth(1)  # below the runs table
+            expect(grid).to_be_visible()
+            box = grid.bounding_box()
+            # Columns: name, tags, note; two rows, counted from the grid's bottom edge (a toolbar may sit above
+            # it): the first row, "newer", is 1.5 rows up.
+            page.mouse.dblclick(box["x"] + box["width"] * 0.85, box["y"] + box["height"] - ROW_PX * 1.5)
+            editor = page.locator("textarea.gdg-input")  # the cell's editor, opened by the double click
+            editor.fill("typed into the grid")
+            editor.press("Enter")
+            saved = _wait_for(lambda: store.get("newer").read_annotations().note == "typed into the grid")
+            assert saved, (store.get("newer").read_annotations(), store.get("older").read_annotations())
+            settle(page)
+            expect(page.get_by_text("Saved the tags and notes of newer.")).to_be_visible()
+            assert store.get("older").read_annotations().tags == ("base",)  # the other row is untouched
+            assert page.locator(NO_EXCEPTION).count() == 0
+        finally:
+            browser.close()
