@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -117,6 +118,18 @@ def app_exceptions(log_path: Path) -> list[str]:
     race when a browser context closes; only the app's own exceptions count."""
     log_text = log_path.read_text(errors="replace")
     return [line for line in log_text.splitlines() if line.strip().startswith("File") and str(ROOT) in line]
+
+
+@contextmanager
+def serving(runs: Path, log_path: Path):
+    """A dashboard server over `runs` for the with-block (yields its url); afterwards, no exception of the
+    app's own in its log."""
+    proc, url, _ = start_streamlit(runs, log_path)
+    try:
+        yield url
+    finally:
+        stop_streamlit(proc)
+    assert not app_exceptions(log_path), f"the server logged an exception in the app:\n{log_path.read_text()}"
 
 
 @pytest.fixture(scope="module")

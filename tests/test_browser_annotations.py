@@ -7,9 +7,9 @@ import time
 import pytest
 
 try:
-    from test_browser import CHROMIUM, CHROMIUM_ARGS, NO_EXCEPTION, app_exceptions, settle, start_streamlit, stop_streamlit
+    from test_browser import CHROMIUM, CHROMIUM_ARGS, NO_EXCEPTION, serving, settle
 except ImportError:  # tests/ imported as a package
-    from tests.test_browser import CHROMIUM, CHROMIUM_ARGS, NO_EXCEPTION, app_exceptions, settle, start_streamlit, stop_streamlit
+    from tests.test_browser import CHROMIUM, CHROMIUM_ARGS, NO_EXCEPTION, serving, settle
 
 from playwright.sync_api import expect, sync_playwright
 
@@ -28,12 +28,8 @@ def server(tmp_path_factory):
         time.sleep(0.01)
     store.get("older").annotate(tags=["base"])
     log_path = tmp_path_factory.mktemp("annotated-log") / "streamlit.log"
-    proc, url, _ = start_streamlit(runs, log_path)
-    try:
+    with serving(runs, log_path) as url:
         yield {"url": url, "log": log_path, "store": store}
-    finally:
-        stop_streamlit(proc)
-    assert not app_exceptions(log_path), f"the server logged an exception in the app:\n{log_path.read_text()}"
 
 
 def _wait_for(predicate, timeout: float = 30.0) -> bool:

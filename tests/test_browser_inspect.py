@@ -10,10 +10,10 @@ from PIL import Image
 
 try:
     from inspect_runs import trained_run
-    from test_browser import CHROMIUM, CHROMIUM_ARGS, NO_EXCEPTION, app_exceptions, settle, start_streamlit, stop_streamlit
+    from test_browser import CHROMIUM, CHROMIUM_ARGS, NO_EXCEPTION, serving, settle
 except ImportError:  # tests/ imported as a package
     from tests.inspect_runs import trained_run
-    from tests.test_browser import CHROMIUM, CHROMIUM_ARGS, NO_EXCEPTION, app_exceptions, settle, start_streamlit, stop_streamlit
+    from tests.test_browser import CHROMIUM, CHROMIUM_ARGS, NO_EXCEPTION, serving, settle
 
 from playwright.sync_api import expect, sync_playwright
 
@@ -23,12 +23,8 @@ def server(tmp_path_factory):
     runs = tmp_path_factory.mktemp("inspect-runs")
     trained_run(runs, "tiny")
     log_path = tmp_path_factory.mktemp("inspect-log") / "streamlit.log"
-    proc, url, _ = start_streamlit(runs, log_path)
-    try:
+    with serving(runs, log_path) as url:
         yield {"url": url, "log": log_path, "runs": runs}
-    finally:
-        stop_streamlit(proc)
-    assert not app_exceptions(log_path), f"the server logged an exception in the app:\n{log_path.read_text()}"
 
 
 def test_uploading_a_png_shows_the_top_5(server, tmp_path):
