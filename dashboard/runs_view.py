@@ -20,6 +20,7 @@ from wrn_core.analysis import (
     group_curves,
     group_runs,
     importance_frame,
+    note_preview,
 )
 from wrn_core.analysis.grouping import TAG_FILTER
 from wrn_core.plots import compare_figure, group_curves_figure, parallel_coordinates_figure
@@ -83,25 +84,9 @@ def draw_filters(prefix: str, frame: pd.DataFrame) -> dict[str, list[Any]]:
     return chosen
 
 
-def note_preview(note: str) -> str:
-    """A note's first line, cut at NOTE_PREVIEW characters; an ellipsis says there is more."""
-    text = (note or "").strip()
-    first = text.splitlines()[0] if text else ""
-    if len(first) > NOTE_PREVIEW:
-        return first[:NOTE_PREVIEW].rstrip() + "…"
-    return first if first == text else first + " …"
-
-
 def table_frame(frame: pd.DataFrame) -> pd.DataFrame:
     """runs_frame as the table shows it: the note as a one-line preview."""
-    return frame.assign(note=frame["note"].map(note_preview))
-
-
-def mean_std(mean: Any, std: Any) -> str:
-    """'51.00 ± 1.41' in percent; the mean alone for one run (std NaN); '—' without a value."""
-    if mean is None or pd.isna(mean):
-        return "—"
-    return f"{float(mean):.2f}" if std is None or pd.isna(std) else f"{float(mean):.2f} ± {float(std):.2f}"
+    return frame.assign(note=frame["note"].map(lambda note: note_preview(note, NOTE_PREVIEW)))
 
 
 def group_label(row: Mapping[str, Any], by: Sequence[str]) -> str:
@@ -115,15 +100,6 @@ def group_label(row: Mapping[str, Any], by: Sequence[str]) -> str:
             value = int(value)
         parts.append(f"{field}={value}")
     return ", ".join(parts)
-
-
-def groups_table(grouped: pd.DataFrame, by: Sequence[str]) -> pd.DataFrame:
-    """group_runs' frame as the table shows it: the group fields, n, best and final accuracy as 'mean ± std'."""
-    table = grouped[list(by)].copy()
-    table["n"] = grouped["n"]
-    table[BEST] = [mean_std(m, s) for m, s in zip(grouped["best_test_acc_mean"], grouped["best_test_acc_std"])]
-    table[FINAL] = [mean_std(m, s) for m, s in zip(grouped["final_test_acc_mean"], grouped["final_test_acc_std"])]
-    return table
 
 
 def shown_groups(grouped: pd.DataFrame, by: Sequence[str], rows: Iterable[int], order: Sequence[str]) -> tuple[dict[str, list[str]], str]:
@@ -274,11 +250,16 @@ def draw_importance(frame: pd.DataFrame, params: Sequence[str], target: str, key
                    "accuracy (finished runs only). Correlation: its sign says which way the setting helps.")
 
 
+def typed_tags(text: str) -> list[str]:
+    """Tags as typed into a text box: separated by spaces or commas."""
+    return text.replace(",", " ").split()
+
+
 def save_tags(store_root: str, name: str, key: str, flash_key: str) -> None:
     """on_click of Save tags: the text (tags separated by spaces or commas) replaces the run's tags."""
     lab_ui.clear_flash(flash_key)
     text = st.session_state.get(key) or ""
-    tags = [t for t in text.replace(",", " ").split() if t]
+    tags = typed_tags(text)
     try:
         Run(Path(store_root) / name).annotate(tags=tags)
     except RunStoreError as exc:  # AnnotationError: a bad tag; nothing was written
@@ -381,7 +362,7 @@ def draw_annotations_table(store: RunStore, shown: pd.DataFrame, prefix: str) ->
 def tag_cells(store_root: str, runs: Sequence[str], key: str, flash_key: str) -> None:
     """on_click of Tag all cells: add the typed tag(s) to every cell that has a run; all checked before any is written."""
     lab_ui.clear_flash(flash_key)
-    tags = [t for t in (st.session_state.get(key) or "").replace(",", " ").split() if t]
+    tags = typed_tags(st.session_state.get(key) or "")
     if not tags:
         lab_ui.flash(flash_key, "error", "type a tag to add to every cell")
         return
@@ -404,7 +385,7 @@ def draw_sweep_tags_and_importance(store: RunStore, sweep: Any, cells: pd.DataFr
     annotations = {name: Run(store.root / name).read_annotations() for name in started}
     st.dataframe(
         pd.DataFrame({"run": list(annotations), "tags": [list(a.tags) for a in annotations.values()],
-                      "note": [note_preview(a.note) for a in annotations.values()]}),
+                      "note": [note_preview(a.note, NOTE_PREVIEW) for a in annotations.values()]}),
         hide_index=True, key="sweep_tags_table", column_config={"tags": st.column_config.ListColumn()},
     )
     t1, t2 = st.columns([4, 1], vertical_alignment="bottom")

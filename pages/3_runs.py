@@ -15,6 +15,7 @@ from wrn_core.analysis import (
     export_json,
     filter_runs,
     group_runs,
+    groups_table,
     runs_frame,
 )
 from wrn_core.cli import command_for
@@ -79,7 +80,7 @@ if by:
     st.caption(f"{count} in {len(grouped)} group{'s' if len(grouped) != 1 else ''} — select groups to draw their "
                "mean ± std curves.")
     event = st.dataframe(
-        runs_view.groups_table(grouped, by), hide_index=True, on_select="rerun", selection_mode="multi-row",
+        groups_table(grouped), hide_index=True, on_select="rerun", selection_mode="multi-row",
         key=runs_view.widget_key("runs_groups_", *by, *names),
         column_config={"n": st.column_config.NumberColumn(help="runs in the group"),
                        "best test acc (%)": st.column_config.TextColumn(help="mean ± std over the group's runs"),

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import sys
 
+import pytest
+
 from test_app import S, new_app, no_exception, open_page, set_tiny_sweep
 
 from wrn_core.jobs import ray_executor
@@ -11,10 +13,16 @@ from wrn_core.jobs.ray_executor import CellResources, RaySweepProcesses
 from wrn_core.sweeps import load_sweep
 
 
-def test_launch_on_a_ray_cluster_starts_the_sweep_process_with_its_address(_dashboard_isolation, monkeypatch):
-    started = []
+@pytest.fixture
+def started(monkeypatch) -> list:
+    """The (name, address, resources) of each Ray sweep process the page starts (none is really started)."""
+    calls: list = []
     monkeypatch.setattr(RaySweepProcesses, "start", lambda self, name, address=None, resources=CellResources():
-                        started.append((name, address, resources)))
+                        calls.append((name, address, resources)))
+    return calls
+
+
+def test_launch_on_a_ray_cluster_starts_the_sweep_process_with_its_address(_dashboard_isolation, started):
     at = open_page(new_app(), "sweep")
     set_tiny_sweep(at, "onray", blocks=(1,), widen=(1,))
     assert at.radio(key=S + "executor").value == "local"  # this machine by default
@@ -47,10 +55,7 @@ def test_sweep_command_resumes_the_saved_sweep_on_ray(tmp_path):
                            "--ray-address", "head:6379"]
 
 
-def test_the_cells_resources_chosen_on_the_page_reach_the_ray_sweep(_dashboard_isolation, monkeypatch):
-    started = []
-    monkeypatch.setattr(RaySweepProcesses, "start", lambda self, name, address=None, resources=CellResources():
-                        started.append((name, address, resources)))
+def test_the_cells_resources_chosen_on_the_page_reach_the_ray_sweep(_dashboard_isolation, started):
     at = open_page(new_app(), "sweep")
     set_tiny_sweep(at, "sized", blocks=(1,), widen=(1,))
     at.radio(key=S + "executor").set_value("ray").run()

@@ -121,6 +121,21 @@ def app_exceptions(log_path: Path) -> list[str]:
 
 
 @contextmanager
+def app_page(url: str, heading: str, height: int = 1400):
+    """A headless Chromium page at url once its heading shows (60 s per action); the browser is closed after."""
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_context(viewport={"width": 1400, "height": height}).new_page()
+            page.set_default_timeout(60_000)
+            page.goto(url)
+            expect(page.get_by_role("heading", name=heading, exact=True).first).to_be_visible(timeout=90_000)
+            yield page
+        finally:
+            browser.close()
+
+
+@contextmanager
 def serving(runs: Path, log_path: Path):
     """A dashboard server over `runs` for the with-block (yields its url); afterwards, no exception of the
     app's own in its log."""

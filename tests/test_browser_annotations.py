@@ -7,11 +7,11 @@ import time
 import pytest
 
 try:
-    from test_browser import CHROMIUM, CHROMIUM_ARGS, NO_EXCEPTION, serving, settle
+    from test_browser import NO_EXCEPTION, app_page, serving, settle
 except ImportError:  # tests/ imported as a package
-    from tests.test_browser import CHROMIUM, CHROMIUM_ARGS, NO_EXCEPTION, serving, settle
+    from tests.test_browser import NO_EXCEPTION, app_page, serving, settle
 
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 
 from wrn_core.config import TrainConfig, WRNConfig
 from wrn_core.store import RunStore
@@ -43,30 +43,23 @@ def _wait_for(predicate, timeout: float = 30.0) -> bool:
 
 def test_a_note_typed_into_the_annotations_table_is_saved(server):
     store = server["store"]
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_context(viewport={"width": 1400, "height": 1400}).new_page()
-            page.set_default_timeout(60_000)
-            page.goto(f"{server['url']}/runs")
-            expect(page.get_by_role("heading", name="Runs", exact=True).first).to_be_visible(timeout=90_000)
-            settle(page)
-            page.get_by_text("Edit tags and notes in a table").click()
-            settle(page)
-            grid = page.locator('[data-testid="stDataFrame"]').nth(1)  # below the runs table
-            expect(grid).to_be_visible()
-            box = grid.bounding_box()
-            # Columns: name, tags, note; two rows, counted from the grid's bottom edge (a toolbar may sit above
-            # it): the first row, "newer", is 1.5 rows up.
-            page.mouse.dblclick(box["x"] + box["width"] * 0.85, box["y"] + box["height"] - ROW_PX * 1.5)
-            editor = page.locator("textarea.gdg-input")  # the cell's editor, opened by the double click
-            editor.fill("typed into the grid")
-            editor.press("Enter")
-            saved = _wait_for(lambda: store.get("newer").read_annotations().note == "typed into the grid")
-            assert saved, (store.get("newer").read_annotations(), store.get("older").read_annotations())
-            settle(page)
-            expect(page.get_by_text("Saved the tags and notes of newer.")).to_be_visible()
-            assert store.get("older").read_annotations().tags == ("base",)  # the other row is untouched
-            assert page.locator(NO_EXCEPTION).count() == 0
-        finally:
-            browser.close()
+    with app_page(f"{server['url']}/runs", "Runs", height=1400) as page:
+        settle(page)
+        page.get_by_text("Edit tags and notes in a table").click()
+        settle(page)
+        grid = page.locator('[data-testid="stDataFrame"]').nth(1)  # below the runs table
+        expect(grid).to_be_visible()
+        box = grid.bounding_box()
+        # Columns: name, tags, note; two rows, counted from the grid's bottom edge (a toolbar may sit above
+        # it): the first row, "newer", is 1.5 rows up.
+        page.mouse.dblclick(box["x"] + box["width"] * 0.85, box["y"] + box["height"] - ROW_PX * 1.5)
+        editor = page.locator("textarea.gdg-input")  # the cell's editor, opened by the double click
+        editor.fill("typed into the grid")
+        editor.press("Enter")
+        saved = _wait_for(lambda: store.get("newer").read_annotations().note == "typed into the grid")
+        assert saved, (store.get("newer").read_annotations(), store.get("older").read_annotations())
+        settle(page)
+        expect(page.get_by_text("Saved the tags and notes of newer.")).to_be_visible()
+        assert store.get("older").read_annotations().tags == ("base",)  # the other row is untouched
+        assert page.locator(NO_EXCEPTION).count() == 0
+

@@ -10,12 +10,12 @@ from PIL import Image
 
 try:
     from inspect_runs import trained_run
-    from test_browser import CHROMIUM, CHROMIUM_ARGS, NO_EXCEPTION, serving, settle
+    from test_browser import NO_EXCEPTION, app_page, serving, settle
 except ImportError:  # tests/ imported as a package
     from tests.inspect_runs import trained_run
-    from tests.test_browser import CHROMIUM, CHROMIUM_ARGS, NO_EXCEPTION, serving, settle
+    from tests.test_browser import NO_EXCEPTION, app_page, serving, settle
 
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 
 
 @pytest.fixture(scope="module")
@@ -32,37 +32,30 @@ def test_uploading_a_png_shows_the_top_5(server, tmp_path):
     buffer = io.BytesIO()
     Image.fromarray(np.full((48, 48, 3), (220, 40, 40), dtype=np.uint8)).save(buffer, format="PNG")
     image.write_bytes(buffer.getvalue())
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_context(viewport={"width": 1400, "height": 1800}).new_page()
-            page.set_default_timeout(60_000)
-            page.goto(f"{server['url']}/inspect")
-            expect(page.get_by_role("heading", name="Inspect", exact=True).first).to_be_visible(timeout=90_000)
-            expect(page.get_by_text("test accuracy").first).to_be_visible(timeout=90_000)
-            settle(page)
-            page.get_by_text("Ask the model", exact=True).first.click()
-            settle(page)
-            page.locator('input[type="file"]').first.set_input_files(str(image))
-            rows = page.locator('[data-testid="stTable"] tbody tr')
-            expect(rows).to_have_count(5, timeout=60_000)
-            probabilities = [rows.nth(i).locator("td").last.inner_text() for i in range(5)]
-            assert all(p.endswith("%") for p in probabilities)
-            values = [float(p.rstrip("%")) for p in probabilities]
-            assert values == sorted(values, reverse=True) and 0 < sum(values) <= 100.05
-            assert page.locator(NO_EXCEPTION).count() == 0
-            # The export view's download is made when clicked, and is a state dict build_model loads.
-            page.get_by_text("Export", exact=True).first.click()
-            settle(page)
-            with page.expect_download(timeout=120_000) as download:
-                page.get_by_text("Download safetensors").click()
-            assert download.value.suggested_filename == "tiny.safetensors"
-            from safetensors.torch import load_file
+    with app_page(f"{server['url']}/inspect", "Inspect", height=1800) as page:
+        expect(page.get_by_text("test accuracy").first).to_be_visible(timeout=90_000)
+        settle(page)
+        page.get_by_text("Ask the model", exact=True).first.click()
+        settle(page)
+        page.locator('input[type="file"]').first.set_input_files(str(image))
+        rows = page.locator('[data-testid="stTable"] tbody tr')
+        expect(rows).to_have_count(5, timeout=60_000)
+        probabilities = [rows.nth(i).locator("td").last.inner_text() for i in range(5)]
+        assert all(p.endswith("%") for p in probabilities)
+        values = [float(p.rstrip("%")) for p in probabilities]
+        assert values == sorted(values, reverse=True) and 0 < sum(values) <= 100.05
+        assert page.locator(NO_EXCEPTION).count() == 0
+        # The export view's download is made when clicked, and is a state dict build_model loads.
+        page.get_by_text("Export", exact=True).first.click()
+        settle(page)
+        with page.expect_download(timeout=120_000) as download:
+            page.get_by_text("Download safetensors").click()
+        assert download.value.suggested_filename == "tiny.safetensors"
+        from safetensors.torch import load_file
 
-            from wrn_core.model import build_model
-            from wrn_core.store import RunStore
+        from wrn_core.model import build_model
+        from wrn_core.store import RunStore
 
-            config = RunStore(server["runs"]).get("tiny").read_config()
-            build_model(config.model).load_state_dict(load_file(download.value.path()))
-        finally:
-            browser.close()
+        config = RunStore(server["runs"]).get("tiny").read_config()
+        build_model(config.model).load_state_dict(load_file(download.value.path()))
+

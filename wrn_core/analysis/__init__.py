@@ -10,10 +10,11 @@ from wrn_core.analysis.frames import (
     config_diff,
     curves_frame,
     metrics_frames,
+    note_preview,
     runs_frame,
     smooth,
 )
-from wrn_core.analysis.grouping import GROUP_FIELDS, AnalysisError, filter_runs, group_curves, group_runs
+from wrn_core.analysis.grouping import GROUP_FIELDS, AnalysisError, filter_runs, group_curves, group_runs, groups_table, mean_std
 from wrn_core.analysis.health import SEVERITIES, Finding, diagnose
 from wrn_core.analysis.importance import ImportanceError, importance_frame, parameter_importance
 
@@ -37,6 +38,9 @@ __all__ = [
     "filter_runs",
     "group_curves",
     "group_runs",
+    "groups_table",
+    "mean_std",
+    "note_preview",
     "importance_frame",
     "metrics_frames",
     "parameter_importance",

@@ -232,3 +232,12 @@ def config_diff(configs: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
         dtype="object",
     )
     return frame
+
+
+def note_preview(note: str, chars: int) -> str:
+    """A note's first line, cut at `chars` characters; an ellipsis says there is more."""
+    text = (note or "").strip()
+    first = text.splitlines()[0] if text else ""
+    if len(first) > chars:
+        return first[:chars].rstrip() + "…"
+    return first if first == text else first + " …"

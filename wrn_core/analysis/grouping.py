@@ -172,3 +172,20 @@ def group_curves(curves: pd.DataFrame, groups: Mapping[str, Sequence[str]]) -> p
     wide = wide.sort_values(["group", "x"], key=lambda s: s.map(order) if s.name == "group" else s, kind="stable")
     wide["n"] = wide["n"].astype("int64")
     return wide[["group", "x", *stat_columns, "n"]].reset_index(drop=True)
+
+
+def mean_std(mean: Any, std: Any) -> str:
+    """'51.00 ± 1.41' in percent; the mean alone for one run (std NaN); '—' without a value."""
+    if mean is None or pd.isna(mean):
+        return "—"
+    return f"{float(mean):.2f}" if std is None or pd.isna(std) else f"{float(mean):.2f} ± {float(std):.2f}"
+
+
+def groups_table(grouped: pd.DataFrame) -> pd.DataFrame:
+    """group_runs' frame as a table reads it: the group fields, n, best and final test accuracy (%) as 'mean ± std'."""
+    table = grouped[[c for c in grouped.columns if c not in GROUP_STATS]].copy()
+    table["n"] = grouped["n"]
+    for which in ("best", "final"):
+        table[f"{which} test acc (%)"] = [mean_std(m, s) for m, s in
+                                         zip(grouped[f"{which}_test_acc_mean"], grouped[f"{which}_test_acc_std"])]
+    return table

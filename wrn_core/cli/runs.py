@@ -36,51 +36,37 @@ def _findings_text(findings: Sequence[Any]) -> str:
 NOTE_PREVIEW_CHARS = 40  # of a note's first line, in `runs list`
 
 
-def _with_tags(summaries: list, tags: Sequence[str]) -> list:
-    """The summaries carrying every tag; RunStoreError in one line for a tag no run has."""
+def _check_tags(summaries: list, tags: Sequence[str]) -> None:
+    """RunStoreError in one line for a tag no run has (a typo would otherwise list nothing, silently)."""
     in_use = sorted({t for s in summaries for t in s.tags})
     for tag in tags:
         if tag not in in_use:
             raise RunStoreError(f"no run has tag {tag!r}" + (f" (tags in use: {', '.join(in_use)})" if in_use else " (no run has tags)"))
-    return [s for s in summaries if set(tags) <= set(s.tags)]
-
-
-def _note_preview(note: str) -> str:
-    first = note.strip().splitlines()[0] if note.strip() else ""
-    return first if len(first) <= NOTE_PREVIEW_CHARS else first[: NOTE_PREVIEW_CHARS - 1] + "…"
 
 
 def _groups_text(frame, by: Sequence[str]) -> str:
-    """analysis.group_runs as a terminal table: the group fields, n, and mean ± std of the accuracies (%)."""
+    """analysis.group_runs as a terminal table: the group fields, n, mean ± std of the accuracies (%), the runs."""
     from wrn_core import analysis
-    from wrn_core.analysis.grouping import GROUP_STATS
 
     grouped = analysis.group_runs(frame, by)
-    fields = [c for c in grouped.columns if c not in GROUP_STATS]
-
-    def spread(mean: float, std: float) -> str:
-        if mean != mean:  # NaN: no run of the group has an accuracy yet
-            return "—"
-        return f"{mean:.2f}" if std != std else f"{mean:.2f} ± {std:.2f}"
-
-    for which in ("best", "final"):
-        grouped[f"{which} test acc (%)"] = [spread(m, s) for m, s in
-                                            zip(grouped[f"{which}_test_acc_mean"], grouped[f"{which}_test_acc_std"])]
-    grouped["runs"] = [", ".join(names) for names in grouped["runs"]]
-    return grouped[fields + ["n", "best test acc (%)", "final test acc (%)", "runs"]].to_string(index=False)
+    table = analysis.groups_table(grouped)
+    table["runs"] = [", ".join(names) for names in grouped["runs"]]
+    return table.to_string(index=False)
 
 
 def _runs_list(store: RunStore, tags: Sequence[str] = (), group_by: Sequence[str] | None = None,
                filters: Sequence[tuple] | None = None) -> int:
     """The runs table, or (with group_by) one row per group; tags: all must match; filters: (field, values) pairs, ANDed."""
     from wrn_core import analysis
+    from wrn_core.analysis.grouping import TAG_FILTER
 
-    summaries = _with_tags(store.summaries(), tags) if tags else store.summaries()
+    summaries = store.summaries()
+    _check_tags(summaries, tags)
+    wanted: dict[str, list] = {TAG_FILTER: list(tags)} if tags else {}
+    for field, values in filters or ():
+        wanted.setdefault(field, []).extend(values)
     frame = analysis.runs_frame(summaries)
-    if filters:
-        wanted: dict[str, list[str]] = {}
-        for field, values in filters:
-            wanted.setdefault(field, []).extend(values)
+    if wanted:
         frame = analysis.filter_runs(frame, wanted)
     if frame.empty:
         print(f"no runs in {store.root}" + (f" tagged {', '.join(tags)}" if tags else "")
@@ -89,7 +75,7 @@ def _runs_list(store: RunStore, tags: Sequence[str] = (), group_by: Sequence[str
         print(_groups_text(frame, group_by))
     else:
         frame["tags"] = frame["tags"].map(", ".join)
-        frame["note"] = frame["note"].map(_note_preview)
+        frame["note"] = frame["note"].map(lambda note: analysis.note_preview(note, NOTE_PREVIEW_CHARS))
         print(frame.to_string(index=False))
     return 0
 
