@@ -11,10 +11,7 @@ import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-try:
-    from inspect_runs import trained_run
-except ImportError:  # tests/ imported as a package
-    from tests.inspect_runs import trained_run
+from inspect_runs import trained_run
 
 from wrn_core.config import WRNConfig
 from wrn_core.inspect import evaluate_run

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import socket
 import subprocess
@@ -13,10 +14,8 @@ from pathlib import Path
 
 import pytest
 
-try:
-    from conftest import stop_trainers
-except ImportError:  # tests/ imported as a package
-    from tests.conftest import stop_trainers
+from conftest import stop_trainers
+from missing import missing
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = "/usr/bin/chromium"
@@ -40,19 +39,13 @@ ALL_FOUR_PANELS_JS = """
 """
 
 
-def _missing_browser(reason: str) -> None:
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"{reason} (required under CI=true)")
-    pytest.skip(reason)
-
-
 if not Path(CHROMIUM).exists():
-    _missing_browser(f"{CHROMIUM} not found: install Debian's chromium package to run browser tests")
-try:
-    from playwright.sync_api import TimeoutError as PlaywrightTimeout
-    from playwright.sync_api import expect, sync_playwright
-except ImportError:  # pragma: no cover - depends on the environment
-    _missing_browser("the playwright python package is not installed")
+    missing(f"{CHROMIUM} not found: install Debian's chromium package to run browser tests", module_level=True)
+if importlib.util.find_spec("playwright") is None:
+    missing("the playwright python package is not installed", module_level=True)
+
+from playwright.sync_api import TimeoutError as PlaywrightTimeout  # noqa: E402 - after the check above
+from playwright.sync_api import expect, sync_playwright  # noqa: E402
 
 
 def _free_port() -> int:

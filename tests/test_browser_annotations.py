@@ -6,10 +6,7 @@ import time
 
 import pytest
 
-try:
-    from test_browser import NO_EXCEPTION, app_page, serving, settle
-except ImportError:  # tests/ imported as a package
-    from tests.test_browser import NO_EXCEPTION, app_page, serving, settle
+from test_browser import NO_EXCEPTION, app_page, serving, settle
 
 from playwright.sync_api import expect
 

@@ -26,10 +26,7 @@ from test_browser import (  # noqa: F401 - fixtures are found by name
     stop_streamlit,
 )
 
-try:
-    from conftest import stop_trainers
-except ImportError:  # tests/ imported as a package
-    from tests.conftest import stop_trainers
+from conftest import stop_trainers
 
 from playwright.sync_api import expect
 

@@ -26,10 +26,7 @@ from test_browser import (  # the harness: Debian's chromium, streamlit on 127.0
     stop_streamlit,
 )
 
-try:
-    from conftest import stop_trainers
-except ImportError:  # tests/ imported as a package
-    from tests.conftest import stop_trainers
+from conftest import stop_trainers
 
 from playwright.sync_api import expect, sync_playwright
 

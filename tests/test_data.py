@@ -28,10 +28,7 @@ from wrn_core.data import (
     make_synthetic,
 )
 
-try:
-    from shared_data import cifar_jpeg_root
-except ImportError:  # tests/ imported as a package
-    from tests.shared_data import cifar_jpeg_root
+from shared_data import cifar_jpeg_root
 
 CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 

@@ -13,14 +13,9 @@ import numpy as np
 import pytest
 import torch
 
-try:
-    from inspect_runs import cifar_subset_folder, trained_run
-    from shared_data import cifar_jpeg_root
-    from tiny_runs import epochs_of
-except ImportError:  # tests/ imported as a package
-    from tests.inspect_runs import cifar_subset_folder, trained_run
-    from tests.shared_data import cifar_jpeg_root
-    from tests.tiny_runs import epochs_of
+from inspect_runs import cifar_subset_folder, trained_run
+from shared_data import cifar_jpeg_root
+from tiny_runs import epochs_of
 
 from wrn_core.analysis.evaluation import check_collapsed
 from wrn_core.cli import main
@@ -240,10 +235,7 @@ def _one_line_error(argv: list[str], capsys) -> str:
 
 
 def test_a_run_without_a_checkpoint_is_one_line_and_changes_nothing(tmp_path, capsys):
-    try:
-        from tiny_runs import tiny_config
-    except ImportError:
-        from tests.tiny_runs import tiny_config
+    from tiny_runs import tiny_config
     run = RunStore(tmp_path).create(tiny_config(), "fresh")
     before = _snapshot(run.path)
     assert "no checkpoint yet" in _one_line_error(["evaluate", "fresh", "--runs-dir", str(tmp_path)], capsys)

@@ -11,12 +11,8 @@ import numpy as np
 import pytest
 import torch
 
-try:
-    from inspect_runs import cifar_subset_folder, trained_run
-    from shared_data import cifar_jpeg_root
-except ImportError:  # tests/ imported as a package
-    from tests.inspect_runs import cifar_subset_folder, trained_run
-    from tests.shared_data import cifar_jpeg_root
+from inspect_runs import cifar_subset_folder, trained_run
+from shared_data import cifar_jpeg_root
 
 from wrn_core.cli import main
 from wrn_core.inspect import ExportError, evaluate_run, export_network, load_network

@@ -353,10 +353,7 @@ def test_a_new_manager_reports_orphaned_runs_interrupted_and_can_resume_them(tmp
 
 
 def test_a_trainer_left_behind_by_a_test_is_killed_and_nothing_else():
-    try:
-        from conftest import is_trainer, kill_new_trainers
-    except ImportError:  # tests/ imported as a package
-        from tests.conftest import is_trainer, kill_new_trainers
+    from conftest import is_trainer, kill_new_trainers
     assert is_trainer([sys.executable, "-m", "torch.distributed.run", "--standalone", "-m", "wrn_core", "train"])
     assert not is_trainer([sys.executable, "-m", "streamlit", "run", "dashboard/app.py"])
     before = {os.getpid()}

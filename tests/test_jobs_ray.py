@@ -196,7 +196,7 @@ def test_a_background_ray_sweep_stops_its_cells_on_ctrl_c(tmp_path, ray_address)
 
 
 def test_queued_on_ray_names_the_unlocked_cells_a_ray_sweep_has_queued(tmp_path):
-    from tests.tiny_runs import tiny_config
+    from tiny_runs import tiny_config
 
     store = RunStore(tmp_path)
     waiting = store.create(tiny_config(), "waiting", executor="ray")  # created queued, lock let go for the trainer
