@@ -71,13 +71,13 @@ def _listening_addresses(port: int) -> list[str]:
 
 
 def start_streamlit(runs: Path, log_path: Path) -> tuple[subprocess.Popen, str, int]:
-    """`streamlit run dashboard/app.py` on a free 127.0.0.1 port over `runs`; returns once it answers."""
+    """`streamlit run dashboard/app.py` on a free port over `runs`, as a user starts it; returns once it answers.
+
+    The address is left to .streamlit/config.toml (read from the repository, the server's working
+    directory), so the loopback test checks what users get."""
     port = _free_port()
     env = dict(os.environ, WRN_RUNS_DIR=str(runs))
-    command = [
-        sys.executable, "-m", "streamlit", "run", "dashboard/app.py",
-        "--server.port", str(port), "--server.address", "127.0.0.1", "--server.headless", "true",
-    ]
+    command = [sys.executable, "-m", "streamlit", "run", "dashboard/app.py", "--server.port", str(port)]
     with open(log_path, "ab") as log:
         proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
@@ -223,6 +223,7 @@ def set_number(page, label: str, value: int) -> None:
 
 
 def test_server_listens_on_loopback_only(server):
+    """The address comes from .streamlit/config.toml alone (start_streamlit passes none)."""
     addresses = _listening_addresses(server["port"])
     assert addresses, "no listening socket found for the streamlit port"
     assert set(addresses) == {"0100007F"}, addresses  # 127.0.0.1 only, no 0.0.0.0 or IPv6
