@@ -19,12 +19,21 @@ from wrn_core.store import RunStore
 GIB = 2**30
 
 
-def test_device_resolution():
-    assert resolve_device("cpu").type == "cpu"
-    assert resolve_device("auto").type in ("cpu", "cuda", "mps")
-    if not torch.cuda.is_available():
-        with pytest.raises(ConfigError, match="no CUDA GPU"):
-            resolve_device("cuda")
+@pytest.mark.parametrize(("cuda", "mps", "auto"), [(True, True, "cuda"), (False, True, "mps"), (False, False, "cpu")])
+def test_auto_picks_cuda_then_mps_then_cpu(monkeypatch, cuda, mps, auto):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: mps)
+    assert resolve_device("auto") == torch.device(auto)
+    assert resolve_device("cpu") == torch.device("cpu")
+
+
+def test_an_explicit_device_that_is_not_there_is_one_line(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    with pytest.raises(ConfigError, match="^device cuda was asked for but no CUDA GPU is available; use --device cpu or auto$"):
+        resolve_device("cuda")
+    with pytest.raises(ConfigError, match="^device mps was asked for but is not available; use --device cpu or auto$"):
+        resolve_device("mps")
 
 
 @pytest.fixture
