@@ -124,7 +124,9 @@ def test_first_time_users_walk(walk):
     page.get_by_role("button", name="Launch").click()
     wait_for(lambda: status_of(runs, "walk") == "running", "walk to run")
     page.get_by_role("button", name="Stop").click()
-    wait_for(lambda: status_of(runs, "walk") in ("stopped", "finished"), "walk to stop", timeout=60)
+    # 30 epochs cannot end before the Stop lands: a run that finished here means Stop did nothing.
+    assert wait_for(lambda: status_of(runs, "walk") in ("stopped", "finished") and status_of(runs, "walk"),
+                    "walk to stop", timeout=60) == "stopped"
     page.get_by_role("button", name="Resume").click()
     wait_for(lambda: status_of(runs, "walk") in ("queued", "running", "finished"), "walk to resume", timeout=30)
     wait_for(lambda: status_of(runs, "walk") == "finished", "walk to finish")
