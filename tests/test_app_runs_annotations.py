@@ -5,11 +5,11 @@ from __future__ import annotations
 import base64
 import json
 import math
-import time
 
 import numpy as np
 import pytest
 
+from polling import wait_until
 from test_app import new_app, no_exception, open_page, plotly_specs
 
 from dashboard.runs_view import RANKING
@@ -50,10 +50,14 @@ def table(at):
 
 def ranked(at):
     """Rerun until the parameter ranking, computed beside the page, is drawn (at most 60 s)."""
-    deadline = time.monotonic() + 60
-    while any(c.value == RANKING for c in at.caption) and time.monotonic() < deadline:
-        time.sleep(0.1)
+
+    def drawn() -> bool:
+        if not any(c.value == RANKING for c in at.caption):
+            return True
         at.run()
+        return False
+
+    wait_until(drawn, "the parameter ranking to be drawn", timeout=60, interval=0.1)
     no_exception(at)
     return at
 

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from polling import wait_until
 from test_cli_flags import parse_command
 from wrn_core.cli import command_for, main
 from wrn_core.config import TrainConfig, WRNConfig
@@ -131,9 +132,7 @@ def test_ctrl_c_stops_with_checkpoint_and_resume_continues(tmp_path):
             "--runs-dir", runs_dir, "--name", "ctrlc"]
     proc = subprocess.Popen(args, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     metrics = Path(runs_dir) / "ctrlc" / "metrics.jsonl"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and not (metrics.exists() and metrics.read_text().count("\n") >= 3):
-        time.sleep(0.05)
+    wait_until(lambda: metrics.exists() and metrics.read_text().count("\n") >= 3, "the run's first records", proc=proc)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err

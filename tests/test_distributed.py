@@ -8,12 +8,12 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 from pytest import approx
 
+from polling import wait_until
 from wrn_core.jobs import JobManager
 from wrn_core.store import Run, RunStore
 
@@ -149,11 +149,8 @@ def _stopped_ddp_run(command: list[str], runs: str, name: str, sig: int) -> int:
     """Start a 40-epoch torchrun training, send `sig` to torchrun once step 12 is logged; its return code."""
     proc = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     store = RunStore(runs)
-    deadline = time.monotonic() + 240
-    while time.monotonic() < deadline and proc.poll() is None:
-        if store.exists(name) and any(r["kind"] == "step" and r["step"] >= 12 for r in store.get(name).read_metrics()):
-            break
-        time.sleep(0.1)
+    wait_until(lambda: store.exists(name) and any(r["kind"] == "step" and r["step"] >= 12 for r in store.get(name).read_metrics()),
+               f"{name} to log step 12", timeout=240, interval=0.1, proc=proc)
     proc.send_signal(sig)
     proc.communicate(timeout=120)
     return proc.returncode
@@ -209,9 +206,8 @@ def test_the_job_manager_stops_a_torchrun_job_and_resume_matches(tmp_path, refer
         config = reference.read_config().replace(epochs=40, world_size=1)  # TINY, as the reference trained it
         name = manager.submit(config, "managed", nproc=2)
         run_ = manager.store.get(name)
-        deadline = time.monotonic() + 240
-        while not any(r["kind"] == "step" and r["step"] >= 12 for r in run_.read_metrics()) and time.monotonic() < deadline:
-            time.sleep(0.1)
+        wait_until(lambda: any(r["kind"] == "step" and r["step"] >= 12 for r in run_.read_metrics()),
+                   "the managed job to log step 12", timeout=240, interval=0.1)
         assert manager.stop(name) and manager.wait(name, timeout=120)
         assert_stopped_with_one_checkpoint(run_)
         manager.resume(name, epochs=3)

@@ -6,12 +6,12 @@ import json
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
+from polling import wait_until
 from wrn_core.config import ConfigError, TrainConfig, WRNConfig
 from wrn_core.store import RunStore, RunStoreError
 from wrn_core.sweeps import (
@@ -151,11 +151,8 @@ def test_a_2x2_sweep_end_to_end_then_stop_and_resume(tmp_path):
     proc = subprocess.Popen([sys.executable, "-m", "wrn_core", "sweep", "cut", "--blocks", "1,2", "--widen-factor", "1,2",
                              *TINY, "--epochs", "6", "--no-probe", "--runs-dir", runs],
                             cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:  # until the second cell has trained a step
-        if store.exists("cut-n1-k2-s0") and any(r["kind"] == "step" for r in store.get("cut-n1-k2-s0").read_metrics()):
-            break
-        time.sleep(0.05)
+    wait_until(lambda: store.exists("cut-n1-k2-s0") and any(r["kind"] == "step" for r in store.get("cut-n1-k2-s0").read_metrics()),
+               "the second cell's first step", timeout=300, proc=proc)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=180)
     assert proc.returncode == 0, err[-2000:]
