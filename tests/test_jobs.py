@@ -10,11 +10,13 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
 import torch
 
+from polling import wait_until
 from wrn_core.jobs import supervisor as jobs_module
 from wrn_core.config import ConfigError, TrainConfig, WRNConfig
 from wrn_core.data import DataError
@@ -215,24 +217,56 @@ while True:
 """
 
 
+class FakeClock:
+    """The supervisor's monotonic clock, moved by the test alone: the stop's grace periods pass when the test says."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+
 def test_stop_sends_sigint_then_sigterm_then_sigkill(tmp_path, monkeypatch):
     python = stub_python(tmp_path, "stubborn", STUBBORN)
     signals = Path(python + ".signals")
-    monkeypatch.setattr(jobs_module, "STOP_GRACE_S", 0.5)
-    monkeypatch.setattr(jobs_module, "KILL_GRACE_S", 0.5)
+    clock = FakeClock()
+    monkeypatch.setattr(jobs_module, "time", SimpleNamespace(monotonic=clock.monotonic, sleep=time.sleep, time=time.time))
     manager = JobManager(tmp_path / "runs", python=python)
+    looks: list[bool] = []
+    manager.add_watcher(looks.append)  # called after every look the supervisor takes at its processes
+    proc = None
+
+    def after_two_more_looks() -> None:
+        """Until the supervisor has looked twice more (once wholly after now) at the clock as it stands."""
+        seen = len(looks)
+        wait_until(lambda: len(looks) >= seen + 2, "the supervisor to look at its jobs")
+
+    def noted() -> list[str]:
+        return signals.read_text().split() if signals.exists() else []
+
     try:
         name = manager.submit(tiny_config(), "stubborn")
         proc = manager._jobs[name].proc
-        assert wait_for(lambda: signals.exists() and "ready" in signals.read_text(), timeout=60)
+        wait_until(lambda: noted() == ["ready"], "the stub to start", timeout=60)
         assert manager.stop(name)
+        wait_until(lambda: noted() == ["ready", "SIGINT"], "the stub to note SIGINT")
+        after_two_more_looks()
+        assert noted() == ["ready", "SIGINT"] and proc.poll() is None  # within its grace: nothing more is sent
+        clock.now += jobs_module.STOP_GRACE_S + 1
+        wait_until(lambda: noted() == ["ready", "SIGINT", "SIGTERM"], "SIGTERM once the stop's grace has passed")
+        after_two_more_looks()
+        assert proc.poll() is None  # SIGTERM's own grace: not killed yet
+        clock.now += jobs_module.KILL_GRACE_S + 1
         assert manager.wait(name, timeout=30)
         assert proc.returncode == -signal.SIGKILL
-        assert signals.read_text().split() == ["ready", "SIGINT", "SIGTERM"]
+        assert noted() == ["ready", "SIGINT", "SIGTERM"]
         status = recorded(manager.store.get(name))
         assert status["status"] == "interrupted" and "killed by signal 9" in status["message"], status
     finally:
         manager.shutdown(timeout=10)
+        if proc is not None and proc.poll() is None:
+            proc.kill()
 
 
 def test_a_process_that_exits_before_recording_an_end_is_failed_with_its_code(tmp_path):
