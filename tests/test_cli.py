@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import trainer_env
 from polling import wait_until
 from test_cli_flags import parse_command
 from wrn_core.cli import command_for, main
@@ -202,7 +203,7 @@ def test_a_second_ctrl_c_ends_the_run_at_once_and_it_reads_interrupted(tmp_path)
     train = ["train", *TINY, "--synthetic-train", "640", "--epochs", "50", "--runs-dir", str(tmp_path / "runs"),
              "--name", "twice"]
     proc = subprocess.Popen([sys.executable, "-c", STOP_SLOWLY, *train], cwd=REPO, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env={**os.environ, "STOPPING_FILE": str(stopping)})
+                            stderr=subprocess.PIPE, text=True, env=trainer_env(STOPPING_FILE=str(stopping)))
     try:
         _wait_for_training(tmp_path / "runs" / "twice", proc)
         proc.send_signal(signal.SIGINT)  # the first: a cooperative stop, which here never finishes
@@ -302,7 +303,8 @@ def _cli_waiting_for(go: Path, *args: str) -> subprocess.Popen:
         "    time.sleep(0.002)\n"
         f"sys.exit(main({list(args)!r}))\n"
     )
-    return subprocess.Popen([sys.executable, "-c", code], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen([sys.executable, "-c", code], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=trainer_env())
 
 
 def _wait_until_ready(go: Path, procs: list[subprocess.Popen], timeout: float = 120) -> None:

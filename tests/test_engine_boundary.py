@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from conftest import trainer_env
 from tiny_runs import epochs_of, steps_of, tiny_config
 from wrn_core.data import DeviceLoader
 from wrn_core.engine.checkpoint import CheckpointWriter, snapshot
@@ -108,7 +109,7 @@ def test_kill_during_a_background_checkpoint_write_loses_only_that_checkpoint(tm
             "--synthetic-test", "100", "--epochs", "3", "--batch-size", "32", "--eval-batch-size", "100", "--lr", "0.05",
             "--schedule", "onecycle", "--device", "cpu", "--log-every", "3", "--runs-dir", str(tmp_path), "--quiet"]
     cue = tmp_path / "writing"
-    env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    env = trainer_env(PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     proc = subprocess.Popen([sys.executable, "-c", STALLED_WRITE, str(cue), *args, "--name", "killed"], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 from types import SimpleNamespace
 
+import psutil
 import pytest
 
 import torch
@@ -387,17 +388,56 @@ def test_a_new_manager_reports_orphaned_runs_interrupted_and_can_resume_them(tmp
 
 
 def test_a_trainer_left_behind_by_a_test_is_killed_and_nothing_else():
-    from conftest import is_trainer, kill_new_trainers
+    from conftest import is_trainer, kill_new_trainers, trainer_env
+
     assert is_trainer([sys.executable, "-m", "torch.distributed.run", "--standalone", "-m", "wrn_core", "train"])
     assert not is_trainer([sys.executable, "-m", "streamlit", "run", "dashboard/app.py"])
+    assert is_trainer([sys.executable, "-c", "from wrn_core.cli import main; main()"], trainer_env())  # marked
+    assert not is_trainer([sys.executable, "-c", "import time"], dict(os.environ))
     before = {os.getpid()}
     trainer = subprocess.Popen([sys.executable, "-m", "wrn_core", "train", "--epochs", "500", "--device", "cpu", "--quiet",
                                 "--runs-dir", os.devnull + "-not-a-dir"], cwd=REPO, stderr=subprocess.DEVNULL)
+    patched = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"], env=trainer_env())
     bystander = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
     try:
-        assert kill_new_trainers(before) == [trainer.pid]
-        assert trainer.wait(timeout=30) == -signal.SIGKILL
+        assert sorted(kill_new_trainers(before)) == sorted([trainer.pid, patched.pid])
+        assert trainer.wait(timeout=30) == -signal.SIGKILL and patched.wait(timeout=30) == -signal.SIGKILL
         assert bystander.poll() is None
     finally:
-        bystander.kill()
-        trainer.kill()
+        for proc in (bystander, trainer, patched):
+            proc.kill()
+            proc.wait()
+
+
+LEAKY_TESTS = """
+import subprocess, sys
+from conftest import trainer_env
+from wrn_core.jobs import JobManager
+
+def test_leaves_a_trainer():
+    subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)", "left-by-a-test"], env=trainer_env())
+
+def test_leaves_a_job_manager(tmp_path):
+    JobManager(tmp_path / "runs", slots=["cpu"])
+
+def test_shuts_its_job_manager_down(tmp_path):
+    JobManager(tmp_path / "runs", slots=["cpu"]).shutdown()
+"""
+
+
+def test_a_test_that_leaves_a_trainer_or_a_job_manager_running_fails_naming_it(tmp_path):
+    """The leak guard (conftest) in a pytest run of its own: each leak fails its own test, naming what was left
+    (which is then killed or shut down); a test that cleans up passes."""
+    (tmp_path / "test_leaky.py").write_text(LEAKY_TESTS)
+    env = {**os.environ, "WRN_TEST_LEAK_GRACE_S": "1",
+           "PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "tests"), os.environ.get("PYTHONPATH", "")])}
+    done = subprocess.run([sys.executable, "-m", "pytest", "-p", "conftest", "-q", "-p", "no:cacheprovider",
+                           "--rootdir", str(tmp_path), str(tmp_path / "test_leaky.py")],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    out = done.stdout
+    assert done.returncode == 1, out + done.stderr
+    assert "3 passed, 2 errors" in out, out  # two tests pass their checks and error at teardown
+    assert "ERROR at teardown of test_leaves_a_trainer" in out and "ERROR at teardown of test_leaves_a_job_manager" in out
+    assert "a training process, pid " in out and "-c import time; time.sleep(120) left-by-a-test" in out, out
+    assert "a JobManager over " in out and "that was never shut down" in out, out
+    assert not [p for p in psutil.process_iter(["cmdline"]) if "left-by-a-test" in (p.info["cmdline"] or [])]
