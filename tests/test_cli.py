@@ -8,6 +8,7 @@ import csv
 import io
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -46,15 +47,17 @@ def test_summary_json_for_wrn_28_10():
     data = json.loads(result.stdout)
     assert data["total_params"] == 36479194
     assert (data["name"], data["depth"], data["blocks"], data["widen_factor"]) == ("WRN-28-10", 28, 4, 10)
-    assert abs(data["total_macs"] - 5.24e9) / 5.24e9 < 0.01
+    assert data["total_macs"] == 5243346730  # the README's figure, exactly
     assert sum(layer["params"] for layer in data["layers"]) == 36479194
     assert {"out_channels", "output_shape", "params", "macs"} <= set(data["layers"][0])
 
 
-def test_summary_table_and_csv(capsys):
+def test_summary_table_is_the_readmes_byte_for_byte_and_csv(capsys):
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    shown = re.search(r"```text\n\$ python -m wrn_core summary --blocks 1 --widen-factor 8\n(.*?)```", readme, re.S)
+    assert shown, "the README's summary example is gone"
     assert main(["summary", "--blocks", "1", "--widen-factor", "8"]) == 0
-    out = capsys.readouterr().out
-    assert "WRN-10-8" in out and "Total params: 4,764,634" in out
+    assert capsys.readouterr().out == shown.group(1)  # the layer table, "Width by group" and the totals
     assert main(["summary", "--depth", "16", "-k", "2", "--format", "csv"]) == 0
     rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
     assert rows[0]["layer"] == "stem" and rows[-1]["layer"] == "head.fc"
