@@ -64,3 +64,20 @@ def test_the_cells_resources_chosen_on_the_page_reach_the_ray_sweep(_dashboard_i
     at.button(key="sweep_launch").click().run()
     no_exception(at)
     assert started == [("sized", None, CellResources(cpus=4.0, gpus=1.0))]
+
+
+def test_stop_on_the_page_sends_ctrl_c_to_a_sweep_running_on_ray(_dashboard_isolation, started, monkeypatch):
+    """The Stop button of a sweep on Ray reaches its process (RaySweepProcesses.stop: Ctrl-C to the driver,
+    which stops its cells and cancels the queued ones, as test_jobs_ray shows with a real Ray)."""
+    stopped: list = []
+    monkeypatch.setattr(RaySweepProcesses, "running", lambda self, name: any(c[0] == name for c in started) and name not in stopped)
+    monkeypatch.setattr(RaySweepProcesses, "stop", lambda self, name: stopped.append(name) or True)
+    at = open_page(new_app(), "sweep")
+    set_tiny_sweep(at, "onray", blocks=(1,), widen=(1,))
+    at.radio(key=S + "executor").set_value("ray").run()
+    at.button(key="sweep_launch").click().run()
+    no_exception(at)
+    assert stopped == []
+    at.button(key="sweep_stop").click().run()
+    no_exception(at)
+    assert stopped == ["onray"]
