@@ -12,6 +12,7 @@ from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 from inspect_runs import trained_run
+from page_downloads import spy_downloads
 
 from wrn_core.config import WRNConfig
 from wrn_core.inspect import evaluate_run
@@ -219,18 +220,10 @@ def test_the_onnx_and_pt2_downloads_are_the_runs_network(runs, monkeypatch):
     torch.export loads, both giving the run's own logits."""
     import onnxruntime
     import torch
-    from streamlit.delta_generator import DeltaGenerator
 
     from wrn_core.inspect import load_network
 
-    offered = {}
-    real = DeltaGenerator.download_button
-
-    def spy(self, label, data, file_name=None, *args, **kwargs):
-        offered[label] = (data, file_name)
-        return real(self, label, data, file_name, *args, **kwargs)
-
-    monkeypatch.setattr(DeltaGenerator, "download_button", spy)
+    offered = spy_downloads(monkeypatch)
     view(open_inspect(), "Export")
     network, _ = load_network(RunStore(runs).get("wide"))
     images = torch.rand(3, *network.image_shape)

@@ -9,6 +9,7 @@ import math
 import numpy as np
 import pytest
 
+from page_downloads import spy_downloads
 from polling import wait_until
 from test_app import new_app, no_exception, open_page, plotly_specs
 
@@ -280,19 +281,10 @@ def test_the_pages_downloads_carry_the_runs_tags_and_note(_dashboard_isolation, 
     import csv
     import io
 
-    from streamlit.delta_generator import DeltaGenerator
-
     store = RunStore(_dashboard_isolation)
     finished_run(store, TINY, "noted", 0.6)
     store.get("noted").annotate(tags=["base", "k1"], note="first line\nsecond line")
-    offered = {}
-    real = DeltaGenerator.download_button
-
-    def spy(self, label, data, file_name=None, *args, **kwargs):
-        offered[label] = (data, file_name)
-        return real(self, label, data, file_name, *args, **kwargs)
-
-    monkeypatch.setattr(DeltaGenerator, "download_button", spy)
+    offered = spy_downloads(monkeypatch)
     no_exception(open_page(new_app(), "runs"))
     data, file_name = offered["Download CSV (per epoch)"]
     rows = list(csv.DictReader(io.StringIO(data())))
