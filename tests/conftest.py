@@ -21,24 +21,6 @@ def _clear_streamlit_caches() -> None:
     st.cache_data.clear()
 
 
-def stop_trainers(runs_dir) -> None:
-    """Kill the training processes that hold runs in runs_dir: jobs outlive the dashboard that started them."""
-    import os
-    import signal
-    from pathlib import Path
-
-    from wrn_core.store import RunStore
-
-    store = RunStore(Path(runs_dir))
-    for name in store.names():
-        owner = store.get(name).owner()
-        if owner is not None and owner.pid and owner.pid != os.getpid():
-            try:
-                os.kill(owner.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-
-
 @pytest.fixture(autouse=True)
 def _dashboard_isolation(request, tmp_path, monkeypatch, _no_trainer_outlives_its_test):
     """Dashboard tests: runs go to a fresh tmp dir, and the page's cached job manager is released after the

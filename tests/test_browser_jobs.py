@@ -26,7 +26,6 @@ from test_browser import (  # noqa: F401 - fixtures are found by name
     stop_streamlit,
 )
 
-from conftest import stop_trainers
 from polling import wait_until
 
 from playwright.sync_api import expect
@@ -175,5 +174,4 @@ def test_a_killed_dashboard_leaves_its_run_training_and_a_new_one_shows_it(tmp_p
             first.kill()
         if second is not None:
             stop_streamlit(second)
-        stop_trainers(runs)
     assert not app_exceptions(log_path), log_path.read_text()

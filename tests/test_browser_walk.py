@@ -26,7 +26,6 @@ from test_browser import (  # the harness: Debian's chromium, streamlit on 127.0
     stop_streamlit,
 )
 
-from conftest import stop_trainers
 
 from playwright.sync_api import expect, sync_playwright
 
@@ -101,7 +100,6 @@ def walk(tmp_path):
                 browser.close()
     finally:
         stop_streamlit(proc)
-        stop_trainers(runs)
     assert not app_exceptions(log), f"the server logged an exception in the app:\n{log.read_text()}"
 
 
