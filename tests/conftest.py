@@ -16,7 +16,8 @@ DASHBOARD_TEST_PREFIXES = ("test_app", "test_browser")
 def _clear_streamlit_caches() -> None:
     import streamlit as st
 
-    # on_release of the cached job manager shuts it down (stops its training threads).
+    # on_release of the cached job manager shuts it down: queued jobs stop, running ones train on (as they
+    # outlive a dashboard), for the leak guard to report.
     st.cache_resource.clear()
     st.cache_data.clear()
 
