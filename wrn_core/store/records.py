@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Iterable, Iterator, Mapping
 
 # Statuses a run can have (status.json "status").
 QUEUED = "queued"
@@ -57,6 +57,7 @@ COMPILING = "compiling"
 TRAINING = "training"
 EVALUATING = "evaluating"
 DONE = "done"
+PHASES = (LOADING, COMPILING, TRAINING, EVALUATING, DONE)
 HEARTBEAT_INTERVAL_S = 1.0  # heartbeat.json is rewritten at most this often (and at every phase change)
 
 
@@ -144,6 +145,13 @@ def _valid_record(record: Any) -> bool:
     if kind == RESUME:
         return is_int(record.get("from_step")) and record["from_step"] >= 0
     return True
+
+
+def of_kind(records: Iterable[Any], *kinds: str) -> Iterator[dict[str, Any]]:
+    """The records of these kinds, in their order (anything that is not a record of one of them is passed over)."""
+    for record in records:
+        if isinstance(record, Mapping) and record.get("kind") in kinds:
+            yield record  # type: ignore[misc]
 
 
 def parse_metrics(text: str) -> MetricsLog:
