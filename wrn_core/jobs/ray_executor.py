@@ -31,7 +31,7 @@ from typing import Any
 from wrn_core.config import ConfigError
 from wrn_core.errors import one_line
 from wrn_core.store import INHERITED_LOCK_ENV, RunBusyError, RunStore, RunStoreError
-from wrn_core.store.files import remove_quietly, write_atomic
+from wrn_core.store.atomic import remove_quietly, write_atomic
 from wrn_core.store.lock import ROLE_QUEUED, ROLE_RECONCILING, ROLE_TRAINING, RunLock, queue_lock_name
 from wrn_core.store.records import (
     ACTIVE_STATUSES,

@@ -34,7 +34,8 @@ from typing import Any, Iterable
 
 from wrn_core.config import ConfigError, TrainConfig
 from wrn_core.errors import one_line
-from wrn_core.store.files import RunCorruptError, remove_quietly, write_atomic, write_error
+from wrn_core.store.atomic import remove_quietly, write_atomic, write_error
+from wrn_core.store.errors import RunCorruptError
 from wrn_core.store.lock import (
     LOCK_WAIT_S, ROLE_QUEUED, ROLE_TRAINING, Owner, RunLock, held_shared_if_free, probe_owner, queue_owner, read_owner,
 )

@@ -13,12 +13,22 @@ from typing import Any
 
 from wrn_core.config import DEFAULT_LR, TrainConfig
 from wrn_core.errors import one_line
-from wrn_core.store.files import RunBusyError, RunCorruptError, RunStoreError, write_error
+from wrn_core.store.atomic import write_error
+from wrn_core.store.errors import RunBusyError, RunCorruptError, RunStoreError
 from wrn_core.store.lock import ROLE_DELETING, ROLE_QUEUED, ROLE_RECONCILING, queue_owner
 from wrn_core.store.records import ACTIVE_STATUSES, INTERRUPTED, QUEUED, created_record, is_int
 from wrn_core.store.run import Run, interrupted_message
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+
+# Where runs are kept unless a caller says otherwise: $WRN_RUNS_DIR, else ./runs (the CLI and the dashboard alike).
+RUNS_DIR_ENV = "WRN_RUNS_DIR"
+DEFAULT_RUNS_DIR = "runs"
+
+
+def default_runs_dir() -> Path:
+    """$WRN_RUNS_DIR (with ~ expanded), else `runs` in the current directory; read at each call."""
+    return Path(os.environ.get(RUNS_DIR_ENV) or DEFAULT_RUNS_DIR).expanduser()
 
 
 def validate_run_name(name: str) -> str:
