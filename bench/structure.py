@@ -219,6 +219,30 @@ def kind_lookups(folders: tuple[str, ...] = SIZED) -> list[Literal]:
     return sorted(found, key=lambda f: (f.path, f.line))
 
 
+def error_import_paths(folders: tuple[str, ...] = ("wrn_core", "dashboard", "pages", "tests", "bench")) -> dict[str, set[str]]:
+    """Each error class of wrn_core -> the modules it is imported from, outside the sub-package that defines it
+    (a package's own modules import from the defining module; everyone else from one path)."""
+    defined: dict[str, Path] = {}
+    for path in sorted((ROOT / "wrn_core").rglob("*.py")):
+        for node in ast.parse(path.read_text(), str(path)).body:
+            if isinstance(node, ast.ClassDef) and node.name.endswith("Error"):
+                defined[node.name] = path
+    paths: dict[str, set[str]] = {name: set() for name in defined}
+    for path in _files(folders):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if not isinstance(node, ast.ImportFrom) or not (node.module or "").startswith("wrn_core"):
+                continue
+            for alias in node.names:
+                home = defined.get(alias.name)
+                if home is None:
+                    continue
+                package = home.parent
+                if package != ROOT / "wrn_core" and package in path.parents:
+                    continue  # inside the defining sub-package
+                paths[alias.name].add(node.module)
+    return {name: found for name, found in paths.items() if found}
+
+
 def _by_room(items: list[Literal]) -> str:
     rooms: dict[str, int] = {}
     for f in items:
@@ -245,6 +269,11 @@ def main() -> None:
     print(f"record-kind and phase literals outside wrn_core/store: {len(literals)} ({_by_room(literals)})")
     for f in literals if args.list else ():
         print(f"    {f.path}:{f.line}: {f.text}")
+    paths = error_import_paths()
+    several = {name: found for name, found in paths.items() if len(found) > 1}
+    print(f"error classes imported from more than one path: {len(several)}")
+    for name, found in sorted(several.items()) if args.list else ():
+        print(f"    {name}: {', '.join(sorted(found))}")
     lookups = kind_lookups()
     print(f'.get("kind") / ["kind"] lookups outside wrn_core/store: {len(lookups)} ({_by_room(lookups)})')
     for f in lookups if args.list else ():

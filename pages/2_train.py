@@ -9,7 +9,7 @@ import streamlit as st
 from dashboard import lab_ui, run_form, widgets
 from dashboard.once import action_guard
 from wrn_core.config import ConfigError
-from wrn_core.data import DataError
+from wrn_core.errors import DataError
 from wrn_core.engine.monitor import system_summary
 from wrn_core.engine.resume import memory_refusal
 from wrn_core.jobs.supervisor import last_log_line

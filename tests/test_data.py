@@ -17,8 +17,8 @@ from PIL import Image
 
 from wrn_core.data import folder as data  # the folder module's internals are patched below
 from wrn_core.config import TrainConfig, WRNConfig
+from wrn_core.errors import DataError
 from wrn_core.data import (
-    DataError,
     DeviceLoader,
     balanced_subset,
     cifar_files_present,

@@ -7,7 +7,8 @@ import math
 import torch
 import torch.nn.functional as F
 
-from wrn_core.data.base import DataError, Dataset, channel_stats
+from wrn_core.data.base import Dataset, channel_stats
+from wrn_core.errors import DataError
 
 SYNTHETIC_CLASSES = [
     "disk",
