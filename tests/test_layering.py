@@ -78,3 +78,11 @@ def test_each_error_class_is_imported_from_one_path():
 
     several = {name: sorted(found) for name, found in error_import_paths().items() if len(found) > 1}
     assert several == {}
+
+
+def test_wrn_core_names_record_kinds_and_phases_by_the_stores_constants():
+    # store/records.py is the run format's one home: elsewhere in wrn_core a record's kind or a progress phase
+    # is compared with records.STEP, records.TRAINING, ... and records are picked with records.of_kind.
+    from bench.structure import format_literals
+
+    assert [f"{f.path}:{f.line}: {f.text}" for f in format_literals(("wrn_core",))] == []

@@ -41,12 +41,13 @@ def _progress_bar(description: str) -> tuple[Callable[[int, int], None] | None, 
 
 def _run_note(run, evaluation: dict[str, Any]) -> str | None:
     """Which checkpoint a run that is still training was read at (status.json as written; the lock is not touched)."""
-    from wrn_core.store.records import ACTIVE_STATUSES
+    from wrn_core.store.records import RunStatus
 
-    status, _ = run.read_status_file()
-    if status is None or status.get("status") not in ACTIVE_STATUSES:
+    written, _ = run.read_status_file()
+    status = RunStatus.from_dict(written) if written is not None else None
+    if status is None or not status.active:
         return None
-    return f"the run is {status['status']}: evaluated its latest checkpoint, epoch {evaluation['epoch']} (step {evaluation['step']})"
+    return f"the run is {status.status}: evaluated its latest checkpoint, epoch {evaluation['epoch']} (step {evaluation['step']})"
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:

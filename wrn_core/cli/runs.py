@@ -198,7 +198,7 @@ def _runs_stop(run) -> int:
 
     owner = run.owner()
     if owner is None or owner.role != ROLE_TRAINING:
-        raise RunStoreError(f"run {run.name!r} is not training ({run.read_status().get('status')}); nothing to stop")
+        raise RunStoreError(f"run {run.name!r} is not training ({run.status().status}); nothing to stop")
     run.request_stop(by="runs stop")
     print(f"stop requested: {run.name} ({owner.describe()}) checkpoints and stops at its next logging point")
     return 0

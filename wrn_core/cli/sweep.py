@@ -14,7 +14,7 @@ from typing import Iterator, Sequence
 from wrn_core.cli.flags import FORMATS, Parser, UsageError, add_runs_dir, add_train_flags, csv_list, train_config_from_args
 from wrn_core.config import ConfigError
 from wrn_core.store import RunStore, RunStoreError
-from wrn_core.store.records import FINISHED, INTERRUPTED, QUEUED
+from wrn_core.store.records import ENDED_STATUSES, FINISHED, INTERRUPTED, QUEUED
 
 RAY_STOP_WAIT_S = 120.0  # after Ctrl-C: how long the sweep waits for its Ray cells to checkpoint and stop
 
@@ -150,7 +150,7 @@ def _stop_cells(store: RunStore, sweep, runner) -> None:
 
     for name in runner.stop(sweep.name):
         runner.manager.wait(name, timeout=120)
-    pending = sum(s not in sweeps.TERMINAL for s in sweeps.cell_statuses(store, sweep).values())
+    pending = sum(s not in ENDED_STATUSES for s in sweeps.cell_statuses(store, sweep).values())
     print(f"stopped: {pending} cell(s) left; continue with `python -m wrn_core sweep {sweep.name} --resume "
           f"--runs-dir {store.root}`", file=sys.stderr)
 
@@ -224,7 +224,7 @@ def _run_cells_ray(store: RunStore, sweep, resources, address: str | None) -> bo
         for name, why in sorted(cells.outcomes.items()):
             print(f"{name}: {why}", file=sys.stderr)
     if stop.is_set():
-        pending = sum(s not in sweeps.TERMINAL for s in sweeps.cell_statuses(store, sweep).values())
+        pending = sum(s not in ENDED_STATUSES for s in sweeps.cell_statuses(store, sweep).values())
         print(f"stopped: {pending} cell(s) left; continue with `python -m wrn_core sweep {sweep.name} --resume "
               f"--executor ray --runs-dir {store.root}`", file=sys.stderr)
         return True

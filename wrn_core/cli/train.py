@@ -97,15 +97,15 @@ def _exit_code(run, final: str, dist) -> int:
     """Print the run's final line and path (rank 0); 0 when it finished or stopped, 2 for bad input, else 1."""
     if dist is not None and not dist.is_main:
         return 0 if final in (FINISHED, STOPPED) else 1
-    status = run.read_status()
-    message = status.get("message", "")
-    if status.get("status") != final:  # the ending could not be recorded: status.json itself failed to be written
-        message = f"status.json could not be written, so the run reads {status.get('status')}; resume to continue"
+    status = run.status()
+    message = status.message
+    if status.status != final:  # the ending could not be recorded: status.json itself failed to be written
+        message = f"status.json could not be written, so the run reads {status.status}; resume to continue"
     print(f"{final}: {message}", file=sys.stderr)
     print(run.path)
     if final in (FINISHED, STOPPED):
         return 0
-    if status.get("error_kind") == INPUT_ERROR:
+    if status.cause == INPUT_ERROR:
         return 2
     return 1
 

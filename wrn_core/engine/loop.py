@@ -88,7 +88,7 @@ def start(run: Run, resume: bool, stop_event: threading.Event, report: Reporter,
     """Say the run is loading, set the session up, and say what it trains on."""
     # Says what loads (a folder: how many images, decoded or cached): the status the page shows meanwhile.
     run.write_status(RUNNING, _loading_message(run), started_at=time.time(), pid=os.getpid(), host=socket.gethostname(),
-                     executor=_executor(), finished_at=None, error_kind=None)
+                     executor=_executor(), finished_at=None, cause=None)
     report.send(None, Position(), LOADING)
     session, position = build_session(run, resume, report, dist)
     config = session.config
@@ -310,7 +310,7 @@ def _fail(run: Run, exc: Exception, session: Session | None, position: Position,
 def _end(run: Run, status: str, message: str, position: Position, cause: str) -> str:
     run.remove_temporary_files()  # a write cut short may have left one; it also frees the space it took
     try:
-        run.write_status(status, message, finished_at=time.time(), step=position.step, error_kind=cause)
+        run.write_status(status, message, finished_at=time.time(), step=position.step, cause=cause)
     except OSError:
         # Still no room for status.json: once the lock is released, readers find the run interrupted.
         pass

@@ -12,6 +12,8 @@ from typing import Any
 
 import torch
 
+from wrn_core.store.records import EPOCH, SYSTEM, of_kind
+
 SYSTEM_INTERVAL_S = 5.0  # seconds between `system` records while training
 MIB = 2**20
 
@@ -108,7 +110,7 @@ class SystemMonitor:
 
 def system_summary(records: list[dict[str, Any]]) -> dict[str, float | None]:
     """Peak memory and mean load over a run's `system` records (for runs show and the Runs page)."""
-    system = [r for r in records if r.get("kind") == "system"]
+    system = list(of_kind(records, SYSTEM))
 
     def values(key: str) -> list[float]:
         return [float(r[key]) for r in system if isinstance(r.get(key), (int, float))]
@@ -148,13 +150,13 @@ def measured_memory(store: Any, model: Any) -> list[dict[str, Any]]:
             continue
         records = run.read_metrics()
         summary = system_summary(records)
-        epoch_peaks = [r["peak_mem_mb"] for r in records if r.get("kind") == "epoch" and isinstance(r.get("peak_mem_mb"), (int, float))]
+        epoch_peaks = [r["peak_mem_mb"] for r in of_kind(records, EPOCH) if isinstance(r.get("peak_mem_mb"), (int, float))]
         peak_cuda = max([v for v in (summary["peak_cuda_mb"], *epoch_peaks) if v is not None], default=None)
         if peak_cuda is None and summary["peak_rss_mb"] is None:
             continue
         found.append({
             "run": name, "batch_size": config.batch_size, "optimizer": config.optimizer,
-            "device": str(run.read_status().get("device") or config.device), "world_size": config.world_size,
+            "device": run.status().device or config.device, "world_size": config.world_size,
             "peak_cuda_mb": peak_cuda, "peak_rss_mb": summary["peak_rss_mb"],
         })
     return found

@@ -337,7 +337,7 @@ class RaySweep:
 
                 said = last_log_line(run.path / "job.log")
                 status, message, extra = FAILED, (f"the training process exited with code {code} before recording an end"
-                                                  + (f": {said}" if said else "")), {"error_kind": EXCEPTION_ERROR}
+                                                  + (f": {said}" if said else "")), {"cause": EXCEPTION_ERROR}
             run.write_status(status, message, finished_at=time.time(), **extra)
             self.outcomes[name] = message
         except OSError:

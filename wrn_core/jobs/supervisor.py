@@ -323,7 +323,7 @@ class JobManager:
                 stderr=subprocess.STDOUT, start_new_session=True, cwd=str(Path.cwd()),
             )
         except OSError as exc:
-            job.run.write_status(FAILED, f"could not start the training process: {exc}", error_kind=EXCEPTION_ERROR)
+            job.run.write_status(FAILED, f"could not start the training process: {exc}", cause=EXCEPTION_ERROR)
             job.run.release()
             del self._jobs[job.name]
             job.done.set()
@@ -401,7 +401,7 @@ class JobManager:
                 said = last_log_line(run.path / "job.log")
                 run.write_status(FAILED, f"the training process exited with code {code} before recording an end"
                                        + (f": {said}" if said else f" (see {run.path / 'job.log'})"),
-                                 error_kind=EXCEPTION_ERROR, finished_at=time.time())
+                                 cause=EXCEPTION_ERROR, finished_at=time.time())
         except OSError:
             pass
         finally:

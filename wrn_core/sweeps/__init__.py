@@ -18,7 +18,6 @@ from wrn_core.sweeps.files import (
 from wrn_core.sweeps.frames import (
     CELL_COLUMNS,
     GROUP_AXES,
-    PAUSED,
     TRADEOFF_X,
     cells_frame,
     cells_table,
@@ -31,11 +30,11 @@ from wrn_core.sweeps.frames import (
     sweep_counts,
     tradeoff_points,
 )
-from wrn_core.sweeps.grid import AXES, TERMINAL, Cell, Sweep, cell_statuses, is_done, make_sweep, next_cells
+from wrn_core.sweeps.grid import AXES, Cell, Sweep, cell_statuses, is_done, make_sweep, next_cells
 from wrn_core.sweeps.probe import Probe, preflight_frame, preflight_summary, probe
 
 __all__ = [
-    "AXES", "CELL_COLUMNS", "GROUP_AXES", "PAUSED", "SWEEP_SUFFIX", "TERMINAL", "TRADEOFF_X", "Cell", "Probe", "Sweep",
+    "AXES", "CELL_COLUMNS", "GROUP_AXES", "SWEEP_SUFFIX", "TRADEOFF_X", "Cell", "Probe", "Sweep",
     "cell_statuses", "cells_frame", "cells_table", "default_sweep_name", "grid_frame", "group_columns", "group_label",
     "is_done", "load_sweep", "make_sweep", "next_cells", "pareto_front", "preflight_frame", "preflight_summary",
     "probe", "recent_sweep_names", "save_sweep", "seed_band", "seed_stats", "sweep_counts", "sweep_names",
