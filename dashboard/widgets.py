@@ -105,7 +105,7 @@ def resume_controls(
 
 
 def system_caption(summary: dict[str, float | None], processes: int = 1) -> str:
-    """'Peak process memory … · peak CUDA memory … · mean GPU utilisation …%' of wrn_core.monitor.system_summary;
+    """'Peak process memory … · peak CUDA memory … · mean GPU utilisation …%' of wrn_core.monitor.system_usage;
     the parts a run did not measure are left out."""
     text = f"Peak process memory {lab_ui.fmt_mib(summary['peak_rss_mb'])}"
     if summary["peak_cuda_mb"]:

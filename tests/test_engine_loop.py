@@ -238,7 +238,7 @@ def test_a_class_left_without_readable_images_fails_with_one_line(tmp_path):
 
 
 def test_system_records_carry_cpu_and_memory_on_the_cpu(tmp_path):
-    from wrn_core.engine.monitor import system_summary
+    from wrn_core.engine.monitor import system_usage
 
     run = RunStore(tmp_path).create(tiny_config(epochs=2), "system")
     assert train_run(run) == "finished"
@@ -248,5 +248,5 @@ def test_system_records_carry_cpu_and_memory_on_the_cpu(tmp_path):
     for record in system:
         assert record["rss_mb"] > 50 and record["cpu_percent"] is not None and record["cpu_percent"] >= 0
         assert record["cuda_allocated_mb"] is None and record["gpu_util"] is None  # no GPU: not an error
-    summary = system_summary(records)
+    summary = system_usage(records)
     assert summary["peak_rss_mb"] == max(r["rss_mb"] for r in system) and summary["peak_cuda_mb"] is None

@@ -51,7 +51,7 @@ def _run_note(run, evaluation: dict[str, Any]) -> str | None:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from wrn_core.analysis.evaluation import evaluation_findings
+    from wrn_core.analysis.checkpoint_health import evaluation_findings
     from wrn_core.inspect import evaluate_run
 
     run = RunStore(args.runs_dir).get(args.name)

@@ -20,7 +20,7 @@ def add_export(sub: argparse._SubParsersAction) -> None:
 
 def cmd_export(args: argparse.Namespace) -> int:
     from wrn_core.inspect import ExportError, load_network
-    from wrn_core.inspect.export import check_format, export_network
+    from wrn_core.inspect.network_export import check_format, export_network
 
     try:
         check_format(args.format)  # before the checkpoint and the data are read

@@ -36,19 +36,19 @@ def add_devices(sub: argparse._SubParsersAction) -> None:
 
 def cmd_summary(args: argparse.Namespace) -> int:
     """The model's per-layer table (widths, shapes, parameters, MACs) as a table, CSV or JSON."""
-    from wrn_core.model import summary
+    from wrn_core.model import tables
 
     config = model_config_from_args(args, num_classes=args.num_classes)
     if args.image_size < 8:
         raise ConfigError(f"image size must be >= 8 pixels, got {args.image_size}")
     if args.format == "json":
-        print(json.dumps(summary.summary_dict(config, image_size=args.image_size), indent=2))
+        print(json.dumps(tables.summary_dict(config, image_size=args.image_size), indent=2))
         return 0
-    table = summary.layer_table(config, image_size=args.image_size)
+    table = tables.layer_table(config, image_size=args.image_size)
     if args.format == "csv":
         print(table.to_csv(index=False), end="")
         return 0
-    print(summary.format_table(table, summary.totals(config, image_size=args.image_size, table=table)))
+    print(tables.format_table(table, tables.totals(config, image_size=args.image_size, table=table)))
     return 0
 
 

@@ -211,7 +211,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
     if args.runs_command == "list":
         return _runs_list(store, args.tag or (), args.group_by, args.filter)
     if args.runs_command == "export":
-        from wrn_core.cli.export_runs import check_export_args, export_tensorboard_runs
+        from wrn_core.cli.runs_tensorboard import check_export_args, export_tensorboard_runs
 
         check_export_args(args)
         if args.format == "tensorboard":

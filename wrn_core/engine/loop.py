@@ -28,7 +28,7 @@ from wrn_core.engine.outcome import Diverged, ending_for
 from wrn_core.engine.reporter import ProgressHook, Reporter
 from wrn_core.engine.session import Interval, Position, Session, checkpoint_state
 from wrn_core.engine.build import build_session
-from wrn_core.engine.step import evaluate, train_step
+from wrn_core.engine.step import loss_and_accuracy, train_step
 from wrn_core.store import Run, records
 from wrn_core.store.lock import ROLE_TRAINING
 from wrn_core.store.records import COMPILING, DONE, EVALUATING, FINISHED, LOADING, RUNNING, STOPPED, TRAINING
@@ -205,7 +205,7 @@ def finish_epoch(run: Run, session: Session, position: Position, epoch_start: fl
     rate = session.recent_rate
     train_phase_seconds = boundary_start - epoch_start
     report.send(session.plan, position, EVALUATING, rate=rate)
-    test_loss, test_acc = evaluate(session.evaluator, session.test_loader, device, session.dist)
+    test_loss, test_acc = loss_and_accuracy(session.evaluator, session.test_loader, device, session.dist)
     eval_seconds = time.perf_counter() - boundary_start
     position.train_seconds += eval_seconds
     if not math.isfinite(test_loss):

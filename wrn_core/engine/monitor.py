@@ -108,7 +108,7 @@ class SystemMonitor:
         return reading
 
 
-def system_summary(records: list[dict[str, Any]]) -> dict[str, float | None]:
+def system_usage(records: list[dict[str, Any]]) -> dict[str, float | None]:
     """Peak memory and mean load over a run's `system` records (for runs show and the Runs page)."""
     system = list(of_kind(records, SYSTEM))
 
@@ -149,7 +149,7 @@ def measured_memory(store: Any, model: Any) -> list[dict[str, Any]]:
         if (m.depth, m.widen_factor, m.dropout, m.num_classes) != (model.depth, model.widen_factor, model.dropout, model.num_classes):
             continue
         records = run.read_metrics()
-        summary = system_summary(records)
+        summary = system_usage(records)
         epoch_peaks = [r["peak_mem_mb"] for r in of_kind(records, EPOCH) if isinstance(r.get("peak_mem_mb"), (int, float))]
         peak_cuda = max([v for v in (summary["peak_cuda_mb"], *epoch_peaks) if v is not None], default=None)
         if peak_cuda is None and summary["peak_rss_mb"] is None:

@@ -31,7 +31,7 @@ def train_step(forward: torch.nn.Module, optimizer: torch.optim.Optimizer, image
     return loss, logits
 
 
-def evaluate(model: torch.nn.Module, loader: DeviceLoader, device: torch.device, dist: Dist = Dist()) -> tuple[float, float]:
+def loss_and_accuracy(model: torch.nn.Module, loader: DeviceLoader, device: torch.device, dist: Dist = Dist()) -> tuple[float, float]:
     """Mean cross-entropy and accuracy over the loader (each rank's shard, summed over ranks); one host sync."""
     model.eval()
     loss_sum = torch.zeros((), device=device, dtype=torch.float64)

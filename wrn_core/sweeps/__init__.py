@@ -6,7 +6,7 @@ carries `sweep` (`grid`). `frames` turns the cells into tables, `probe` predicts
 run, and `wrn_core.jobs.sweep_runner` trains them.
 """
 
-from wrn_core.sweeps.files import (
+from wrn_core.sweeps.sweep_file import (
     SWEEP_SUFFIX,
     default_sweep_name,
     load_sweep,
@@ -15,7 +15,7 @@ from wrn_core.sweeps.files import (
     sweep_names,
     sweep_path,
 )
-from wrn_core.sweeps.frames import (
+from wrn_core.sweeps.cell_tables import (
     CELL_COLUMNS,
     GROUP_AXES,
     TRADEOFF_X,

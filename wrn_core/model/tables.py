@@ -23,7 +23,7 @@ LAYER_COLUMNS = (
     "group",
     "block",
     "layer",
-    "kind",
+    "kind",  # the layer's type (conv3x3, batchnorm, ...): the name the summary command's table, CSV and JSON print
     "in_channels",
     "out_channels",
     "stride",
@@ -61,7 +61,7 @@ def _check_image_size(image_size: Any) -> None:
         raise ConfigError(f"image size must be >= 8 pixels, got {image_size}")
 
 
-def _kind(module: nn.Module) -> str:
+def _layer_type(module: nn.Module) -> str:
     """A short human name for a leaf module."""
     if isinstance(module, nn.Conv2d):
         kh, kw = module.kernel_size
@@ -133,7 +133,7 @@ def _layer_table_cached(config: WRNConfig, image_size: int) -> pd.DataFrame:
                 "group": group,
                 "block": block,
                 "layer": path,
-                "kind": _kind(module),
+                "kind": _layer_type(module),
                 "in_channels": int(in_channels),
                 "out_channels": out_c,
                 "stride": stride,
@@ -238,10 +238,10 @@ def saved_activation_bytes(table: pd.DataFrame, in_channels: int, image_size: in
     over-estimate there). Checked against torch's saved-tensor hooks in tests/test_summary.py.
     """
     elements = table["out_c"] * table["out_h"] * table["out_w"]
-    kind = table["kind"]
-    saved = int(elements[kind.isin(["batchnorm", "relu", "dropout", "flatten", "linear"])].sum())
+    layer_type = table["kind"]
+    saved = int(elements[layer_type.isin(["batchnorm", "relu", "dropout", "flatten", "linear"])].sum())
     saved += in_channels * image_size * image_size
-    masks = int(elements[kind == "dropout"].sum())
+    masks = int(elements[layer_type == "dropout"].sum())
     return (saved + masks) * FP32_BYTES
 
 
