@@ -1,7 +1,9 @@
 """The training loop: set up, then one visible per-epoch loop that writes the run directory and reports progress.
 
     train_run(run)            # holds the run's lock from start to end
-      start()                 # status 'running', build_session(): data, model, optimizer; the checkpoint on resume
+      begin_loading()         # status 'running': loading data
+      build_session()         # (engine.build) data, model, optimizer, schedule, loaders; the checkpoint on resume
+      begin_training()        # status: what it trains on
       while epochs remain:
           train_epoch()       # steps, per-step points at each logging point, stop requests
           finish_epoch()      # evaluate, checkpoint, record the epoch, status
@@ -22,12 +24,12 @@ import torch
 
 from wrn_core.data import loading_message
 from wrn_core.engine import distributed
+from wrn_core.engine.build import build_session
 from wrn_core.engine.checkpoint import snapshot
 from wrn_core.engine.distributed import Dist, RankView
 from wrn_core.engine.outcome import Diverged, ending_for
 from wrn_core.engine.reporter import ProgressHook, Reporter
 from wrn_core.engine.session import Interval, Position, Session, checkpoint_state
-from wrn_core.engine.build import build_session
 from wrn_core.engine.step import loss_and_accuracy, train_step
 from wrn_core.store import Run, records
 from wrn_core.store.lock import ROLE_TRAINING
@@ -62,7 +64,9 @@ def train_run(
     session: Session | None = None
     position = Position()
     try:
-        session, position = start(run, resume, stop_event, report, dist)
+        begin_loading(run, report)
+        session, position = build_session(run, resume, report, dist)
+        begin_training(run, session, position, stop_event, report)
         while position.epoch < session.config.epochs:
             epoch_start = time.perf_counter()
             if not train_epoch(run, session, position, stop_event, report):
@@ -84,14 +88,16 @@ def train_run(
 # Setup
 
 
-def start(run: Run, resume: bool, stop_event: threading.Event, report: Reporter, dist: Dist) -> tuple[Session, Position]:
-    """Say the run is loading, set the session up, and say what it trains on."""
-    # Says what loads (a folder: how many images, decoded or cached): the status the page shows meanwhile.
+def begin_loading(run: Run, report: Reporter) -> None:
+    """Say the run is running and what data it loads (a folder: how many images, decoded or cached)."""
     run.write_status(RUNNING, _loading_message(run), started_at=time.time(), pid=os.getpid(), host=socket.gethostname(),
                      executor=_executor(), finished_at=None, cause=None)
     report.send(None, Position(), LOADING)
-    session, position = build_session(run, resume, report, dist)
-    config = session.config
+
+
+def begin_training(run: Run, session: Session, position: Position, stop_event: threading.Event, report: Reporter) -> None:
+    """Say what the session trains on, take a first system reading, and heed a stop asked for while it loaded."""
+    config, dist = session.config, session.dist
     run.write_status(
         RUNNING, f"training on {session.device.type}" + (f" × {dist.world_size} processes" if dist.enabled else ""),
         params=session.params, device=session.device.type, world_size=dist.world_size,
@@ -102,7 +108,6 @@ def start(run: Run, resume: bool, stop_event: threading.Event, report: Reporter,
     if dist.is_main and run.stop_requested():
         stop_event.set()  # asked for while the data loaded: stop at the first batch
     report.send(session.plan, position, COMPILING if config.compile and position.step == 0 else TRAINING)
-    return session, position
 
 
 def _executor() -> str:
