@@ -33,13 +33,13 @@ EXECUTORS = (EXECUTOR_LOCAL, EXECUTOR_RAY)
 EXECUTOR_ENV = "WRN_EXECUTOR"
 
 # The cause of a failed or diverged run: status.json's CAUSE_FIELD. The CLI exits 2 for INPUT_ERROR.
-CAUSE_FIELD = "error_kind"  # its name in status.json, as every run so far has written it
 INPUT_ERROR = "input"
 IO_ERROR = "io"
 OOM_ERROR = "oom"
 DIVERGED_ERROR = "diverged"
 EXCEPTION_ERROR = "exception"
 ERROR_CAUSES = (INPUT_ERROR, IO_ERROR, OOM_ERROR, DIVERGED_ERROR, EXCEPTION_ERROR)
+CAUSE_FIELD = "error_kind"  # its name in status.json, as every run so far has written it
 
 # metrics.jsonl record kinds.
 STEP = "step"
