@@ -21,7 +21,9 @@ from wrn_core.cli.flags import (
     command_for,
     train_config_from_args,
 )
-from wrn_core.cli.info import add_devices, add_download, add_presets, add_summary, cmd_devices, cmd_download, cmd_presets, cmd_summary
+from wrn_core.cli.info import (
+    add_devices, add_download, add_presets, add_summary, cmd_devices, cmd_download, cmd_presets, cmd_summary,
+)
 from wrn_core.cli.runs import add_runs, cmd_runs
 from wrn_core.cli.sweep import add_sweep, add_sweeps, cmd_sweep, cmd_sweeps
 from wrn_core.cli.train import RankError, add_resume, add_train, cmd_resume, cmd_train, install_stop_handlers
