@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import shlex
 from collections.abc import Iterable
@@ -19,7 +18,7 @@ from wrn_core.jobs import JobManager
 from wrn_core.jobs.sweep_runner import SweepRunner
 from wrn_core.plots import live_figure, sweep_small_multiples
 from wrn_core.reference import official_curve
-from wrn_core.store import Run, RunStore, RunStoreError
+from wrn_core.store import Run, RunStore, RunStoreError, default_runs_dir
 from wrn_core.store.records import (
     ACTIVE_STATUSES,
     DIVERGED,
@@ -56,7 +55,7 @@ DDP_CHOICE = "ddp"  # the device box's "all GPUs (DDP)": config device cuda, one
 
 def runs_dir() -> Path:
     """The run directory: $WRN_RUNS_DIR or ./runs, resolved."""
-    return Path(os.environ.get("WRN_RUNS_DIR") or "runs").expanduser().resolve()
+    return default_runs_dir().resolve()
 
 
 def _release(manager: JobManager) -> None:

@@ -14,7 +14,8 @@ from wrn_core.config import (
     TrainConfig,
     WRNConfig,
 )
-from wrn_core.data import DEFAULT_DATA_DIR, DataError, download_cifar
+from wrn_core.data import DEFAULT_DATA_DIR, download_cifar
+from wrn_core.errors import DataError
 from wrn_core.presets import DEFAULT_PRESET, PRESETS
 
 ADAM_OPTIMIZERS = ("adam", "adamw")

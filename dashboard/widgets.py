@@ -12,7 +12,7 @@ from dashboard import lab_ui
 from dashboard.once import action_guard
 from wrn_core.analysis import Finding
 from wrn_core.config import EXTEND_MODES, ConfigError
-from wrn_core.data import DataError
+from wrn_core.errors import DataError
 from wrn_core.engine.resume import default_extend, extension_lr_ends_at_zero, resume_target_error
 from wrn_core.store import RunStore, RunStoreError
 from wrn_core.store.records import ACTIVE_STATUSES, INTERRUPTED, Progress
@@ -105,7 +105,7 @@ def resume_controls(
 
 
 def system_caption(summary: dict[str, float | None], processes: int = 1) -> str:
-    """'Peak process memory … · peak CUDA memory … · mean GPU utilisation …%' of wrn_core.monitor.system_summary;
+    """'Peak process memory … · peak CUDA memory … · mean GPU utilisation …%' of wrn_core.monitor.system_usage;
     the parts a run did not measure are left out."""
     text = f"Peak process memory {lab_ui.fmt_mib(summary['peak_rss_mb'])}"
     if summary["peak_cuda_mb"]:

@@ -8,7 +8,7 @@ import streamlit as st
 from dashboard import lab_ui
 from wrn_core.config import OPTIMIZERS, ConfigError, WRNConfig, depth_from_blocks
 from wrn_core.plots import width_figure
-from wrn_core.model.summary import block_table, group_table, layer_table, totals, training_memory_mb
+from wrn_core.model.tables import block_table, group_table, layer_table, totals, training_memory_mb
 
 # Defaults: the single view shows the paper's WRN-16-8; compare mode starts A as the model set there (else the seed
 # article's N=1, k=8) against the paper's best CIFAR model, WRN-28-10.

@@ -9,8 +9,8 @@ import streamlit as st
 from dashboard import lab_ui, run_form, widgets
 from dashboard.once import action_guard
 from wrn_core.config import ConfigError
-from wrn_core.data import DataError
-from wrn_core.engine.monitor import system_summary
+from wrn_core.errors import DataError
+from wrn_core.engine.monitor import system_usage
 from wrn_core.engine.resume import memory_refusal
 from wrn_core.jobs.supervisor import last_log_line
 from wrn_core.plots import system_figure
@@ -129,7 +129,7 @@ def live_view() -> None:
     for event in lab_ui.events(records):
         st.caption(f"⏱ {event}")
     with st.expander("System: memory, CPU and GPU", expanded=False):
-        summary = system_summary(records)
+        summary = system_usage(records)
         if summary["samples"]:
             st.plotly_chart(system_figure(records), key="train_system_chart")
             st.caption(widgets.system_caption(summary))

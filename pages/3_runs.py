@@ -22,7 +22,7 @@ from wrn_core.cli import command_for
 from wrn_core.model.flops import FLOPS_CONVENTION, training_flops_per_image
 from wrn_core.plots import acc_vs_params_figure
 from wrn_core.reference import OFFICIAL_LOG_ATTRIBUTION, PAPER_CAPTION, PAPER_SOURCE, official_curve
-from wrn_core.engine.monitor import system_summary
+from wrn_core.engine.monitor import system_usage
 from wrn_core.store import RunStoreError
 from wrn_core.store.records import ACTIVE_STATUSES, INTERRUPTED, RUNNING
 
@@ -131,7 +131,7 @@ def run_readout(run, status: dict) -> None:
     if warning:
         st.warning(warning)
     lab_ui.show_health(run, active=status.get("status") in ACTIVE_STATUSES)
-    usage = system_summary(lab_ui.read_records(run))
+    usage = system_usage(lab_ui.read_records(run))
     if usage["samples"]:
         st.caption(widgets.system_caption(usage, processes=int(status.get("world_size") or 1)))
 

@@ -9,7 +9,7 @@ import streamlit as st
 from dashboard import lab_ui, run_form, runs_view, widgets
 from dashboard.once import action_guard
 from wrn_core.config import ConfigError
-from wrn_core.data import DataError
+from wrn_core.errors import DataError
 from wrn_core.plots import SWEEP_METRICS, TRADEOFF_X_TITLES, sweep_heatmap, sweep_tradeoff_figure
 from wrn_core.reference import OFFICIAL_LOG_ATTRIBUTION, PAPER_CAPTION, PAPER_SOURCE
 from wrn_core.store import RunStoreError

@@ -9,7 +9,7 @@ from typing import Any
 import streamlit as st
 
 from dashboard import lab_ui
-from wrn_core.analysis.evaluation import evaluation_findings, mistakes
+from wrn_core.analysis.checkpoint_health import evaluation_findings, mistakes
 from wrn_core.errors import DataError
 from wrn_core.inspect import FORMATS, MAX_UPLOAD_BYTES, ask, checkpoint_step, evaluate_run, export_bytes, load_network, read_cached, top_classes
 from wrn_core.inspect.evaluate import cache_path
@@ -115,7 +115,7 @@ def show_mistakes(run: Run, ev: dict[str, Any]) -> None:
 
 
 def show_width(store: RunStore, run: Run, ev: dict[str, Any], names: list[str], tta: str) -> None:
-    from wrn_core.model.summary import layer_table
+    from wrn_core.model.tables import layer_table
 
     others = [n for n in names if n != run.name]
     other = st.selectbox("beside it (e.g. k = 2 against k = 8)", ["none"] + others, key="inspect_other")

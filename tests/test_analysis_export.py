@@ -1,4 +1,4 @@
-"""wrn_core.analysis.export: a run's records as CSV (one row per epoch) and as JSON."""
+"""wrn_core.analysis.run_export: a run's records as CSV (one row per epoch) and as JSON."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""wrn_core.analysis.frames: the runs table, step/epoch frames, smoothing, overlay curves and config diffs."""
+"""wrn_core.analysis.run_tables: the runs table, step/epoch frames, smoothing, overlay curves and config diffs."""
 
 from __future__ import annotations
 

@@ -22,10 +22,10 @@ except ImportError:  # tests/ imported as a package
     from tests.shared_data import cifar_jpeg_root
     from tests.tiny_runs import epochs_of
 
-from wrn_core.analysis.evaluation import check_collapsed
+from wrn_core.analysis.checkpoint_health import check_collapsed
 from wrn_core.cli import main
 from wrn_core.inspect import cache_path, evaluate_network, evaluate_run, load_network
-from wrn_core.model.summary import layer_table
+from wrn_core.model.tables import layer_table
 from wrn_core.store import RunStore
 from wrn_core.store.records import RUNNING
 

@@ -44,7 +44,7 @@ def test_width_figure_step_chart_with_groups_and_jumps():
 
 def test_width_figure_from_real_layer_table():
     from wrn_core.config import WRNConfig
-    from wrn_core.model import summary as summary_module
+    from wrn_core.model import tables as summary_module
 
     table = summary_module.layer_table(WRNConfig(depth=10, widen_factor=2))
     fig = width_figure(table)

@@ -1,7 +1,7 @@
 """Pure functions from run summaries and metrics records to DataFrames, export text, training-health findings, groups and parameter importance."""
 
-from wrn_core.analysis.export import EXPORT_COLUMNS, export_csv, export_json
-from wrn_core.analysis.frames import (
+from wrn_core.analysis.run_export import EXPORT_COLUMNS, export_csv, export_json
+from wrn_core.analysis.run_tables import (
     CURVE_METRICS,
     EPOCH_COLUMNS,
     RUN_COLUMNS,

@@ -6,6 +6,8 @@ import math
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping
 
+from wrn_core.store.records import EPOCH, STEP, of_kind
+
 SEVERITIES = ("error", "warning", "info")  # most severe first
 
 # Accuracy "near chance": at most 1.5 x 1/classes (15% for 10 classes) ...
@@ -112,18 +114,10 @@ def _health_series(records: Iterable[Mapping[str, Any]]) -> tuple[list[dict[str,
     """(step records, epoch records): the later record wins for a repeated step/epoch; sorted."""
     steps: dict[float, Mapping[str, Any]] = {}
     epochs: dict[float, Mapping[str, Any]] = {}
-    for record in records:
-        if not isinstance(record, Mapping):
-            continue
-        kind = record.get("kind")
-        if kind == "step":
-            key = _number(record.get("step"))
-            if key is not None and math.isfinite(key):
-                steps[key] = record
-        elif kind == "epoch":
-            key = _number(record.get("epoch"))
-            if key is not None and math.isfinite(key):
-                epochs[key] = record
+    for record in of_kind(records, STEP, EPOCH):
+        found, key = (steps, _number(record.get("step"))) if record["kind"] == STEP else (epochs, _number(record.get("epoch")))
+        if key is not None and math.isfinite(key):
+            found[key] = record
     return [dict(steps[k]) for k in sorted(steps)], [dict(epochs[k]) for k in sorted(epochs)]
 
 
@@ -152,10 +146,10 @@ def prepare(records: Iterable[Mapping[str, Any]], config: Any = None) -> HealthS
 
 def check_not_finite(s: HealthSeries) -> Finding | None:
     """A NaN or infinite train or test loss anywhere, per step or per epoch."""
-    for rows, source in ((s.steps, "step"), (s.epochs, "epoch")):
+    for rows, source in ((s.steps, STEP), (s.epochs, EPOCH)):
         bad = _first_non_finite(rows)
         if bad is not None:
-            where = f"step {bad.get('step')}" if source == "step" else f"epoch {bad.get('epoch')}"
+            where = f"step {bad.get('step')}" if source == STEP else f"epoch {bad.get('epoch')}"
             return Finding(
                 "not-finite", "error", f"the loss became NaN or infinite at {where}: training diverged",
                 "lower the learning rate (try 10x lower) or add warm-up; check the inputs for NaNs",

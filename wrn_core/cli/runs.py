@@ -9,8 +9,54 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
-from wrn_core.cli.flags import DEFAULT_RUNS_DIR, UsageError, command_for
-from wrn_core.store import RunStore, RunStoreError
+from wrn_core.cli.flags import Parser, UsageError, add_runs_dir, command_for, csv_list
+from wrn_core.store import DEFAULT_RUNS_DIR, RunStore, RunStoreError
+
+
+def add_runs(sub: argparse._SubParsersAction) -> None:
+    runs = sub.add_parser("runs", help="list, show, tag, note, export, stop or delete saved runs")
+    runs_sub = runs.add_subparsers(dest="runs_command", required=True, parser_class=Parser)
+    runs_list = runs_sub.add_parser("list")
+    runs_list.add_argument("--tag", action="append", help="only runs with this tag (repeatable: all must match)")
+    add_runs_dir(runs_list)
+    runs_list.add_argument("--group-by", type=csv_list(str), metavar="FIELD[,FIELD]",
+                           help="one row per group of runs (seeds averaged): n, mean ± std of best and final test accuracy")
+    runs_list.add_argument("--filter", type=_field_filter, action="append", metavar="FIELD=VALUE[,VALUE]",
+                           help="only runs with one of these values (repeat for more fields; e.g. optimizer=sgd, k=1,2)")
+    runs_tag = runs_sub.add_parser("tag", help="add tags to a run (safe while it trains)")
+    runs_tag.add_argument("name")
+    runs_tag.add_argument("tags", nargs="+", metavar="TAG", help="letters, digits and . _ : + = @ - (no spaces or '/')")
+    runs_tag.add_argument("--remove", action="store_true", help="take these tags off instead")
+    add_runs_dir(runs_tag)
+    runs_note = runs_sub.add_parser("note", help="set a run's note; an empty text clears it")
+    runs_note.add_argument("name")
+    runs_note.add_argument("text", help="at most 10,000 characters")
+    add_runs_dir(runs_note)
+    runs_show = runs_sub.add_parser("show")
+    runs_show.add_argument("name")
+    add_runs_dir(runs_show)
+    runs_export = runs_sub.add_parser("export")
+    runs_export.add_argument("name", nargs="?", help="the run (or --all with --format tensorboard)")
+    runs_export.add_argument("--format", choices=("csv", "json", "tensorboard"), default="csv")
+    runs_export.add_argument("--out", help="write to this file instead of stdout (tensorboard: the event directory)")
+    runs_export.add_argument("--all", action="store_true", help="tensorboard: every run, each in OUT/<run name>")
+    runs_export.add_argument("--force", action="store_true", help="tensorboard: write into an OUT that is not empty")
+    add_runs_dir(runs_export)
+    runs_stop = runs_sub.add_parser("stop", help="ask a training run to checkpoint and stop, on whichever machine it trains")
+    runs_stop.add_argument("name")
+    add_runs_dir(runs_stop)
+    runs_delete = runs_sub.add_parser("delete")
+    runs_delete.add_argument("name")
+    add_runs_dir(runs_delete)
+
+
+def _field_filter(text: str) -> tuple[str, list[str]]:
+    """An argparse type for `--filter FIELD=VALUE[,VALUE]`: 'optimizer=sgd,adam' -> ('optimizer', ['sgd', 'adam'])."""
+    field, sep, values = text.partition("=")
+    parts = [v.strip() for v in values.split(",") if v.strip()]
+    if not sep or not field.strip() or not parts:
+        raise argparse.ArgumentTypeError(f"expected FIELD=VALUE (e.g. optimizer=sgd or k=1,2), got {text!r}")
+    return field.strip(), parts
 
 
 def _rerun_command(run, runs_dir: str) -> str | None:
@@ -152,7 +198,7 @@ def _runs_stop(run) -> int:
 
     owner = run.owner()
     if owner is None or owner.role != ROLE_TRAINING:
-        raise RunStoreError(f"run {run.name!r} is not training ({run.read_status().get('status')}); nothing to stop")
+        raise RunStoreError(f"run {run.name!r} is not training ({run.status().status}); nothing to stop")
     run.request_stop(by="runs stop")
     print(f"stop requested: {run.name} ({owner.describe()}) checkpoints and stops at its next logging point")
     return 0
@@ -165,7 +211,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
     if args.runs_command == "list":
         return _runs_list(store, args.tag or (), args.group_by, args.filter)
     if args.runs_command == "export":
-        from wrn_core.cli.export_runs import check_export_args, export_tensorboard_runs
+        from wrn_core.cli.runs_tensorboard import check_export_args, export_tensorboard_runs
 
         check_export_args(args)
         if args.format == "tensorboard":

@@ -1,4 +1,4 @@
-"""Architecture figure: feature-map width per layer of one or more WRN configs (from summary.layer_table)."""
+"""Architecture figure: feature-map width per layer of one or more WRN configs (from model.tables.layer_table)."""
 
 from __future__ import annotations
 
@@ -37,10 +37,10 @@ def _aligned_x(table: pd.DataFrame) -> list[float]:
 
 
 def _width_trace(table: pd.DataFrame, xs: list[float], label: str, color: str, show_legend: bool) -> go.Scatter:
-    """out_channels per layer as a step line, the layer, kind and output shape on hover."""
+    """out_channels per layer as a step line, the layer, its type and output shape on hover."""
     hover = [
-        f"{layer}<br>{kind}<br>{shape}"
-        for layer, kind, shape in zip(table["layer"], table["kind"], table["output_shape"])
+        f"{layer}<br>{layer_type}<br>{shape}"
+        for layer, layer_type, shape in zip(table["layer"], table["kind"], table["output_shape"])
     ]
     return go.Scatter(
         x=xs,

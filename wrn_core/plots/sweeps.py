@@ -14,7 +14,8 @@ from wrn_core.model.flops import macs_per_image
 from wrn_core.plots.style import BEST_COLOR, REFERENCE_COLOR, TEST_COLOR, log_axis, paper_trace, placeholder, run_color
 from wrn_core.reference import OFFICIAL_LOG_LABEL, paper_points
 from wrn_core.store.records import FINISHED
-from wrn_core.sweeps import TERMINAL, group_columns, group_label, seed_band, tradeoff_points
+from wrn_core.store.records import ENDED_STATUSES
+from wrn_core.sweeps import group_columns, group_label, seed_band, tradeoff_points
 
 # cells_frame metric -> (title, unit); accuracies are fractions in the frame and percent on charts.
 SWEEP_METRICS = {
@@ -219,7 +220,7 @@ def _panel_title(keys: list[str], group: tuple, members: list[dict[str, Any]]) -
     statuses = [r["status"] for r in members]
     title = group_label(dict(zip(keys, group)))
     if set(statuses) != {FINISHED}:
-        ended = sum(status in TERMINAL for status in statuses)
+        ended = sum(status in ENDED_STATUSES for status in statuses)
         title += f" · {statuses[0]}" if len(statuses) == 1 else f" · {ended}/{len(statuses)} ended"
     return title
 

@@ -20,6 +20,7 @@ from wrn_core.plots.style import (
     run_color,
 )
 from wrn_core.reference import OFFICIAL_LOG_LABEL
+from wrn_core.store.records import STEP, SYSTEM, of_kind
 
 PANEL_TITLES = ("Train accuracy", "Train cost", "Test accuracy", "Test cost")
 RAW_OPACITY = 0.25  # the unsmoothed curve behind a smoothed one, as TensorBoard draws it
@@ -150,7 +151,7 @@ def live_figure(records: Iterable[Mapping[str, Any]]) -> go.Figure:
 
 def _is_dense(curve: pd.DataFrame) -> bool:
     """Whether a curves_frame slice is per-step points (the only ones smoothing changes)."""
-    return not curve.empty and curve["source"].iloc[0] == "step"
+    return not curve.empty and curve["source"].iloc[0] == STEP
 
 
 def _run_trace(curve: pd.DataFrame, metric: str, name: str, color: str) -> go.Scatter:
@@ -240,7 +241,7 @@ def compare_figure(
 
 def system_figure(records: Iterable[Mapping[str, Any]]) -> go.Figure:
     """Sparklines of a run's `system` records against training time: CPU %, memory, GPU load where there is one."""
-    system = [r for r in records if r.get("kind") == "system"]
+    system = list(of_kind(records, SYSTEM))
     series = [(key, title, unit) for key, title, unit in SYSTEM_SERIES
               if any(isinstance(r.get(key), (int, float)) for r in system)]
     if not series:

@@ -15,14 +15,13 @@ from typing import Any, Sequence
 
 from wrn_core.config import OPTIMIZERS, ConfigError, TrainConfig, WRNConfig
 from wrn_core.store import RunStore, validate_run_name
-from wrn_core.store.records import ACTIVE_STATUSES, PENDING, TERMINAL_STATUSES
+from wrn_core.store.records import ACTIVE_STATUSES, ENDED_STATUSES, PENDING
 
 # The axes a sweep may vary, in the order they appear in run names and tables.
 AXES = ("blocks", "widen_factor", "dropout", "optimizer", "lr", "batch_size", "seed")
 # How the axes are named to the user (the Sweep page's fields say N and k).
 AXIS_LABELS = {"blocks": "N (blocks per group)", "widen_factor": "k (widen factor)", "dropout": "dropout",
                "optimizer": "optimizer", "lr": "learning rate", "batch_size": "batch size", "seed": "seed"}
-TERMINAL = TERMINAL_STATUSES  # a cell in one of these is done; stopped/interrupted cells resume
 
 
 @dataclass(frozen=True)
@@ -149,9 +148,9 @@ def cell_statuses(store: RunStore, sweep: Sweep) -> dict[str, str]:
 def next_cells(store: RunStore, sweep: Sweep) -> list[Cell]:
     """Cells still to train, in order: pending ones and stopped or interrupted ones (which resume)."""
     statuses = cell_statuses(store, sweep)
-    return [cell for cell in sweep.cells() if statuses[cell.run] not in TERMINAL + ACTIVE_STATUSES]
+    return [cell for cell in sweep.cells() if statuses[cell.run] not in ENDED_STATUSES + ACTIVE_STATUSES]
 
 
 def is_done(store: RunStore, sweep: Sweep) -> bool:
-    return all(status in TERMINAL for status in cell_statuses(store, sweep).values())
+    return all(status in ENDED_STATUSES for status in cell_statuses(store, sweep).values())
 

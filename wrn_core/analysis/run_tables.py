@@ -9,6 +9,7 @@ from typing import Any, Iterable, Mapping, Sequence
 import pandas as pd
 
 from wrn_core.store import RunSummary, iso
+from wrn_core.store.records import EPOCH, STEP, of_kind
 
 RUN_COLUMNS = (
     "name",
@@ -111,13 +112,9 @@ def runs_frame(summaries: Sequence[RunSummary]) -> pd.DataFrame:
 
 def metrics_frames(records: Iterable[Mapping[str, Any]]) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(step rows, epoch rows) as DataFrames, each sorted by step; unknown kinds are ignored."""
-    steps, epochs = [], []
-    for record in records:
-        kind = record.get("kind")
-        if kind == "step":
-            steps.append({c: record.get(c) for c in STEP_COLUMNS})
-        elif kind == "epoch":
-            epochs.append({c: record.get(c) for c in EPOCH_COLUMNS})
+    records = list(records)
+    steps = [{c: record.get(c) for c in STEP_COLUMNS} for record in of_kind(records, STEP)]
+    epochs = [{c: record.get(c) for c in EPOCH_COLUMNS} for record in of_kind(records, EPOCH)]
     step_frame = _numeric(pd.DataFrame(steps, columns=list(STEP_COLUMNS)))
     epoch_frame = _numeric(pd.DataFrame(epochs, columns=list(EPOCH_COLUMNS)))
     if not epoch_frame.empty:
@@ -185,15 +182,15 @@ def curves_frame(
 
 def _run_curves(name: str, steps: pd.DataFrame, epochs: pd.DataFrame, x: str, smoothing: float) -> list[pd.DataFrame]:
     """One run's curves_frame rows, one frame per metric that has points."""
-    train_source, train = ("step", steps) if not steps.empty else ("epoch", epochs)
+    train_source, train = (STEP, steps) if not steps.empty else (EPOCH, epochs)
     parts = []
     for metric in CURVE_METRICS:
-        source, frame = (train_source, train) if metric.startswith("train") else ("epoch", epochs)
+        source, frame = (train_source, train) if metric.startswith("train") else (EPOCH, epochs)
         if frame.empty:
             continue
         part = frame[[x, metric]].dropna(subset=[x]).rename(columns={x: "x", metric: "value"})
         part = part.sort_values("x", kind="stable")
-        if source == "step":  # per-epoch points are few and each one is a measurement: never smoothed
+        if source == STEP:  # per-epoch points are few and each one is a measurement: never smoothed
             part["value"] = smooth(part["value"].reset_index(drop=True), smoothing).to_numpy()
         part.insert(0, "source", source)
         part.insert(0, "metric", metric)

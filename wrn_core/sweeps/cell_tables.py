@@ -8,14 +8,13 @@ from typing import Any, Iterable, Mapping, Sequence
 import pandas as pd
 
 from wrn_core.store import RunStore
-from wrn_core.store.records import EPOCH, FINISHED, PAUSED_STATUSES, PENDING, QUEUED, RUNNING
-from wrn_core.sweeps.grid import TERMINAL, Sweep
+from wrn_core.store.records import ENDED_STATUSES, EPOCH, FINISHED, PAUSED_STATUSES, PENDING, QUEUED, RUNNING, of_kind
+from wrn_core.sweeps.grid import Sweep
 
 # The axes a cell's group is known by: every axis but the seed (seeds of one group are repeats).
 GROUP_AXES = ("blocks", "widen_factor", "dropout", "optimizer", "lr", "batch_size")
 # x axes of the accuracy trade-off: cells_frame columns.
 TRADEOFF_X = ("params", "macs", "train_seconds")
-PAUSED = PAUSED_STATUSES  # a cell that is paused and can resume
 
 
 def pareto_front(points: Iterable[tuple[float, float]]) -> list[bool]:
@@ -60,7 +59,7 @@ def cells_frame(store: RunStore, sweep: Sweep) -> pd.DataFrame:
                        host=summary.host or None)
             if summary.params:
                 row["params"] = summary.params
-            rates = [r.get("images_per_s") for r in store.get(cell.run).read_metrics() if r.get("kind") == EPOCH]
+            rates = [r.get("images_per_s") for r in of_kind(store.get(cell.run).read_metrics(), EPOCH)]
             rates = [float(r) for r in rates if isinstance(r, (int, float)) and math.isfinite(r)]
             row["images_per_s"] = sum(rates) / len(rates) if rates else None
         rows.append(row)
@@ -127,11 +126,11 @@ def sweep_counts(cells: pd.DataFrame) -> dict[str, int]:
     status = cells["status"] if "status" in cells.columns else pd.Series(dtype=object)
     return {
         "total": int(len(cells)),
-        "ended": int(status.isin(TERMINAL).sum()),
+        "ended": int(status.isin(ENDED_STATUSES).sum()),
         FINISHED: int((status == FINISHED).sum()),
         RUNNING: int((status == RUNNING).sum()),
         QUEUED: int((status == QUEUED).sum()),
-        "paused": int(status.isin(PAUSED).sum()),
+        "paused": int(status.isin(PAUSED_STATUSES).sum()),
         PENDING: int((status == PENDING).sum()),
     }
 

@@ -9,7 +9,7 @@ from typing import Any, Iterable, Mapping
 
 import pandas as pd
 
-from wrn_core.analysis.frames import metrics_frames
+from wrn_core.analysis.run_tables import metrics_frames
 from wrn_core.store.meta import Annotations
 
 EXPORT_COLUMNS = ("epoch", "train_acc", "train_loss", "test_acc", "test_loss", "lr", "time", "images_seen")
