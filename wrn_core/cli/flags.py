@@ -82,6 +82,19 @@ def _field_filter(text: str) -> tuple[str, list[str]]:
     return field.strip(), parts
 
 
+def _metric_spec(text: str) -> tuple[str, str]:
+    """An argparse type for `--metric METRIC:AGG`: 'test_loss:min' -> ('test_loss', 'min') (analysis.TABLE_METRICS,
+    analysis.AGGREGATES)."""
+    from wrn_core.analysis.frames import AGGREGATES, TABLE_METRICS
+
+    metric, sep, aggregate = text.partition(":")
+    metric, aggregate = metric.strip().replace("-", "_"), aggregate.strip()
+    if not sep or metric not in TABLE_METRICS or aggregate not in AGGREGATES:
+        raise argparse.ArgumentTypeError(f"expected METRIC:AGG with METRIC one of {', '.join(TABLE_METRICS)} and AGG "
+                                         f"one of {', '.join(AGGREGATES)} (e.g. test_loss:min), got {text!r}")
+    return metric, aggregate
+
+
 def _sweep_model_flags(parser: argparse.ArgumentParser) -> None:
     """The model flags of a sweep: lists of N, k and dropout."""
     parser.add_argument("--blocks", type=_csv(int), help="N values, e.g. 1,2 (depth = 6N+4); required unless --resume")
@@ -219,7 +232,7 @@ def _add_resume(sub: argparse._SubParsersAction) -> None:
 
 
 def _add_runs(sub: argparse._SubParsersAction) -> None:
-    runs = sub.add_parser("runs", help="list, show, tag, note, export, stop or delete saved runs")
+    runs = sub.add_parser("runs", help="list, compare, show, tag, note, export, stop or delete saved runs")
     runs_sub = runs.add_subparsers(dest="runs_command", required=True, parser_class=_Parser)
     runs_list = runs_sub.add_parser("list")
     runs_list.add_argument("--tag", action="append", help="only runs with this tag (repeatable: all must match)")
@@ -228,6 +241,13 @@ def _add_runs(sub: argparse._SubParsersAction) -> None:
                            help="one row per group of runs (seeds averaged): n, mean ± std of best and final test accuracy")
     runs_list.add_argument("--filter", type=_field_filter, action="append", metavar="FIELD=VALUE[,VALUE]",
                            help="only runs with one of these values (repeat for more fields; e.g. optimizer=sgd, k=1,2)")
+    runs_list.add_argument("--metric", type=_metric_spec, action="append", metavar="METRIC:AGG",
+                           help="a column of a metric's best, min, max or last value over each run's epochs "
+                                "(repeatable; e.g. test_loss:min, train_acc:last; reads each listed run's metrics)")
+    runs_compare = runs_sub.add_parser("compare", help="runs side by side: one column per run, one row per setting")
+    runs_compare.add_argument("names", nargs="+", metavar="NAME", help="two or more runs")
+    runs_compare.add_argument("--all", action="store_true", help="every setting, not only those that differ")
+    runs_compare.add_argument("--runs-dir", default=DEFAULT_RUNS_DIR)
     runs_tag = runs_sub.add_parser("tag", help="add tags to a run (safe while it trains)")
     runs_tag.add_argument("name")
     runs_tag.add_argument("tags", nargs="+", metavar="TAG", help="letters, digits and . _ : + = @ - (no spaces or '/')")

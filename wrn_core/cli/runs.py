@@ -1,4 +1,5 @@
-"""The `runs` command: list, show (with the re-run command and health findings), tag, note, export and delete runs."""
+"""The `runs` command: list (with metric columns), compare, show (with the re-run command and health findings), tag, note,
+export and delete runs."""
 
 from __future__ import annotations
 
@@ -54,9 +55,24 @@ def _groups_text(frame, by: Sequence[str]) -> str:
     return table.to_string(index=False)
 
 
+def _with_metric_columns(store: RunStore, frame, metrics: Sequence[tuple[str, str]]):
+    """The listed runs with a column per (metric, aggregate), after `final test acc (%)`; each run's metrics read once."""
+    from wrn_core import analysis
+
+    columns = [analysis.metric_column(metric, aggregate) for metric, aggregate in metrics]
+    wanted = [c for c in dict.fromkeys(columns) if c not in frame.columns]
+    if wanted:
+        values = [analysis.metric_summary(store.get(name).read_metrics()) for name in frame["name"]]
+        at = list(frame.columns).index("final test acc (%)") + 1
+        for offset, column in enumerate(wanted):
+            frame.insert(at + offset, column, [v[column] for v in values])
+    return frame
+
+
 def _runs_list(store: RunStore, tags: Sequence[str] = (), group_by: Sequence[str] | None = None,
-               filters: Sequence[tuple] | None = None) -> int:
-    """The runs table, or (with group_by) one row per group; tags: all must match; filters: (field, values) pairs, ANDed."""
+               filters: Sequence[tuple] | None = None, metrics: Sequence[tuple[str, str]] = ()) -> int:
+    """The runs table, or (with group_by) one row per group; tags: all must match; filters: (field, values) pairs, ANDed;
+    metrics: (metric, aggregate) pairs, a column each."""
     from wrn_core import analysis
     from wrn_core.analysis.grouping import TAG_FILTER
 
@@ -74,9 +90,30 @@ def _runs_list(store: RunStore, tags: Sequence[str] = (), group_by: Sequence[str
     elif group_by:
         print(_groups_text(frame, group_by))
     else:
+        frame = _with_metric_columns(store, frame, metrics)
         frame["tags"] = frame["tags"].map(", ".join)
         frame["note"] = frame["note"].map(lambda note: analysis.note_preview(note, NOTE_PREVIEW_CHARS))
-        print(frame.to_string(index=False))
+        print(frame.to_string(index=False, na_rep="—"))
+    return 0
+
+
+def _runs_compare(store: RunStore, names: Sequence[str], everything: bool) -> int:
+    """Runs side by side (analysis.compare_frame): one column per run, results then settings; only what differs
+    unless `everything`."""
+    from wrn_core import analysis
+
+    if len(set(names)) < 2:
+        raise UsageError("runs compare: name two or more different runs")
+    configs = {name: store.get(name).read_config_dict() for name in dict.fromkeys(names)}
+    results = analysis.runs_frame([store.summary(name) for name in configs])
+    table = analysis.compare_frame(configs, results, only_differences=not everything)
+    if table.empty:
+        print(f"{', '.join(configs)}: the same results and identical configs")
+        return 0
+    shown = table.map(lambda v: "—" if v is None else ", ".join(v) if isinstance(v, list) else
+                      analysis.note_preview(v, NOTE_PREVIEW_CHARS) if isinstance(v, str) else
+                      f"{v:.2f}" if isinstance(v, float) else str(v))
+    print(shown.to_string())
     return 0
 
 
@@ -159,11 +196,13 @@ def _runs_stop(run) -> int:
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
-    """`runs list|show|tag|note|export|stop|delete`, after settling the statuses of runs whose trainer has died."""
+    """`runs list|compare|show|tag|note|export|stop|delete`, after settling the statuses of runs whose trainer has died."""
     store = RunStore(args.runs_dir)
     store.reconcile()
     if args.runs_command == "list":
-        return _runs_list(store, args.tag or (), args.group_by, args.filter)
+        return _runs_list(store, args.tag or (), args.group_by, args.filter, args.metric or ())
+    if args.runs_command == "compare":
+        return _runs_compare(store, args.names, args.all)
     if args.runs_command == "export":
         from wrn_core.cli.export_runs import check_export_args, export_tensorboard_runs
 
