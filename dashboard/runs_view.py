@@ -25,6 +25,7 @@ from wrn_core.analysis import (
     member_curves,
     metric_summary,
     note_preview,
+    runs_frame,
 )
 from wrn_core.analysis.frames import COMPARE_RESULTS, STATUS_METRIC_COLUMNS, metric_columns
 from wrn_core.analysis.grouping import TAG_FILTER
@@ -60,24 +61,46 @@ def _stamp(path: Path) -> tuple[int, int] | None:
     return stat.st_mtime_ns, stat.st_size
 
 
-# cache_resource: a RunSummary is frozen and nobody mutates its config; one entry per run and version of its files.
-@st.cache_resource(show_spinner=False, max_entries=20_000)
-def _summary_cached(root: str, name: str, stamps: tuple) -> RunSummary:
-    return RunStore(root).summary(name)
+FRAMES_KEPT = 8  # runs frames kept per process, one per distinct listing (runs and versions of their files)
 
 
-def cached_summaries(store: RunStore) -> list[RunSummary]:
-    """store.summaries(), each run re-read only when its config.json, status.json or meta.json changed. A run
-    whose status depends on who holds its lock (queued, running, or interrupted: left so by a process that died)
-    is read afresh every time."""
-    rows = []
-    for name in store.names():
-        path = store.root / name
-        summary = _summary_cached(str(store.root), name, tuple(_stamp(path / f) for f in SUMMARY_FILES))
-        if summary.status in ACTIVE_STATUSES or summary.status == INTERRUPTED:
-            summary = store.summary(name)
-        rows.append(summary)
-    return rows
+@st.cache_resource(show_spinner=False)
+def _listing_cache() -> dict[str, dict]:
+    """This process's listing cache, shared by every session: 'summaries' maps (runs dir, run) to (stamps of its
+    SUMMARY_FILES, RunSummary); 'frames' maps a listing's key to its runs_frame. Plain dicts, not st.cache_* per
+    run: hashing 500 calls' arguments cost more than the reads they saved. Nobody mutates what they hold."""
+    return {"summaries": {}, "frames": {}}
+
+
+def _summary(store: RunStore, name: str, cache: dict) -> tuple[tuple, RunSummary]:
+    """(the run's stamps, its RunSummary), read again only when one of its SUMMARY_FILES changed; a run whose status
+    depends on who holds its lock (queued, running, or interrupted: left so by a process that died) is read afresh."""
+    path = store.root / name
+    stamps = tuple(_stamp(path / f) for f in SUMMARY_FILES)
+    kept = cache.get((str(store.root), name))
+    if kept is not None and kept[0] == stamps and kept[1].status not in (*ACTIVE_STATUSES, INTERRUPTED):
+        return kept
+    summary = store.summary(name)
+    cache[(str(store.root), name)] = (stamps, summary)
+    return stamps, summary
+
+
+def listing(store: RunStore) -> tuple[list[RunSummary], pd.DataFrame]:
+    """(store.summaries(), their runs_frame with every setting), each run re-read only when its config.json,
+    status.json or meta.json changed and the frame rebuilt only when a run did (or is active: read every time)."""
+    cache = _listing_cache()
+    read = [_summary(store, name, cache["summaries"]) for name in store.names()]
+    summaries = [summary for _, summary in read]
+    key = (str(store.root), tuple((s.name, stamps, s if s.status in (*ACTIVE_STATUSES, INTERRUPTED) else None)
+                                  for stamps, s in read))
+    frame = cache["frames"].get(key)
+    if frame is None:
+        frame = runs_frame(summaries, settings=True)
+        frames = cache["frames"]
+        while len(frames) >= FRAMES_KEPT:
+            frames.pop(next(iter(frames)))
+        frames[key] = frame
+    return summaries, frame
 
 
 def run_colors(frame: pd.DataFrame) -> dict[str, str]:
@@ -186,7 +209,7 @@ def table_frame(frame: pd.DataFrame, metrics: Sequence[str] = DEFAULT_METRIC_COL
 # Column widths (px) of the runs table: with the row checkbox (33 px) the default columns fill the 978 px a
 # 1440 px wide window gives the table beside the sidebar, so none is cut off on the right.
 TABLE_WIDTHS = {"name": 114, "status": 78, "model": 74, "dataset": 72, "optimizer": 94, "epochs": 50, "params": 64,
-                "duration (s)": 70, "tags": 76, "note": 80}
+                "duration (s)": 70, "tags": 76, "note": 76}
 METRIC_WIDTH, CHAR_PX = 86, 6  # a metric column: at least this wide, else wide enough for its header
 
 

@@ -15,7 +15,6 @@ from wrn_core.analysis import (
     filter_runs,
     group_runs,
     groups_table,
-    runs_frame,
     varying_settings,
 )
 from wrn_core.cli import command_for
@@ -53,7 +52,7 @@ st.session_state.setdefault(V + "reference", False)
 
 st.title("Runs")
 manager = lab_ui.get_job_manager()
-summaries = runs_view.cached_summaries(manager.store)
+summaries, frame = runs_view.listing(manager.store)
 if not summaries:
     st.info("No saved runs yet. Launch one on the Train page.")
     st.page_link(str(lab_ui.PAGES_DIR / "2_train.py"), label="Go to Train", icon=":material/model_training:")
@@ -62,7 +61,6 @@ if not summaries:
 # Every element below that is drawn only sometimes sits in a container that is always drawn: the page keeps its
 # shape when rows are ticked, so the browser updates the charts that changed instead of re-creating every chart
 # after the first element that moved (the parallel coordinates are WebGL, slow to create without a GPU).
-frame = runs_frame(summaries, settings=True)
 colors = runs_view.run_colors(frame)
 filters = runs_view.draw_filters(V, frame)
 try:

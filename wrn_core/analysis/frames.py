@@ -149,20 +149,17 @@ def _setting_value(value: Any) -> Any:
 def _settings_columns(configs: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
     """The settings of these configs that runs_frame has no column for, one column per setting key (model.* by
     its own name), typed: integers Int64, other numbers float64, the rest (text, flags, JSON) as objects."""
-    flat = [_flatten(config) if isinstance(config, Mapping) else {} for config in configs]
     skip = set(COVERED_SETTINGS) | set(NO_EFFECT_SETTINGS)
-    keys = list(dict.fromkeys(key for values in flat for key in values if key not in skip))
-    columns = {}
-    for key in keys:
-        cells = [_setting_value(values.get(key)) for values in flat]
-        known = [v for v in cells if v is not None]
-        series = pd.Series(cells, dtype="object")
-        if known and all(isinstance(v, int) and not isinstance(v, bool) for v in known):
-            series = pd.to_numeric(series).astype("Int64")
-        elif known and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in known):
-            series = pd.to_numeric(series).astype("float64")
-        columns[key.removeprefix("model.")] = series
-    return pd.DataFrame(columns, index=pd.RangeIndex(len(configs)))
+    rows = [{key.removeprefix("model."): _setting_value(value) for key, value in _flatten(config).items()
+             if key not in skip} if isinstance(config, Mapping) else {} for config in configs]
+    table = pd.DataFrame(rows, index=pd.RangeIndex(len(rows)), dtype="object")  # values as read: 500 stays an int
+    for column in table.columns:
+        known = table[column].dropna()
+        if known.empty or any(isinstance(v, bool) or not isinstance(v, (int, float)) for v in known):
+            continue
+        numbers = pd.to_numeric(table[column])
+        table[column] = numbers.astype("Int64" if all(isinstance(v, int) for v in known) else "float64")
+    return table
 
 
 def setting_columns(frame: pd.DataFrame) -> list[str]:

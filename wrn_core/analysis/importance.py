@@ -136,7 +136,7 @@ def importance_frame(frame: pd.DataFrame, params: Sequence[str], target: str = "
 def varying_settings(frame: pd.DataFrame) -> list[str]:
     """The settings of a runs_frame (frames.setting_columns: every config field, the data sizes included when it was
     made with settings=True) whose value differs between its runs, in table order; a missing value counts as a value."""
-    return [c for c in setting_columns(frame) if frame[c].astype("object").map(_shown).nunique() > 1]
+    return [c for c in setting_columns(frame) if frame[c].nunique(dropna=False) > 1]
 
 
 def parameter_importance(frame: pd.DataFrame, params: Sequence[str], target: str = "best_test_acc") -> dict[str, float]:
