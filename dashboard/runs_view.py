@@ -4,6 +4,7 @@ notes, colours, group bands, the transposed comparison, parallel coordinates and
 from __future__ import annotations
 
 import hashlib
+import threading
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from pathlib import Path
@@ -47,6 +48,7 @@ TABLE_HEAD = ("name", "status", "model", "dataset", "optimizer", "epochs")
 TABLE_TAIL = ("params", "duration (s)", "tags", "note")
 DEFAULT_METRIC_COLUMNS = tuple(STATUS_METRIC_COLUMNS.values())  # best and final test accuracy, from status.json
 SUMMARY_FILES = ("config.json", "status.json", "meta.json")  # what a run's row is read from
+FRAMES_KEPT = 8  # runs frames kept per process, one per distinct listing (runs and versions of their files)
 MAX_CURVE_RUNS = 20  # runs whose metrics a grouped view reads at most (each may hold thousands of lines)
 DEFAULT_GROUPS = 3  # groups drawn when none is ticked: those of the newest runs
 BEST, FINAL = "best test acc (%)", "final test acc (%)"
@@ -61,15 +63,13 @@ def _stamp(path: Path) -> tuple[int, int] | None:
     return stat.st_mtime_ns, stat.st_size
 
 
-FRAMES_KEPT = 8  # runs frames kept per process, one per distinct listing (runs and versions of their files)
-
-
 @st.cache_resource(show_spinner=False)
-def _listing_cache() -> dict[str, dict]:
+def _listing_cache() -> dict[str, Any]:
     """This process's listing cache, shared by every session: 'summaries' maps (runs dir, run) to (stamps of its
-    SUMMARY_FILES, RunSummary); 'frames' maps a listing's key to its runs_frame. Plain dicts, not st.cache_* per
-    run: hashing 500 calls' arguments cost more than the reads they saved. Nobody mutates what they hold."""
-    return {"summaries": {}, "frames": {}}
+    SUMMARY_FILES, RunSummary); 'frames' maps a listing's key to its runs_frame; 'lock' guards both. Plain dicts,
+    not st.cache_* per run: hashing 500 calls' arguments cost more than the reads they saved. Nobody mutates
+    what they hold."""
+    return {"summaries": {}, "frames": {}, "lock": threading.Lock()}
 
 
 def _summary(store: RunStore, name: str, cache: dict) -> tuple[tuple, RunSummary]:
@@ -88,18 +88,22 @@ def _summary(store: RunStore, name: str, cache: dict) -> tuple[tuple, RunSummary
 def listing(store: RunStore) -> tuple[list[RunSummary], pd.DataFrame]:
     """(store.summaries(), their runs_frame with every setting), each run re-read only when its config.json,
     status.json or meta.json changed and the frame rebuilt only when a run did (or is active: read every time)."""
-    cache = _listing_cache()
-    read = [_summary(store, name, cache["summaries"]) for name in store.names()]
+    cache, root = _listing_cache(), str(store.root)
+    names = store.names()
+    read = [_summary(store, name, cache["summaries"]) for name in names]
     summaries = [summary for _, summary in read]
-    key = (str(store.root), tuple((s.name, stamps, s if s.status in (*ACTIVE_STATUSES, INTERRUPTED) else None)
-                                  for stamps, s in read))
+    key = (root, tuple((s.name, stamps, s if s.status in (*ACTIVE_STATUSES, INTERRUPTED) else None)
+                       for stamps, s in read))
     frame = cache["frames"].get(key)
     if frame is None:
         frame = runs_frame(summaries, settings=True)
-        frames = cache["frames"]
-        while len(frames) >= FRAMES_KEPT:
-            frames.pop(next(iter(frames)))
-        frames[key] = frame
+        with cache["lock"]:
+            frames, listed = cache["frames"], set(names)
+            while len(frames) >= FRAMES_KEPT:
+                frames.pop(next(iter(frames)))
+            frames[key] = frame
+            for gone in [k for k in cache["summaries"] if k[0] == root and k[1] not in listed]:  # deleted runs
+                del cache["summaries"][gone]
     return summaries, frame
 
 
@@ -147,8 +151,8 @@ def filter_options(frame: pd.DataFrame) -> dict[str, list[Any]]:
 
 
 def draw_filters(prefix: str, frame: pd.DataFrame) -> dict[str, list[Any]]:
-    """One multiselect per filter (built from the values present; key prefix+"filter_"+field) in a row;
-    returns the filters chosen, for analysis.filter_runs."""
+    """One multiselect per filter (built from the values present; key prefix+"filter_"+field), FILTERS_PER_ROW to a
+    row; returns the filters chosen, for analysis.filter_runs."""
     options = filter_options(frame)
     columns = [c for _ in range(0, len(FILTERS), FILTERS_PER_ROW) for c in st.columns(FILTERS_PER_ROW)]
     chosen = {}
