@@ -196,6 +196,7 @@ def draw_metric_columns(prefix: str, disabled: bool) -> list[str]:
     st.session_state.setdefault(prefix + "metric_columns", list(DEFAULT_METRIC_COLUMNS))
     return st.multiselect(
         "Metric columns", options, key=prefix + "metric_columns", placeholder="no metric columns", disabled=disabled,
+        format_func=metric_label,  # as the table's headers read
         help="a column per metric and value over the run's epochs: best (max of accuracies and images/s, min of "
              "losses and seconds), min, max or last; click a column's header to sort by it" +
              (". Grouped rows show best and final test accuracy as mean ± std." if disabled else ""))
