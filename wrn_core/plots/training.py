@@ -193,25 +193,27 @@ def compare_figure(
     reference: pd.DataFrame | None = None,
     reference_name: str = OFFICIAL_LOG_LABEL,
     log_x: bool = False,
+    colors: Mapping[str, str] | None = None,
 ) -> go.Figure:
     """The four curves of several runs overlaid, one colour per run (per-step train curves smoothed by EMA,
     the raw curve drawn faintly behind; per-epoch points are never smoothed).
 
     x="flops" needs flops_per_image (run -> training FLOPs per image; runs without one are left
     out). reference: a curve (columns x, test_acc as a fraction, e.g. reference.official_curve(x))
-    drawn dashed on the test-accuracy panel. log_x: logarithmic x axes (compute spans decades).
+    drawn dashed on the test-accuracy panel. log_x: logarithmic x axes (compute spans decades). colors: run ->
+    colour, so a run keeps its colour across views (plots.style.color_map); runs not in it cycle the palette.
     """
     frame = curves_frame(runs, x=x, smoothing=smoothing, flops_per_image=flops_per_image)
     raw = curves_frame(runs, x=x, flops_per_image=flops_per_image) if smoothing else frame
     fig = _panel_figure(X_TITLES[x])
     for index, name in enumerate(runs):
         part, raw_part = frame[frame["run"] == name], raw[raw["run"] == name]
+        color = (colors or {}).get(name) or run_color(index)
         for row, col, metric in PANELS:
             curve = part[part["metric"] == metric]
             if smoothing and _is_dense(curve):
-                fig.add_trace(_raw_trace(raw_part[raw_part["metric"] == metric], metric, name, run_color(index)),
-                              row=row, col=col)
-            fig.add_trace(_run_trace(curve, metric, name, run_color(index)), row=row, col=col)
+                fig.add_trace(_raw_trace(raw_part[raw_part["metric"] == metric], metric, name, color), row=row, col=col)
+            fig.add_trace(_run_trace(curve, metric, name, color), row=row, col=col)
     if reference is not None and not reference.empty:
         fig.add_trace(
             go.Scatter(

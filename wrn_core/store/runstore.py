@@ -6,7 +6,7 @@ import os
 import re
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -96,6 +96,8 @@ class RunSummary:
     seed: int | None = None
     executor: str = ""  # what started its trainer (records.EXECUTORS); "" before one has started
     host: str = ""  # the machine its trainer runs (or last ran) on
+    # config.json as read ({} when unreadable): every setting, for analyses that consider all of them.
+    config: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def blocks(self) -> int | None:
@@ -268,6 +270,7 @@ class RunStore:
             **_config_fields(config, model),
             executor=status.executor,
             host=status.host,
+            config=config,
         )
 
     def summaries(self) -> list[RunSummary]:
