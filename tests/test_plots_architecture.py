@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pandas as pd
+import pytest
 
 from wrn_core.plots import width_figure
 
@@ -50,3 +51,41 @@ def test_width_figure_from_real_layer_table():
     fig = width_figure(table)
     assert max(fig.data[0].y) == 128  # 64k with k=2
     assert {"16→32", "32→64", "64→128"} <= set(titles(fig))
+
+
+def _line_level_right_of(trace, x: float) -> float:
+    """The height of a step line ('hv') just right of x: the y of the last point at or before x."""
+    return [y for px, y in zip(trace.x, trace.y) if px <= x][-1]
+
+
+@pytest.mark.parametrize("k", [1, 8])
+def test_jump_labels_sit_between_the_widths_they_join_clear_of_the_line(k):
+    from wrn_core.config import WRNConfig
+    from wrn_core.model import summary as summary_module
+    from wrn_core.plots.architecture import JUMP_LABEL_SIZE
+
+    fig = width_figure(summary_module.layer_table(WRNConfig(depth=16, widen_factor=k)))
+    line = fig.data[0]
+    y0, y1 = fig.layout.yaxis.range
+    plot_px = fig.layout.height - fig.layout.margin.t - fig.layout.margin.b
+    px_per_channel = plot_px / (y1 - y0)
+    half_text_px = JUMP_LABEL_SIZE * 1.3 / 2  # half a line of text, with its leading
+    jumps = [a for a in fig.layout.annotations if "→" in a.text]
+    assert len(jumps) == (3 if k > 1 else 2)  # with k=1 group 1 keeps the stem's 16 channels
+    for label in jumps:
+        old, new = (int(w) for w in label.text.split("→"))
+        assert label.yref in (None, "y") and label.yanchor == "middle" and label.xanchor == "left"
+        # Drawn where this model's line is not: right of the jump, where the line runs at `new`, and at least
+        # half a line of text below it and above `old`.
+        level = _line_level_right_of(line, label.x)
+        assert level == new, (label.text, level)
+        assert (new - label.y) * px_per_channel >= half_text_px, label.text
+        assert (label.y - old) * px_per_channel >= half_text_px, label.text
+        assert label.bgcolor  # a backdrop where another model's line may pass
+
+
+def test_width_axis_leaves_room_for_the_jump_boxes():
+    table = layer_table_like([("stem", 16), ("group 1", 128), ("group 2", 256), ("group 3", 512), ("head", 10)])
+    fig = width_figure(table)
+    boxes = [s for s in fig.layout.shapes if s.type == "rect" and s.line.width]
+    assert fig.layout.yaxis.range[0] == 0 and max(s.y1 for s in boxes) < fig.layout.yaxis.range[1]
