@@ -43,6 +43,7 @@ SYSTEM_SERIES = (
 # The Train page's live view: short enough that, under the run picker and progress line, a 900 px high
 # screen shows all four panels right after Launch.
 LIVE_HEIGHT = 520
+LIVE_X_PAD = 0.03  # of the x range, either side of [0, planned epochs]
 
 
 def _panel_figure(x_title: str, height: int = 560) -> go.Figure:
@@ -135,15 +136,28 @@ def _mark_best(fig: go.Figure, epochs: pd.DataFrame) -> None:
     )
 
 
-def live_figure(records: Iterable[Mapping[str, Any]]) -> go.Figure:
-    """The 2x2 live training view: per-step and per-epoch train points, per-epoch test points, best marked."""
-    steps, epochs = metrics_frames(records)
+def live_x_range(steps: pd.DataFrame, epochs: pd.DataFrame, planned: int | None) -> list[float]:
+    """[0, last epoch] (padded a little) shared by the four live panels: the planned epochs (the whole run, so the curves grow
+    into a fixed frame), or as far as the points reach when that is further (an extended run) or unknown."""
+    reached = max([0.0, *steps["epoch"].dropna().tolist(), *epochs["epoch"].dropna().tolist()])
+    end = float(max(planned or 0, reached) or 1)
+    pad = LIVE_X_PAD * end  # so the markers at 0 and at the last epoch are drawn whole
+    return [-pad, end + pad]
+
+
+def live_figure(records: Iterable[Mapping[str, Any]], epochs: int | None = None) -> go.Figure:
+    """The 2x2 live training view: per-step and per-epoch train points, per-epoch test points, best marked.
+
+    The four panels share one x range, 0 to the planned `epochs` (so a point at epoch 3 sits at the same x in
+    every panel, and the test panels do not stop at the last tested epoch)."""
+    steps, per_epoch = metrics_frames(records)
     fig = _panel_figure("epoch", height=LIVE_HEIGHT)
     for row, col, metric in PANELS:
-        for trace in _live_traces(steps, epochs, metric):
+        for trace in _live_traces(steps, per_epoch, metric):
             fig.add_trace(trace, row=row, col=col)
-    _mark_best(fig, epochs)
-    if steps.empty and epochs.empty:
+    _mark_best(fig, per_epoch)
+    fig.update_xaxes(range=live_x_range(steps, per_epoch, epochs), autorange=False)
+    if steps.empty and per_epoch.empty:
         placeholder(fig, "waiting for the first points…")
     return fig
 
