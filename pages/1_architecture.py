@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pandas as pd
 import streamlit as st
 
@@ -40,8 +42,31 @@ for key, value in DEFAULTS.items():
         st.session_state[key] = value
 
 
+DEPTH_STEP = 6  # the depth box's + and −: one block per group more or less
+
+
+def next_depth(depth: int, up: bool) -> int:
+    """The nearest valid depth (6N+4) above `depth` (or below it, never under 10, the smallest)."""
+    blocks = (depth - 4) / DEPTH_STEP
+    blocks = math.floor(blocks) + 1 if up else math.ceil(blocks) - 1
+    return depth_from_blocks(max(1, blocks))
+
+
+def _depth_stepped(prefix: str) -> None:
+    """on_change of the depth box: + or − (a change of exactly one step) goes to the next valid depth that way,
+    so from a typed 15 they give 16 and 10, not 21 and 9; any other typed value stays, to be judged as typed."""
+    s = st.session_state
+    depth, last = s[f"{prefix}depth"], s.get(f"{prefix}depth_last")
+    if isinstance(depth, int) and isinstance(last, int) and abs(depth - last) == DEPTH_STEP:
+        s[f"{prefix}depth"] = next_depth(last, up=depth > last)
+
+
 def model_controls(prefix: str, title: str | None = None) -> WRNConfig | None:
-    """N (or depth), k and dropout inputs; returns the config or shows a one-line error."""
+    """N (or depth), k and dropout inputs; returns the config or shows a one-line error about the value typed.
+
+    The boxes set no bounds: the browser would refuse an out-of-range value without telling the server, which
+    would go on showing the last valid model. WRNConfig refuses it instead, in one line that says what is valid.
+    """
     if title:
         st.markdown(f"**{title}**")
     st.radio(
@@ -53,14 +78,15 @@ def model_controls(prefix: str, title: str | None = None) -> WRNConfig | None:
     c1, c2, c3 = st.columns(3)
     with c1:
         if st.session_state[f"{prefix}by"] == "blocks per group N":
-            st.number_input("N (blocks per group)", min_value=0, step=1, key=f"{prefix}n")
+            st.number_input("N (blocks per group)", step=1, key=f"{prefix}n")
         else:
-            # Steps of 6 from 10 visit only valid depths (6N+4); a typed invalid one says so below.
-            st.number_input("depth d", min_value=10, step=6, key=f"{prefix}depth", help="d = 6N+4: 10, 16, 22, 28, …")
+            # + and − visit only valid depths (6N+4); a typed invalid one says so below.
+            st.number_input("depth d", step=DEPTH_STEP, key=f"{prefix}depth", on_change=_depth_stepped, args=(prefix,),
+                            help="d = 6N+4: 10, 16, 22, 28, …")
     with c2:
-        st.number_input("k (widen factor)", min_value=0, step=1, key=f"{prefix}k")
+        st.number_input("k (widen factor)", step=1, key=f"{prefix}k")
     with c3:
-        st.number_input("dropout", min_value=0.0, max_value=0.95, step=0.05, format="%.2f", key=f"{prefix}dropout")
+        st.number_input("dropout", step=0.05, format="%.2f", key=f"{prefix}dropout")
     try:
         common = {
             "widen_factor": int(st.session_state[f"{prefix}k"]),
@@ -74,9 +100,11 @@ def model_controls(prefix: str, title: str | None = None) -> WRNConfig | None:
     except ConfigError as exc:
         lab_ui.show_error(exc)
         return None
+    finally:
+        st.session_state[f"{prefix}depth_last"] = st.session_state[f"{prefix}depth"]  # what + and − step from
     # Keep the hidden input in step so switching between N and depth shows the same model.
     if st.session_state[f"{prefix}by"] == "blocks per group N":
-        st.session_state[f"{prefix}depth"] = depth_from_blocks(config.blocks)
+        st.session_state[f"{prefix}depth"] = st.session_state[f"{prefix}depth_last"] = depth_from_blocks(config.blocks)
     else:
         st.session_state[f"{prefix}n"] = config.blocks
     return config
@@ -159,31 +187,40 @@ def show_metrics(total, memory, columns: int = 5) -> None:
             st.metric(label, value, help=help_text)
 
 
+# Column headers and formats of the group, layer and block tables (counts with thousands separators).
+TABLE_COLUMNS = {
+    "in_channels": st.column_config.NumberColumn("in ch"),
+    "out_channels": st.column_config.NumberColumn("out ch"),
+    "output_shape": st.column_config.TextColumn("output"),
+    "params": st.column_config.NumberColumn("params", format="localized"),
+    "macs": st.column_config.NumberColumn("MACs", format="localized"),
+}
+
+
+def readable(table: pd.DataFrame) -> pd.DataFrame:
+    """A layer or block table as shown: the stem and head, in no block, read "—" there (not None)."""
+    if "block" not in table.columns:
+        return table
+    return table.assign(block=["—" if pd.isna(b) else str(int(b)) for b in table["block"]])
+
+
 def tables(table: pd.DataFrame, key: str) -> None:
     groups = group_table(table)
     st.dataframe(
         groups,
         hide_index=True,
         column_config={
+            **TABLE_COLUMNS,
             "params_pct": st.column_config.NumberColumn("params %", format="%.1f"),
             "macs_pct": st.column_config.NumberColumn("MACs %", format="%.1f"),
-            "params": st.column_config.NumberColumn("params", format="localized"),
-            "macs": st.column_config.NumberColumn("MACs", format="localized"),
         },
     )
     layers_tab, blocks_tab = st.tabs(["Layers", "Blocks"])
     with layers_tab:
-        st.dataframe(
-            table.drop(columns=["out_c", "out_h", "out_w"]),
-            hide_index=True,
-            height=360,
-            column_config={
-                "params": st.column_config.NumberColumn("params", format="localized"),
-                "macs": st.column_config.NumberColumn("MACs", format="localized"),
-            },
-        )
+        st.dataframe(readable(table.drop(columns=["out_c", "out_h", "out_w"])), hide_index=True, height=360,
+                     column_config=TABLE_COLUMNS)
     with blocks_tab:
-        st.dataframe(block_table(table), hide_index=True, height=300)
+        st.dataframe(readable(block_table(table)), hide_index=True, height=300, column_config=TABLE_COLUMNS)
 
 
 st.title("Architecture")
@@ -193,16 +230,17 @@ st.caption(
 )
 
 with st.container(border=True):
-    s1, s2, s3, s4, s5, s6 = st.columns([1, 1, 1, 1.3, 0.8, 1.2])
-    s1.number_input("classes", min_value=0, step=1, key="arch_classes")
-    s2.number_input("image size (px)", min_value=0, step=1, key="arch_image_size")
-    s3.number_input("batch size", min_value=1, step=1, key="arch_batch_size", help="for the memory estimate")
+    s1, s2, s3, s4, s5 = st.columns([1, 1, 1, 1.3, 0.8])
+    s1.number_input("classes", step=1, key="arch_classes")
+    s2.number_input("image size (px)", step=1, key="arch_image_size")
+    s3.number_input("batch size", step=1, key="arch_batch_size", help="for the memory estimate")
     s4.selectbox(
         "optimizer", OPTIMIZERS, format_func=lab_ui.OPTIMIZER_LABELS.get, key="arch_optimizer", help="for the memory estimate"
     )
     s5.checkbox("AMP", key="arch_amp", help="bf16/fp16 activations (halves activation memory)")
-    s6.toggle("Compare two configs", key="arch_compare", on_change=start_compare,
-              help="A starts as the model set here; B as the paper's WRN-28-10")
+# On its own line, so its label is never cut short.
+st.toggle("Compare two configs", key="arch_compare", on_change=start_compare,
+          help="A starts as the model set here; B as the paper's WRN-28-10")
 
 if not st.session_state["arch_compare"]:
     with st.container(border=True):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from test_app import new_app, no_exception, open_page
 
 
@@ -22,8 +24,55 @@ def test_the_depth_input_steps_through_valid_depths_only():
     at = open_page(new_app(), "architecture")
     at.radio(key="arch_by").set_value("depth d = 6N+4").run()
     depth = at.number_input(key="arch_depth")
-    assert depth.value == 16 and depth.step == 6 and depth.min == 10
+    assert depth.value == 16 and depth.step == 6
     depth.increment().run()
     no_exception(at)
     assert at.number_input(key="arch_depth").value == 22 and not at.error
     assert any("WRN-22-8" in md.value for md in at.markdown)
+
+
+def depth_page():
+    at = open_page(new_app(), "architecture")
+    at.radio(key="arch_by").set_value("depth d = 6N+4").run()
+    return at
+
+
+def test_a_typed_depth_is_judged_as_typed():
+    # No bounds in the box: the browser would refuse 9 unseen and the page would go on with the last valid depth.
+    at = depth_page()
+    assert at.number_input(key="arch_depth").min is None
+    at.number_input(key="arch_depth").set_value(9).run()
+    no_exception(at)
+    assert [e.value for e in at.error] == ["depth 9 is too small; the smallest valid depth is 10 (N=1)"]
+    at.number_input(key="arch_depth").set_value(16).run()
+    at.number_input(key="arch_depth").set_value(15).run()
+    assert [e.value for e in at.error] == ["depth 15 is not 6N+4; the nearest valid depths are 10 and 16"]
+
+
+def test_plus_and_minus_from_an_invalid_depth_go_to_the_next_valid_one():
+    at = depth_page()
+    at.number_input(key="arch_depth").set_value(15).run()
+    at.number_input(key="arch_depth").increment().run()
+    no_exception(at)
+    assert at.number_input(key="arch_depth").value == 16 and not at.error  # not 21
+    assert any("WRN-16-8" in md.value for md in at.markdown)
+    at.number_input(key="arch_depth").set_value(27).run()
+    at.number_input(key="arch_depth").decrement().run()
+    assert at.number_input(key="arch_depth").value == 22 and not at.error  # not 21
+    at.number_input(key="arch_depth").set_value(10).run()
+    at.number_input(key="arch_depth").decrement().run()
+    assert at.number_input(key="arch_depth").value == 10 and not at.error  # the smallest stays
+
+
+def test_the_block_and_layer_tables_read_like_the_group_table():
+    at = open_page(new_app(), "architecture")
+    tables = {tuple(d.value.columns): d for d in at.dataframe}
+    blocks = next(d for cols, d in tables.items() if "projection" in cols)
+    layers = next(d for cols, d in tables.items() if "layer" in cols)
+    for table in (blocks, layers):
+        config = json.loads(table.proto.columns)
+        assert config["macs"]["label"] == "MACs" and config["macs"]["type_config"]["format"] == "localized"
+        assert config["params"]["type_config"]["format"] == "localized"
+        # The stem and head belong to no block: "—", not None.
+        shown = table.value["block"].tolist()
+        assert shown[0] == "—" and shown[-1] == "—" and "None" not in map(str, shown)
