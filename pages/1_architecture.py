@@ -8,7 +8,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import lab_ui
-from wrn_core.config import OPTIMIZERS, ConfigError, WRNConfig, depth_from_blocks
+from wrn_core.config import OPTIMIZERS, ConfigError, WRNConfig, blocks_from_depth, depth_from_blocks
 from wrn_core.plots import width_figure
 from wrn_core.model.summary import block_table, group_table, layer_table, totals, training_memory_mb
 
@@ -42,30 +42,31 @@ for key, value in DEFAULTS.items():
         st.session_state[key] = value
 
 
-DEPTH_STEP = 6  # the depth box's + and −: one block per group more or less
+def nearest_depth(depth: int) -> int:
+    """The valid depth (6N+4, at least 10) nearest to `depth`; half-way between two, the deeper."""
+    return depth_from_blocks(max(1, math.floor((depth - 4) / 6 + 0.5)))
 
 
-def next_depth(depth: int, up: bool) -> int:
-    """The nearest valid depth (6N+4) above `depth` (or below it, never under 10, the smallest)."""
-    blocks = (depth - 4) / DEPTH_STEP
-    blocks = math.floor(blocks) + 1 if up else math.ceil(blocks) - 1
-    return depth_from_blocks(max(1, blocks))
-
-
-def _depth_stepped(prefix: str) -> None:
-    """on_change of the depth box: + or − (a change of exactly one step) goes to the next valid depth that way,
-    so from a typed 15 they give 16 and 10, not 21 and 9; any other typed value stays, to be judged as typed."""
+def _depth_typed(prefix: str) -> None:
+    """on_change of the depth box: a depth that is not 6N+4 is said, as typed, with what is valid, and the box
+    moves to the nearest valid depth, so the page shows a model and + and − step between valid depths."""
     s = st.session_state
-    depth, last = s[f"{prefix}depth"], s.get(f"{prefix}depth_last")
-    if isinstance(depth, int) and isinstance(last, int) and abs(depth - last) == DEPTH_STEP:
-        s[f"{prefix}depth"] = next_depth(last, up=depth > last)
+    lab_ui.clear_flash(f"{prefix}depth")
+    depth = int(s[f"{prefix}depth"])
+    try:
+        blocks_from_depth(depth)
+    except ConfigError as exc:
+        shown = nearest_depth(depth)
+        s[f"{prefix}depth"] = shown
+        lab_ui.flash(f"{prefix}depth", "warning", f"{lab_ui.one_line(exc)}: showing depth {shown}", about=str(shown))
 
 
 def model_controls(prefix: str, title: str | None = None) -> WRNConfig | None:
     """N (or depth), k and dropout inputs; returns the config or shows a one-line error about the value typed.
 
     The boxes set no bounds: the browser would refuse an out-of-range value without telling the server, which
-    would go on showing the last valid model. WRNConfig refuses it instead, in one line that says what is valid.
+    would go on showing the last valid model. WRNConfig refuses it instead, in one line that says what is valid
+    (a depth is moved to the nearest valid one, and the line says so).
     """
     if title:
         st.markdown(f"**{title}**")
@@ -80,9 +81,10 @@ def model_controls(prefix: str, title: str | None = None) -> WRNConfig | None:
         if st.session_state[f"{prefix}by"] == "blocks per group N":
             st.number_input("N (blocks per group)", step=1, key=f"{prefix}n")
         else:
-            # + and − visit only valid depths (6N+4); a typed invalid one says so below.
-            st.number_input("depth d", step=DEPTH_STEP, key=f"{prefix}depth", on_change=_depth_stepped, args=(prefix,),
+            # The box only ever holds a valid depth (6N+4), so + and − step between valid depths.
+            st.number_input("depth d", step=6, key=f"{prefix}depth", on_change=_depth_typed, args=(prefix,),
                             help="d = 6N+4: 10, 16, 22, 28, …")
+            lab_ui.show_flash(f"{prefix}depth", about=str(st.session_state[f"{prefix}depth"]))
     with c2:
         st.number_input("k (widen factor)", step=1, key=f"{prefix}k")
     with c3:
@@ -100,11 +102,9 @@ def model_controls(prefix: str, title: str | None = None) -> WRNConfig | None:
     except ConfigError as exc:
         lab_ui.show_error(exc)
         return None
-    finally:
-        st.session_state[f"{prefix}depth_last"] = st.session_state[f"{prefix}depth"]  # what + and − step from
     # Keep the hidden input in step so switching between N and depth shows the same model.
     if st.session_state[f"{prefix}by"] == "blocks per group N":
-        st.session_state[f"{prefix}depth"] = st.session_state[f"{prefix}depth_last"] = depth_from_blocks(config.blocks)
+        st.session_state[f"{prefix}depth"] = depth_from_blocks(config.blocks)
     else:
         st.session_state[f"{prefix}n"] = config.blocks
     return config

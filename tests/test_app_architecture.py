@@ -37,31 +37,32 @@ def depth_page():
     return at
 
 
-def test_a_typed_depth_is_judged_as_typed():
+def test_a_typed_depth_is_said_as_typed_and_the_nearest_valid_one_shown():
     # No bounds in the box: the browser would refuse 9 unseen and the page would go on with the last valid depth.
     at = depth_page()
     assert at.number_input(key="arch_depth").min is None
     at.number_input(key="arch_depth").set_value(9).run()
     no_exception(at)
-    assert [e.value for e in at.error] == ["depth 9 is too small; the smallest valid depth is 10 (N=1)"]
-    at.number_input(key="arch_depth").set_value(16).run()
+    assert [w.value for w in at.warning] == ["depth 9 is too small; the smallest valid depth is 10 (N=1): showing depth 10"]
+    assert at.number_input(key="arch_depth").value == 10 and any("WRN-10-8" in md.value for md in at.markdown)
     at.number_input(key="arch_depth").set_value(15).run()
-    assert [e.value for e in at.error] == ["depth 15 is not 6N+4; the nearest valid depths are 10 and 16"]
+    assert [w.value for w in at.warning] == ["depth 15 is not 6N+4; the nearest valid depths are 10 and 16: showing depth 16"]
+    at.number_input(key="arch_depth").set_value(27).run()
+    assert at.number_input(key="arch_depth").value == 28 and "showing depth 28" in at.warning[0].value
 
 
-def test_plus_and_minus_from_an_invalid_depth_go_to_the_next_valid_one():
+def test_plus_and_minus_after_an_invalid_depth_step_between_valid_ones():
     at = depth_page()
     at.number_input(key="arch_depth").set_value(15).run()
     at.number_input(key="arch_depth").increment().run()
     no_exception(at)
-    assert at.number_input(key="arch_depth").value == 16 and not at.error  # not 21
-    assert any("WRN-16-8" in md.value for md in at.markdown)
-    at.number_input(key="arch_depth").set_value(27).run()
+    assert at.number_input(key="arch_depth").value == 22 and not at.warning and not at.error  # 16 + 6, not 21
+    at.number_input(key="arch_depth").set_value(15).run()
     at.number_input(key="arch_depth").decrement().run()
-    assert at.number_input(key="arch_depth").value == 22 and not at.error  # not 21
-    at.number_input(key="arch_depth").set_value(10).run()
+    assert at.number_input(key="arch_depth").value == 10 and not at.warning  # 16 − 6
     at.number_input(key="arch_depth").decrement().run()
-    assert at.number_input(key="arch_depth").value == 10 and not at.error  # the smallest stays
+    assert at.number_input(key="arch_depth").value == 10  # below the smallest: said, and it stays
+    assert at.warning and "smallest valid depth is 10" in at.warning[0].value
 
 
 def test_the_block_and_layer_tables_read_like_the_group_table():
