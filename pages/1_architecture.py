@@ -173,6 +173,23 @@ def show_measured(config: WRNConfig, memory: dict[str, float]) -> None:
         )
 
 
+def compare_table(name_a: str, a, name_b: str, b) -> pd.DataFrame:
+    """Both models' figures side by side, each in its own unit as the metrics above show it, and B / A."""
+    rows = (
+        ("parameters", lambda t, m: t.total_params, lab_ui.fmt_count),
+        ("MACs / image", lambda t, m: t.total_macs, lab_ui.fmt_si),
+        ("model size (fp32)", lambda t, m: t.model_size_mb, lab_ui.fmt_mib),
+        ("activations / image", lambda t, m: t.activation_mb_per_image, lab_ui.fmt_mib),
+        ("training memory (GPU)", lambda t, m: m["total"], lab_ui.fmt_mib),
+    )
+    return pd.DataFrame({
+        "": [label for label, _, _ in rows],
+        name_a: [fmt(value(*a)) for _, value, fmt in rows],
+        name_b: [fmt(value(*b)) for _, value, fmt in rows],
+        "B / A": [value(*b) / value(*a) for _, value, _ in rows],
+    })
+
+
 def show_metrics(total, memory, columns: int = 5) -> None:
     cols = st.columns(columns)
     items = [
@@ -278,35 +295,8 @@ else:
             name_b = f"{name_b} (B)"
         st.markdown("**Feature-map width per layer** — both configs overlaid")
         st.plotly_chart(width_figure([(name_a, table_a), (name_b, table_b)]), key="arch_width_compare")
-        ratio = pd.DataFrame(
-            {
-                "": ["parameters", "MACs / image", "model size (MiB)", "activations / image (MiB)", "training memory (MiB)"],
-                name_a: [
-                    total_a.total_params,
-                    total_a.total_macs,
-                    total_a.model_size_mb,
-                    total_a.activation_mb_per_image,
-                    memory_a["total"],
-                ],
-                name_b: [
-                    total_b.total_params,
-                    total_b.total_macs,
-                    total_b.model_size_mb,
-                    total_b.activation_mb_per_image,
-                    memory_b["total"],
-                ],
-            }
-        )
-        ratio["B / A"] = ratio[name_b] / ratio[name_a]
-        st.dataframe(
-            ratio,
-            hide_index=True,
-            column_config={
-                name_a: st.column_config.NumberColumn(name_a, format="localized"),
-                name_b: st.column_config.NumberColumn(name_b, format="localized"),
-                "B / A": st.column_config.NumberColumn("B / A", format="%.2f×"),
-            },
-        )
+        st.dataframe(compare_table(name_a, (total_a, memory_a), name_b, (total_b, memory_b)), hide_index=True,
+                     column_config={"B / A": st.column_config.NumberColumn("B / A", format="%.2f×")})
         tab_a, tab_b = st.tabs([f"A: {name_a}", f"B: {name_b}"])
         with tab_a:
             tables(table_a, "a")

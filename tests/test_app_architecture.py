@@ -77,3 +77,14 @@ def test_the_block_and_layer_tables_read_like_the_group_table():
         # The stem and head belong to no block: "—", not None.
         shown = table.value["block"].tolist()
         assert shown[0] == "—" and shown[-1] == "—" and "None" not in map(str, shown)
+
+
+def test_the_compare_table_shows_each_figure_in_its_unit():
+    at = open_page(new_app(), "architecture")
+    at.toggle(key="arch_compare").set_value(True).run()
+    no_exception(at)
+    table = next(d.value for d in at.dataframe if "B / A" in d.value.columns)
+    b = table.set_index("")["WRN-28-10"]
+    assert b["parameters"] == "36,479,194" and b["MACs / image"] == "5.24 G"
+    assert b["model size (fp32)"] == "139.2 MiB"  # as the metric above it says, not 139.157
+    assert table["B / A"].iloc[0] > 1

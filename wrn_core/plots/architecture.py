@@ -69,8 +69,12 @@ def _mark_groups(fig: go.Figure, widths: list[dict[str, int]]) -> None:
 
 
 def _box_jumps(fig: go.Figure, table: pd.DataFrame, xs: list[float], position: int, color: str) -> None:
-    """Box each width jump (where a group's first conv widens the features) in the model's own colour."""
+    """Box each width jump (where a group's first conv widens the features) in the model's own colour, and label
+    it half-way up the jump: the first model's labels right of their boxes (where its line runs at the new
+    width, above the label), the second's left of theirs (where its line runs at the old width, below), so two
+    models' labels of the same group never sit on each other."""
     widths = table["out_channels"].tolist()
+    right = position % 2 == 0
     for i in range(1, len(widths)):
         if widths[i] > widths[i - 1] and table["group"].iloc[i] != "head":
             fig.add_shape(
@@ -82,14 +86,13 @@ def _box_jumps(fig: go.Figure, table: pd.DataFrame, xs: list[float], position: i
                 line={"color": color, "width": 2},
                 fillcolor="rgba(0,0,0,0)",
             )
-            # Right of its box, half-way up the jump: there the model's own line is neither (its old width ends
-            # at the box, its new one runs above); the backdrop keeps it legible where another model's line passes.
+            # The backdrop keeps it legible where another model's line passes.
             fig.add_annotation(
-                x=xs[i] + _JUMP_HALF_WIDTH,
+                x=xs[i] + _JUMP_HALF_WIDTH if right else xs[i] - _JUMP_HALF_WIDTH,
                 y=(widths[i - 1] + widths[i]) / 2,
                 text=f"{widths[i - 1]}→{widths[i]}",
                 showarrow=False,
-                xanchor="left",
+                xanchor="left" if right else "right",
                 yanchor="middle",
                 bgcolor=JUMP_LABEL_BACKDROP,
                 font={"color": color, "size": JUMP_LABEL_SIZE},
