@@ -76,6 +76,10 @@ def test_live_panels_share_one_x_range_of_the_planned_epochs():
     assert low <= 0 < 8 <= high < 8.5  # the whole run, a little padding so the end markers are drawn whole
     for trace in fig.data:
         assert all(low < x < high for x in trace.x)
+    best = next(a for a in fig.layout.annotations if a.text.startswith("best"))
+    assert best.xanchor == "center"  # epoch 2 of 8: room either side
+    ended = live_figure(RECORDS, epochs=2)  # the best at the last epoch, the panel's right edge
+    assert next(a for a in ended.layout.annotations if a.text.startswith("best")).xanchor == "right"
 
 
 def test_live_panels_stretch_to_points_beyond_the_plan():

@@ -104,8 +104,9 @@ def _live_traces(steps: pd.DataFrame, epochs: pd.DataFrame, metric: str) -> list
     return [per_step, _epoch_trace(epochs, metric, percent, TRAIN_COLOR, "train", show_legend)]
 
 
-def _mark_best(fig: go.Figure, epochs: pd.DataFrame) -> None:
-    """A star and a label at the best test accuracy, on the test-accuracy panel (none before a test)."""
+def _mark_best(fig: go.Figure, epochs: pd.DataFrame, x_end: float | None = None) -> None:
+    """A star and a label at the best test accuracy, on the test-accuracy panel (none before a test). With the
+    panel's right end x_end, a star in its right half gets its label to the left, inside the panel."""
     tested = epochs.dropna(subset=["test_acc"])
     if tested.empty:
         return
@@ -127,6 +128,7 @@ def _mark_best(fig: go.Figure, epochs: pd.DataFrame) -> None:
         x=best_epoch,
         y=best_acc,
         text=f"best {best_acc:.2f}% (epoch {int(best_epoch)})",
+        xanchor="right" if x_end is not None and best_epoch > x_end / 2 else "center",
         showarrow=True,
         arrowhead=2,
         ax=0,
@@ -155,8 +157,9 @@ def live_figure(records: Iterable[Mapping[str, Any]], epochs: int | None = None)
     for row, col, metric in PANELS:
         for trace in _live_traces(steps, per_epoch, metric):
             fig.add_trace(trace, row=row, col=col)
-    _mark_best(fig, per_epoch)
-    fig.update_xaxes(range=live_x_range(steps, per_epoch, epochs), autorange=False)
+    x_range = live_x_range(steps, per_epoch, epochs)
+    _mark_best(fig, per_epoch, x_range[1])
+    fig.update_xaxes(range=x_range, autorange=False)
     if steps.empty and per_epoch.empty:
         placeholder(fig, "waiting for the first points…")
     return fig
