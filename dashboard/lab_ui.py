@@ -184,6 +184,7 @@ def forget_launch_problems() -> None:
 # model on a CPU takes minutes to time, and the page must not wait), one probe at a time, shared by every session.
 # Unlike the Sweep page it loads no data (an image folder's first decode can take minutes): that comes on top.
 PROBE_STEPS = 1  # timed steps after the warm-up one: the Train page times every model the form settles on
+PROBE_TTL_S = 1800  # seconds a timing is trusted
 
 
 @st.cache_resource(show_spinner=False)
@@ -207,12 +208,13 @@ def _probe(config: TrainConfig):
         return None, one_line(exc)
 
 
-@st.cache_resource(show_spinner=False, max_entries=32)
+# ttl: a time measured while the machine was busy (another run training, say) is measured again later.
+@st.cache_resource(show_spinner=False, max_entries=32, ttl=PROBE_TTL_S)
 def _probe_future(key: str, _config: TrainConfig) -> Future:
     return _probe_executor().submit(_probe, _config)
 
 
-@st.cache_resource(show_spinner=False)
+@st.cache_resource(show_spinner=False, ttl=PROBE_TTL_S)
 def _interpreter_future() -> Future:
     from wrn_core.sweeps.probe import interpreter_seconds
 
