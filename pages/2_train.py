@@ -162,14 +162,22 @@ def launched_note() -> None:
 
 def predicted_line(config, nproc: int, problem: bool) -> None:
     """The predicted training time from timed steps (as the Sweep page's pre-flight); a warning past an hour.
-    While the steps are timed beside the page, a caption says so and a fragment polls for the answer. With a
-    `problem` said above, a probe that failed (for the same reason, say no such device) adds nothing."""
+    While the steps are timed beside the page, a fragment says so and shows the answer once it comes (in place:
+    a rerun of the whole page would close a list the user has open). With a `problem` said above, a probe that
+    failed (for the same reason, say no such device) adds nothing."""
     if nproc > 1:
         st.caption("Predicted time: not timed for data-parallel runs (the probe times one process).")
         return
+    if lab_ui.predicted_time(config) == (None, None):
+        st.fragment(run_every=1.0)(_show_prediction)(config, problem)
+    else:
+        _show_prediction(config, problem)
+
+
+def _show_prediction(config, problem: bool) -> None:
     seconds, reason = lab_ui.predicted_time(config)
     if seconds is None and reason is None:
-        st.fragment(run_every=1.0)(_await_prediction)(config)
+        st.caption(f"Predicted time: timing a training step of {config.model.name}…")
         return
     if seconds is None:
         if not problem:
@@ -181,12 +189,6 @@ def predicted_line(config, nproc: int, problem: bool) -> None:
         st.warning(text)
     else:
         st.caption(text)
-
-
-def _await_prediction(config) -> None:
-    if lab_ui.predicted_time(config) != (None, None):
-        st.rerun(scope="app")  # drawn in place by the page, and this polling ends
-    st.caption(f"Predicted time: timing a training step of {config.model.name}…")
 
 
 def launch_panel() -> None:
