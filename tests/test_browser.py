@@ -281,9 +281,19 @@ def test_train_launch_shows_live_charts(server, page):
 
 
 def pick(page, label: str, option: str) -> None:
-    """Choose `option` in the selectbox labelled `label`."""
-    page.locator('[data-testid="stSelectbox"]').filter(has_text=label).first.click()
-    page.get_by_role("option", name=option, exact=True).click()
+    """Choose `option` in the selectbox labelled `label`. A click while the form's box is still scrolling the
+    selectbox into view focuses it without opening its list: then it is clicked again."""
+    box = page.locator('[data-testid="stSelectbox"]').filter(has_text=label).first
+    choice = page.get_by_role("option", name=option, exact=True)
+    box.scroll_into_view_if_needed()
+    for _ in range(3):
+        box.click()
+        try:
+            choice.wait_for(timeout=5_000)
+            break
+        except PlaywrightTimeout:
+            page.keyboard.press("Escape")
+    choice.click()
     settle(page)
 
 
