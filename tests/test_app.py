@@ -106,11 +106,12 @@ def test_architecture_invalid_input_shows_error():
     at.radio(key="arch_by").set_value("depth d = 6N+4").run()
     at.number_input(key="arch_depth").set_value(20).run()
     no_exception(at)
-    assert len(at.error) == 1
-    assert "6N+4" in at.error[0].value and "\n" not in at.error[0].value
+    assert len(at.warning) == 1  # said, and the nearest valid depth (22) shown
+    assert "6N+4" in at.warning[0].value and "\n" not in at.warning[0].value
 
-    at.number_input(key="arch_depth").set_value(22).run()
-    assert not at.error
+    assert at.number_input(key="arch_depth").value == 22
+    at.number_input(key="arch_depth").set_value(28).run()
+    assert not at.error and not at.warning
     at.number_input(key="arch_image_size").set_value(4).run()
     no_exception(at)
     assert at.error and "image size" in at.error[0].value
