@@ -240,7 +240,8 @@ def draw_health(store, cells, active: bool) -> None:
     """Training-health badges of the cells that have findings (one green badge when none has)."""
     checked, found = widgets.health_rows(store, cells["run"])
     if checked and not found:
-        lab_ui.show_findings([], healthy="No training problems found in any cell" + (" so far" if active else ""))
+        scope = "any cell" if checked == len(cells) else f"the {checked} of {len(cells)} cells that have trained"
+        lab_ui.show_findings([], healthy=f"No training problems found in {scope}" + (" so far" if active else ""))
 
 
 @st.fragment(run_every=POLL_S)

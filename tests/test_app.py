@@ -379,6 +379,14 @@ def test_runs_page_health_badges_command_flops_and_references(_dashboard_isolati
     at.run()
     assert any(":green-badge[" in md.value and "No training problems" in md.value for md in at.markdown)
     assert not any("at chance" in md.value for md in at.markdown)
+    # A run with too few steps to judge says so, never "No training problems found".
+    short = store.create(config.replace(seed=2), "short")
+    short.append_metrics([{"kind": "epoch", "epoch": 1, "step": 5, "images_seen": 640, "time": 1.0, "train_loss": 2.3,
+                           "train_acc": 0.1, "test_loss": 2.3, "test_acc": 0.1}])
+    at.session_state["train_run"] = "short"
+    at.run()
+    assert any(":blue-badge[" in md.value and "too early to judge" in md.value for md in at.markdown)
+    assert not any("No training problems" in md.value for md in at.markdown)
 
 
 def test_resume_and_extend_controls_on_the_train_and_runs_pages(_dashboard_isolation):
