@@ -29,6 +29,7 @@ from wrn_core.sweeps import (
     recent_sweep_names,
     save_sweep,
     sweep_counts,
+    unfinished_grid,
 )
 from wrn_core.engine.resume import preflight
 
@@ -283,7 +284,8 @@ def live_view(name: str) -> None:
             "time (s)": st.column_config.NumberColumn(format="%.1f"),
             "images/s": st.column_config.NumberColumn(format="%.0f"),
             "MACs": st.column_config.NumberColumn(format="localized"),
-            "pareto": st.column_config.CheckboxColumn(help="on the accuracy-vs-parameters Pareto front"),
+            "pareto": st.column_config.CheckboxColumn(help="on the accuracy-vs-parameters Pareto front of the finished "
+                                                           "cells; empty until a cell finishes"),
             "executor": st.column_config.TextColumn(help="what runs the cell: local (this machine's queue) or ray"),
             "host": st.column_config.TextColumn(help="the machine its trainer runs (or last ran) on"),
         },
@@ -297,15 +299,18 @@ def live_view(name: str) -> None:
         metric = st.radio("metric", list(SWEEP_METRICS), key=V + "metric", horizontal=True,
                           format_func=lambda m: SWEEP_METRICS[m][0], label_visibility="collapsed")
         spread = grid_frame(cells, metric, agg="std") if several else None
-        st.plotly_chart(sweep_heatmap(grid_frame(cells, metric), metric, spread), key="sweep_heatmap_chart")
+        st.plotly_chart(sweep_heatmap(grid_frame(cells, metric), metric, spread, unfinished_grid(cells)),
+                        key="sweep_heatmap_chart")
+        note = "Grey: not finished, so no result yet (where it stopped or is)."
         if several:
-            st.caption("Each square: the mean over the seeds, ± their standard deviation.")
+            note = "Each square: the mean over the seeds, ± their standard deviation, once every seed finished. " + note
+        st.caption(note)
     with right:
         st.subheader("Accuracy trade-off")
         x_axis = st.radio("x axis", list(TRADEOFF_X_TITLES), key=V + "x", horizontal=True,
                           format_func=TRADEOFF_X_TITLES.get, label_visibility="collapsed")
         st.plotly_chart(sweep_tradeoff_figure(cells, x_axis), key="sweep_tradeoff_chart")
-        note = "Dashed: the Pareto front (nothing cheaper is as accurate)."
+        note = "Dashed: the Pareto front of the finished cells (nothing cheaper is as accurate). ○ Not finished: its accuracy so far."
         if several:
             note += " Points: the mean over seeds with ± std error bars; grey dots: each seed."
         if x_axis != "train_seconds":
