@@ -245,9 +245,19 @@ def draw_health(store, cells, active: bool) -> None:
         lab_ui.show_findings([], healthy=f"No training problems found in {scope}" + (" so far" if active else ""))
 
 
-@st.fragment(run_every=POLL_S)
+SECTION_STATE = "sweep_section_cells"  # what the page outside the live view last drew the cells as
+
+
+def cells_state(cells) -> str:
+    """What the sections outside the live view read of the cells: which have a run, where each is, its accuracy."""
+    return cells[["run", "status", "epoch", "best_test_acc"]].to_json()
+
+
+@st.fragment(run_every=POLL_S, key="sweep_live")
 def live_view(name: str) -> None:
-    """Polls the sweep's runs: progress, the cells, the N × k heatmap, the trade-off and small multiples."""
+    """Polls the sweep's runs: progress, the cells, the N × k heatmap, the trade-off and small multiples.
+    When the cells moved on since the page was drawn, the whole page reruns, so that the sections outside
+    this fragment (tags, parallel coordinates, importance) follow it."""
     manager = lab_ui.get_job_manager()
     store = manager.store
     try:
@@ -256,6 +266,8 @@ def live_view(name: str) -> None:
         lab_ui.show_error(exc)
         return
     cells = cells_frame(store, sweep)
+    if st.session_state.get(SECTION_STATE) not in (None, cells_state(cells)):
+        st.rerun(scope="app")
     runner = lab_ui.get_sweep_runner()
     on_cluster = lab_ui.get_ray_sweeps().running(name)  # cells waiting in Ray's queue read queued (its queue lock)
     counts = sweep_counts(cells)
@@ -344,9 +356,10 @@ def opened_view(name: str) -> None:
     with st.expander("Base config"):
         st.json(base.to_dict(), expanded=False)
     lab_ui.show_flash("sweep_launched", about=name)
+    cells = cells_frame(store, sweep)
+    st.session_state[SECTION_STATE] = cells_state(cells)  # the live view reruns the page once the cells move on
     live_view(name)
-    # Issue 16: the cells as a group — their tags, Tag all cells, and which axes mattered (not live).
-    runs_view.draw_sweep_tags_and_importance(store, sweep, cells_frame(store, sweep))
+    runs_view.draw_sweep_tags_and_importance(store, sweep, cells)
 
 
 run_form.init(F)
