@@ -105,3 +105,16 @@ def test_tags_and_what_mattered_follow_the_live_view_without_a_reload(_dashboard
 
     at = run_fragment(at, "sweep_live")  # nothing moved since: the live view reruns alone
     assert not any("tags" in d.value.columns for d in at.dataframe)
+
+
+def test_a_refused_launch_says_sweep_name_in_view_and_goes_once_the_form_is_mended():
+    at = open_page(new_app(), "sweep")
+    set_tiny_sweep(at, "bad/name", blocks=(1,), widen=(1,))
+    at.button(key="sweep_launch").click().run()
+    no_exception(at)
+    assert len(at.error) == 1 and at.error[0].value.startswith("invalid sweep name 'bad/name': use 1-100 letters")
+    at.run()  # a rerun that changes nothing (a live view's tick) keeps it
+    assert len(at.error) == 1
+    at.text_input(key=S + "name").set_value("good").run()
+    no_exception(at)
+    assert not at.error  # its cause is gone

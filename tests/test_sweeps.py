@@ -68,8 +68,10 @@ def test_bad_sweeps_are_refused_in_one_line():
         make_sweep("dup", BASE, [1, 1], [1])
     with pytest.raises(ConfigError, match="unknown optimizer 'rmsprop'"):
         make_sweep("opt", BASE, [1], [1], optimizer=["rmsprop"])
-    with pytest.raises(RunStoreError, match="invalid run name"):
+    with pytest.raises(RunStoreError, match="invalid sweep name 'bad/name'"):
         make_sweep("bad/name", BASE, [1], [1])
+    with pytest.raises(RunStoreError, match="sweep name 'x+' is too long: its cells' run names"):
+        make_sweep("x" * 95, BASE, [1], [1])
 
 
 def test_pareto_front():
