@@ -88,12 +88,16 @@ def test_tags_and_what_mattered_follow_the_live_view_without_a_reload(_dashboard
     no_exception(at)
     assert at.selectbox(key=S + "open").value == "live"
     assert next(d.value for d in at.dataframe if "tags" in d.value.columns).empty  # no cell has a run yet
+    cells = next(d.value for d in at.dataframe if "best test acc (%)" in d.value.columns)
+    assert list(cells["best test acc (%)"]) == ["—"] * 4 and list(cells["host"]) == ["—"] * 4  # not "None"
     assert any("4 pending cell(s) have no run yet" in c.value for c in at.caption)
 
     finish_cells(store, sweep, (0.3, 0.4, 0.5, 0.6))  # meanwhile every cell trains and finishes
     at = run_fragment(at, "sweep_live")  # the live view's next tick, as in the browser
     no_exception(at)
     assert any("4/4 cells ended" in p.proto.text for p in at.get("progress"))
+    cells = next(d.value for d in at.dataframe if "best test acc (%)" in d.value.columns)
+    assert list(cells["best test acc (%)"]) == [30.0, 40.0, 50.0, 60.0]  # every value known: numbers again
     tags = next(d.value for d in at.dataframe if "tags" in d.value.columns)
     assert list(tags["run"]) == [c.run for c in sweep.cells()]  # the section was redrawn from the new cells
     assert not any("pending cell(s)" in c.value for c in at.caption)
