@@ -15,7 +15,7 @@ import streamlit as st
 
 from wrn_core.analysis import Finding, diagnose
 from wrn_core.config import ConfigError, TrainConfig
-from wrn_core.data import DataError
+from wrn_core.errors import DataError
 from wrn_core.errors import one_line  # noqa: F401 - pages call lab_ui.one_line
 from wrn_core.jobs import JobManager
 from wrn_core.jobs.sweep_runner import SweepRunner

@@ -86,7 +86,7 @@ def _check_labels_clear_of_their_lines(fig) -> list:
 @pytest.mark.parametrize("k", [1, 8])
 def test_jump_labels_sit_between_the_widths_they_join_clear_of_the_line(k):
     from wrn_core.config import WRNConfig
-    from wrn_core.model import summary as summary_module
+    from wrn_core.model import tables as summary_module
 
     fig = width_figure(summary_module.layer_table(WRNConfig(depth=16, widen_factor=k)))
     jumps = _check_labels_clear_of_their_lines(fig)
@@ -95,7 +95,7 @@ def test_jump_labels_sit_between_the_widths_they_join_clear_of_the_line(k):
 
 def test_two_models_jump_labels_sit_on_either_side_of_their_jumps():
     from wrn_core.config import WRNConfig
-    from wrn_core.model import summary as summary_module
+    from wrn_core.model import tables as summary_module
 
     tables = [(f"WRN-{d}-{k}", summary_module.layer_table(WRNConfig(depth=d, widen_factor=k))) for d, k in ((22, 8), (28, 10))]
     fig = width_figure(tables)

@@ -39,6 +39,20 @@ def _aligned_x(table: pd.DataFrame) -> list[float]:
     return xs
 
 
+def _in_order(table: pd.DataFrame) -> pd.DataFrame:
+    """The layer table in forward order (an `index` column added where a table lacks one)."""
+    if "index" not in table.columns:
+        table = table.assign(index=range(len(table)))
+    return table.sort_values("index", kind="stable")
+
+
+def layer_x(table: pd.DataFrame) -> dict[str, float]:
+    """Each layer's x on width_figure's axis, by layer name: what a trace drawn over the chart must use so
+    that a point of a layer sits on that layer's allocated width, inside its group's band."""
+    table = _in_order(table)
+    return dict(zip(table["layer"], _aligned_x(table)))
+
+
 def _width_trace(table: pd.DataFrame, xs: list[float], label: str, color: str, show_legend: bool) -> go.Scatter:
     """out_channels per layer as a step line, the layer, its type and output shape on hover."""
     hover = [
@@ -113,9 +127,7 @@ def width_figure(tables: pd.DataFrame | Sequence[tuple[str, pd.DataFrame]]) -> g
     widths = []
     widest = 1
     for position, (label, table) in enumerate(pairs):
-        if "index" not in table.columns:
-            table = table.assign(index=range(len(table)))
-        table = table.sort_values("index", kind="stable")
+        table = _in_order(table)
         xs = _aligned_x(table)
         color = WIDTH_COLORS[position % len(WIDTH_COLORS)]
         fig.add_trace(_width_trace(table, xs, label, color, show_legend=len(pairs) > 1))
