@@ -6,7 +6,7 @@ Inspect page's first render for a finished run whose evaluation is cached.
 
 Evaluation: one random-weight WRN on N synthetic test images (device-resident uint8, the run's eval batch);
 the same network timed three ways, interleaved A B C A B C over --repeats rounds after one warm-up each:
-  engine:   wrn_core.engine.loop.evaluate (what every epoch of training runs),
+  engine:   wrn_core.engine.step.loss_and_accuracy (what every epoch of training runs),
   plain:    wrn_core.inspect.evaluate_network(width_use=False) (predictions, confusions, calibration),
   width:    evaluate_network(width_use=True) (the forward hooks on every ReLU as well).
 Targets (issue 15): width use costs <= 20% (width_overhead = plain rate / width rate - 1).
@@ -50,7 +50,7 @@ def _sync(device: torch.device) -> None:
 def evaluation_rates(device: torch.device, depth: int, widen_factor: int, images: int, batch: int,
                      repeats: int) -> dict[str, list[float]]:
     """Images/s of the engine's evaluate, the inspect evaluation without and with width use, per round."""
-    from wrn_core.engine.loop import evaluate
+    from wrn_core.engine.step import loss_and_accuracy
 
     data = make_synthetic(64, images, seed=0)
     config = TrainConfig(model=WRNConfig(depth=depth, widen_factor=widen_factor), dataset="synthetic",
@@ -63,7 +63,7 @@ def evaluation_rates(device: torch.device, depth: int, widen_factor: int, images
                           train=False, augment=False, channels_last=channels_last)
 
     def engine() -> None:
-        evaluate(engine_model, loader, device)
+        loss_and_accuracy(engine_model, loader, device)
 
     def inspect(width: bool):
         return lambda: evaluate_network(network, data, "test", "none", device, width_use=width)
@@ -87,7 +87,7 @@ import sys, time
 from pathlib import Path
 import torch, streamlit, plotly  # imported before the clock, as bench.ui_latency excludes torch
 from streamlit.testing.v1 import AppTest
-import wrn_core.inspect, wrn_core.plots.inspect, wrn_core.analysis.evaluation
+import wrn_core.inspect, wrn_core.plots.inspect, wrn_core.analysis.checkpoint_health
 root = Path(sys.argv[1])
 at = AppTest.from_file(str(root / "dashboard" / "app.py"), default_timeout=120).run()
 start = time.perf_counter()

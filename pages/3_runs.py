@@ -1,4 +1,4 @@
-"""Runs page: the saved runs filtered, grouped and tagged, their curves (or group bands), what matters, exports, resume and delete."""
+"""Runs page: the saved runs filtered, grouped and tagged, with metric columns; their curves (or group bands), side by side, what matters; exports, resume and delete."""
 
 from __future__ import annotations
 
@@ -10,19 +10,18 @@ from dashboard import lab_ui, runs_view, widgets
 from wrn_core.analysis import (
     GROUP_FIELDS,
     AnalysisError,
-    config_diff,
     export_csv,
     export_json,
     filter_runs,
     group_runs,
     groups_table,
-    runs_frame,
+    varying_settings,
 )
 from wrn_core.cli import command_for
 from wrn_core.model.flops import FLOPS_CONVENTION, training_flops_per_image
 from wrn_core.plots import acc_vs_params_figure
 from wrn_core.reference import OFFICIAL_LOG_ATTRIBUTION, PAPER_CAPTION, PAPER_SOURCE, official_curve
-from wrn_core.engine.monitor import system_summary
+from wrn_core.engine.monitor import system_usage
 from wrn_core.store import RunStoreError
 from wrn_core.store.records import ACTIVE_STATUSES, INTERRUPTED, RUNNING
 
@@ -53,22 +52,28 @@ st.session_state.setdefault(V + "reference", False)
 
 st.title("Runs")
 manager = lab_ui.get_job_manager()
-summaries = manager.store.summaries()
+summaries, frame = runs_view.listing(manager.store)
 if not summaries:
     st.info("No saved runs yet. Launch one on the Train page.")
     st.page_link(str(lab_ui.PAGES_DIR / "2_train.py"), label="Go to Train", icon=":material/model_training:")
     st.stop()
 
-frame = runs_frame(summaries)
+# Every element below that is drawn only sometimes sits in a container that is always drawn: the page keeps its
+# shape when rows are ticked, so the browser updates the charts that changed instead of re-creating every chart
+# after the first element that moved (the parallel coordinates are WebGL, slow to create without a GPU).
+colors = runs_view.run_colors(frame)
 filters = runs_view.draw_filters(V, frame)
 try:
     shown = filter_runs(frame, filters)
 except AnalysisError as exc:  # a stale choice: never, as the choices come from the runs; shown, not raised
     lab_ui.show_error(exc)
     shown = frame
-by = st.multiselect("Group by", [f for f in GROUP_FIELDS if f in frame.columns], key=V + "group_by",
+g1, g2 = st.columns(2)
+by = g1.multiselect("Group by", [f for f in GROUP_FIELDS if f in frame.columns], key=V + "group_by",
                     placeholder="no grouping: one row per run",
                     help="one row per group of runs sharing these settings; seeds (and the rest) averaged")
+with g2:
+    metrics = runs_view.draw_metric_columns(V, disabled=bool(by))
 if shown.empty:
     st.info(f"No run matches the filters ({len(frame)} run{'s' if len(frame) != 1 else ''} in all).")
     st.stop()
@@ -81,45 +86,47 @@ if by:
                "mean ± std curves.")
     event = st.dataframe(
         groups_table(grouped), hide_index=True, on_select="rerun", selection_mode="multi-row",
-        key=runs_view.widget_key("runs_groups_", *by, *names),
+        key=runs_view.widget_key("runs_groups_", *by, *names), placeholder="—",
         column_config={"n": st.column_config.NumberColumn(help="runs in the group"),
                        "best test acc (%)": st.column_config.TextColumn(help="mean ± std over the group's runs"),
                        "final test acc (%)": st.column_config.TextColumn(help="mean ± std over the group's runs")},
     )
     groups, note = runs_view.shown_groups(grouped, by, event.selection.rows, names)
-    if note:
-        st.caption(note)
+    with st.container():
+        if note:
+            st.caption(note)
     selected = [name for members in groups.values() for name in members] or [names[0]]
 else:
-    st.caption(f"{count} in `{manager.store.root}` — select rows to compare them.")
+    st.caption(f"{count} in `{manager.store.root}` — select rows to compare them; click a header to sort.")
+    with st.spinner("Reading the metrics of the listed runs…"):
+        listed = runs_view.with_metric_columns(manager.store, shown, metrics)
     # The table's key names its runs: after a delete (or a new run) it is a new table with no ticks, so a
     # tick never stays on a row position that now holds another run.
     event = st.dataframe(
-        runs_view.table_frame(shown),
+        runs_view.table_frame(listed, metrics),
         hide_index=True,
         on_select="rerun",
         selection_mode="multi-row",
         key=table_key(names),
-        column_config={
-            **lab_ui.result_columns(),
-            "duration (s)": st.column_config.NumberColumn(format="%.1f"),
-            "tags": st.column_config.ListColumn(help="edit them in the table below, or under One run"),
-            "note": st.column_config.TextColumn(help="the note's first line; edit it in the table below, or under One run"),
-        },
+        placeholder="—",  # a value not known yet (a run that has not tested), never "None"
+        column_config=runs_view.table_columns(metrics),
     )
     # A toggle, not an expander: the editor (a second table of every shown run) costs a rerun nothing until asked for.
-    if st.toggle("Edit tags and notes in a table", key="runs_edit_annotations"):
-        runs_view.draw_annotations_table(manager.store, shown, "runs_")
+    editing = st.toggle("Edit tags and notes in a table", key="runs_edit_annotations")
+    with st.container():
+        if editing:
+            runs_view.draw_annotations_table(manager.store, shown, "runs_")
     selected = [names[r] for r in event.selection.rows if 0 <= r < len(names)]
-    if not selected:
-        active = shown.loc[shown["status"].isin(ACTIVE_STATUSES), "name"]
-        default = lab_ui.newest_with_data(manager.store, names, active=active)
-        if default is None:
-            selected = [names[0]]
-            st.caption(f"Nothing selected: showing the most recent run, **{lab_ui.plain(selected[0])}** (no run has recorded metrics yet).")
-        else:
-            selected = [default]
-            st.caption(f"Nothing selected: showing the most recent run with metrics (or training), **{lab_ui.plain(default)}**.")
+    with st.container():
+        if not selected:
+            active = shown.loc[shown["status"].isin(ACTIVE_STATUSES), "name"]
+            default = lab_ui.newest_with_data(manager.store, names, active=active)
+            if default is None:
+                selected = [names[0]]
+                st.caption(f"Nothing selected: showing the most recent run, **{lab_ui.plain(selected[0])}** (no run has recorded metrics yet).")
+            else:
+                selected = [default]
+                st.caption(f"Nothing selected: showing the most recent run with metrics (or training), **{lab_ui.plain(default)}**.")
 
 # Grouped: the bands read their members' metrics (cached); the per-run views read the detail run only.
 records, configs = lab_ui.read_runs(manager.store, [] if groups else selected)
@@ -131,7 +138,7 @@ def run_readout(run, status: dict) -> None:
     if warning:
         st.warning(warning)
     lab_ui.show_health(run, active=status.get("status") in ACTIVE_STATUSES)
-    usage = system_summary(lab_ui.read_records(run))
+    usage = system_usage(lab_ui.read_records(run))
     if usage["samples"]:
         st.caption(widgets.system_caption(usage, processes=int(status.get("world_size") or 1)))
 
@@ -179,17 +186,23 @@ st.toggle("Reference: the authors' WRN-40-4 on CIFAR-10 (test accuracy, 200 epoc
 x_axis = st.session_state[V + "x"]
 reference = official_curve(x_axis) if st.session_state[V + "reference"] else None
 if groups:
-    metric = st.radio("metric", list(BAND_METRICS), format_func=BAND_METRICS.get, key=V + "band_metric",
+    m1, m2 = st.columns([3, 1], vertical_alignment="bottom")
+    metric = m1.radio("metric", list(BAND_METRICS), format_func=BAND_METRICS.get, key=V + "band_metric",
                       horizontal=True)
+    st.session_state.setdefault(V + "band_members", True)
+    members = m2.toggle("each run's own curve", key=V + "band_members",
+                        help="the group's runs drawn faintly under its mean ± std band, each in its own colour")
     flops = {}
     if x_axis == "flops":  # the members' configs, for their FLOPs per image
         _, member_configs = lab_ui.read_runs(manager.store, selected)
         flops = {name: training_flops_per_image(config) for name, config in member_configs.items()}
     st.plotly_chart(runs_view.bands_figure(manager.store, groups, x_axis, float(st.session_state[V + "smoothing"]),
-                                           flops, metric), key="runs_bands_chart")
+                                           flops, metric, colors={**colors, **runs_view.group_colors(groups, colors)},
+                                           members=members), key="runs_bands_chart")
     st.caption("One line per group: the mean over its runs, in a band of ± one standard deviation (kept where "
-               "every run of the group has a point at the same x). Log cost, log x and the reference draw per run: "
-               "clear **Group by** for them.")
+               "every run of the group has a point at the same x)"
+               + (", over each run's own faint curve" if members else "") + ". A group of one run has that run's "
+               "colour. Log cost, log x and the reference draw per run: clear **Group by** for them.")
 else:
     flops = {name: training_flops_per_image(config) for name, config in configs.items()}
     st.plotly_chart(
@@ -202,42 +215,45 @@ else:
             flops=flops,
             reference=bool(st.session_state[V + "reference"]),
             log_x=bool(st.session_state[V + "log_x"]),
+            colors=colors,
         ),
         key="runs_compare_chart",
     )
-if x_axis == "flops":
-    unknown = [name for name, value in flops.items() if value is None]
-    if unknown:
-        st.caption(f"No FLOPs for {', '.join(unknown)}: the input image size is unknown (image folder not found).")
-if st.session_state[V + "reference"] and not groups:
-    if reference is None:
-        st.caption("The authors' log is drawn against epochs, images seen or FLOPs only: "
-                   "its times were measured on their 2016 GPU.")
-    else:
-        tip = "" if x_axis == "epoch" or st.session_state[V + "log_x"] else " Turn on log x to see small runs beside it."
-        st.caption(f"Dashed: {OFFICIAL_LOG_ATTRIBUTION}.{tip}")
+with st.container():
+    if x_axis == "flops":
+        unknown = [name for name, value in flops.items() if value is None]
+        if unknown:
+            st.caption(f"No FLOPs for {', '.join(unknown)}: the input image size is unknown (image folder not found).")
+    if st.session_state[V + "reference"] and not groups:
+        if reference is None:
+            st.caption("The authors' log is drawn against epochs, images seen or FLOPs only: "
+                       "its times were measured on their 2016 GPU.")
+        else:
+            tip = "" if x_axis == "epoch" or st.session_state[V + "log_x"] else " Turn on log x to see small runs beside it."
+            st.caption(f"Dashed: {OFFICIAL_LOG_ATTRIBUTION}.{tip}")
 
 # Training health of each compared run, one line each (a single run's is shown below).
-if len(records) > 1:
-    widgets.health_rows(manager.store, records)
+with st.container():
+    if len(records) > 1:
+        widgets.health_rows(manager.store, records)
 
 left, right = st.columns(2)
 with left:
-    st.subheader("Config differences")
+    st.subheader("Compare")
+    st.session_state.setdefault(V + "compare_differs", True)
+    only_differences = st.toggle("only what differs", key=V + "compare_differs",
+                                 help="off: every setting of the runs, the ones they share too")
     if groups:
         st.caption("Groups differ in the settings they are grouped by; clear **Group by** to compare runs.")
     elif len(configs) < 2:
-        st.caption("Select two or more runs to see the settings that differ.")
+        st.caption("Select two or more runs to see them side by side, one column each.")
     else:
-        diff = config_diff(configs)
-        if diff.empty:
-            st.caption("The selected runs have identical configs.")
+        compared = runs_view.compare_table(configs, shown, only_differences)
+        if compared.empty:
+            st.caption("The selected runs have the same results and identical configs.")
         else:
-            # Columns labelled #1, #2 …: full run names would push the values off-screen.
-            table, labels = lab_ui.readable_diff(diff)
-            st.dataframe(table, column_config={label: st.column_config.TextColumn(label, help=name)
-                                               for name, label in labels.items()})
-            st.caption(" · ".join(f"**{label}** {lab_ui.plain(name)}" for name, label in labels.items()))
+            st.dataframe(compared, placeholder="—", key="runs_compare_table",
+                         column_config={name: st.column_config.TextColumn(name, help=name) for name in compared.columns})
 with right:
     st.subheader("Test accuracy vs parameters")
     st.plotly_chart(acc_vs_params_figure(shown), key="runs_acc_params_chart")
@@ -245,13 +261,18 @@ with right:
                "Your runs may use other data and fewer epochs.")
 
 st.subheader("Which settings matter")
-params = runs_view.varying_params(shown)
+params = varying_settings(shown)
 st.caption(f"The {len(shown)} run{'s' if len(shown) != 1 else ''} shown above (filters apply): one line per run "
-           "across the settings that vary, coloured by its best test accuracy.")
-runs_view.draw_importance(shown, params, "best_test_acc", key="runs_")
+           "across every setting that differs between them (the data sizes included), coloured by its best test accuracy.")
+with st.container():
+    if params:
+        runs_view.draw_importance(shown, params, "best_test_acc", key="runs_")
+    else:
+        st.info("No setting differs between these runs: nothing to rank.")
 
 st.subheader("One run")
-detail = st.selectbox("Run", selected, key="runs_detail") if len(selected) > 1 else selected[0]
+with st.container():
+    detail = st.selectbox("Run", selected, key="runs_detail") if len(selected) > 1 else selected[0]
 try:
     run = manager.store.get(detail)
 except RunStoreError as exc:
@@ -259,15 +280,16 @@ except RunStoreError as exc:
     st.stop()
 status = run.read_status()
 state = status.get("status", INTERRUPTED)
-problem = manager.store.summary(detail).problem
-if problem:
-    lab_ui.show_error(problem)
-if state in ACTIVE_STATUSES:
-    st.fragment(run_every=LIVE_S)(active_run)(detail)  # live while some process trains it
-else:
-    lab_ui.clear_flash("runs_stop")  # "Stopping …" belongs to the active run view
-    lab_ui.show_status(status)
-    run_readout(run, status)
+with st.container():
+    problem = "".join(frame.loc[frame["name"] == detail, "problem"])
+    if problem:
+        lab_ui.show_error(problem)
+    if state in ACTIVE_STATUSES:
+        st.fragment(run_every=LIVE_S)(active_run)(detail)  # live while some process trains it
+    else:
+        lab_ui.clear_flash("runs_stop")  # "Stopping …" belongs to the active run view
+        lab_ui.show_status(status)
+        run_readout(run, status)
 run_records = records.get(detail) or lab_ui.read_records(run)
 annotations = run.read_annotations()
 runs_view.draw_annotations(manager.store, run, "runs_")
@@ -276,9 +298,10 @@ try:
     rerun = command_for(run.read_config(), runs_dir=str(manager.store.root))
 except (OSError, ValueError):  # an unreadable or foreign config.json
     rerun = None
-if rerun is not None:
-    st.markdown("**Re-create this run** (a new run with the same config.json):")
-    st.code(lab_ui.shell_lines(rerun), language="bash", wrap_lines=False)  # one flag per line
+with st.container():
+    if rerun is not None:
+        st.markdown("**Re-create this run** (a new run with the same config.json):")
+        st.code(lab_ui.shell_lines(rerun), language="bash", wrap_lines=False)  # one flag per line
 
 d1, d2, d3 = st.columns(3)
 d1.download_button(

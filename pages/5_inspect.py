@@ -9,7 +9,7 @@ from typing import Any
 import streamlit as st
 
 from dashboard import lab_ui
-from wrn_core.analysis.evaluation import evaluation_findings, mistakes
+from wrn_core.analysis.checkpoint_health import evaluation_findings, mistakes
 from wrn_core.errors import DataError
 from wrn_core.inspect import FORMATS, MAX_UPLOAD_BYTES, ask, checkpoint_step, evaluate_run, export_bytes, load_network, read_cached, top_classes
 from wrn_core.inspect.evaluate import cache_path
@@ -115,7 +115,7 @@ def show_mistakes(run: Run, ev: dict[str, Any]) -> None:
 
 
 def show_width(store: RunStore, run: Run, ev: dict[str, Any], names: list[str], tta: str) -> None:
-    from wrn_core.model.summary import layer_table
+    from wrn_core.model.tables import layer_table
 
     others = [n for n in names if n != run.name]
     other = st.selectbox("beside it (e.g. k = 2 against k = 8)", ["none"] + others, key="inspect_other")
@@ -127,7 +127,12 @@ def show_width(store: RunStore, run: Run, ev: dict[str, Any], names: list[str], 
     st.plotly_chart(width_use_figure(pairs), width="stretch", key="inspect_width")
     st.caption("Effective width: the participation ratio (Σe)²/Σe² of each channel's mean squared activation — how many "
                "channels carry the signal. Dead: zero at ≥ 99% of positions over the test images.")
-    st.dataframe(ev["width_groups"], hide_index=True)
+    st.dataframe(ev["width_groups"], hide_index=True, column_config={
+        "effective_width": st.column_config.NumberColumn(format="%.1f"),
+        "active_fraction": st.column_config.NumberColumn("active", format="percent", help="channels not dead"),
+        "effective_fraction": st.column_config.NumberColumn("effective / allocated", format="percent",
+                                                            help="the mean over the group's ReLUs"),
+    })
 
 
 def show_ask(run: Run, ev: dict[str, Any]) -> None:

@@ -44,7 +44,7 @@ def filling_open(on: Callable[[str], bool], room: int) -> Callable:
 
 
 # The store's modules that open files for writing: atomic replacements and the metrics appends.
-STORE_WRITERS = ("wrn_core.store.files", "wrn_core.store.run")
+STORE_WRITERS = ("wrn_core.store.atomic", "wrn_core.store.run")
 
 
 def install(opener: Callable, monkeypatch=None) -> None:

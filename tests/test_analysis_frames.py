@@ -1,4 +1,5 @@
-"""wrn_core.analysis.frames: the runs table, step/epoch frames, smoothing, overlay curves and config diffs."""
+"""wrn_core.analysis.run_tables: the runs table (its settings and metric columns), step/epoch frames, smoothing, overlay curves,
+config diffs and the transposed comparison."""
 
 from __future__ import annotations
 
@@ -7,7 +8,18 @@ import math
 import pandas as pd
 import pytest
 
-from wrn_core.analysis import RUN_COLUMNS, config_diff, curves_frame, metrics_frames, runs_frame, smooth
+from wrn_core.analysis import (
+    RUN_COLUMNS,
+    compare_frame,
+    config_diff,
+    curves_frame,
+    metric_column,
+    metric_summary,
+    metrics_frames,
+    runs_frame,
+    setting_columns,
+    smooth,
+)
 from wrn_core.config import TrainConfig, WRNConfig
 from wrn_core.store import RunStore
 
@@ -113,3 +125,53 @@ def test_config_diff_only_differing_keys():
     assert config_diff({"a": a, "same": dict(a)}).empty
     missing = config_diff({"a": {"x": 1, "y": 2}, "b": {"x": 1}})
     assert list(missing.index) == ["y"] and missing.loc["y", "b"] is None
+
+
+def test_runs_frame_with_settings_adds_every_other_config_field(tmp_path):
+    store = RunStore(tmp_path)
+    config = TrainConfig(model=WRNConfig(depth=16, widen_factor=2, num_classes=100), synthetic_train=700,
+                         subset_test=50, schedule="cosine", epochs=3)
+    store.create(config, "a")
+    plain, full = runs_frame(store.summaries()), runs_frame(store.summaries(), settings=True)
+    assert list(plain.columns) == list(RUN_COLUMNS)  # the CLI's `runs list` keeps its columns
+    assert list(full.columns[: len(RUN_COLUMNS)]) == list(RUN_COLUMNS)
+    row = full.iloc[0]
+    assert (row["synthetic_train"], row["subset_test"], row["num_classes"], row["schedule"]) == (700, 50, 100, "cosine")
+    assert pd.isna(row["subset_train"]) and row["extensions"] == "[]"
+    # Covered by RUN_COLUMNS under their own names (epochs as planned_epochs: `epochs` stays 'done/planned'), or
+    # no effect on a result (log_every, eval_batch_size): no second column.
+    assert len(full.columns) == len(set(full.columns)) and full.iloc[0]["epochs"] == "0/3"
+    assert "log_every" not in full.columns and "eval_batch_size" not in full.columns
+    settings = setting_columns(full)
+    assert {"blocks", "widen_factor", "planned_epochs", "seed", "synthetic_train", "schedule"} <= set(settings)
+    assert not {"name", "status", "best test acc (%)", "params", "tags", "depth"} & set(settings)
+
+
+def test_metric_summary_best_min_max_last_per_metric():
+    records = [epoch(1, 4, test_acc=0.30, test_loss=1.9), epoch(2, 8, test_acc=0.50, test_loss=1.2),
+               epoch(3, 12, test_acc=0.45, test_loss=1.4)]
+    values = metric_summary(records)
+    assert metric_column("test_acc", "best") == "best test acc (%)"  # runs_frame's own columns for these two
+    assert metric_column("test_acc", "last") == "final test acc (%)"
+    assert values["best test acc (%)"] == pytest.approx(50.0) and values["final test acc (%)"] == pytest.approx(45.0)
+    assert values["min test acc (%)"] == pytest.approx(30.0) and values["max test acc (%)"] == pytest.approx(50.0)
+    # A loss is best at its minimum.
+    assert values["best test loss"] == pytest.approx(1.2) and values["max test loss"] == pytest.approx(1.9)
+    assert values["last test loss"] == pytest.approx(1.4)
+    assert math.isnan(metric_summary([])["best train loss"])
+    with pytest.raises(ValueError, match="unknown metric column"):
+        metric_column("test_acc", "median")
+
+
+def test_compare_frame_is_one_column_per_run_and_shows_only_what_differs_by_default():
+    a = TrainConfig(model=WRNConfig(depth=10, widen_factor=1), synthetic_train=500, epochs=2).to_dict()
+    b = TrainConfig(model=WRNConfig(depth=10, widen_factor=1), synthetic_train=4000, epochs=3).to_dict()
+    results = runs_frame([summary("b", best_test_acc=0.57, epochs=3), summary("a", best_test_acc=None, epochs=2)])
+    table = compare_frame({"a": a, "b": b}, results)
+    assert list(table.columns) == ["a", "b"] and table.index.name == "setting"
+    assert list(table.index) == ["epochs done/planned", "best test acc (%)", "synthetic_train", "epochs"]
+    assert table.loc["best test acc (%)", "a"] is None and table.loc["best test acc (%)", "b"] == pytest.approx(57.0)
+    assert (table.loc["synthetic_train", "a"], table.loc["synthetic_train", "b"]) == (500, 4000)
+    everything = compare_frame({"a": a, "b": b}, results, only_differences=False)
+    assert {"status", "model.widen_factor", "optimizer", "synthetic_test"} <= set(everything.index)
+    assert everything.loc["model.widen_factor"].tolist() == [1, 1]

@@ -85,3 +85,39 @@ def test_exactly_four_finished_runs_answer_on_a_runs_frame():
     assert sum(importance.values()) == pytest.approx(1.0)
     final = importance_frame(frame, ["blocks", "widen_factor", "optimizer"], target="final_test_acc")
     assert final.set_index("param").loc["optimizer", "note"] == "never varies (always adam)"
+
+
+def test_six_runs_that_differ_in_training_set_size_blame_the_size_not_the_epochs(tmp_path):
+    """The case a user met: 6 runs on 500 … 5,000 synthetic images, 2 or 3 epochs. Accuracy follows the data size;
+    the epochs alternate. With only the old fixed candidates (no data sizes) the forest blamed planned_epochs."""
+    from wrn_core.analysis import varying_settings
+    from wrn_core.config import TrainConfig, WRNConfig
+    from wrn_core.store import RunStore
+
+    store = RunStore(tmp_path / "runs")
+    sizes_epochs_acc = [(500, 2, 0.29), (1000, 3, 0.42), (2000, 2, 0.46), (3000, 3, 0.58), (4000, 2, 0.57), (5000, 3, 0.67)]
+    for size, epochs, acc in sizes_epochs_acc:
+        config = TrainConfig(model=WRNConfig(depth=10, widen_factor=1), synthetic_train=size, epochs=epochs, device="cpu")
+        run = store.create(config, f"data-{size}")
+        run.write_status("finished", "finished", epoch=epochs, best_test_acc=acc, final_test_acc=acc)
+    frame = runs_frame(store.summaries(), settings=True)
+    params = varying_settings(frame)
+    assert params == ["planned_epochs", "synthetic_train"]  # every setting that differs, the data size included
+    table = importance_frame(frame, params).set_index("param")
+    assert list(table.index)[0] == "synthetic_train" and table.loc["synthetic_train", "importance"] > 0.8
+    assert table.loc["synthetic_train", "correlation"] > 0.9
+    assert table.loc["planned_epochs", "importance"] < 0.2
+
+
+def test_every_varying_config_field_is_a_candidate_and_the_rest_are_not():
+    from wrn_core.analysis import varying_settings
+
+    configs = [{"model": {"depth": 10, "widen_factor": 1, "dropout": 0.0}, "optimizer": "sgd", "dataset": "cifar10",
+                "subset_train": subset, "schedule": schedule, "augment": augment, "log_every": log_every, "epochs": 2}
+               for subset, schedule, augment, log_every in [(None, "step", True, 10), (500, "step", False, 20),
+                                                            (1000, "cosine", True, 10)]]
+    frame = runs_frame([summary(f"r{i}", config=c, dataset="cifar10") for i, c in enumerate(configs)], settings=True)
+    # log_every cannot change a result (when train points are written): never a candidate; the missing subset
+    # (all images) counts as a value of its own.
+    assert varying_settings(frame) == ["subset_train", "schedule", "augment"]
+    assert frame["subset_train"].dtype == "Int64" and frame["augment"].tolist() == [True, False, True]

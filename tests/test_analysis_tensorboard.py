@@ -13,7 +13,7 @@ from wrn_core.analysis.tensorboard import (
     flatten_config,
 )
 from wrn_core.store import RunStore
-from wrn_core.store.files import RunCorruptError
+from wrn_core.store import RunCorruptError
 from wrn_core.store.records import event_record, resume_record, system_record
 
 from metric_records import epoch, step

@@ -33,7 +33,7 @@ def test_macs_agree_with_torchinfo_summary():
     require_module("torchinfo")  # in requirements.txt: a skip here would hide a broken install
     from wrn_core.config import WRNConfig
     from wrn_core.model import build_model
-    from wrn_core.model.summary import totals
+    from wrn_core.model.tables import totals
 
     config = WRNConfig(depth=10, widen_factor=2)
     # torchinfo also counts BatchNorm's 2C per image, a few thousand of ~44 million.

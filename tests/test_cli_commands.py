@@ -249,3 +249,40 @@ def test_runs_show_and_export_warn_about_unreadable_lines(onecycle_run, tmp_path
         captured = capsys.readouterr()
         assert one_line(captured.err) == "warning: 2 unreadable lines in metrics.jsonl (skipped)"
     assert len(json.loads(captured.out)["records"]) == len(store.get("base").read_metrics())  # the readable records still come out
+
+
+def _tiny_run(root: Path, name: str):
+    from wrn_core.config import TrainConfig, WRNConfig
+
+    return RunStore(root).create(TrainConfig(model=WRNConfig(depth=10, widen_factor=1), dataset="synthetic"), name)
+
+
+def test_the_cli_reads_runs_from_wrn_runs_dir_as_the_dashboard_does(tmp_path, monkeypatch, capsys):
+    elsewhere = tmp_path / "elsewhere"
+    _tiny_run(elsewhere, "from-env")
+    _tiny_run(tmp_path / "cwd" / "runs", "from-cwd")
+    monkeypatch.chdir(tmp_path / "cwd")
+    monkeypatch.setenv("WRN_RUNS_DIR", str(elsewhere))
+    assert main(["runs", "list"]) == 0
+    listed = capsys.readouterr().out
+    assert "from-env" in listed and "from-cwd" not in listed
+    assert main(["runs", "show", "from-env"]) == 0
+    shown, _ = json.JSONDecoder().raw_decode(capsys.readouterr().out)
+    assert shown["path"] == str(elsewhere / "from-env")
+    assert main(["runs", "list", "--runs-dir", "runs"]) == 0  # the flag wins over the variable
+    listed = capsys.readouterr().out
+    assert "from-cwd" in listed and "from-env" not in listed
+    from dashboard import lab_ui  # the dashboard's default is the same directory
+
+    assert lab_ui.runs_dir() == elsewhere.resolve()
+
+
+def test_without_wrn_runs_dir_the_cli_reads_runs_in_the_current_directory(tmp_path, monkeypatch, capsys):
+    _tiny_run(tmp_path / "runs", "here")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("WRN_RUNS_DIR", raising=False)
+    assert main(["runs", "list"]) == 0
+    assert "here" in capsys.readouterr().out
+    from dashboard import lab_ui
+
+    assert lab_ui.runs_dir() == (tmp_path / "runs").resolve()

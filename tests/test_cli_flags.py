@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from wrn_core.cli.flags import MODEL_FLAGS, TRAIN_FLAGS, build_parser, command_for, train_config_from_args
+from wrn_core.cli import build_parser
+from wrn_core.cli.flags import MODEL_FLAGS, TRAIN_FLAGS, command_for, train_config_from_args
 from wrn_core.config import TrainConfig, WRNConfig
 from wrn_core.presets import PRESETS
 from wrn_core.store import RunStore

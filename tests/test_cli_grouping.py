@@ -112,3 +112,28 @@ def test_runs_list_refuses_bad_groups_and_filters_in_one_line(grid, capsys):
         assert main(["runs", "list", *argv, "--runs-dir", grid]) == 2, argv
         err = capsys.readouterr().err
         assert said in err and len(err.strip().splitlines()) == 1, (argv, err)
+
+
+def test_runs_list_metric_columns_and_runs_compare(grid, capsys):
+    store = RunStore(grid)
+    epochs = [r for r in store.get(CELLS[0]).read_metrics() if r["kind"] == "epoch"]
+    assert main(["runs", "list", "--metric", "test_loss:min", "--metric", "train_acc:last", "--runs-dir", grid]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    header = lines[0]
+    assert header.index("final test acc (%)") < header.index("min test loss") < header.index("last train acc (%)")
+    row = next(line for line in lines if line.startswith(CELLS[0]) or line.split()[0] == CELLS[0])
+    assert f"{min(e['test_loss'] for e in epochs):.6f}"[:5] in row  # the smallest test loss over its epochs
+    assert main(["runs", "list", "--metric", "test_loss:median", "--runs-dir", grid]) == 2
+    err = capsys.readouterr().err
+    assert "expected METRIC:AGG" in err and len(err.strip().splitlines()) == 1
+
+    assert main(["runs", "compare", CELLS[0], CELLS[3], "--runs-dir", grid]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[0].split() == [CELLS[0], CELLS[3]]  # one column per run
+    rows = {line.split()[0]: line.split()[1:] for line in lines[2:]}
+    assert rows["model.depth"] == ["10", "16"] and rows["model.widen_factor"] == ["1", "2"]
+    assert "optimizer" not in rows  # the same in both: shown with --all only
+    assert main(["runs", "compare", CELLS[0], CELLS[3], "--all", "--runs-dir", grid]) == 0
+    assert any(line.split()[:1] == ["optimizer"] for line in capsys.readouterr().out.splitlines())
+    assert main(["runs", "compare", CELLS[0], "--runs-dir", grid]) == 2
+    assert "two or more" in capsys.readouterr().err

@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from wrn_core.engine import loop as loop_module
+from wrn_core.engine import build as engine_build
 from wrn_core.engine.optim import build_optimizer
 from wrn_core.engine.reporter import Reporter
 from wrn_core.engine.step import autocast
@@ -103,7 +104,7 @@ def test_channels_last_and_compile_both_train(tmp_path):
     store = RunStore(tmp_path)
     # channels_last: the engine's model and batches on CUDA are NHWC.
     probe = store.create(cuda_config(), "layout")
-    session, _ = loop_module.setup(probe, False, Reporter(probe, None), Dist())
+    session, _ = engine_build.build_session(probe, False, Reporter(probe, None), Dist())
     conv = session.model.stem  # the first 3x3 conv
     assert conv.weight.is_cuda and conv.weight.is_contiguous(memory_format=torch.channels_last)
     images, _ = next(iter(session.train_loader.epoch(0)))

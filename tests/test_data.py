@@ -17,8 +17,8 @@ from PIL import Image
 
 from wrn_core.data import folder as data  # the folder module's internals are patched below
 from wrn_core.config import TrainConfig, WRNConfig
+from wrn_core.errors import DataError
 from wrn_core.data import (
-    DataError,
     DeviceLoader,
     balanced_subset,
     cifar_files_present,
@@ -573,13 +573,13 @@ def test_decoding_a_folder_reports_how_far_it_has_got(tmp_path, monkeypatch):
 
 
 def test_a_runs_status_says_how_many_images_it_has_decoded(tmp_path, monkeypatch):
-    from wrn_core.engine import loop
+    from wrn_core.engine import build
     from wrn_core.store import RunStore
 
     root = _png_tree(tmp_path / "tree", [(8, 8)] * 4)
     config = TrainConfig(model=WRNConfig(depth=10, widen_factor=1), dataset="folder", data_dir=str(root), epochs=1)
     run = RunStore(tmp_path / "runs").create(config, "decoding", hold="training")
-    progress = loop._decoding_status(run, config, every_s=0.0)
+    progress = build._decoding_status(run, config, every_s=0.0)
     progress(6, 16)
     assert run.read_status()["message"] == f"loading data: decoding 6 of 16 images from {root}"
     run.release()

@@ -51,12 +51,12 @@ import dataclasses, hashlib, json, os, sys
 sys.path.insert(0, os.getcwd())  # the repository, as for `-m wrn_core`
 import torch
 from wrn_core import cli
-from wrn_core.engine import loop
+from wrn_core.engine import build, loop
 
 out_dir, gray, argv = sys.argv[1], sys.argv[2] == "gray", sys.argv[3:]
 rank = os.environ["RANK"]
 seen = []
-real_load, real_step, real_finish, real_stop = loop.load_dataset, loop.train_step, loop.finish_epoch, loop._stop
+real_load, real_step, real_finish, real_stop = build.load_dataset, loop.train_step, loop.finish_epoch, loop._stop
 state = {}
 
 def load_dataset(config, **kwargs):
@@ -94,7 +94,7 @@ def stop(run, session, position, *args):
     dump("stop", step=position.step, params=params_sha(session))
     return real_stop(run, session, position, *args)
 
-loop.load_dataset, loop.train_step, loop.finish_epoch, loop._stop = load_dataset, train_step, finish_epoch, stop
+build.load_dataset, loop.train_step, loop.finish_epoch, loop._stop = load_dataset, train_step, finish_epoch, stop
 sys.exit(cli.main(argv))
 """
 

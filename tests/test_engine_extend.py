@@ -148,31 +148,24 @@ class _Clock:
         return self.now
 
 
-class _Session:
+def _plan():
     """What Reporter.send reads of a training session: 4 epochs of 10 steps of 32 images."""
+    from wrn_core.engine.session import Plan
 
-    class config:
-        epochs = 4
-        batch_size = 32
-
-    total_steps = 40
-    steps_per_epoch = 10
-
-    class device:
-        type = "cpu"
+    return Plan(epochs=4, batch_size=32, steps_per_epoch=10, device="cpu")
 
 
 def test_eta_counts_the_evaluations_still_due_measured_by_a_clock(tmp_path):
-    from wrn_core.engine.checkpoint import Position
+    from wrn_core.engine.session import Position
 
     run = RunStore(tmp_path).create(tiny_config(), "eta")
     clock, seen = _Clock(), []
     reporter = Reporter(run, seen.append, clock=clock)
     position = Position(step=10, epoch=0)
-    reporter.send(_Session, position, EVALUATING, rate=320.0)
+    reporter.send(_plan(), position, EVALUATING, rate=320.0)
     clock.now += 3.0  # the evaluation (and its checkpoint) took 3 s
     position.epoch = 1
-    reporter.send(_Session, position, TRAINING, rate=320.0)
+    reporter.send(_plan(), position, TRAINING, rate=320.0)
     assert reporter.eval_s == pytest.approx(3.0)
     # 30 steps x 32 images at 320 images/s, plus 3 evaluations of 3 s.
     assert seen[-1].eta_s == pytest.approx(30 * 32 / 320 + 3 * 3.0)

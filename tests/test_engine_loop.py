@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from tiny_runs import stop_at, epochs_of, steps_of, tiny_config
-from wrn_core.engine import loop as loop_module
+from wrn_core.engine import build as engine_build
 from wrn_core.engine.loop import train_run
 from wrn_core.config import WRNConfig
 from wrn_core.store import RunStore
@@ -106,8 +106,8 @@ class _NaNAfter(torch.nn.Module):
 
 
 def test_non_finite_loss_ends_as_diverged_naming_the_step(tmp_path, monkeypatch):
-    real_build = loop_module.build_model
-    monkeypatch.setattr(loop_module, "build_model", lambda cfg: _NaNAfter(real_build(cfg), after=5))
+    real_build = engine_build.build_model
+    monkeypatch.setattr(engine_build, "build_model", lambda cfg: _NaNAfter(real_build(cfg), after=5))
     run = RunStore(tmp_path).create(tiny_config(log_every=4), "nan")
     assert train_run(run) == "diverged"
     status = run.read_status()
@@ -130,9 +130,9 @@ class _RaiseAt(torch.nn.Module):
 
 
 def test_out_of_memory_fails_with_a_hint_and_the_process_keeps_working(tmp_path, monkeypatch):
-    real_build = loop_module.build_model
+    real_build = engine_build.build_model
     monkeypatch.setattr(
-        loop_module, "build_model", lambda cfg: _RaiseAt(real_build(cfg), 3, torch.OutOfMemoryError("CUDA out of memory"))
+        engine_build, "build_model", lambda cfg: _RaiseAt(real_build(cfg), 3, torch.OutOfMemoryError("CUDA out of memory"))
     )
     store = RunStore(tmp_path)
     run = store.create(tiny_config(log_every=1), "oom")
@@ -141,13 +141,13 @@ def test_out_of_memory_fails_with_a_hint_and_the_process_keeps_working(tmp_path,
     assert "out of memory" in status["message"] and "smaller batch" in status["message"]
     assert status["error_kind"] == "oom"
     assert [r["step"] for r in steps_of(run)] == [1, 2]
-    monkeypatch.setattr(loop_module, "build_model", real_build)
+    monkeypatch.setattr(engine_build, "build_model", real_build)
     assert train_run(store.create(tiny_config(epochs=1), "after")) == "finished"
 
 
 def test_unexpected_error_fails_with_traceback_and_keeps_points(tmp_path, monkeypatch):
-    real_build = loop_module.build_model
-    monkeypatch.setattr(loop_module, "build_model", lambda cfg: _RaiseAt(real_build(cfg), 4, RuntimeError("boom\nsecond line")))
+    real_build = engine_build.build_model
+    monkeypatch.setattr(engine_build, "build_model", lambda cfg: _RaiseAt(real_build(cfg), 4, RuntimeError("boom\nsecond line")))
     run = RunStore(tmp_path).create(tiny_config(log_every=1), "boom")
     assert train_run(run) == "failed"
     status = run.read_status()
@@ -238,7 +238,7 @@ def test_a_class_left_without_readable_images_fails_with_one_line(tmp_path):
 
 
 def test_system_records_carry_cpu_and_memory_on_the_cpu(tmp_path):
-    from wrn_core.engine.monitor import system_summary
+    from wrn_core.engine.monitor import system_usage
 
     run = RunStore(tmp_path).create(tiny_config(epochs=2), "system")
     assert train_run(run) == "finished"
@@ -250,5 +250,5 @@ def test_system_records_carry_cpu_and_memory_on_the_cpu(tmp_path):
         assert record["cuda_allocated_mb"] is None and record["gpu_util"] is None  # no GPU: not an error
     # Training came between the first reading and the later ones: they measured CPU work (a constant 0 fails).
     assert max(record["cpu_percent"] for record in system[1:]) > 0
-    summary = system_summary(records)
+    summary = system_usage(records)
     assert summary["peak_rss_mb"] == max(r["rss_mb"] for r in system) and summary["peak_cuda_mb"] is None

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from wrn_core.engine import monitor as monitor_module
-from wrn_core.engine.monitor import SystemMonitor, system_summary
+from wrn_core.engine.monitor import SystemMonitor, system_usage
 
 MIB = 2**20
 GPU_FIELDS = ("gpu_util", "gpu_memory_util", "gpu_memory_used_mb", "gpu_temp_c", "gpu_power_w")
@@ -129,14 +129,14 @@ def test_the_monitor_is_due_once_per_interval():
     assert not monitor.due()
 
 
-def test_system_summary_takes_peaks_and_means_of_the_values_present():
+def test_system_usage_takes_peaks_and_means_of_the_values_present():
     records = [
         {"kind": "system", "cuda_peak_mb": 100.0, "rss_mb": 500.0, "gpu_util": 50.0, "cpu_percent": 90.0},
         {"kind": "system", "cuda_peak_mb": 300.0, "rss_mb": None, "gpu_util": 70.0, "cpu_percent": 110.0},
         {"kind": "system", "cuda_peak_mb": None, "rss_mb": 700.0, "gpu_util": None, "cpu_percent": None},
         {"kind": "epoch", "cuda_peak_mb": 9999.0},  # not a system record
     ]
-    assert system_summary(records) == {"samples": 3.0, "peak_cuda_mb": 300.0, "peak_rss_mb": 700.0,
+    assert system_usage(records) == {"samples": 3.0, "peak_cuda_mb": 300.0, "peak_rss_mb": 700.0,
                                        "mean_gpu_util": 60.0, "mean_cpu_percent": 100.0}
-    assert system_summary([]) == {"samples": 0.0, "peak_cuda_mb": None, "peak_rss_mb": None,
+    assert system_usage([]) == {"samples": 0.0, "peak_cuda_mb": None, "peak_rss_mb": None,
                                   "mean_gpu_util": None, "mean_cpu_percent": None}

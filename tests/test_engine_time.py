@@ -11,10 +11,10 @@ import torch
 
 from tiny_runs import stop_at, steps_of, tiny_config
 from wrn_core.engine import loop, monitor
-from wrn_core.engine.checkpoint import Position
 from wrn_core.engine.loop import train_run
 from wrn_core.engine.monitor import SystemMonitor
 from wrn_core.engine.reporter import Reporter
+from wrn_core.engine.session import Plan, Position
 from wrn_core.store import RunStore
 from wrn_core.store.records import TRAINING
 
@@ -57,10 +57,9 @@ def test_training_seconds_exclude_the_time_a_run_was_stopped(tmp_path, monkeypat
     assert times == sorted(times)
 
 
-def _session(total_steps: int = 100, batch_size: int = 32):
-    """What Reporter.send reads of a training session."""
-    return types.SimpleNamespace(config=tiny_config(batch_size=batch_size), total_steps=total_steps,
-                                 steps_per_epoch=10, device=torch.device("cpu"))
+def _session(total_steps: int = 100, batch_size: int = 32) -> Plan:
+    """What Reporter.send reads of a training session: steps of 10 an epoch."""
+    return Plan(epochs=total_steps // 10, batch_size=batch_size, steps_per_epoch=10, device="cpu")
 
 
 def test_the_heartbeat_eta_is_the_images_left_over_the_rate(tmp_path):

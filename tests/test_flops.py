@@ -9,7 +9,7 @@ from bench.common import count_macs
 from wrn_core.config import TrainConfig, WRNConfig
 from wrn_core.model.flops import input_size, macs_per_image, training_flops_per_image
 from wrn_core.model import build_model
-from wrn_core.model.summary import layer_table
+from wrn_core.model.tables import layer_table
 
 
 @pytest.mark.parametrize(

@@ -17,11 +17,11 @@ from inspect_runs import cifar_subset_folder, trained_run
 from shared_data import cifar_jpeg_root
 from tiny_runs import epochs_of
 
-from wrn_core.analysis.evaluation import check_collapsed
+from wrn_core.analysis.checkpoint_health import check_collapsed
 from wrn_core.cli import main
 from wrn_core.inspect import cache_path, evaluate_network, evaluate_run, load_network
 from wrn_core.inspect.metrics import TOP_CONFUSIONS
-from wrn_core.model.summary import layer_table
+from wrn_core.model.tables import layer_table
 from wrn_core.store import RunStore
 from wrn_core.store.records import RUNNING
 

@@ -15,7 +15,7 @@ import torch
 from inspect_runs import cifar_subset_folder, trained_run
 from shared_data import cifar_jpeg_root
 
-import wrn_core.inspect.export as export_module
+import wrn_core.inspect.network_export as export_module
 from wrn_core.cli import main
 from wrn_core.config import TrainConfig
 from wrn_core.inspect import ExportError, evaluate_run, export_network, load_network

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from wrn_core.analysis.evaluation import check_collapsed, mistakes
+from wrn_core.analysis.checkpoint_health import check_collapsed, mistakes
 from wrn_core.inspect import MAX_UPLOAD_BYTES, UploadError, decode_image
 from wrn_core.inspect.metrics import expected_calibration_error, reliability, summarise, top_confusions
 

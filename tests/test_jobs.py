@@ -20,7 +20,7 @@ import torch
 from polling import wait_until
 from wrn_core.jobs import supervisor as jobs_module
 from wrn_core.config import ConfigError, TrainConfig, WRNConfig
-from wrn_core.data import DataError
+from wrn_core.errors import DataError
 from wrn_core.jobs import JobManager
 from wrn_core.store import RunStore, RunStoreError
 

@@ -66,3 +66,25 @@ def test_no_page_or_dashboard_helper_imports_the_training_loop():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "False"
+
+
+def test_no_import_cycles_among_wrn_core_and_dashboard_modules():
+    # Imports under TYPE_CHECKING and inside functions count: a cycle there is still two modules that need each other.
+    from bench.structure import cycles, import_graph
+
+    assert cycles(import_graph()) == []
+
+
+def test_each_error_class_is_imported_from_one_path():
+    from bench.structure import error_import_paths
+
+    several = {name: sorted(found) for name, found in error_import_paths().items() if len(found) > 1}
+    assert several == {}
+
+
+def test_wrn_core_names_record_kinds_and_phases_by_the_stores_constants():
+    # store/records.py is the run format's one home: elsewhere in wrn_core a record's kind or a progress phase
+    # is compared with records.STEP, records.TRAINING, ... and records are picked with records.of_kind.
+    from bench.structure import format_literals
+
+    assert [f"{f.path}:{f.line}: {f.text}" for f in format_literals(("wrn_core",))] == []

@@ -8,8 +8,8 @@ from wrn_core.config import ConfigError, TrainConfig, WRNConfig
 from wrn_core.engine.devices import MemoryCheck, check_memory
 from wrn_core.model.memory import parameter_count, saved_activation_bytes, training_memory_mb
 from wrn_core.model import build_model, count_parameters
-from wrn_core.model.summary import layer_table
-from wrn_core.model.summary import saved_activation_bytes as from_layer_table
+from wrn_core.model.tables import layer_table
+from wrn_core.model.tables import saved_activation_bytes as from_layer_table
 
 
 @pytest.mark.parametrize("depth,k,dropout,classes,size", [

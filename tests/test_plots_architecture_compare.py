@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from wrn_core.config import WRNConfig
-from wrn_core.model.summary import layer_table
+from wrn_core.model.tables import layer_table
 from wrn_core.plots import width_figure
 
 

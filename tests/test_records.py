@@ -33,8 +33,8 @@ def test_every_constructor_makes_a_record_readers_keep():
 
 def test_status_constants_are_the_file_format():
     assert set(records.STATUSES) == STATUS_NAMES
-    assert set(records.ACTIVE_STATUSES) | set(records.TERMINAL_STATUSES) | set(records.PAUSED_STATUSES) == STATUS_NAMES
-    assert not set(records.ACTIVE_STATUSES) & set(records.TERMINAL_STATUSES)
+    assert set(records.ACTIVE_STATUSES) | set(records.ENDED_STATUSES) | set(records.PAUSED_STATUSES) == STATUS_NAMES
+    assert not set(records.ACTIVE_STATUSES) & set(records.ENDED_STATUSES)
     assert records.PENDING not in records.STATUSES  # a sweep cell without a run, never a run's status
 
 

@@ -387,3 +387,41 @@ def test_a_reader_never_sees_interrupted_while_a_run_finishes(tmp_path):
     assert writer.wait(timeout=30) == 0
     assert "interrupted" not in seen, seen
     assert seen.get("running", 0) > 0 and seen.get("finished", 0) > 0, seen  # the reader did meet both sides
+
+
+# A status.json as runs wrote it before the typed reader existed (no executor, world_size or queue_lock yet).
+OLD_STATUS = {
+    "status": "failed", "message": "no images found in /data/train", "created_at": 1700000000.0,
+    "started_at": 1700000001.5, "updated_at": 1700000002.0, "finished_at": 1700000002.0, "epoch": 0, "epochs": 3,
+    "step": 0, "model_name": "WRN-10-1", "dataset": "folder", "optimizer": "sgd-nesterov", "device": "cpu",
+    "pid": 4242, "host": "old-box", "error_kind": "input",
+}
+
+
+def test_an_old_runs_status_reads_typed_with_its_cause(tmp_path):
+    run = RunStore(tmp_path).create(_config(), "old")
+    run.status_path.write_text(json.dumps(OLD_STATUS))
+    status = run.status()
+    assert (status.status, status.cause, status.message) == ("failed", "input", OLD_STATUS["message"])
+    assert (status.epoch, status.epochs, status.step, status.pid, status.host) == (0, 3, 0, 4242, "old-box")
+    assert (status.executor, status.world_size, status.queue_lock, status.owner) == ("", None, "", None)
+    assert not status.active and not status.rebuilt
+    assert RunStore(tmp_path).summary("old").status == "failed"  # the runs table reads it as before
+
+
+def test_a_cause_is_written_under_status_jsons_own_name_and_cleared_by_none(tmp_path):
+    run = RunStore(tmp_path).create(_config(), "cause")
+    run.write_status("failed", "disk full", cause="io")
+    assert json.loads(run.status_path.read_text())["error_kind"] == "io"  # what existing readers look for
+    assert run.status().cause == "io"
+    run.write_status("running", cause=None)
+    assert json.loads(run.status_path.read_text())["error_kind"] is None and run.status().cause is None
+
+
+def test_typed_status_fields_of_another_type_read_as_missing(tmp_path):
+    from wrn_core.store.records import RunStatus
+
+    status = RunStatus.from_dict({"status": "running", "epoch": "2", "best_test_acc": True, "params": 1.5,
+                                  "error_kind": 7, "owner": "pid 1"})
+    assert (status.epoch, status.best_test_acc, status.params, status.cause, status.owner) == (0, None, None, None, None)
+    assert status.active

@@ -1,4 +1,4 @@
-"""Tests for wrn_core.summary: torchinfo layer table, aggregations, totals and memory estimates."""
+"""Tests for wrn_core.model.tables: torchinfo layer table, aggregations, totals and memory estimates."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 
 from wrn_core.config import ConfigError, WRNConfig
 from wrn_core.model import build_model, count_parameters
-from wrn_core.model.summary import (
+from wrn_core.model.tables import (
     LAYER_COLUMNS,
     ModelTotals,
     block_table,

@@ -1,24 +1,40 @@
 """Pure functions from run summaries and metrics records to DataFrames, export text, training-health findings, groups and parameter importance."""
 
-from wrn_core.analysis.export import EXPORT_COLUMNS, export_csv, export_json
-from wrn_core.analysis.frames import (
+from wrn_core.analysis.run_export import EXPORT_COLUMNS, export_csv, export_json
+from wrn_core.analysis.run_tables import (
+    AGGREGATES,
     CURVE_METRICS,
     EPOCH_COLUMNS,
     RUN_COLUMNS,
     STEP_COLUMNS,
+    TABLE_METRICS,
     X_AXES,
+    compare_frame,
     config_diff,
     curves_frame,
+    metric_column,
+    metric_summary,
     metrics_frames,
     note_preview,
     runs_frame,
+    setting_columns,
     smooth,
 )
-from wrn_core.analysis.grouping import GROUP_FIELDS, AnalysisError, filter_runs, group_curves, group_runs, groups_table, mean_std
+from wrn_core.analysis.grouping import (
+    GROUP_FIELDS,
+    AnalysisError,
+    filter_runs,
+    group_curves,
+    group_runs,
+    groups_table,
+    mean_std,
+    member_curves,
+)
 from wrn_core.analysis.health import SEVERITIES, Finding, diagnose
-from wrn_core.analysis.importance import ImportanceError, importance_frame, parameter_importance
+from wrn_core.analysis.importance import ImportanceError, importance_frame, parameter_importance, varying_settings
 
 __all__ = [
+    "AGGREGATES",
     "CURVE_METRICS",
     "EPOCH_COLUMNS",
     "EXPORT_COLUMNS",
@@ -26,10 +42,12 @@ __all__ = [
     "RUN_COLUMNS",
     "SEVERITIES",
     "STEP_COLUMNS",
+    "TABLE_METRICS",
     "X_AXES",
     "AnalysisError",
     "Finding",
     "ImportanceError",
+    "compare_frame",
     "config_diff",
     "curves_frame",
     "diagnose",
@@ -40,10 +58,15 @@ __all__ = [
     "group_runs",
     "groups_table",
     "mean_std",
+    "member_curves",
+    "metric_column",
+    "metric_summary",
     "note_preview",
     "importance_frame",
     "metrics_frames",
     "parameter_importance",
     "runs_frame",
+    "setting_columns",
     "smooth",
+    "varying_settings",
 ]

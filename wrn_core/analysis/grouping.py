@@ -131,6 +131,19 @@ def group_runs(frame: pd.DataFrame, by: Sequence[str]) -> pd.DataFrame:
     return grouped
 
 
+def member_curves(curves: pd.DataFrame, groups: Mapping[str, Sequence[str]]) -> pd.DataFrame:
+    """The points of curves_frame's long table that belong to the groups' runs: columns run, metric, x, value and
+    group (a run in two groups is there twice); points without x or value left out, one point per run, metric and x."""
+    members = pd.DataFrame([(label, str(run)) for label, runs in groups.items() for run in dict.fromkeys(runs)],
+                           columns=["group", "run"])
+    columns = ["run", "metric", "x", "value"]
+    if curves.empty or members.empty:
+        return pd.DataFrame({c: pd.Series(dtype="float64" if c in ("x", "value") else object) for c in [*columns, "group"]})
+    points = curves[columns].dropna(subset=["x", "value"])
+    points = points.assign(run=points["run"].astype(str)).drop_duplicates(["run", "metric", "x"], keep="last")
+    return points.merge(members, on="run")
+
+
 def group_curves(curves: pd.DataFrame, groups: Mapping[str, Sequence[str]]) -> pd.DataFrame:
     """Mean ± std of each metric per group per x, from curves_frame's long table (run, metric, source, x, value).
 
@@ -147,13 +160,7 @@ def group_curves(curves: pd.DataFrame, groups: Mapping[str, Sequence[str]]) -> p
     stat_columns = [f"{m}_{s}" for m in metrics for s in ("mean", "std")]
     empty = pd.DataFrame({"group": pd.Series(dtype=object), "x": pd.Series(dtype="float64"),
                           **{c: pd.Series(dtype="float64") for c in stat_columns}, "n": pd.Series(dtype="int64")})
-    members = pd.DataFrame([(label, str(run)) for label, runs in groups.items() for run in dict.fromkeys(runs)],
-                           columns=["group", "run"])
-    if curves.empty or members.empty:
-        return empty
-    points = curves[["run", "metric", "x", "value"]].dropna(subset=["x", "value"])
-    points = points.assign(run=points["run"].astype(str)).drop_duplicates(["run", "metric", "x"], keep="last")
-    points = points.merge(members, on="run")
+    points = member_curves(curves, groups)
     if points.empty:
         return empty
     size = points.groupby("group")["run"].nunique().rename("n")

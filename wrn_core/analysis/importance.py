@@ -8,6 +8,7 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
+from wrn_core.analysis.run_tables import setting_columns
 from wrn_core.analysis.grouping import AnalysisError, resolve_field
 from wrn_core.store.records import FINISHED
 
@@ -130,6 +131,12 @@ def importance_frame(frame: pd.DataFrame, params: Sequence[str], target: str = "
     result["importance"] = result["importance"].astype("float64")
     result["correlation"] = result["correlation"].astype("float64")
     return result
+
+
+def varying_settings(frame: pd.DataFrame) -> list[str]:
+    """The settings of a runs_frame (frames.setting_columns: every config field, the data sizes included when it was
+    made with settings=True) whose value differs between its runs, in table order; a missing value counts as a value."""
+    return [c for c in setting_columns(frame) if frame[c].nunique(dropna=False) > 1]
 
 
 def parameter_importance(frame: pd.DataFrame, params: Sequence[str], target: str = "best_test_acc") -> dict[str, float]:

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from wrn_core.store import Run
-from wrn_core.store.records import CREATED, EPOCH, STEP, SYSTEM
+from wrn_core.store.records import CREATED, EPOCH, STEP, SYSTEM, of_kind
 
 EVENT_FILE_PREFIX = "events.out.tfevents."  # what SummaryWriter names its files; a re-export replaces them
 STEP_TAGS = {"train_loss": "train/loss", "train_acc": "train/acc"}  # step record field -> tag, at the global step
@@ -61,7 +61,7 @@ def _number(value: Any) -> float | None:
 
 def accuracy_metrics(records: Iterable[Mapping[str, Any]]) -> dict[str, float]:
     """Best and final test accuracy over the epoch records with a finite test_acc; empty when there are none."""
-    accuracies = [a for r in records if r.get("kind") == EPOCH
+    accuracies = [a for r in of_kind(records, EPOCH)
                   for a in [_number(r.get("test_acc"))] if a is not None and math.isfinite(a)]
     if not accuracies:
         return {}
@@ -72,16 +72,11 @@ def scalar_points(records: Iterable[Mapping[str, Any]]) -> list[tuple[str, float
     """(tag, value, global step, training seconds) for every point of the records, in file order; null
     fields are skipped. The records are a reader's (resume markers applied), so each point appears once."""
     points: list[tuple[str, float, int, float]] = []
-    for record in records:
-        kind = record.get("kind")
-        if kind == STEP:
-            fields = STEP_TAGS
-        elif kind == EPOCH:
-            fields = EPOCH_TAGS
-        elif kind == SYSTEM:
+    for record in of_kind(records, STEP, EPOCH, SYSTEM):
+        if record["kind"] == SYSTEM:
             fields = {k: SYSTEM_PREFIX + k for k in record if k not in SYSTEM_SKIP}
         else:
-            continue
+            fields = STEP_TAGS if record["kind"] == STEP else EPOCH_TAGS
         seconds = _number(record.get("time")) or 0.0
         for field, tag in fields.items():
             value = _number(record.get(field))
@@ -92,8 +87,8 @@ def scalar_points(records: Iterable[Mapping[str, Any]]) -> list[tuple[str, float
 
 def _start_wall_time(records: Iterable[Mapping[str, Any]]) -> float:
     """The run's creation time (unix seconds, from the created record); 0 if there is none."""
-    for record in records:
-        if record.get("kind") == CREATED and _number(record.get("wall_time")) is not None:
+    for record in of_kind(records, CREATED):
+        if _number(record.get("wall_time")) is not None:
             return float(record["wall_time"])
     return 0.0
 
@@ -151,5 +146,5 @@ def export_tensorboard(run: Run, out_dir: Path) -> TensorBoardExport:
         writer.close()
         if not written:  # no half-written export left to be mistaken for the run
             remove_event_files(out_dir)
-    epochs = sum(1 for r in records if r.get("kind") == EPOCH)
+    epochs = sum(1 for _ in of_kind(records, EPOCH))
     return TensorBoardExport(out_dir, len(points), epochs, hparams, metrics, log.warning)

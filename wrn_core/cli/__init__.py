@@ -2,30 +2,33 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import signal
 import sys
 import threading
 from typing import Callable, Sequence
 
-from wrn_core.cli.ddp import cmd_ddp
+from wrn_core.cli.ddp import add_ddp, cmd_ddp
+from wrn_core.cli.evaluate import add_evaluate, cmd_evaluate
+from wrn_core.cli.export import add_export, cmd_export
 from wrn_core.cli.flags import (
-    DEFAULT_RUNS_DIR,
     MODEL_FLAGS,
     SWITCH_VALUES,
     TRAIN_FLAGS,
+    Parser,
     UsageError,
-    build_parser,
     command_for,
     train_config_from_args,
 )
-from wrn_core.cli.info import cmd_devices, cmd_download, cmd_presets, cmd_summary
-from wrn_core.cli.inspect import cmd_evaluate, cmd_export
-from wrn_core.cli.runs import cmd_runs
-from wrn_core.cli.sweep import cmd_sweep, cmd_sweeps
-from wrn_core.cli.train import _install_stop_handlers, _RankError, cmd_resume, cmd_train
+from wrn_core.cli.info import (
+    add_devices, add_download, add_presets, add_summary, cmd_devices, cmd_download, cmd_presets, cmd_summary,
+)
+from wrn_core.cli.runs import add_runs, cmd_runs
+from wrn_core.cli.sweep import add_sweep, add_sweeps, cmd_sweep, cmd_sweeps
+from wrn_core.cli.train import RankError, add_resume, add_train, cmd_resume, cmd_train, install_stop_handlers
 from wrn_core.config import ConfigError
-from wrn_core.store import RunStoreError
+from wrn_core.store import DEFAULT_RUNS_DIR, RunStoreError
 
 __all__ = [
     "COMMANDS", "DEFAULT_RUNS_DIR", "MODEL_FLAGS", "SWITCH_VALUES", "TRAIN_FLAGS", "UsageError",
@@ -48,6 +51,20 @@ COMMANDS: dict[str, Callable] = {
 }
 
 
+# Each command's subparser, in the order --help lists them.
+SUBPARSERS = (add_summary, add_train, add_sweep, add_sweeps, add_resume, add_runs, add_evaluate, add_export,
+              add_download, add_presets, add_ddp, add_devices)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The parser of `python -m wrn_core`; its errors raise UsageError instead of exiting."""
+    parser = Parser(prog="python -m wrn_core", description="Wide Residual Networks: inspect, train, compare.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
+    for add in SUBPARSERS:
+        add(sub)
+    return parser
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command (argv: default sys.argv[1:]); bad input is one line on stderr. Returns the exit status."""
     from wrn_core.errors import DataError  # not wrn_core.data: listing runs need not import torch
@@ -58,9 +75,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         if args.command in ("train", "resume") and threading.current_thread() is threading.main_thread():
-            previous = _install_stop_handlers()
+            previous = install_stop_handlers()
         return COMMANDS[args.command](args)
-    except _RankError as exc:
+    except RankError as exc:
         return exc.code
     except UsageError as exc:
         if speak:

@@ -8,9 +8,27 @@ import socket
 import sys
 import time
 
-from wrn_core.cli.flags import UsageError, build_parser, train_config_from_args
+from wrn_core.cli.flags import Parser, UsageError, train_config_from_args
+from wrn_core.cli.train import add_resume, add_train
 from wrn_core.config import ConfigError
 from wrn_core.store import RunStore
+
+
+def add_ddp(sub: argparse._SubParsersAction) -> None:
+    ddp = sub.add_parser(
+        "ddp", help="check, then launch `train` or `resume` data-parallel with torchrun",
+        description="Checks what torchrun would only find out by failing or waiting (a batch that does not divide "
+                    "over the processes, a rendezvous port in use, a host that cannot be reached), then runs "
+                    "`python -m torch.distributed.run ... -m wrn_core COMMAND ...`. Plain torchrun works too.",
+    )
+    ddp.add_argument("--nproc-per-node", type=int, required=True, help="processes per node: one per GPU (or CPU gloo processes)")
+    ddp.add_argument("--nnodes", type=int, default=1, help="machines taking part (default 1: --standalone)")
+    ddp.add_argument("--rdzv-endpoint", help="HOST:PORT of the rendezvous on the first node (needed with --nnodes > 1)")
+    ddp.add_argument("--rdzv-id", default="wrn-lab", help="job id shared by all nodes")
+    ddp.add_argument("--join-timeout", type=float, default=60.0, help="seconds to wait for all nodes to join (torchrun's default is 600)")
+    ddp.add_argument("--check-only", action="store_true", help="run the checks and print the torchrun command, without running it")
+    ddp.add_argument("inner", nargs=argparse.REMAINDER, metavar="COMMAND",
+                     help="train ... or resume NAME ... (the same flags as without ddp)")
 
 
 def _split_endpoint(endpoint: str) -> tuple[str, int]:
@@ -91,13 +109,22 @@ def _launcher(args: argparse.Namespace) -> list[str]:
                        f"--rdzv-id={args.rdzv_id}", f"--rdzv-conf=join_timeout={int(args.join_timeout)}"]
 
 
+def _inner_parser() -> argparse.ArgumentParser:
+    """The parser of the commands ddp launches: `train` and `resume`, with the flags they have without ddp."""
+    parser = Parser(prog="python -m wrn_core")  # its errors read as those of the command without ddp
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
+    add_train(sub)
+    add_resume(sub)
+    return parser
+
+
 def cmd_ddp(args: argparse.Namespace) -> int:
     """Check the launch, then replace this process with torchrun running `-m wrn_core COMMAND`."""
     from wrn_core.engine.resume import preflight
 
     command = _inner_command(args)
     world_size = args.nproc_per_node * args.nnodes
-    inner = build_parser().parse_args(command)
+    inner = _inner_parser().parse_args(command)
     if inner.command == "train":
         config = train_config_from_args(inner)
     else:

@@ -7,25 +7,48 @@ import dataclasses
 import json
 import sys
 
-from wrn_core.cli.flags import _model_config
+from wrn_core.cli.flags import FORMATS, add_model_flags, model_config_from_args
 from wrn_core.config import ConfigError
+
+
+def add_summary(sub: argparse._SubParsersAction) -> None:
+    summary = sub.add_parser("summary", help="per-layer table: widths, shapes, parameters, multiply-accumulates")
+    add_model_flags(summary, required=True)
+    summary.add_argument("--num-classes", type=int, default=10)
+    summary.add_argument("--image-size", type=int, default=32, help="input height and width in pixels (>= 8)")
+    summary.add_argument("--format", choices=FORMATS, default="table")
+
+
+def add_download(sub: argparse._SubParsersAction) -> None:
+    download = sub.add_parser("download", help="download CIFAR-10/100 through torchvision")
+    download.add_argument("dataset", choices=("cifar10", "cifar100"))
+    download.add_argument("--data-dir", default="data")
+
+
+def add_presets(sub: argparse._SubParsersAction) -> None:
+    sub.add_parser("presets", help="list the named training recipes")
+
+
+def add_devices(sub: argparse._SubParsersAction) -> None:
+    devices = sub.add_parser("devices", help="list the devices this machine can train on")
+    devices.add_argument("--format", choices=("table", "json"), default="table")
 
 
 def cmd_summary(args: argparse.Namespace) -> int:
     """The model's per-layer table (widths, shapes, parameters, MACs) as a table, CSV or JSON."""
-    from wrn_core.model import summary
+    from wrn_core.model import tables
 
-    config = _model_config(args, num_classes=args.num_classes)
+    config = model_config_from_args(args, num_classes=args.num_classes)
     if args.image_size < 8:
         raise ConfigError(f"image size must be >= 8 pixels, got {args.image_size}")
     if args.format == "json":
-        print(json.dumps(summary.summary_dict(config, image_size=args.image_size), indent=2))
+        print(json.dumps(tables.summary_dict(config, image_size=args.image_size), indent=2))
         return 0
-    table = summary.layer_table(config, image_size=args.image_size)
+    table = tables.layer_table(config, image_size=args.image_size)
     if args.format == "csv":
         print(table.to_csv(index=False), end="")
         return 0
-    print(summary.format_table(table, summary.totals(config, image_size=args.image_size, table=table)))
+    print(tables.format_table(table, tables.totals(config, image_size=args.image_size, table=table)))
     return 0
 
 

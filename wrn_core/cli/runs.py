@@ -1,4 +1,5 @@
-"""The `runs` command: list, show (with the re-run command and health findings), tag, note, export and delete runs."""
+"""The `runs` command: list (with metric columns), compare, show (with the re-run command and health findings), tag, note,
+export and delete runs."""
 
 from __future__ import annotations
 
@@ -9,8 +10,74 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
-from wrn_core.cli.flags import DEFAULT_RUNS_DIR, UsageError, command_for
-from wrn_core.store import RunStore, RunStoreError
+from wrn_core.cli.flags import Parser, UsageError, add_runs_dir, command_for, csv_list
+from wrn_core.store import DEFAULT_RUNS_DIR, RunStore, RunStoreError
+
+
+def add_runs(sub: argparse._SubParsersAction) -> None:
+    runs = sub.add_parser("runs", help="list, compare, show, tag, note, export, stop or delete saved runs")
+    runs_sub = runs.add_subparsers(dest="runs_command", required=True, parser_class=Parser)
+    runs_list = runs_sub.add_parser("list")
+    runs_list.add_argument("--tag", action="append", help="only runs with this tag (repeatable: all must match)")
+    add_runs_dir(runs_list)
+    runs_list.add_argument("--group-by", type=csv_list(str), metavar="FIELD[,FIELD]",
+                           help="one row per group of runs (seeds averaged): n, mean ± std of best and final test accuracy")
+    runs_list.add_argument("--filter", type=_field_filter, action="append", metavar="FIELD=VALUE[,VALUE]",
+                           help="only runs with one of these values (repeat for more fields; e.g. optimizer=sgd, k=1,2)")
+    runs_list.add_argument("--metric", type=_metric_spec, action="append", metavar="METRIC:AGG",
+                           help="a column of a metric's best, min, max or last value over each run's epochs "
+                                "(repeatable; e.g. test_loss:min, train_acc:last; reads each listed run's metrics)")
+    runs_compare = runs_sub.add_parser("compare", help="runs side by side: one column per run, one row per setting")
+    runs_compare.add_argument("names", nargs="+", metavar="NAME", help="two or more runs")
+    runs_compare.add_argument("--all", action="store_true", help="every setting, not only those that differ")
+    add_runs_dir(runs_compare)
+    runs_tag = runs_sub.add_parser("tag", help="add tags to a run (safe while it trains)")
+    runs_tag.add_argument("name")
+    runs_tag.add_argument("tags", nargs="+", metavar="TAG", help="letters, digits and . _ : + = @ - (no spaces or '/')")
+    runs_tag.add_argument("--remove", action="store_true", help="take these tags off instead")
+    add_runs_dir(runs_tag)
+    runs_note = runs_sub.add_parser("note", help="set a run's note; an empty text clears it")
+    runs_note.add_argument("name")
+    runs_note.add_argument("text", help="at most 10,000 characters")
+    add_runs_dir(runs_note)
+    runs_show = runs_sub.add_parser("show")
+    runs_show.add_argument("name")
+    add_runs_dir(runs_show)
+    runs_export = runs_sub.add_parser("export")
+    runs_export.add_argument("name", nargs="?", help="the run (or --all with --format tensorboard)")
+    runs_export.add_argument("--format", choices=("csv", "json", "tensorboard"), default="csv")
+    runs_export.add_argument("--out", help="write to this file instead of stdout (tensorboard: the event directory)")
+    runs_export.add_argument("--all", action="store_true", help="tensorboard: every run, each in OUT/<run name>")
+    runs_export.add_argument("--force", action="store_true", help="tensorboard: write into an OUT that is not empty")
+    add_runs_dir(runs_export)
+    runs_stop = runs_sub.add_parser("stop", help="ask a training run to checkpoint and stop, on whichever machine it trains")
+    runs_stop.add_argument("name")
+    add_runs_dir(runs_stop)
+    runs_delete = runs_sub.add_parser("delete")
+    runs_delete.add_argument("name")
+    add_runs_dir(runs_delete)
+
+
+def _field_filter(text: str) -> tuple[str, list[str]]:
+    """An argparse type for `--filter FIELD=VALUE[,VALUE]`: 'optimizer=sgd,adam' -> ('optimizer', ['sgd', 'adam'])."""
+    field, sep, values = text.partition("=")
+    parts = [v.strip() for v in values.split(",") if v.strip()]
+    if not sep or not field.strip() or not parts:
+        raise argparse.ArgumentTypeError(f"expected FIELD=VALUE (e.g. optimizer=sgd or k=1,2), got {text!r}")
+    return field.strip(), parts
+
+
+def _metric_spec(text: str) -> tuple[str, str]:
+    """An argparse type for `--metric METRIC:AGG`: 'test_loss:min' -> ('test_loss', 'min') (analysis.TABLE_METRICS,
+    analysis.AGGREGATES)."""
+    from wrn_core.analysis.run_tables import AGGREGATES, TABLE_METRICS
+
+    metric, sep, aggregate = text.partition(":")
+    metric, aggregate = metric.strip().replace("-", "_"), aggregate.strip()
+    if not sep or metric not in TABLE_METRICS or aggregate not in AGGREGATES:
+        raise argparse.ArgumentTypeError(f"expected METRIC:AGG with METRIC one of {', '.join(TABLE_METRICS)} and AGG "
+                                         f"one of {', '.join(AGGREGATES)} (e.g. test_loss:min), got {text!r}")
+    return metric, aggregate
 
 
 def _rerun_command(run, runs_dir: str) -> str | None:
@@ -54,9 +121,24 @@ def _groups_text(frame, by: Sequence[str]) -> str:
     return table.to_string(index=False)
 
 
+def _with_metric_columns(store: RunStore, frame, metrics: Sequence[tuple[str, str]]):
+    """The listed runs with a column per (metric, aggregate), after `final test acc (%)`; each run's metrics read once."""
+    from wrn_core import analysis
+
+    columns = [analysis.metric_column(metric, aggregate) for metric, aggregate in metrics]
+    wanted = [c for c in dict.fromkeys(columns) if c not in frame.columns]
+    if wanted:
+        values = [analysis.metric_summary(store.get(name).read_metrics()) for name in frame["name"]]
+        at = list(frame.columns).index("final test acc (%)") + 1
+        for offset, column in enumerate(wanted):
+            frame.insert(at + offset, column, [v[column] for v in values])
+    return frame
+
+
 def _runs_list(store: RunStore, tags: Sequence[str] = (), group_by: Sequence[str] | None = None,
-               filters: Sequence[tuple] | None = None) -> int:
-    """The runs table, or (with group_by) one row per group; tags: all must match; filters: (field, values) pairs, ANDed."""
+               filters: Sequence[tuple] | None = None, metrics: Sequence[tuple[str, str]] = ()) -> int:
+    """The runs table, or (with group_by) one row per group; tags: all must match; filters: (field, values) pairs, ANDed;
+    metrics: (metric, aggregate) pairs, a column each."""
     from wrn_core import analysis
     from wrn_core.analysis.grouping import TAG_FILTER
 
@@ -74,9 +156,30 @@ def _runs_list(store: RunStore, tags: Sequence[str] = (), group_by: Sequence[str
     elif group_by:
         print(_groups_text(frame, group_by))
     else:
+        frame = _with_metric_columns(store, frame, metrics)
         frame["tags"] = frame["tags"].map(", ".join)
         frame["note"] = frame["note"].map(lambda note: analysis.note_preview(note, NOTE_PREVIEW_CHARS))
-        print(frame.to_string(index=False))
+        print(frame.to_string(index=False, na_rep="—"))
+    return 0
+
+
+def _runs_compare(store: RunStore, names: Sequence[str], everything: bool) -> int:
+    """Runs side by side (analysis.compare_frame): one column per run, results then settings; only what differs
+    unless `everything`."""
+    from wrn_core import analysis
+
+    if len(set(names)) < 2:
+        raise UsageError("runs compare: name two or more different runs")
+    configs = {name: store.get(name).read_config_dict() for name in dict.fromkeys(names)}
+    results = analysis.runs_frame([store.summary(name) for name in configs])
+    table = analysis.compare_frame(configs, results, only_differences=not everything)
+    if table.empty:
+        print(f"{', '.join(configs)}: the same results and identical configs")
+        return 0
+    shown = table.map(lambda v: "—" if v is None else ", ".join(v) if isinstance(v, list) else
+                      analysis.note_preview(v, NOTE_PREVIEW_CHARS) if isinstance(v, str) else
+                      f"{v:.2f}" if isinstance(v, float) else str(v))
+    print(shown.to_string())
     return 0
 
 
@@ -152,20 +255,22 @@ def _runs_stop(run) -> int:
 
     owner = run.owner()
     if owner is None or owner.role != ROLE_TRAINING:
-        raise RunStoreError(f"run {run.name!r} is not training ({run.read_status().get('status')}); nothing to stop")
+        raise RunStoreError(f"run {run.name!r} is not training ({run.status().status}); nothing to stop")
     run.request_stop(by="runs stop")
     print(f"stop requested: {run.name} ({owner.describe()}) checkpoints and stops at its next logging point")
     return 0
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
-    """`runs list|show|tag|note|export|stop|delete`, after settling the statuses of runs whose trainer has died."""
+    """`runs list|compare|show|tag|note|export|stop|delete`, after settling the statuses of runs whose trainer has died."""
     store = RunStore(args.runs_dir)
     store.reconcile()
     if args.runs_command == "list":
-        return _runs_list(store, args.tag or (), args.group_by, args.filter)
+        return _runs_list(store, args.tag or (), args.group_by, args.filter, args.metric or ())
+    if args.runs_command == "compare":
+        return _runs_compare(store, args.names, args.all)
     if args.runs_command == "export":
-        from wrn_core.cli.export_runs import check_export_args, export_tensorboard_runs
+        from wrn_core.cli.runs_tensorboard import check_export_args, export_tensorboard_runs
 
         check_export_args(args)
         if args.format == "tensorboard":

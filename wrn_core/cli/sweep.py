@@ -11,12 +11,51 @@ import time
 from contextlib import contextmanager
 from typing import Iterator, Sequence
 
-from wrn_core.cli.flags import UsageError, train_config_from_args
+from wrn_core.cli.flags import FORMATS, Parser, UsageError, add_runs_dir, add_train_flags, csv_list, train_config_from_args
 from wrn_core.config import ConfigError
 from wrn_core.store import RunStore, RunStoreError
-from wrn_core.store.records import FINISHED, INTERRUPTED, QUEUED
+from wrn_core.store.records import ENDED_STATUSES, FINISHED, INTERRUPTED, QUEUED
 
 RAY_STOP_WAIT_S = 120.0  # after Ctrl-C: how long the sweep waits for its Ray cells to checkpoint and stop
+
+
+def add_sweep(sub: argparse._SubParsersAction) -> None:
+    sweep = sub.add_parser(
+        "sweep", help="train a grid of N × k (and more) as ordinary runs, one device at a time or one per device",
+        description="Every cell is a run named NAME-n<N>-k<k>[-...]-s<seed>. Ctrl-C stops the running cells and "
+                    "leaves the rest pending; `sweep NAME --resume` continues. List-valued flags take commas: "
+                    "--blocks 1,2 --widen-factor 1,2,4.",
+    )
+    sweep.add_argument("name", help="sweep name (its runs start with it)")
+    sweep.add_argument("--resume", action="store_true", help="continue the saved sweep NAME (other flags are ignored)")
+    sweep.add_argument("--seeds", type=csv_list(int), help="seeds, e.g. 0,1,2 (default: the base seed)")
+    add_train_flags(sweep, lists=True)
+    sweep.add_argument("--force", action="store_true", help="start even when cells are predicted not to fit in memory")
+    sweep.add_argument("--no-probe", action="store_true", help="skip the timed probe steps (no predicted time)")
+    sweep.add_argument("--executor", choices=("local", "ray"), default="local",
+                       help="local: this machine's devices (default); ray: each cell a Ray task on any node of a cluster")
+    sweep.add_argument("--ray-address", help="the Ray cluster (HEAD:6379, ray://...; default RAY_ADDRESS, else a local "
+                                             "Ray started for the sweep)")
+    sweep.add_argument("--cpus-per-cell", type=float, default=1.0, help="Ray: CPUs each cell reserves (default 1)")
+    sweep.add_argument("--gpus-per-cell", type=float, default=None,
+                       help="Ray: GPUs each cell reserves (default 1 for a CUDA sweep, else 0)")
+
+
+def add_sweeps(sub: argparse._SubParsersAction) -> None:
+    sweeps = sub.add_parser("sweeps", help="list saved sweeps, or show one's cells")
+    sweeps_sub = sweeps.add_subparsers(dest="sweeps_command", required=True, parser_class=Parser)
+    sweeps_list = sweeps_sub.add_parser("list")
+    add_runs_dir(sweeps_list)
+    sweeps_show = sweeps_sub.add_parser("show")
+    sweeps_show.add_argument("name")
+    sweeps_show.add_argument("--format", choices=FORMATS, default="table")
+    add_runs_dir(sweeps_show)
+    importance = sweeps_sub.add_parser("importance", help="which axis mattered: random-forest importance of the axes "
+                                                          "for the finished cells' test accuracy")
+    importance.add_argument("name")
+    importance.add_argument("--target", choices=("best_test_acc", "final_test_acc"), default="best_test_acc")
+    importance.add_argument("--format", choices=("table", "json"), default="table")
+    add_runs_dir(importance)
 
 
 def _process_age() -> float | None:
@@ -111,7 +150,7 @@ def _stop_cells(store: RunStore, sweep, runner) -> None:
 
     for name in runner.stop(sweep.name):
         runner.manager.wait(name, timeout=120)
-    pending = sum(s not in sweeps.TERMINAL for s in sweeps.cell_statuses(store, sweep).values())
+    pending = sum(s not in ENDED_STATUSES for s in sweeps.cell_statuses(store, sweep).values())
     print(f"stopped: {pending} cell(s) left; continue with `python -m wrn_core sweep {sweep.name} --resume "
           f"--runs-dir {store.root}`", file=sys.stderr)
 
@@ -185,7 +224,7 @@ def _run_cells_ray(store: RunStore, sweep, resources, address: str | None) -> bo
         for name, why in sorted(cells.outcomes.items()):
             print(f"{name}: {why}", file=sys.stderr)
     if stop.is_set():
-        pending = sum(s not in sweeps.TERMINAL for s in sweeps.cell_statuses(store, sweep).values())
+        pending = sum(s not in ENDED_STATUSES for s in sweeps.cell_statuses(store, sweep).values())
         print(f"stopped: {pending} cell(s) left; continue with `python -m wrn_core sweep {sweep.name} --resume "
               f"--executor ray --runs-dir {store.root}`", file=sys.stderr)
         return True

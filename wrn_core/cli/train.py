@@ -1,4 +1,4 @@
-"""The `train` and `resume` commands: stop signals, the progress bar, rank 0's checks under torchrun."""
+"""The `train` and `resume` commands: their flags, stop signals, the progress bar, rank 0's checks under torchrun."""
 
 from __future__ import annotations
 
@@ -8,17 +8,38 @@ import sys
 import threading
 from typing import Any, Callable
 
-from wrn_core.cli.flags import UsageError, train_config_from_args
-from wrn_core.config import ConfigError, TrainConfig
+from wrn_core.cli.flags import UsageError, add_runs_dir, add_train_flags, train_config_from_args
+from wrn_core.config import EXTEND_MODES, ConfigError, TrainConfig
 from wrn_core.store import RunStore, RunStoreError
 from wrn_core.store.records import FINISHED, INPUT_ERROR, STOPPED
+
+def add_train(sub: argparse._SubParsersAction) -> None:
+    train = sub.add_parser("train", help="train a WRN; Ctrl-C stops with a checkpoint")
+    add_train_flags(train)
+    train.add_argument("--name", help="run name (letters, digits, . _ -); default: generated")
+    train.add_argument("--quiet", action="store_true", help="no progress bar, only the final line")
+    train.add_argument("--force", action="store_true", help="train even when the predicted memory exceeds the device's free memory")
+
+
+def add_resume(sub: argparse._SubParsersAction) -> None:
+    resume = sub.add_parser("resume", help="continue a stopped or interrupted run from its checkpoint")
+    resume.add_argument("name")
+    resume.add_argument("--epochs", type=int, help="train up to this many epochs in total")
+    resume.add_argument("--extend-schedule", choices=EXTEND_MODES, default=None,
+                        help="epochs beyond the planned schedule: continue at the learning rate it ended at, or restart "
+                             "the schedule over the added epochs (default: restart where it ended at lr 0, as "
+                             "one-cycle and cosine do, else continue)")
+    add_runs_dir(resume)
+    resume.add_argument("--quiet", action="store_true", help="no progress bar (e.g. when a job manager runs it)")
+    resume.add_argument("--force", action="store_true", help="train even when the predicted memory exceeds the device's free memory")
+
 
 # Set by Ctrl-C (SIGINT) or SIGTERM from the moment a train/resume command starts, so a stop asked
 # for while the process is still importing torch or loading data stops it cleanly at its first batch.
 _STOP = threading.Event()
 
 
-def _install_stop_handlers() -> dict:
+def install_stop_handlers() -> dict:
     """Route SIGINT and SIGTERM to _STOP; returns the handlers they replace."""
     _STOP.clear()
 
@@ -76,15 +97,15 @@ def _exit_code(run, final: str, dist) -> int:
     """Print the run's final line and path (rank 0); 0 when it finished or stopped, 2 for bad input, else 1."""
     if dist is not None and not dist.is_main:
         return 0 if final in (FINISHED, STOPPED) else 1
-    status = run.read_status()
-    message = status.get("message", "")
-    if status.get("status") != final:  # the ending could not be recorded: status.json itself failed to be written
-        message = f"status.json could not be written, so the run reads {status.get('status')}; resume to continue"
+    status = run.status()
+    message = status.message
+    if status.status != final:  # the ending could not be recorded: status.json itself failed to be written
+        message = f"status.json could not be written, so the run reads {status.status}; resume to continue"
     print(f"{final}: {message}", file=sys.stderr)
     print(run.path)
     if final in (FINISHED, STOPPED):
         return 0
-    if status.get("error_kind") == INPUT_ERROR:
+    if status.cause == INPUT_ERROR:
         return 2
     return 1
 
@@ -109,7 +130,7 @@ def _run_with_progress(run, resume: bool, quiet: bool = False, dist=None) -> int
     return _exit_code(run, final, dist)
 
 
-class _RankError(Exception):
+class RankError(Exception):
     """Rank 0 failed before training; the other ranks leave with its exit code and print nothing."""
 
     def __init__(self, code: int) -> None:
@@ -120,7 +141,7 @@ class _RankError(Exception):
 def _on_rank0(dist, action):
     """Run action() on rank 0 only and share its outcome: its value, or its error on every rank.
 
-    Rank 0 raises the error itself (the CLI prints its one line); the others raise _RankError.
+    Rank 0 raises the error itself (the CLI prints its one line); the others raise RankError.
     """
     from wrn_core.engine import distributed
 
@@ -141,7 +162,7 @@ def _on_rank0(dist, action):
     if error is not None:
         raise error
     if outcome[0] == "error":
-        raise _RankError(int(outcome[1]))  # type: ignore[arg-type]
+        raise RankError(int(outcome[1]))  # type: ignore[arg-type]
     return outcome[1]
 
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from wrn_core.config import TrainConfig
+from wrn_core.errors import DataError
 from wrn_core.data.base import (
     DEFAULT_DATA_DIR,
-    DataError,
     Dataset,
     apply_subsets,
     balanced_subset,
@@ -28,7 +28,6 @@ __all__ = [
     "DEFAULT_DATA_DIR",
     "IMAGE_EXTENSIONS",
     "SYNTHETIC_CLASSES",
-    "DataError",
     "Dataset",
     "DeviceLoader",
     "apply_subsets",

@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from wrn_core.data.base import DEFAULT_DATA_DIR, DataError, Dataset
-from wrn_core.errors import one_line
+from wrn_core.data.base import DEFAULT_DATA_DIR, Dataset
+from wrn_core.errors import DataError, one_line
 
 # Images per split, for checks that run before anything is loaded.
 CIFAR_SPLIT_SIZES = (50_000, 10_000)

@@ -14,7 +14,8 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
-from wrn_core.data.base import DataError, Dataset, channel_stats
+from wrn_core.data.base import Dataset, channel_stats
+from wrn_core.errors import DataError
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm")
 # 2: unreadable images are left out, so labels and the skipped files are stored with the tensors.

@@ -8,7 +8,7 @@ from typing import Iterator, Sequence
 
 import torch
 
-from wrn_core.data.base import DataError
+from wrn_core.errors import DataError
 
 
 class DeviceLoader:

@@ -7,7 +7,8 @@ import math
 import torch
 import torch.nn.functional as F
 
-from wrn_core.data.base import DataError, Dataset, channel_stats
+from wrn_core.data.base import Dataset, channel_stats
+from wrn_core.errors import DataError
 
 SYNTHETIC_CLASSES = [
     "disk",
@@ -23,30 +24,30 @@ SYNTHETIC_CLASSES = [
 ]
 
 
-def _shape_mask(kind: int, u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-    """Bool mask of shape family `kind` in local coordinates u, v (object radius = 1, y down).
+def _shape_mask(family: int, u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """Bool mask of shape family `family` in local coordinates u, v (object radius = 1, y down).
 
     Every family is symmetric under a horizontal flip, so flip augmentation never changes the class.
     """
     r2 = u * u + v * v
     box = torch.maximum(u.abs(), v.abs())
-    if kind == 0:  # disk
+    if family == 0:  # disk
         return r2 < 0.85
-    if kind == 1:  # filled square
+    if family == 1:  # filled square
         return box < 0.75
-    if kind == 2:  # triangle pointing up, base at v = 0.6
+    if family == 2:  # triangle pointing up, base at v = 0.6
         return (v < 0.6) & (u.abs() * 1.7 < (v + 0.9))
-    if kind == 3:  # ring
+    if family == 3:  # ring
         return (r2 < 1.0) & (r2 > 0.36)
-    if kind == 4:  # plus
+    if family == 4:  # plus
         return ((u.abs() < 0.28) & (v.abs() < 0.95)) | ((v.abs() < 0.28) & (u.abs() < 0.95))
-    if kind == 5:  # hollow square frame
+    if family == 5:  # hollow square frame
         return (box < 0.9) & (box > 0.55)
-    if kind == 6:  # horizontal stripes in a square patch
+    if family == 6:  # horizontal stripes in a square patch
         return (box < 0.9) & (torch.sin(v * (math.pi * 2.6)) > 0)
-    if kind == 7:  # vertical stripes in a square patch
+    if family == 7:  # vertical stripes in a square patch
         return (box < 0.9) & (torch.sin(u * (math.pi * 2.6)) > 0)
-    if kind == 8:  # checkerboard patch
+    if family == 8:  # checkerboard patch
         return (box < 0.9) & (torch.sin(u * (math.pi * 1.8)) * torch.sin(v * (math.pi * 1.8)) > 0)
     # grid of dots in a square patch
     return (box < 0.95) & ((torch.cos(u * (math.pi * 2.5)) + torch.cos(v * (math.pi * 2.5))) > 1.0)
@@ -78,9 +79,9 @@ def _synthetic_split(n: int, num_classes: int, size: int, generator: torch.Gener
     u = (dx * cos + dy * sin) * aspect[:, None, None]  # (n, H, W)
     v = (dy * cos - dx * sin) / aspect[:, None, None]
     mask = torch.zeros(n, size, size, dtype=torch.bool)
-    for kind in range(num_classes):
-        rows = labels == kind
-        mask[rows] = _shape_mask(kind, u[rows], v[rows])
+    for family in range(num_classes):
+        rows = labels == family
+        mask[rows] = _shape_mask(family, u[rows], v[rows])
     image = torch.where(mask[:, None], fg[:, :, None, None], background)
     image = image + 0.05 * torch.randn(image.shape, generator=generator)  # pixel noise
     images = (image.clamp(0.0, 1.0) * 255.0).round().to(torch.uint8).contiguous()

@@ -166,8 +166,8 @@ def eligible_slots(choice: str, slots: list[str]) -> list[str]:
     check_device_name(choice)
     device_of = {slot: slot.split("#", 1)[0] for slot in slots}
     if choice == "auto":
-        for kind in ("cuda", "mps", "cpu"):
-            found = [s for s in slots if device_of[s].split(":", 1)[0] == kind]
+        for device_type in ("cuda", "mps", "cpu"):
+            found = [s for s in slots if device_of[s].split(":", 1)[0] == device_type]
             if found:
                 return found
         return []

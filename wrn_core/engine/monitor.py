@@ -12,6 +12,8 @@ from typing import Any
 
 import torch
 
+from wrn_core.store.records import EPOCH, SYSTEM, of_kind
+
 SYSTEM_INTERVAL_S = 5.0  # seconds between `system` records while training
 MIB = 2**20
 
@@ -106,9 +108,9 @@ class SystemMonitor:
         return reading
 
 
-def system_summary(records: list[dict[str, Any]]) -> dict[str, float | None]:
+def system_usage(records: list[dict[str, Any]]) -> dict[str, float | None]:
     """Peak memory and mean load over a run's `system` records (for runs show and the Runs page)."""
-    system = [r for r in records if r.get("kind") == "system"]
+    system = list(of_kind(records, SYSTEM))
 
     def values(key: str) -> list[float]:
         return [float(r[key]) for r in system if isinstance(r.get(key), (int, float))]
@@ -147,14 +149,14 @@ def measured_memory(store: Any, model: Any) -> list[dict[str, Any]]:
         if (m.depth, m.widen_factor, m.dropout, m.num_classes) != (model.depth, model.widen_factor, model.dropout, model.num_classes):
             continue
         records = run.read_metrics()
-        summary = system_summary(records)
-        epoch_peaks = [r["peak_mem_mb"] for r in records if r.get("kind") == "epoch" and isinstance(r.get("peak_mem_mb"), (int, float))]
+        summary = system_usage(records)
+        epoch_peaks = [r["peak_mem_mb"] for r in of_kind(records, EPOCH) if isinstance(r.get("peak_mem_mb"), (int, float))]
         peak_cuda = max([v for v in (summary["peak_cuda_mb"], *epoch_peaks) if v is not None], default=None)
         if peak_cuda is None and summary["peak_rss_mb"] is None:
             continue
         found.append({
             "run": name, "batch_size": config.batch_size, "optimizer": config.optimizer,
-            "device": str(run.read_status().get("device") or config.device), "world_size": config.world_size,
+            "device": run.status().device or config.device, "world_size": config.world_size,
             "peak_cuda_mb": peak_cuda, "peak_rss_mb": summary["peak_rss_mb"],
         })
     return found

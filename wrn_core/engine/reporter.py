@@ -1,17 +1,14 @@
-"""Progress reports: the trainer's hook and heartbeat.json (throttled), built from the session and position, with a smoothed rate and ETA."""
+"""Progress reports: the trainer's hook and heartbeat.json (throttled), built from the session's plan and position, with a smoothed rate and ETA."""
 
 from __future__ import annotations
 
 import dataclasses
 import time
-from typing import TYPE_CHECKING, Callable
+from typing import Callable
 
-from wrn_core.engine.checkpoint import Position
+from wrn_core.engine.session import Plan, Position
 from wrn_core.store import Run
 from wrn_core.store.records import EVALUATING, HEARTBEAT_INTERVAL_S, Progress
-
-if TYPE_CHECKING:
-    from wrn_core.engine.loop import Session
 
 ProgressHook = Callable[[Progress], None]
 # Weight of the past in the images/s average: each logging interval counts 1 - RATE_MEMORY, so one slow or
@@ -78,20 +75,19 @@ class Reporter:
             except OSError:
                 pass  # the heartbeat is a convenience; the status and metrics writes report disk trouble
 
-    def send(self, session: "Session | None", position: Position, phase: str, loss: float | None = None,
+    def send(self, plan: Plan | None, position: Position, phase: str, loss: float | None = None,
              acc: float | None = None, rate: float | None = None, notice: str | None = None) -> None:
+        """Report the position in this phase; plan None while the session is still being set up."""
         self._time_evaluations(phase)
-        config = session.config if session else None
-        total = session.total_steps if session else 0
         eta = None
-        if session is not None:
+        if plan is not None:
             # Evaluations left: one per epoch not yet evaluated (the one running now counts whole).
-            eta = eta_seconds((total - position.step) * config.batch_size, rate, config.epochs - position.epoch, self.eval_s)
+            eta = eta_seconds((plan.total_steps - position.step) * plan.batch_size, rate, plan.epochs - position.epoch,
+                              self.eval_s)
         self(Progress(
-            run_name=self.run.name, phase=phase, epoch=position.epoch, epochs=config.epochs if config else 0,
-            step=position.step, total_steps=total, steps_per_epoch=session.steps_per_epoch if session else 0,
-            images_seen=position.images_seen, elapsed_s=position.train_seconds, images_per_s=rate, eta_s=eta,
-            train_loss=loss, train_acc=acc, test_acc=position.last_test_acc,
-            device=session.device.type if session else "", notice=notice,
+            run_name=self.run.name, phase=phase, epoch=position.epoch, epochs=plan.epochs if plan else 0,
+            step=position.step, total_steps=plan.total_steps if plan else 0,
+            steps_per_epoch=plan.steps_per_epoch if plan else 0, images_seen=position.images_seen,
+            elapsed_s=position.train_seconds, images_per_s=rate, eta_s=eta, train_loss=loss, train_acc=acc,
+            test_acc=position.last_test_acc, device=plan.device if plan else "", notice=notice,
         ))
-

@@ -1,7 +1,7 @@
 """Inspecting a trained run: evaluation (confusions, calibration, width use), export, and asking the model."""
 
 from wrn_core.inspect.evaluate import SPLITS, TTA_MODES, cache_path, evaluate_network, evaluate_run, read_cached
-from wrn_core.inspect.export import FORMATS, ExportError, export_bytes, export_network
+from wrn_core.inspect.network_export import FORMATS, ExportError, export_bytes, export_network
 from wrn_core.inspect.network import Network, Normalized, checkpoint_step, load_network
 from wrn_core.inspect.predict import MAX_UPLOAD_BYTES, UploadError, ask, decode_image, top_classes
 

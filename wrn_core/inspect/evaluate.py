@@ -19,7 +19,7 @@ from wrn_core.inspect.metrics import summarise
 from wrn_core.inspect.network import Network, checkpoint_step, load_network
 from wrn_core.inspect.width import WidthMeter, group_totals
 from wrn_core.store import Run, RunWriteError
-from wrn_core.store.files import write_atomic
+from wrn_core.store.atomic import write_atomic
 
 SPLITS = ("test", "train")
 TTA_MODES = ("none", "flip")

@@ -31,7 +31,7 @@ from typing import Any
 from wrn_core.config import ConfigError
 from wrn_core.errors import one_line
 from wrn_core.store import INHERITED_LOCK_ENV, RunBusyError, RunStore, RunStoreError
-from wrn_core.store.files import remove_quietly, write_atomic
+from wrn_core.store.atomic import remove_quietly, write_atomic
 from wrn_core.store.lock import ROLE_QUEUED, ROLE_RECONCILING, ROLE_TRAINING, RunLock, queue_lock_name
 from wrn_core.store.records import (
     ACTIVE_STATUSES,
@@ -337,7 +337,7 @@ class RaySweep:
 
                 said = last_log_line(run.path / "job.log")
                 status, message, extra = FAILED, (f"the training process exited with code {code} before recording an end"
-                                                  + (f": {said}" if said else "")), {"error_kind": EXCEPTION_ERROR}
+                                                  + (f": {said}" if said else "")), {"cause": EXCEPTION_ERROR}
             run.write_status(status, message, finished_at=time.time(), **extra)
             self.outcomes[name] = message
         except OSError:

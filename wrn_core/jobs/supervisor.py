@@ -283,21 +283,22 @@ class JobManager:
             return [self.python, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={job.nproc}", *args]
         return [self.python, *args]
 
-    def _kind(self, slot: str) -> str:
+    def _device_type(self, slot: str) -> str:
+        """cpu, cuda or mps: the type of the slot's device."""
         return slot.split("#", 1)[0].split(":", 1)[0]
 
     def _can_start(self, slot: str, job: _Job) -> bool:
-        """A slot is free when nothing runs on it; a data-parallel job needs every slot of its kind free,
-        and the jobs of its kind queued after it wait for it (else a stream of small jobs starves it)."""
+        """A slot is free when nothing runs on it; a data-parallel job needs every slot of its device type
+        free, and the jobs of that type queued after it wait for it (else a stream of small jobs starves it)."""
         if slot in self._running:
             return False
-        kind = self._kind(slot)
-        if any(j.nproc > 1 and self._kind(s) == kind for s, j in self._running.items()):
+        device_type = self._device_type(slot)
+        if any(j.nproc > 1 and self._device_type(s) == device_type for s, j in self._running.items()):
             return False
         if job.nproc > 1:
-            return not any(self._kind(s) == kind for s in self._running)
+            return not any(self._device_type(s) == device_type for s in self._running)
         return not any(j.nproc > 1 and j.order < job.order
-                       for s, queue in self._queues.items() if self._kind(s) == kind for j in queue)
+                       for s, queue in self._queues.items() if self._device_type(s) == device_type for j in queue)
 
     def _start_next_locked(self, slot: str) -> None:
         if self._closed or not self._queues[slot] or not self._can_start(slot, self._queues[slot][0]):
@@ -323,7 +324,7 @@ class JobManager:
                 stderr=subprocess.STDOUT, start_new_session=True, cwd=str(Path.cwd()),
             )
         except OSError as exc:
-            job.run.write_status(FAILED, f"could not start the training process: {exc}", error_kind=EXCEPTION_ERROR)
+            job.run.write_status(FAILED, f"could not start the training process: {exc}", cause=EXCEPTION_ERROR)
             job.run.release()
             del self._jobs[job.name]
             job.done.set()
@@ -374,7 +375,7 @@ class JobManager:
             self._running.pop(job.slot, None)
             self._jobs.pop(job.name, None)
             job.done.set()
-            for slot in self.slots:  # a data-parallel job may have held every slot of its kind
+            for slot in self.slots:  # a data-parallel job may have held every slot of its device type
                 self._start_next_locked(slot)
         return True
 
@@ -401,7 +402,7 @@ class JobManager:
                 said = last_log_line(run.path / "job.log")
                 run.write_status(FAILED, f"the training process exited with code {code} before recording an end"
                                        + (f": {said}" if said else f" (see {run.path / 'job.log'})"),
-                                 error_kind=EXCEPTION_ERROR, finished_at=time.time())
+                                 cause=EXCEPTION_ERROR, finished_at=time.time())
         except OSError:
             pass
         finally:

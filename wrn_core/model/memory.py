@@ -1,7 +1,7 @@
 """Training memory in closed form (no model built, no torchinfo): parameters, saved activations, the whole need.
 
 The counts follow the layer structure of model/network.py exactly; tests check them against
-count_parameters and against torchinfo's layer table (model/summary.py), which shows the same figures
+count_parameters and against torchinfo's layer table (model/tables.py), which shows the same figures
 layer by layer on the Architecture page.
 """
 
@@ -48,7 +48,7 @@ def parameter_count(config: WRNConfig) -> int:
 
 
 def saved_activation_bytes(config: WRNConfig, height: int = 32, width: int | None = None) -> int:
-    """Bytes autograd saves for backward per image in fp32 (as summary.saved_activation_bytes counts them).
+    """Bytes autograd saves for backward per image in fp32 (as tables.saved_activation_bytes counts them).
 
     Every saved tensor is a BatchNorm input, a ReLU output (also the next conv's input), the stem's
     input image, a dropout mask plus its output, the linear layer's input, or the logits.

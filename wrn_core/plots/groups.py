@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+import math
+from typing import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -13,10 +14,13 @@ from wrn_core.analysis.importance import TARGET_ALIASES
 from wrn_core.plots.style import placeholder, run_color
 
 BAND_OPACITY = 0.18  # the ±std band: faint enough that overlapping groups stay readable
+MEMBER_OPACITY = 0.35  # a member run's own curve under its group's band: visible, never mistaken for the mean
+MAX_INTEGER_TICKS = 12  # an integer parallel-coordinates axis labels each value up to this many, else a stride
 METRIC_TITLES = {"train_acc": "train accuracy", "test_acc": "test accuracy", "train_loss": "train loss",
                  "test_loss": "test loss"}
-TARGET_TITLES = {"best_test_acc": "best test acc", "final_test_acc": "final test acc",
+TARGET_TITLES = {"best_test_acc": "best test acc (%)", "final_test_acc": "final test acc (%)",
                  "best test acc (%)": "best test acc (%)", "final test acc (%)": "final test acc (%)"}
+FRACTION_TARGETS = ("best_test_acc", "final_test_acc")  # cells_frame's fractions: drawn in percent like every chart
 
 
 def _fill(color: str) -> str:
@@ -28,22 +32,48 @@ def _fill(color: str) -> str:
     return f"rgba({r}, {g}, {b}, {BAND_OPACITY})"
 
 
-def group_curves_figure(banded: pd.DataFrame, metric: str) -> go.Figure:
+def _member_traces(members: pd.DataFrame, group: str, metric: str, scale: float, colors: Mapping[str, str],
+                   fallback: str) -> list[go.Scatter]:
+    """The group's member runs' own curves of the metric (analysis.member_curves rows), thin and faint, each in
+    its run's colour (the group's where it has none); no legend entries: the group's legend toggles them."""
+    part = members[(members["group"] == group) & (members["metric"] == metric)]
+    traces = []
+    for run, curve in part.groupby("run", sort=False):
+        curve = curve.sort_values("x", kind="stable")
+        traces.append(go.Scatter(
+            x=curve["x"].astype("float64").tolist(), y=(curve["value"].astype("float64") * scale).tolist(),
+            mode="lines", line={"color": colors.get(run, fallback), "width": 1}, opacity=MEMBER_OPACITY,
+            name=str(run), legendgroup=str(group), showlegend=False,
+            hovertemplate="%{y:.2f}" + ("%" if scale != 1.0 else "") + " at x=%{x}<extra>" + str(run) + "</extra>",
+        ))
+    return traces
+
+
+def group_curves_figure(banded: pd.DataFrame, metric: str, colors: Mapping[str, str] | None = None,
+                        members: pd.DataFrame | None = None) -> go.Figure:
     """One mean line per group of analysis.group_curves' table, over a filled mean ± std band (no band
-    where a group has one run). Accuracies (fractions there) are drawn in percent. Per group: the band's
-    upper edge, its lower edge filled up to it, then the mean line, all in the group's colour."""
+    where a group has one run). Accuracies (fractions there) are drawn in percent. Per group: its members'
+    own curves when `members` (analysis.member_curves' rows) is given, the band's upper edge, its lower edge
+    filled up to it, then the mean line, all in the group's colour but the members', which take their runs'.
+
+    colors: group label or run name -> colour (a group without one cycles the palette), so that a run drawn
+    alone here has the colour it has in the per-run view."""
     fig = go.Figure()
+    colors = colors or {}
     mean_col, std_col = f"{metric}_mean", f"{metric}_std"
     percent = metric.endswith("acc")
     scale = 100.0 if percent else 1.0
     data = banded.dropna(subset=[mean_col]) if mean_col in banded.columns else banded.iloc[0:0]
     for index, (group, part) in enumerate(data.groupby("group", sort=False)):
-        color = run_color(index)
+        color = colors.get(group) or run_color(index)
         x = part["x"].astype("float64").to_numpy()
         mean = part[mean_col].astype("float64").to_numpy() * scale
         std = part[std_col].astype("float64").fillna(0.0).to_numpy() * scale if std_col in part else np.zeros_like(mean)
         n = int(part["n"].iloc[0]) if "n" in part.columns else 1
         label = f"{group} (n={n})"
+        if members is not None:
+            for trace in _member_traces(members, group, metric, scale, colors, color):
+                fig.add_trace(trace)
         if n > 1:
             fig.add_trace(go.Scatter(x=x, y=mean + std, mode="lines", line={"width": 0}, legendgroup=str(group),
                                      showlegend=False, hoverinfo="skip", name=f"{label} +std"))
@@ -70,10 +100,29 @@ def group_curves_figure(banded: pd.DataFrame, metric: str) -> go.Figure:
     return fig
 
 
+def _integer_ticks(values: Sequence[float]) -> list[int]:
+    """Whole-number ticks for an axis of whole numbers: each value, or an even stride when there are many."""
+    distinct = sorted({int(v) for v in values})
+    if len(distinct) <= MAX_INTEGER_TICKS:
+        return distinct
+    low, high = distinct[0], distinct[-1]
+    stride = max(1, math.ceil((high - low) / (MAX_INTEGER_TICKS - 1)))
+    return list(range(low, high + 1, stride))
+
+
 def _dimension(series: pd.Series, label: str) -> dict:
-    """A Parcoords dimension: numbers as they are; text (optimizer, dataset) as integer ticks 0..k-1 labelled."""
+    """A Parcoords dimension: numbers as they are (whole numbers, such as k, N or epochs, ticked at whole numbers
+    only); text (optimizer, dataset) and flags as integer ticks 0..k-1 labelled with their values."""
     if pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series):
-        return {"label": label, "values": pd.to_numeric(series, errors="coerce").astype("float64").tolist()}
+        values = pd.to_numeric(series, errors="coerce").astype("float64")
+        dimension = {"label": label, "values": values.tolist()}
+        known = values.dropna()
+        if not known.empty and (known == known.round()).all():
+            ticks = _integer_ticks(known.tolist())
+            dimension.update(tickvals=ticks, ticktext=[f"{t:,}" for t in ticks])
+            if len(ticks) == 1:  # one value: centred, not at the foot of an empty axis
+                dimension["range"] = [ticks[0] - 1, ticks[0] + 1]
+        return dimension
     text = series.astype("object").map(lambda v: "missing" if v is None or v != v else str(v))
     labels = sorted(text.unique())
     codes = text.map({value: i for i, value in enumerate(labels)}).astype("int64")
@@ -91,13 +140,15 @@ def parallel_coordinates_figure(frame: pd.DataFrame, params: Sequence[str], targ
     if column not in frame.columns or not params:
         placeholder(fig, "nothing to draw: no such target or parameters in this table")
         return fig
-    data = frame.assign(_y=pd.to_numeric(frame[column], errors="coerce").astype("float64"))
+    scale = 100.0 if column in FRACTION_TARGETS else 1.0
+    data = frame.assign(_y=pd.to_numeric(frame[column], errors="coerce").astype("float64") * scale)
     data = data[np.isfinite(data["_y"].to_numpy())]
     if data.empty:
         placeholder(fig, "no run with a test accuracy yet")
         return fig
     title = TARGET_TITLES.get(column, column)
-    dimensions = [_dimension(data[p], p) for p in params] + [{"label": title, "values": data["_y"].tolist()}]
+    dimensions = [_dimension(data[p], p) for p in params] + [{"label": title, "values": data["_y"].tolist(),
+                                                                "tickformat": ".2f"}]
     fig.add_trace(go.Parcoords(
         line={"color": data["_y"].tolist(), "colorscale": "Viridis", "showscale": True, "colorbar": {"title": title}},
         dimensions=dimensions,

@@ -26,6 +26,11 @@ def run_color(index: int) -> str:
     return PALETTE[index % len(PALETTE)]
 
 
+def color_map(names: Sequence[str]) -> dict[str, str]:
+    """One colour per name, in the given order (e.g. runs oldest first, so a new run never recolours the others)."""
+    return {name: run_color(index) for index, name in enumerate(dict.fromkeys(names))}
+
+
 def placeholder(fig: go.Figure, text: str) -> None:
     """Grey text across an empty figure."""
     fig.add_annotation(text=text, xref="paper", yref="paper", x=0.5, y=0.5, showarrow=False,

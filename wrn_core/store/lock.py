@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
-from wrn_core.store.files import RunBusyError, write_error
+from wrn_core.store.atomic import write_error
+from wrn_core.store.errors import RunBusyError
 
 LOCK_WAIT_S = 2.0  # how long a would-be writer waits for a lock held only for a moment (a reader's probe)
 INHERITED_LOCK_ENV = "WRN_RUN_LOCK_FD"  # a job launcher hands its locked run.lock fd to the trainer it starts

@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 from wrn_core.errors import one_line
-from wrn_core.store.files import RunStoreError, write_atomic, write_error
+from wrn_core.store.atomic import write_atomic, write_error
+from wrn_core.store.errors import RunStoreError
 
 META_FILE = "meta.json"
 META_LOCK_FILE = "meta.lock"

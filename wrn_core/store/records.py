@@ -1,4 +1,4 @@
-"""The run format's one home: status names, error kinds, metrics record kinds and their constructors, the heartbeat.
+"""The run format's one home: status names, failure causes, metrics record kinds and their constructors, the heartbeat.
 
 Every metrics.jsonl record is built here and nowhere else (times in seconds, accuracies as fractions
 in [0, 1]); readers parse the file with `parse_metrics`. The engine, the store, the jobs, the CLI and
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Iterable, Iterator, Mapping
 
 # Statuses a run can have (status.json "status").
 QUEUED = "queued"
@@ -21,7 +21,7 @@ FAILED = "failed"
 INTERRUPTED = "interrupted"
 STATUSES = (QUEUED, RUNNING, STOPPED, FINISHED, DIVERGED, FAILED, INTERRUPTED)
 ACTIVE_STATUSES = (QUEUED, RUNNING)  # some process holds the run (or held it and died: then it reads interrupted)
-TERMINAL_STATUSES = (FINISHED, DIVERGED, FAILED)  # ended for good; resuming a finished run needs more epochs
+ENDED_STATUSES = (FINISHED, DIVERGED, FAILED)  # ended for good; resuming a finished run needs more epochs
 PAUSED_STATUSES = (STOPPED, INTERRUPTED)  # can resume from the checkpoint
 # A sweep cell with no run directory yet (a status of the sweep's table, never of status.json).
 PENDING = "pending"
@@ -32,13 +32,14 @@ EXECUTOR_RAY = "ray"
 EXECUTORS = (EXECUTOR_LOCAL, EXECUTOR_RAY)
 EXECUTOR_ENV = "WRN_EXECUTOR"
 
-# status.json "error_kind": why a run ended failed or diverged. The CLI exits 2 for INPUT_ERROR.
+# The cause of a failed or diverged run: status.json's CAUSE_FIELD. The CLI exits 2 for INPUT_ERROR.
 INPUT_ERROR = "input"
 IO_ERROR = "io"
 OOM_ERROR = "oom"
 DIVERGED_ERROR = "diverged"
 EXCEPTION_ERROR = "exception"
-ERROR_KINDS = (INPUT_ERROR, IO_ERROR, OOM_ERROR, DIVERGED_ERROR, EXCEPTION_ERROR)
+ERROR_CAUSES = (INPUT_ERROR, IO_ERROR, OOM_ERROR, DIVERGED_ERROR, EXCEPTION_ERROR)
+CAUSE_FIELD = "error_kind"  # its name in status.json, as every run so far has written it
 
 # metrics.jsonl record kinds.
 STEP = "step"
@@ -57,6 +58,7 @@ COMPILING = "compiling"
 TRAINING = "training"
 EVALUATING = "evaluating"
 DONE = "done"
+PHASES = (LOADING, COMPILING, TRAINING, EVALUATING, DONE)
 HEARTBEAT_INTERVAL_S = 1.0  # heartbeat.json is rewritten at most this often (and at every phase change)
 
 
@@ -146,6 +148,13 @@ def _valid_record(record: Any) -> bool:
     return True
 
 
+def of_kind(records: Iterable[Any], *kinds: str) -> Iterator[dict[str, Any]]:
+    """The records of these kinds, in their order (anything that is not a record of one of them is passed over)."""
+    for record in records:
+        if isinstance(record, Mapping) and record.get("kind") in kinds:
+            yield record  # type: ignore[misc]
+
+
 def parse_metrics(text: str) -> MetricsLog:
     """Records of a metrics.jsonl text, with resume markers applied and bad lines counted."""
     records: list[dict[str, Any]] = []
@@ -170,6 +179,83 @@ def parse_metrics(text: str) -> MetricsLog:
             records = kept
         records.append(record)
     return MetricsLog(records, unreadable, superseded)
+
+
+# ---------------------------------------------------------------------------------------------
+# status.json, as read
+
+
+def _int(value: Any) -> int | None:
+    return value if is_int(value) else None
+
+
+def _float(value: Any) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def _text(value: Any) -> str:
+    return str(value or "")
+
+
+@dataclass(frozen=True)
+class RunStatus:
+    """A run's status.json as read (Run.status()): each field typed, None or "" where it is missing or of another type.
+
+    Times are unix seconds; accuracies fractions in [0, 1]. `owner` and `rebuilt` are what the reader adds
+    (the lock's owner; a status rebuilt from the other files).
+    """
+
+    status: str  # one of STATUSES
+    message: str = ""
+    epoch: int = 0  # completed epochs
+    epochs: int | None = None  # the target
+    step: int = 0
+    images_seen: int | None = None
+    best_test_acc: float | None = None
+    final_test_acc: float | None = None
+    params: int | None = None
+    train_seconds: float | None = None
+    created_at: float | None = None
+    started_at: float | None = None
+    updated_at: float | None = None
+    finished_at: float | None = None
+    device: str = ""  # device type
+    pid: int | None = None
+    host: str = ""
+    executor: str = ""  # one of EXECUTORS once a trainer has started
+    world_size: int | None = None
+    model_name: str = ""
+    dataset: str = ""
+    optimizer: str = ""
+    cause: str | None = None  # one of ERROR_CAUSES for a failed or diverged run (status.json CAUSE_FIELD)
+    slot: str = ""  # the job queue it waited in
+    sweep: str = ""
+    queue_lock: str = ""  # a remote queue's lock file, while such a queue holds it queued
+    owner: dict[str, Any] | None = None
+    rebuilt: bool = False
+
+    @classmethod
+    def from_dict(cls, status: Mapping[str, Any]) -> "RunStatus":
+        cause = status.get(CAUSE_FIELD)
+        return cls(
+            status=str(status.get("status", INTERRUPTED)), message=_text(status.get("message")),
+            epoch=_int(status.get("epoch")) or 0, epochs=_int(status.get("epochs")), step=_int(status.get("step")) or 0,
+            images_seen=_int(status.get("images_seen")), best_test_acc=_float(status.get("best_test_acc")),
+            final_test_acc=_float(status.get("final_test_acc")), params=_int(status.get("params")),
+            train_seconds=_float(status.get("train_seconds")), created_at=_float(status.get("created_at")),
+            started_at=_float(status.get("started_at")), updated_at=_float(status.get("updated_at")),
+            finished_at=_float(status.get("finished_at")), device=_text(status.get("device")), pid=_int(status.get("pid")),
+            host=_text(status.get("host")), executor=_text(status.get("executor")), world_size=_int(status.get("world_size")),
+            model_name=_text(status.get("model_name")), dataset=_text(status.get("dataset")),
+            optimizer=_text(status.get("optimizer")), cause=cause if isinstance(cause, str) else None,
+            slot=_text(status.get("slot")), sweep=_text(status.get("sweep")), queue_lock=_text(status.get("queue_lock")),
+            owner=status.get("owner") if isinstance(status.get("owner"), dict) else None, rebuilt=bool(status.get("rebuilt")),
+        )
+
+    @property
+    def active(self) -> bool:
+        """Queued or running: some process holds the run."""
+        return self.status in ACTIVE_STATUSES
 
 
 # ---------------------------------------------------------------------------------------------

@@ -34,13 +34,15 @@ from typing import Any, Iterable
 
 from wrn_core.config import ConfigError, TrainConfig
 from wrn_core.errors import one_line
-from wrn_core.store.files import RunCorruptError, remove_quietly, write_atomic, write_error
+from wrn_core.store.atomic import remove_quietly, write_atomic, write_error
+from wrn_core.store.errors import RunCorruptError
 from wrn_core.store.lock import (
     LOCK_WAIT_S, ROLE_QUEUED, ROLE_TRAINING, Owner, RunLock, held_shared_if_free, probe_owner, queue_owner, read_owner,
 )
 from wrn_core.store.meta import Annotations, read_annotations, update_annotations
 from wrn_core.store.records import (
     ACTIVE_STATUSES,
+    CAUSE_FIELD,
     CREATED,
     EPOCH,
     FINISHED,
@@ -49,7 +51,9 @@ from wrn_core.store.records import (
     RUNNING,
     STATUSES,
     MetricsLog,
+    RunStatus,
     is_int,
+    of_kind,
     parse_metrics,
 )
 
@@ -215,7 +219,7 @@ class Run:
         except RunCorruptError:
             config = {}
         records = self.read_metrics_log().records
-        epochs = [r for r in records if r.get("kind") == EPOCH]
+        epochs = list(of_kind(records, EPOCH))
         last = epochs[-1] if epochs else None
         latest = records[-1] if records else None
         target = config.get("epochs") if is_int(config.get("epochs")) else None
@@ -226,7 +230,7 @@ class Run:
         message = f"status.json was {problem}; rebuilt from metrics.jsonl: {done}/{target if target is not None else '?'} epochs"
         if state == INTERRUPTED:
             message += "; resume to continue" if self.checkpoint_path.exists() else "; resume to start over"
-        created = next((r for r in records if r.get("kind") == CREATED), None)
+        created = next(of_kind(records, CREATED), None)
         created_at = created.get("wall_time") if created else None
         return {
             "status": state,
@@ -272,6 +276,10 @@ class Run:
             status["status"] = INTERRUPTED
         return status
 
+    def status(self) -> RunStatus:
+        """read_status() as a typed RunStatus."""
+        return RunStatus.from_dict(self.read_status())
+
     def _status_or_rebuilt(self) -> dict[str, Any]:
         status, problem = self.read_status_file()
         return status if status is not None else self.rebuild_status(problem or "unreadable")
@@ -280,7 +288,8 @@ class Run:
         """Merge fields into status.json and replace it atomically; returns what was written.
 
         The merge starts from the file, or from a status rebuilt from facts when the file is
-        unreadable, so no field is ever dropped and no status is invented.
+        unreadable, so no field is ever dropped and no status is invented. `cause` (a failed or
+        diverged run's, records.ERROR_CAUSES; None clears it) is written as status.json's CAUSE_FIELD.
         """
         current, problem = self.read_status_file()
         if current is None:
@@ -293,6 +302,8 @@ class Run:
         if message is not None:
             current["message"] = message
         current.pop("owner", None)
+        if "cause" in fields:
+            fields[CAUSE_FIELD] = fields.pop("cause")
         current.update(fields)
         current["updated_at"] = time.time()
         write_atomic(self.status_path, json.dumps(current, indent=2).encode(), "status.json")

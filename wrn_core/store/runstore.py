@@ -6,19 +6,29 @@ import os
 import re
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from wrn_core.config import DEFAULT_LR, TrainConfig
 from wrn_core.errors import one_line
-from wrn_core.store.files import RunBusyError, RunCorruptError, RunStoreError, write_error
+from wrn_core.store.atomic import write_error
+from wrn_core.store.errors import RunBusyError, RunCorruptError, RunStoreError
 from wrn_core.store.lock import ROLE_DELETING, ROLE_QUEUED, ROLE_RECONCILING, queue_owner
-from wrn_core.store.records import ACTIVE_STATUSES, INTERRUPTED, QUEUED, created_record, is_int
+from wrn_core.store.records import ACTIVE_STATUSES, INTERRUPTED, QUEUED, RunStatus, created_record, is_int
 from wrn_core.store.run import Run, interrupted_message
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+
+# Where runs are kept unless a caller says otherwise: $WRN_RUNS_DIR, else ./runs (the CLI and the dashboard alike).
+RUNS_DIR_ENV = "WRN_RUNS_DIR"
+DEFAULT_RUNS_DIR = "runs"
+
+
+def default_runs_dir() -> Path:
+    """$WRN_RUNS_DIR (with ~ expanded), else `runs` in the current directory; read at each call."""
+    return Path(os.environ.get(RUNS_DIR_ENV) or DEFAULT_RUNS_DIR).expanduser()
 
 
 def validate_run_name(name: str) -> str:
@@ -86,6 +96,8 @@ class RunSummary:
     seed: int | None = None
     executor: str = ""  # what started its trainer (records.EXECUTORS); "" before one has started
     host: str = ""  # the machine its trainer runs (or last ran) on
+    # config.json as read ({} when unreadable): every setting, for analyses that consider all of them.
+    config: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def blocks(self) -> int | None:
@@ -223,41 +235,42 @@ class RunStore:
         except RunCorruptError as exc:
             problems.append(str(exc))
         try:
-            status = run.read_status()
+            status = run.status()
         except OSError as exc:
-            status = {"status": INTERRUPTED, "message": f"status unreadable ({one_line(exc)})"}
-        if status.get("rebuilt"):
-            problems.append(str(status.get("message", "")))
+            status = RunStatus(INTERRUPTED, f"status unreadable ({one_line(exc)})")
+        if status.rebuilt:
+            problems.append(status.message)
         annotations = run.read_annotations()
         if annotations.problem:
             problems.append(annotations.problem)
         model = config.get("model") if isinstance(config.get("model"), dict) else {}
         depth = model.get("depth") if is_int(model.get("depth")) else None
         widen = model.get("widen_factor") if is_int(model.get("widen_factor")) else None
-        epochs = status.get("epochs") if is_int(status.get("epochs")) else config.get("epochs")
+        epochs = status.epochs if status.epochs is not None else config.get("epochs")
         return RunSummary(
             name=name,
-            status=str(status.get("status", INTERRUPTED)),
-            message=str(status.get("message", "")),
-            model_name=str(status.get("model_name") or (f"WRN-{depth}-{widen}" if depth and widen else "?")),
+            status=status.status,
+            message=status.message,
+            model_name=status.model_name or (f"WRN-{depth}-{widen}" if depth and widen else "?"),
             depth=depth,
             widen_factor=widen,
-            optimizer=str(config.get("optimizer", status.get("optimizer") or "")),
-            dataset=str(config.get("dataset", status.get("dataset") or "")),
-            epoch=int(status.get("epoch") or 0) if is_int(status.get("epoch")) else 0,
+            optimizer=str(config.get("optimizer", status.optimizer)),
+            dataset=str(config.get("dataset", status.dataset)),
+            epoch=status.epoch,
             epochs=int(epochs) if is_int(epochs) else 0,
-            best_test_acc=_number(status.get("best_test_acc")),
-            final_test_acc=_number(status.get("final_test_acc")),
-            params=status.get("params") if is_int(status.get("params")) else None,
-            duration_s=_number(status.get("train_seconds")) or 0.0,
-            created_at=_number(status.get("created_at")),
-            device=str(status.get("device") or ""),
+            best_test_acc=status.best_test_acc,
+            final_test_acc=status.final_test_acc,
+            params=status.params,
+            duration_s=status.train_seconds or 0.0,
+            created_at=status.created_at,
+            device=status.device,
             problem="; ".join(problems),
             tags=annotations.tags,
             note=annotations.note,
             **_config_fields(config, model),
-            executor=str(status.get("executor") or ""),
-            host=str(status.get("host") or ""),
+            executor=status.executor,
+            host=status.host,
+            config=config,
         )
 
     def summaries(self) -> list[RunSummary]:

@@ -6,7 +6,7 @@ carries `sweep` (`grid`). `frames` turns the cells into tables, `probe` predicts
 run, and `wrn_core.jobs.sweep_runner` trains them.
 """
 
-from wrn_core.sweeps.files import (
+from wrn_core.sweeps.sweep_file import (
     SWEEP_SUFFIX,
     default_sweep_name,
     load_sweep,
@@ -15,13 +15,14 @@ from wrn_core.sweeps.files import (
     sweep_names,
     sweep_path,
 )
-from wrn_core.sweeps.frames import (
+from wrn_core.sweeps.cell_tables import (
     CELL_COLUMNS,
     GROUP_AXES,
-    PAUSED,
     TRADEOFF_X,
+    cell_state,
     cells_frame,
     cells_table,
+    final_mask,
     grid_frame,
     group_columns,
     group_label,
@@ -30,14 +31,17 @@ from wrn_core.sweeps.frames import (
     seed_stats,
     sweep_counts,
     tradeoff_points,
+    unfinished_grid,
+    unfinished_points,
 )
-from wrn_core.sweeps.grid import AXES, TERMINAL, Cell, Sweep, cell_statuses, is_done, make_sweep, next_cells
+from wrn_core.sweeps.grid import AXES, Cell, Sweep, cell_statuses, is_done, make_sweep, next_cells
 from wrn_core.sweeps.probe import Probe, preflight_frame, preflight_summary, probe
 
 __all__ = [
-    "AXES", "CELL_COLUMNS", "GROUP_AXES", "PAUSED", "SWEEP_SUFFIX", "TERMINAL", "TRADEOFF_X", "Cell", "Probe", "Sweep",
-    "cell_statuses", "cells_frame", "cells_table", "default_sweep_name", "grid_frame", "group_columns", "group_label",
+    "AXES", "CELL_COLUMNS", "GROUP_AXES", "SWEEP_SUFFIX", "TRADEOFF_X", "Cell", "Probe", "Sweep",
+    "cell_state", "cell_statuses", "cells_frame", "cells_table", "default_sweep_name", "final_mask", "grid_frame",
+    "group_columns", "group_label",
     "is_done", "load_sweep", "make_sweep", "next_cells", "pareto_front", "preflight_frame", "preflight_summary",
     "probe", "recent_sweep_names", "save_sweep", "seed_band", "seed_stats", "sweep_counts", "sweep_names",
-    "sweep_path", "tradeoff_points",
+    "sweep_path", "tradeoff_points", "unfinished_grid", "unfinished_points",
 ]

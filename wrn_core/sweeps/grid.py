@@ -14,15 +14,23 @@ from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 from wrn_core.config import OPTIMIZERS, ConfigError, TrainConfig, WRNConfig
-from wrn_core.store import RunStore, validate_run_name
-from wrn_core.store.records import ACTIVE_STATUSES, PENDING, TERMINAL_STATUSES
+from wrn_core.store import RunStore, RunStoreError, validate_run_name
+from wrn_core.store.records import ACTIVE_STATUSES, ENDED_STATUSES, PENDING
 
 # The axes a sweep may vary, in the order they appear in run names and tables.
 AXES = ("blocks", "widen_factor", "dropout", "optimizer", "lr", "batch_size", "seed")
 # How the axes are named to the user (the Sweep page's fields say N and k).
 AXIS_LABELS = {"blocks": "N (blocks per group)", "widen_factor": "k (widen factor)", "dropout": "dropout",
                "optimizer": "optimizer", "lr": "learning rate", "batch_size": "batch size", "seed": "seed"}
-TERMINAL = TERMINAL_STATUSES  # a cell in one of these is done; stopped/interrupted cells resume
+
+
+def validate_sweep_name(name: str) -> str:
+    """The name if it can name a sweep (and start its cells' run names); RunStoreError in one line otherwise,
+    in the words of the field it came from."""
+    try:
+        return validate_run_name(name)
+    except RunStoreError as exc:
+        raise RunStoreError(str(exc).replace("invalid run name", "invalid sweep name", 1)) from None
 
 
 @dataclass(frozen=True)
@@ -44,7 +52,7 @@ class Sweep:
     created_at: float = field(default_factory=time.time)
 
     def __post_init__(self) -> None:
-        validate_run_name(self.name)
+        validate_sweep_name(self.name)
         unknown = set(self.axes) - set(AXES)
         if unknown:
             raise ConfigError(f"unknown sweep axis {', '.join(sorted(unknown))}; choose from {', '.join(AXES)}")
@@ -55,7 +63,11 @@ class Sweep:
             if len(set(values)) != len(values):
                 raise ConfigError(f"sweep axis {axis} lists a value twice: {', '.join(map(str, values))}")
         for cell in self.cells():  # every cell is a valid config and a valid run name
-            validate_run_name(cell.run)
+            try:
+                validate_run_name(cell.run)
+            except RunStoreError:
+                raise RunStoreError(f"sweep name {self.name!r} is too long: its cells' run names (such as "
+                                    f"{cell.run!r}) would be over 100 characters") from None
 
     @property
     def varied(self) -> list[str]:
@@ -149,9 +161,9 @@ def cell_statuses(store: RunStore, sweep: Sweep) -> dict[str, str]:
 def next_cells(store: RunStore, sweep: Sweep) -> list[Cell]:
     """Cells still to train, in order: pending ones and stopped or interrupted ones (which resume)."""
     statuses = cell_statuses(store, sweep)
-    return [cell for cell in sweep.cells() if statuses[cell.run] not in TERMINAL + ACTIVE_STATUSES]
+    return [cell for cell in sweep.cells() if statuses[cell.run] not in ENDED_STATUSES + ACTIVE_STATUSES]
 
 
 def is_done(store: RunStore, sweep: Sweep) -> bool:
-    return all(status in TERMINAL for status in cell_statuses(store, sweep).values())
+    return all(status in ENDED_STATUSES for status in cell_statuses(store, sweep).values())
 

@@ -1,4 +1,4 @@
-"""The `evaluate` and `export` commands: open a trained run's checkpoint, report what it gets wrong, take it away."""
+"""The `evaluate` command: open a trained run's checkpoint and report what it gets wrong, how it uses its width."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import json
 import sys
 from typing import Any, Callable
 
-from wrn_core.cli.flags import DEFAULT_RUNS_DIR
+from wrn_core.cli.flags import add_runs_dir
 from wrn_core.store import RunStore
 
 
@@ -20,16 +20,7 @@ def add_evaluate(sub: argparse._SubParsersAction) -> None:
     evaluate.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:<index> or mps")
     evaluate.add_argument("--format", choices=("table", "json"), default="table")
     evaluate.add_argument("--no-cache", action="store_true", help="recompute even when the cached result is current")
-    evaluate.add_argument("--runs-dir", default=DEFAULT_RUNS_DIR)
-
-
-def add_export(sub: argparse._SubParsersAction) -> None:
-    export = sub.add_parser("export", help="export a run's network (images in [0, 1] in, logits out) with its metadata")
-    export.add_argument("name")
-    # Not argparse choices: an unknown format gets the export's own one line.
-    export.add_argument("--format", required=True, help="onnx, safetensors or pt2")
-    export.add_argument("--out", help="the file to write (default: NAME.<ext> in the current directory)")
-    export.add_argument("--runs-dir", default=DEFAULT_RUNS_DIR)
+    add_runs_dir(evaluate)
 
 
 def _progress_bar(description: str) -> tuple[Callable[[int, int], None] | None, Callable[[], None]]:
@@ -50,16 +41,17 @@ def _progress_bar(description: str) -> tuple[Callable[[int, int], None] | None, 
 
 def _run_note(run, evaluation: dict[str, Any]) -> str | None:
     """Which checkpoint a run that is still training was read at (status.json as written; the lock is not touched)."""
-    from wrn_core.store.records import ACTIVE_STATUSES
+    from wrn_core.store.records import RunStatus
 
-    status, _ = run.read_status_file()
-    if status is None or status.get("status") not in ACTIVE_STATUSES:
+    written, _ = run.read_status_file()
+    status = RunStatus.from_dict(written) if written is not None else None
+    if status is None or not status.active:
         return None
-    return f"the run is {status['status']}: evaluated its latest checkpoint, epoch {evaluation['epoch']} (step {evaluation['step']})"
+    return f"the run is {status.status}: evaluated its latest checkpoint, epoch {evaluation['epoch']} (step {evaluation['step']})"
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from wrn_core.analysis.evaluation import evaluation_findings
+    from wrn_core.analysis.checkpoint_health import evaluation_findings
     from wrn_core.inspect import evaluate_run
 
     run = RunStore(args.runs_dir).get(args.name)
@@ -104,18 +96,3 @@ def _evaluation_text(evaluation: dict[str, Any], findings: list[Any], note: str 
     lines.append("")
     lines += [f"{f.severity}: {f.message}\n  advice: {f.advice}" for f in findings] or ["health: no problems found"]
     return "\n".join(lines)
-
-
-def cmd_export(args: argparse.Namespace) -> int:
-    from wrn_core.inspect import ExportError, load_network
-    from wrn_core.inspect.export import check_format, export_network
-
-    try:
-        check_format(args.format)  # before the checkpoint and the data are read
-        network, _ = load_network(RunStore(args.runs_dir).get(args.name))
-        path = export_network(network, args.format, args.out)
-    except ExportError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    print(f"wrote {path} ({args.format}, epoch {network.epoch}, step {network.step})")
-    return 0

@@ -1,4 +1,4 @@
-"""Writing a run's files: one-line write errors, atomic replacement, and the store's error types (no torch)."""
+"""Writing a run's files: atomic replacement, and write errors as one line (no torch)."""
 
 from __future__ import annotations
 
@@ -6,25 +6,7 @@ import os
 from pathlib import Path
 
 from wrn_core.errors import one_line
-
-
-class RunStoreError(ValueError):
-    """A run name is invalid, a run is missing, or a run cannot be changed now (one line)."""
-
-
-class RunBusyError(RunStoreError):
-    """Another process holds the run's lock."""
-
-
-class RunCorruptError(RunStoreError):
-    """A file of the run (config.json, checkpoint.pt) cannot be read; the message says which and why."""
-
-
-class RunWriteError(OSError):
-    """Writing a file of the run failed (disk full, read-only, ...); the message is one line."""
-
-    def __str__(self) -> str:
-        return str(self.strerror)
+from wrn_core.store.errors import RunWriteError
 
 
 def write_error(exc: OSError, what: str) -> RunWriteError:

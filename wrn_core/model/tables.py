@@ -23,7 +23,7 @@ LAYER_COLUMNS = (
     "group",
     "block",
     "layer",
-    "kind",
+    "kind",  # the layer's type (conv3x3, batchnorm, ...): the name the summary command's table, CSV and JSON print
     "in_channels",
     "out_channels",
     "stride",
@@ -61,7 +61,7 @@ def _check_image_size(image_size: Any) -> None:
         raise ConfigError(f"image size must be >= 8 pixels, got {image_size}")
 
 
-def _kind(module: nn.Module) -> str:
+def _layer_type(module: nn.Module) -> str:
     """A short human name for a leaf module."""
     if isinstance(module, nn.Conv2d):
         kh, kw = module.kernel_size
@@ -91,11 +91,8 @@ def _group_and_block(path: str) -> tuple[str, int | None]:
     return top, None
 
 
-@functools.lru_cache(maxsize=32)
-def _layer_table_cached(config: WRNConfig, image_size: int) -> pd.DataFrame:
-    # A fresh fp32 CPU model: never a (possibly compiled / moved / trained) training model.
-    model = build_model(config, initialize=False)  # only shapes and counts are read
-    paths = {id(module): name for name, module in model.named_modules()}
+def _leaf_layers(model: nn.Module, config: WRNConfig, image_size: int) -> list[Any]:
+    """torchinfo's record of every leaf layer for one image, in forward order."""
     try:
         stats = torchinfo.summary(
             model,
@@ -106,45 +103,52 @@ def _layer_table_cached(config: WRNConfig, image_size: int) -> pd.DataFrame:
             mode="eval",  # dropout/BN deterministic; shapes and counts are the same in train mode
             col_names=("output_size", "num_params", "mult_adds"),
         )
-        layers = [info for info in stats.summary_list if info.is_leaf_layer]
+        return [info for info in stats.summary_list if info.is_leaf_layer]
     finally:
         # torchinfo keeps the last summary (and so the whole model) in a module global.
         _torchinfo_impl.clear_cached_forward_pass()
 
-    rows = []
-    for index, info in enumerate(layers):
-        module = info.module
-        path = paths[id(module)]
-        group, block = _group_and_block(path)
-        out_size = list(info.output_size)  # [1, C, H, W] or [1, F]
-        in_size = list(info.input_size)
-        out_c = int(out_size[1])
-        out_h, out_w = (int(out_size[2]), int(out_size[3])) if len(out_size) == 4 else (1, 1)
-        if isinstance(module, nn.Conv2d):
-            in_channels, stride = module.in_channels, int(module.stride[0])
-        elif isinstance(module, nn.Linear):
-            in_channels, stride = module.in_features, 1
-        else:
-            in_channels, stride = int(in_size[1]), 1
-        shape = f"{out_c}×{out_h}×{out_w}" if len(out_size) == 4 else f"{out_c}"
-        rows.append(
-            {
-                "index": index,
-                "group": group,
-                "block": block,
-                "layer": path,
-                "kind": _kind(module),
-                "in_channels": int(in_channels),
-                "out_channels": out_c,
-                "stride": stride,
-                "output_shape": shape,
-                "out_c": out_c,
-                "out_h": out_h,
-                "out_w": out_w,
-                "params": int(info.num_params),
-                "macs": int(info.macs),  # batch of 1, so this is per image
-            }
-        )
+
+def _layer_row(index: int, info: Any, path: str) -> dict[str, Any]:
+    """One row of the layer table from torchinfo's record of the layer at `path`."""
+    module = info.module
+    group, block = _group_and_block(path)
+    out_size = list(info.output_size)  # [1, C, H, W] or [1, F]
+    in_size = list(info.input_size)
+    out_c = int(out_size[1])
+    out_h, out_w = (int(out_size[2]), int(out_size[3])) if len(out_size) == 4 else (1, 1)
+    if isinstance(module, nn.Conv2d):
+        in_channels, stride = module.in_channels, int(module.stride[0])
+    elif isinstance(module, nn.Linear):
+        in_channels, stride = module.in_features, 1
+    else:
+        in_channels, stride = int(in_size[1]), 1
+    shape = f"{out_c}×{out_h}×{out_w}" if len(out_size) == 4 else f"{out_c}"
+    return {
+        "index": index,
+        "group": group,
+        "block": block,
+        "layer": path,
+        "kind": _layer_type(module),
+        "in_channels": int(in_channels),
+        "out_channels": out_c,
+        "stride": stride,
+        "output_shape": shape,
+        "out_c": out_c,
+        "out_h": out_h,
+        "out_w": out_w,
+        "params": int(info.num_params),
+        "macs": int(info.macs),  # batch of 1, so this is per image
+    }
+
+
+@functools.lru_cache(maxsize=32)
+def _layer_table_cached(config: WRNConfig, image_size: int) -> pd.DataFrame:
+    # A fresh fp32 CPU model: never a (possibly compiled / moved / trained) training model.
+    model = build_model(config, initialize=False)  # only shapes and counts are read
+    paths = {id(module): name for name, module in model.named_modules()}
+    layers = _leaf_layers(model, config, image_size)
+    rows = [_layer_row(index, info, paths[id(info.module)]) for index, info in enumerate(layers)]
     table = pd.DataFrame(rows, columns=list(LAYER_COLUMNS))
     table["block"] = table["block"].astype("Int64")  # <NA> for stem and head
     for column in ("index", "in_channels", "out_channels", "stride", "out_c", "out_h", "out_w", "params", "macs"):
@@ -238,10 +242,10 @@ def saved_activation_bytes(table: pd.DataFrame, in_channels: int, image_size: in
     over-estimate there). Checked against torch's saved-tensor hooks in tests/test_summary.py.
     """
     elements = table["out_c"] * table["out_h"] * table["out_w"]
-    kind = table["kind"]
-    saved = int(elements[kind.isin(["batchnorm", "relu", "dropout", "flatten", "linear"])].sum())
+    layer_type = table["kind"]
+    saved = int(elements[layer_type.isin(["batchnorm", "relu", "dropout", "flatten", "linear"])].sum())
     saved += in_channels * image_size * image_size
-    masks = int(elements[kind == "dropout"].sum())
+    masks = int(elements[layer_type == "dropout"].sum())
     return (saved + masks) * FP32_BYTES
 
 

@@ -1,4 +1,4 @@
-"""Health findings from an evaluation of a checkpoint (wrn_core.inspect): predictions collapsed onto one class."""
+"""What an evaluation of a checkpoint (wrn_core.inspect) shows: health findings (predictions collapsed onto one class) and its most confident mistakes."""
 
 from __future__ import annotations
 
