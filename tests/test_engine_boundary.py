@@ -231,14 +231,14 @@ def test_boundary_s_and_checkpoint_wait_s_say_what_the_boundary_waited_for(tmp_p
     """Epoch 1's checkpoint is still being written when epoch 2 ends (5 s more); every evaluation takes 3 s."""
     import wrn_core.engine.loop as loop_module
 
-    real_evaluate = loop_module.evaluate
+    real_evaluate = loop_module.loss_and_accuracy
 
     def evaluate(*args, **kwargs):
         result = real_evaluate(*args, **kwargs)
         clock.advance(3.0)
         return result
 
-    monkeypatch.setattr(loop_module, "evaluate", evaluate)
+    monkeypatch.setattr(loop_module, "loss_and_accuracy", evaluate)
     run = RunStore(tmp_path).create(tiny_config(epochs=3), "boundary")
     _held_first_write(run, clock)
     assert train_run(run) == "finished"
