@@ -255,13 +255,12 @@ def test_killed_process_leaves_an_interrupted_run_that_resumes(tmp_path):
             "--runs-dir", runs_dir, "--name", "killed"]
     proc = subprocess.Popen(args, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     run_dir = Path(runs_dir) / "killed"
-    deadline = time.monotonic() + 120
-    # Wait until epoch 1 is checkpointed and epoch 2 has logged a few steps.
-    while time.monotonic() < deadline:
+
+    def into_epoch_two() -> bool:
         records = RunStore(runs_dir).get("killed").read_metrics() if (run_dir / "config.json").exists() else []
-        if any(r["kind"] == "epoch" for r in records) and max((r.get("step", 0) for r in records), default=0) >= 23:
-            break
-        time.sleep(0.02)
+        return any(r["kind"] == "epoch" for r in records) and max((r.get("step", 0) for r in records), default=0) >= 23
+
+    wait_until(into_epoch_two, "epoch 1 checkpointed and epoch 2 a few steps in", interval=0.02, proc=proc)
     proc.kill()
     proc.wait(timeout=30)
     run = RunStore(runs_dir).get("killed")
