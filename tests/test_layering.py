@@ -80,9 +80,18 @@ def test_each_error_class_is_imported_from_one_path():
     assert several == {}
 
 
-def test_wrn_core_names_record_kinds_and_phases_by_the_stores_constants():
-    # store/records.py is the run format's one home: elsewhere in wrn_core a record's kind or a progress phase
-    # is compared with records.STEP, records.TRAINING, ... and records are picked with records.of_kind.
+def test_record_kinds_and_phases_are_named_by_the_stores_constants():
+    # store/records.py is the run format's one home: elsewhere in wrn_core, the dashboard and the pages a record's
+    # kind or a progress phase is compared with records.STEP, records.TRAINING, ... and records are picked with
+    # records.of_kind.
     from bench.structure import format_literals
 
-    assert [f"{f.path}:{f.line}: {f.text}" for f in format_literals(("wrn_core",))] == []
+    found = format_literals(("wrn_core", "dashboard", "pages"))
+    assert [f"{f.path}:{f.line}: {f.text}" for f in found] == []
+
+
+def test_the_dashboard_and_pages_pick_records_through_the_store():
+    # No `.get("kind")` or `["kind"]` in the UI: records of a kind come from records.of_kind.
+    from bench.structure import kind_lookups
+
+    assert [f"{f.path}:{f.line}: {f.text}" for f in kind_lookups(("dashboard", "pages"))] == []
