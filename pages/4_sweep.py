@@ -299,7 +299,7 @@ def progress_and_controls(store, sweep: Sweep, cells) -> bool:
                   help="running cells checkpoint and stop; the rest stay pending")
     elif not cell_order(sweep).is_done(store):
         c1.button("Resume sweep", key="sweep_resume", on_click=resume_sweep, args=(name,), type="primary",
-                  help="train the pending cells and resume the stopped ones, one after another")
+                  help=f"train the pending cells and resume the stopped ones, {form_placement().describe()}")
     messages.show_flash("sweep")
     return active
 
