@@ -95,3 +95,18 @@ def test_the_dashboard_and_pages_pick_records_through_the_store():
     from bench.structure import kind_lookups
 
     assert [f"{f.path}:{f.line}: {f.text}" for f in kind_lookups(("dashboard", "pages"))] == []
+
+
+def test_no_long_file_or_function_in_the_dashboard_and_pages():
+    # A page reads as gather input → call wrn_core → draw: past a screen, a function is usually two.
+    from bench.structure import long_files, long_functions
+
+    assert long_files(folders=("dashboard", "pages")) == []
+    assert long_functions(folders=("dashboard", "pages")) == []
+
+
+def test_the_sweep_page_names_no_executor():
+    # It starts, resumes, stops and watches a sweep through dashboard.jobs' one SweepExecutors, wherever it trains.
+    source = (ROOT / "pages" / "4_sweep.py").read_text()
+    named = [word for word in ("on_ray", "SweepRunner", "RaySweep", "ray_executor", "ray_processes") if word in source]
+    assert named == []
