@@ -67,3 +67,18 @@ def test_the_cells_resources_chosen_on_the_page_reach_the_ray_sweep(_dashboard_i
     at.button(key="sweep_launch").click().run()
     no_exception(at)
     assert started == [("sized", None, CellResources(cpus=4.0, gpus=1.0))]
+
+
+def test_stop_sweep_reaches_a_sweep_on_ray_whatever_the_form_says(_dashboard_isolation, started, monkeypatch):
+    stopped: list = []
+    monkeypatch.setattr(RaySweepProcesses, "stop", lambda self, name: stopped.append(name) or [])
+    at = open_page(new_app(), "sweep")
+    set_tiny_sweep(at, "halt", blocks=(1,), widen=(1,))
+    at.radio(key=S + "executor").set_value("ray").run()
+    at.button(key="sweep_launch").click().run()
+    at.session_state[S + "executor"] = "local"  # another choice on the form since: the stop still reaches Ray
+    at.run()
+    at.button(key="sweep_stop").click().run()
+    no_exception(at)
+    assert stopped == ["halt"]
+    assert any("Stopping 0 cell(s)" in s.value for s in at.success)
