@@ -16,6 +16,8 @@ import psutil
 import pytest
 
 from wrn_core.jobs import ray_executor
+from wrn_core.jobs.executor import RAY, Placement
+from wrn_core.jobs.ray_processes import RaySweepProcesses
 from wrn_core.store import RunBusyError, RunStore, RunStoreError, parse_metrics
 from wrn_core.store.records import FINISHED, INTERRUPTED, RESUME, STOPPED
 
@@ -181,8 +183,8 @@ def test_a_background_ray_sweep_stops_its_cells_on_ctrl_c(tmp_path, ray_address)
     base = TrainConfig(model=WRNConfig(depth=10, widen_factor=1), synthetic_train=256, synthetic_test=64, epochs=200,
                        batch_size=32, log_every=2, schedule="constant", lr=0.05, device="cpu")
     save_sweep(runs, make_sweep("bg", base, [1], [1, 2]))
-    processes = ray_executor.RaySweepProcesses(runs)
-    processes.start("bg", ray_address)
+    processes = RaySweepProcesses(runs)
+    processes.resume("bg", Placement(executor=RAY, address=ray_address))  # the dashboard's way: a process of its own
     store = RunStore(runs)
     names = ["bg-n1-k1-s0", "bg-n1-k2-s0"]
     _wait_for(lambda: all(store.exists(n) and any(r["kind"] == "step" for r in store.get(n).read_metrics()) for n in names),
@@ -284,17 +286,26 @@ def test_ray_address_comes_from_the_flag_else_ray_address_else_a_local_ray(monke
                      {"address": "local", "num_cpus": 2, "include_dashboard": False, **quiet}, "shutdown"]
 
 
-def test_a_second_driver_of_the_same_sweep_is_refused(tmp_path):
-    """The driver holds the sweep's queue lock while it drives its cells; another (here, another open of the lock,
-    as another process would) is refused in one line, and takes it once the first has let go."""
+def test_a_second_driver_of_the_same_sweep_is_refused(tmp_path, monkeypatch):
+    """A driver holds the sweep's queue lock while it drives its cells; another driver (here the lock held through
+    another open of it, as another process holds it) is refused in one line before it touches Ray; the lock is free
+    again once the first has let go."""
+    from wrn_core.store.lock import ROLE_QUEUED, RunLock, queue_lock_name
     from wrn_core.sweeps import make_sweep
     from tiny_runs import tiny_config
 
     store = RunStore(tmp_path)
     sweep = make_sweep("twice", tiny_config(), [1], [1])
-    with ray_executor.RaySweep(store, sweep):
+    remote_calls: list = []
+    monkeypatch.setitem(sys.modules, "ray", SimpleNamespace(remote=lambda **options: remote_calls.append(options)))
+    first = RunLock(tmp_path / queue_lock_name("twice"))
+    first.acquire(ROLE_QUEUED, "sweep twice", wait_s=0.0)  # the first driver
+    try:
         with pytest.raises(RunBusyError, match=r"\(another `sweep twice` drives its cells\)$") as refused:
-            ray_executor.RaySweep(store, sweep).__enter__()
-        assert "\n" not in str(refused.value)
-    with ray_executor.RaySweep(store, sweep):  # the first has ended: a new driver may take over
-        pass
+            ray_executor.RaySweep(store).drive(sweep)
+        assert "\n" not in str(refused.value) and remote_calls == []  # refused before anything reached Ray
+    finally:
+        first.release()
+    second = RunLock(tmp_path / queue_lock_name("twice"))
+    second.acquire(ROLE_QUEUED, "sweep twice", wait_s=0.0)  # the first has let go: the lock can be taken
+    second.release()
