@@ -193,12 +193,13 @@ def test_an_upload_over_20_mb_is_one_line_and_the_others_are_answered():
 
 def test_dead_channels_are_marked_on_the_width_chart(runs, tmp_path, monkeypatch):
     """A copy of the k = 1 run with channel 5 of group2.0.bn2 zeroed (its ReLU outputs 0 everywhere): the chart
-    marks that layer, at its place on the layer axis, with its live channels and how many are dead."""
+    marks that layer at its x on the allocated-width chart, with its live channels and how many are dead."""
     import shutil
 
     import torch
 
     from wrn_core.model.tables import layer_table
+    from wrn_core.plots.architecture import layer_x
 
     shutil.copytree(runs / "narrow", tmp_path / "dead", ignore=shutil.ignore_patterns("evaluation-*", "run.lock"))
     run = RunStore(tmp_path).get("dead")
@@ -212,10 +213,10 @@ def test_dead_channels_are_marked_on_the_width_chart(runs, tmp_path, monkeypatch
     traces = {t.get("name"): t for t in json.loads(at.get("plotly_chart")[0].proto.spec)["data"]}
     marked = traces["dead live channels (dead marked)"]
     rows = {r["layer"]: r for r in evaluate_run(run)["width_use"]}
-    layer = dict(zip(*(layer_table(run.read_config().model)[c] for c in ("layer", "index"))))
+    xs = layer_x(layer_table(run.read_config().model))  # each layer's x on the allocated-width chart
     dead = [name for name, r in rows.items() if r["dead_channels"] > 0]
     assert "group2.0.relu2" in dead
-    assert marked["x"] == [int(layer[name]) for name in dead]
+    assert marked["x"] == pytest.approx([xs[name] for name in dead])
     assert marked["y"] == [rows[name]["channels"] - rows[name]["dead_channels"] for name in dead]
     assert marked["text"] == [f"{rows[name]['dead_channels']} dead" for name in dead]
 
