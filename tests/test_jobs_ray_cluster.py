@@ -12,7 +12,10 @@ import psutil
 import pytest
 
 from tests.test_jobs_ray import REPO, TINY, _wait_for, epochs_once, sweep_cli
-from wrn_core.store import RunStore
+from wrn_core.jobs.executor import RAY, Placement
+from wrn_core.jobs.ray_executor import RaySweep
+from wrn_core.store import RunBusyError, RunStore
+from wrn_core.sweeps import load_sweep
 from wrn_core.store.lock import queue_lock_name, queue_owner
 from wrn_core.store.records import FINISHED, QUEUED, RESUME, RETRY, RUNNING
 
@@ -20,16 +23,28 @@ from wrn_core.store.records import FINISHED, QUEUED, RESUME, RETRY, RUNNING
 CELL = ["--blocks", "1", "--widen-factor", "1", "--synthetic-train", "384", *TINY]
 
 
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 @pytest.fixture(scope="module")
-def cluster():
-    """A head with no CPUs (it trains nothing) on loopback; each test adds the worker nodes it needs and
-    `workers` removes what is left of them after it."""
+def cluster(pytestconfig):
+    """A head with no CPUs (it trains nothing) on loopback, serving Ray Client too; each test adds the worker
+    nodes it needs and `workers` removes what is left of them after it."""
     os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     from ray.cluster_utils import Cluster
 
-    head = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "include_dashboard": False,
-                                                         "node_ip_address": "127.0.0.1"})
+    # Started outside pytest's output capture: the head's Ray Client server, started with pytest's captured
+    # descriptors, fails to start its per-client server (seen: "Starting Ray client server failed").
+    with pytestconfig.pluginmanager.getplugin("capturemanager").global_and_fixture_disabled():
+        head = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "include_dashboard": False,
+                                                             "node_ip_address": "127.0.0.1",
+                                                             "ray_client_server_port": _free_port()})
     try:
         yield head
     finally:
@@ -131,21 +146,24 @@ def test_cells_wait_while_no_node_is_left_and_continue_on_one_that_joins(tmp_pat
 def test_a_new_driver_re_attaches_to_cells_training_after_the_first_died(tmp_path, cluster, workers):
     workers(2)
     runs = tmp_path / "runs"
-    first = sweep_cli("d", *CELL, "--seeds", "0,1", "--epochs", "5", address=cluster.address, runs=runs, wait=False)
+    first = sweep_cli("d", *CELL, "--seeds", "0,1", "--epochs", "8", address=cluster.address, runs=runs, wait=False)
     store = RunStore(runs)
     names = ["d-n1-k1-s0", "d-n1-k1-s1"]
     try:
-        _wait_for(lambda: all(store.exists(n) and epochs_done(store.get(n)) >= 1 for n in names),
-                  what="both cells' first epoch")
+        _wait_for(lambda: first.poll() is not None or all(store.exists(n) and epochs_done(store.get(n)) >= 1 for n in names),
+                  timeout=400, what="both cells' first epoch")
+        assert first.poll() is None, first.communicate()[1]
         trainers = {n: store.get(n).owner().pid for n in names}
         os.kill(first.pid, signal.SIGKILL)  # the driver dies; its cells' actors are detached
         first.wait(30)
         assert all(psutil.pid_exists(pid) for pid in trainers.values())
         second = sweep_cli("d", "--resume", "--no-probe", address=cluster.address, runs=runs, wait=False)
-        _wait_for(lambda: queue_owner(runs, queue_lock_name("d")) is not None, what="the second driver holding the sweep")
-        third = sweep_cli("d", "--resume", "--no-probe", address=cluster.address, runs=runs, timeout=240)
-        assert third.returncode == 2 and "another `sweep d` drives its cells" in third.stderr, third.stderr
-        assert len(third.stderr.strip().splitlines()) == 1
+        _wait_for(lambda: second.poll() is not None or queue_owner(runs, queue_lock_name("d")) is not None,
+                  timeout=400, what="the second driver holding the sweep")
+        assert second.poll() is None, second.communicate()[1]
+        assert all(store.get(n).read_status()["status"] == RUNNING for n in names)  # re-attached while they train
+        with pytest.raises(RunBusyError, match="another `sweep d` drives its cells"):  # a third driver, at once
+            RaySweep(store).drive(load_sweep(runs, "d"), Placement(executor=RAY))
         out, err = second.communicate(timeout=300)
     finally:
         for proc in (first, locals().get("second")):
@@ -157,7 +175,7 @@ def test_a_new_driver_re_attaches_to_cells_training_after_the_first_died(tmp_pat
         status = run.read_status()
         assert status["status"] == FINISHED and status["pid"] == trainers[name]  # the same trainer to the end
         assert not [r for r in run.read_metrics() if r["kind"] in (RESUME, RETRY)]  # never started twice
-        assert epochs_once(run) == [1, 2, 3, 4, 5]
+        assert epochs_once(run) == list(range(1, 9))
 
 
 def test_gpu_cells_get_the_gpu_ray_assigned_and_share_one_only_when_fractional(tmp_path, cluster, workers):
@@ -193,6 +211,16 @@ def test_gpu_cells_get_the_gpu_ray_assigned_and_share_one_only_when_fractional(t
         ray.shutdown()
 
 
+def test_a_sweep_through_ray_client_trains_on_the_cluster(tmp_path, cluster, workers):
+    (node,) = workers(1)
+    port = cluster.head_node._ray_params.ray_client_server_port
+    runs = tmp_path / "runs"
+    done = sweep_cli("c", *CELL, "--epochs", "1", address=f"ray://127.0.0.1:{port}", runs=runs)
+    assert done.returncode == 0, done.stderr
+    status = RunStore(runs).get("c-n1-k1-s0").read_status()
+    assert status["status"] == FINISHED and status["node"] == node.node_id
+
+
 @pytest.mark.parametrize("address", ["ray://head.example:10001", "10.0.0.5:6379", "head:6379", "auto"])
 def test_ray_addresses_of_both_forms_pass_the_check(address):
     from wrn_core.jobs.ray_executor import check_address
@@ -213,13 +241,9 @@ def test_a_malformed_ray_address_is_refused_in_one_line_before_anything_starts(t
 
 
 def test_an_unreachable_ray_address_is_refused_in_one_line(tmp_path, capsys):
-    import socket as sock
-
     from wrn_core.cli import main
 
-    with sock.socket() as s:  # a loopback port nobody listens on
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = _free_port()  # a loopback port nobody listens on
     code = main(["sweep", "x", *CELL, "--epochs", "1", "--executor", "ray", "--ray-address", f"ray://127.0.0.1:{port}",
                  "--runs-dir", str(tmp_path / "runs")])
     err = capsys.readouterr().err.strip()
@@ -253,3 +277,13 @@ def test_half_gpu_cells_must_each_fit_in_half_the_free_memory(monkeypatch):
     assert preflight_frame(sweep)["fits"].all()  # 600 MiB of 1000 free: one cell fits
     assert not preflight_frame(sweep, gpu_share=0.5)["fits"].any()  # two of them on one GPU do not
     assert preflight_frame(sweep, gpu_share=0.75)["fits"].all()  # a 0.75 share is 750 MiB
+
+
+def test_a_ray_sweep_pinned_to_one_gpu_is_refused_in_one_line(tmp_path, capsys):
+    from wrn_core.cli import main
+
+    code = main(["sweep", "x", *[f for f in CELL if f not in ("--device", "cpu")], "--device", "cuda:1", "--epochs", "1",
+                 "--executor", "ray", "--runs-dir", str(tmp_path / "runs")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and err == "error: on Ray each cell trains on the GPUs Ray assigns it (CUDA_VISIBLE_DEVICES): use " \
+                               "--device cuda, not cuda:1"

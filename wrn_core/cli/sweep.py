@@ -205,8 +205,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     check_placement(placement)  # e.g. one line saying what to install, before the probe's seconds
     store = RunStore(args.runs_dir)
     sweep = sweeps.load_sweep(store.root, args.name) if args.resume else _sweep_from_args(args)
+    resources = placement.resources(sweep)  # a bad --cpus-per-cell, --gpus-per-cell or Ray device, before the probe
     preflight(sweep.base)
-    resources = placement.resources(sweep)  # a bad --cpus-per-cell or --gpus-per-cell, before the probe
     remaining = sweeps.next_cells(store, sweep)
     if not remaining and sweeps.is_done(store, sweep):
         print(f"sweep {sweep.name} is complete: every cell has ended (see `sweeps show {sweep.name}`)", file=sys.stderr)

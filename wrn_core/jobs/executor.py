@@ -64,6 +64,10 @@ class Placement:
             raise ConfigError(f"--max-retries must be 0 or more, got {self.max_retries}")
 
     def resources(self, sweep: Sweep) -> CellResources:
+        """What each cell reserves; ConfigError for a Ray sweep pinned to one GPU (Ray picks each cell's GPUs)."""
+        if self.executor == RAY and sweep.base.device.startswith("cuda:"):
+            raise ConfigError(f"on Ray each cell trains on the GPUs Ray assigns it (CUDA_VISIBLE_DEVICES): use --device "
+                              f"cuda, not {sweep.base.device}")
         return CellResources.default_for(sweep, self.cpus, self.gpus)
 
     def describe(self) -> str:

@@ -56,6 +56,12 @@ def check_address(address: str | None) -> None:
                           "or ray://HEAD:10001 (Ray Client) from outside it")
 
 
+def _reason(exc: BaseException) -> str:
+    """An exception's first line, and its last where it has more (Ray Client puts the server's reason last)."""
+    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+    return one_line(exc) if len(lines) < 2 else f"{lines[0]} {lines[-1]}"
+
+
 class RayCluster:
     """A connection for one sweep: the cluster at `address` (or RAY_ADDRESS), else a local Ray started
     for the sweep and shut down after it. A Ray this process had already joined is used and left as it is."""
@@ -81,7 +87,7 @@ class RayCluster:
                 self.started_here = True
         except Exception as exc:  # noqa: BLE001 - ConnectionError, RuntimeError...: one line either way
             where = f"the Ray cluster at {self.address}" if self.address else "a local Ray"
-            raise RunStoreError(f"could not start or reach {where}: {one_line(exc)}") from None
+            raise RunStoreError(f"could not start or reach {where}: {_reason(exc)}") from None
         self._joined = True
         return self
 

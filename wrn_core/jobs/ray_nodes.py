@@ -127,9 +127,10 @@ def lost(exc: BaseException | None, result: dict[str, Any] | None) -> bool:
 
 def lost_reason(node: str, epoch: int, result: dict[str, Any] | None) -> str:
     """Why a cell was lost, in words: 'node 3f2a9c1e lost in epoch 3' (the node is gone), 'worker on node 3f2a9c1e
-    died in epoch 3' (the node lives on: a crash or an OOM kill), or its trainer killed by a signal."""
+    lost in epoch 3' (the node still reads alive: a crash, an OOM kill), or its trainer killed by a signal."""
     where = f"node {node[:8] or '?'}"
     if result is not None:
         return f"trainer killed by signal {-result['code']} on {where} in epoch {epoch + 1}"
     alive = {n.get("NodeID") for n in import_ray().nodes() if n.get("Alive")}
-    return f"{where} lost in epoch {epoch + 1}" if node not in alive else f"worker on {where} died in epoch {epoch + 1}"
+    # A node killed outright may still read alive for a few seconds (Ray's health checks): then its worker is what was lost.
+    return f"{where} lost in epoch {epoch + 1}" if node not in alive else f"worker on {where} lost in epoch {epoch + 1}"
