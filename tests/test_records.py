@@ -23,8 +23,10 @@ def test_every_constructor_makes_a_record_readers_keep():
         records.event_record("compile", "took 1.0 s", step=1, epoch=0, time=1.0, seconds=1.0),
         records.system_record(step=2, epoch=1.0, time=0.2, wall_time=2.0, cpu_percent=50.0),
         records.resume_record(from_step=2, from_epoch=1.0, time=0.2, wall_time=3.0, epochs=2),
+        records.retry_record(attempt=1, of=3, node="ab" * 16, epoch=1, reason="node abababab lost in epoch 2",
+                             wall_time=4.0),
     ]
-    assert [r["kind"] for r in built] == ["created", "step", "epoch", "event", "system", "resume"]
+    assert [r["kind"] for r in built] == ["created", "step", "epoch", "event", "system", "resume", "retry"]
     assert {r["kind"] for r in built} == set(records.RECORD_KINDS)
     log = parse_metrics("".join(json.dumps(r) + "\n" for r in built))
     assert log.unreadable == 0 and log.superseded == 0

@@ -91,7 +91,8 @@ def train_run(
 def begin_loading(run: Run, report: Reporter) -> None:
     """Say the run is running and what data it loads (a folder: how many images, decoded or cached)."""
     run.write_status(RUNNING, _loading_message(run), started_at=time.time(), pid=os.getpid(), host=socket.gethostname(),
-                     executor=_executor(), finished_at=None, cause=None)
+                     executor=_executor(), finished_at=None, cause=None, node=os.environ.get(records.NODE_ENV) or None,
+                     gpus=os.environ.get("CUDA_VISIBLE_DEVICES"))
     report.send(None, Position(), LOADING)
 
 

@@ -31,6 +31,7 @@ EXECUTOR_LOCAL = "local"
 EXECUTOR_RAY = "ray"
 EXECUTORS = (EXECUTOR_LOCAL, EXECUTOR_RAY)
 EXECUTOR_ENV = "WRN_EXECUTOR"
+NODE_ENV = "WRN_RAY_NODE"  # the Ray node id a Ray cell's trainer runs on (status.json "node")
 
 # The cause of a failed or diverged run: status.json's CAUSE_FIELD. The CLI exits 2 for INPUT_ERROR.
 INPUT_ERROR = "input"
@@ -48,7 +49,8 @@ EVENT = "event"
 CREATED = "created"
 RESUME = "resume"
 SYSTEM = "system"
-RECORD_KINDS = (STEP, EPOCH, EVENT, CREATED, RESUME, SYSTEM)
+RETRY = "retry"
+RECORD_KINDS = (STEP, EPOCH, EVENT, CREATED, RESUME, SYSTEM, RETRY)
 # Record kinds whose "step" must be an integer for the record to count (others are kept as they are).
 STEPPED_KINDS = (STEP, EPOCH, EVENT, SYSTEM)
 
@@ -102,6 +104,23 @@ def resume_record(from_step: int, from_epoch: float, time: float, wall_time: flo
     """Training restarted from the checkpoint at from_step: readers drop earlier records with a larger step."""
     return {"kind": RESUME, "from_step": from_step, "from_epoch": from_epoch, "time": time, "wall_time": wall_time,
             "epochs": epochs}
+
+
+def retry_record(attempt: int, of: int, node: str, epoch: int, reason: str, wall_time: float) -> dict[str, Any]:
+    """A Ray sweep's driver started the cell again from its checkpoint after its Ray task was lost (the node died,
+    the worker crashed or was OOM-killed): `attempt` of `of` allowed, `node` the Ray node id it was lost on,
+    `epoch` the epochs it had completed. No "step": a later resume marker never drops it."""
+    return {"kind": RETRY, "attempt": attempt, "of": of, "node": node, "epoch": epoch, "reason": reason,
+            "wall_time": wall_time}
+
+
+def retries_text(records: Iterable[Any]) -> str:
+    """'retried 2× (node 3f2a9c1e lost in epoch 3)': how often a run's history says it was started again, and why
+    the last time; '' if never."""
+    retries = list(of_kind(records, RETRY))
+    if not retries:
+        return ""
+    return f"retried {len(retries)}× ({retries[-1].get('reason') or 'lost'})"
 
 
 def system_record(step: int, epoch: float, time: float, wall_time: float, **readings: Any) -> dict[str, Any]:
@@ -236,6 +255,8 @@ class RunStatus:
     slot: str = ""  # the job queue it waited in
     sweep: str = ""
     queue_lock: str = ""  # a remote queue's lock file, while such a queue holds it queued
+    node: str = ""  # the Ray node id a Ray cell's trainer runs (or last ran) on
+    gpus: str = ""  # CUDA_VISIBLE_DEVICES as the trainer saw it (the GPUs Ray assigned a Ray cell); "" when unset
     owner: dict[str, Any] | None = None
     rebuilt: bool = False
 
@@ -254,6 +275,7 @@ class RunStatus:
             model_name=_text(status.get("model_name")), dataset=_text(status.get("dataset")),
             optimizer=_text(status.get("optimizer")), cause=cause if isinstance(cause, str) else None,
             slot=_text(status.get("slot")), sweep=_text(status.get("sweep")), queue_lock=_text(status.get("queue_lock")),
+            node=_text(status.get("node")), gpus=_text(status.get("gpus")),
             owner=status.get("owner") if isinstance(status.get("owner"), dict) else None, rebuilt=bool(status.get("rebuilt")),
         )
 
