@@ -279,10 +279,10 @@ def test_grid_spread_seed_band_and_preflight_summary(tmp_path):
 
 
 def _saved_without_training(monkeypatch) -> None:
-    """`sweep` checks and saves its sweep as usual, then trains nothing (the runner's job manager is shut down)."""
+    """`sweep` checks its sweep as usual and saves it (as the executor's start does), then trains nothing."""
     from wrn_core.cli import sweep as sweep_command
 
-    monkeypatch.setattr(sweep_command, "_run_cells", lambda store, sweep, runner: runner.manager.shutdown() or True)
+    monkeypatch.setattr(sweep_command, "_run_cells", lambda store, sweep, placement: save_sweep(store.root, sweep) or True)
 
 
 def test_dropout_optimizer_lr_and_batch_size_take_lists_that_become_axes(tmp_path, monkeypatch):
