@@ -23,7 +23,7 @@ def save_sweep(root: str | os.PathLike[str], sweep: Sweep) -> Path:
     path = sweep_path(root, sweep.name)
     if path.exists():
         existing = load_sweep(root, sweep.name)
-        if existing.axes != sweep.axes or existing.base != sweep.base:
+        if existing.axes != sweep.axes or existing.base != sweep.base or existing.search != sweep.search:
             raise RunStoreError(
                 f"a different sweep named {sweep.name!r} already exists in {root}; "
                 f"use `--resume` to continue it or choose another name"
