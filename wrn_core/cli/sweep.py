@@ -15,6 +15,7 @@ from wrn_core.cli.flags import FORMATS, Parser, UsageError, add_runs_dir, add_tr
 from wrn_core.config import ConfigError
 from wrn_core.store import RunStore, RunStoreError
 from wrn_core.store.records import ENDED_STATUSES, FINISHED, INTERRUPTED, QUEUED
+from wrn_core.sweeps.search_plan import SearchPlan, require_optuna
 
 RAY_STOP_WAIT_S = 120.0  # after Ctrl-C: how long the sweep waits for its Ray cells to checkpoint and stop
 
@@ -39,6 +40,25 @@ def add_sweep(sub: argparse._SubParsersAction) -> None:
     sweep.add_argument("--cpus-per-cell", type=float, default=1.0, help="Ray: CPUs each cell reserves (default 1)")
     sweep.add_argument("--gpus-per-cell", type=float, default=None,
                        help="Ray: GPUs each cell reserves (default 1 for a CUDA sweep, else 0)")
+    add_search_flags(sweep)
+
+
+def add_search_flags(parser: argparse.ArgumentParser) -> None:
+    """Which cells a sweep trains and which it stops early (recorded in its sweep file, so --resume keeps them)."""
+    from wrn_core.sweeps.search_plan import GRID, MACS, NO_PRUNING, OBJECTIVES, PRUNERS, STRATEGIES
+
+    parser.add_argument("--search", choices=STRATEGIES, default=GRID,
+                        help="grid: every cell in order (default); random: in a seeded random order; bayes: Optuna's "
+                             "multi-objective sampler picks each next cell (test accuracy up, cost down)")
+    parser.add_argument("--budget-cells", type=int, help="start at most this many cells")
+    parser.add_argument("--budget-minutes", type=float,
+                        help="start no cell predicted not to fit this many minutes (predicted plus measured training time)")
+    parser.add_argument("--prune", choices=PRUNERS, default=NO_PRUNING,
+                        help="stop cells early from their per-epoch test accuracy: Optuna's median or successive-halving "
+                             "(asha) pruner; a pruned cell keeps its checkpoint and curve")
+    parser.add_argument("--objective", choices=OBJECTIVES, default=MACS,
+                        help="the cost the search minimises: MACs per image (default) or the pre-flight's predicted time")
+    parser.add_argument("--search-seed", type=int, default=0, help="seed of the search's sampler and random order (default 0)")
 
 
 def add_sweeps(sub: argparse._SubParsersAction) -> None:
@@ -83,7 +103,22 @@ def _sweep_from_args(args: argparse.Namespace):
             axes[flag] = values
     scalar.blocks, scalar.widen_factor, scalar.depth = args.blocks[0], args.widen_factor[0], None
     base = train_config_from_args(scalar)
-    return make_sweep(args.name, base, args.blocks, args.widen_factor, seeds=args.seeds or [base.seed], **axes)
+    plan = SearchPlan(strategy=args.search, budget_cells=args.budget_cells, budget_minutes=args.budget_minutes,
+                      prune=args.prune, objective=args.objective, seed=args.search_seed)
+    return make_sweep(args.name, base, args.blocks, args.widen_factor, seeds=args.seeds or [base.seed], search=plan, **axes)
+
+
+def check_search(sweep, can_predict_time: bool) -> None:
+    """One line (exit 2) for a search this machine cannot run: optuna missing, or time counted with nothing to
+    predict it; then, until the executors drive searches, for any plan but a full grid."""
+    plan = sweep.search
+    if plan.needs_optuna:
+        require_optuna(plan)
+    plan.check_predictable(can_predict_time)
+    if not plan.is_grid:
+        raise UsageError(f"python -m wrn_core sweep: --search {plan.strategy} with {plan.budget_text()} and --prune "
+                         f"{plan.prune} is valid, but `sweep` does not run searches, budgets or pruning yet "
+                         f"(wrn_core.sweeps.search holds them); nothing was saved")
 
 
 def _cells_text(frame, waiting: Sequence[str] = ()) -> str:
@@ -248,6 +283,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
     store = RunStore(args.runs_dir)
     sweep = sweeps.load_sweep(store.root, args.name) if args.resume else _sweep_from_args(args)
+    check_search(sweep, can_predict_time=not args.no_probe)
     preflight(sweep.base)
     remaining = sweeps.next_cells(store, sweep)
     if not remaining and sweeps.is_done(store, sweep):
@@ -286,18 +322,27 @@ def _sweeps_list(store: RunStore) -> int:
 
 
 def _sweeps_show(store: RunStore, name: str, fmt: str) -> int:
-    """One sweep's cells as a table, CSV, or JSON with its axes."""
+    """One sweep's cells as a table, CSV, or JSON with its axes, search plan and predicted map: each cell's
+    predicted_acc and predicted_std (null where finished or the map has too few points) and whether it is next."""
     from wrn_core import sweeps
+    from wrn_core.sweeps.predict import sweep_map
 
     sweep = sweeps.load_sweep(store.root, name)
-    frame = sweeps.cells_frame(store, sweep)
+    cells = sweeps.cells_frame(store, sweep)
+    shown = sweep_map(sweep, cells, store.root)
+    frame = cells.merge(shown.cells.drop(columns=["status"]), on="run", how="left")
     if fmt == "json":
-        cells = json.loads(frame.to_json(orient="records"))
-        print(json.dumps({"name": sweep.name, "axes": {k: list(v) for k, v in sweep.axes.items()}, "cells": cells}, indent=2))
+        rows = json.loads(frame.to_json(orient="records"))
+        summary = {"finished": shown.prediction.finished, "heldout_error_points": shown.prediction.heldout_error,
+                   "error": shown.prediction.error_text, "next": {"run": shown.next.run, "reason": shown.next.reason}}
+        print(json.dumps({"name": sweep.name, "axes": {k: list(v) for k, v in sweep.axes.items()},
+                          "search": sweep.search.to_dict(), "map": summary, "cells": rows}, indent=2))
     elif fmt == "csv":
         print(frame.to_csv(index=False), end="")
     else:
         print(frame.to_string(index=False))
+        print(f"map: {shown.prediction.error_text}")
+        print(f"next: {shown.next.run or '—'} ({shown.next.reason})")
     return 0
 
 
