@@ -15,7 +15,8 @@ replay: each "training" looks the cell up, so every figure is deterministic for 
   until the grid's best cell (highest best test accuracy) has been trained; mean, std, min and max
   over the seeds. Cells are asked `--at-once` at a time and all of a batch finish before the next ask.
 - map: the GP's error on the reference grid, leaving out one cell at a time (its other seeds stay)
-  and one model at a time (all its seeds), mean absolute error in points.
+  and one model at a time (all its seeds; against each seed, and against the model's mean), mean
+  absolute error in points, beside the seeds' own spread (what no map can predict).
 - pruning: `asha` and `median` over the grid order and over `--seeds` random orders, one cell at a
   time, each judged after every epoch of its curve: the epochs trained against the full grid's
   (a pruned cell counts the epochs up to its decision; the few steps a real trainer runs into the
@@ -117,37 +118,47 @@ class Reference:
         frame["train_seconds"] = None
         return frame
 
-    def goals(self) -> tuple[float, str, tuple[float, float]]:
-        """(the full grid's hypervolume, its best cell, the reference point)."""
+    def goals(self) -> dict[str, Any]:
+        """The targets: the full grid's hypervolume over cells and over models, its best cell and its best model's
+        cells, and the reference point they are measured from."""
         done = self.finished_cells()
         ref = reference_point(pd.DataFrame(self.data["cells"])["macs"], self.data["recipe"]["num_classes"])
-        full = hypervolume(front_points(done["macs"], done["best_test_acc"]), ref)
-        return full, str(done.loc[done["best_test_acc"].idxmax(), "run"]), ref
-
-    def best_model(self) -> list[str]:
-        """The cells of the model (N, k) with the highest mean best accuracy over its seeds."""
-        done = self.finished_cells()
         means = done.groupby(["blocks", "widen_factor"])["best_test_acc"].mean()
         blocks, widen = means.idxmax()
-        return list(done.loc[(done["blocks"] == blocks) & (done["widen_factor"] == widen), "run"])
+        return {"ref": ref, "cells_hv": hypervolume(front_points(done["macs"], done["best_test_acc"]), ref),
+                "models_hv": hypervolume(model_points(done), ref),
+                "best_cell": str(done.loc[done["best_test_acc"].idxmax(), "run"]),
+                "best_model": set(done.loc[(done["blocks"] == blocks) & (done["widen_factor"] == widen), "run"])}
 
 
-def cells_to_goals(reference: Reference, order: Sequence[str]) -> tuple[int | None, int | None, int | None]:
-    """Cells started until 95% of the full hypervolume, until the best cell, and until a cell of the best model (the
-    best mean over seeds); None where the order never gets there."""
-    full, best, ref = reference.goals()
-    model = set(reference.best_model())
+def model_points(cells: pd.DataFrame) -> list[tuple[float, float]]:
+    """(log10 MACs, accuracy in points) per model: its seeds' mean best accuracy (of the seeds in `cells`)."""
+    models = cells.groupby(["blocks", "widen_factor"]).agg(macs=("macs", "first"), acc=("best_test_acc", "mean"))
+    return front_points(models["macs"], models["acc"])
+
+
+GOALS = ("to_95_hypervolume", "to_95_model_hypervolume", "to_best_cell", "to_best_model")
+
+
+def cells_to_goals(reference: Reference, order: Sequence[str]) -> dict[str, int | None]:
+    """Cells started until the trained cells reach 95% of the full grid's hypervolume, until the models' front (each
+    the mean of its trained seeds) reaches 95% of the full models' hypervolume, until the best cell, and until a cell
+    of the best model (the best mean over seeds); None where the order never gets there."""
+    goals = reference.goals()
     done = reference.finished_cells().set_index("run")
-    to_hv = to_best = to_model = None
+    reached: dict[str, int | None] = dict.fromkeys(GOALS)
     for n in range(1, len(order) + 1):
         seen = done.loc[list(order[:n])]
-        if to_hv is None and hypervolume(front_points(seen["macs"], seen["best_test_acc"]), ref) >= HV_SHARE * full:
-            to_hv = n
-        if to_best is None and best in order[:n]:
-            to_best = n
-        if to_model is None and order[n - 1] in model:
-            to_model = n
-    return to_hv, to_best, to_model
+        checks = {"to_95_hypervolume": lambda: hypervolume(front_points(seen["macs"], seen["best_test_acc"]), goals["ref"])
+                  >= HV_SHARE * goals["cells_hv"],
+                  "to_95_model_hypervolume": lambda: hypervolume(model_points(seen), goals["ref"])
+                  >= HV_SHARE * goals["models_hv"],
+                  "to_best_cell": lambda: goals["best_cell"] in order[:n],
+                  "to_best_model": lambda: order[n - 1] in goals["best_model"]}
+        for goal, check in checks.items():
+            if reached[goal] is None and check():
+                reached[goal] = n
+    return reached
 
 
 # ---------------------------------------------------------------------------------------------
@@ -168,7 +179,7 @@ def replay_search(reference: Reference, strategy: str, seed: int, at_once: int =
             frame.loc[frame["run"] == run, ["status", "best_test_acc", "train_seconds"]] = \
                 [FINISHED, results.loc[run, "best_test_acc"], results.loc[run, "train_seconds"]]
             order.append(run)
-        if None not in cells_to_goals(reference, order):  # every goal reached
+        if None not in cells_to_goals(reference, order).values():  # every goal reached
             break
     return order
 
@@ -189,7 +200,7 @@ def replay_pruning(reference: Reference, kind: str, order: Sequence[str], first_
         else:
             pruner.judge(run, curve, FINISHED)
         trained += epoch
-    _, best, _ = reference.goals()
+    best = reference.goals()["best_cell"]
     full = len(order) * reference.epochs
     return {"epochs_trained": trained, "epochs_full": full, "saved": 1.0 - trained / full,
             "best_kept": best not in pruned, "pruned": len(pruned)}
@@ -218,8 +229,15 @@ def map_error(reference: Reference) -> dict[str, Any]:
     for i in range(len(done)):
         keep = np.arange(len(done)) != i
         errors.append(abs(float(fit_gp(x[keep], y[keep]).predict(x[i:i + 1])[0]) - y[i]))
+    models = [tuple(m) for m in done[["blocks", "widen_factor"]].to_numpy()]
+    to_mean = []  # each model left out, its prediction against the mean of its seeds: the seed noise taken out
+    for model in dict.fromkeys(models):
+        out = np.array([m == model for m in models])
+        to_mean.append(abs(float(fit_gp(x[~out], y[~out]).predict(x[out][:1])[0]) - float(y[out].mean())))
+    noise = done.groupby(["blocks", "widen_factor"])["best_test_acc"].std().dropna()
     return {"cells": len(done), "leave_one_cell_out": float(np.mean(errors)),
-            "leave_one_model_out": heldout_error(sweep, done)}
+            "leave_one_model_out": heldout_error(sweep, done), "leave_one_model_out_vs_its_mean": float(np.mean(to_mean)),
+            "seed_std_points": float(100.0 * noise.mean()) if len(noise) else None}
 
 
 def search_figures(reference: Reference, seeds: int, at_once: int) -> dict[str, Any]:
@@ -230,11 +248,9 @@ def search_figures(reference: Reference, seeds: int, at_once: int) -> dict[str, 
         start = time.perf_counter()
         for seed in runs:
             reached.append(cells_to_goals(reference, replay_search(reference, strategy, seed, at_once)))
-            print(f"  {strategy} seed {seed}: 95% hypervolume after {reached[-1][0]}, best cell after {reached[-1][1]}, "
-                  f"best model after {reached[-1][2]}", flush=True)
-        out[strategy] = {"to_95_hypervolume": spread([r[0] for r in reached]), "to_best_cell": spread([r[1] for r in reached]),
-                         "to_best_model": spread([r[2] for r in reached]), "runs": [list(r) for r in reached],
-                         "seconds": time.perf_counter() - start}
+            print(f"  {strategy} seed {seed}: " + ", ".join(f"{goal} {n}" for goal, n in reached[-1].items()), flush=True)
+        out[strategy] = {goal: spread([r[goal] for r in reached]) for goal in GOALS}
+        out[strategy].update(runs=reached, seconds=time.perf_counter() - start)
     return out
 
 
@@ -277,14 +293,17 @@ def report(result: dict[str, Any]) -> str:
     lines = [f"reference: {ref['finished']} of {ref['cells']} cells finished"
              + (" (PARTIAL: the grid was still training)" if ref["partial"] else ""), "",
              "| cells started until | mean ± std | min | max |", "| --- | --- | --- | --- |"]
-    for strategy, figures in result["search"].items():
-        lines.append(_row(f"{strategy}: 95% hypervolume", figures["to_95_hypervolume"]))
-        lines.append(_row(f"{strategy}: best cell", figures["to_best_cell"]))
-        lines.append(_row(f"{strategy}: a cell of the best model", figures["to_best_model"]))
+    names = {"to_95_hypervolume": "95% hypervolume (cells)", "to_95_model_hypervolume": "95% hypervolume (models)",
+             "to_best_cell": "best cell", "to_best_model": "a cell of the best model"}
+    for goal, name in names.items():
+        for strategy, figures in result["search"].items():
+            lines.append(_row(f"{strategy}: {name}", figures[goal]))
     error = result["map"]
-    lines += ["", f"GP error on the reference grid ({error['cells']} cells): leave one cell out "
-              f"{error['leave_one_cell_out']:.2f} points, leave one model out "
-              + (f"{error['leave_one_model_out']:.2f} points" if error["leave_one_model_out"] is not None else "n/a"), "",
+    model_out = error["leave_one_model_out"]
+    lines += ["", f"GP error on the reference grid ({error['cells']} cells), mean absolute, points: leave one cell out "
+              f"{error['leave_one_cell_out']:.2f}; leave one model out {'n/a' if model_out is None else f'{model_out:.2f}'} "
+              f"against each seed, {error['leave_one_model_out_vs_its_mean']:.2f} against the model's mean; "
+              f"the seeds' own spread (std within a model) {error['seed_std_points'] or 0:.2f}", "",
               "| pruning | epochs saved (%) | min | max | best cell kept |", "| --- | --- | --- | --- | --- |"]
     for name, figures in result["pruning"].items():
         lines.append(f"{_row(name, figures['saved'], 100.0)} {figures['best_kept']}/{figures['orders']} |")

@@ -58,10 +58,14 @@ def test_the_goals_are_reached_where_the_front_and_the_best_cell_are(tmp_path):
     everything = list(reference.finished_cells()["run"])
     best = "ref-n3-k4-s1"
     # The best cell alone holds the top of the front but not its cheap end: 95% needs more cells than it.
-    to_hv, to_best, to_model = cells_to_goals(reference, [best] + [r for r in everything if r != best])
-    assert to_best == 1 and to_model == 1 and to_hv > 1
-    _, to_best, to_model = cells_to_goals(reference, everything)
-    assert to_best == everything.index(best) + 1 and to_model == everything.index("ref-n3-k4-s0") + 1
+    first = cells_to_goals(reference, [best] + [r for r in everything if r != best])
+    assert first["to_best_cell"] == 1 and first["to_best_model"] == 1 and first["to_95_hypervolume"] > 1
+    assert first["to_95_model_hypervolume"] > 1
+    in_order = cells_to_goals(reference, everything)
+    assert in_order["to_best_cell"] == everything.index(best) + 1
+    assert in_order["to_best_model"] == everything.index("ref-n3-k4-s0") + 1
+    # Every cell trained: the whole front, over cells and over models.
+    assert in_order["to_95_hypervolume"] <= 18 and in_order["to_95_model_hypervolume"] <= 18
 
 
 def test_pruning_saves_epochs_and_counts_them(tmp_path):
@@ -84,11 +88,12 @@ def test_replay_end_to_end_writes_its_figures(tmp_path, capsys):
     assert result["reference"]["partial"] and result["reference"]["finished"] == 17
     for strategy in ("grid", "random", "bayes"):
         figures = result["search"][strategy]
-        assert 1 <= figures["to_95_hypervolume"]["mean"] <= 17 and 1 <= figures["to_best_cell"]["mean"] <= 17
+        for goal in ("to_95_hypervolume", "to_95_model_hypervolume", "to_best_cell", "to_best_model"):
+            assert 1 <= figures[goal]["mean"] <= 17
     assert len(result["search"]["bayes"]["runs"]) == 2
     assert result["map"]["leave_one_cell_out"] < 3.0
     assert set(result["pruning"]) == {f"{k} {o} order" for k in ("asha", "median") for o in ("grid", "random")} | {
         f"asha first rung at epoch {e}, all orders" for e in (1, 2, 3)}
     assert result["pruning"]["asha first rung at epoch 1, all orders"]["orders"] == 3  # the grid order and 2 random
     printed = capsys.readouterr().out
-    assert "PARTIAL" in printed and "| bayes: 95% hypervolume |" in printed
+    assert "PARTIAL" in printed and "| bayes: 95% hypervolume (models) |" in printed

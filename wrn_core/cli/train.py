@@ -25,7 +25,7 @@ def add_train(sub: argparse._SubParsersAction) -> None:
 
 
 def add_resume(sub: argparse._SubParsersAction) -> None:
-    resume = sub.add_parser("resume", help="continue a stopped or interrupted run from its checkpoint")
+    resume = sub.add_parser("resume", help="continue a stopped, interrupted or pruned run from its checkpoint")
     resume.add_argument("name")
     resume.add_argument("--epochs", type=int, help="train up to this many epochs in total")
     resume.add_argument("--extend-schedule", choices=EXTEND_MODES, default=None,

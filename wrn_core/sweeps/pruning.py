@@ -22,8 +22,8 @@ from wrn_core.sweeps.search import study_storage
 from wrn_core.sweeps.search_plan import ASHA, MEDIAN, NO_PRUNING, SearchPlan, require_optuna
 
 # No cell is judged before half its epochs: while the learning rate is high, test accuracy does not rank the
-# cells (on bench/reference_grid.json, 6 one-cycle epochs, the rank correlation of each epoch's accuracy with the
-# final one was 0.1, -0.24, 0.57, 0.48, 0.92). Successive halving's first rung is there, and a third of the cells
+# cells (on the first 12 finished cells of bench/reference_grid.json, 6 one-cycle epochs, the rank correlation of
+# each epoch's accuracy with the final one was 0.1, -0.24, 0.57, 0.48, 0.92). Successive halving's first rung is there, and a third of the cells
 # that reach a rung go on (Hyperband's η = 3); the median pruner judges from there on, once MEDIAN_STARTUP cells
 # have finished (Optuna's default).
 JUDGED_FROM = 0.5  # of the planned epochs
