@@ -158,6 +158,20 @@ def test_several_cells_are_asked_at_once_without_results_and_none_twice():
     assert [len(search.ask(frame, 3)), len(search.ask(frame, 3))] == [1, 0]  # 7 in all
 
 
+def test_bayes_tries_every_model_once_before_it_repeats_a_seed():
+    sweep = make_sweep("s", BASE, [1, 2, 3], [1, 2, 4], seeds=[0, 1], search=SearchPlan(strategy="bayes", seed=2))
+    frame = empty_frame(sweep)
+    search = Search(sweep)
+    order = []
+    for _ in range(10):
+        pick = search.ask(frame, 1)[0]
+        order.append(pick.cell)
+        finish(frame, sweep, [pick.cell.run])
+    assert [cell.values["seed"] for cell in order[:9]] == [0] * 9  # the 9 models, each once
+    assert len({(c.values["blocks"], c.values["widen_factor"]) for c in order[:9]}) == 9
+    assert order[9].values["seed"] == 1
+
+
 def test_a_minutes_budget_counts_measured_and_predicted_time_and_starts_nothing_that_does_not_fit():
     sweep = grid3(strategy="grid", budget_minutes=1.0)  # 60 s
     predicted = {c.run: 10.0 * c.values["widen_factor"] for c in sweep.cells()}  # k=1: 10 s, k=2: 20 s, k=4: 40 s

@@ -293,7 +293,9 @@ class Search:
     def _propose(self, states: Mapping[str, tuple[str, float | None, float | None]], started: set[str],
                  free: list[Cell]) -> Pick:
         """Ask Optuna's GP sampler on a copy of the study as the store has it (a pruned cell counts with the accuracy
-        it reached), then take the proposed group's next seed, or the nearest group with a cell free."""
+        it reached), then take the proposed group's next seed, or the nearest group with a cell free. Seeds are
+        repeats: while some model has no cell started, the cell is the first seed of the model nearest the proposal
+        that has none (a model not seen tells the map more than another seed of one seen)."""
         optuna = self.optuna
         seed = int(np.random.SeedSequence([self.plan.seed, len(started)]).generate_state(1)[0])
         startup = int(min(STARTUP_MAX, max(STARTUP_MIN, round(STARTUP_FRACTION * len(self.groups)))))
@@ -309,12 +311,14 @@ class Search:
                 scratch.add_trial(self._frozen(run, status, acc))
         proposed = scratch.ask(self.space).params
         free_groups = list(dict.fromkeys(group_of(cell) for cell in free))
-        group = nearest_group(proposed, free_groups, self.space, self.axes)
+        unseen = [g for g in free_groups if not any(c.run in started for c in self.groups[g])]
+        group = nearest_group(proposed, unseen or free_groups, self.space, self.axes)
         cell = next(c for c in self.groups[group] if c in free)
         how = "random start" if sum(t.state == complete for t in scratch.get_trials(deepcopy=False)) < startup \
             else "GP sampler, most expected hypervolume gain"
         exact = all(proposed.get(axis) == value for axis, value in zip(self.axes, group) if axis in proposed)
-        return Pick(cell, f"bayes ({how})" + ("" if exact else "; the nearest cell still free to its proposal"))
+        nearest = "model not trained yet" if unseen else "cell still free"
+        return Pick(cell, f"bayes ({how})" + ("" if exact else f"; the nearest {nearest} to its proposal"))
 
 
 def _states(cells: pd.DataFrame) -> dict[str, tuple[str, float | None, float | None]]:
