@@ -6,7 +6,8 @@ from pathlib import Path
 
 import streamlit as st
 
-from dashboard import lab_ui
+from dashboard import lab_ui, widgets
+from wrn_core.analysis.live import live_position
 from wrn_core.store.records import RUNNING
 
 PAGES_DIR = Path(__file__).resolve().parent.parent / "pages"
@@ -47,7 +48,9 @@ def _active_jobs() -> None:
         return
     for name, state, progress in rows:
         if state == RUNNING and progress is not None and progress.epochs:
-            st.caption(f"{PLAY} **{name}**: epoch {progress.epoch}/{progress.epochs}, {progress.phase}")
+            # The Train page's progress line says the same of the same heartbeat (widgets.position_text).
+            position = widgets.position_text(live_position({"status": state}, progress))
+            st.caption(f"{PLAY} **{name}**: {position}")
         else:
             st.caption(f"{PLAY if state == RUNNING else PAUSE} **{name}** ({state})")
 

@@ -6,6 +6,7 @@ import json
 import re
 import shlex
 from collections.abc import Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,8 @@ import pandas as pd
 import streamlit as st
 
 from wrn_core.analysis import Finding, diagnose
+from wrn_core.config import ConfigError, TrainConfig
+from wrn_core.errors import DataError
 from wrn_core.errors import one_line  # noqa: F401 - pages call lab_ui.one_line
 from wrn_core.jobs import JobManager
 from wrn_core.jobs.sweep_runner import SweepRunner
@@ -153,6 +156,101 @@ def gpu_count() -> int:
     return sum(1 for value in device_choices() if value.startswith("cuda:"))
 
 
+@st.cache_data(show_spinner=False, ttl=5, max_entries=64)
+def _launch_problem_cached(config_json: str) -> str | None:
+    from wrn_core.engine.resume import preflight
+
+    try:
+        preflight(TrainConfig.from_dict(json.loads(config_json)))
+    except (ConfigError, DataError) as exc:
+        return one_line(exc)
+    return None
+
+
+def launch_problem(config: TrainConfig) -> str | None:
+    """What Launch would refuse this config for before training (no such device, the data missing, a batch that
+    does not divide over the GPUs), in one line, or None; the same check Launch makes, re-made at most every 5 s."""
+    return _launch_problem_cached(json.dumps(config.to_dict(), sort_keys=True))
+
+
+def forget_launch_problems() -> None:
+    """Check again at once (after a download put the data in place)."""
+    _launch_problem_cached.clear()
+
+
+# The predicted training time, as the Sweep page's pre-flight makes it (wrn_core.sweeps.probe): timed steps of
+# the engine's own train step on the run's device, plus a new process's start-up. Timed beside the page (a wide
+# model on a CPU takes minutes to time, and the page must not wait), one probe at a time, shared by every session.
+# Unlike the Sweep page it loads no data (an image folder's first decode can take minutes): that comes on top.
+PROBE_STEPS = 1  # timed steps after the warm-up one: the Train page times every model the form settles on
+PROBE_TTL_S = 1800  # seconds a timing is trusted
+
+
+@st.cache_resource(show_spinner=False)
+def _probe_executor() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="time-probe")
+
+
+def _one_cell(config: TrainConfig):
+    from wrn_core.sweeps import make_sweep
+
+    return make_sweep("predicted-time", config, [config.model.blocks], [config.model.widen_factor], [config.seed])
+
+
+def _probe(config: TrainConfig):
+    """(Probe, '') or (None, why it could not time the steps, in one line)."""
+    from wrn_core.sweeps import probe
+
+    try:
+        return probe(_one_cell(config), steps=PROBE_STEPS, measure_startup=False), ""
+    except Exception as exc:  # noqa: BLE001 - any failure is a line beside Launch, never a dead thread
+        return None, one_line(exc)
+
+
+# ttl: a time measured while the machine was busy (another run training, say) is measured again later.
+@st.cache_resource(show_spinner=False, max_entries=32, ttl=PROBE_TTL_S)
+def _probe_future(key: str, _config: TrainConfig) -> Future:
+    return _probe_executor().submit(_probe, _config)
+
+
+@st.cache_resource(show_spinner=False, ttl=PROBE_TTL_S)
+def _interpreter_future() -> Future:
+    from wrn_core.sweeps.probe import interpreter_seconds
+
+    return _probe_executor().submit(interpreter_seconds)
+
+
+def predicted_time(config: TrainConfig) -> tuple[float | None, str | None]:
+    """(predicted seconds to train, None) once this model, batch, optimizer, device and image size have been
+    timed; (None, None) while they are; (None, the reason) when they could not be. Loading the data is left out."""
+    from wrn_core.model.flops import input_size
+
+    values = config.to_dict()
+    key = json.dumps([values["model"], values["batch_size"], values["optimizer"], values["device"],
+                      input_size(config)], sort_keys=True)
+    startup, future = _interpreter_future(), _probe_future(key, config)
+    if not (future.done() and startup.done()):
+        return None, None
+    measured, reason = future.result()
+    if measured is None:
+        return None, reason
+    return _predicted_cached(json.dumps(values, sort_keys=True), key, startup.result(), measured, config)
+
+
+# ttl: an image folder's size is listed again now and then (images may be added).
+@st.cache_data(show_spinner=False, ttl=10, max_entries=64)
+def _predicted_cached(config_json: str, key: str, startup_s: float, _measured, _config: TrainConfig):
+    from dataclasses import replace
+
+    from wrn_core.sweeps import preflight_frame
+
+    try:
+        plan = preflight_frame(_one_cell(_config), replace(_measured, startup_seconds=startup_s))
+    except (ConfigError, DataError, OSError) as exc:
+        return None, one_line(exc)
+    return float(plan["predicted_s"].iloc[0]), None
+
+
 @st.cache_data(show_spinner=False, ttl=5)
 def _measured_memory_cached(root: str, model) -> list[dict[str, Any]]:
     from wrn_core.engine.monitor import measured_memory
@@ -289,13 +387,14 @@ def events(records: list[dict[str, Any]]) -> list[str]:
 # plotly Figure re-validates it (~0.1 s here, every second the live view polls). The figure is
 # shared, so nobody may mutate it; st.plotly_chart only serialises it.
 @st.cache_resource(show_spinner=False, max_entries=16)
-def _live_figure_cached(path: str, stamp: tuple[int, int]):
-    return live_figure(Run(Path(path)).read_metrics())
+def _live_figure_cached(path: str, stamp: tuple[int, int], epochs: int | None):
+    return live_figure(Run(Path(path)).read_metrics(), epochs=epochs)
 
 
-def cached_live_figure(run: Run):
-    """live_figure for a run, rebuilt only when metrics.jsonl changed (the live view polls every second)."""
-    return _live_figure_cached(str(run.path), _file_key(run.metrics_path))
+def cached_live_figure(run: Run, epochs: int | None = None):
+    """live_figure for a run of `epochs` planned epochs, rebuilt only when metrics.jsonl or the plan changed
+    (the live view polls every second)."""
+    return _live_figure_cached(str(run.path), _file_key(run.metrics_path), int(epochs) if epochs else None)
 
 
 # Shared like _live_figure_cached (cache_resource: no unpickling; nobody mutates it). The key is
@@ -366,7 +465,10 @@ def fmt_seconds(seconds: float | None) -> str:
     if minutes < 60:
         return f"{minutes}m {secs:02d}s"
     hours, minutes = divmod(minutes, 60)
-    return f"{hours}h {minutes:02d}m"
+    if hours < 48:
+        return f"{hours}h {minutes:02d}m"
+    days, hours = divmod(hours, 24)
+    return f"{days}d {hours:02d}h"
 
 
 def fmt_pct(fraction: float | None) -> str:
@@ -417,16 +519,20 @@ def shell_lines(command: str) -> str:
 _MARKDOWN_SPECIALS = str.maketrans({c: "\\" + c for c in "\\`*_[]$~"})
 
 
-_CODE_SPAN = re.compile(r"`([^`\n]+)`")  # `a path` or `a command` in a message: shown as inline code
+# Kept as written: a `backticked` part (a path, a command: inline code shows its text as written), and a web
+# address, made an <autolink> (inside one nothing is Markdown, so https://host/~user/ keeps its "~"; escaped, the
+# backslash would end up in the link). A sentence's closing . , ; : ) is not part of the address.
+_VERBATIM = re.compile(r"`[^`\n]+`|https?://[^\s<>`]*[^\s<>`.,;:)]")
 
 
 def plain(text: str) -> str:
     """Text shown as written: Markdown characters backslash-escaped (ROOT/train/<class>/*.jpg keeps its `*`),
-    except that a `backticked` part (a path, a command) stays inline code, which shows its text as written too."""
+    except that a `backticked` part stays inline code and a web address a working link."""
     parts, end = [], 0
-    for match in _CODE_SPAN.finditer(text):
+    for match in _VERBATIM.finditer(text):
         parts.append(text[end:match.start()].translate(_MARKDOWN_SPECIALS))
-        parts.append(match.group(0))
+        verbatim = match.group(0)
+        parts.append(verbatim if verbatim.startswith("`") else f"<{verbatim}>")
         end = match.end()
     parts.append(text[end:].translate(_MARKDOWN_SPECIALS))
     return "".join(parts)
@@ -464,6 +570,11 @@ def flash(key: str, kind: str, text: str, *, about: str | None = None, markdown:
 def clear_flash(key: str) -> None:
     """Forget the message kept under key (a callback calls it first, so an old message never outlives a new try)."""
     st.session_state.pop(key + _FLASH_SUFFIX, None)
+
+
+def kept_flash(key: str) -> dict[str, Any] | None:
+    """The message kept under key, whatever it is about: {"kind", "text" (Markdown), "about"}, or None."""
+    return st.session_state.get(key + _FLASH_SUFFIX)
 
 
 def show_flash(key: str, about: str | None = None) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import streamlit as st
 
 from dashboard import lab_ui
@@ -21,12 +23,18 @@ from wrn_core.presets import DEFAULT_PRESET, PRESETS
 ADAM_OPTIMIZERS = ("adam", "adamw")
 
 
+def default_data_dir(dataset: str) -> str:
+    """The data_dir box's value for a dataset not yet given a path: CIFAR's download directory; an image folder
+    starts empty, so its placeholder shows the layout it needs."""
+    return DEFAULT_DATA_DIR if dataset in ("cifar10", "cifar100") else ""
+
+
 def config_to_form(config: TrainConfig, prefix: str) -> dict:
     """Widget values (by key) for a TrainConfig; 0 means 'all' / 'native' for optional sizes."""
     values = {
         "dataset": config.dataset,
-        # An image folder starts empty, so its placeholder shows the layout it needs.
-        "data_dir": config.data_dir or (DEFAULT_DATA_DIR if config.dataset in ("cifar10", "cifar100") else ""),
+        "data_dir": config.data_dir or default_data_dir(config.dataset),
+        "data_dir_of": config.dataset,  # whose path the data_dir box holds (each dataset keeps its own)
         "synthetic_train": config.synthetic_train,
         "synthetic_test": config.synthetic_test,
         "subset_train": config.subset_train or 0,
@@ -97,6 +105,16 @@ def form_to_config(prefix: str) -> tuple[TrainConfig, int]:
     return config, nproc
 
 
+def signature(prefix: str, *keys: str) -> str:
+    """The form's values (and those of `keys`) as one string: a message about the form as it was is shown
+    only while this is unchanged (lab_ui.flash about=…), so it goes once the user changes what it was about."""
+    s = st.session_state
+    values = {key: s[key] for key in s.keys()
+              if isinstance(key, str) and (key.startswith(prefix) or key in keys)
+              and isinstance(s[key], (bool, int, float, str, type(None)))}
+    return json.dumps(values, sort_keys=True, default=str)
+
+
 def init(prefix: str) -> None:
     """Fill the form from the default preset the first time the page is shown."""
     if prefix + "preset" not in st.session_state:
@@ -108,10 +126,24 @@ def init(prefix: str) -> None:
         st.session_state[prefix + "device"] = "auto"  # a device that went away (another machine, a restart)
 
 
+def _keep_data_dir(prefix: str) -> dict[str, str]:
+    """Remember the box's path for the dataset it belongs to; returns every dataset's remembered path."""
+    s = st.session_state
+    paths = s.setdefault(prefix + "data_dirs", {})  # dataset -> path; not a widget, so it outlives page switches
+    owner = s.get(prefix + "data_dir_of")
+    if owner:
+        paths[owner] = s.get(prefix + "data_dir") or ""
+    return paths
+
+
 def _apply_preset(prefix: str) -> None:
+    """Fill the form from the preset; a preset that names no data directory keeps the one given for its dataset."""
     preset = PRESETS.get(st.session_state[prefix + "preset"])
     if preset is not None:
+        paths = _keep_data_dir(prefix)
         st.session_state.update(config_to_form(preset, prefix))
+        if preset.data_dir is None and paths.get(preset.dataset):
+            st.session_state[prefix + "data_dir"] = paths[preset.dataset]
 
 
 def _optimizer_changed(prefix: str) -> None:
@@ -122,21 +154,34 @@ def _optimizer_changed(prefix: str) -> None:
 
 
 def _dataset_changed(prefix: str) -> None:
-    """An image folder starts empty (its placeholder explains the layout), not at the CIFAR directory."""
-    if st.session_state[prefix + "dataset"] == "folder" and st.session_state.get(prefix + "data_dir") == DEFAULT_DATA_DIR:
-        st.session_state[prefix + "data_dir"] = ""
+    """Each dataset keeps its own path: the box's path is kept for the dataset it was typed for, and the new
+    dataset's own comes back (its default the first time), so an image folder never becomes CIFAR's directory."""
+    s = st.session_state
+    paths = _keep_data_dir(prefix)
+    dataset = s[prefix + "dataset"]
+    s[prefix + "data_dir"] = paths.get(dataset, default_data_dir(dataset))
+    s[prefix + "data_dir_of"] = dataset
+
+
+def _download_about(prefix: str) -> str:
+    """What a download message is about: the dataset and directory; it goes when either changes."""
+    s = st.session_state
+    return json.dumps([s[prefix + "dataset"], (s.get(prefix + "data_dir") or "").strip() or DEFAULT_DATA_DIR])
 
 
 def _download(prefix: str) -> None:
     dataset = st.session_state[prefix + "dataset"]
     data_dir = (st.session_state[prefix + "data_dir"] or "").strip() or DEFAULT_DATA_DIR
+    about = _download_about(prefix)
     lab_ui.clear_flash(prefix + "download")
     try:
         path = download_cifar(dataset, data_dir)
     except DataError as exc:
-        lab_ui.flash(prefix + "download", "error", lab_ui.one_line(exc))
+        lab_ui.flash(prefix + "download", "error", lab_ui.one_line(exc), about=about)
         return
-    lab_ui.flash(prefix + "download", "success", f"{lab_ui.DATASET_LABELS[dataset]} is ready in {path}")
+    finally:
+        lab_ui.forget_launch_problems()  # "not found" goes at once once the files are there
+    lab_ui.flash(prefix + "download", "success", f"{lab_ui.DATASET_LABELS[dataset]} is ready in {path}", about=about)
 
 
 def draw(prefix: str, model: bool = True, seed: bool = True) -> None:
@@ -162,7 +207,7 @@ def draw(prefix: str, model: bool = True, seed: bool = True) -> None:
             # Not under the form prefix: a button's state cannot be re-owned by keep_form_state.
             st.button(f"Download {lab_ui.DATASET_LABELS[dataset]}", key=prefix.replace("_f_", "_") + "download",
                       on_click=_download, args=(prefix,))
-            lab_ui.show_flash(prefix + "download")
+            lab_ui.show_flash(prefix + "download", about=_download_about(prefix))
         else:
             st.text_input("image folder", key=prefix + "data_dir",
                           placeholder="/path/to/root with train/<class>/ and test/<class>/")
@@ -219,6 +264,15 @@ def summary_line(config: TrainConfig, nproc: int = 1) -> str:
         device = f"{nproc} GPUs (DDP)"
     return (f"{config.model.name} · {lab_ui.DATASET_LABELS.get(config.dataset, config.dataset)} · "
             f"{config.epochs} epochs · batch {config.batch_size} · {device}")
+
+
+def device_words(config: TrainConfig, nproc: int = 1) -> str:
+    """Where the config trains, in words: 'the CPU', 'the least loaded GPU', 'cuda:1', '2 GPUs (DDP)'."""
+    if nproc > 1:
+        return f"{nproc} GPUs (DDP)"
+    if config.device == "auto":
+        return "the least loaded GPU" if lab_ui.gpu_count() else "the CPU"
+    return "the CPU" if config.device == "cpu" else config.device
 
 
 def gpu_recipe_warning(prefix: str) -> str | None:

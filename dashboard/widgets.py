@@ -11,11 +11,12 @@ import streamlit as st
 from dashboard import lab_ui
 from dashboard.once import action_guard
 from wrn_core.analysis import Finding
+from wrn_core.analysis.live import LivePosition, live_position
 from wrn_core.config import EXTEND_MODES, ConfigError
 from wrn_core.errors import DataError
 from wrn_core.engine.resume import default_extend, extension_lr_ends_at_zero, resume_target_error
 from wrn_core.store import RunStore, RunStoreError
-from wrn_core.store.records import ACTIVE_STATUSES, INTERRUPTED, Progress
+from wrn_core.store.records import ACTIVE_STATUSES, Progress
 
 EXTEND_LABELS = {"continue": "continue at the lr it ended at", "restart": "restart the schedule"}
 
@@ -145,17 +146,33 @@ def health_rows(store: RunStore, names: Iterable[str]) -> tuple[int, bool]:
     return checked, found
 
 
-def progress_line(status: dict[str, Any], progress: Progress | None) -> tuple[float, str]:
-    """(fraction done, text) for st.progress: the trainer's heartbeat while it trains, else status.json."""
-    if progress is not None and progress.total_steps:
-        rate = f"{progress.images_per_s:,.0f} img/s" if progress.images_per_s else "— img/s"
-        text = (f"{progress.phase} · epoch {progress.epoch}/{progress.epochs} · step {progress.step}/{progress.total_steps}"
-                f" · {rate} · ETA {lab_ui.fmt_seconds(progress.eta_s)} · {progress.device}")
-        return min(1.0, progress.step / progress.total_steps), text
-    state = status.get("status", INTERRUPTED)
-    epochs = int(status.get("epochs") or 0)
-    done = int(status.get("epoch") or 0)
-    text = f"{state} · epoch {done}/{epochs}"
-    if state in ACTIVE_STATUSES and status.get("message"):
+def position_text(position: LivePosition) -> str:
+    """'training · epoch 2/8 · step 40/160' (while a trainer reports) or 'finished · epoch 8/8': the one wording of
+    where a run stands, for the progress line, the sidebar and every other live read-out."""
+    if position.phase is not None:
+        text = f"{position.phase} · epoch {position.epoch}/{position.epochs}"
+        if position.total_steps:
+            text += f" · step {position.step}/{position.total_steps}"
+        return text
+    return f"{position.state} · epoch {position.epoch}/{position.epochs}"
+
+
+def progress_line(status: dict[str, Any], progress: Progress | None,
+                  records: Iterable[dict[str, Any]] = ()) -> tuple[float, str]:
+    """(fraction done, text) for st.progress: the trainer's heartbeat while it trains, else status.json and records."""
+    position = live_position(status, progress, records)
+    text = position_text(position)
+    if position.phase is not None and position.total_steps:
+        rate = f"{position.images_per_s:,.0f} img/s" if position.images_per_s else "— img/s"
+        text += f" · {rate} · ETA {lab_ui.fmt_seconds(position.eta_s)} · {position.device or '—'}"
+    elif position.state in ACTIVE_STATUSES and status.get("message"):
         text += f" · {status['message']}"  # e.g. "loading data" before the first step
-    return (min(1.0, done / epochs) if epochs else 0.0), text
+    return position.fraction, text
+
+
+def position_caption(position: LivePosition) -> str:
+    """'Best test accuracy **61.20%** · training time 1m 05s · images seen 12,800' of the same position as the
+    progress line; before the first test, says when it comes."""
+    best = lab_ui.fmt_pct(position.best_test_acc) if position.best_test_acc is not None else "— (tested after each epoch)"
+    return (f"Best test accuracy **{best}** · training time {lab_ui.fmt_seconds(position.train_seconds)} · "
+            f"images seen {lab_ui.fmt_count(position.images_seen)}")

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import math
+
 import pandas as pd
 import streamlit as st
 
 from dashboard import lab_ui
-from wrn_core.config import OPTIMIZERS, ConfigError, WRNConfig, depth_from_blocks
+from wrn_core.config import OPTIMIZERS, ConfigError, WRNConfig, blocks_from_depth, depth_from_blocks
 from wrn_core.plots import width_figure
 from wrn_core.model.tables import block_table, group_table, layer_table, totals, training_memory_mb
 
@@ -40,8 +42,32 @@ for key, value in DEFAULTS.items():
         st.session_state[key] = value
 
 
+def nearest_depth(depth: int) -> int:
+    """The valid depth (6N+4, at least 10) nearest to `depth`; half-way between two, the deeper."""
+    return depth_from_blocks(max(1, math.floor((depth - 4) / 6 + 0.5)))
+
+
+def _depth_typed(prefix: str) -> None:
+    """on_change of the depth box: a depth that is not 6N+4 is said, as typed, with what is valid, and the box
+    moves to the nearest valid depth, so the page shows a model and + and − step between valid depths."""
+    s = st.session_state
+    lab_ui.clear_flash(f"{prefix}depth")
+    depth = int(s[f"{prefix}depth"])
+    try:
+        blocks_from_depth(depth)
+    except ConfigError as exc:
+        shown = nearest_depth(depth)
+        s[f"{prefix}depth"] = shown
+        lab_ui.flash(f"{prefix}depth", "warning", f"{lab_ui.one_line(exc)}: showing depth {shown}", about=str(shown))
+
+
 def model_controls(prefix: str, title: str | None = None) -> WRNConfig | None:
-    """N (or depth), k and dropout inputs; returns the config or shows a one-line error."""
+    """N (or depth), k and dropout inputs; returns the config or shows a one-line error about the value typed.
+
+    The boxes set no bounds: the browser would refuse an out-of-range value without telling the server, which
+    would go on showing the last valid model. WRNConfig refuses it instead, in one line that says what is valid
+    (a depth is moved to the nearest valid one, and the line says so).
+    """
     if title:
         st.markdown(f"**{title}**")
     st.radio(
@@ -53,14 +79,16 @@ def model_controls(prefix: str, title: str | None = None) -> WRNConfig | None:
     c1, c2, c3 = st.columns(3)
     with c1:
         if st.session_state[f"{prefix}by"] == "blocks per group N":
-            st.number_input("N (blocks per group)", min_value=0, step=1, key=f"{prefix}n")
+            st.number_input("N (blocks per group)", step=1, key=f"{prefix}n")
         else:
-            # Steps of 6 from 10 visit only valid depths (6N+4); a typed invalid one says so below.
-            st.number_input("depth d", min_value=10, step=6, key=f"{prefix}depth", help="d = 6N+4: 10, 16, 22, 28, …")
+            # The box only ever holds a valid depth (6N+4), so + and − step between valid depths.
+            st.number_input("depth d", step=6, key=f"{prefix}depth", on_change=_depth_typed, args=(prefix,),
+                            help="d = 6N+4: 10, 16, 22, 28, …")
+            lab_ui.show_flash(f"{prefix}depth", about=str(st.session_state[f"{prefix}depth"]))
     with c2:
-        st.number_input("k (widen factor)", min_value=0, step=1, key=f"{prefix}k")
+        st.number_input("k (widen factor)", step=1, key=f"{prefix}k")
     with c3:
-        st.number_input("dropout", min_value=0.0, max_value=0.95, step=0.05, format="%.2f", key=f"{prefix}dropout")
+        st.number_input("dropout", step=0.05, format="%.2f", key=f"{prefix}dropout")
     try:
         common = {
             "widen_factor": int(st.session_state[f"{prefix}k"]),
@@ -145,6 +173,23 @@ def show_measured(config: WRNConfig, memory: dict[str, float]) -> None:
         )
 
 
+def compare_table(name_a: str, a, name_b: str, b) -> pd.DataFrame:
+    """Both models' figures side by side, each in its own unit as the metrics above show it, and B / A."""
+    rows = (
+        ("parameters", lambda t, m: t.total_params, lab_ui.fmt_count),
+        ("MACs / image", lambda t, m: t.total_macs, lab_ui.fmt_si),
+        ("model size (fp32)", lambda t, m: t.model_size_mb, lab_ui.fmt_mib),
+        ("activations / image", lambda t, m: t.activation_mb_per_image, lab_ui.fmt_mib),
+        ("training memory (GPU)", lambda t, m: m["total"], lab_ui.fmt_mib),
+    )
+    return pd.DataFrame({
+        "": [label for label, _, _ in rows],
+        name_a: [fmt(value(*a)) for _, value, fmt in rows],
+        name_b: [fmt(value(*b)) for _, value, fmt in rows],
+        "B / A": [value(*b) / value(*a) for _, value, _ in rows],
+    })
+
+
 def show_metrics(total, memory, columns: int = 5) -> None:
     cols = st.columns(columns)
     items = [
@@ -159,31 +204,40 @@ def show_metrics(total, memory, columns: int = 5) -> None:
             st.metric(label, value, help=help_text)
 
 
+# Column headers and formats of the group, layer and block tables (counts with thousands separators).
+TABLE_COLUMNS = {
+    "in_channels": st.column_config.NumberColumn("in ch"),
+    "out_channels": st.column_config.NumberColumn("out ch"),
+    "output_shape": st.column_config.TextColumn("output"),
+    "params": st.column_config.NumberColumn("params", format="localized"),
+    "macs": st.column_config.NumberColumn("MACs", format="localized"),
+}
+
+
+def readable(table: pd.DataFrame) -> pd.DataFrame:
+    """A layer or block table as shown: the stem and head, in no block, read "—" there (not None)."""
+    if "block" not in table.columns:
+        return table
+    return table.assign(block=["—" if pd.isna(b) else str(int(b)) for b in table["block"]])
+
+
 def tables(table: pd.DataFrame, key: str) -> None:
     groups = group_table(table)
     st.dataframe(
         groups,
         hide_index=True,
         column_config={
+            **TABLE_COLUMNS,
             "params_pct": st.column_config.NumberColumn("params %", format="%.1f"),
             "macs_pct": st.column_config.NumberColumn("MACs %", format="%.1f"),
-            "params": st.column_config.NumberColumn("params", format="localized"),
-            "macs": st.column_config.NumberColumn("MACs", format="localized"),
         },
     )
     layers_tab, blocks_tab = st.tabs(["Layers", "Blocks"])
     with layers_tab:
-        st.dataframe(
-            table.drop(columns=["out_c", "out_h", "out_w"]),
-            hide_index=True,
-            height=360,
-            column_config={
-                "params": st.column_config.NumberColumn("params", format="localized"),
-                "macs": st.column_config.NumberColumn("MACs", format="localized"),
-            },
-        )
+        st.dataframe(readable(table.drop(columns=["out_c", "out_h", "out_w"])), hide_index=True, height=360,
+                     column_config=TABLE_COLUMNS)
     with blocks_tab:
-        st.dataframe(block_table(table), hide_index=True, height=300)
+        st.dataframe(readable(block_table(table)), hide_index=True, height=300, column_config=TABLE_COLUMNS)
 
 
 st.title("Architecture")
@@ -193,16 +247,17 @@ st.caption(
 )
 
 with st.container(border=True):
-    s1, s2, s3, s4, s5, s6 = st.columns([1, 1, 1, 1.3, 0.8, 1.2])
-    s1.number_input("classes", min_value=0, step=1, key="arch_classes")
-    s2.number_input("image size (px)", min_value=0, step=1, key="arch_image_size")
-    s3.number_input("batch size", min_value=1, step=1, key="arch_batch_size", help="for the memory estimate")
+    s1, s2, s3, s4, s5 = st.columns([1, 1, 1, 1.3, 0.8])
+    s1.number_input("classes", step=1, key="arch_classes")
+    s2.number_input("image size (px)", step=1, key="arch_image_size")
+    s3.number_input("batch size", step=1, key="arch_batch_size", help="for the memory estimate")
     s4.selectbox(
         "optimizer", OPTIMIZERS, format_func=lab_ui.OPTIMIZER_LABELS.get, key="arch_optimizer", help="for the memory estimate"
     )
     s5.checkbox("AMP", key="arch_amp", help="bf16/fp16 activations (halves activation memory)")
-    s6.toggle("Compare two configs", key="arch_compare", on_change=start_compare,
-              help="A starts as the model set here; B as the paper's WRN-28-10")
+# On its own line, so its label is never cut short.
+st.toggle("Compare two configs", key="arch_compare", on_change=start_compare,
+          help="A starts as the model set here; B as the paper's WRN-28-10")
 
 if not st.session_state["arch_compare"]:
     with st.container(border=True):
@@ -240,35 +295,8 @@ else:
             name_b = f"{name_b} (B)"
         st.markdown("**Feature-map width per layer** — both configs overlaid")
         st.plotly_chart(width_figure([(name_a, table_a), (name_b, table_b)]), key="arch_width_compare")
-        ratio = pd.DataFrame(
-            {
-                "": ["parameters", "MACs / image", "model size (MiB)", "activations / image (MiB)", "training memory (MiB)"],
-                name_a: [
-                    total_a.total_params,
-                    total_a.total_macs,
-                    total_a.model_size_mb,
-                    total_a.activation_mb_per_image,
-                    memory_a["total"],
-                ],
-                name_b: [
-                    total_b.total_params,
-                    total_b.total_macs,
-                    total_b.model_size_mb,
-                    total_b.activation_mb_per_image,
-                    memory_b["total"],
-                ],
-            }
-        )
-        ratio["B / A"] = ratio[name_b] / ratio[name_a]
-        st.dataframe(
-            ratio,
-            hide_index=True,
-            column_config={
-                name_a: st.column_config.NumberColumn(name_a, format="localized"),
-                name_b: st.column_config.NumberColumn(name_b, format="localized"),
-                "B / A": st.column_config.NumberColumn("B / A", format="%.2f×"),
-            },
-        )
+        st.dataframe(compare_table(name_a, (total_a, memory_a), name_b, (total_b, memory_b)), hide_index=True,
+                     column_config={"B / A": st.column_config.NumberColumn("B / A", format="%.2f×")})
         tab_a, tab_b = st.tabs([f"A: {name_a}", f"B: {name_b}"])
         with tab_a:
             tables(table_a, "a")

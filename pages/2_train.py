@@ -8,6 +8,7 @@ import streamlit as st
 
 from dashboard import lab_ui, run_form, widgets
 from dashboard.once import action_guard
+from wrn_core.analysis.live import live_position
 from wrn_core.config import ConfigError
 from wrn_core.errors import DataError
 from wrn_core.engine.monitor import system_usage
@@ -19,17 +20,21 @@ from wrn_core.store.records import ACTIVE_STATUSES, DIVERGED, FAILED, INTERRUPTE
 
 F = "train_f_"  # prefix of the form's value widgets (kept across page switches)
 FORCE = "train_force"  # the "launch anyway" box shown when the run is predicted not to fit
+LONG_RUN_S = 3600.0  # a predicted time past this is a warning beside Launch, not a caption
+FORM_HEIGHT = 520  # px: under the launch panel, the form's box ends near the bottom of a 900 px high window
 
 
 def launch() -> None:
     """on_click of Launch: the same checks the training process makes (config, data, memory), then submit.
 
-    A refusal is a flash under Launch; a launch is a flash about the new run, shown with it while it is
-    queued or running. The same form launched twice within a few seconds starts one run (action_guard).
+    A refusal is a flash under Launch about the form as it was judged (it goes once the form changes); a
+    launch is a flash about the new run, shown under Launch while it is queued or running and watched. The
+    same form launched twice within a few seconds starts one run (action_guard).
     """
     lab_ui.clear_flash("train_launch")
     lab_ui.clear_flash("train_launched")
     manager = lab_ui.get_job_manager()
+    judged = run_form.signature(F, FORCE)
     try:
         config, nproc = run_form.form_to_config(F)
         need = memory_refusal(config)
@@ -40,7 +45,7 @@ def launch() -> None:
         action = "launch " + json.dumps([config.to_dict(), requested, nproc, force], sort_keys=True)
         name = action_guard().once(action, lambda: manager.submit(config, requested, nproc=nproc, force=force))
     except (ConfigError, RunStoreError, DataError) as exc:
-        lab_ui.flash("train_launch", "error", lab_ui.one_line(exc))
+        lab_ui.flash("train_launch", "error", lab_ui.one_line(exc), about=judged)
         return
     st.session_state["train_run"] = name
     lab_ui.flash("train_launched", "success", f"Launched {name}", about=name)
@@ -89,12 +94,13 @@ def live_view() -> None:
     state = status.get("status", INTERRUPTED)
     active = state in ACTIVE_STATUSES
     progress = lab_ui.progress_of(run) if state == RUNNING else None
-    fraction, text = widgets.progress_line(status, progress)
+    records = lab_ui.read_records(run)
+    # The progress line and the caption under it read one position: the heartbeat while it trains, the records
+    # and status.json otherwise (status.json alone lags an epoch behind).
+    fraction, text = widgets.progress_line(status, progress, records)
     st.progress(fraction, text=text)
     st.caption(
-        f"Best test accuracy **{lab_ui.fmt_pct(status.get('best_test_acc'))}** · "
-        f"training time {lab_ui.fmt_seconds(status.get('train_seconds'))} · "
-        f"images seen {lab_ui.fmt_count(status.get('images_seen'))}"
+        widgets.position_caption(live_position(status, progress, records))
         + (f" · {status['world_size']} processes" if (status.get("world_size") or 1) > 1 else "")
     )
     if state in (FAILED, DIVERGED, INTERRUPTED):
@@ -102,10 +108,7 @@ def live_view() -> None:
         detail = failure_detail(run, status) if state == FAILED else None
         if detail:
             st.caption(f"job.log ends: {lab_ui.plain(detail)}")
-    st.plotly_chart(lab_ui.cached_live_figure(run), key="train_live_chart")
-    if active:
-        # Under the charts, so that Launch leaves all four in view: "Launched X" while X is queued or running.
-        lab_ui.show_flash("train_launched", about=watched)
+    st.plotly_chart(lab_ui.cached_live_figure(run, status.get("epochs")), key="train_live_chart")
     if not active:
         st.caption(f"Status: **{state}**" + (f" — {lab_ui.plain(status['message'])}" if status.get("message") else ""))
     lab_ui.show_health(run, active)
@@ -125,7 +128,6 @@ def live_view() -> None:
     # torch.compile's warm-up is shown, not hidden: while it runs, and what it cost afterwards.
     if progress is not None and progress.phase == "compiling":
         st.info("torch.compile is compiling the model; the first step waits for it.")
-    records = lab_ui.read_records(run)
     for event in lab_ui.events(records):
         st.caption(f"⏱ {event}")
     with st.expander("System: memory, CPU and GPU", expanded=False):
@@ -143,31 +145,96 @@ def live_view() -> None:
             st.caption(f":material/pause_circle: {job.name} (waiting for {job.device})")
 
 
+@st.fragment(run_every=1.0)
+def launched_note() -> None:
+    """"Launched X" under Launch while X is queued or running and watched; forgotten once X ends (its status
+    speaks then)."""
+    launched = (lab_ui.kept_flash("train_launched") or {}).get("about")
+    try:
+        state = lab_ui.get_job_manager().store.get(launched).read_status().get("status") if launched else None
+    except RunStoreError:
+        state = None
+    if state in ACTIVE_STATUSES:
+        lab_ui.show_flash("train_launched", about=st.session_state.get("train_run"))
+    else:
+        lab_ui.clear_flash("train_launched")
+
+
+def predicted_line(config, nproc: int, problem: bool) -> None:
+    """The predicted training time from timed steps (as the Sweep page's pre-flight); a warning past an hour.
+    While the steps are timed beside the page, a fragment says so and shows the answer once it comes (in place:
+    a rerun of the whole page would close a list the user has open). With a `problem` said above, a probe that
+    failed (for the same reason, say no such device) adds nothing."""
+    if nproc > 1:
+        st.caption("Predicted time: not timed for data-parallel runs (the probe times one process).")
+        return
+    if lab_ui.predicted_time(config) == (None, None):
+        st.fragment(run_every=1.0)(_show_prediction)(config, problem)
+    else:
+        _show_prediction(config, problem)
+
+
+def _show_prediction(config, problem: bool) -> None:
+    seconds, reason = lab_ui.predicted_time(config)
+    if seconds is None and reason is None:
+        st.caption(f"Predicted time: timing a training step of {config.model.name}…")
+        return
+    if seconds is None:
+        if not problem:
+            st.caption(f"Predicted time: not known ({lab_ui.plain(reason)}).")
+        return
+    text = (f"Predicted time **≈ {lab_ui.fmt_seconds(seconds)}** on {lab_ui.plain(run_form.device_words(config))}, "
+            f"loading the data on top (from timed steps of {config.model.name} at batch {config.batch_size})")
+    if seconds > LONG_RUN_S:
+        st.warning(text)
+    else:
+        st.caption(text)
+
+
+def launch_panel() -> None:
+    """What Launch will do and everything that stands in its way, then Launch, then what Launch said.
+
+    At the top of the form's column, so whatever it says is in view when it is said; every line is worked out
+    from the form as it is now, so a message goes once its cause is gone.
+    """
+    try:
+        config, nproc = run_form.form_to_config(F)
+    except (ConfigError, DataError) as exc:
+        said = lab_ui.one_line(exc)
+        lab_ui.show_error(said)  # the same line Launch would refuse with
+    else:
+        st.caption(f"**Launch trains** {lab_ui.plain(run_form.summary_line(config, nproc))}")
+        said = lab_ui.launch_problem(config)
+        if said:
+            lab_ui.show_error(said)  # e.g. CIFAR-10 not found: said before Launch is pressed
+        predicted_line(config, nproc, problem=bool(said))
+        need = memory_refusal(config)
+        if need is not None:
+            st.warning(f"{lab_ui.plain(need)}: it may not fit. Try a smaller batch or model.")
+            st.checkbox("launch anyway (the prediction may be pessimistic)", key=FORCE)
+    slow = run_form.gpu_recipe_warning(F)
+    if slow:
+        st.warning(slow)
+    st.button("Launch", type="primary", key="train_launch", on_click=launch, width="stretch")
+    refusal = lab_ui.kept_flash("train_launch")
+    if refusal is not None and refusal["text"] != lab_ui.plain(said or ""):  # said once, not again under Launch
+        lab_ui.show_flash("train_launch", about=run_form.signature(F, FORCE))
+    if lab_ui.kept_flash("train_launched") is not None:
+        launched_note()
+
+
 run_form.init(F)
 st.session_state.setdefault(F + "name", "")
 
 st.title("Train")
 form_col, live_col = st.columns([1, 2], gap="large")
 with form_col:
-    # The form scrolls inside its own box, so Launch and the live charts stay in view; the summary
-    # above Launch says what it will train, whatever is scrolled out of sight.
-    with st.container(height=560, border=True):
+    with st.container():  # one element whatever it holds, so the form's box below keeps its scroll position
+        launch_panel()
+    # The form scrolls inside its own box, so the live charts stay in view; Launch and the summary above it
+    # say what it will train, whatever is scrolled out of sight.
+    with st.container(height=FORM_HEIGHT, border=True):
         run_form.draw(F)
         st.text_input("run name (optional)", key=F + "name", placeholder="auto: wrn-10-1-synthetic-<time>")
-    slow = run_form.gpu_recipe_warning(F)
-    if slow:
-        st.warning(slow)
-    try:
-        config, nproc = run_form.form_to_config(F)
-    except (ConfigError, DataError) as exc:
-        lab_ui.show_error(exc)  # the same line Launch would refuse with
-    else:
-        st.caption(f"**Launch trains** {lab_ui.plain(run_form.summary_line(config, nproc))}")
-        need = memory_refusal(config)
-        if need is not None:
-            st.warning(f"{lab_ui.plain(need)}: it may not fit. Try a smaller batch or model.")
-            st.checkbox("launch anyway (the prediction may be pessimistic)", key=FORCE)
-    st.button("Launch", type="primary", key="train_launch", on_click=launch, width="stretch")
-    lab_ui.show_flash("train_launch")
 with live_col:
     live_view()

@@ -29,6 +29,7 @@ from wrn_core.sweeps import (
     recent_sweep_names,
     save_sweep,
     sweep_counts,
+    unfinished_grid,
 )
 from wrn_core.engine.resume import preflight
 
@@ -39,8 +40,29 @@ BLOCK_CHOICES = (1, 2, 3, 4, 5, 6)  # N: depth 10 … 40
 WIDEN_CHOICES = (1, 2, 4, 8, 10, 12)  # k
 MAX_SEEDS = 5
 POLL_S = 1.5  # seconds between refreshes of the live view
+# Messages about a sweep's cells training (Launched, Resumed, Stopping): each goes once no cell trains any more.
+PROGRESS_FLASHES = ("sweep_launched", "sweep_progress")
+UNKNOWN = "—"  # a table's value not known yet (a pending cell's accuracy, time, host)
+CELL_FORMATS = {"best test acc (%)": "{:.2f}", "final test acc (%)": "{:.2f}", "time (s)": "{:.1f}",
+                "images/s": "{:,.0f}", "params": "{:,}", "MACs": "{:,}"}
 
 
+def shown_with_unknowns(table, formats: dict[str, str]):
+    """(the table as drawn, the columns made text): a column with a value not known yet becomes text, '—' there
+    and its format elsewhere (st.dataframe draws a missing value as 'None' and has no setting for it); columns
+    without a gap stay numbers, so they sort as numbers."""
+    table = table.copy()
+    texts = []
+    for column in table.columns:
+        missing = table[column].isna()
+        if missing.any() and column != "pareto":  # an empty checkbox already says "not yet"
+            fmt = formats.get(column, "{}")
+            table[column] = [UNKNOWN if gone else fmt.format(value) for value, gone in zip(table[column], missing)]
+            texts.append(column)
+    return table, texts
+
+
+PLAN_HIDDEN = ("run", "free (MiB)", "depth", "steps")  # in the plan's data (and downloads), not its columns
 PLAN_NAME = "sweep"  # a pre-flight's sweep when the name field is empty: its rows carry no clock time
 
 
@@ -59,7 +81,8 @@ def launch() -> None:
     """on_click of Launch: save the sweep and hand it to the job manager; an error is a flash under Launch,
     success one beside the launched sweep."""
     lab_ui.clear_flash("sweep_launch")
-    lab_ui.clear_flash("sweep_launched")
+    for key in PROGRESS_FLASHES:
+        lab_ui.clear_flash(key)
     runner = lab_ui.get_sweep_runner()
 
     def start(sweep) -> str:
@@ -83,12 +106,21 @@ def launch() -> None:
         name = action_guard().once(action, lambda: start(sweep))
     except (ConfigError, RunStoreError, DataError) as exc:
         lab_ui.flash("sweep_launch", "error", lab_ui.one_line(exc))
+        st.session_state[REFUSED_FORM] = form_state()
         return
     st.session_state[F + "open"] = name
     forget_preflight()  # it was for the sweep now launched
     where = f"as Ray tasks ({ray_address() or 'RAY_ADDRESS, else a local Ray'})" if on_ray() else "one after another"
     lab_ui.flash("sweep_launched", "success",
                  f"Launched {name}: its cells train {where}; each is also a run on the Runs page.", about=name)
+
+
+REFUSED_FORM = "sweep_refused_form"  # the form as it was when Launch refused it
+
+
+def form_state() -> str:
+    """The form's values as one string: a refusal speaks of these, and goes once they change."""
+    return json.dumps({k: v for k, v in st.session_state.items() if str(k).startswith(F)}, sort_keys=True, default=str)
 
 
 def on_ray() -> bool:
@@ -112,6 +144,8 @@ def start_on_ray(name: str) -> None:
 
 def resume_sweep(name: str) -> None:
     lab_ui.clear_flash("sweep")
+    for key in PROGRESS_FLASHES:
+        lab_ui.clear_flash(key)
     runner = lab_ui.get_sweep_runner()
     try:
         sweep = load_sweep(runner.manager.store.root, name)
@@ -122,16 +156,18 @@ def resume_sweep(name: str) -> None:
     except (ConfigError, RunStoreError, DataError) as exc:
         lab_ui.flash("sweep", "error", lab_ui.one_line(exc))
         return
-    lab_ui.flash("sweep", "success", f"Resumed {name}: its remaining cells train one after another.")
+    lab_ui.flash("sweep_progress", "success", f"Resumed {name}: its remaining cells train one after another.", about=name)
 
 
 def stop_sweep(name: str) -> None:
     """Stop starting cells and stop the running ones (also those a restarted dashboard did not start)."""
     lab_ui.clear_flash("sweep")
+    for key in PROGRESS_FLASHES:
+        lab_ui.clear_flash(key)
     lab_ui.get_ray_sweeps().stop(name)  # a sweep on Ray: its process stops its cells and cancels the queued ones
     stopped = lab_ui.stop_sweep(lab_ui.get_sweep_runner(), name)
-    lab_ui.flash("sweep", "success", f"Stopping {len(stopped)} cell(s); the others stay pending. **Resume sweep** continues.",
-                 markdown=True)
+    lab_ui.flash("sweep_progress", "success", f"Stopping {len(stopped)} cell(s); the others stay pending. "
+                 "**Resume sweep** continues.", markdown=True, about=name)
 
 
 def sweep_key(sweep: Sweep) -> tuple:
@@ -164,23 +200,30 @@ def draw_preflight(current: Sweep | None) -> None:
                    "they may fail; try a smaller batch or fewer wide models.")
     shown = plan.rename(columns={"blocks": "N", "widen_factor": "k", "memory_mb": "memory (MiB)",
                                  "free_mb": "free (MiB)", "predicted_s": "predicted (s)", "macs": "MACs / image"})
+    # In half the page every column must fit: N, k and seed name the cell (the run name repeats them), and the
+    # device's free memory, the same for every cell, is said once below.
+    order = [c for c in shown.columns if c not in PLAN_HIDDEN]
     st.dataframe(
-        shown, hide_index=True, key="sweep_plan_table",
+        shown, hide_index=True, key="sweep_plan_table", column_order=order,
         column_config={
-            "params": st.column_config.NumberColumn(format="localized"),
-            "MACs / image": st.column_config.NumberColumn(format="localized"),
-            "memory (MiB)": st.column_config.NumberColumn(format="%.0f"),
-            "free (MiB)": st.column_config.NumberColumn(format="%.0f"),
-            "predicted (s)": st.column_config.NumberColumn(format="%.1f"),
+            "N": st.column_config.NumberColumn(width=40), "k": st.column_config.NumberColumn(width=40),
+            "seed": st.column_config.NumberColumn(width=45), "fits": st.column_config.CheckboxColumn(width=40),
+            "params": st.column_config.NumberColumn(format="localized", width=75),
+            "MACs / image": st.column_config.NumberColumn("MACs", format="compact", width=75,
+                                                          help="multiply-accumulates per image"),
+            "memory (MiB)": st.column_config.NumberColumn(format="%.0f", width=95),
+            "predicted (s)": st.column_config.NumberColumn(format="%.1f", width=90),
         },
     )
+    free = sorted({lab_ui.fmt_mib(v) for v in plan["free_mb"] if v is not None and v == v})
     st.caption("Predicted time: each model's measured seconds per training step × its steps, plus evaluation and "
-               "the measured start-up of a training process. Memory: predicted for training, against the device's free memory.")
+               "the measured start-up of a training process. Memory: predicted for training, against the device's "
+               f"free memory ({', '.join(free) or 'unknown'}).")
 
 
 def new_sweep_view() -> None:
     """The form (axes and a base config from the Train page's presets), Pre-flight and Launch."""
-    form_col, plan_col = st.columns([1, 1], gap="large")
+    form_col, plan_col = st.columns([5, 6], gap="large")  # the plan's table needs the wider half
     with form_col:
         with st.container(height=600, border=False):
             with st.container(border=True):
@@ -209,15 +252,17 @@ def new_sweep_view() -> None:
                                     value=None, placeholder="1 for a CUDA sweep, else 0",
                                     help="empty: one GPU per cell for a CUDA sweep, none otherwise")
             run_form.draw(F, model=False, seed=False)
+    with plan_col:
+        st.subheader("Pre-flight")
+        # The buttons head this column, not the foot of the scrolling form: in view at any window height,
+        # with what they answer (a refusal, the plan) right under them.
         b1, b2 = st.columns(2)
         preflight_clicked = b1.button("Pre-flight", key="sweep_preflight", width="stretch",
                                       help="times a few training steps of each model (seconds)")
         b2.button("Launch", type="primary", key="sweep_launch", on_click=launch, width="stretch")
-        if preflight_clicked:
-            lab_ui.clear_flash("sweep_launch")  # the pre-flight reports the form's state now
+        if preflight_clicked or st.session_state.get(REFUSED_FORM) != form_state():
+            lab_ui.clear_flash("sweep_launch")  # the pre-flight reports the form's state now; an edit answers a refusal
         lab_ui.show_flash("sweep_launch")
-    with plan_col:
-        st.subheader("Pre-flight")
         current = None
         try:
             current = form_sweep(unnamed=PLAN_NAME)
@@ -240,12 +285,23 @@ def draw_health(store, cells, active: bool) -> None:
     """Training-health badges of the cells that have findings (one green badge when none has)."""
     checked, found = widgets.health_rows(store, cells["run"])
     if checked and not found:
-        lab_ui.show_findings([], healthy="No training problems found in any cell" + (" so far" if active else ""))
+        scope = "any cell" if checked == len(cells) else f"the {checked} of {len(cells)} cells that have trained"
+        lab_ui.show_findings([], healthy=f"No training problems found in {scope}" + (" so far" if active else ""))
 
 
-@st.fragment(run_every=POLL_S)
+SECTION_STATE = "sweep_section_cells"  # what the page outside the live view last drew the cells as
+
+
+def cells_state(cells) -> str:
+    """What the sections outside the live view read of the cells: which have a run, where each is, its accuracy."""
+    return cells[["run", "status", "epoch", "best_test_acc"]].to_json()
+
+
+@st.fragment(run_every=POLL_S, key="sweep_live")
 def live_view(name: str) -> None:
-    """Polls the sweep's runs: progress, the cells, the N × k heatmap, the trade-off and small multiples."""
+    """Polls the sweep's runs: progress, the cells, the N × k heatmap, the trade-off and small multiples.
+    When the cells moved on since the page was drawn, the whole page reruns, so that the sections outside
+    this fragment (tags, parallel coordinates, importance) follow it."""
     manager = lab_ui.get_job_manager()
     store = manager.store
     try:
@@ -254,6 +310,8 @@ def live_view(name: str) -> None:
         lab_ui.show_error(exc)
         return
     cells = cells_frame(store, sweep)
+    if st.session_state.get(SECTION_STATE) not in (None, cells_state(cells)):
+        st.rerun(scope="app")
     runner = lab_ui.get_sweep_runner()
     on_cluster = lab_ui.get_ray_sweeps().running(name)  # cells waiting in Ray's queue read queued (its queue lock)
     counts = sweep_counts(cells)
@@ -262,6 +320,11 @@ def live_view(name: str) -> None:
     parts = [f"{counts['ended']}/{counts['total']} cells ended"]
     parts += [f"{counts[key]} {key}" for key in (RUNNING, QUEUED, "paused", PENDING) if counts[key]]
     st.progress(counts["ended"] / max(1, counts["total"]), text=" · ".join(parts))
+    if not active:  # what Launched, Resumed or Stopping spoke of is over: the progress line says how it ended
+        for key in PROGRESS_FLASHES:
+            lab_ui.clear_flash(key)
+    for key in PROGRESS_FLASHES:
+        lab_ui.show_flash(key, about=name)
 
     error = runner.error(name) or lab_ui.get_ray_sweeps().error(name)
     if error:
@@ -275,18 +338,19 @@ def live_view(name: str) -> None:
                   help="train the pending cells and resume the stopped ones, one after another")
     lab_ui.show_flash("sweep")
 
-    st.dataframe(
-        cells_table(cells), hide_index=True,
-        column_config={
-            **lab_ui.result_columns(),
-            "time (s)": st.column_config.NumberColumn(format="%.1f"),
-            "images/s": st.column_config.NumberColumn(format="%.0f"),
-            "MACs": st.column_config.NumberColumn(format="localized"),
-            "pareto": st.column_config.CheckboxColumn(help="on the accuracy-vs-parameters Pareto front"),
-            "executor": st.column_config.TextColumn(help="what runs the cell: local (this machine's queue) or ray"),
-            "host": st.column_config.TextColumn(help="the machine its trainer runs (or last ran) on"),
-        },
-    )
+    table, texts = shown_with_unknowns(cells_table(cells), CELL_FORMATS)
+    columns = {
+        **lab_ui.result_columns(),
+        "time (s)": st.column_config.NumberColumn(format="%.1f"),
+        "images/s": st.column_config.NumberColumn(format="%.0f"),
+        "MACs": st.column_config.NumberColumn(format="localized"),
+        "pareto": st.column_config.CheckboxColumn(help="on the accuracy-vs-parameters Pareto front of the finished "
+                                                       "cells; empty until a cell finishes"),
+    }
+    columns.update({column: st.column_config.TextColumn(alignment="right") for column in texts if column in columns})
+    columns["executor"] = st.column_config.TextColumn(help="what runs the cell: local (this machine's queue) or ray")
+    columns["host"] = st.column_config.TextColumn(help="the machine its trainer runs (or last ran) on")
+    st.dataframe(table, hide_index=True, column_config=columns)
     draw_health(store, cells, active)
 
     several = len(sweep.axes.get("seed", ())) > 1
@@ -296,15 +360,18 @@ def live_view(name: str) -> None:
         metric = st.radio("metric", list(SWEEP_METRICS), key=V + "metric", horizontal=True,
                           format_func=lambda m: SWEEP_METRICS[m][0], label_visibility="collapsed")
         spread = grid_frame(cells, metric, agg="std") if several else None
-        st.plotly_chart(sweep_heatmap(grid_frame(cells, metric), metric, spread), key="sweep_heatmap_chart")
+        st.plotly_chart(sweep_heatmap(grid_frame(cells, metric), metric, spread, unfinished_grid(cells)),
+                        key="sweep_heatmap_chart")
+        note = "Grey: not finished, so no result yet (where it stopped or is)."
         if several:
-            st.caption("Each square: the mean over the seeds, ± their standard deviation.")
+            note = "Each square: the mean over the seeds, ± their standard deviation, once every seed finished. " + note
+        st.caption(note)
     with right:
         st.subheader("Accuracy trade-off")
         x_axis = st.radio("x axis", list(TRADEOFF_X_TITLES), key=V + "x", horizontal=True,
                           format_func=TRADEOFF_X_TITLES.get, label_visibility="collapsed")
         st.plotly_chart(sweep_tradeoff_figure(cells, x_axis), key="sweep_tradeoff_chart")
-        note = "Dashed: the Pareto front (nothing cheaper is as accurate)."
+        note = "Dashed: the Pareto front of the finished cells (nothing cheaper is as accurate). ○ Not finished: its accuracy so far."
         if several:
             note += " Points: the mean over seeds with ± std error bars; grey dots: each seed."
         if x_axis != "train_seconds":
@@ -337,10 +404,10 @@ def opened_view(name: str) -> None:
                f"{base.epochs} epoch(s), batch {base.batch_size}, device {base.device}.")
     with st.expander("Base config"):
         st.json(base.to_dict(), expanded=False)
-    lab_ui.show_flash("sweep_launched", about=name)
+    cells = cells_frame(store, sweep)
+    st.session_state[SECTION_STATE] = cells_state(cells)  # the live view reruns the page once the cells move on
     live_view(name)
-    # Issue 16: the cells as a group — their tags, Tag all cells, and which axes mattered (not live).
-    runs_view.draw_sweep_tags_and_importance(store, sweep, cells_frame(store, sweep))
+    runs_view.draw_sweep_tags_and_importance(store, sweep, cells)
 
 
 run_form.init(F)

@@ -127,7 +127,12 @@ def show_width(store: RunStore, run: Run, ev: dict[str, Any], names: list[str], 
     st.plotly_chart(width_use_figure(pairs), width="stretch", key="inspect_width")
     st.caption("Effective width: the participation ratio (Σe)²/Σe² of each channel's mean squared activation — how many "
                "channels carry the signal. Dead: zero at ≥ 99% of positions over the test images.")
-    st.dataframe(ev["width_groups"], hide_index=True)
+    st.dataframe(ev["width_groups"], hide_index=True, column_config={
+        "effective_width": st.column_config.NumberColumn(format="%.1f"),
+        "active_fraction": st.column_config.NumberColumn("active", format="percent", help="channels not dead"),
+        "effective_fraction": st.column_config.NumberColumn("effective / allocated", format="percent",
+                                                            help="the mean over the group's ReLUs"),
+    })
 
 
 def show_ask(run: Run, ev: dict[str, Any]) -> None:

@@ -40,7 +40,23 @@ def rules(records, config=None) -> list[str]:
 def test_diagnose_finds_nothing_in_healthy_records():
     config = TrainConfig(model=WRNConfig(depth=10, widen_factor=1))
     assert diagnose(RECORDS, config) == [] and diagnose(RECORDS, config.to_dict()) == [] and diagnose(RECORDS) == []
-    assert diagnose([]) == []
+
+
+def test_diagnose_says_too_early_to_judge_never_healthy_before_the_at_chance_rules_may_judge():
+    (nothing,) = diagnose([])
+    assert (nothing.rule, nothing.severity) == ("too-early", "info")
+    assert nothing.message == "too early to judge: no training step recorded yet"
+    # 15 steps, test and train accuracy at chance: the reported short run without an exploded loss.
+    short = [ep(n, 0.11, 0.10, train_loss=2.3, step=5 * n) for n in (1, 2, 3)]
+    (finding,) = diagnose(short)
+    assert (finding.rule, finding.severity) == ("too-early", "info")
+    assert finding.message.startswith("too early to judge: test accuracy 10.0% and train accuracy 11.0% are at chance")
+    assert "after 15 steps and 3 epochs" in finding.message and "first 100 steps" in finding.message
+    assert "train longer" in finding.advice
+    assert rules([step(3, 0.1, 2.3, 0.1)]) == ["too-early"]  # steps only, none evaluated yet
+    assert rules([ep(1, 0.40, 0.10, step=40)]) == ["too-early"]  # train climbs, test not yet judged
+    assert rules([ep(1, 0.40, 0.35, step=40)]) == []  # both left the chance band: learning, nothing to wait for
+    assert rules([ep(1, 0.11, 0.10, train_loss=2.0, step=250)]) == ["train-at-chance"]  # judged: no "too early"
 
 
 def test_diagnose_test_at_chance_while_train_climbs():
@@ -49,10 +65,10 @@ def test_diagnose_test_at_chance_while_train_climbs():
     assert (finding.rule, finding.severity) == ("test-at-chance", "error")
     assert "11.0%" in finding.message and "60.0%" in finding.message
     assert "BatchNorm" in finding.advice and "labels" in finding.advice
-    assert rules(records[:1]) == []  # one epoch is too early
+    assert rules(records[:1]) == ["too-early"]  # one epoch is too early, and says so
     assert rules([ep(1, 0.30, 0.40), ep(2, 0.60, 0.11)]) == []  # only the last evaluation: noise
     assert rules([ep(1, 0.15, 0.10), ep(2, 0.18, 0.11)]) == []  # train accuracy has not climbed
-    assert rules([ep(1, 0.30, 0.10, step=40), ep(2, 0.60, 0.11, step=80)]) == []  # under 100 steps
+    assert rules([ep(1, 0.30, 0.10, step=40), ep(2, 0.60, 0.11, step=80)]) == ["too-early"]  # under 100 steps
     # Chance depends on the classes: 11% is far above chance (1%) for 100 classes.
     assert rules(records, TrainConfig(model=WRNConfig(depth=10, widen_factor=1, num_classes=100))) == []
     assert rules([ep(1, 0.30, 0.005), ep(2, 0.60, 0.012)], {"model": {"num_classes": 100}}) == ["test-at-chance"]
@@ -62,11 +78,12 @@ def test_diagnose_train_at_chance_after_an_epoch_and_200_steps():
     (finding,) = diagnose([ep(1, 0.11, 0.10, train_loss=2.0, step=250)])
     assert (finding.rule, finding.severity) == ("train-at-chance", "warning")
     assert "learning rate" in finding.advice and "data" in finding.advice
-    assert rules([ep(1, 0.11, 0.10, train_loss=2.0, step=150)]) == []  # a tiny data set's first epoch
+    assert rules([ep(1, 0.11, 0.10, train_loss=2.0, step=150)]) == ["too-early"]  # a tiny data set's first epoch
     assert rules([ep(1, 0.40, 0.35, train_loss=2.0, step=250)]) == []
     # Two classes: chance is 50%, the band stops 10 points above it (not at 1.5 x 50% = 75%).
     assert rules([ep(1, 0.58, 0.5, train_loss=0.6, step=250)], {"model": {"num_classes": 2}}) == ["train-at-chance"]
-    assert rules([ep(1, 0.70, 0.5, train_loss=0.6, step=250)], {"model": {"num_classes": 2}}) == []
+    # Train accuracy out of the band; the test set's one evaluation at chance is not judged yet.
+    assert rules([ep(1, 0.70, 0.5, train_loss=0.6, step=250)], {"model": {"num_classes": 2}}) == ["too-early"]
 
 
 def test_diagnose_divergence():
@@ -81,6 +98,20 @@ def test_diagnose_divergence():
     assert [(f.rule, f.severity) for f in rising] == [("diverging", "warning")]
     assert rules(losses(2.3, 1.2, 1.0, 1.0, 0.9, 2.6, 0.9)) == []  # one noisy point is not a trend
     assert rules(losses(2.3, 1.2, 0.4, 0.2, 0.5)) == []  # more than doubled, but far below a uniform guess
+
+
+def test_diagnose_an_exploded_test_loss_while_the_train_loss_looks_sane():
+    reported = [ep(1, 0.10, 0.10, train_loss=4.9, test_loss=24_139.0, step=5)]  # Adam at lr 5, as a user met it
+    (finding,) = diagnose(reported)
+    assert (finding.rule, finding.severity) == ("test-exploded", "error")
+    assert finding.message == ("test loss 2.414e+04 at epoch 1 is over 10x a uniform guess's (2.30 for 10 classes) "
+                               "with test accuracy 10.0%, at chance: training diverged")
+    assert "learning rate" in finding.advice
+    confident = diagnose([ep(1, 0.9, 0.6, test_loss=30.0)])
+    assert [(f.rule, f.message.endswith("confidently wrong")) for f in confident] == [("test-exploded", True)]
+    # A healthy run's first evaluation can be a few times a uniform guess (eval-mode BatchNorm statistics).
+    assert rules([ep(1, 0.4, 0.3, test_loss=3.75 * 2.3026)]) == []
+    assert rules([ep(1, 0.4, 0.3, test_loss=50.0), ep(2, 0.5, 0.4, test_loss=1.9)]) == []  # only the latest counts
 
 
 def test_diagnose_overfitting_gap_large_and_growing():
@@ -179,11 +210,16 @@ def runs_root(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("health-runs")
 
 
-def test_real_healthy_run_raises_nothing_at_any_point(runs_root):
+def test_real_healthy_run_raises_no_problem_at_any_point(runs_root):
     records, config, status = train_tiny(runs_root, "healthy", HEALTHY)
     assert status == "finished"
+    seen = []
     for end in range(1, len(records) + 1):  # what the live view sees after every record
-        assert diagnose(records[:end], config) == [], (end, records[end - 1])
+        findings = diagnose(records[:end], config)
+        assert [f.rule for f in findings] in ([], ["too-early"]), (end, records[end - 1], findings)
+        seen.append(bool(findings))
+    assert seen[0], "before its first step a run is too early to judge, not healthy"
+    assert not seen[-1], "the finished run, well above chance, has nothing to say"
 
 
 def test_real_run_with_shuffled_test_labels_is_flagged(runs_root, tmp_path):
@@ -204,6 +240,38 @@ def test_real_run_at_lr_50_is_flagged_as_diverged(runs_root):
     assert status in ("finished", "diverged")
     assert [r for r in records if r["kind"] == "step"], "diagnose needs the records to judge"
     assert {f.rule for f in diagnose(records, config) if f.severity == "error"} & {"exploded", "not-finite"}
+
+
+def test_real_short_run_at_adam_lr_5_is_flagged_never_healthy(runs_root, capsys):
+    """The case a user met: Adam at lr 5, 3 short epochs on synthetic images, test accuracy at chance and
+    the test loss in the thousands, which every page and `runs show` called healthy."""
+    config = HEALTHY.replace(optimizer="adam", lr=5.0, synthetic_train=320, synthetic_test=200, batch_size=64,
+                             epochs=3, log_every=1)  # 5 steps an epoch, 15 in all
+    records, stored, _ = train_tiny(runs_root, "adam-lr5", config)
+    evaluated = [r for r in records if r["kind"] == "epoch"]
+    assert len(evaluated) == 3 and evaluated[-1]["test_acc"] <= 0.15  # at chance, as reported
+    findings = diagnose(records, stored)
+    assert findings and findings[0].severity == "error", findings
+    assert findings[0].rule in {"test-exploded", "exploded", "not-finite"}
+    from wrn_core.cli import main
+
+    assert main(["runs", "show", "adam-lr5", "--runs-dir", str(runs_root)]) == 0
+    shown = capsys.readouterr().out
+    assert "no problems found" not in shown and f"error: {findings[0].message}" in shown
+
+
+def test_real_short_run_at_chance_says_too_early_to_judge(runs_root, capsys):
+    config = HEALTHY.replace(lr=1e-5, schedule="constant", synthetic_train=320, synthetic_test=200, batch_size=64,
+                             epochs=3, log_every=1)  # 15 steps at a rate that barely moves the weights
+    records, stored, _ = train_tiny(runs_root, "short-at-chance", config)
+    (finding,) = diagnose(records, stored)
+    assert (finding.rule, finding.severity) == ("too-early", "info")
+    assert finding.message.startswith("too early to judge: ") and "after 15 steps and 3 epochs" in finding.message
+    from wrn_core.cli import main
+
+    assert main(["runs", "show", "short-at-chance", "--runs-dir", str(runs_root)]) == 0
+    shown = capsys.readouterr().out
+    assert "no problems found" not in shown and "info: too early to judge: " in shown
 
 
 def test_real_run_at_a_tiny_lr_is_stuck_at_chance_and_flat(runs_root):

@@ -106,11 +106,12 @@ def test_architecture_invalid_input_shows_error():
     at.radio(key="arch_by").set_value("depth d = 6N+4").run()
     at.number_input(key="arch_depth").set_value(20).run()
     no_exception(at)
-    assert len(at.error) == 1
-    assert "6N+4" in at.error[0].value and "\n" not in at.error[0].value
+    assert len(at.warning) == 1  # said, and the nearest valid depth (22) shown
+    assert "6N+4" in at.warning[0].value and "\n" not in at.warning[0].value
 
-    at.number_input(key="arch_depth").set_value(22).run()
-    assert not at.error
+    assert at.number_input(key="arch_depth").value == 22
+    at.number_input(key="arch_depth").set_value(28).run()
+    assert not at.error and not at.warning
     at.number_input(key="arch_image_size").set_value(4).run()
     no_exception(at)
     assert at.error and "image size" in at.error[0].value
@@ -379,6 +380,14 @@ def test_runs_page_health_badges_command_flops_and_references(_dashboard_isolati
     at.run()
     assert any(":green-badge[" in md.value and "No training problems" in md.value for md in at.markdown)
     assert not any("at chance" in md.value for md in at.markdown)
+    # A run with too few steps to judge says so, never "No training problems found".
+    short = store.create(config.replace(seed=2), "short")
+    short.append_metrics([{"kind": "epoch", "epoch": 1, "step": 5, "images_seen": 640, "time": 1.0, "train_loss": 2.3,
+                           "train_acc": 0.1, "test_loss": 2.3, "test_acc": 0.1}])
+    at.session_state["train_run"] = "short"
+    at.run()
+    assert any(":blue-badge[" in md.value and "too early to judge" in md.value for md in at.markdown)
+    assert not any("No training problems" in md.value for md in at.markdown)
 
 
 def test_resume_and_extend_controls_on_the_train_and_runs_pages(_dashboard_isolation):
@@ -511,7 +520,7 @@ def test_sweep_bad_input_is_one_line_and_keeps_the_form():
     at.text_input(key=S + "name").set_value("bad/name").run()
     at.button(key="sweep_launch").click().run()
     no_exception(at)
-    assert len(at.error) == 1 and "invalid run name" in at.error[0].value
+    assert len(at.error) == 1 and "invalid sweep name 'bad/name'" in at.error[0].value  # the field's words
     assert at.text_input(key=S + "name").value == "bad/name" and at.number_input(key=S + "epochs").value == 1
     assert at.selectbox(key=S + "open").value == NEW_SWEEP  # nothing was saved or opened
 
@@ -534,14 +543,17 @@ def test_tiny_sweep_end_to_end_stop_resume_and_reopen(_dashboard_isolation):
     assert list(statuses.values()).count("pending") >= 3, statuses
     at.run()
     assert not [b for b in at.button if b.key == "sweep_stop"]
+    assert not any("Launched grid" in s.value for s in at.success)  # stopped: the launch is over
     at.button(key="sweep_resume").click().run()
     no_exception(at)
     assert not at.error, [e.value for e in at.error]
+    assert [s.value for s in at.success] == ["Resumed grid: its remaining cells train one after another."]
 
     statuses = wait_sweep(at, runs_dir, "grid", lambda s: set(s.values()) == {"finished"})
     assert list(statuses) == ["grid-n1-k1-s0", "grid-n1-k2-s0", "grid-n2-k1-s0", "grid-n2-k2-s0"]
     at.run()
     no_exception(at)
+    assert not at.success, [s.value for s in at.success]  # every cell ended: no Launched, Resumed or Stopping left
     table = at.dataframe[0].value
     assert list(table["status"]) == ["finished"] * 4 and table["best test acc (%)"].notna().all()
     z = heatmap_z(at)

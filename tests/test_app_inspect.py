@@ -123,9 +123,14 @@ def test_calibration_and_width_use_beside_a_second_run():
     at = view(at, "Width use")
     at.selectbox(key="inspect_other").set_value("narrow").run()
     no_exception(at)
-    names = [t.get("name", "") for t in json.loads(at.get("plotly_chart")[0].proto.spec)["data"]]
-    assert "wide effective width" in names and "narrow effective width" in names
-    assert "wide" in names and "narrow" in names  # the allocated widths, as on the Architecture page
+    traces = {t.get("name", ""): t for t in json.loads(at.get("plotly_chart")[0].proto.spec)["data"]}
+    assert "wide effective width" in traces and "narrow effective width" in traces
+    assert "wide" in traces and "narrow" in traces  # the allocated widths, as on the Architecture page
+    for label in ("wide", "narrow"):  # each ReLU's use drawn where its allocated width is, as the page shows it
+        allocated = {text.split("<br>")[0]: x for text, x in zip(traces[label]["text"], traces[label]["x"])}
+        effective = traces[f"{label} effective width"]
+        assert len(effective["x"]) == 7  # WRN-10-k: 2 ReLUs per group and the head's
+        assert [allocated[c[0]] for c in effective["customdata"]] == effective["x"]
 
 
 def test_ask_the_model_gives_the_top_5_and_one_line_for_bad_uploads():

@@ -67,3 +67,58 @@ def test_the_tradeoff_legend_names_points_off_the_front(tmp_path):
     legend = {t.name: t.marker.color for t in fig.data if t.showlegend is not False}
     cells = next(t for t in fig.data if t.name == "cell")
     assert set(cells.marker.color) == {legend["on the Pareto front"], legend["off the front (something cheaper is as accurate)"]}
+
+
+def finish_cells(store: RunStore, sweep, accuracies) -> None:
+    """Write each cell's run as finished (no training), as the sweep's trainers would leave it."""
+    for cell, acc in zip(sweep.cells(), accuracies):
+        run = store.create(cell.config, cell.run, sweep=sweep.name)
+        run.append_metrics([{"kind": "epoch", "epoch": 1, "step": 200, "images_seen": 6400, "time": 1.0,
+                             "train_loss": 1.0, "train_acc": acc + 0.1, "test_loss": 1.5, "test_acc": acc}])
+        run.write_status("finished", "finished 1 epoch", epoch=1, best_test_acc=acc, final_test_acc=acc, train_seconds=2.0)
+
+
+def test_tags_and_what_mattered_follow_the_live_view_without_a_reload(_dashboard_isolation):
+    from app_fragments import run_fragment
+
+    store = RunStore(_dashboard_isolation)
+    sweep = make_sweep("live", BASE, [1, 2], [1, 2])
+    save_sweep(store.root, sweep)
+    at = open_page(new_app(), "sweep")
+    no_exception(at)
+    assert at.selectbox(key=S + "open").value == "live"
+    assert next(d.value for d in at.dataframe if "tags" in d.value.columns).empty  # no cell has a run yet
+    cells = next(d.value for d in at.dataframe if "best test acc (%)" in d.value.columns)
+    assert list(cells["best test acc (%)"]) == ["—"] * 4 and list(cells["host"]) == ["—"] * 4  # not "None"
+    assert any("4 pending cell(s) have no run yet" in c.value for c in at.caption)
+
+    finish_cells(store, sweep, (0.3, 0.4, 0.5, 0.6))  # meanwhile every cell trains and finishes
+    at = run_fragment(at, "sweep_live")  # the live view's next tick, as in the browser
+    no_exception(at)
+    assert any("4/4 cells ended" in p.proto.text for p in at.get("progress"))
+    cells = next(d.value for d in at.dataframe if "best test acc (%)" in d.value.columns)
+    assert list(cells["best test acc (%)"]) == [30.0, 40.0, 50.0, 60.0]  # every value known: numbers again
+    tags = next(d.value for d in at.dataframe if "tags" in d.value.columns)
+    assert list(tags["run"]) == [c.run for c in sweep.cells()]  # the section was redrawn from the new cells
+    assert not any("pending cell(s)" in c.value for c in at.caption)
+    assert not any("have finished" in i.value for i in at.info), [i.value for i in at.info]
+    from dashboard.runs_view import RANKING
+
+    ranking = [c.value for c in at.caption if c.value == RANKING]
+    assert ranking or any("importance" in d.value.columns for d in at.dataframe)  # the forest is on its way or done
+
+    at = run_fragment(at, "sweep_live")  # nothing moved since: the live view reruns alone
+    assert not any("tags" in d.value.columns for d in at.dataframe)
+
+
+def test_a_refused_launch_says_sweep_name_in_view_and_goes_once_the_form_is_mended():
+    at = open_page(new_app(), "sweep")
+    set_tiny_sweep(at, "bad/name", blocks=(1,), widen=(1,))
+    at.button(key="sweep_launch").click().run()
+    no_exception(at)
+    assert len(at.error) == 1 and at.error[0].value.startswith("invalid sweep name 'bad/name': use 1-100 letters")
+    at.run()  # a rerun that changes nothing (a live view's tick) keeps it
+    assert len(at.error) == 1
+    at.text_input(key=S + "name").set_value("good").run()
+    no_exception(at)
+    assert not at.error  # its cause is gone

@@ -232,3 +232,135 @@ def test_restart_stays_preselected_after_the_run_trained_in_between(runs_dir):
     run.release()
     at.run()
     assert at.radio(key="train_resume_extend").value == "restart"
+
+
+# -- issue 24: a message is in view when it is made and goes once its cause is gone -----------------------
+
+def test_a_corrected_value_takes_its_error_away(runs_dir):
+    at = train_page()
+    tiny_form(at, "fixed")
+    at.number_input(key=F + "epochs").set_value(0).run()
+    at.button(key="train_launch").click().run()
+    # Said once, above Launch, though Launch was pressed too.
+    assert [e for e in texts(at.error) if "epochs must be" in e] == ["epochs must be >= 1, got 0"]
+    at.number_input(key=F + "epochs").set_value(2).run()
+    assert not at.error
+    assert any(c.startswith("**Launch trains**") and "· 2 epochs ·" in c for c in texts(at.caption))
+
+
+def test_a_launch_refusal_goes_when_the_form_changes(runs_dir):
+    at = train_page()
+    tiny_form(at, "bad/name")
+    at.button(key="train_launch").click().run()
+    assert len(at.error) == 1 and "invalid run name 'bad/name'" in at.error[0].value
+    at.run()  # a rerun of the same form (the live view polls) keeps it
+    assert len(at.error) == 1
+    at.text_input(key=F + "name").set_value("good-name").run()
+    assert not at.error
+
+
+def test_a_cifar_error_goes_when_the_dataset_is_synthetic_again(runs_dir, tmp_path):
+    at = train_page()
+    tiny_form(at, "")
+    at.selectbox(key=F + "dataset").set_value("cifar10").run()
+    at.text_input(key=F + "data_dir").set_value(str(tmp_path / "empty")).run()
+    # Before Launch is pressed, and said once after it.
+    assert len(at.error) == 1 and at.error[0].value.startswith("CIFAR-10 not found in")
+    at.button(key="train_launch").click().run()
+    assert len(at.error) == 1 and at.error[0].value.startswith("CIFAR-10 not found in")
+    at.selectbox(key=F + "dataset").set_value("synthetic").run()
+    assert not at.error
+
+
+def test_the_cifar_hint_links_to_the_cifar_page(runs_dir, tmp_path):
+    at = train_page()
+    at.selectbox(key=F + "dataset").set_value("cifar10").run()
+    at.text_input(key=F + "data_dir").set_value(str(tmp_path / "empty")).run()
+    message = at.error[0].value
+    # An <autolink>: Markdown leaves its ~ alone (escaped, the backslash landed in the link as %5C).
+    assert "<https://www.cs.toronto.edu/~kriz/cifar.html>" in message and "\\~" not in message
+
+
+def test_each_dataset_keeps_its_own_path(runs_dir, tmp_path):
+    at = train_page()
+    at.selectbox(key=F + "dataset").set_value("folder").run()
+    assert at.text_input(key=F + "data_dir").value == ""
+    at.text_input(key=F + "data_dir").set_value(str(tmp_path / "images")).run()
+    at.selectbox(key=F + "dataset").set_value("cifar10").run()
+    from wrn_core.data import DEFAULT_DATA_DIR
+
+    assert at.text_input(key=F + "data_dir").value == DEFAULT_DATA_DIR  # not the image folder
+    at.text_input(key=F + "data_dir").set_value(str(tmp_path / "cifar")).run()
+    at.selectbox(key=F + "dataset").set_value("folder").run()
+    assert at.text_input(key=F + "data_dir").value == str(tmp_path / "images")
+    at.selectbox(key=F + "dataset").set_value("cifar10").run()
+    assert at.text_input(key=F + "data_dir").value == str(tmp_path / "cifar")
+
+
+def test_the_paper_preset_says_its_time_and_missing_data_before_launch(runs_dir, tmp_path, monkeypatch):
+    import sys
+
+    import torch
+
+    import wrn_core.sweeps
+    from wrn_core.presets import PAPER
+    from wrn_core.sweeps.probe import Probe
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a CUDA GPU: the prediction would be timed there")
+    timed = []
+
+    def fake_probe(sweep, steps=3, measure_startup=True, import_seconds=None):
+        # Times whatever model it is asked about, as the real probe does (0.5 s a step, 1 ms a test image): the
+        # default preset's WRN-10-1 is timed too, as soon as the page opens.
+        model, batch = sweep.base.model, sweep.base.batch_size
+        timed.append(model.name)
+        return Probe({(model.blocks, model.widen_factor, model.dropout, batch): 0.5},
+                     {(model.blocks, model.widen_factor, model.dropout): 0.001}, 0.0)
+
+    monkeypatch.setattr(wrn_core.sweeps, "probe", fake_probe)
+    monkeypatch.setattr(sys.modules["wrn_core.sweeps.probe"], "interpreter_seconds", lambda: 2.0)
+    at = train_page()
+    at.selectbox(key=F + "preset").set_value(PAPER).run()
+    at.text_input(key=F + "data_dir").set_value(str(tmp_path / "empty")).run()
+    assert any(e.startswith("CIFAR-10 not found in") for e in texts(at.error))
+    deadline = time.monotonic() + 60
+    while not any("Predicted time" in w for w in texts(at.warning)) and time.monotonic() < deadline:
+        time.sleep(0.2)  # the probe runs beside the page; a rerun shows its answer
+        at.run()
+    # 2 s start-up + 200 epochs × (390 steps × 0.5 s + 10,000 test images × 1 ms) = 41,002 s, past an hour: a warning.
+    assert any("Predicted time **≈ 11h 23m** on the CPU" in w for w in texts(at.warning)), texts(at.warning)
+    assert timed[-1] == "WRN-16-8"  # after the default preset's WRN-10-1
+    probes = len(timed)
+    at.number_input(key=F + "epochs").set_value(2).run()  # the same model: nothing timed again
+    assert any("Predicted time **≈ 6m 52s**" in c for c in texts(at.caption)) and len(timed) == probes
+
+
+def test_the_live_read_outs_say_one_position(runs_dir):
+    import dataclasses
+
+    from wrn_core.store.records import Progress
+
+    run = RunStore(runs_dir).create(TINY.replace(epochs=2), "live", hold="training")  # this process trains it
+    try:
+        # status.json as written at the start; the heartbeat says the first epoch is being evaluated.
+        run.write_status("running", "training", epochs=2, epoch=0, step=0, images_seen=0)
+        run.write_heartbeat(dataclasses.asdict(Progress("live", "evaluating", 0, 2, 9, 18, 9, 288, 3.0, 100.0, 2.0,
+                                                        2.0, 0.2, None, "cpu")))
+        at = train_page("live")
+        bar = at.get("progress")[0].proto.text
+        side = [c for c in texts(at.sidebar.caption) if "**live**" in c]
+        assert bar.startswith("evaluating · epoch 1/2 · step 9/18 ·")
+        assert side == [":material/play_circle: **live**: evaluating · epoch 1/2 · step 9/18"]
+        assert any("images seen 288" in c and "training time 3.0s" in c for c in texts(at.caption))
+        shown = texts(at.caption) + texts(at.markdown) + texts(at.sidebar.caption)
+        assert not any("None" in text for text in shown)
+    finally:
+        run.release()
+
+
+def test_long_predictions_read_in_days():
+    from dashboard.lab_ui import fmt_seconds
+
+    assert fmt_seconds(41_002) == "11h 23m"
+    assert fmt_seconds(200 * 86_400 + 3_600) == "200d 01h"  # not "4801h 00m"

@@ -280,6 +280,74 @@ def test_train_launch_shows_live_charts(server, page):
     shot(page, "train")
 
 
+def pick(page, label: str, option: str) -> None:
+    """Choose `option` in the selectbox labelled `label`. A click while the form's box is still scrolling the
+    selectbox into view focuses it without opening its list: then it is clicked again."""
+    box = page.locator('[data-testid="stSelectbox"]').filter(has_text=label).first
+    choice = page.get_by_role("option", name=option, exact=True)
+    box.scroll_into_view_if_needed()
+    for _ in range(3):
+        box.click()
+        try:
+            choice.wait_for(timeout=5_000)
+            break
+        except PlaywrightTimeout:
+            page.keyboard.press("Escape")
+    choice.click()
+    settle(page)
+
+
+def alert(page, kind: str, text: str):
+    """The st.error / st.warning … boxes (kind: Error, Warning, …) whose text contains `text`."""
+    return page.locator(f'[data-testid="stAlertContent{kind}"]').filter(has_text=text)
+
+
+def test_train_messages_are_in_view_when_made_and_go_with_their_cause(server, browser):
+    """At 1440×900, as the user sees it: every message about Launch is in the window when it appears, is said
+    once, and goes once what it is about is put right."""
+    page = browser.new_context(viewport={"width": 1440, "height": 900}).new_page()
+    page.set_default_timeout(30_000)
+    try:
+        open_page(page, f"{server['url']}/train", "Train")
+        set_number(page, "epochs", 0)
+        page.get_by_role("button", name="Launch").click()
+        settle(page)
+        epochs_error = alert(page, "Error", "epochs must be")
+        expect(epochs_error).to_have_count(1)
+        expect(epochs_error).to_be_in_viewport(ratio=1.0)
+        shot(page, "train-message-epochs")
+        set_number(page, "epochs", 2)
+        expect(epochs_error).to_have_count(0)
+
+        name = page.get_by_label("run name (optional)")
+        name.fill("bad/name")
+        name.press("Enter")
+        settle(page)
+        page.get_by_role("button", name="Launch").click()
+        settle(page)
+        refusal = alert(page, "Error", "invalid run name")
+        expect(refusal).to_be_in_viewport(ratio=1.0)
+        shot(page, "train-message-refusal")
+        name.fill("")
+        name.press("Enter")
+        settle(page)
+        expect(refusal).to_have_count(0)
+
+        pick(page, "Dataset", "CIFAR-10")
+        missing = alert(page, "Error", "CIFAR-10 not found")
+        expect(missing).to_be_in_viewport()
+        link = missing.locator("a")
+        # Markdown escaping once put a backslash into this link (%5C~kriz) and its text (\~kriz).
+        expect(link).to_have_attribute("href", "https://www.cs.toronto.edu/~kriz/cifar.html")
+        expect(link).to_have_text("https://www.cs.toronto.edu/~kriz/cifar.html")
+        shot(page, "train-message-cifar")
+        pick(page, "Dataset", "Synthetic shapes (built in)")
+        expect(missing).to_have_count(0)
+        assert page.locator(NO_EXCEPTION).count() == 0
+    finally:
+        page.context.close()
+
+
 def add_fake_run(runs_dir: Path, name: str) -> None:
     """A finished Adam run written straight into the run store, to compare against."""
     from wrn_core.config import TrainConfig, WRNConfig

@@ -72,12 +72,32 @@ def fill_tiny_form(page, name: str, epochs: int) -> None:
     settle(page)
 
 
-def tick_row(page, name: str) -> None:
-    """Tick the runs table's row that shows this run (found by its text; the grid itself is a canvas)."""
+# Whether the runs table's row at aria-rowindex `row` is ticked.
+ROW_TICKED_JS = ("row => document.querySelector('[data-testid=\"stDataFrame\"] [role=\"row\"][aria-rowindex=\"' + row + '\"]')"
+                 ".getAttribute('aria-selected') === 'true'")
+
+
+def row_marker(page, name: str) -> tuple[int, float, float]:
+    """(aria-rowindex, x, y) of the row marker of the runs table's row that shows this run (found by its
+    text; the grid itself is a canvas)."""
     cell = page.locator('[role="gridcell"]', has_text=name).first
     row = int(cell.evaluate("e => e.parentElement.getAttribute('aria-rowindex')"))  # 1 is the header
     box = page.locator('[data-testid="stDataFrame"]').first.bounding_box()
-    page.mouse.click(box["x"] + 18, box["y"] + 35 * (row - 1) + 17)  # the row marker column
+    return row, box["x"] + 18, box["y"] + 35 * (row - 1) + 17
+
+
+def tick_row(page, name: str) -> None:
+    """Tick (or untick) the runs table's row that shows this run, and wait until the table shows it.
+
+    Waiting for the row itself, not only for a rerun: the sidebar's live view reruns every second, so
+    settle() may see one of its runs end while a loaded browser has not yet handled the click (it can
+    take seconds); the click is not lost (test_a_click_while_a_live_view_reruns_is_taken), only late.
+    """
+    row, x, y = row_marker(page, name)
+    ticked = page.evaluate(f"({ROW_TICKED_JS})", row)
+    page.mouse.click(x, y)
+    page.wait_for_function(f"row => ({ROW_TICKED_JS})(row) === {'false' if ticked else 'true'}", arg=row,
+                           timeout=60_000)
     settle(page)
 
 
@@ -225,3 +245,62 @@ def test_zero_epochs_typed_in_the_browser_is_refused_not_replaced(walk):
     expect(page.get_by_text("epochs must be").first).to_be_visible(timeout=30_000)
     clean(page)
     assert [p.name for p in runs.iterdir()] == []  # nothing was created, nothing trains
+
+
+def finished_run(runs: Path, name: str, test_acc: float) -> None:
+    """A finished run written straight into the store: two epochs, no training."""
+    from wrn_core.config import TrainConfig, WRNConfig
+    from wrn_core.store import RunStore
+
+    run = RunStore(runs).create(TrainConfig(model=WRNConfig(depth=10, widen_factor=1), device="cpu", epochs=2), name)
+    run.append_metrics([{"kind": "epoch", "epoch": e, "step": 10 * e, "images_seen": 320 * e, "time": float(e),
+                         "train_loss": 2.0 / e, "train_acc": 0.3 * e, "test_loss": 2.0, "test_acc": test_acc}
+                        for e in (1, 2)])
+    run.write_status("finished", "finished 2 epochs", epoch=2, best_test_acc=test_acc, final_test_acc=test_acc)
+
+
+# The script state stApp shows now, and (installed on first use) the state it showed at the last pointerdown.
+STATE_JS = "() => document.querySelector('[data-testid=\"stApp\"]').getAttribute('data-test-script-state')"
+STATE_AT_PRESS_JS = f"""() => {{
+    if (window.__stateAtPress === undefined) {{
+        window.__stateAtPress = null;
+        document.addEventListener('pointerdown', () => {{ window.__stateAtPress = ({STATE_JS})(); }}, {{capture: true}});
+    }}
+    return window.__stateAtPress;
+}}"""
+
+
+def click_during_a_fragment_run(page, name: str) -> None:
+    """Click the row's marker while a script run is in progress: the sidebar's live view (a fragment that
+    reruns every second) when nothing else runs. Tries again until the press landed inside such a run."""
+    page.evaluate(STATE_AT_PRESS_JS)
+    for _ in range(20):
+        row, x, y = row_marker(page, name)
+        page.wait_for_function(f"() => ({STATE_JS})() === 'running'", timeout=30_000)
+        page.mouse.click(x, y)
+        if page.evaluate(STATE_AT_PRESS_JS) == "running":
+            return
+        settle(page)
+        page.mouse.click(x, y)  # that press came after the run ended: undo it and try again
+        settle(page)
+    pytest.fail("never pressed while a fragment run was in progress")
+
+
+def test_a_click_while_a_live_view_reruns_is_taken(walk):
+    """Streamlit 1.67 keeps a widget change that arrives during a fragment's rerun (the newer widget states
+    win when reruns coalesce, and a full-app rerun supersedes a fragment one): ticks made while the
+    sidebar's live view reruns all reach the table and the page."""
+    page, url, runs = walk
+    finished_run(runs, "first", 0.3)
+    finished_run(runs, "second", 0.4)
+    open_page(page, f"{url}/runs", "Runs")
+    for name in ("first", "second", "first"):  # tick, tick, untick
+        click_during_a_fragment_run(page, name)
+    page.wait_for_function("() => document.querySelectorAll('[data-testid=\"stDataFrame\"] [role=\"row\"][aria-selected=\"true\"]')"
+                           ".length === 1", timeout=60_000)
+    assert ticked_rows(page) == ["second"]
+    # The server ran with the same selection: the compared curves are the second run's alone.
+    page.wait_for_function("() => { const names = [...document.querySelectorAll('.js-plotly-plot')].flatMap(d => (d.data || [])"
+                           ".map(t => t.name)); return names.includes('second') && !names.includes('first'); }",
+                           timeout=60_000)
+    clean(page)

@@ -661,8 +661,8 @@ def test_runs_show_prints_the_command_and_the_findings(tmp_path, capsys):
     RunStore(tmp_path).create(config, "fresh")
     assert main(["runs", "show", "fresh", "--runs-dir", str(tmp_path)]) == 0
     out = capsys.readouterr().out
-    assert json.JSONDecoder().raw_decode(out)[0]["findings"] == []
-    assert out.rstrip().endswith("health: no problems found")
+    assert [f["rule"] for f in json.JSONDecoder().raw_decode(out)[0]["findings"]] == ["too-early"]
+    assert "no problems found" not in out and "info: too early to judge: no training step recorded yet" in out
 
 
 def test_train_runs_on_a_bare_gpu_machine_without_dashboard_packages_or_tqdm(tmp_path):

@@ -100,3 +100,7 @@ def test_parallel_coordinates_label_categorical_params_and_colour_by_the_target(
     assert list(trace.line.color) == list(target.values)
     nothing = parallel_coordinates_figure(frame.iloc[0:0], ["optimizer"])
     assert len(nothing.data) == 0 and nothing.layout.annotations
+    # A sweep's cells_frame holds fractions: the same percent axis as everywhere else.
+    cells = pd.DataFrame({"widen_factor": [1, 2], "best_test_acc": [0.326, 0.5]})
+    (swept,) = parallel_coordinates_figure(cells, ["widen_factor"]).data
+    assert swept.dimensions[-1].label == "best test acc (%)" and list(swept.dimensions[-1].values) == pytest.approx([32.6, 50.0])

@@ -106,3 +106,50 @@ def test_sweep_small_multiples_panels_bands_and_reference(tmp_path):
     reference = [t for t in fig.data if t.name == OFFICIAL_LOG_LABEL]
     assert len(reference) == 4 and len(reference[0].x) == 200 and sum(bool(t.showlegend) for t in reference) == 1
     assert any("waiting" in t for t in titles(sweep_small_multiples(frame, {})))
+
+
+def unfinished_cells(tmp_path) -> pd.DataFrame:
+    """The reported sweep: two cells finished, one stopped at epoch 1 of 2 (25.0% so far), one running (14.6%)."""
+    frame = sweep_cells(tmp_path, accuracies=[0.20, 0.30, 0.25, 0.146])  # WRN-10-1, WRN-10-2, WRN-16-1, WRN-16-2
+    frame["status"] = ["finished", "finished", "stopped", "running"]
+    frame["epochs"] = 2
+    frame["epoch"] = [2, 2, 1, 1]
+    return frame
+
+
+def test_unfinished_cells_are_drawn_apart_from_results_never_on_the_colour_scale_or_the_front(tmp_path):
+    from wrn_core.plots.sweeps import FRONT_COLOR, OFF_FRONT_COLOR, UNFINISHED_FILL
+    from wrn_core.sweeps import cells_table, unfinished_grid
+
+    frame = unfinished_cells(tmp_path)
+    fig = sweep_heatmap(grid_frame(frame, "best_test_acc"), "best_test_acc", unfinished=unfinished_grid(frame))
+    results, pale = fig.data
+    assert [list(row) for row in results.z] == [pytest.approx([20.0, 30.0]), [None, None]]  # on the colour scale: finished only
+    assert [list(row) for row in results.text] == [["20.0%", "30.0%"], ["", ""]]
+    assert [list(row) for row in pale.z] == [[None, None], [0.0, 0.0]]
+    assert [list(row) for row in pale.text] == [["", ""], ["stopped at 1/2", "running at 1/2"]]
+    assert pale.showscale is False and {c[1] for c in pale.colorscale} == {UNFINISHED_FILL}
+    # Parameters are the model's, known before training: every square on the scale, none pale.
+    params = sweep_heatmap(grid_frame(frame, "params"), "params", unfinished=unfinished_grid(frame))
+    assert len(params.data) == 1 and all(v is not None for row in params.data[0].z for v in row)
+
+    fig = sweep_tradeoff_figure(frame, "params")
+    cells = next(t for t in fig.data if t.name == "cell")
+    assert list(cells.x) == [77850, 303706] and list(cells.y) == pytest.approx([20, 30])  # the finished cells only
+    front = next(t for t in fig.data if t.name == "Pareto front")
+    assert list(front.x) == [77850, 303706]
+    rest = next(t for t in fig.data if t.name.startswith("not finished"))
+    assert list(rest.x) == [175066, 691674] and list(rest.y) == pytest.approx([25.0, 14.6])
+    assert list(rest.text) == ["WRN-16-1 · stopped at 1/2", "WRN-16-2 · running at 1/2"]
+    assert rest.marker.symbol == "circle-open" and rest.marker.color not in (FRONT_COLOR, OFF_FRONT_COLOR)
+    drawn_as_results = [t for t in fig.data if t is not rest and t.x is not None and t.name != PAPER_CAPTION]
+    assert not {175066, 691674} & {x for t in drawn_as_results for x in t.x}
+    assert [p is None for p in cells_table(frame)["pareto"]] == [False, False, True, True]  # neither on nor off the front
+
+    seeds = sweep_cells(tmp_path, seeds=(0, 1), accuracies=[0.1, 0.3, 0.5, 0.5, 0.2, 0.2, 0.8, 0.9])
+    seeds.loc[seeds.index[-1], "status"] = "running"  # WRN-16-2's second seed: its square waits for it
+    seeds["epoch"], seeds["epochs"] = 1, 2
+    fig = sweep_heatmap(grid_frame(seeds, "best_test_acc"), "best_test_acc", unfinished=unfinished_grid(seeds))
+    assert fig.data[0].z[1][1] is None and fig.data[1].text[1][1] == "1/2 finished, 1 running"
+    traces = sweep_tradeoff_figure(seeds).data
+    assert len(next(t for t in traces if t.name == "each seed").x) == 6  # the finished groups' seeds only

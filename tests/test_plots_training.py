@@ -65,3 +65,26 @@ def test_compare_figure_flops_axis_and_reference_curve():
     assert len(ref) == 1 and ref[0].xaxis == "x3" and ref[0].line.dash == "dash"  # the test-accuracy panel only
     assert len(ref[0].x) == 200 and ref[0].y[-1] == pytest.approx(94.89)  # percent, like the runs
     assert not [t for t in compare_figure({"a": RECORDS}).data if t.name == OFFICIAL_LOG_LABEL]
+
+
+def test_live_panels_share_one_x_range_of_the_planned_epochs():
+    # Two of 8 epochs done: the test panels have points at 1 and 2 only, the train panels at 0.5 … 2.
+    fig = live_figure(RECORDS, epochs=8)
+    ranges = [tuple(getattr(fig.layout, axis).range) for axis in ("xaxis", "xaxis2", "xaxis3", "xaxis4")]
+    assert len(set(ranges)) == 1, ranges
+    low, high = ranges[0]
+    assert low <= 0 < 8 <= high < 8.5  # the whole run, a little padding so the end markers are drawn whole
+    for trace in fig.data:
+        assert all(low < x < high for x in trace.x)
+    best = next(a for a in fig.layout.annotations if a.text.startswith("best"))
+    assert best.xanchor == "center"  # epoch 2 of 8: room either side
+    ended = live_figure(RECORDS, epochs=2)  # the best at the last epoch, the panel's right edge
+    assert next(a for a in ended.layout.annotations if a.text.startswith("best")).xanchor == "right"
+
+
+def test_live_panels_stretch_to_points_beyond_the_plan():
+    # An extended run, or no plan known: the shared range reaches the last point.
+    for epochs in (1, None):
+        fig = live_figure(RECORDS, epochs=epochs)
+        ranges = {tuple(getattr(fig.layout, axis).range) for axis in ("xaxis", "xaxis2", "xaxis3", "xaxis4")}
+        assert len(ranges) == 1 and 2.0 < ranges.pop()[1] < 2.5

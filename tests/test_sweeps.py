@@ -36,6 +36,7 @@ from wrn_core.sweeps import (
     sweep_counts,
     sweep_names,
     tradeoff_points,
+    unfinished_points,
 )
 
 REPO = Path(__file__).resolve().parents[1]
@@ -67,8 +68,10 @@ def test_bad_sweeps_are_refused_in_one_line():
         make_sweep("dup", BASE, [1, 1], [1])
     with pytest.raises(ConfigError, match="unknown optimizer 'rmsprop'"):
         make_sweep("opt", BASE, [1], [1], optimizer=["rmsprop"])
-    with pytest.raises(RunStoreError, match="invalid run name"):
+    with pytest.raises(RunStoreError, match="invalid sweep name 'bad/name'"):
         make_sweep("bad/name", BASE, [1], [1])
+    with pytest.raises(RunStoreError, match="sweep name 'x+' is too long: its cells' run names"):
+        make_sweep("x" * 95, BASE, [1], [1])
 
 
 def test_pareto_front():
@@ -181,6 +184,9 @@ def test_grid_and_seed_statistics(tmp_path):
     frame = cells_frame(RunStore(tmp_path), sweep)
     assert list(frame["status"].unique()) == ["pending"] and not frame["pareto"].any()
     frame["best_test_acc"] = [0.1, 0.2, 0.3, 0.5, 0.5, 0.6, 0.7, 0.9]
+    assert grid_frame(frame, "best_test_acc").isna().all().all()  # accuracies of cells not finished: no results
+    assert grid_frame(frame, "params").notna().all().all()  # the model's size is known before training
+    frame["status"] = "finished"
     grid = grid_frame(frame, "best_test_acc")
     assert grid.loc[1, 1] == pytest.approx(0.15) and grid.loc[2, 2] == pytest.approx(0.8)
     stats = seed_stats(frame)
@@ -230,10 +236,17 @@ def test_tradeoff_points_average_seeds_and_mark_the_front(tmp_path):
     frame = finished_frame(tmp_path)
     points = tradeoff_points(frame, "params")
     # Sorted by params: WRN-10-1 (77,850), WRN-16-1 (175,066), WRN-10-2 (303,706), WRN-16-2 (691,674).
-    assert points["label"].tolist() == ["WRN-10-1", "WRN-16-1", "WRN-10-2", "WRN-16-2"]
-    assert points["mean"].tolist() == pytest.approx([0.15, 0.55, 0.4, 0.8])
-    assert points["count"].tolist() == [2, 2, 2, 2] and points["std"].iloc[0] == pytest.approx(0.0707, abs=1e-4)
-    assert points["pareto"].tolist() == [True, True, False, True]  # WRN-10-2 is bigger and worse than WRN-16-1
+    # WRN-16-2's second seed is still running: neither of its seeds is a point (its mean would be one seed's).
+    assert points["label"].tolist() == ["WRN-10-1", "WRN-16-1", "WRN-10-2"]
+    assert points["mean"].tolist() == pytest.approx([0.15, 0.55, 0.4])
+    assert points["count"].tolist() == [2, 2, 2] and points["std"].iloc[0] == pytest.approx(0.0707, abs=1e-4)
+    assert points["pareto"].tolist() == [True, True, False]  # WRN-10-2 is bigger and worse than WRN-16-1
+    rest = unfinished_points(frame, "params")
+    assert rest["label"].tolist() == ["WRN-16-2 s0 · finished", "WRN-16-2 s1 · running at 0/1"]
+    assert rest["value"].tolist() == pytest.approx([0.7, 0.9]) and rest["x"].tolist() == [691674, 691674]
+    frame.loc[frame.index[-1], "status"] = "finished"
+    assert tradeoff_points(frame, "params")["mean"].tolist() == pytest.approx([0.15, 0.55, 0.4, 0.8])
+    assert unfinished_points(frame, "params").empty
     by_time = tradeoff_points(frame, "train_seconds")
     assert by_time["x"].tolist() == pytest.approx([2.0, 3.0, 6.0, 7.0])  # the mean time over the seeds
     assert by_time["label"].tolist() == ["WRN-10-1", "WRN-10-2", "WRN-16-1", "WRN-16-2"]
@@ -247,7 +260,9 @@ def test_tradeoff_points_average_seeds_and_mark_the_front(tmp_path):
 def test_grid_spread_seed_band_and_preflight_summary(tmp_path):
     frame = finished_frame(tmp_path)
     spread = grid_frame(frame, "best_test_acc", agg="std")
-    assert spread.loc[1, 1] == pytest.approx(0.0707, abs=1e-4) and spread.loc[2, 2] == pytest.approx(0.1414, abs=1e-4)
+    assert spread.loc[1, 1] == pytest.approx(0.0707, abs=1e-4) and pd.isna(spread.loc[2, 2])  # one seed still runs
+    frame["status"] = "finished"
+    assert grid_frame(frame, "best_test_acc", agg="std").loc[2, 2] == pytest.approx(0.1414, abs=1e-4)
     one_seed = grid_frame(finished_frame(tmp_path, seeds=(0,)), "best_test_acc", agg="std")
     assert one_seed.isna().all().all()  # one value per square: no spread
 

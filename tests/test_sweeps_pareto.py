@@ -45,3 +45,19 @@ def test_cells_frame_flags_the_scored_cells_on_the_accuracy_params_front(tmp_pat
     for x in ("params", "macs"):
         points = tradeoff_points(frame, x)
         assert points["pareto"].tolist() == on_front(list(zip(points["x"].astype(float), points["mean"].astype(float))))
+
+
+def test_a_cell_not_finished_is_neither_on_the_front_nor_pushes_a_finished_one_off_it(tmp_path):
+    from wrn_core.sweeps import cells_table
+
+    store = RunStore(tmp_path)
+    sweep = make_sweep("partial", BASE, [1], [1, 2])  # WRN-10-1 (77,850 params) and WRN-10-2 (303,706)
+    small, big = sweep.cells()
+    # The small model stopped after its first epoch at an accuracy above the big one's final result.
+    store.create(small.config, small.run).write_status("stopped", "stopped at epoch 1", epoch=1, best_test_acc=0.6,
+                                                       final_test_acc=0.6)
+    store.create(big.config, big.run).write_status(FINISHED, "done", epoch=1, best_test_acc=0.4, final_test_acc=0.4)
+    frame = cells_frame(store, sweep)
+    assert frame["pareto"].tolist() == [False, True]  # were the stopped cell a result, WRN-10-2 would be off the front
+    assert cells_table(frame)["pareto"].tolist() == [None, True]
+    assert tradeoff_points(frame, "params")["label"].tolist() == ["WRN-10-2"]

@@ -31,6 +31,13 @@ TRAIN_CHANCE_EPOCHS = 1
 # Divergence: a train loss above 3 x ln(classes). ln(classes) is the loss of a uniform guess,
 # near where a freshly initialised WRN starts (2.3-2.5 for 10 classes); learning only lowers it.
 EXPLODED_FACTOR = 3.0
+# Divergence seen on the test set: the latest test loss above 10 x ln(classes) (23 for 10 classes).
+# Looser than the train rule because eval-mode BatchNorm statistics of a run's first few steps can
+# put a healthy network's first test losses a few times above a uniform guess: over the 10,106 epoch
+# records of the runs on the development machine (tests, a CIFAR-10 reference grid), healthy runs
+# peaked at 3.75 x ln(10) (WRN-16-2, SGD lr 0.1, epoch 1 after 5 steps), while Adam at lr 5 on
+# synthetic images read 80 to 3,000,000 x ln(10) over its 3 epochs with the train loss back under 3 x.
+TEST_EXPLODED_FACTOR = 10.0
 # Diverging: the train loss (median of the last 3 points) at least doubled from its lowest
 # (median of 3) and is back above ln(classes), i.e. worse than guessing.
 GROWTH_FACTOR = 2.0
@@ -39,6 +46,9 @@ GROWTH_FACTOR = 2.0
 OVERFIT_GAP = 0.15
 OVERFIT_GROWTH = 0.02
 OVERFIT_EPOCHS = 3
+# Too early to judge: an accuracy in the chance band before the at-chance rules above may call it
+# (fewer than their steps or epochs). A healthy run is there too at first, so this is said as "too
+# early to judge", never as "no problems found", and nothing is said once an accuracy leaves the band.
 # Flat loss: the epoch train loss has moved less than 1% of its mean over the last 3 epochs
 # (4 epoch points). The authors' WRN-40-4 log moves 1-3% per 3 epochs on its lr-0.1 plateau.
 FLAT_EPOCHS = 3
@@ -53,7 +63,8 @@ FLAT_FITTED = 0.02
 class Finding:
     """One training-health diagnosis: which rule fired, how bad it is, what it saw, what to try."""
 
-    rule: str  # not-finite | exploded | diverging | test-at-chance | train-at-chance | overfitting | flat-loss
+    rule: str  # not-finite | exploded | test-exploded | diverging | test-at-chance | train-at-chance | too-early
+    #            | overfitting | flat-loss
     severity: str  # error | warning | info
     message: str  # one line: what the records show
     advice: str  # one line: what to try
@@ -169,6 +180,25 @@ def check_exploded(s: HealthSeries) -> Finding | None:
     )
 
 
+def check_test_exploded(s: HealthSeries) -> Finding | None:
+    """The latest test loss far above a uniform guess's: the train loss can look sane again (BatchNorm
+    renormalises each batch) while the weights make the test predictions confidently wrong."""
+    last = s.tested[-1] if s.tested else None
+    loss = _number(last.get("test_loss")) if last else None
+    if loss is None or not math.isfinite(loss) or loss <= TEST_EXPLODED_FACTOR * s.chance_loss:
+        return None
+    accuracy = _number(last.get("test_acc"))
+    at_chance = accuracy is not None and accuracy <= s.band
+    return Finding(
+        "test-exploded", "error",
+        f"test loss {loss:,.4g} at epoch {last.get('epoch')} is over {TEST_EXPLODED_FACTOR:g}x a uniform guess's "
+        f"({s.chance_loss:.2f} for {s.classes} classes)"
+        + (f" with test accuracy {accuracy:.1%}, at chance: training diverged" if at_chance
+           else ": the test predictions are confidently wrong"),
+        "lower the learning rate (try 10x lower) or add warm-up; with Adam, a lr near 1e-3",
+    )
+
+
 def check_diverging(s: HealthSeries) -> Finding | None:
     """The (median-of-3) train loss at least doubled from its lowest and worse than a uniform guess."""
     if not s.train_losses:
@@ -222,6 +252,39 @@ def check_train_at_chance(s: HealthSeries) -> Finding | None:
     )
 
 
+def _latest(rows: list[dict[str, Any]], field: str) -> float | None:
+    """The field's value in the last record that has it as a number."""
+    values = _values(rows, field)
+    return values[-1] if values else None
+
+
+def check_too_early(s: HealthSeries) -> Finding | None:
+    """Nothing trained yet, or an accuracy at chance before the at-chance rules may judge it."""
+    if not s.steps and not s.epochs:
+        return Finding("too-early", "info", "too early to judge: no training step recorded yet",
+                       "wait for the first steps; the checks run on every refresh")
+    step = max(_values(s.steps + s.epochs, "step"), default=0.0)
+    train_acc = _latest(s.steps, "train_acc") if s.steps else _latest(s.epochs, "train_acc")
+    test_acc = _latest(s.tested, "test_acc")
+    train_open = train_acc is not None and train_acc <= s.band and (
+        step < TRAIN_CHANCE_MIN_STEPS or len(s.epochs) < TRAIN_CHANCE_EPOCHS)
+    test_open = test_acc is not None and test_acc <= s.band and (
+        step < TEST_CHANCE_MIN_STEPS or len(s.tested) < TEST_CHANCE_EPOCHS)
+    if not (train_open or test_open):
+        return None
+    seen = [f"{name} accuracy {value:.1%}" for name, value, open_ in
+            (("test", test_acc, test_open), ("train", train_acc, train_open)) if open_]
+    wait = TEST_CHANCE_MIN_STEPS if test_open else TRAIN_CHANCE_MIN_STEPS
+    return Finding(
+        "too-early", "info",
+        f"too early to judge: {' and '.join(seen)} {'is' if len(seen) == 1 else 'are'} at chance "
+        f"({s.chance:.0%} for {s.classes} classes) after {int(step)} step{'s' if step != 1 else ''} and "
+        f"{len(s.epochs)} epoch{'s' if len(s.epochs) != 1 else ''}; a healthy run can stay there for its first {wait} steps",
+        "train longer (more epochs, or a smaller batch for more steps) before reading this run as healthy; "
+        "if it stays at chance, check the learning rate and the data",
+    )
+
+
 def check_overfitting(s: HealthSeries) -> Finding | None:
     """A large train-test accuracy gap that is still growing."""
     pairs = ((_number(r.get("train_acc")), _number(r.get("test_acc"))) for r in s.tested)
@@ -262,7 +325,8 @@ def check_flat_loss(s: HealthSeries) -> Finding | None:
 
 
 def diagnose(records: Iterable[Mapping[str, Any]], config: Any = None) -> list[Finding]:
-    """Training-health findings for a run's metrics records, most severe first (empty: healthy).
+    """Training-health findings for a run's metrics records, most severe first (empty: healthy; an info
+    "too-early" finding while the records are too few to tell a healthy run from one stuck at chance).
 
     config is a TrainConfig or its config.json dict (for the number of classes). Unknown record
     kinds and missing, null or non-numeric fields are ignored. Pure and cheap: one pass over the
@@ -271,11 +335,13 @@ def diagnose(records: Iterable[Mapping[str, Any]], config: Any = None) -> list[F
     s = prepare(records, config)
     # At most one divergence finding, the most telling; a diverged run's accuracy and loss say
     # nothing about chance or plateaus, and a test set at chance says nothing about overfitting.
-    divergence = check_not_finite(s) or check_exploded(s) or check_diverging(s)
+    divergence = check_not_finite(s) or check_exploded(s) or check_test_exploded(s) or check_diverging(s)
     at_chance = check_test_at_chance(s)
     findings = [divergence, at_chance]
     if divergence is None:
         findings.append(check_train_at_chance(s))
+    if not any(findings):  # no verdict yet: say when the records are too few to give one
+        findings.append(check_too_early(s))
     if at_chance is None:
         findings.append(check_overfitting(s))
     if divergence is None:

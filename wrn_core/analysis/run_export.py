@@ -15,11 +15,19 @@ from wrn_core.store.meta import Annotations
 EXPORT_COLUMNS = ("epoch", "train_acc", "train_loss", "test_acc", "test_loss", "lr", "time", "images_seen")
 ACCURACY_COLUMNS = ("train_acc", "test_acc")  # fractions in [0, 1] in the records
 PERCENT_SUFFIX = "_pct"  # the column names of accuracies written in percent
+SIGNIFICANT_DIGITS = 6  # of every decimal written: 16.4, not 16.400000000000002 (0.164 × 100 in floating point)
+
+
+def _round(value: Any) -> Any:
+    """A float to SIGNIFICANT_DIGITS significant digits (NaN and infinities as they are); anything else as it is."""
+    if isinstance(value, float) and math.isfinite(value):
+        return float(f"{value:.{SIGNIFICANT_DIGITS}g}")
+    return value
 
 
 def _export_rows(records: Iterable[Mapping[str, Any]], percent: bool = False) -> pd.DataFrame:
-    """The epoch rows in EXPORT_COLUMNS, counts as integers (so the CSV says 128, not 128.0); with percent,
-    accuracies × 100 under names that say so (test_acc_pct)."""
+    """The epoch rows in EXPORT_COLUMNS, counts as integers (so the CSV says 128, not 128.0), decimals to
+    SIGNIFICANT_DIGITS; with percent, accuracies × 100 under names that say so (test_acc_pct)."""
     _, epochs = metrics_frames(records)
     frame = epochs[list(EXPORT_COLUMNS)].copy()
     frame["epoch"] = frame["epoch"].astype("Int64")
@@ -28,11 +36,15 @@ def _export_rows(records: Iterable[Mapping[str, Any]], percent: bool = False) ->
         for column in ACCURACY_COLUMNS:
             frame[column] = frame[column] * 100.0
         frame = frame.rename(columns={c: c + PERCENT_SUFFIX for c in ACCURACY_COLUMNS})
+    for column in frame.columns:
+        if pd.api.types.is_float_dtype(frame[column]):
+            frame[column] = frame[column].map(_round)
     return frame
 
 
 def export_csv(records: Iterable[Mapping[str, Any]], percent: bool = False, annotations: Annotations | None = None) -> str:
-    """One CSV row per completed epoch: epoch, train_acc, train_loss, test_acc, test_loss, lr, time, images_seen.
+    """One CSV row per completed epoch: epoch, train_acc, train_loss, test_acc, test_loss, lr, time, images_seen,
+    decimals to 6 significant digits (more than any of them is measured to).
 
     Accuracies are fractions as in metrics.jsonl; percent=True writes them in percent as train_acc_pct and
     test_acc_pct (what the dashboard shows and downloads). With annotations, every row also carries the

@@ -20,6 +20,9 @@ _GROUP_SHADES = {
 
 GROUP_ORDER = ("stem", "group 1", "group 2", "group 3", "head")  # one unit of x each, so models line up by group
 _JUMP_HALF_WIDTH = 0.04  # x units (a group is 1): half the width of a jump's box
+JUMP_LABEL_SIZE = 11  # px
+JUMP_LABEL_BACKDROP = "rgba(255, 255, 255, 0.85)"
+Y_HEADROOM = 1.12  # the y axis runs from 0 to this × the widest layer: room for the jump boxes (1.05 ×)
 
 
 def _aligned_x(table: pd.DataFrame) -> list[float]:
@@ -34,6 +37,20 @@ def _aligned_x(table: pd.DataFrame) -> list[float]:
         seen[group] = place + 1
         xs.append(slots.get(group, len(GROUP_ORDER)) + (place + 0.5) / counts[group])
     return xs
+
+
+def _in_order(table: pd.DataFrame) -> pd.DataFrame:
+    """The layer table in forward order (an `index` column added where a table lacks one)."""
+    if "index" not in table.columns:
+        table = table.assign(index=range(len(table)))
+    return table.sort_values("index", kind="stable")
+
+
+def layer_x(table: pd.DataFrame) -> dict[str, float]:
+    """Each layer's x on width_figure's axis, by layer name: what a trace drawn over the chart must use so
+    that a point of a layer sits on that layer's allocated width, inside its group's band."""
+    table = _in_order(table)
+    return dict(zip(table["layer"], _aligned_x(table)))
 
 
 def _width_trace(table: pd.DataFrame, xs: list[float], label: str, color: str, show_legend: bool) -> go.Scatter:
@@ -66,8 +83,12 @@ def _mark_groups(fig: go.Figure, widths: list[dict[str, int]]) -> None:
 
 
 def _box_jumps(fig: go.Figure, table: pd.DataFrame, xs: list[float], position: int, color: str) -> None:
-    """Box each width jump (where a group's first conv widens the features) in the model's own colour."""
+    """Box each width jump (where a group's first conv widens the features) in the model's own colour, and label
+    it half-way up the jump: the first model's labels right of their boxes (where its line runs at the new
+    width, above the label), the second's left of theirs (where its line runs at the old width, below), so two
+    models' labels of the same group never sit on each other."""
     widths = table["out_channels"].tolist()
+    right = position % 2 == 0
     for i in range(1, len(widths)):
         if widths[i] > widths[i - 1] and table["group"].iloc[i] != "head":
             fig.add_shape(
@@ -79,13 +100,16 @@ def _box_jumps(fig: go.Figure, table: pd.DataFrame, xs: list[float], position: i
                 line={"color": color, "width": 2},
                 fillcolor="rgba(0,0,0,0)",
             )
+            # The backdrop keeps it legible where another model's line passes.
             fig.add_annotation(
-                x=xs[i] + _JUMP_HALF_WIDTH,
-                y=widths[i],
+                x=xs[i] + _JUMP_HALF_WIDTH if right else xs[i] - _JUMP_HALF_WIDTH,
+                y=(widths[i - 1] + widths[i]) / 2,
                 text=f"{widths[i - 1]}→{widths[i]}",
                 showarrow=False,
-                xanchor="left",  # right of its box: the other model's box sits at another x or height
-                font={"color": color, "size": 11},
+                xanchor="left" if right else "right",
+                yanchor="middle",
+                bgcolor=JUMP_LABEL_BACKDROP,
+                font={"color": color, "size": JUMP_LABEL_SIZE},
             )
 
 
@@ -101,22 +125,22 @@ def width_figure(tables: pd.DataFrame | Sequence[tuple[str, pd.DataFrame]]) -> g
         pairs = list(tables)
     fig = go.Figure()
     widths = []
+    widest = 1
     for position, (label, table) in enumerate(pairs):
-        if "index" not in table.columns:
-            table = table.assign(index=range(len(table)))
-        table = table.sort_values("index", kind="stable")
+        table = _in_order(table)
         xs = _aligned_x(table)
         color = WIDTH_COLORS[position % len(WIDTH_COLORS)]
         fig.add_trace(_width_trace(table, xs, label, color, show_legend=len(pairs) > 1))
         _box_jumps(fig, table, xs, position, color)
         widths.append(table.groupby("group")["out_channels"].max().to_dict())
+        widest = max(widest, int(table["out_channels"].max()))
     _mark_groups(fig, widths)
     fig.update_layout(
         height=400,
         margin={"l": 50, "r": 20, "t": 60, "b": 70},  # the top margin holds the group labels, the bottom the legend
         xaxis={"title": "layers in forward order, each group the same width (models aligned by group)",
                "range": [0, len(GROUP_ORDER)], "showticklabels": False, "showgrid": False},
-        yaxis_title="feature-map width (channels)",
+        yaxis={"title": "feature-map width (channels)", "range": [0, Y_HEADROOM * widest]},
         legend={"orientation": "h", "yanchor": "top", "y": -0.18, "x": 0},
         hovermode="closest",
     )

@@ -18,8 +18,9 @@ MEMBER_OPACITY = 0.35  # a member run's own curve under its group's band: visibl
 MAX_INTEGER_TICKS = 12  # an integer parallel-coordinates axis labels each value up to this many, else a stride
 METRIC_TITLES = {"train_acc": "train accuracy", "test_acc": "test accuracy", "train_loss": "train loss",
                  "test_loss": "test loss"}
-TARGET_TITLES = {"best_test_acc": "best test acc", "final_test_acc": "final test acc",
+TARGET_TITLES = {"best_test_acc": "best test acc (%)", "final_test_acc": "final test acc (%)",
                  "best test acc (%)": "best test acc (%)", "final test acc (%)": "final test acc (%)"}
+FRACTION_TARGETS = ("best_test_acc", "final_test_acc")  # cells_frame's fractions: drawn in percent like every chart
 
 
 def _fill(color: str) -> str:
@@ -139,7 +140,8 @@ def parallel_coordinates_figure(frame: pd.DataFrame, params: Sequence[str], targ
     if column not in frame.columns or not params:
         placeholder(fig, "nothing to draw: no such target or parameters in this table")
         return fig
-    data = frame.assign(_y=pd.to_numeric(frame[column], errors="coerce").astype("float64"))
+    scale = 100.0 if column in FRACTION_TARGETS else 1.0
+    data = frame.assign(_y=pd.to_numeric(frame[column], errors="coerce").astype("float64") * scale)
     data = data[np.isfinite(data["_y"].to_numpy())]
     if data.empty:
         placeholder(fig, "no run with a test accuracy yet")

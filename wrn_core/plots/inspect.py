@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from wrn_core.plots.architecture import width_figure
+from wrn_core.plots.architecture import layer_x, width_figure
 from wrn_core.plots.style import TEST_COLOR, TRAIN_COLOR, WIDTH_COLORS
 
 Evaluation = Mapping[str, Any]
@@ -70,9 +70,10 @@ def width_use_figure(runs: Sequence[tuple[str, pd.DataFrame, Sequence[Mapping[st
     effective width and the dead channels marked. runs: (label, layer table, evaluation's width_use rows)."""
     fig = width_figure([(label or "allocated", table) for label, table, _ in runs])
     for position, (label, table, rows) in enumerate(runs):
-        index = dict(zip(table["layer"], table["index"]))
-        use = [r for r in rows if r["layer"] in index]
-        x = [int(index[r["layer"]]) for r in use]
+        # The allocated width is drawn at each layer's group-aligned x, so its use must be too.
+        xs = layer_x(table)
+        use = [r for r in rows if r["layer"] in xs]
+        x = [xs[r["layer"]] for r in use]
         color = WIDTH_COLORS[position % len(WIDTH_COLORS)]
         name = f"{label} " if label else ""
         fig.add_trace(go.Scatter(
@@ -84,11 +85,11 @@ def width_use_figure(runs: Sequence[tuple[str, pd.DataFrame, Sequence[Mapping[st
         ))
         dead = [r for r in use if r["dead_channels"] > 0]
         fig.add_trace(go.Scatter(
-            x=[int(index[r["layer"]]) for r in dead], y=[r["channels"] - r["dead_channels"] for r in dead],
+            x=[xs[r["layer"]] for r in dead], y=[r["channels"] - r["dead_channels"] for r in dead],
             mode="markers+text", name=f"{name}live channels (dead marked)",
             marker={"symbol": "x", "size": 10, "color": DEAD_COLOR}, text=[f"{r['dead_channels']} dead" for r in dead],
-            textposition="bottom center", textfont={"color": DEAD_COLOR, "size": 10},
-            hovertemplate="%{text}: %{y} channels alive<extra></extra>", showlegend=True,
+            textposition="bottom center", textfont={"color": DEAD_COLOR, "size": 10}, customdata=[r["layer"] for r in dead],
+            hovertemplate="%{customdata}<br>%{text}: %{y} channels alive<extra></extra>", showlegend=True,
         ))
     fig.update_layout(yaxis_title="channels (allocated, effective, alive)", showlegend=True)
     return fig

@@ -15,7 +15,14 @@ from wrn_core.plots.style import BEST_COLOR, REFERENCE_COLOR, TEST_COLOR, log_ax
 from wrn_core.reference import OFFICIAL_LOG_LABEL, paper_points
 from wrn_core.store.records import FINISHED
 from wrn_core.store.records import ENDED_STATUSES
-from wrn_core.sweeps import group_columns, group_label, seed_band, tradeoff_points
+from wrn_core.sweeps import (
+    final_mask,
+    group_columns,
+    group_label,
+    seed_band,
+    tradeoff_points,
+    unfinished_points,
+)
 
 # cells_frame metric -> (title, unit); accuracies are fractions in the frame and percent on charts.
 SWEEP_METRICS = {
@@ -76,11 +83,45 @@ def _heat_cells(grid: pd.DataFrame, metric: str, spread: pd.DataFrame | None) ->
     return z, text
 
 
-def sweep_heatmap(grid: pd.DataFrame, metric: str = "best_test_acc", spread: pd.DataFrame | None = None) -> go.Figure:
+UNFINISHED_FILL = "#eeeeee"  # a square that is not a result yet: pale grey, off the colour scale
+UNFINISHED_TEXT = "#555555"
+UNFINISHED_NAME = "not finished (no result yet)"
+
+
+def _unfinished_trace(grid: pd.DataFrame, z: list[list[float | None]], unfinished: pd.DataFrame | None,
+                      x_labels: list[str], y_labels: list[str]) -> go.Heatmap | None:
+    """The squares without a result but with a cell on its way, pale grey and labelled with where it is
+    ('stopped at 1/2'); None when there are none."""
+    if unfinished is None:
+        return None
+    pale: list[list[float | None]] = []
+    labels: list[list[str]] = []
+    for i, n in enumerate(grid.index):
+        row, texts = [], []
+        for j, k in enumerate(grid.columns):
+            label = unfinished.loc[n, k] if n in unfinished.index and k in unfinished.columns else None
+            shown = z[i][j] is None and isinstance(label, str)
+            row.append(0.0 if shown else None)
+            texts.append(label if shown else "")
+        pale.append(row)
+        labels.append(texts)
+    if all(v is None for row in pale for v in row):
+        return None
+    return go.Heatmap(
+        z=pale, x=x_labels, y=y_labels, text=labels, texttemplate="%{text}",
+        textfont={"size": 12, "color": UNFINISHED_TEXT}, colorscale=[[0, UNFINISHED_FILL], [1, UNFINISHED_FILL]],
+        showscale=False, hoverongaps=False, name=UNFINISHED_NAME, xgap=1, ygap=1,
+        hovertemplate="%{y}, %{x}<br>%{text}: not a result yet<extra></extra>",
+    )
+
+
+def sweep_heatmap(grid: pd.DataFrame, metric: str = "best_test_acc", spread: pd.DataFrame | None = None,
+                  unfinished: pd.DataFrame | None = None) -> go.Figure:
     """Depth × width heatmap of a metric (grid_frame: N rows × k columns; accuracies as fractions).
 
     spread: the same grid's std over seeds (grid_frame(..., agg="std")), written as ± in each cell.
-    Cells without a value yet are left blank (null in the figure's z).
+    unfinished: sweeps.unfinished_grid's labels; a square without a value that has one is drawn pale grey,
+    off the colour scale, labelled with it ('stopped at 1/2'). Other squares without a value are blank.
     """
     title, unit = SWEEP_METRICS.get(metric, (metric, ""))
     z, text = _heat_cells(grid, metric, spread)
@@ -95,6 +136,9 @@ def sweep_heatmap(grid: pd.DataFrame, metric: str = "best_test_acc", spread: pd.
             hovertemplate="%{y}, %{x}<br>" + title + ": %{text}<extra></extra>",
         )
     )
+    pale = _unfinished_trace(grid, z, unfinished, x_labels, y_labels)
+    if pale is not None:
+        fig.add_trace(pale)
     fig.update_layout(
         height=140 + 90 * max(1, len(y_labels)),
         margin={"l": 50, "r": 20, "t": 40, "b": 40},
@@ -105,7 +149,7 @@ def sweep_heatmap(grid: pd.DataFrame, metric: str = "best_test_acc", spread: pd.
         yaxis={"title": "blocks per group N", "type": "category", "categoryarray": y_labels,
                "range": [len(y_labels) - 0.5, -0.5]},  # N = 1 on top
     )
-    if all(v is None for row in z for v in row):
+    if all(v is None for row in z for v in row) and pale is None:
         placeholder(fig, f"no cell has a {title} yet")
     return fig
 
@@ -167,15 +211,30 @@ def _colour_legend() -> list[go.Scatter]:
             for color, name in ((FRONT_COLOR, FRONT_LEGEND), (OFF_FRONT_COLOR, OFF_FRONT_LEGEND))]
 
 
+def _unfinished_markers(rest: pd.DataFrame, title: str) -> go.Scatter:
+    """Cells without a result yet, at their value so far: hollow grey, labelled with where they are, apart
+    from the front and its colours."""
+    return go.Scatter(
+        x=rest["x"].astype("float64").tolist(), y=(rest["value"].astype("float64") * 100.0).tolist(),
+        mode="markers+text", marker={"size": 10, "symbol": "circle-open", "color": UNFINISHED_TEXT, "line": {"width": 1.5}},
+        text=rest["label"].tolist(), textposition="bottom center", textfont={"size": 10, "color": UNFINISHED_TEXT},
+        name="not finished (so far; not a result)",
+        hovertemplate="%{text}<br>%{x:,.4g}<br>" + title + " so far %{y:.2f}%<extra></extra>",
+    )
+
+
 def sweep_tradeoff_figure(cells: pd.DataFrame, x: str = "params", metric: str = "best_test_acc",
                           paper: bool = True) -> go.Figure:
     """Test accuracy (%) against parameters, MACs per image or training time, one point per (N, k).
 
     Several seeds: the mean with ± std error bars, each seed a faint dot. The Pareto front (no other
-    point is cheaper and at least as accurate) is a dashed line through its points. paper (params or
-    MACs only): the paper's published CIFAR-10 results, labelled, named PAPER_CAPTION.
+    point is cheaper and at least as accurate) is a dashed line through its points. Only groups whose
+    cells all finished are points and on or off the front; a cell still on its way (running, stopped,
+    interrupted…) is a hollow grey marker at its value so far, labelled with where it is. paper (params
+    or MACs only): the paper's published CIFAR-10 results, labelled, named PAPER_CAPTION.
     """
     points = tradeoff_points(cells, x, metric)
+    rest = unfinished_points(cells, x, metric)
     title = SWEEP_METRICS.get(metric, (metric, ""))[0]
     fig = go.Figure()
     if paper and x in ("params", "macs"):
@@ -183,12 +242,14 @@ def sweep_tradeoff_figure(cells: pd.DataFrame, x: str = "params", metric: str = 
         fig.add_trace(paper_trace(published, _paper_xs(published, x), "%{x:,.0f}"))
     several = bool(len(points)) and int(points["count"].max()) > 1
     if several:
-        fig.add_trace(_seed_dots(cells, x, metric))
+        fig.add_trace(_seed_dots(cells[final_mask(cells, group_columns(cells))], x, metric))
     if len(points):
         for trace in _tradeoff_traces(points, title, several):
             fig.add_trace(trace)
-    else:
-        fig.add_annotation(text="no cell has a test accuracy yet" + (" (◇ the paper's results)" if fig.data else ""),
+    if len(rest):
+        fig.add_trace(_unfinished_markers(rest, title))
+    if not len(points):
+        fig.add_annotation(text="no cell has finished yet" + (" (◇ the paper's results)" if paper and x != "train_seconds" else ""),
                            xref="paper", yref="paper", x=0.5, y=0.2, showarrow=False, font={"size": 14, "color": "gray"})
     fig.update_layout(
         height=400,

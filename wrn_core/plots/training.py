@@ -44,6 +44,7 @@ SYSTEM_SERIES = (
 # The Train page's live view: short enough that, under the run picker and progress line, a 900 px high
 # screen shows all four panels right after Launch.
 LIVE_HEIGHT = 520
+LIVE_X_PAD = 0.03  # of the x range, either side of [0, planned epochs]
 
 
 def _panel_figure(x_title: str, height: int = 560) -> go.Figure:
@@ -104,8 +105,9 @@ def _live_traces(steps: pd.DataFrame, epochs: pd.DataFrame, metric: str) -> list
     return [per_step, _epoch_trace(epochs, metric, percent, TRAIN_COLOR, "train", show_legend)]
 
 
-def _mark_best(fig: go.Figure, epochs: pd.DataFrame) -> None:
-    """A star and a label at the best test accuracy, on the test-accuracy panel (none before a test)."""
+def _mark_best(fig: go.Figure, epochs: pd.DataFrame, x_end: float | None = None) -> None:
+    """A star and a label at the best test accuracy, on the test-accuracy panel (none before a test). With the
+    panel's right end x_end, a star in its right half gets its label to the left, inside the panel."""
     tested = epochs.dropna(subset=["test_acc"])
     if tested.empty:
         return
@@ -127,6 +129,7 @@ def _mark_best(fig: go.Figure, epochs: pd.DataFrame) -> None:
         x=best_epoch,
         y=best_acc,
         text=f"best {best_acc:.2f}% (epoch {int(best_epoch)})",
+        xanchor="right" if x_end is not None and best_epoch > x_end / 2 else "center",
         showarrow=True,
         arrowhead=2,
         ax=0,
@@ -136,15 +139,29 @@ def _mark_best(fig: go.Figure, epochs: pd.DataFrame) -> None:
     )
 
 
-def live_figure(records: Iterable[Mapping[str, Any]]) -> go.Figure:
-    """The 2x2 live training view: per-step and per-epoch train points, per-epoch test points, best marked."""
-    steps, epochs = metrics_frames(records)
+def live_x_range(steps: pd.DataFrame, epochs: pd.DataFrame, planned: int | None) -> list[float]:
+    """[0, last epoch] (padded a little) shared by the four live panels: the planned epochs (the whole run, so the curves grow
+    into a fixed frame), or as far as the points reach when that is further (an extended run) or unknown."""
+    reached = max([0.0, *steps["epoch"].dropna().tolist(), *epochs["epoch"].dropna().tolist()])
+    end = float(max(planned or 0, reached) or 1)
+    pad = LIVE_X_PAD * end  # so the markers at 0 and at the last epoch are drawn whole
+    return [-pad, end + pad]
+
+
+def live_figure(records: Iterable[Mapping[str, Any]], epochs: int | None = None) -> go.Figure:
+    """The 2x2 live training view: per-step and per-epoch train points, per-epoch test points, best marked.
+
+    The four panels share one x range, 0 to the planned `epochs` (so a point at epoch 3 sits at the same x in
+    every panel, and the test panels do not stop at the last tested epoch)."""
+    steps, per_epoch = metrics_frames(records)
     fig = _panel_figure("epoch", height=LIVE_HEIGHT)
     for row, col, metric in PANELS:
-        for trace in _live_traces(steps, epochs, metric):
+        for trace in _live_traces(steps, per_epoch, metric):
             fig.add_trace(trace, row=row, col=col)
-    _mark_best(fig, epochs)
-    if steps.empty and epochs.empty:
+    x_range = live_x_range(steps, per_epoch, epochs)
+    _mark_best(fig, per_epoch, x_range[1])
+    fig.update_xaxes(range=x_range, autorange=False)
+    if steps.empty and per_epoch.empty:
         placeholder(fig, "waiting for the first points…")
     return fig
 

@@ -22,8 +22,10 @@ from wrn_core.sweeps.cell_tables import (
     CELL_COLUMNS,
     GROUP_AXES,
     TRADEOFF_X,
+    cell_state,
     cells_frame,
     cells_table,
+    final_mask,
     grid_frame,
     group_columns,
     group_label,
@@ -32,14 +34,17 @@ from wrn_core.sweeps.cell_tables import (
     seed_stats,
     sweep_counts,
     tradeoff_points,
+    unfinished_grid,
+    unfinished_points,
 )
 from wrn_core.sweeps.grid import AXES, Cell, Sweep, cell_statuses, is_done, make_sweep, next_cells
 from wrn_core.sweeps.probe import Probe, preflight_frame, preflight_summary, probe
 
 __all__ = [
     "AXES", "CELL_COLUMNS", "GROUP_AXES", "SWEEP_SUFFIX", "TRADEOFF_X", "Cell", "Probe", "Sweep",
-    "cell_statuses", "cells_frame", "cells_table", "default_sweep_name", "grid_frame", "group_columns", "group_label",
+    "cell_state", "cell_statuses", "cells_frame", "cells_table", "default_sweep_name", "final_mask", "grid_frame",
+    "group_columns", "group_label",
     "is_done", "load_sweep", "make_sweep", "next_cells", "pareto_front", "preflight_frame", "preflight_summary",
     "probe", "recent_sweep_names", "save_sweep", "seed_band", "seed_stats", "sweep_counts", "sweep_names",
-    "sweep_path", "tradeoff_points",
+    "sweep_path", "tradeoff_points", "unfinished_grid", "unfinished_points",
 ]

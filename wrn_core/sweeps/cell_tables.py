@@ -36,9 +36,26 @@ CELL_COLUMNS = ("run", "blocks", "widen_factor", "depth", "seed", "status", "epo
                 "best_test_acc", "final_test_acc", "train_seconds", "images_per_s", "pareto", "executor", "host")
 
 
+def cell_state(status: str, epoch: Any, epochs: Any) -> str:
+    """What a cell's numbers are: 'finished', 'pending', 'queued', or e.g. 'stopped at 1/2', 'running at 0/3'."""
+    if status in (FINISHED, PENDING, QUEUED):
+        return status
+    return f"{status} at {int(epoch or 0)}/{int(epochs or 0)}"
+
+
+def final_mask(cells: pd.DataFrame, keys: Sequence[str] = ()) -> pd.Series:
+    """True for the cells whose numbers are results: finished, and (with keys) every cell sharing their
+    values of keys finished too, so that a mean over seeds is never a mean over the seeds done so far."""
+    finished = cells["status"] == FINISHED if "status" in cells.columns else pd.Series(False, index=cells.index)
+    keys = [k for k in keys if k in cells.columns]
+    if not keys or cells.empty:
+        return finished
+    return finished.groupby([cells[k] for k in keys], dropna=False).transform("all").astype(bool)
+
+
 def cells_frame(store: RunStore, sweep: Sweep) -> pd.DataFrame:
     """One row per cell: its axis values, status, size, cost and accuracy, and whether it is on the
-    accuracy-vs-params Pareto front (among cells with a test accuracy)."""
+    accuracy-vs-params Pareto front (among finished cells with a test accuracy; False for every other)."""
     from wrn_core.model.flops import input_size, macs_per_image
     from wrn_core.model.memory import parameter_count
 
@@ -66,7 +83,7 @@ def cells_frame(store: RunStore, sweep: Sweep) -> pd.DataFrame:
             row["images_per_s"] = sum(rates) / len(rates) if rates else None
         rows.append(row)
     frame = pd.DataFrame(rows)
-    scored = frame["best_test_acc"].notna()
+    scored = frame["best_test_acc"].notna() & final_mask(frame)  # a stopped cell's accuracy is not a result
     frame["pareto"] = False
     if scored.any():
         flags = pareto_front(zip(frame.loc[scored, "params"].astype(float), frame.loc[scored, "best_test_acc"].astype(float)))
@@ -76,16 +93,42 @@ def cells_frame(store: RunStore, sweep: Sweep) -> pd.DataFrame:
     return frame[columns[:3] + extra + columns[3:]]
 
 
+SQUARE = ("blocks", "widen_factor")  # a heatmap square: every cell of one (N, k)
+KNOWN_BEFORE_TRAINING = ("params", "macs")  # properties of the model, not results: drawn for every cell
+
+
 def grid_frame(cells: pd.DataFrame, metric: str, agg: str = "mean") -> pd.DataFrame:
     """N (rows) × k (columns) of a metric: the mean over the seeds (and other axes) of each (N, k).
 
-    agg="std" gives the spread over the seeds instead (NaN where an (N, k) has one value).
+    Results (accuracy, time, images/s) only for squares whose cells all finished; NaN elsewhere (see
+    unfinished_grid). agg="std" gives the spread over the seeds instead (NaN where an (N, k) has one value).
     """
+    if metric not in KNOWN_BEFORE_TRAINING:
+        cells = cells.assign(**{metric: cells[metric].where(final_mask(cells, SQUARE))}) if metric in cells else cells
     data = cells.dropna(subset=[metric]) if metric in cells else cells.iloc[0:0]
     if data.empty:
         return pd.DataFrame(index=sorted(cells["blocks"].unique()), columns=sorted(cells["widen_factor"].unique()), dtype=float)
     table = data.pivot_table(index="blocks", columns="widen_factor", values=metric, aggfunc=agg)
     return table.reindex(index=sorted(cells["blocks"].unique()), columns=sorted(cells["widen_factor"].unique()))
+
+
+def unfinished_grid(cells: pd.DataFrame) -> pd.DataFrame:
+    """N (rows) × k (columns): for each square with a cell not finished, what its cells are at ('stopped at
+    1/2', 'pending', '1/2 finished, 1 running'); None where every cell finished."""
+    done = final_mask(cells, SQUARE)
+    labels: dict[tuple, str] = {}
+    for (n, k), members in cells[~done].groupby(list(SQUARE)):
+        if len(members) == 1:
+            row = members.iloc[0]
+            labels[(n, k)] = cell_state(row["status"], row["epoch"], row["epochs"])
+            continue
+        waiting = members.loc[members["status"] != FINISHED, "status"].value_counts(sort=False)
+        labels[(n, k)] = f"{len(members) - int(waiting.sum())}/{len(members)} finished, " + ", ".join(
+            f"{count} {status}" for status, count in waiting.items())
+    grid = pd.DataFrame(index=sorted(cells["blocks"].unique()), columns=sorted(cells["widen_factor"].unique()), dtype=object)
+    for (n, k), label in labels.items():
+        grid.loc[n, k] = label
+    return grid.where(grid.notna(), None)
 
 
 def seed_stats(cells: pd.DataFrame, metric: str = "best_test_acc") -> pd.DataFrame:
@@ -153,7 +196,8 @@ def cells_table(cells: pd.DataFrame) -> pd.DataFrame:
         "images/s": pd.to_numeric(cells["images_per_s"], errors="coerce"),
         "params": cells["params"],
         "MACs": cells["macs"],
-        "pareto": cells["pareto"].astype(bool),
+        # Only a finished cell is on or off the front: the others have no result to compare yet.
+        "pareto": [bool(p) if f else None for p, f in zip(cells["pareto"], final_mask(cells))],
         "executor": cells["executor"] if "executor" in cells else None,
         "host": cells["host"] if "host" in cells else None,
     })
@@ -166,14 +210,34 @@ def tradeoff_points(cells: pd.DataFrame, x: str = "params", metric: str = "best_
     (x, metric) — no other group is at most as costly and at least as accurate. Sorted by x."""
     if x not in TRADEOFF_X:
         raise ValueError(f"unknown trade-off axis {x!r}; choose from {', '.join(TRADEOFF_X)}")
-    stats = seed_stats(cells, metric)
     keys = group_columns(cells)
+    stats = seed_stats(cells[final_mask(cells, keys)], metric)  # results only: see unfinished_points
     if stats.empty:
         return pd.DataFrame(columns=[*keys, "x", "mean", "std", "count", "label", "pareto"])
     stats = stats.assign(x=pd.to_numeric(stats[x], errors="coerce")).dropna(subset=["x"])
     stats["label"] = [group_label(row) for row in stats.to_dict("records")]
     stats["pareto"] = pareto_front(zip(stats["x"].astype(float), stats["mean"].astype(float))) if len(stats) else []
     return stats.sort_values(["x", "mean"], kind="stable").reset_index(drop=True)
+
+
+def unfinished_points(cells: pd.DataFrame, x: str = "params", metric: str = "best_test_acc") -> pd.DataFrame:
+    """The cells left out of tradeoff_points (their group has a cell not finished) that have a value so
+    far: x, value, and a label naming the cell and where it is ('WRN-10-3 · stopped at 2/3'). Sorted by x."""
+    if x not in TRADEOFF_X:
+        raise ValueError(f"unknown trade-off axis {x!r}; choose from {', '.join(TRADEOFF_X)}")
+    keys = group_columns(cells)
+    rest = cells[~final_mask(cells, keys)]
+    several = "seed" in cells.columns and cells["seed"].nunique() > 1
+    rows = []
+    for row in rest.to_dict("records"):
+        value, where = pd.to_numeric(row.get(metric), errors="coerce"), pd.to_numeric(row.get(x), errors="coerce")
+        if pd.isna(value) or pd.isna(where):
+            continue
+        label = group_label(row) + (f" s{row['seed']}" if several else "")
+        rows.append({"run": row["run"], "x": float(where), "value": float(value),
+                     "label": f"{label} · {cell_state(row['status'], row['epoch'], row['epochs'])}"})
+    frame = pd.DataFrame(rows, columns=["run", "x", "value", "label"])
+    return frame.sort_values("x", kind="stable").reset_index(drop=True)
 
 
 def seed_band(curves: Sequence[pd.DataFrame], column: str = "test_acc") -> pd.DataFrame:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 from wrn_core.config import OPTIMIZERS, ConfigError, TrainConfig, WRNConfig
-from wrn_core.store import RunStore, validate_run_name
+from wrn_core.store import RunStore, RunStoreError, validate_run_name
 from wrn_core.store.records import ACTIVE_STATUSES, ENDED_STATUSES, PENDING
 from wrn_core.sweeps.search_plan import SearchPlan
 
@@ -23,6 +23,15 @@ AXES = ("blocks", "widen_factor", "dropout", "optimizer", "lr", "batch_size", "s
 # How the axes are named to the user (the Sweep page's fields say N and k).
 AXIS_LABELS = {"blocks": "N (blocks per group)", "widen_factor": "k (widen factor)", "dropout": "dropout",
                "optimizer": "optimizer", "lr": "learning rate", "batch_size": "batch size", "seed": "seed"}
+
+
+def validate_sweep_name(name: str) -> str:
+    """The name if it can name a sweep (and start its cells' run names); RunStoreError in one line otherwise,
+    in the words of the field it came from."""
+    try:
+        return validate_run_name(name)
+    except RunStoreError as exc:
+        raise RunStoreError(str(exc).replace("invalid run name", "invalid sweep name", 1)) from None
 
 
 @dataclass(frozen=True)
@@ -45,7 +54,7 @@ class Sweep:
     search: SearchPlan = SearchPlan()  # which cells it trains, within what budget, which it prunes
 
     def __post_init__(self) -> None:
-        validate_run_name(self.name)
+        validate_sweep_name(self.name)
         unknown = set(self.axes) - set(AXES)
         if unknown:
             raise ConfigError(f"unknown sweep axis {', '.join(sorted(unknown))}; choose from {', '.join(AXES)}")
@@ -56,7 +65,11 @@ class Sweep:
             if len(set(values)) != len(values):
                 raise ConfigError(f"sweep axis {axis} lists a value twice: {', '.join(map(str, values))}")
         for cell in self.cells():  # every cell is a valid config and a valid run name
-            validate_run_name(cell.run)
+            try:
+                validate_run_name(cell.run)
+            except RunStoreError:
+                raise RunStoreError(f"sweep name {self.name!r} is too long: its cells' run names (such as "
+                                    f"{cell.run!r}) would be over 100 characters") from None
         self.search.check(self.base.epochs)
 
     @property

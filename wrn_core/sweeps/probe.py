@@ -61,6 +61,16 @@ def _time_steps(model_config: WRNConfig, batch_size: int, device: Any, steps: in
     return per_step, per_image
 
 
+def interpreter_seconds() -> float:
+    """Seconds a new Python process takes to import torch and the engine: what a run's process pays first."""
+    import subprocess
+    import sys
+
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-c", "import torch, wrn_core.engine.loop"], check=False, capture_output=True)
+    return time.perf_counter() - start
+
+
 def probe(sweep: Sweep, steps: int = 3, measure_startup: bool = True, import_seconds: float | None = None) -> Probe:
     """Time a few training steps of each distinct model (and batch size) of the sweep on its device.
 
@@ -69,9 +79,6 @@ def probe(sweep: Sweep, steps: int = 3, measure_startup: bool = True, import_sec
     itself such a fresh process (the sweep command) passes its own age as `import_seconds`, which
     spares starting another interpreter (~2 s on this 2-core CPU, before the first cell).
     """
-    import subprocess
-    import sys
-
     import torch
 
     from wrn_core.data import load_dataset
@@ -96,12 +103,7 @@ def probe(sweep: Sweep, steps: int = 3, measure_startup: bool = True, import_sec
         torch.cuda.empty_cache()  # the probe often runs inside the dashboard: give the GPU memory back
     startup = 0.0
     if measure_startup:
-        if import_seconds is not None:
-            startup = import_seconds
-        else:
-            start = time.perf_counter()
-            subprocess.run([sys.executable, "-c", "import torch, wrn_core.engine.loop"], check=False, capture_output=True)
-            startup = time.perf_counter() - start
+        startup = import_seconds if import_seconds is not None else interpreter_seconds()
         start = time.perf_counter()
         load_dataset(sweep.base)
         startup += time.perf_counter() - start
