@@ -109,16 +109,12 @@ def _sweep_from_args(args: argparse.Namespace):
 
 
 def check_search(sweep, can_predict_time: bool) -> None:
-    """One line (exit 2) for a search this machine cannot run: optuna missing, or time counted with nothing to
-    predict it; then, until the executors drive searches, for any plan but a full grid."""
+    """One line (exit 2) for a search this machine cannot run: optuna missing, or time counted or minimised with
+    nothing to predict it."""
     plan = sweep.search
     if plan.needs_optuna:
         require_optuna(plan)
     plan.check_predictable(can_predict_time)
-    if not plan.is_grid:
-        raise UsageError(f"python -m wrn_core sweep: --search {plan.strategy} with {plan.budget_text()} and --prune "
-                         f"{plan.prune} is valid, but `sweep` does not run searches, budgets or pruning yet "
-                         f"(wrn_core.sweeps.search holds them); nothing was saved")
 
 
 def _cells_text(frame, waiting: Sequence[str] = ()) -> str:
@@ -146,6 +142,9 @@ def _preflight_plan(sweep, remaining, measured, force: bool) -> None:
     if measured is not None:
         print(f"predicted time for the {len(todo)} cell(s) left: {todo['predicted_s'].sum():,.0f} s "
               f"(measured {len(measured.seconds_per_step)} model(s) on {sweep.base.device}; cells run one after another per device)")
+    forecast = sweeps.budget_forecast(plan, sweep.search)
+    if forecast:
+        print(forecast)
     misfits = plan[~plan["fits"]]
     if len(misfits) and not force:
         raise ConfigError(f"{len(misfits)} cell(s) are predicted not to fit in memory ({', '.join(misfits['run'][:3])}"
@@ -223,11 +222,13 @@ def _placement(args: argparse.Namespace):
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    """Check and save a new sweep (or load one with --resume), then train its cells that are left."""
+    """Check and save a new sweep (or load one with --resume), then train its cells that are left, in the order its
+    search plan hands them out."""
     fresh = "torch" not in sys.modules  # a `python -m wrn_core sweep` process, not a caller that imported torch long ago
     from wrn_core import sweeps
     from wrn_core.engine.resume import preflight
     from wrn_core.jobs.sweep_executors import check_placement
+    from wrn_core.sweeps.cell_order import cell_order
 
     import_seconds = _process_age() if fresh else None  # what each cell's process pays before its data loads
     placement = _placement(args)
@@ -237,17 +238,47 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     check_search(sweep, can_predict_time=not args.no_probe)
     preflight(sweep.base)
     placement.resources(sweep)  # a bad --cpus-per-cell or --gpus-per-cell, before the probe
-    remaining = sweeps.next_cells(store, sweep)
-    if not remaining and sweeps.is_done(store, sweep):
-        print(f"sweep {sweep.name} is complete: every cell has ended (see `sweeps show {sweep.name}`)", file=sys.stderr)
+    sweeps.check_same_sweep(store.root, sweep)  # another sweep of that name: before its study is opened
+    if _is_done(store, sweep, cell_order):
+        print(f"sweep {sweep.name} is complete: every cell it trains has ended (see `sweeps show {sweep.name}`)",
+              file=sys.stderr)
         return 0
+    remaining = sweeps.next_cells(store, sweep)
     measured = None if args.no_probe else sweeps.probe(sweep, import_seconds=import_seconds)
     _preflight_plan(sweep, remaining, measured, args.force)
+    if measured is not None and sweep.search.needs_time:
+        seconds = sweeps.predicted_seconds(sweep, sweeps.preflight_frame(sweep, measured))
+        sweeps.save_predicted_seconds(store.root, sweep, seconds)
     if _run_cells(store, sweep, placement):
         return 0
+    return _report_end(store, sweep)
+
+
+def _is_done(store: RunStore, sweep, cell_order) -> bool:
+    """Whether a saved sweep has nothing left to train (a search: its budget spent or every cell started, and every
+    started cell ended); a sweep not saved yet never is (nothing of it is opened)."""
+    from wrn_core import sweeps
+
+    if not sweeps.sweep_path(store.root, sweep.name).exists():
+        return False
+    return cell_order(sweep, store.root).is_done(store)
+
+
+def _report_end(store: RunStore, sweep) -> int:
+    """Say how the cells ended (and why a search stopped); 0 when every cell the sweep trained finished (or was
+    pruned, as its plan asks), else 1."""
+    from wrn_core import sweeps
+    from wrn_core.store.records import PENDING, PRUNED
+
     counts = sweeps.cells_frame(store, sweep)["status"].value_counts().to_dict()
     print(f"sweep {sweep.name}: " + ", ".join(f"{n} {state}" for state, n in sorted(counts.items())), file=sys.stderr)
-    return 0 if set(counts) <= {FINISHED} else 1
+    if sweep.search.is_grid:
+        return 0 if set(counts) <= {FINISHED} else 1
+    from wrn_core.sweeps.search_order import SearchOrder
+
+    why = SearchOrder(sweep, store.root).stopped_because(store)
+    print(f"search {sweep.search.strategy}: {why or 'stopped'}", file=sys.stderr)
+    return 0 if set(counts) <= {FINISHED, PRUNED, PENDING} else 1
 
 
 def _sweeps_list(store: RunStore) -> int:

@@ -230,7 +230,7 @@ class RaySweep(SweepExecutor):
             except RunBusyError as exc:
                 raise RunBusyError(f"{exc} (another `sweep {sweep.name}` drives its cells)") from None
             remote = ray.remote(num_cpus=resources.cpus, num_gpus=resources.gpus, max_retries=0)(run_cell)
-            drive = _Drive(sweep, resources, cell_order(sweep), lock, remote)
+            drive = _Drive(sweep, resources, cell_order(sweep, self.store.root), lock, remote)
             self._drives[sweep.name] = drive
             self._submit(ray, drive)
             self._finish_if_idle(drive)

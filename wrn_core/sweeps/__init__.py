@@ -11,9 +11,12 @@ finished with a Gaussian process (each imports optuna or scikit-learn only when 
 
 from wrn_core.sweeps.sweep_file import (
     SWEEP_SUFFIX,
+    check_same_sweep,
     default_sweep_name,
+    load_predicted_seconds,
     load_sweep,
     recent_sweep_names,
+    save_predicted_seconds,
     save_sweep,
     sweep_names,
     sweep_path,
@@ -38,11 +41,11 @@ from wrn_core.sweeps.cell_tables import (
     unfinished_points,
 )
 from wrn_core.sweeps.grid import AXES, Cell, Sweep, cell_statuses, is_done, make_sweep, next_cells
-from wrn_core.sweeps.probe import Probe, preflight_frame, preflight_summary, probe
+from wrn_core.sweeps.probe import Probe, budget_forecast, predicted_seconds, preflight_frame, preflight_summary, probe
 
 __all__ = [
-    "AXES", "CELL_COLUMNS", "GROUP_AXES", "SWEEP_SUFFIX", "TRADEOFF_X", "Cell", "Probe", "Sweep",
-    "cell_state", "cell_statuses", "cells_frame", "cells_table", "default_sweep_name", "final_mask", "grid_frame",
+    "AXES", "CELL_COLUMNS", "budget_forecast", "predicted_seconds", "GROUP_AXES", "SWEEP_SUFFIX", "TRADEOFF_X", "Cell", "Probe", "Sweep",
+    "cell_state", "cell_statuses", "check_same_sweep", "load_predicted_seconds", "save_predicted_seconds", "cells_frame", "cells_table", "default_sweep_name", "final_mask", "grid_frame",
     "group_columns", "group_label",
     "is_done", "load_sweep", "make_sweep", "next_cells", "pareto_front", "preflight_frame", "preflight_summary",
     "probe", "recent_sweep_names", "save_sweep", "seed_band", "seed_stats", "sweep_counts", "sweep_names",

@@ -1,15 +1,17 @@
 """Which of a sweep's cells an executor starts next, and which it stops early: the order it asks, never the grid itself.
 
-An executor (wrn_core.jobs) asks `cell_order(sweep).next_cells(store, openings)` whenever it can take
+An executor (wrn_core.jobs) asks `cell_order(sweep, root).next_cells(store, openings)` whenever it can take
 cells, saying how many it could start at once (`Openings`), and calls `prune(store)` as often: a
 search strategy answers with the cells it picks and stops the cells it gives up on through their stop
-request; `GridOrder`, today's sweep, answers with every cell still to train, in grid order, and stops
-none. The run store stays the source of truth: an order reads the cells' statuses from it.
+request; `GridOrder`, a plain grid, answers with every cell still to train, in grid order, and stops
+none; `SearchOrder` (sweeps.search_order) follows a sweep's SearchPlan. The run store stays the source of
+truth: an order reads the cells' statuses from it.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol
 
 from wrn_core.store import RunStore
@@ -62,6 +64,12 @@ class GridOrder:
         return is_done(store, self.sweep)
 
 
-def cell_order(sweep: Sweep) -> CellOrder:
-    """The order a sweep's cells are trained in: the one place a sweep's strategy is chosen."""
-    return GridOrder(sweep)
+def cell_order(sweep: Sweep, root: str | Path) -> CellOrder:
+    """The order a sweep's cells are trained in: the one place a sweep's strategy is chosen. A plain grid is
+    GridOrder; any other plan (random or bayes, a budget, pruning) is a SearchOrder whose study lives in `root`,
+    the runs directory (ConfigError, one line, when optuna is missing)."""
+    if sweep.search.is_grid:
+        return GridOrder(sweep)
+    from wrn_core.sweeps.search_order import SearchOrder
+
+    return SearchOrder(sweep, root)
