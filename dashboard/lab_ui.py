@@ -89,7 +89,7 @@ def get_sweep_runner() -> SweepRunner:
 
 @st.cache_resource(show_spinner=False)
 def _ray_sweeps(path: str):
-    from wrn_core.jobs.ray_executor import RaySweepProcesses  # imports no ray: the sweep processes do
+    from wrn_core.jobs.ray_processes import RaySweepProcesses  # imports no ray: the sweep processes do
 
     return RaySweepProcesses(path)
 

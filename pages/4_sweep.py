@@ -13,9 +13,10 @@ from wrn_core.errors import DataError
 from wrn_core.plots import SWEEP_METRICS, TRADEOFF_X_TITLES, sweep_heatmap, sweep_tradeoff_figure
 from wrn_core.reference import OFFICIAL_LOG_ATTRIBUTION, PAPER_CAPTION, PAPER_SOURCE
 from wrn_core.store import RunStoreError
-from wrn_core.store.records import PENDING, QUEUED, RUNNING
+from wrn_core.store.records import PENDING, PRUNED, QUEUED, RUNNING
 from wrn_core.sweeps import (
     Sweep,
+    budget_forecast,
     cells_frame,
     cells_table,
     default_sweep_name,
@@ -24,13 +25,18 @@ from wrn_core.sweeps import (
     load_sweep,
     make_sweep,
     preflight_frame,
+    predicted_seconds,
     preflight_summary,
     probe,
     recent_sweep_names,
+    save_predicted_seconds,
     save_sweep,
     sweep_counts,
     unfinished_grid,
 )
+from wrn_core.sweeps.cell_order import cell_order
+from wrn_core.sweeps.predict import predicted_grid, predicted_points, sweep_map
+from wrn_core.sweeps.search_plan import ASHA, BAYES, GRID, MEDIAN, NO_PRUNING, RANDOM, SearchPlan, require_optuna
 from wrn_core.engine.resume import preflight
 
 F = "sweep_f_"  # prefix of the form's value widgets (kept across page switches)
@@ -39,6 +45,9 @@ NEW = "New sweep…"
 BLOCK_CHOICES = (1, 2, 3, 4, 5, 6)  # N: depth 10 … 40
 WIDEN_CHOICES = (1, 2, 4, 8, 10, 12)  # k
 MAX_SEEDS = 5
+STRATEGY_LABELS = {GRID: "grid (every cell)", BAYES: "Bayesian search", RANDOM: "random"}
+BUDGET_LABELS = {"none": "no budget", "cells": "cells", "minutes": "minutes"}
+PRUNE_LABELS = {NO_PRUNING: "none", MEDIAN: "median", ASHA: "ASHA (successive halving)"}
 POLL_S = 1.5  # seconds between refreshes of the live view
 # Messages about a sweep's cells training (Launched, Resumed, Stopping): each goes once no cell trains any more.
 PROGRESS_FLASHES = ("sweep_launched", "sweep_progress")
@@ -74,7 +83,31 @@ def form_sweep(unnamed: str | None = None) -> Sweep:
         raise ConfigError("a sweep trains one cell per device: choose a device or auto, not all GPUs (DDP)")
     name = (st.session_state[F + "name"] or "").strip() or unnamed or default_sweep_name()
     seeds = range(int(st.session_state[F + "seeds"]))
-    return make_sweep(name, config, st.session_state[F + "blocks"], st.session_state[F + "widen"], seeds=seeds)
+    return make_sweep(name, config, st.session_state[F + "blocks"], st.session_state[F + "widen"], seeds=seeds,
+                      search=form_search())
+
+
+def form_search() -> SearchPlan:
+    """The search plan the form's Search box describes (checked when the sweep is made)."""
+    budget, amount = st.session_state[F + "budget"], st.session_state[F + "budget_amount"]
+    return SearchPlan(strategy=st.session_state[F + "search"], prune=st.session_state[F + "prune"],
+                      budget_cells=int(amount) if budget == "cells" else None,
+                      budget_minutes=float(amount) if budget == "minutes" else None)
+
+
+def keep_predicted_times(sweep: Sweep) -> None:
+    """A plan that counts or minimises time reads the pre-flight's predicted seconds: keep them beside the sweep
+    file; ConfigError (one line) when no pre-flight of this grid has them."""
+    if sweep.search.needs_optuna:
+        require_optuna(sweep.search)
+    if not sweep.search.needs_time:
+        return
+    stored = st.session_state.get("sweep_plan")
+    seconds = predicted_seconds(sweep, stored[1]) if stored and stored[0] == sweep_key(sweep) else {}
+    if not seconds:
+        raise ConfigError("a budget in minutes counts predicted training time: press Pre-flight for this grid "
+                          "first, or give the budget in cells")
+    save_predicted_seconds(lab_ui.get_job_manager().store.root, sweep, seconds)
 
 
 def launch() -> None:
@@ -91,11 +124,12 @@ def launch() -> None:
             from wrn_core.jobs.ray_executor import require_ray
 
             require_ray()
-        save_sweep(runner.manager.store.root, sweep)
+        keep_predicted_times(sweep)
         if on_ray():
+            save_sweep(runner.manager.store.root, sweep)
             start_on_ray(sweep.name)
         else:
-            runner.run(sweep)
+            runner.start(sweep)
         return sweep.name
 
     try:
@@ -133,13 +167,13 @@ def ray_address() -> str | None:
 
 def start_on_ray(name: str) -> None:
     """The saved sweep as a background `sweep NAME --resume --executor ray` process (Ray's driver needs its own)."""
-    from wrn_core.jobs.ray_executor import CellResources
+    from wrn_core.jobs.executor import CellResources
 
     cpus = float(st.session_state.get(F + "cpus_per_cell") or 1.0)
     gpus = st.session_state.get(F + "gpus_per_cell")
     if gpus is None:  # not chosen: a CUDA sweep reserves one GPU per cell, as the CLI does
         gpus = 1.0 if load_sweep(lab_ui.get_job_manager().store.root, name).base.device.startswith("cuda") else 0.0
-    lab_ui.get_ray_sweeps().start(name, ray_address(), CellResources(cpus=cpus, gpus=float(gpus)))
+    lab_ui.get_ray_sweeps().start_process(name, ray_address(), CellResources(cpus=cpus, gpus=float(gpus)))
 
 
 def resume_sweep(name: str) -> None:
@@ -152,7 +186,7 @@ def resume_sweep(name: str) -> None:
         if on_ray():
             start_on_ray(name)
         else:
-            runner.run(sweep)
+            runner.start(sweep)
     except (ConfigError, RunStoreError, DataError) as exc:
         lab_ui.flash("sweep", "error", lab_ui.one_line(exc))
         return
@@ -194,6 +228,9 @@ def draw_preflight(current: Sweep | None) -> None:
     predicted = totals["predicted_s"]
     st.markdown(f"**{totals['cells']} cell(s)** · predicted **{lab_ui.fmt_seconds(predicted)}** in all, one cell "
                 f"after another per device · largest training memory {lab_ui.fmt_mib(totals['peak_memory_mb'])}")
+    forecast = budget_forecast(plan, current.search) if current is not None else None
+    if forecast:
+        st.markdown(f"Search: {forecast}.")
     if totals["misfits"]:
         st.warning(f"{len(totals['misfits'])} cell(s) are predicted not to fit in memory "
                    f"({', '.join(totals['misfits'][:3])}{', …' if len(totals['misfits']) > 3 else ''}): "
@@ -219,6 +256,24 @@ def draw_preflight(current: Sweep | None) -> None:
     st.caption("Predicted time: each model's measured seconds per training step × its steps, plus evaluation and "
                "the measured start-up of a training process. Memory: predicted for training, against the device's "
                f"free memory ({', '.join(free) or 'unknown'}).")
+
+
+def draw_search_form() -> None:
+    """Which cells train: the strategy, a budget in cells or minutes, and pruning."""
+    with st.container(border=True):
+        st.markdown("**Search**")
+        st.radio("strategy", list(STRATEGY_LABELS), key=F + "search", horizontal=True, format_func=STRATEGY_LABELS.get,
+                 help="grid: every cell in order; Bayesian: Optuna picks each next cell for accuracy against MACs; "
+                      "random: a seeded random order (the baseline)")
+        c1, c2 = st.columns(2)
+        c1.radio("budget", list(BUDGET_LABELS), key=F + "budget", horizontal=True, format_func=BUDGET_LABELS.get,
+                 help="cells: how many cells start; minutes: predicted plus measured training time (needs a pre-flight)")
+        if st.session_state[F + "budget"] != "none":
+            c2.number_input(f"budget ({st.session_state[F + 'budget']})", min_value=0.0, step=1.0,
+                            key=F + "budget_amount")
+        st.selectbox("pruning", list(PRUNE_LABELS), key=F + "prune", format_func=PRUNE_LABELS.get,
+                     help="stop a cell early, from half its epochs on, when its test accuracy trails the others; it "
+                          "keeps its checkpoint and curve and reads pruned")
 
 
 def new_sweep_view() -> None:
@@ -251,6 +306,7 @@ def new_sweep_view() -> None:
                     c2.number_input("GPUs per cell", min_value=0.0, max_value=16.0, step=1.0, key=F + "gpus_per_cell",
                                     value=None, placeholder="1 for a CUDA sweep, else 0",
                                     help="empty: one GPU per cell for a CUDA sweep, none otherwise")
+            draw_search_form()
             run_form.draw(F, model=False, seed=False)
     with plan_col:
         st.subheader("Pre-flight")
@@ -297,6 +353,14 @@ def cells_state(cells) -> str:
     return cells[["run", "status", "epoch", "best_test_acc"]].to_json()
 
 
+@st.cache_data(show_spinner=False, max_entries=16)
+def outlook(root: str, _sweep: Sweep, key: tuple, _cells, state: str):
+    """(the predicted map, whether its order has nothing left to train), once per state of the cells (fitting the GP
+    and asking the search take seconds; the live view polls far more often)."""
+    done = cell_order(_sweep, root).is_done(lab_ui.get_job_manager().store)
+    return sweep_map(_sweep, _cells, root), done
+
+
 @st.fragment(run_every=POLL_S, key="sweep_live")
 def live_view(name: str) -> None:
     """Polls the sweep's runs: progress, the cells, the N × k heatmap, the trade-off and small multiples.
@@ -317,8 +381,13 @@ def live_view(name: str) -> None:
     counts = sweep_counts(cells)
     driven = name in runner.active() or on_cluster
     active = driven or counts[RUNNING] > 0 or counts[QUEUED] > 0
+    try:
+        shown, done = outlook(str(store.root), sweep, (sweep.name, sweep.created_at), cells, cells_state(cells))
+    except ConfigError as exc:  # optuna missing for a search sweep: the rest of the page still draws
+        lab_ui.show_error(exc)
+        shown, done = None, is_done(store, sweep)
     parts = [f"{counts['ended']}/{counts['total']} cells ended"]
-    parts += [f"{counts[key]} {key}" for key in (RUNNING, QUEUED, "paused", PENDING) if counts[key]]
+    parts += [f"{counts[key]} {key}" for key in (PRUNED, RUNNING, QUEUED, "paused", PENDING) if counts[key]]
     st.progress(counts["ended"] / max(1, counts["total"]), text=" · ".join(parts))
     if not active:  # what Launched, Resumed or Stopping spoke of is over: the progress line says how it ended
         for key in PROGRESS_FLASHES:
@@ -333,7 +402,7 @@ def live_view(name: str) -> None:
     if active:
         c1.button("Stop sweep", key="sweep_stop", on_click=stop_sweep, args=(name,),
                   help="running cells checkpoint and stop; the rest stay pending")
-    elif not is_done(store, sweep):
+    elif not done:
         c1.button("Resume sweep", key="sweep_resume", on_click=resume_sweep, args=(name,), type="primary",
                   help="train the pending cells and resume the stopped ones, one after another")
     lab_ui.show_flash("sweep")
@@ -352,6 +421,9 @@ def live_view(name: str) -> None:
     columns["host"] = st.column_config.TextColumn(help="the machine its trainer runs (or last ran) on")
     st.dataframe(table, hide_index=True, column_config=columns)
     draw_health(store, cells, active)
+    if shown is not None:
+        st.markdown(f"**Next:** {shown.next.run or '—'} — {shown.next.reason}" if shown.next.run
+                    else f"**Next:** none — {shown.next.reason}")
 
     several = len(sweep.axes.get("seed", ())) > 1
     left, right = st.columns(2, gap="large")
@@ -360,9 +432,13 @@ def live_view(name: str) -> None:
         metric = st.radio("metric", list(SWEEP_METRICS), key=V + "metric", horizontal=True,
                           format_func=lambda m: SWEEP_METRICS[m][0], label_visibility="collapsed")
         spread = grid_frame(cells, metric, agg="std") if several else None
-        st.plotly_chart(sweep_heatmap(grid_frame(cells, metric), metric, spread, unfinished_grid(cells)),
+        guess = predicted_grid(cells, shown) if shown is not None else None
+        st.plotly_chart(sweep_heatmap(grid_frame(cells, metric), metric, spread, unfinished_grid(cells), guess),
                         key="sweep_heatmap_chart")
         note = "Grey: not finished, so no result yet (where it stopped or is)."
+        if shown is not None:
+            note += (" Pale, ≈: the map's prediction for a square with no result (a Gaussian process over the "
+                     f"finished cells): {shown.prediction.error_text}.")
         if several:
             note = "Each square: the mean over the seeds, ± their standard deviation, once every seed finished. " + note
         st.caption(note)
@@ -370,8 +446,11 @@ def live_view(name: str) -> None:
         st.subheader("Accuracy trade-off")
         x_axis = st.radio("x axis", list(TRADEOFF_X_TITLES), key=V + "x", horizontal=True,
                           format_func=TRADEOFF_X_TITLES.get, label_visibility="collapsed")
-        st.plotly_chart(sweep_tradeoff_figure(cells, x_axis), key="sweep_tradeoff_chart")
+        guessed = predicted_points(cells, shown, x_axis) if shown is not None else None
+        st.plotly_chart(sweep_tradeoff_figure(cells, x_axis, predicted=guessed), key="sweep_tradeoff_chart")
         note = "Dashed: the Pareto front of the finished cells (nothing cheaper is as accurate). ○ Not finished: its accuracy so far."
+        if guessed is not None and len(guessed):
+            note += " ◇ Open diamonds: predicted, not measured (± std), never on the front; red: the next cell."
         if several:
             note += " Points: the mean over seeds with ± std error bars; grey dots: each seed."
         if x_axis != "train_seconds":
@@ -400,7 +479,10 @@ def opened_view(name: str) -> None:
         return
     base = sweep.base
     axes = " · ".join(f"{axis.replace('_', ' ')}: {', '.join(map(str, values))}" for axis, values in sweep.axes.items())
-    st.caption(f"{len(sweep.cells())} cells — {axes}. Base: {base.dataset}, {lab_ui.OPTIMIZER_LABELS.get(base.optimizer, base.optimizer)}, "
+    plan = sweep.search
+    search = "" if plan.is_grid else (f" Search: {STRATEGY_LABELS[plan.strategy]}, {plan.budget_text()}, pruning "
+                                      f"{PRUNE_LABELS[plan.prune]}.")
+    st.caption(f"{len(sweep.cells())} cells — {axes}.{search} Base: {base.dataset}, {lab_ui.OPTIMIZER_LABELS.get(base.optimizer, base.optimizer)}, "
                f"{base.epochs} epoch(s), batch {base.batch_size}, device {base.device}.")
     with st.expander("Base config"):
         st.json(base.to_dict(), expanded=False)
@@ -418,6 +500,10 @@ st.session_state.setdefault(F + "seeds", 1)
 st.session_state.setdefault(F + "executor", "local")
 st.session_state.setdefault(F + "ray_address", "")
 st.session_state.setdefault(F + "cpus_per_cell", 1.0)
+st.session_state.setdefault(F + "search", GRID)
+st.session_state.setdefault(F + "budget", "none")
+st.session_state.setdefault(F + "budget_amount", 4.0)
+st.session_state.setdefault(F + "prune", NO_PRUNING)
 st.session_state.setdefault(V + "metric", "best_test_acc")
 st.session_state.setdefault(V + "x", "params")
 st.session_state.setdefault(V + "reference", False)

@@ -224,3 +224,35 @@ def _study_copy(sweep: Sweep, root: str | Path | None) -> Any:
     memory = optuna.storages.InMemoryStorage()
     optuna.copy_study(from_study_name=sweep.name, from_storage=source, to_storage=memory)
     return memory
+
+
+def predicted_grid(cells: pd.DataFrame, shown: SweepMap) -> pd.DataFrame:
+    """N (rows) × k (columns) of the map where a square has no result: columns mean and std (fractions, the average
+    over its cells not finished), and next (whether the next cell is in it); NaN mean where there is no prediction."""
+    merged = cells[["run", "blocks", "widen_factor", "status"]].merge(shown.cells.drop(columns=["status"]), on="run")
+    rows = []
+    for (n, k), members in merged.groupby(["blocks", "widen_factor"]):
+        waiting = members[members["status"] != FINISHED]
+        rows.append({"blocks": n, "widen_factor": k,
+                     "mean": waiting["predicted_acc"].mean() if len(waiting) else np.nan,
+                     "std": waiting["predicted_std"].mean() if len(waiting) else np.nan,
+                     "next": bool(members["next"].any())})
+    return pd.DataFrame(rows, columns=["blocks", "widen_factor", "mean", "std", "next"])
+
+
+def predicted_points(cells: pd.DataFrame, shown: SweepMap, x: str = "params") -> pd.DataFrame:
+    """The trade-off's predicted points: one per model with a cell not finished and a prediction (x, mean, std as
+    fractions, label, next), beside the measured ones; sorted by x."""
+    from wrn_core.sweeps.cell_tables import group_columns
+
+    keys = group_columns(cells)
+    merged = cells.merge(shown.cells.drop(columns=["status"]), on="run")
+    waiting = merged[(merged["status"] != FINISHED) & merged["predicted_acc"].notna()]
+    rows = []
+    for group, members in waiting.groupby(keys, sort=False):
+        row = members.iloc[0].to_dict()
+        rows.append({"x": float(pd.to_numeric(members[x], errors="coerce").mean()),
+                     "mean": float(members["predicted_acc"].mean()), "std": float(members["predicted_std"].mean()),
+                     "label": group_label(row), "next": bool(members["next"].any())})
+    frame = pd.DataFrame(rows, columns=["x", "mean", "std", "label", "next"]).dropna(subset=["x"])
+    return frame.sort_values("x", kind="stable").reset_index(drop=True)
