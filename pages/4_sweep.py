@@ -12,7 +12,7 @@ from wrn_core.config import ConfigError
 from wrn_core.errors import DataError
 from wrn_core.plots import SWEEP_METRICS, TRADEOFF_X_TITLES, sweep_heatmap, sweep_tradeoff_figure
 from wrn_core.reference import OFFICIAL_LOG_ATTRIBUTION, PAPER_CAPTION, PAPER_SOURCE
-from wrn_core.store import RunStoreError
+from wrn_core.store import RunStore, RunStoreError
 from wrn_core.store.records import PENDING, PRUNED, QUEUED, RUNNING
 from wrn_core.sweeps import (
     Sweep,
@@ -34,7 +34,7 @@ from wrn_core.sweeps import (
     sweep_counts,
     unfinished_grid,
 )
-from wrn_core.sweeps.cell_order import cell_order
+from wrn_core.sweeps.search_order import nothing_left
 from wrn_core.sweeps.predict import predicted_grid, predicted_points, sweep_map
 from wrn_core.sweeps.search_plan import ASHA, BAYES, GRID, MEDIAN, NO_PRUNING, RANDOM, SearchPlan, require_optuna
 from wrn_core.engine.resume import preflight
@@ -269,7 +269,7 @@ def draw_search_form() -> None:
         c1.radio("budget", list(BUDGET_LABELS), key=F + "budget", horizontal=True, format_func=BUDGET_LABELS.get,
                  help="cells: how many cells start; minutes: predicted plus measured training time (needs a pre-flight)")
         if st.session_state[F + "budget"] != "none":
-            c2.number_input(f"budget ({st.session_state[F + 'budget']})", min_value=0.0, step=1.0,
+            c2.number_input(f"budget ({st.session_state[F + 'budget']})", min_value=0.0, step=1.0, format="%g",
                             key=F + "budget_amount")
         st.selectbox("pruning", list(PRUNE_LABELS), key=F + "prune", format_func=PRUNE_LABELS.get,
                      help="stop a cell early, from half its epochs on, when its test accuracy trails the others; it "
@@ -357,8 +357,7 @@ def cells_state(cells) -> str:
 def outlook(root: str, _sweep: Sweep, key: tuple, _cells, state: str):
     """(the predicted map, whether its order has nothing left to train), once per state of the cells (fitting the GP
     and asking the search take seconds; the live view polls far more often)."""
-    done = cell_order(_sweep, root).is_done(lab_ui.get_job_manager().store)
-    return sweep_map(_sweep, _cells, root), done
+    return sweep_map(_sweep, _cells, root), nothing_left(RunStore(root), _sweep)
 
 
 @st.fragment(run_every=POLL_S, key="sweep_live")
@@ -450,7 +449,7 @@ def live_view(name: str) -> None:
         st.plotly_chart(sweep_tradeoff_figure(cells, x_axis, predicted=guessed), key="sweep_tradeoff_chart")
         note = "Dashed: the Pareto front of the finished cells (nothing cheaper is as accurate). ○ Not finished: its accuracy so far."
         if guessed is not None and len(guessed):
-            note += " ◇ Open diamonds: predicted, not measured (± std), never on the front; red: the next cell."
+            note += " △ Open triangles: predicted by the map, not measured (± std), never on the front; red: the next cell."
         if several:
             note += " Points: the mean over seeds with ± std error bars; grey dots: each seed."
         if x_axis != "train_seconds":

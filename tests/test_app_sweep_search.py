@@ -52,7 +52,7 @@ def test_a_bayes_search_launched_from_the_page_trains_its_budget_of_cells(_dashb
     assert len(started) == 2 and all(store.summary(r).status == "finished" for r in started)
 
 
-def test_a_minutes_budget_without_a_preflight_is_one_line_and_saves_nothing(_dashboard_isolation):
+def test_a_minutes_budget_needs_a_preflight_which_says_what_it_buys_and_is_kept_for_the_search(_dashboard_isolation):
     at = open_page(new_app(), "sweep")
     at.selectbox(key=S + "open").set_value(NEW_SWEEP).run()
     set_tiny_sweep(at, "mins", blocks=(1,), widen=(1, 2))
@@ -61,7 +61,20 @@ def test_a_minutes_budget_without_a_preflight_is_one_line_and_saves_nothing(_das
     no_exception(at)
     assert len(at.error) == 1 and "a budget in minutes counts predicted training time: press Pre-flight" in \
         at.error[0].value and "\n" not in at.error[0].value
-    assert not (_dashboard_isolation / "mins.sweep.json").exists()
+    assert not (_dashboard_isolation / "mins.sweep.json").exists()  # refused: nothing saved
+
+    at.button(key="sweep_preflight").click().run()
+    no_exception(at)
+    forecast = next(m.value for m in at.markdown if m.value.startswith("Search: a budget of 5 minutes:"))
+    assert "cells, by which cells the search picks" in forecast and "the whole grid, 2 cells" in forecast
+    at.button(key="sweep_launch").click().run()
+    no_exception(at)
+    assert not at.error, [e.value for e in at.error]
+    assert load_sweep(_dashboard_isolation, "mins").search == SearchPlan(strategy="random", budget_minutes=5.0)
+    from wrn_core.sweeps import load_predicted_seconds
+
+    kept = load_predicted_seconds(_dashboard_isolation, "mins")
+    assert sorted(kept) == ["mins-n1-k1-s0", "mins-n1-k2-s0"] and all(s > 0 for s in kept.values())
 
 
 def finish(store: RunStore, cell, acc: float) -> None:
@@ -104,7 +117,7 @@ def test_the_map_is_predicted_where_no_run_was_made_and_the_next_cell_is_named(_
     points = next(t for t in trade["data"] if t["name"] == PREDICTED_POINTS_NAME)
     params = sorted(int(v) for v in cells_frame(store, sweep).set_index("run").loc[[c.run for c in cells[4:]], "params"])
     assert sorted(int(x) for x in points["x"]) == params  # at the unrun models' parameters
-    assert points["marker"]["symbol"] == "diamond-open" and points["error_y"]["visible"]
+    assert points["marker"]["symbol"] == "triangle-up-open" and points["error_y"]["visible"]
     assert NEXT_COLOR in points["marker"]["color"]
     front = next(t for t in trade["data"] if t["name"] == "Pareto front")
     assert not set(front["x"]) & set(points["x"])  # the front is drawn from measured points only

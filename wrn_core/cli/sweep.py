@@ -228,7 +228,6 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     from wrn_core import sweeps
     from wrn_core.engine.resume import preflight
     from wrn_core.jobs.sweep_executors import check_placement
-    from wrn_core.sweeps.cell_order import cell_order
 
     import_seconds = _process_age() if fresh else None  # what each cell's process pays before its data loads
     placement = _placement(args)
@@ -239,7 +238,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     preflight(sweep.base)
     placement.resources(sweep)  # a bad --cpus-per-cell or --gpus-per-cell, before the probe
     sweeps.check_same_sweep(store.root, sweep)  # another sweep of that name: before its study is opened
-    if _is_done(store, sweep, cell_order):
+    if _is_done(store, sweep):
         print(f"sweep {sweep.name} is complete: every cell it trains has ended (see `sweeps show {sweep.name}`)",
               file=sys.stderr)
         return 0
@@ -254,14 +253,12 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     return _report_end(store, sweep)
 
 
-def _is_done(store: RunStore, sweep, cell_order) -> bool:
-    """Whether a saved sweep has nothing left to train (a search: its budget spent or every cell started, and every
-    started cell ended); a sweep not saved yet never is (nothing of it is opened)."""
+def _is_done(store: RunStore, sweep) -> bool:
+    """Whether a saved sweep has nothing left to train; a sweep not saved yet never is (nothing of it is opened)."""
     from wrn_core import sweeps
+    from wrn_core.sweeps.search_order import nothing_left
 
-    if not sweeps.sweep_path(store.root, sweep.name).exists():
-        return False
-    return cell_order(sweep, store.root).is_done(store)
+    return sweeps.sweep_path(store.root, sweep.name).exists() and nothing_left(store, sweep)
 
 
 def _report_end(store: RunStore, sweep) -> int:

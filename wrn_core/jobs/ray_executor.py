@@ -175,7 +175,7 @@ class _Task:
     submitted_at: float = field(default_factory=time.time)
 
 
-@dataclass
+@dataclass(eq=False)  # hashed by identity: (drive, run) keys the tasks waited on
 class _Drive:
     """One sweep driven on Ray: its cell order, its tasks in flight, and the sweep's queue lock while it drives."""
 

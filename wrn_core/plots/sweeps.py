@@ -142,16 +142,16 @@ def _predicted_trace(grid: pd.DataFrame, z: list[list[float | None]], predicted:
         return None
     return go.Heatmap(
         z=values, x=x_labels, y=y_labels, text=labels, texttemplate="%{text}", zmin=scale[0], zmax=scale[1],
-        textfont={"size": 12, "color": UNFINISHED_TEXT}, colorscale="Viridis", opacity=PREDICTED_OPACITY,
+        textfont={"size": 11, "color": UNFINISHED_TEXT}, colorscale="Viridis", opacity=PREDICTED_OPACITY,
         showscale=False, hoverongaps=False, name=PREDICTED_NAME, xgap=1, ygap=1,
         hovertemplate="%{y}, %{x}<br>%{text}: predicted, not a result<extra></extra>",
     )
 
 
-def _legend_square(name: str, color: str, symbol: str = "square") -> go.Scatter:
+def _legend_square(name: str, color: str, line: str, symbol: str = "square") -> go.Scatter:
     """A legend entry only (its one point is None: nothing drawn)."""
     return go.Scatter(x=[None], y=[None], mode="markers", name=name, hoverinfo="skip",
-                      marker={"size": 12, "symbol": symbol, "color": color, "line": {"width": 2, "color": NEXT_COLOR}})
+                      marker={"size": 12, "symbol": symbol, "color": color, "line": {"width": 2, "color": line}})
 
 
 NEXT_COLOR = "#d62728"
@@ -167,7 +167,7 @@ def _frame_next(fig: go.Figure, predicted: pd.DataFrame, grid: pd.DataFrame) -> 
     j = list(grid.columns).index(nexts.iloc[0]["widen_factor"])
     fig.add_shape(type="rect", x0=j - 0.47, x1=j + 0.47, y0=i - 0.45, y1=i + 0.45, name="next",
                   line={"color": NEXT_COLOR, "width": 3}, fillcolor="rgba(0,0,0,0)")
-    fig.add_trace(_legend_square(NEXT_NAME, "rgba(0,0,0,0)", "square-open"))
+    fig.add_trace(_legend_square(NEXT_NAME, NEXT_COLOR, NEXT_COLOR, "square-open"))
     return True
 
 
@@ -211,7 +211,7 @@ def sweep_heatmap(grid: pd.DataFrame, metric: str = "best_test_acc", spread: pd.
         fig.add_trace(pale)
     if guess is not None:
         fig.add_trace(guess)
-        fig.add_trace(_legend_square(PREDICTED_NAME, "rgba(68, 1, 84, 0.3)"))
+        fig.add_trace(_legend_square(PREDICTED_NAME, "rgba(33, 145, 140, 0.35)", UNFINISHED_TEXT))
     framed = _frame_next(fig, predicted, grid) if guessed else False
     legend = guess is not None or framed
     fig.update_layout(
@@ -304,12 +304,12 @@ PREDICTED_POINTS_NAME = "≈ predicted by the map (no result yet) ± std"
 
 
 def _predicted_markers(predicted: pd.DataFrame, title: str) -> go.Scatter:
-    """The map's predictions beside the measured points: open diamonds with dotted ± std bars, the next cell's red;
-    never part of the front."""
+    """The map's predictions beside the measured points: open triangles with ± std bars, the next cell's red; never
+    part of the front (the paper's points are the diamonds)."""
     return go.Scatter(
         x=predicted["x"].astype("float64").tolist(), y=(predicted["mean"].astype("float64") * 100.0).tolist(),
         mode="markers", name=PREDICTED_POINTS_NAME, text=predicted["label"].tolist(),
-        marker={"size": 10, "symbol": "diamond-open", "line": {"width": 1.5},
+        marker={"size": 10, "symbol": "triangle-up-open", "line": {"width": 1.5},
                 "color": [NEXT_COLOR if nxt else UNFINISHED_TEXT for nxt in predicted["next"]]},
         error_y={"type": "data", "array": (predicted["std"].astype("float64") * 100.0).tolist(), "visible": True,
                  "thickness": 1, "width": 3, "color": "rgba(85, 85, 85, 0.6)"},
@@ -326,7 +326,7 @@ def sweep_tradeoff_figure(cells: pd.DataFrame, x: str = "params", metric: str = 
     cells all finished are points and on or off the front; a cell still on its way (running, stopped,
     interrupted…) is a hollow grey marker at its value so far, labelled with where it is. paper (params
     or MACs only): the paper's published CIFAR-10 results, labelled, named PAPER_CAPTION. predicted
-    (sweeps.predict.predicted_points, on the same x): the map's predictions as open diamonds with ± std bars
+    (sweeps.predict.predicted_points, on the same x): the map's predictions as open triangles with ± std bars
     (the next cell's red), beside the measured points and off the front.
     """
     points = tradeoff_points(cells, x, metric)

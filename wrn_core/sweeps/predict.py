@@ -199,7 +199,7 @@ def _search_next(sweep: Sweep, cells: pd.DataFrame, root: str | Path | None) -> 
     from wrn_core.sweeps.search import Search
 
     try:
-        search = Search(sweep, None, storage=_study_copy(sweep, root))
+        search = Search(sweep, None, storage=study_copy(sweep, root))
     except ConfigError:
         return None
     pick = search.peek(cells)
@@ -208,7 +208,7 @@ def _search_next(sweep: Sweep, cells: pd.DataFrame, root: str | Path | None) -> 
     return NextCell(pick.cell.run, f"{group_label(pick.cell.values)} seed {pick.cell.values['seed']}: {pick.reason}")
 
 
-def _study_copy(sweep: Sweep, root: str | Path | None) -> Any:
+def study_copy(sweep: Sweep, root: str | Path | None) -> Any:
     """The sweep's study copied into memory (reading never writes the journal); None when there is no journal yet."""
     from wrn_core.sweeps.search import study_path
     from wrn_core.sweeps.search_plan import require_optuna

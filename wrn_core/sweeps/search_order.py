@@ -18,7 +18,8 @@ from wrn_core.store import RunStore
 from wrn_core.store.records import ACTIVE_STATUSES, PENDING
 from wrn_core.sweeps.cell_order import Openings
 from wrn_core.sweeps.cell_tables import cells_frame
-from wrn_core.sweeps.grid import Cell, Sweep, next_cells
+from wrn_core.sweeps.grid import Cell, Sweep, is_done, next_cells
+from wrn_core.sweeps.predict import study_copy
 from wrn_core.sweeps.pruning import CellPruner, cells_to_prune, request_prunes
 from wrn_core.sweeps.search import Search
 from wrn_core.sweeps.search_plan import NO_PRUNING
@@ -29,11 +30,14 @@ class SearchOrder:
     """A CellOrder driven by the sweep's search plan; its study is the sweep's journal in `root`. Predicted seconds
     per cell (a minutes budget, the time objective) are those the last pre-flight kept (save_predicted_seconds)."""
 
-    def __init__(self, sweep: Sweep, root: str | Path) -> None:
+    def __init__(self, sweep: Sweep, root: str | Path, read_only: bool = False) -> None:
         self.sweep = sweep
-        self.search = Search(sweep, root, predicted_s=load_predicted_seconds(root, sweep.name)
-                             if sweep.search.needs_time else None)
-        self.pruner = CellPruner(sweep, root) if sweep.search.prune != NO_PRUNING else None
+        predicted = load_predicted_seconds(root, sweep.name) if sweep.search.needs_time else None
+        # read_only: a copy of the study in memory and no pruner, so a reader (a page asking whether anything is
+        # left) never writes the journal.
+        storage = study_copy(sweep, root) if read_only else None
+        self.search = Search(sweep, None if read_only else root, predicted_s=predicted, storage=storage)
+        self.pruner = CellPruner(sweep, root) if sweep.search.prune != NO_PRUNING and not read_only else None
 
     def _unfinished(self, store: RunStore, cells: pd.DataFrame, busy: frozenset[str]) -> list[Cell]:
         """Cells the search started that wait to be continued (stopped, interrupted), not held by the executor."""
@@ -66,3 +70,11 @@ class SearchOrder:
     def stopped_because(self, store: RunStore) -> str | None:
         """Why the search starts no more cells (its budget spent, every cell started), or None."""
         return self.search.stopped_because(cells_frame(store, self.sweep))
+
+
+def nothing_left(store: RunStore, sweep: Sweep) -> bool:
+    """Whether the sweep has nothing left to train (a grid: every cell ended; a search: its budget spent or every
+    cell started, and every started cell ended), read without writing its study."""
+    if sweep.search.is_grid:
+        return is_done(store, sweep)
+    return SearchOrder(sweep, store.root, read_only=True).is_done(store)
