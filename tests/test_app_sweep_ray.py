@@ -15,10 +15,12 @@ from wrn_core.sweeps import load_sweep
 
 @pytest.fixture
 def started(monkeypatch) -> list:
-    """The (name, address, resources) of each Ray sweep process the page starts (none is really started)."""
+    """The (name, address, resources) of each Ray sweep process the page starts (none is really started;
+    each reads as running, as a real one would until its cells end: the page's "Launched" line lasts that long)."""
     calls: list = []
     monkeypatch.setattr(RaySweepProcesses, "start", lambda self, name, address=None, resources=CellResources():
                         calls.append((name, address, resources)))
+    monkeypatch.setattr(RaySweepProcesses, "running", lambda self, name: any(call[0] == name for call in calls))
     return calls
 
 

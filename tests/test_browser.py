@@ -399,7 +399,7 @@ def test_runs_page(server, page):
     add_fake_run(server["runs"], "adam-k2")
     open_page(page, f"{server['url']}/runs", "Runs")
     assert page.locator(NO_EXCEPTION).count() == 0
-    expect(page.get_by_role("button", name="Download CSV (per epoch)")).to_be_visible()
+    expect(page.get_by_role("button", name="Download CSV (per epoch)")).to_be_visible(timeout=60_000)
     expect(page.get_by_role("button", name="Download JSON (all records)")).to_be_visible()
     page.wait_for_function(ALL_FOUR_PANELS_JS, timeout=30_000)
     # The table is a canvas grid; its accessible cells carry the run name.
@@ -407,8 +407,9 @@ def test_runs_page(server, page):
     # adam-k2 was created last, so it is the default; tick both rows to compare and diff them.
     expect(page.get_by_text("Yes, delete adam-k2 and its files")).to_be_visible()
     select_run_rows(page, ["adam-k2", "runs-tiny"])
-    expect(page.get_by_text("Config differences")).to_be_visible()
-    expect(page.get_by_text("model.widen_factor").first).to_be_attached(timeout=30_000)
+    # Compare shows one column per ticked run and, by default, only the settings that differ.
+    expect(page.get_by_text("Select two or more runs to see them side by side")).to_have_count(0, timeout=30_000)
+    expect(page.locator('[role="gridcell"]', has_text="model.widen_factor").first).to_be_attached(timeout=30_000)
     page.wait_for_function(
         "() => [...document.querySelectorAll('.js-plotly-plot')].some(d => new Set((d.data || []).map(t => t.name)).size >= 2 && (d.data || []).some(t => t.name === 'runs-tiny'))",
         timeout=30_000,
