@@ -9,7 +9,8 @@ import pytest
 from test_app import S, new_app, no_exception, open_page, set_tiny_sweep
 
 from wrn_core.jobs import ray_executor
-from wrn_core.jobs.ray_executor import CellResources, RaySweepProcesses
+from wrn_core.jobs.executor import CellResources
+from wrn_core.jobs.ray_processes import RaySweepProcesses
 from wrn_core.sweeps import load_sweep
 
 
@@ -18,7 +19,7 @@ def started(monkeypatch) -> list:
     """The (name, address, resources) of each Ray sweep process the page starts (none is really started;
     each reads as running, as a real one would until its cells end: the page's "Launched" line lasts that long)."""
     calls: list = []
-    monkeypatch.setattr(RaySweepProcesses, "start", lambda self, name, address=None, resources=CellResources():
+    monkeypatch.setattr(RaySweepProcesses, "start_process", lambda self, name, address=None, resources=CellResources():
                         calls.append((name, address, resources)))
     monkeypatch.setattr(RaySweepProcesses, "running", lambda self, name: any(call[0] == name for call in calls))
     return calls
@@ -51,7 +52,9 @@ def test_without_ray_the_launch_says_what_to_install(_dashboard_isolation, monke
 
 
 def test_sweep_command_resumes_the_saved_sweep_on_ray(tmp_path):
-    command = ray_executor.sweep_command(tmp_path, "g", "head:6379", CellResources(cpus=2, gpus=1))
+    from wrn_core.jobs.ray_processes import sweep_command
+
+    command = sweep_command(tmp_path, "g", "head:6379", CellResources(cpus=2, gpus=1))
     assert command[1:] == ["-m", "wrn_core", "sweep", "g", "--resume", "--executor", "ray", "--no-probe",
                            "--cpus-per-cell", "2", "--gpus-per-cell", "1", "--runs-dir", str(tmp_path),
                            "--ray-address", "head:6379"]

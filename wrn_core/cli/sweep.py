@@ -234,7 +234,10 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     check_placement(placement)  # e.g. one line saying what to install, before the probe's seconds
     store = RunStore(args.runs_dir)
     sweep = sweeps.load_sweep(store.root, args.name) if args.resume else _sweep_from_args(args)
-    check_search(sweep, can_predict_time=not args.no_probe)
+    # A resumed sweep may count time by the predicted seconds its first pre-flight kept (the page's Ray process runs
+    # `--resume --no-probe`).
+    kept = sweeps.load_predicted_seconds(store.root, sweep.name) if args.resume else None
+    check_search(sweep, can_predict_time=not args.no_probe or bool(kept))
     preflight(sweep.base)
     placement.resources(sweep)  # a bad --cpus-per-cell or --gpus-per-cell, before the probe
     sweeps.check_same_sweep(store.root, sweep)  # another sweep of that name: before its study is opened
