@@ -34,7 +34,7 @@ from wrn_core.sweeps import (
     sweep_counts,
     unfinished_grid,
 )
-from wrn_core.sweeps.search_order import nothing_left
+from wrn_core.sweeps.cell_order import nothing_left
 from wrn_core.sweeps.predict import predicted_grid, predicted_points, sweep_map
 from wrn_core.sweeps.search_plan import ASHA, BAYES, GRID, MEDIAN, NO_PRUNING, RANDOM, SearchPlan, require_optuna
 from wrn_core.engine.resume import preflight

@@ -259,7 +259,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 def _is_done(store: RunStore, sweep) -> bool:
     """Whether a saved sweep has nothing left to train; a sweep not saved yet never is (nothing of it is opened)."""
     from wrn_core import sweeps
-    from wrn_core.sweeps.search_order import nothing_left
+    from wrn_core.sweeps.cell_order import nothing_left
 
     return sweeps.sweep_path(store.root, sweep.name).exists() and nothing_left(store, sweep)
 
@@ -274,7 +274,7 @@ def _report_end(store: RunStore, sweep) -> int:
     print(f"sweep {sweep.name}: " + ", ".join(f"{n} {state}" for state, n in sorted(counts.items())), file=sys.stderr)
     if sweep.search.is_grid:
         return 0 if set(counts) <= {FINISHED} else 1
-    from wrn_core.sweeps.search_order import SearchOrder
+    from wrn_core.sweeps.cell_order import SearchOrder
 
     why = SearchOrder(sweep, store.root).stopped_because(store)
     print(f"search {sweep.search.strategy}: {why or 'stopped'}", file=sys.stderr)
