@@ -6,38 +6,31 @@ import json
 
 import streamlit as st
 
-from dashboard import lab_ui, run_form, runs_view, widgets
-from dashboard.once import action_guard
+from dashboard import cached_reads, formatting, jobs, messages, run_annotations, run_form, sweep_search, widgets
+from dashboard.action_guard import action_guard
 from wrn_core.config import ConfigError
-from wrn_core.errors import DataError
+from wrn_core.errors import DataError, one_line
+from wrn_core.jobs.executor import LOCAL, RAY, Placement
 from wrn_core.plots import SWEEP_METRICS, TRADEOFF_X_TITLES, sweep_heatmap, sweep_tradeoff_figure
 from wrn_core.reference import OFFICIAL_LOG_ATTRIBUTION, PAPER_CAPTION, PAPER_SOURCE
-from wrn_core.store import RunStore, RunStoreError
+from wrn_core.store import RunStoreError
 from wrn_core.store.records import PENDING, PRUNED, QUEUED, RUNNING
 from wrn_core.sweeps import (
     Sweep,
-    budget_forecast,
     cells_frame,
     cells_table,
     default_sweep_name,
     grid_frame,
-    is_done,
     load_sweep,
     make_sweep,
     preflight_frame,
-    predicted_seconds,
     preflight_summary,
     probe,
     recent_sweep_names,
-    save_predicted_seconds,
-    save_sweep,
     sweep_counts,
     unfinished_grid,
 )
-from wrn_core.sweeps.cell_order import nothing_left
-from wrn_core.sweeps.predict import predicted_grid, predicted_points, sweep_map
-from wrn_core.sweeps.search_plan import ASHA, BAYES, GRID, MEDIAN, NO_PRUNING, RANDOM, SearchPlan, require_optuna
-from wrn_core.engine.resume import preflight
+from wrn_core.sweeps.predict import predicted_grid, predicted_points
 
 F = "sweep_f_"  # prefix of the form's value widgets (kept across page switches)
 V = "sweep_v_"  # prefix of the live view's settings (kept across page switches)
@@ -45,9 +38,6 @@ NEW = "New sweep…"
 BLOCK_CHOICES = (1, 2, 3, 4, 5, 6)  # N: depth 10 … 40
 WIDEN_CHOICES = (1, 2, 4, 8, 10, 12)  # k
 MAX_SEEDS = 5
-STRATEGY_LABELS = {GRID: "grid (every cell)", BAYES: "Bayesian search", RANDOM: "random"}
-BUDGET_LABELS = {"none": "no budget", "cells": "cells", "minutes": "minutes"}
-PRUNE_LABELS = {NO_PRUNING: "none", MEDIAN: "median", ASHA: "ASHA (successive halving)"}
 POLL_S = 1.5  # seconds between refreshes of the live view
 # Messages about a sweep's cells training (Launched, Resumed, Stopping): each goes once no cell trains any more.
 PROGRESS_FLASHES = ("sweep_launched", "sweep_progress")
@@ -84,52 +74,34 @@ def form_sweep(unnamed: str | None = None) -> Sweep:
     name = (st.session_state[F + "name"] or "").strip() or unnamed or default_sweep_name()
     seeds = range(int(st.session_state[F + "seeds"]))
     return make_sweep(name, config, st.session_state[F + "blocks"], st.session_state[F + "widen"], seeds=seeds,
-                      search=form_search())
+                      search=sweep_search.form_plan(F))
 
 
-def form_search() -> SearchPlan:
-    """The search plan the form's Search box describes (checked when the sweep is made)."""
-    budget, amount = st.session_state[F + "budget"], st.session_state[F + "budget_amount"]
-    return SearchPlan(strategy=st.session_state[F + "search"], prune=st.session_state[F + "prune"],
-                      budget_cells=int(amount) if budget == "cells" else None,
-                      budget_minutes=float(amount) if budget == "minutes" else None)
+def form_placement() -> Placement:
+    """Where the form says the cells train: this machine, or a Ray cluster (its address, what each cell reserves;
+    GPUs not chosen: CellResources.default_for, one per cell of a CUDA sweep)."""
+    return Placement(executor=st.session_state.get(F + "executor") or LOCAL,
+                     address=(st.session_state.get(F + "ray_address") or "").strip() or None,
+                     cpus=float(st.session_state.get(F + "cpus_per_cell") or 1.0),
+                     gpus=st.session_state.get(F + "gpus_per_cell"))
 
 
-def keep_predicted_times(sweep: Sweep) -> None:
-    """A plan that counts or minimises time reads the pre-flight's predicted seconds: keep them beside the sweep
-    file; ConfigError (one line) when no pre-flight of this grid has them."""
-    if sweep.search.needs_optuna:
-        require_optuna(sweep.search)
-    if not sweep.search.needs_time:
-        return
-    stored = st.session_state.get("sweep_plan")
-    seconds = predicted_seconds(sweep, stored[1]) if stored and stored[0] == sweep_key(sweep) else {}
-    if not seconds:
-        raise ConfigError("a budget in minutes counts predicted training time: press Pre-flight for this grid "
-                          "first, or give the budget in cells")
-    save_predicted_seconds(lab_ui.get_job_manager().store.root, sweep, seconds)
+def clear_sweep_flashes(*keys: str) -> None:
+    """A callback's first step: the messages it answers go (with the progress messages), so none outlives a new try."""
+    for key in (*keys, *PROGRESS_FLASHES):
+        messages.clear_flash(key)
 
 
 def launch() -> None:
-    """on_click of Launch: save the sweep and hand it to the job manager; an error is a flash under Launch,
+    """on_click of Launch: save the sweep and start it where the form says; an error is a flash under Launch,
     success one beside the launched sweep."""
-    lab_ui.clear_flash("sweep_launch")
-    for key in PROGRESS_FLASHES:
-        lab_ui.clear_flash(key)
-    runner = lab_ui.get_sweep_runner()
+    clear_sweep_flashes("sweep_launch")
+    placement = form_placement()
 
-    def start(sweep) -> str:
-        preflight(sweep.cells()[0].config)  # data missing, no such device: before anything is saved
-        if on_ray():
-            from wrn_core.jobs.ray_executor import require_ray
-
-            require_ray()
-        keep_predicted_times(sweep)
-        if on_ray():
-            save_sweep(runner.manager.store.root, sweep)
-            start_on_ray(sweep.name)
-        else:
-            runner.start(sweep)
+    def start(sweep: Sweep) -> str:
+        sweep_search.keep_predicted_times(jobs.get_job_manager().store.root, sweep, sweep_key(sweep),
+                                          st.session_state.get("sweep_plan"))  # a minutes budget reads its times
+        jobs.get_sweep_executor().start(sweep, placement)
         return sweep.name
 
     try:
@@ -139,14 +111,14 @@ def launch() -> None:
         action = "sweep " + json.dumps([sweep.to_dict() | {"name": None}, st.session_state[F + "name"]], sort_keys=True)
         name = action_guard().once(action, lambda: start(sweep))
     except (ConfigError, RunStoreError, DataError) as exc:
-        lab_ui.flash("sweep_launch", "error", lab_ui.one_line(exc))
+        messages.flash("sweep_launch", messages.ERROR, one_line(exc))
         st.session_state[REFUSED_FORM] = form_state()
         return
     st.session_state[F + "open"] = name
     forget_preflight()  # it was for the sweep now launched
-    where = f"as Ray tasks ({ray_address() or 'RAY_ADDRESS, else a local Ray'})" if on_ray() else "one after another"
-    lab_ui.flash("sweep_launched", "success",
-                 f"Launched {name}: its cells train {where}; each is also a run on the Runs page.", about=name)
+    messages.flash("sweep_launched", messages.SUCCESS,
+                   f"Launched {name}: its cells train {placement.describe()}; each is also a run on the Runs page.",
+                   about=name)
 
 
 REFUSED_FORM = "sweep_refused_form"  # the form as it was when Launch refused it
@@ -157,51 +129,26 @@ def form_state() -> str:
     return json.dumps({k: v for k, v in st.session_state.items() if str(k).startswith(F)}, sort_keys=True, default=str)
 
 
-def on_ray() -> bool:
-    return st.session_state.get(F + "executor") == "ray"
-
-
-def ray_address() -> str | None:
-    return (st.session_state.get(F + "ray_address") or "").strip() or None
-
-
-def start_on_ray(name: str) -> None:
-    """The saved sweep as a background `sweep NAME --resume --executor ray` process (Ray's driver needs its own)."""
-    from wrn_core.jobs.executor import CellResources
-
-    cpus = float(st.session_state.get(F + "cpus_per_cell") or 1.0)
-    gpus = st.session_state.get(F + "gpus_per_cell")
-    if gpus is None:  # not chosen: a CUDA sweep reserves one GPU per cell, as the CLI does
-        gpus = 1.0 if load_sweep(lab_ui.get_job_manager().store.root, name).base.device.startswith("cuda") else 0.0
-    lab_ui.get_ray_sweeps().start_process(name, ray_address(), CellResources(cpus=cpus, gpus=float(gpus)))
-
-
 def resume_sweep(name: str) -> None:
-    lab_ui.clear_flash("sweep")
-    for key in PROGRESS_FLASHES:
-        lab_ui.clear_flash(key)
-    runner = lab_ui.get_sweep_runner()
+    """on_click of Resume sweep: its remaining cells train where the form says."""
+    clear_sweep_flashes("sweep")
+    placement = form_placement()
     try:
-        sweep = load_sweep(runner.manager.store.root, name)
-        if on_ray():
-            start_on_ray(name)
-        else:
-            runner.start(sweep)
+        jobs.get_sweep_executor().resume(name, placement)
     except (ConfigError, RunStoreError, DataError) as exc:
-        lab_ui.flash("sweep", "error", lab_ui.one_line(exc))
+        messages.flash("sweep", messages.ERROR, one_line(exc))
         return
-    lab_ui.flash("sweep_progress", "success", f"Resumed {name}: its remaining cells train one after another.", about=name)
+    messages.flash("sweep_progress", messages.SUCCESS, f"Resumed {name}: its remaining cells train {placement.describe()}.",
+                   about=name)
 
 
 def stop_sweep(name: str) -> None:
-    """Stop starting cells and stop the running ones (also those a restarted dashboard did not start)."""
-    lab_ui.clear_flash("sweep")
-    for key in PROGRESS_FLASHES:
-        lab_ui.clear_flash(key)
-    lab_ui.get_ray_sweeps().stop(name)  # a sweep on Ray: its process stops its cells and cancels the queued ones
-    stopped = lab_ui.stop_sweep(lab_ui.get_sweep_runner(), name)
-    lab_ui.flash("sweep_progress", "success", f"Stopping {len(stopped)} cell(s); the others stay pending. "
-                 "**Resume sweep** continues.", markdown=True, about=name)
+    """on_click of Stop sweep: no more cells start, and the held ones stop wherever they train (also those a
+    restarted dashboard did not start)."""
+    clear_sweep_flashes("sweep")
+    stopped = jobs.get_sweep_executor().stop(name)
+    messages.flash("sweep_progress", messages.SUCCESS, f"Stopping {len(stopped)} cell(s); the others stay pending. "
+                   "**Resume sweep** continues.", markdown=True, about=name)
 
 
 def sweep_key(sweep: Sweep) -> tuple:
@@ -226,11 +173,9 @@ def draw_preflight(current: Sweep | None) -> None:
         st.caption("The form changed since this pre-flight: press **Pre-flight** again for current figures.")
     totals = preflight_summary(plan)
     predicted = totals["predicted_s"]
-    st.markdown(f"**{totals['cells']} cell(s)** · predicted **{lab_ui.fmt_seconds(predicted)}** in all, one cell "
-                f"after another per device · largest training memory {lab_ui.fmt_mib(totals['peak_memory_mb'])}")
-    forecast = budget_forecast(plan, current.search) if current is not None else None
-    if forecast:
-        st.markdown(f"Search: {forecast}.")
+    st.markdown(f"**{totals['cells']} cell(s)** · predicted **{formatting.fmt_seconds(predicted)}** in all, one cell "
+                f"after another per device · largest training memory {formatting.fmt_mib(totals['peak_memory_mb'])}")
+    sweep_search.draw_forecast(plan, current)
     if totals["misfits"]:
         st.warning(f"{len(totals['misfits'])} cell(s) are predicted not to fit in memory "
                    f"({', '.join(totals['misfits'][:3])}{', …' if len(totals['misfits']) > 3 else ''}): "
@@ -252,28 +197,10 @@ def draw_preflight(current: Sweep | None) -> None:
             "predicted (s)": st.column_config.NumberColumn(format="%.1f", width=90),
         },
     )
-    free = sorted({lab_ui.fmt_mib(v) for v in plan["free_mb"] if v is not None and v == v})
+    free = sorted({formatting.fmt_mib(v) for v in plan["free_mb"] if v is not None and v == v})
     st.caption("Predicted time: each model's measured seconds per training step × its steps, plus evaluation and "
                "the measured start-up of a training process. Memory: predicted for training, against the device's "
                f"free memory ({', '.join(free) or 'unknown'}).")
-
-
-def draw_search_form() -> None:
-    """Which cells train: the strategy, a budget in cells or minutes, and pruning."""
-    with st.container(border=True):
-        st.markdown("**Search**")
-        st.radio("strategy", list(STRATEGY_LABELS), key=F + "search", horizontal=True, format_func=STRATEGY_LABELS.get,
-                 help="grid: every cell in order; Bayesian: Optuna picks each next cell for accuracy against MACs; "
-                      "random: a seeded random order (the baseline)")
-        c1, c2 = st.columns(2)
-        c1.radio("budget", list(BUDGET_LABELS), key=F + "budget", horizontal=True, format_func=BUDGET_LABELS.get,
-                 help="cells: how many cells start; minutes: predicted plus measured training time (needs a pre-flight)")
-        if st.session_state[F + "budget"] != "none":
-            c2.number_input(f"budget ({st.session_state[F + 'budget']})", min_value=0.0, step=1.0, format="%g",
-                            key=F + "budget_amount")
-        st.selectbox("pruning", list(PRUNE_LABELS), key=F + "prune", format_func=PRUNE_LABELS.get,
-                     help="stop a cell early, from half its epochs on, when its test accuracy trails the others; it "
-                          "keeps its checkpoint and curve and reads pruned")
 
 
 def new_sweep_view() -> None:
@@ -294,10 +221,10 @@ def new_sweep_view() -> None:
                                 help="seeds 0 … n-1; with several, charts show mean ± std")
                 c2.number_input("dropout", min_value=0.0, max_value=0.95, step=0.05, format="%.2f", key=F + "dropout")
                 c1, c2 = st.columns(2)
-                c1.radio("run on", ["local", "ray"], key=F + "executor", horizontal=True,
-                         format_func={"local": "this machine", "ray": "Ray cluster"}.get,
+                c1.radio("run on", [LOCAL, RAY], key=F + "executor", horizontal=True,
+                         format_func={LOCAL: "this machine", RAY: "Ray cluster"}.get,
                          help="Ray: each cell a Ray task on any node; every node must mount the runs directory")
-                if on_ray():
+                if st.session_state[F + "executor"] == RAY:
                     c2.text_input("Ray address", key=F + "ray_address", placeholder="HEAD:6379",
                                   help="empty: RAY_ADDRESS, else a local Ray started for the sweep")
                     c1, c2 = st.columns(2)
@@ -306,7 +233,7 @@ def new_sweep_view() -> None:
                     c2.number_input("GPUs per cell", min_value=0.0, max_value=16.0, step=1.0, key=F + "gpus_per_cell",
                                     value=None, placeholder="1 for a CUDA sweep, else 0",
                                     help="empty: one GPU per cell for a CUDA sweep, none otherwise")
-            draw_search_form()
+            sweep_search.draw_form(F)
             run_form.draw(F, model=False, seed=False)
     with plan_col:
         st.subheader("Pre-flight")
@@ -317,21 +244,21 @@ def new_sweep_view() -> None:
                                       help="times a few training steps of each model (seconds)")
         b2.button("Launch", type="primary", key="sweep_launch", on_click=launch, width="stretch")
         if preflight_clicked or st.session_state.get(REFUSED_FORM) != form_state():
-            lab_ui.clear_flash("sweep_launch")  # the pre-flight reports the form's state now; an edit answers a refusal
-        lab_ui.show_flash("sweep_launch")
+            messages.clear_flash("sweep_launch")  # the pre-flight reports the form's state now; an edit answers a refusal
+        messages.show_flash("sweep_launch")
         current = None
         try:
             current = form_sweep(unnamed=PLAN_NAME)
         except (ConfigError, RunStoreError, DataError) as exc:
             if preflight_clicked:
-                lab_ui.show_error(exc)
+                messages.show_error(exc)
                 preflight_clicked = False
         if preflight_clicked and current is not None:
             try:
                 with st.spinner("Timing a few training steps of each model…"):
                     plan = preflight_frame(current, probe(current))
             except (ConfigError, RunStoreError, DataError) as exc:
-                lab_ui.show_error(exc)
+                messages.show_error(exc)
             else:
                 st.session_state["sweep_plan"] = (sweep_key(current), plan)
         draw_preflight(current)
@@ -342,7 +269,7 @@ def draw_health(store, cells, active: bool) -> None:
     checked, found = widgets.health_rows(store, cells["run"])
     if checked and not found:
         scope = "any cell" if checked == len(cells) else f"the {checked} of {len(cells)} cells that have trained"
-        lab_ui.show_findings([], healthy=f"No training problems found in {scope}" + (" so far" if active else ""))
+        widgets.show_findings([], healthy=f"No training problems found in {scope}" + (" so far" if active else ""))
 
 
 SECTION_STATE = "sweep_section_cells"  # what the page outside the live view last drew the cells as
@@ -353,62 +280,40 @@ def cells_state(cells) -> str:
     return cells[["run", "status", "epoch", "best_test_acc"]].to_json()
 
 
-@st.cache_data(show_spinner=False, max_entries=16)
-def outlook(root: str, _sweep: Sweep, key: tuple, _cells, state: str):
-    """(the predicted map, whether its order has nothing left to train), once per state of the cells (fitting the GP
-    and asking the search take seconds; the live view polls far more often)."""
-    return sweep_map(_sweep, _cells, root), nothing_left(RunStore(root), _sweep)
-
-
-@st.fragment(run_every=POLL_S, key="sweep_live")
-def live_view(name: str) -> None:
-    """Polls the sweep's runs: progress, the cells, the N × k heatmap, the trade-off and small multiples.
-    When the cells moved on since the page was drawn, the whole page reruns, so that the sections outside
-    this fragment (tags, parallel coordinates, importance) follow it."""
-    manager = lab_ui.get_job_manager()
-    store = manager.store
-    try:
-        sweep = load_sweep(store.root, name)
-    except RunStoreError as exc:
-        lab_ui.show_error(exc)
-        return
-    cells = cells_frame(store, sweep)
-    if st.session_state.get(SECTION_STATE) not in (None, cells_state(cells)):
-        st.rerun(scope="app")
-    runner = lab_ui.get_sweep_runner()
-    on_cluster = lab_ui.get_ray_sweeps().running(name)  # cells waiting in Ray's queue read queued (its queue lock)
+def progress_and_controls(sweep: Sweep, cells, done: bool) -> bool:
+    """The cells' progress line, the messages about the sweep, and Stop or Resume (`done`: nothing left to train);
+    True while it is active (an executor drives it, or some cell is queued or running)."""
+    name = sweep.name
+    executor = jobs.get_sweep_executor()  # on Ray: cells waiting in Ray's queue read queued (its queue lock)
     counts = sweep_counts(cells)
-    driven = name in runner.active() or on_cluster
-    active = driven or counts[RUNNING] > 0 or counts[QUEUED] > 0
-    try:
-        shown, done = outlook(str(store.root), sweep, (sweep.name, sweep.created_at), cells, cells_state(cells))
-    except ConfigError as exc:  # optuna missing for a search sweep: the rest of the page still draws
-        lab_ui.show_error(exc)
-        shown, done = None, is_done(store, sweep)
+    active = executor.running(name) or counts[RUNNING] > 0 or counts[QUEUED] > 0
     parts = [f"{counts['ended']}/{counts['total']} cells ended"]
     parts += [f"{counts[key]} {key}" for key in (PRUNED, RUNNING, QUEUED, "paused", PENDING) if counts[key]]
     st.progress(counts["ended"] / max(1, counts["total"]), text=" · ".join(parts))
     if not active:  # what Launched, Resumed or Stopping spoke of is over: the progress line says how it ended
         for key in PROGRESS_FLASHES:
-            lab_ui.clear_flash(key)
+            messages.clear_flash(key)
     for key in PROGRESS_FLASHES:
-        lab_ui.show_flash(key, about=name)
-
-    error = runner.error(name) or lab_ui.get_ray_sweeps().error(name)
+        messages.show_flash(key, about=name)
+    error = executor.error(name)
     if error:
-        lab_ui.show_error(f"The sweep stopped: {error}")
+        messages.show_error(f"The sweep stopped: {error}")
     c1, c2, _ = st.columns([1, 1, 3])
     if active:
         c1.button("Stop sweep", key="sweep_stop", on_click=stop_sweep, args=(name,),
                   help="running cells checkpoint and stop; the rest stay pending")
     elif not done:
         c1.button("Resume sweep", key="sweep_resume", on_click=resume_sweep, args=(name,), type="primary",
-                  help="train the pending cells and resume the stopped ones, one after another")
-    lab_ui.show_flash("sweep")
+                  help=f"train the pending cells and resume the stopped ones, {form_placement().describe()}")
+    messages.show_flash("sweep")
+    return active
 
+
+def draw_cells_table(cells) -> None:
+    """The cells, one row each: where each is, its results (— where not known yet), its executor and host."""
     table, texts = shown_with_unknowns(cells_table(cells), CELL_FORMATS)
     columns = {
-        **lab_ui.result_columns(),
+        **formatting.result_columns(),
         "time (s)": st.column_config.NumberColumn(format="%.1f"),
         "images/s": st.column_config.NumberColumn(format="%.0f"),
         "MACs": st.column_config.NumberColumn(format="localized"),
@@ -419,76 +324,104 @@ def live_view(name: str) -> None:
     columns["executor"] = st.column_config.TextColumn(help="what runs the cell: local (this machine's queue) or ray")
     columns["host"] = st.column_config.TextColumn(help="the machine its trainer runs (or last ran) on")
     st.dataframe(table, hide_index=True, column_config=columns)
-    draw_health(store, cells, active)
-    if shown is not None:
-        st.markdown(f"**Next:** {shown.next.run or '—'} — {shown.next.reason}" if shown.next.run
-                    else f"**Next:** none — {shown.next.reason}")
 
-    several = len(sweep.axes.get("seed", ())) > 1
-    left, right = st.columns(2, gap="large")
-    with left:
-        st.subheader("Depth × width")
-        metric = st.radio("metric", list(SWEEP_METRICS), key=V + "metric", horizontal=True,
-                          format_func=lambda m: SWEEP_METRICS[m][0], label_visibility="collapsed")
-        spread = grid_frame(cells, metric, agg="std") if several else None
-        guess = predicted_grid(cells, shown) if shown is not None else None
-        st.plotly_chart(sweep_heatmap(grid_frame(cells, metric), metric, spread, unfinished_grid(cells), guess),
-                        key="sweep_heatmap_chart")
-        note = "Grey: not finished, so no result yet (where it stopped or is)."
-        if shown is not None:
-            note += (" Pale, ≈: the map's prediction for a square with no result (a Gaussian process over the "
-                     f"finished cells): {shown.prediction.error_text}.")
-        if several:
-            note = "Each square: the mean over the seeds, ± their standard deviation, once every seed finished. " + note
-        st.caption(note)
-    with right:
-        st.subheader("Accuracy trade-off")
-        x_axis = st.radio("x axis", list(TRADEOFF_X_TITLES), key=V + "x", horizontal=True,
-                          format_func=TRADEOFF_X_TITLES.get, label_visibility="collapsed")
-        guessed = predicted_points(cells, shown, x_axis) if shown is not None else None
-        st.plotly_chart(sweep_tradeoff_figure(cells, x_axis, predicted=guessed), key="sweep_tradeoff_chart")
-        note = "Dashed: the Pareto front of the finished cells (nothing cheaper is as accurate). ○ Not finished: its accuracy so far."
-        if guessed is not None and len(guessed):
-            note += " △ Open triangles: predicted by the map, not measured (± std), never on the front; red: the next cell."
-        if several:
-            note += " Points: the mean over seeds with ± std error bars; grey dots: each seed."
-        if x_axis != "train_seconds":
-            note += f" ◇ {PAPER_CAPTION}: the published CIFAR-10 results ({PAPER_SOURCE})."
-        st.caption(note)
 
+def draw_heatmap(cells, several: bool, shown) -> None:
+    """The N × k heatmap of the chosen metric (unfinished squares grey, or pale where the map `shown` predicts)."""
+    st.subheader("Depth × width")
+    metric = st.radio("metric", list(SWEEP_METRICS), key=V + "metric", horizontal=True,
+                      format_func=lambda m: SWEEP_METRICS[m][0], label_visibility="collapsed")
+    spread = grid_frame(cells, metric, agg="std") if several else None
+    guess = predicted_grid(cells, shown) if shown is not None else None
+    st.plotly_chart(sweep_heatmap(grid_frame(cells, metric), metric, spread, unfinished_grid(cells), guess),
+                    key="sweep_heatmap_chart")
+    note = "Grey: not finished, so no result yet (where it stopped or is)." + sweep_search.heatmap_note(shown)
+    if several:
+        note = "Each square: the mean over the seeds, ± their standard deviation, once every seed finished. " + note
+    st.caption(note)
+
+
+def draw_tradeoff(cells, several: bool, shown) -> None:
+    """Accuracy against params, MACs or time, with the Pareto front of the finished cells and the paper's points."""
+    st.subheader("Accuracy trade-off")
+    x_axis = st.radio("x axis", list(TRADEOFF_X_TITLES), key=V + "x", horizontal=True,
+                      format_func=TRADEOFF_X_TITLES.get, label_visibility="collapsed")
+    guessed = predicted_points(cells, shown, x_axis) if shown is not None else None
+    st.plotly_chart(sweep_tradeoff_figure(cells, x_axis, predicted=guessed), key="sweep_tradeoff_chart")
+    note = "Dashed: the Pareto front of the finished cells (nothing cheaper is as accurate). ○ Not finished: its accuracy so far."
+    note += sweep_search.TRADEOFF_NOTE if guessed is not None and len(guessed) else ""
+    if several:
+        note += " Points: the mean over seeds with ± std error bars; grey dots: each seed."
+    if x_axis != "train_seconds":
+        note += f" ◇ {PAPER_CAPTION}: the published CIFAR-10 results ({PAPER_SOURCE})."
+    st.caption(note)
+
+
+def draw_small_multiples(store, sweep: Sweep, cells, several: bool) -> None:
+    """Test accuracy per cell, one panel each, optionally with the authors' WRN-40-4 curve."""
     st.subheader("Test accuracy per cell")
     st.toggle("Reference: the authors' WRN-40-4 on CIFAR-10 (test accuracy, 200 epochs)", key=V + "reference",
               help="A dashed curve in every panel: " + OFFICIAL_LOG_ATTRIBUTION)
     reference = bool(st.session_state[V + "reference"])
     key = (sweep.name, sweep.created_at)
-    st.plotly_chart(lab_ui.cached_small_multiples(store, key, cells, reference), key="sweep_multiples_chart")
+    st.plotly_chart(cached_reads.cached_small_multiples(store, key, cells, reference), key="sweep_multiples_chart")
     if reference:
         st.caption(f"Dashed: {OFFICIAL_LOG_ATTRIBUTION}. The panels show this sweep's epochs; zoom out to see all 200.")
     if several:
         st.caption("One line per seed; the band is the mean ± std over the seeds.")
 
 
+def saved_sweep(store, name: str) -> Sweep | None:
+    """The saved sweep `name`, or None with its one-line problem shown (a file gone or unreadable)."""
+    try:
+        return load_sweep(store.root, name)
+    except RunStoreError as exc:
+        messages.show_error(exc)
+        return None
+
+
+@st.fragment(run_every=POLL_S, key="sweep_live")
+def live_view(name: str) -> None:
+    """Polls the sweep's runs: progress, the cells, the N × k heatmap, the trade-off and small multiples.
+    When the cells moved on since the page was drawn, the whole page reruns, so that the sections outside
+    this fragment (tags, parallel coordinates, importance) follow it."""
+    store = jobs.get_job_manager().store
+    sweep = saved_sweep(store, name)
+    if sweep is None:
+        return
+    cells = cells_frame(store, sweep)
+    if st.session_state.get(SECTION_STATE) not in (None, cells_state(cells)):
+        st.rerun(scope="app")
+    shown, done = sweep_search.outlook(store.root, sweep, cells, cells_state(cells))
+    active = progress_and_controls(sweep, cells, done)
+    draw_cells_table(cells)
+    draw_health(store, cells, active)
+    sweep_search.draw_next(shown)
+    several = len(sweep.axes.get("seed", ())) > 1
+    left, right = st.columns(2, gap="large")
+    with left:
+        draw_heatmap(cells, several, shown)
+    with right:
+        draw_tradeoff(cells, several, shown)
+    draw_small_multiples(store, sweep, cells, several)
+
+
 def opened_view(name: str) -> None:
     """A saved sweep: what it varies, its base config, and the live view."""
-    store = lab_ui.get_job_manager().store
-    try:
-        sweep = load_sweep(store.root, name)
-    except RunStoreError as exc:
-        lab_ui.show_error(exc)
+    store = jobs.get_job_manager().store
+    sweep = saved_sweep(store, name)
+    if sweep is None:
         return
     base = sweep.base
     axes = " · ".join(f"{axis.replace('_', ' ')}: {', '.join(map(str, values))}" for axis, values in sweep.axes.items())
-    plan = sweep.search
-    search = "" if plan.is_grid else (f" Search: {STRATEGY_LABELS[plan.strategy]}, {plan.budget_text()}, pruning "
-                                      f"{PRUNE_LABELS[plan.prune]}.")
-    st.caption(f"{len(sweep.cells())} cells — {axes}.{search} Base: {base.dataset}, {lab_ui.OPTIMIZER_LABELS.get(base.optimizer, base.optimizer)}, "
+    st.caption(f"{len(sweep.cells())} cells — {axes}.{sweep_search.plan_text(sweep.search)} Base: {base.dataset}, {formatting.OPTIMIZER_LABELS.get(base.optimizer, base.optimizer)}, "
                f"{base.epochs} epoch(s), batch {base.batch_size}, device {base.device}.")
     with st.expander("Base config"):
         st.json(base.to_dict(), expanded=False)
     cells = cells_frame(store, sweep)
     st.session_state[SECTION_STATE] = cells_state(cells)  # the live view reruns the page once the cells move on
     live_view(name)
-    runs_view.draw_sweep_tags_and_importance(store, sweep, cells)
+    run_annotations.draw_sweep_tags_and_importance(store, sweep, cells)
 
 
 run_form.init(F)
@@ -496,19 +429,16 @@ st.session_state.setdefault(F + "name", "")
 st.session_state.setdefault(F + "blocks", [1, 2])
 st.session_state.setdefault(F + "widen", [1, 2])
 st.session_state.setdefault(F + "seeds", 1)
-st.session_state.setdefault(F + "executor", "local")
+st.session_state.setdefault(F + "executor", LOCAL)
 st.session_state.setdefault(F + "ray_address", "")
 st.session_state.setdefault(F + "cpus_per_cell", 1.0)
-st.session_state.setdefault(F + "search", GRID)
-st.session_state.setdefault(F + "budget", "none")
-st.session_state.setdefault(F + "budget_amount", 4.0)
-st.session_state.setdefault(F + "prune", NO_PRUNING)
+sweep_search.init(F)
 st.session_state.setdefault(V + "metric", "best_test_acc")
 st.session_state.setdefault(V + "x", "params")
 st.session_state.setdefault(V + "reference", False)
 
 st.title("Sweep")
-names = recent_sweep_names(lab_ui.get_job_manager().store.root)
+names = recent_sweep_names(jobs.get_job_manager().store.root)
 choices = [NEW, *names]
 if st.session_state.get(F + "open") not in choices:
     st.session_state[F + "open"] = names[0] if names else NEW  # the newest sweep, or a new one
