@@ -152,7 +152,7 @@ def test_a_random_search_on_ray_runs_2_cells_at_once_within_its_budget(tmp_path,
     sweep = load_sweep(runs, "r")
     trained = started_cells(store, sweep)
     assert len(trained) == 3 and all(store.summary(r).status == FINISHED for r in trained)
-    spans = sorted((store.summary(r).started_at, store.summary(r).updated_at) for r in trained)
+    spans = sorted((store.get(r).read_status()["started_at"], store.get(r).read_status()["finished_at"]) for r in trained)
     assert spans[1][0] < spans[0][1]  # the first two trained at the same time: asked for together
 
 

@@ -298,3 +298,18 @@ def test_cells_to_prune_reads_the_store_and_the_request_ends_the_cell_pruned(tmp
     curves = {t.user_attrs["run"]: t.intermediate_values for t in study.trials}
     assert curves[cells[0].run] == {e: pytest.approx(v) for e, v in enumerate(_curve(0.60, 9), start=1)}
     store.get(cells[5].run).release()
+
+
+def test_the_preflight_says_what_a_budget_buys_by_the_predicted_times():
+    from wrn_core.sweeps import budget_forecast
+
+    plan = pd.DataFrame({"predicted_s": [60.0, 120.0, 300.0, 600.0]})
+    assert budget_forecast(plan, SearchPlan(budget_cells=2)) == (
+        "a budget of 2 cells: 3.0 to 15.0 min of training, by which cells the search picks (the whole grid, 4 cells: "
+        "18.0 min)")
+    assert budget_forecast(plan, SearchPlan(budget_cells=9)).startswith("a budget of 9 cells: 18.0 min of training")
+    # 7 minutes: the quickest first fit 60 + 120 s (300 more would not); the slowest first skip 600 s, fit 300 + 120 s.
+    assert budget_forecast(plan, SearchPlan(budget_minutes=7)).startswith("a budget of 7 minutes: 2 cells")
+    assert budget_forecast(plan, SearchPlan(budget_minutes=8)).startswith("a budget of 8 minutes: 3 cells")
+    assert budget_forecast(plan, SearchPlan()) is None
+    assert budget_forecast(plan.assign(predicted_s=None), SearchPlan(budget_cells=2)) is None  # no probe: no times

@@ -185,6 +185,8 @@ def budget_forecast(plan: pd.DataFrame, search: Any) -> str | None:
     if search.budget_cells is not None:
         count = min(search.budget_cells, len(seconds))
         quick, slow = sum(seconds[:count]) / 60, sum(seconds[-count:]) / 60
+        if f"{quick:.1f}" == f"{slow:.1f}":
+            return f"a budget of {search.budget_text()}: {quick:.1f} min of training ({whole})"
         return (f"a budget of {search.budget_text()}: {quick:.1f} to {slow:.1f} min of training, by which cells the "
                 f"search picks ({whole})")
     budget = search.budget_minutes * 60.0
