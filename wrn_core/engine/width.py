@@ -10,15 +10,11 @@ from typing import Any
 import torch
 from torch import nn
 
+from wrn_core.model.names import group_of
+
 DEAD_ZERO_FRACTION = 0.99  # a channel is dead when it is zero at >= 99% of positions over the evaluated images
 EXACT_COUNT_ROWS = 1 << 24  # float32 sums of 0/1 are exact up to 2**24 terms: longer batches go in parts
 CPU_PART_FLOATS = 1 << 19  # 2 MB of float32 per part on the CPU: the temporaries stay in cache
-
-
-def group_of(layer: str) -> str:
-    """'group2.0.relu1' -> 'group 2', 'head.relu' -> 'head': the layer table's group names."""
-    top = layer.split(".")[0]
-    return f"group {top[5:]}" if top.startswith("group") and top[5:].isdigit() else top
 
 
 def _channel_sums(output: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, int]:
