@@ -6,10 +6,10 @@ and a high lr, on a CIFAR-10 JPEG subset on the CPU, width use measured every ep
     python -m bench.width_study report [--runs-dir DIR] [--out FILE.json]
 
 - `plan` prints the sweeps' pre-flight (params, memory, the time predicted from a few timed steps on this machine).
-- `train` runs `python -m wrn_core sweep` twice, one cell at a time: `widthk` (N = 1, k = 1, 2, 4, 8, SGD-Nesterov
+- `train` trains the cells of two sweeps one at a time, each as `python -m wrn_core train` (or `resume`): `widthk` (N = 1, k = 1, 2, 4, 8, SGD-Nesterov
   lr 0.1, weight decay 5e-4, the paper's step schedule) and `widthadam` (the seed article: WRN-10-8, Adam, constant lr,
-  no weight decay, at lr 1e-3 and --high-lr). Both batch 128, no dropout, augmentation on, seed 0. A sweep that
-  exists is resumed (no cell trained twice). Run it niced on a shared machine: `nice -n 10 python -m bench.width_study train`.
+  no weight decay, at lr 1e-3 and --high-lr). Both batch 128, no dropout, augmentation on, seed 0. Finished
+  cells are skipped and stopped ones resumed (no cell trained twice). Run it niced on a shared machine: `nice -n 10 python -m bench.width_study train`.
 - `report` reads every run under --runs-dir and prints, per run, the effective ÷ allocated width per group at each
   measured epoch, the dead channels, and the test accuracy; --out writes the same as JSON.
 """
@@ -48,13 +48,10 @@ def sweep_commands(args: argparse.Namespace) -> dict[str, list[str]]:
 
 def plan(args: argparse.Namespace) -> int:
     """The pre-flight of both sweeps (nothing trained): `sweep` refuses to start... so build and probe them here."""
-    from wrn_core.cli import build_parser
-    from wrn_core.cli.sweep import _sweep_from_args
     from wrn_core.sweeps import preflight_frame, preflight_summary, probe
 
     total = 0.0
-    for name, words in sweep_commands(args).items():
-        sweep = _sweep_from_args(build_parser().parse_args(words))
+    for sweep in _sweeps(args):
         frame = preflight_frame(sweep, probe(sweep, steps=3))
         print(frame[["run", "params", "memory_mb", "predicted_s"]].to_string(index=False))
         total += preflight_summary(frame)["predicted_s"] or 0.0
@@ -62,26 +59,51 @@ def plan(args: argparse.Namespace) -> int:
     return 0
 
 
+def _sweeps(args: argparse.Namespace) -> list[Any]:
+    """The two sweeps as `sweep` would make them from sweep_commands (nothing written)."""
+    from wrn_core.cli import build_parser
+    from wrn_core.cli.sweep import _sweep_from_args
+
+    return [_sweep_from_args(build_parser().parse_args(words)) for words in sweep_commands(args).values()]
+
+
 def train(args: argparse.Namespace) -> int:
-    """Run (or resume) each sweep in turn; returns the first non-zero exit status."""
-    for name, words in sweep_commands(args).items():
-        if (Path(args.runs_dir) / f"{name}.sweep.json").exists():
-            words = ["sweep", name, "--resume", "--runs-dir", str(args.runs_dir)]
-        print("$", " ".join(["python", "-m", "wrn_core", *words]), flush=True)
-        status = subprocess.run(wrn_command(words), env=subprocess_env()).returncode
-        if status != 0:
-            return status
+    """Train every cell of both sweeps in order, one process each (`train`, or `resume` for a stopped or interrupted
+    cell; finished ones are skipped), so it can be run again to continue. The sweep files are saved first, so the
+    Sweep page and `sweeps show` read the cells as sweeps.
+
+    The cells are started here rather than by `python -m wrn_core sweep`: on this loaded machine its runner
+    started a cell twice and stopped the sweep (see bench/RESULTS.md, "Width over training")."""
+    from bench.cli_runs import train_args
+    from wrn_core.store import RunStore
+    from wrn_core.store.records import FINISHED
+    from wrn_core.sweeps import save_sweep
+
+    store = RunStore(args.runs_dir)
+    for sweep in _sweeps(args):
+        save_sweep(args.runs_dir, sweep)
+        for cell in sweep.cells():
+            if store.exists(cell.run):
+                if store.get(cell.run).read_status().get("status") == FINISHED:
+                    continue
+                words = ["resume", cell.run, "--runs-dir", str(args.runs_dir), "--quiet"]
+            else:
+                words = train_args(cell.config, args.runs_dir, cell.run)
+            print("$", " ".join(["python", "-m", "wrn_core", *words]), flush=True)
+            status = subprocess.run(wrn_command(words), env=subprocess_env()).returncode
+            if status != 0:
+                return status
     return 0
 
 
 def run_summary(run: Any) -> dict[str, Any]:
     """One run's config in short, its test accuracy per epoch, and its width per group and epoch."""
-    from wrn_core.analysis.width import group_frame, width_frame
+    from wrn_core.analysis.width import group_frame
     from wrn_core.store.records import EPOCH, of_kind
 
     config = run.read_config()
     records = run.read_metrics()
-    groups = group_frame(width_frame(records))
+    groups = group_frame(records)
     return {
         "run": run.name, "k": config.model.widen_factor, "optimizer": config.optimizer, "lr": config.effective_lr,
         "test_acc": {r["epoch"]: r["test_acc"] for r in of_kind(records, EPOCH)},

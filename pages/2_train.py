@@ -6,7 +6,7 @@ import json
 
 import streamlit as st
 
-from dashboard import lab_ui, run_form, widgets
+from dashboard import lab_ui, run_form, widgets, width_view
 from dashboard.once import action_guard
 from wrn_core.analysis.live import live_position
 from wrn_core.config import ConfigError
@@ -108,7 +108,13 @@ def live_view() -> None:
         detail = failure_detail(run, status) if state == FAILED else None
         if detail:
             st.caption(f"job.log ends: {lab_ui.plain(detail)}")
-    st.plotly_chart(lab_ui.cached_live_figure(run, status.get("epochs")), key="train_live_chart")
+    curves, width = st.tabs(["Curves", "Width use"], key="train_view", on_change="rerun")
+    if curves.open is not False:  # only the open tab is drawn
+        with curves:
+            st.plotly_chart(lab_ui.cached_live_figure(run, status.get("epochs")), key="train_live_chart")
+    if width.open:
+        with width:
+            width_view.width_map_view(run, status.get("epochs"), key="train_width")
     if not active:
         st.caption(f"Status: **{state}**" + (f" — {lab_ui.plain(status['message'])}" if status.get("message") else ""))
     lab_ui.show_health(run, active)

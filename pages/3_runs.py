@@ -6,7 +6,7 @@ import hashlib
 
 import streamlit as st
 
-from dashboard import lab_ui, runs_view, widgets
+from dashboard import lab_ui, runs_view, widgets, width_view
 from wrn_core.analysis import (
     GROUP_FIELDS,
     AnalysisError,
@@ -236,6 +236,13 @@ with st.container():
 with st.container():
     if len(records) > 1:
         widgets.health_rows(manager.store, records)
+
+st.subheader("Width use over training")
+with st.container():
+    if groups:
+        st.caption("Width use is compared run by run: clear **Group by** to see it.")
+    else:
+        width_view.runs_width_comparison(records, colors)
 
 left, right = st.columns(2)
 with left:

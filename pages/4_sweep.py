@@ -6,7 +6,7 @@ import json
 
 import streamlit as st
 
-from dashboard import lab_ui, run_form, runs_view, widgets
+from dashboard import lab_ui, run_form, runs_view, widgets, width_view
 from dashboard.once import action_guard
 from wrn_core.config import ConfigError
 from wrn_core.errors import DataError
@@ -309,7 +309,7 @@ def live_view(name: str) -> None:
     except RunStoreError as exc:
         lab_ui.show_error(exc)
         return
-    cells = cells_frame(store, sweep)
+    cells = width_view.with_width_columns(store, cells_frame(store, sweep))
     if st.session_state.get(SECTION_STATE) not in (None, cells_state(cells)):
         st.rerun(scope="app")
     runner = lab_ui.get_sweep_runner()

@@ -11,6 +11,8 @@ from wrn_core.store.records import WIDTH, of_kind
 
 LAYER_COLUMNS = ("epoch", "step", "order", "layer", "group", "channels", "dead", "effective", "effective_fraction",
                  "dead_fraction")
+# The Sweep page's end-of-training width metrics: a cells column per group of the network -> the group.
+WIDTH_METRICS = {"width_group1": "group 1", "width_group2": "group 2", "width_group3": "group 3"}
 GROUP_COLUMNS = ("epoch", "step", "group", "relus", "channels", "dead", "effective", "effective_fraction",
                  "dead_fraction")
 
@@ -37,53 +39,47 @@ def width_frame(records: Iterable[Any]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=list(LAYER_COLUMNS))
 
 
-def group_frame(layers: pd.DataFrame) -> pd.DataFrame:
-    """Per (epoch, group), groups in forward order: ReLUs, channels, dead and effective summed; effective_fraction the
-    mean over the group's ReLUs of effective ÷ allocated (as the Inspect page's group table), dead_fraction dead ÷ channels."""
-    if layers.empty:
-        return pd.DataFrame(columns=list(GROUP_COLUMNS))
-    order = {group: i for i, group in enumerate(dict.fromkeys(layers.sort_values("order")["group"]))}
-    grouped = layers.groupby(["epoch", "group"], sort=False).agg(
-        step=("step", "first"), relus=("layer", "size"), channels=("channels", "sum"), dead=("dead", "sum"),
-        effective=("effective", "sum"), effective_fraction=("effective_fraction", "mean"),
-    ).reset_index()
-    grouped["dead_fraction"] = grouped["dead"] / grouped["channels"]
-    grouped["_order"] = grouped["group"].map(order)
-    return grouped.sort_values(["epoch", "_order"]).drop(columns="_order").reset_index(drop=True)[list(GROUP_COLUMNS)]
+def record_groups(record: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """One width record's groups in forward order: ReLUs, channels, dead and effective summed, effective_fraction the
+    mean over the group's ReLUs of effective ÷ allocated (as the Inspect page's group table), dead_fraction dead ÷
+    channels. Plain Python: the health check reads it on every refresh."""
+    groups: dict[str, dict[str, Any]] = {}
+    for layer in record["layers"]:
+        group = groups.setdefault(group_of(layer["layer"]), {"group": group_of(layer["layer"]), "relus": 0, "channels": 0,
+                                                               "dead": 0, "effective": 0.0, "effective_fraction": 0.0})
+        group["relus"] += 1
+        group["channels"] += layer["channels"]
+        group["dead"] += layer["dead"]
+        group["effective"] += float(layer["effective"])
+        group["effective_fraction"] += float(layer["effective"]) / layer["channels"]
+    for group in groups.values():
+        group["effective_fraction"] /= group["relus"]
+        group["dead_fraction"] = group["dead"] / group["channels"]
+    return list(groups.values())
+
+
+def group_frame(records: Iterable[Any]) -> pd.DataFrame:
+    """One row per (measured epoch, group), groups in forward order: record_groups of each width record."""
+    rows = [{"epoch": record["epoch"], "step": record["step"], **group}
+            for record in width_records(records) for group in record_groups(record)]
+    return pd.DataFrame(rows, columns=list(GROUP_COLUMNS))
 
 
 def final_group_fractions(records: Iterable[Any]) -> dict[str, float]:
     """The last measured epoch's effective ÷ allocated width per group ({} before the first measurement)."""
-    groups = group_frame(width_frame(records))
-    if groups.empty:
-        return {}
-    last = groups[groups["epoch"] == groups["epoch"].max()]
-    return dict(zip(last["group"], last["effective_fraction"].astype(float)))
+    measured = width_records(records)
+    return {group["group"]: group["effective_fraction"] for group in record_groups(measured[-1])} if measured else {}
+
+
+def width_metrics(records: Iterable[Any]) -> dict[str, float | None]:
+    """WIDTH_METRICS of a run: each group's effective ÷ allocated width at the last measured epoch (None unmeasured)."""
+    final = final_group_fractions(records)
+    return {column: final.get(group) for column, group in WIDTH_METRICS.items()}
 
 
 def width_series(records: Iterable[Any]) -> list[dict[str, Any]]:
     """The width records as plain per-epoch rows (`runs show --format json`'s `width`): epoch, step, time, images,
-    layers [{layer, channels, dead, effective}] and groups [{group, channels, dead, effective_fraction, dead_fraction}]."""
-    out = []
-    for record in width_records(records):
-        groups = group_frame(width_frame([record]))
-        out.append({
-            "epoch": record["epoch"], "step": record["step"], "time": record.get("time"), "images": record.get("images"),
-            "layers": [dict(layer) for layer in record["layers"]],
-            "groups": [{key: _plain(row[key]) for key in ("group", "channels", "dead", "effective_fraction", "dead_fraction")}
-                       for row in groups.to_dict("records")],
-        })
-    return out
-
-
-def _plain(value: Any) -> Any:
-    """numpy scalars as the Python numbers json writes."""
-    return value.item() if hasattr(value, "item") else value
-
-
-def width_csv_frame(records: Iterable[Any], extra: Mapping[str, Any] | None = None) -> pd.DataFrame:
-    """The width rows for `runs export --format csv --width`: one per (epoch, layer), with `extra` columns repeated."""
-    frame = width_frame(records)
-    for key, value in (extra or {}).items():
-        frame[key] = value
-    return frame
+    layers [{layer, channels, dead, effective}] and groups [record_groups]."""
+    return [{"epoch": record["epoch"], "step": record["step"], "time": record.get("time"), "images": record.get("images"),
+             "layers": [dict(layer) for layer in record["layers"]], "groups": record_groups(record)}
+            for record in width_records(records)]
