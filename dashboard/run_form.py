@@ -56,6 +56,7 @@ def config_to_form(config: TrainConfig, prefix: str) -> dict:
         "device": config.device if config.device in lab_ui.device_choices() else "auto",
         "seed": config.seed,
         "log_every": config.log_every,
+        "width_every": config.width_every,
         "compile": config.compile,
         "eval_batch_size": config.eval_batch_size,
     }
@@ -98,6 +99,7 @@ def form_to_config(prefix: str) -> tuple[TrainConfig, int]:
         device="cuda" if device == lab_ui.DDP_CHOICE else device,
         seed=int(s[prefix + "seed"]),
         log_every=int(s[prefix + "log_every"]),
+        width_every=int(s[prefix + "width_every"]),
         compile=bool(s[prefix + "compile"]),
         eval_batch_size=int(s[prefix + "eval_batch_size"]),
         world_size=nproc,
@@ -254,7 +256,10 @@ def draw(prefix: str, model: bool = True, seed: bool = True) -> None:
             c1.number_input("seed", step=1, key=prefix + "seed")
         c2.number_input("log every (steps)", step=1, key=prefix + "log_every")
         c3.number_input("eval batch size", step=64, key=prefix + "eval_batch_size")
-        st.checkbox("torch.compile (CUDA)", key=prefix + "compile")
+        c1, c2 = st.columns([1, 2], vertical_alignment="bottom")
+        c1.number_input("width use every (epochs)", step=1, key=prefix + "width_every",
+                        help="epochs between width-use measurements on the test pass (0 = none): the Width use map")
+        c2.checkbox("torch.compile (CUDA)", key=prefix + "compile")
 
 
 def summary_line(config: TrainConfig, nproc: int = 1) -> str:

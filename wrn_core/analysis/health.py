@@ -357,15 +357,15 @@ def _largest_loss(series: list[tuple[int, float]]) -> tuple[float, int, float, i
     """(share lost, from epoch, from value, to epoch, to value) of a group's effective width: the largest fall within
     WIDTH_LOSS_EPOCHS epochs that the latest value has not climbed back from; None if there is none."""
     latest = series[-1][1] if series else 0.0
-    best = None
+    found = []
     for i, (start, high) in enumerate(series):
         for end, low in series[i + 1:]:
             if end - start > WIDTH_LOSS_EPOCHS or high <= 0:
                 break
-            share = (high - low) / high
-            if latest <= (1 - WIDTH_LOSS_SHARE) * high and (best is None or share > best[0]):
-                best = (share, start, high, end, low)
-    return best
+            if latest <= (1 - WIDTH_LOSS_SHARE) * high:
+                found.append(((high - low) / high, start, high, end, low))
+    # The largest share; of equal ones the shortest span, then the latest: where the width went.
+    return max(found, key=lambda f: (f[0], f[1] - f[3], f[1]), default=None)
 
 
 def check_width_lost(s: HealthSeries) -> Finding | None:
