@@ -256,10 +256,10 @@ def draw(prefix: str, model: bool = True, seed: bool = True) -> None:
             c1.number_input("seed", step=1, key=prefix + "seed")
         c2.number_input("log every (steps)", step=1, key=prefix + "log_every")
         c3.number_input("eval batch size", step=64, key=prefix + "eval_batch_size")
-        c1, c2 = st.columns([1, 2], vertical_alignment="bottom")
+        c1, _ = st.columns(2)  # half the form: a third would wrap its label over four lines
         c1.number_input("width use every (epochs)", step=1, key=prefix + "width_every",
                         help="epochs between width-use measurements on the test pass (0 = none): the Width use map")
-        c2.checkbox("torch.compile (CUDA)", key=prefix + "compile")
+        st.checkbox("torch.compile (CUDA)", key=prefix + "compile")
 
 
 def summary_line(config: TrainConfig, nproc: int = 1) -> str:
