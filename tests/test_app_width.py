@@ -1,5 +1,6 @@
 """Width use over training under AppTest: the Train page's map tab (coloured either way, a column per epoch as
-records arrive), the Runs page's per-group comparison of the ticked runs, and the form's width-use field."""
+records arrive), the Runs page's per-group comparison of the ticked runs, the Sweep heatmap's width metric, and the
+form's width-use field."""
 
 from __future__ import annotations
 
@@ -8,12 +9,14 @@ import base64
 import numpy as np
 import pytest
 
-from test_app import new_app, no_exception, open_page, plotly_specs
+from test_app import S, new_app, no_exception, open_page, plotly_specs
 from test_app_runs_views import tick
 from width_runs import layers, width_run
 
+from wrn_core.config import TrainConfig, WRNConfig
 from wrn_core.store import RunStore
-from wrn_core.store.records import width_record
+from wrn_core.store.records import epoch_record, width_record
+from wrn_core.sweeps import make_sweep, save_sweep
 
 F = "train_f_"
 
@@ -111,3 +114,33 @@ def test_the_form_sets_width_every_for_the_run_it_launches(store):
     assert any("width every must be >= 0" in e.value for e in at.error)  # said before Launch is pressed
     at.number_input(key=F + "width_every").set_value(0).run()
     assert not any("width every" in e.value for e in at.error)
+
+
+def test_the_sweep_heatmap_draws_each_cells_end_of_training_group_width_at_its_n_and_k(store):
+    """A 2 × 2 sweep whose cells end with group 2 at a width share of their own: each share in its N row and k column."""
+    sweep = make_sweep("wsw", TrainConfig(model=WRNConfig(depth=10, widen_factor=1), epochs=2, device="cpu"), [1, 2], [1, 2])
+    save_sweep(store.root, sweep)
+    shares = {}
+    for i, cell in enumerate(sweep.cells()):
+        config = cell.config
+        share = 0.2 + 0.1 * i
+        shares[(config.model.blocks, config.model.widen_factor)] = share
+        run = store.create(config, cell.run, sweep=sweep.name)
+        for epoch in (1, 2):  # the first epoch at 90%: the heatmap shows the last measured one
+            run.append_metrics([
+                epoch_record(epoch=epoch, step=10 * epoch, images_seen=320 * epoch, time=float(epoch), train_loss=1.0,
+                             train_acc=0.5, test_loss=1.2, test_acc=0.4, lr=0.1, epoch_seconds=1.0, images_per_s=320.0,
+                             peak_mem_mb=None),
+                width_record(epoch=epoch, step=10 * epoch, time=float(epoch), images=100, layers=layers(
+                    config.model.widen_factor, lambda layer: (0.9 if epoch == 1 else share) if "group2" in layer else 0.5))])
+        run.write_status("finished", "finished 2 epochs", epoch=2, best_test_acc=0.4, final_test_acc=0.4, epochs=2)
+    at = open_page(new_app(), "sweep")
+    assert at.session_state[S + "open"] == "wsw"
+    at.radio(key="sweep_v_metric").set_value("width_group2").run()
+    no_exception(at)
+    heat = next(s for s in plotly_specs(at) if s["layout"]["title"]["text"].startswith("effective width, group 2"))
+    trace = heat["data"][0]
+    z = array(trace["z"])
+    for (n, k), share in shares.items():
+        row, column = array(trace["y"]).index(f"N={n} (depth {6 * n + 4})"), array(trace["x"]).index(f"k={k}")
+        assert z[row][column] == pytest.approx(100 * share), (n, k)
