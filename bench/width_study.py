@@ -2,7 +2,7 @@
 and a high lr, on a CIFAR-10 JPEG subset on the CPU, width use measured every epoch; then what the records show.
 
     python -m bench.width_study plan   [--runs-dir DIR] [--data-dir DIR] [--subset-train 2500] [--subset-test 500] [--epochs 10]
-    python -m bench.width_study train  [same flags]      # two sweeps, resumable: run it again to continue
+    python -m bench.width_study train  [same flags] [--only widthadam|widthk]  # resumable: run it again to continue
     python -m bench.width_study report [--runs-dir DIR] [--out FILE.json]
 
 - `plan` prints the sweeps' pre-flight (params, memory, the time predicted from a few timed steps on this machine).
@@ -65,7 +65,8 @@ def _sweeps(args: argparse.Namespace) -> list[Any]:
     from wrn_core.cli import build_parser
     from wrn_core.cli.sweep import _sweep_from_args
 
-    return [_sweep_from_args(build_parser().parse_args(words)) for words in sweep_commands(args).values()]
+    return [_sweep_from_args(build_parser().parse_args(words)) for name, words in sweep_commands(args).items()
+            if args.only in (None, name)]
 
 
 def train(args: argparse.Namespace) -> int:
@@ -154,6 +155,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--high-lr", type=float, default=0.01, help="the seed article's configuration at a high lr")
     parser.add_argument("--out", help="report: also write the summaries as JSON")
+    parser.add_argument("--only", choices=("widthadam", "widthk"), help="plan/train: this sweep alone")
     args = parser.parse_args(argv)
     return {"plan": plan, "train": train, "report": report}[args.action](args)
 
