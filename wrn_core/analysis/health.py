@@ -66,8 +66,9 @@ FLAT_FITTED = 0.02
 WIDTH_LOSS_SHARE = 0.30
 WIDTH_LOSS_EPOCHS = 3
 DEAD_SHARE = 0.10
-WIDTH_ADVICE = ("a learning rate too high for the optimizer kills ReLUs early, and dead ones do not come back: lower "
-                "the lr (Adam: 1e-3 or less), add a warm-up (--warmup-epochs), or use SGD with momentum")
+WIDTH_ADVICE = ("a learning rate too high for the optimizer kills ReLUs in the first steps and costs accuracy even "
+                "where they revive: lower the lr (Adam: 1e-3 or less), add a warm-up (--warmup-epochs), or use SGD "
+                "with momentum")
 
 
 @dataclass(frozen=True)
