@@ -140,6 +140,7 @@ def test_the_sweep_heatmap_draws_each_cells_end_of_training_group_width_at_its_n
     no_exception(at)
     heat = next(s for s in plotly_specs(at) if s["layout"]["title"]["text"].startswith("effective width, group 2"))
     trace = heat["data"][0]
+    assert (trace["zmin"], trace["zmax"]) == (0, 100)  # the whole scale: near-equal shares read alike
     z = array(trace["z"])
     for (n, k), share in shares.items():
         row, column = array(trace["y"]).index(f"N={n} (depth {6 * n + 4})"), array(trace["x"]).index(f"k={k}")

@@ -136,6 +136,8 @@ def sweep_heatmap(grid: pd.DataFrame, metric: str = "best_test_acc", spread: pd.
             z=z, x=x_labels, y=y_labels, text=text, texttemplate="%{text}", textfont={"size": 13},
             colorscale="Viridis", hoverongaps=False, name=title,
             colorbar={"title": {"text": unit or title}},
+            # A width share on its whole 0–100% scale: cells at 96.33% and 96.34% would read as opposite ends.
+            **({"zmin": 0.0, "zmax": 100.0} if metric in WIDTH_METRICS else {}),
             hovertemplate="%{y}, %{x}<br>" + title + ": %{text}<extra></extra>",
         )
     )
