@@ -1,1 +1,1 @@
-"""The WRN Lab dashboard: the Streamlit entrypoint (app.py) and what its pages share (lab_ui, widgets, run_form, once)."""
+"""The WRN Lab dashboard: the Streamlit entrypoint (app.py) and what its pages share (see DEVELOPERS.md's layout)."""

@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import streamlit as st
 
-from dashboard import lab_ui, widgets
+from dashboard import cached_reads, devices, jobs, widgets
+from dashboard.navigation import PAGES_DIR, keep_form_state
 from wrn_core.analysis.live import live_position
-from wrn_core.store.records import RUNNING
+from wrn_core.store.records import RUNNING, RunStatus
 
-PAGES_DIR = Path(__file__).resolve().parent.parent / "pages"
 # Material icons, not the ▶/⏸ glyphs: many fonts lack ⏸ and draw it as a box.
 PLAY, PAUSE = ":material/play_circle:", ":material/pause_circle:"
 
 st.set_page_config(page_title="WRN Lab", page_icon="🧱", layout="wide")
-lab_ui.keep_form_state()
+keep_form_state()
 
 # The first page is served at the root URL; /architecture, its name, reaches it too (a hidden alias page).
 architecture = st.Page(PAGES_DIR / "1_architecture.py", title="Architecture", icon=":material/account_tree:",
@@ -41,15 +39,15 @@ pg = st.navigation(
 @st.fragment(run_every=1.0)
 def _active_jobs() -> None:
     """Runs some process holds, from the same status and heartbeat files the pages read."""
-    manager = lab_ui.get_job_manager()
-    rows = lab_ui.active_runs(manager.store)
+    manager = jobs.get_job_manager()
+    rows = cached_reads.active_runs(manager.store)
     if not rows:
         st.caption("No active runs.")
         return
     for name, state, progress in rows:
         if state == RUNNING and progress is not None and progress.epochs:
             # The Train page's progress line says the same of the same heartbeat (widgets.position_text).
-            position = widgets.position_text(live_position({"status": state}, progress))
+            position = widgets.position_text(live_position(RunStatus(status=state), progress))
             st.caption(f"{PLAY} **{name}**: {position}")
         else:
             st.caption(f"{PLAY if state == RUNNING else PAUSE} **{name}** ({state})")
@@ -57,8 +55,8 @@ def _active_jobs() -> None:
 
 with st.sidebar:
     st.markdown("**WRN Lab** — Wide Residual Networks")
-    st.caption(f"Runs directory: `{lab_ui.runs_dir()}`")
-    st.caption(f"Device: {lab_ui.cuda_description()}")
+    st.caption(f"Runs directory: `{jobs.runs_dir()}`")
+    st.caption(f"Device: {devices.cuda_description()}")
     st.markdown("**Active runs**")
     _active_jobs()
 

@@ -6,7 +6,7 @@ import json
 
 import streamlit as st
 
-from dashboard import lab_ui
+from dashboard import devices, formatting, launch_checks, messages
 from wrn_core.config import (
     DATASETS,
     DEFAULT_LR,
@@ -17,7 +17,7 @@ from wrn_core.config import (
     WRNConfig,
 )
 from wrn_core.data import DEFAULT_DATA_DIR, download_cifar
-from wrn_core.errors import DataError
+from wrn_core.errors import DataError, one_line
 from wrn_core.presets import DEFAULT_PRESET, PRESETS
 
 ADAM_OPTIMIZERS = ("adam", "adamw")
@@ -53,7 +53,7 @@ def config_to_form(config: TrainConfig, prefix: str) -> dict:
         "batch_size": config.batch_size,
         "label_smoothing": float(config.label_smoothing),
         "augment": config.augment,
-        "device": config.device if config.device in lab_ui.device_choices() else "auto",
+        "device": config.device if config.device in devices.device_choices() else "auto",
         "seed": config.seed,
         "log_every": config.log_every,
         "width_every": config.width_every,
@@ -72,7 +72,7 @@ def form_to_config(prefix: str) -> tuple[TrainConfig, int]:
     dataset = s[prefix + "dataset"]
     data_dir = (s[prefix + "data_dir"] or "").strip() or None
     device = s[prefix + "device"]
-    nproc = lab_ui.gpu_count() if device == lab_ui.DDP_CHOICE else 1
+    nproc = devices.gpu_count() if device == devices.DDP_CHOICE else 1
     model = WRNConfig.from_blocks(int(s[prefix + "n"]), int(s[prefix + "k"]), dropout=float(s[prefix + "dropout"]))
     # The synthetic image counts only for the synthetic dataset: another run keeps the defaults, which
     # its reproduce command (command_for) leaves out.
@@ -96,7 +96,7 @@ def form_to_config(prefix: str) -> tuple[TrainConfig, int]:
         batch_size=int(s[prefix + "batch_size"]),
         label_smoothing=float(s[prefix + "label_smoothing"]),
         augment=bool(s[prefix + "augment"]),
-        device="cuda" if device == lab_ui.DDP_CHOICE else device,
+        device="cuda" if device == devices.DDP_CHOICE else device,
         seed=int(s[prefix + "seed"]),
         log_every=int(s[prefix + "log_every"]),
         width_every=int(s[prefix + "width_every"]),
@@ -109,7 +109,7 @@ def form_to_config(prefix: str) -> tuple[TrainConfig, int]:
 
 def signature(prefix: str, *keys: str) -> str:
     """The form's values (and those of `keys`) as one string: a message about the form as it was is shown
-    only while this is unchanged (lab_ui.flash about=…), so it goes once the user changes what it was about."""
+    only while this is unchanged (messages.flash about=…), so it goes once the user changes what it was about."""
     s = st.session_state
     values = {key: s[key] for key in s.keys()
               if isinstance(key, str) and (key.startswith(prefix) or key in keys)
@@ -124,7 +124,7 @@ def init(prefix: str) -> None:
         st.session_state.update(config_to_form(PRESETS[DEFAULT_PRESET], prefix))
     for key, value in config_to_form(PRESETS[DEFAULT_PRESET], prefix).items():
         st.session_state.setdefault(key, value)
-    if st.session_state.get(prefix + "device") not in lab_ui.device_choices():
+    if st.session_state.get(prefix + "device") not in devices.device_choices():
         st.session_state[prefix + "device"] = "auto"  # a device that went away (another machine, a restart)
 
 
@@ -175,15 +175,15 @@ def _download(prefix: str) -> None:
     dataset = st.session_state[prefix + "dataset"]
     data_dir = (st.session_state[prefix + "data_dir"] or "").strip() or DEFAULT_DATA_DIR
     about = _download_about(prefix)
-    lab_ui.clear_flash(prefix + "download")
+    messages.clear_flash(prefix + "download")
     try:
         path = download_cifar(dataset, data_dir)
     except DataError as exc:
-        lab_ui.flash(prefix + "download", "error", lab_ui.one_line(exc), about=about)
+        messages.flash(prefix + "download", messages.ERROR, one_line(exc), about=about)
         return
     finally:
-        lab_ui.forget_launch_problems()  # "not found" goes at once once the files are there
-    lab_ui.flash(prefix + "download", "success", f"{lab_ui.DATASET_LABELS[dataset]} is ready in {path}", about=about)
+        launch_checks.forget_launch_problems()  # "not found" goes at once once the files are there
+    messages.flash(prefix + "download", messages.SUCCESS, f"{formatting.DATASET_LABELS[dataset]} is ready in {path}", about=about)
 
 
 def draw(prefix: str, model: bool = True, seed: bool = True) -> None:
@@ -195,79 +195,99 @@ def draw(prefix: str, model: bool = True, seed: bool = True) -> None:
     st.selectbox("Preset", list(PRESETS), key=prefix + "preset", on_change=_apply_preset, args=(prefix,),
                  help="fills the form below")
     with st.container(border=True):
-        st.markdown("**Data**")
-        st.selectbox("Dataset", DATASETS, format_func=lab_ui.DATASET_LABELS.get, key=prefix + "dataset",
-                     on_change=_dataset_changed, args=(prefix,))
-        dataset = st.session_state[prefix + "dataset"]
-        if dataset == "synthetic":
-            c1, c2 = st.columns(2)
-            c1.number_input("synthetic train images", step=100, key=prefix + "synthetic_train")
-            c2.number_input("synthetic test images", step=100, key=prefix + "synthetic_test")
-        elif dataset in ("cifar10", "cifar100"):
-            st.text_input("data directory", key=prefix + "data_dir", placeholder=f"{DEFAULT_DATA_DIR} (the default)",
-                          help="where the extracted CIFAR files live")
-            # Not under the form prefix: a button's state cannot be re-owned by keep_form_state.
-            st.button(f"Download {lab_ui.DATASET_LABELS[dataset]}", key=prefix.replace("_f_", "_") + "download",
-                      on_click=_download, args=(prefix,))
-            lab_ui.show_flash(prefix + "download", about=_download_about(prefix))
-        else:
-            st.text_input("image folder", key=prefix + "data_dir",
-                          placeholder="/path/to/root with train/<class>/ and test/<class>/")
-            st.number_input("resize to (px, 0 = keep)", step=8, key=prefix + "image_size")
-        c1, c2 = st.columns(2)
-        c1.number_input("train subset (0 = all)", step=100, key=prefix + "subset_train")
-        c2.number_input("test subset (0 = all)", step=100, key=prefix + "subset_test")
+        _draw_data(prefix)
     if model:
         with st.container(border=True):
-            st.markdown("**Model**")
-            c1, c2, c3 = st.columns(3)
-            c1.number_input("N", step=1, key=prefix + "n", help="blocks per group; depth = 6N+4")
-            c2.number_input("k", step=1, key=prefix + "k", help="widen factor; group widths 16k, 32k, 64k")
-            c3.number_input("dropout", step=0.05, format="%.2f", key=prefix + "dropout")
-            st.caption(f"WRN-{6 * int(st.session_state[prefix + 'n']) + 4}-{int(st.session_state[prefix + 'k'])}")
+            _draw_model(prefix)
     with st.container(border=True):
-        st.markdown("**Optimisation**")
-        st.selectbox("Optimizer", OPTIMIZERS, format_func=lab_ui.OPTIMIZER_LABELS.get, key=prefix + "optimizer",
-                     on_change=_optimizer_changed, args=(prefix,))
-        c1, c2 = st.columns(2)
-        c1.number_input("learning rate", step=0.01, format="%.5f", key=prefix + "lr")
-        c2.number_input("weight decay", step=1e-4, format="%.5f", key=prefix + "weight_decay")
-        c1, c2 = st.columns(2)
-        c1.selectbox("Schedule", SCHEDULES, format_func=lab_ui.SCHEDULE_LABELS.get, key=prefix + "schedule")
-        c2.number_input("warm-up epochs", step=0.5, key=prefix + "warmup_epochs")
-        c1, c2 = st.columns(2)
-        c1.number_input("epochs", step=1, key=prefix + "epochs")
-        c2.number_input("batch size", step=16, key=prefix + "batch_size",
-                        help="the global batch: split over the GPUs with DDP")
-        c1, c2 = st.columns(2)
-        # Adam's β1 plays SGD momentum's part (wrn_core.engine.optim); the label names the one in use.
-        momentum = "β1" if st.session_state[prefix + "optimizer"] in ADAM_OPTIMIZERS else "momentum"
-        c1.number_input(momentum, step=0.01, key=prefix + "momentum")
-        c2.number_input("label smoothing", step=0.05, key=prefix + "label_smoothing")
-        st.checkbox("augmentation (pad-crop + flip)", key=prefix + "augment")
+        _draw_optimisation(prefix)
     with st.container(border=True):
-        st.markdown("**Run**")
-        choices = lab_ui.device_choices()
-        st.selectbox("Device", list(choices), format_func=choices.get, key=prefix + "device")
-        if lab_ui.unusable_gpu():
-            st.warning(lab_ui.plain(lab_ui.unusable_gpu()))
-        c1, c2, c3 = st.columns(3)
-        if seed:
-            c1.number_input("seed", step=1, key=prefix + "seed")
-        c2.number_input("log every (steps)", step=1, key=prefix + "log_every")
-        c3.number_input("eval batch size", step=64, key=prefix + "eval_batch_size")
-        c1, _ = st.columns(2)  # half the form: a third would wrap its label over four lines
-        c1.number_input("width use every (epochs)", step=1, key=prefix + "width_every",
-                        help="epochs between width-use measurements on the test pass (0 = none): the Width use map")
-        st.checkbox("torch.compile (CUDA)", key=prefix + "compile")
+        _draw_run(prefix, seed)
+
+
+def _draw_data(prefix: str) -> None:
+    """The dataset, where it lives (with CIFAR's download button) or how many synthetic images, and subsets."""
+    st.markdown("**Data**")
+    st.selectbox("Dataset", DATASETS, format_func=formatting.DATASET_LABELS.get, key=prefix + "dataset",
+                 on_change=_dataset_changed, args=(prefix,))
+    dataset = st.session_state[prefix + "dataset"]
+    if dataset == "synthetic":
+        c1, c2 = st.columns(2)
+        c1.number_input("synthetic train images", step=100, key=prefix + "synthetic_train")
+        c2.number_input("synthetic test images", step=100, key=prefix + "synthetic_test")
+    elif dataset in ("cifar10", "cifar100"):
+        st.text_input("data directory", key=prefix + "data_dir", placeholder=f"{DEFAULT_DATA_DIR} (the default)",
+                      help="where the extracted CIFAR files live")
+        # Not under the form prefix: a button's state cannot be re-owned by keep_form_state.
+        st.button(f"Download {formatting.DATASET_LABELS[dataset]}", key=prefix.replace("_f_", "_") + "download",
+                  on_click=_download, args=(prefix,))
+        messages.show_flash(prefix + "download", about=_download_about(prefix))
+    else:
+        st.text_input("image folder", key=prefix + "data_dir",
+                      placeholder="/path/to/root with train/<class>/ and test/<class>/")
+        st.number_input("resize to (px, 0 = keep)", step=8, key=prefix + "image_size")
+    c1, c2 = st.columns(2)
+    c1.number_input("train subset (0 = all)", step=100, key=prefix + "subset_train")
+    c2.number_input("test subset (0 = all)", step=100, key=prefix + "subset_test")
+
+
+def _draw_model(prefix: str) -> None:
+    """N, k and dropout, and the WRN name they make."""
+    st.markdown("**Model**")
+    c1, c2, c3 = st.columns(3)
+    c1.number_input("N", step=1, key=prefix + "n", help="blocks per group; depth = 6N+4")
+    c2.number_input("k", step=1, key=prefix + "k", help="widen factor; group widths 16k, 32k, 64k")
+    c3.number_input("dropout", step=0.05, format="%.2f", key=prefix + "dropout")
+    st.caption(f"WRN-{6 * int(st.session_state[prefix + 'n']) + 4}-{int(st.session_state[prefix + 'k'])}")
+
+
+def _draw_optimisation(prefix: str) -> None:
+    """Optimizer, learning rate and its schedule, epochs and batch, momentum, label smoothing, augmentation."""
+    st.markdown("**Optimisation**")
+    st.selectbox("Optimizer", OPTIMIZERS, format_func=formatting.OPTIMIZER_LABELS.get, key=prefix + "optimizer",
+                 on_change=_optimizer_changed, args=(prefix,))
+    c1, c2 = st.columns(2)
+    c1.number_input("learning rate", step=0.01, format="%.5f", key=prefix + "lr")
+    c2.number_input("weight decay", step=1e-4, format="%.5f", key=prefix + "weight_decay")
+    c1, c2 = st.columns(2)
+    c1.selectbox("Schedule", SCHEDULES, format_func=formatting.SCHEDULE_LABELS.get, key=prefix + "schedule")
+    c2.number_input("warm-up epochs", step=0.5, key=prefix + "warmup_epochs")
+    c1, c2 = st.columns(2)
+    c1.number_input("epochs", step=1, key=prefix + "epochs")
+    c2.number_input("batch size", step=16, key=prefix + "batch_size",
+                    help="the global batch: split over the GPUs with DDP")
+    c1, c2 = st.columns(2)
+    # Adam's β1 plays SGD momentum's part (wrn_core.engine.optim); the label names the one in use.
+    momentum = "β1" if st.session_state[prefix + "optimizer"] in ADAM_OPTIMIZERS else "momentum"
+    c1.number_input(momentum, step=0.01, key=prefix + "momentum")
+    c2.number_input("label smoothing", step=0.05, key=prefix + "label_smoothing")
+    st.checkbox("augmentation (pad-crop + flip)", key=prefix + "augment")
+
+
+def _draw_run(prefix: str, seed: bool) -> None:
+    """Device (with why a GPU cannot be used), seed, logging, evaluation batch, width use, torch.compile."""
+    st.markdown("**Run**")
+    choices = devices.device_choices()
+    st.selectbox("Device", list(choices), format_func=choices.get, key=prefix + "device")
+    if devices.unusable_gpu():
+        st.warning(formatting.plain(devices.unusable_gpu()))
+    c1, c2, c3 = st.columns(3)
+    if seed:
+        c1.number_input("seed", step=1, key=prefix + "seed")
+    c2.number_input("log every (steps)", step=1, key=prefix + "log_every")
+    c3.number_input("eval batch size", step=64, key=prefix + "eval_batch_size")
+    c1, _ = st.columns(2)  # half the form: a third would wrap its label over four lines
+    c1.number_input("width use every (epochs)", step=1, key=prefix + "width_every",
+                    help="epochs between width-use measurements on the test pass (0 = none): the Width use map")
+    st.checkbox("torch.compile (CUDA)", key=prefix + "compile")
 
 
 def summary_line(config: TrainConfig, nproc: int = 1) -> str:
     """The config in one line, for above Launch: 'WRN-10-1 · Synthetic shapes · 8 epochs · batch 64 · auto (the CPU)'."""
-    device = lab_ui.device_choices().get(config.device, config.device) if config.device == "auto" else config.device
+    device = devices.device_choices().get(config.device, config.device) if config.device == "auto" else config.device
     if nproc > 1:
         device = f"{nproc} GPUs (DDP)"
-    return (f"{config.model.name} · {lab_ui.DATASET_LABELS.get(config.dataset, config.dataset)} · "
+    return (f"{config.model.name} · {formatting.DATASET_LABELS.get(config.dataset, config.dataset)} · "
             f"{config.epochs} epochs · batch {config.batch_size} · {device}")
 
 
@@ -276,13 +296,13 @@ def device_words(config: TrainConfig, nproc: int = 1) -> str:
     if nproc > 1:
         return f"{nproc} GPUs (DDP)"
     if config.device == "auto":
-        return "the least loaded GPU" if lab_ui.gpu_count() else "the CPU"
+        return "the least loaded GPU" if devices.gpu_count() else "the CPU"
     return "the CPU" if config.device == "cpu" else config.device
 
 
 def gpu_recipe_warning(prefix: str) -> str | None:
     """Why this form will be slow here: its preset is a CUDA recipe (or torch.compile is on) and there is no CUDA GPU."""
-    if lab_ui.gpu_count() > 0:
+    if devices.gpu_count() > 0:
         return None
     preset = PRESETS.get(st.session_state.get(prefix + "preset"))
     if preset is not None and preset.device.startswith("cuda"):

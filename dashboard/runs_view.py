@@ -1,12 +1,10 @@
-"""Runs-page views of many runs: the listing (cached), filters, the runs or groups table with metric columns, tags and
-notes, colours, group bands, the transposed comparison, parallel coordinates and importance."""
+"""Runs-page views of many runs: the listing (cached), filters, the runs or groups table with metric columns,
+colours, group bands and the transposed comparison."""
 
 from __future__ import annotations
 
-import hashlib
 import threading
 from collections.abc import Iterable, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any
 
@@ -14,15 +12,12 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from dashboard import lab_ui
+from dashboard import cached_reads, formatting
+from dashboard.run_annotations import NOTE_PREVIEW
 from wrn_core.analysis import (
-    ImportanceError,
     compare_frame,
     curves_frame,
-    filter_runs,
     group_curves,
-    group_runs,
-    importance_frame,
     member_curves,
     metric_summary,
     note_preview,
@@ -30,18 +25,16 @@ from wrn_core.analysis import (
 )
 from wrn_core.analysis.run_tables import COMPARE_RESULTS, STATUS_METRIC_COLUMNS, metric_columns
 from wrn_core.analysis.grouping import TAG_FILTER
-from wrn_core.plots import compare_figure, group_curves_figure, parallel_coordinates_figure
+from wrn_core.plots import compare_figure, group_curves_figure
 from wrn_core.plots.style import PALETTE, color_map
 from wrn_core.reference import official_curve
-from wrn_core.store import Run, RunStore, RunStoreError, RunSummary
-from wrn_core.store.meta import validate_tag
+from wrn_core.store import Run, RunStore, RunSummary
 from wrn_core.store.records import ACTIVE_STATUSES, INTERRUPTED
 
 # Filters shown above the table, in this order: (runs_frame column or "tag", label).
 FILTERS = (("model", "model"), ("dataset", "dataset"), ("optimizer", "optimizer"), ("lr", "lr"),
            ("widen_factor", "k"), ("blocks", "N"), ("status", "status"), (TAG_FILTER, "tag"))
 FILTERS_PER_ROW = 4  # at 1440 px each filter is then ~230 px wide: a picked value reads in full
-NOTE_PREVIEW = 60  # characters of a note shown in the table
 # The runs table's columns, in order, around the metric columns the user picks (after `epochs`); `problem` is
 # added when a run has one. The rest of runs_frame (the settings) is for filters, grouping and importance.
 TABLE_HEAD = ("name", "status", "model", "dataset", "optimizer", "epochs")
@@ -51,7 +44,6 @@ SUMMARY_FILES = ("config.json", "status.json", "meta.json")  # what a run's row 
 FRAMES_KEPT = 8  # runs frames kept per process, one per distinct listing (runs and versions of their files)
 MAX_CURVE_RUNS = 20  # runs whose metrics a grouped view reads at most (each may hold thousands of lines)
 DEFAULT_GROUPS = 3  # groups drawn when none is ticked: those of the newest runs
-BEST, FINAL = "best test acc (%)", "final test acc (%)"
 
 
 def _stamp(path: Path) -> tuple[int, int] | None:
@@ -124,11 +116,6 @@ def group_colors(groups: Mapping[str, Sequence[str]], colors: Mapping[str, str])
     return chosen
 
 
-def widget_key(prefix: str, *parts: Any) -> str:
-    """A widget key from a prefix and a digest of its parts (run names may be long or hold odd characters)."""
-    return prefix + hashlib.sha1("\n".join(map(str, parts)).encode()).hexdigest()[:12]
-
-
 def _plain_values(series: pd.Series) -> list[Any]:
     """The distinct non-missing values of a column as plain Python values, sorted."""
     values = series.dropna().unique().tolist()
@@ -171,7 +158,7 @@ def draw_filters(prefix: str, frame: pd.DataFrame) -> dict[str, list[Any]]:
 
 @st.cache_data(show_spinner=False, max_entries=20_000)
 def _metric_summary_cached(path: str, stamp: tuple) -> dict[str, float]:
-    return metric_summary(lab_ui.read_records(Run(Path(path))))
+    return metric_summary(cached_reads.read_records(Run(Path(path))))
 
 
 def with_metric_columns(store: RunStore, frame: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
@@ -183,7 +170,7 @@ def with_metric_columns(store: RunStore, frame: pd.DataFrame, columns: Sequence[
     values = {c: [] for c in wanted}
     for name in frame["name"]:
         run = Run(store.root / name)
-        summary = _metric_summary_cached(*lab_ui.metrics_stamp(run))
+        summary = _metric_summary_cached(*cached_reads.metrics_stamp(run))
         for column in wanted:
             values[column].append(summary.get(column, np.nan))
     return frame.assign(**{c: pd.Series(v, index=frame.index, dtype="float64") for c, v in values.items()})
@@ -289,7 +276,7 @@ def shown_groups(grouped: pd.DataFrame, by: Sequence[str], rows: Iterable[int], 
 @st.cache_resource(show_spinner=False, max_entries=16)
 def _bands_cached(groups: tuple, stamps: tuple, x: str, smoothing: float, flops: tuple, metric: str, colors: tuple,
                   members: bool):
-    records = {name: lab_ui.read_records(Run(Path(path))) for name, (path, _) in stamps}
+    records = {name: cached_reads.read_records(Run(Path(path))) for name, (path, _) in stamps}
     curves = curves_frame(records, x=x, smoothing=smoothing, flops_per_image=dict(flops) if x == "flops" else None)
     by_group = {label: list(runs) for label, runs in groups}
     banded = group_curves(curves, by_group)
@@ -305,7 +292,7 @@ def bands_figure(store: RunStore, groups: Mapping[str, Sequence[str]], x: str, s
     """The groups' mean ± std curves of a metric, with (members) each member run's own faint curve under its
     band; colors: run name or group label -> colour (metrics read once per file change, figure cached)."""
     names = [name for runs in groups.values() for name in runs]
-    stamps = tuple((name, lab_ui.metrics_stamp(Run(store.root / name))) for name in dict.fromkeys(names))
+    stamps = tuple((name, cached_reads.metrics_stamp(Run(store.root / name))) for name in dict.fromkeys(names))
     return _bands_cached(tuple((label, tuple(runs)) for label, runs in groups.items()), stamps, x, float(smoothing),
                          tuple(sorted((k, v) for k, v in flops.items() if k in names)), metric,
                          tuple(sorted((colors or {}).items())), bool(members))
@@ -316,7 +303,7 @@ def bands_figure(store: RunStore, groups: Mapping[str, Sequence[str]], x: str, s
 @st.cache_resource(show_spinner=False, max_entries=16)
 def _compare_cached(stamps: tuple, x: str, smoothing: float, log_cost: bool, flops: tuple, reference: bool,
                     log_x: bool, colors: tuple):
-    records = {name: lab_ui.read_records(Run(Path(path))) for name, (path, _) in stamps}
+    records = {name: cached_reads.read_records(Run(Path(path))) for name, (path, _) in stamps}
     return compare_figure(records, x=x, smoothing=smoothing, log_cost=log_cost, flops_per_image=dict(flops),
                           reference=official_curve(x) if reference else None, log_x=log_x, colors=dict(colors))
 
@@ -326,7 +313,7 @@ def cached_compare_figure(store: RunStore, names: Sequence[str], x: str, smoothi
                           colors: Mapping[str, str] | None = None):
     """plots.compare_figure of these runs (with the authors' curve when reference; colors: run -> colour),
     rebuilt only when a run's metrics.jsonl or a setting changed."""
-    stamps = tuple((name, lab_ui.metrics_stamp(Run(store.root / name))) for name in names)
+    stamps = tuple((name, cached_reads.metrics_stamp(Run(store.root / name))) for name in names)
     return _compare_cached(stamps, x, float(smoothing), bool(log_cost), tuple(sorted(flops.items())), bool(reference),
                            bool(log_x), tuple(sorted((k, v) for k, v in (colors or {}).items() if k in names)))
 
@@ -349,230 +336,7 @@ def compare_table(configs: Mapping[str, Mapping[str, Any]], shown: pd.DataFrame,
             if isinstance(value, float):
                 return f"{value:,.2f}" if "(%)" in setting else f"{value:,.1f}"
             return f"{value:,}" if isinstance(value, int) else str(value)
-        return lab_ui.diff_value(setting, value)
+        return formatting.diff_value(setting, value)
 
     return pd.DataFrame({name: [readable(setting, v) for setting, v in frame[name].items()] for name in frame.columns},
                         index=frame.index, dtype="object")
-
-
-RANKING = "Ranking the settings (a random forest of these runs)…"
-POLL_S = 0.5  # seconds between looks at a ranking still being computed
-
-
-@st.cache_resource(show_spinner=False)
-def _importance_executor() -> ThreadPoolExecutor:
-    # One worker: a ranking nobody waits for any more (the filter changed again) delays the next by ≤ 0.3 s.
-    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="importance")
-
-
-def _rank(frame: pd.DataFrame, params: tuple, target: str) -> tuple[pd.DataFrame | None, str]:
-    try:
-        return importance_frame(frame, list(params), target), ""
-    except ImportanceError as exc:
-        return None, lab_ui.one_line(exc)
-
-
-# The forest takes ~0.3 s for 500 runs: it is computed beside the page (a page that waited for it would
-# miss the 0.5 s a filter change may take), once per distinct table, and shared by every session.
-@st.cache_resource(show_spinner=False, max_entries=32)
-def _importance_future(digest: str, params: tuple, target: str, _frame: pd.DataFrame) -> Future:
-    return _importance_executor().submit(_rank, _frame, params, target)
-
-
-def importance_of(frame: pd.DataFrame, params: Sequence[str], target: str) -> Future:
-    """importance_frame of these runs as a Future of (table, '') or (None, the one-line reason it cannot answer)."""
-    columns = [c for c in [*params, "status", target, BEST, FINAL] if c in frame.columns]
-    data = frame[list(dict.fromkeys(columns))].reset_index(drop=True)  # only what importance reads
-    digest = hashlib.sha1(pd.util.hash_pandas_object(data, index=False).to_numpy().tobytes()
-                          + repr((list(data.columns), tuple(params), target)).encode()).hexdigest()
-    future = _importance_future(digest, tuple(params), target, data)
-    wait([future], timeout=0.05)  # the one-line refusals (too few runs, nothing varies) come at once
-    return future
-
-
-def _await_ranking(future: Future) -> None:
-    """A fragment polling a ranking in progress: the whole page reruns once it is ready (and polling ends)."""
-    if future.done():
-        st.rerun(scope="app")
-    st.caption(RANKING)
-
-
-def draw_importance(frame: pd.DataFrame, params: Sequence[str], target: str, key: str) -> None:
-    """Parallel coordinates (params → target) and the parameter-importance table of these runs; when
-    importance cannot answer, its one-line reason as st.info (while it is computed, a caption saying so)."""
-    left, right = st.columns([3, 2], gap="large")
-    with left:
-        st.plotly_chart(parallel_coordinates_figure(frame, params, target), key=key + "parcoords")
-    with right:
-        future = importance_of(frame, params, target)
-        if not future.done():
-            st.fragment(run_every=POLL_S)(_await_ranking)(future)
-            return
-        table, reason = future.result()
-        if table is None:
-            st.info(lab_ui.plain(reason))
-            return
-        st.dataframe(
-            table, hide_index=True, key=key + "importance", placeholder="—",
-            # The note says which settings never vary; without one it would only push the table past its column.
-            column_order=[c for c in table.columns if c != "note" or table["note"].astype(bool).any()],
-            column_config={
-                "importance": st.column_config.ProgressColumn(min_value=0.0, max_value=1.0, format="%.2f",
-                                                              help="random-forest importance; sums to 1"),
-                "correlation": st.column_config.NumberColumn(format="%+.2f",
-                                                             help="Spearman rank correlation with the accuracy: "
-                                                                  "+ higher values, higher accuracy"),
-            },
-        )
-        st.caption("Importance: how much a random forest of these runs leans on each setting to predict the "
-                   "accuracy (finished runs only). Correlation: its sign says which way the setting helps.")
-
-
-def typed_tags(text: str) -> list[str]:
-    """Tags as typed into a text box: separated by spaces or commas."""
-    return text.replace(",", " ").split()
-
-
-def save_tags(store_root: str, name: str, key: str, flash_key: str) -> None:
-    """on_click of Save tags: the text (tags separated by spaces or commas) replaces the run's tags."""
-    lab_ui.clear_flash(flash_key)
-    text = st.session_state.get(key) or ""
-    tags = typed_tags(text)
-    try:
-        Run(Path(store_root) / name).annotate(tags=tags)
-    except RunStoreError as exc:  # AnnotationError: a bad tag; nothing was written
-        lab_ui.flash(flash_key, "error", lab_ui.one_line(exc), about=name)
-        return
-    lab_ui.flash(flash_key, "success", f"Tags of {name}: {', '.join(sorted(set(tags))) or 'none'}.", about=name)
-
-
-def save_note(store_root: str, name: str, key: str, flash_key: str) -> None:
-    """on_click of Save note: the text area replaces the run's note (empty clears it)."""
-    lab_ui.clear_flash(flash_key)
-    try:
-        Run(Path(store_root) / name).annotate(note=st.session_state.get(key) or "")
-    except RunStoreError as exc:
-        lab_ui.flash(flash_key, "error", lab_ui.one_line(exc), about=name)
-        return
-    lab_ui.flash(flash_key, "success", f"Saved the note of {name}.", about=name)
-
-
-def draw_annotations(store: RunStore, run: Run, prefix: str) -> None:
-    """The run's tags (a text input + Save tags) and note (a text area + Save note), saved to meta.json.
-
-    The widgets' keys carry the annotations' last change, so a saved (or elsewhere changed) value shows
-    as saved, while a rejected one stays as typed beside its error."""
-    annotations = run.read_annotations()
-    if annotations.problem:
-        lab_ui.show_error(annotations.problem)
-    flash_key = prefix + "annotate"
-    tags_key = widget_key(prefix + "tags_", run.name, annotations.updated_at)
-    note_key = widget_key(prefix + "note_", run.name, annotations.updated_at)
-    st.session_state.setdefault(tags_key, " ".join(annotations.tags))
-    st.session_state.setdefault(note_key, annotations.note)
-    t1, t2 = st.columns([4, 1], vertical_alignment="bottom")
-    t1.text_input("Tags", key=tags_key, placeholder="e.g. baseline cifar-long",
-                  help="separated by spaces or commas; letters, digits and . _ : + = @ - (no spaces or '/')")
-    t2.button("Save tags", key=prefix + "save_tags", on_click=save_tags,
-              args=(str(store.root), run.name, tags_key, flash_key), width="stretch")
-    st.text_area("Note", key=note_key, height=90, placeholder="what this run tried, what it showed")
-    st.button("Save note", key=prefix + "save_note", on_click=save_note,
-              args=(str(store.root), run.name, note_key, flash_key))
-    lab_ui.show_flash(flash_key, about=run.name)
-
-
-def apply_table_edits(store_root: str, names: Sequence[str], edited_rows: Mapping[Any, Mapping[str, Any]]) -> tuple[list[str], list[str]]:
-    """Save the tags/note cells edited in the annotations table (st.data_editor's `edited_rows`: row position ->
-    changed columns) to each run's meta.json. Returns (runs saved, one-line errors); a run with a bad value
-    is left as it was, the others are saved."""
-    saved, errors = [], []
-    for row, change in sorted(edited_rows.items(), key=lambda item: int(item[0])):
-        position = int(row)
-        if not 0 <= position < len(names):
-            continue
-        name = names[position]
-        tags = change.get("tags")
-        note = change.get("note")
-        try:
-            Run(Path(store_root) / name).annotate(
-                tags=None if tags is None else [str(t) for t in tags],
-                note=None if note is None else str(note),
-            )
-        except RunStoreError as exc:  # AnnotationError: a bad tag or note; this run is unchanged
-            errors.append(f"{name}: {lab_ui.one_line(exc)}")
-            continue
-        saved.append(name)
-    return saved, errors
-
-
-def _save_table_edits(store_root: str, names: list[str], key: str, flash_key: str) -> None:
-    """on_change of the annotations table: save what was edited, say what was and what was refused."""
-    lab_ui.clear_flash(flash_key)
-    edited = (st.session_state.get(key) or {}).get("edited_rows", {})
-    saved, errors = apply_table_edits(store_root, names, edited)
-    if errors:
-        lab_ui.flash(flash_key, "error", errors[0] + (f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""))
-    elif saved:
-        lab_ui.flash(flash_key, "success", f"Saved the tags and notes of {', '.join(saved)}.")
-    st.session_state[flash_key + "_round"] = st.session_state.get(flash_key + "_round", 0) + 1  # a fresh table
-
-
-def draw_annotations_table(store: RunStore, shown: pd.DataFrame, prefix: str) -> None:
-    """Every shown run's tags and note, edited in place: pick or type tags in a cell, type the note; saved on change."""
-    flash_key = prefix + "table_annotate"
-    names = list(shown["name"])
-    in_use = sorted({t for tags in shown["tags"] for t in tags})
-    table = pd.DataFrame({"name": names, "tags": [list(t) for t in shown["tags"]], "note": list(shown["note"])})
-    key = widget_key(prefix + "annotations_", *names, st.session_state.get(flash_key + "_round", 0))
-    st.data_editor(
-        table, key=key, hide_index=True, num_rows="fixed", disabled=["name"],
-        on_change=_save_table_edits, args=(str(store.root), names, key, flash_key),
-        column_config={
-            "tags": st.column_config.MultiselectColumn(
-                options=in_use, accept_new_options=True,
-                help="pick tags or type new ones: letters, digits and . _ : + = @ - (no spaces or '/')"),
-            "note": st.column_config.TextColumn(help="at most 10,000 characters", max_chars=10_000),
-        },
-    )
-    lab_ui.show_flash(flash_key)
-
-
-def tag_cells(store_root: str, runs: Sequence[str], key: str, flash_key: str) -> None:
-    """on_click of Tag all cells: add the typed tag(s) to every cell that has a run; all checked before any is written."""
-    lab_ui.clear_flash(flash_key)
-    tags = typed_tags(st.session_state.get(key) or "")
-    if not tags:
-        lab_ui.flash(flash_key, "error", "type a tag to add to every cell")
-        return
-    try:
-        for tag in tags:
-            validate_tag(tag)
-        for name in runs:
-            Run(Path(store_root) / name).annotate(add_tags=tags)
-    except RunStoreError as exc:  # AnnotationError: one line
-        lab_ui.flash(flash_key, "error", lab_ui.one_line(exc))
-        return
-    lab_ui.flash(flash_key, "success", f"Tagged {len(runs)} cell(s) {', '.join(tags)}.")
-
-
-def draw_sweep_tags_and_importance(store: RunStore, sweep: Any, cells: pd.DataFrame) -> None:
-    """A sweep's cells as a group: their tags and notes, Tag all cells, and which of its axes mattered
-    (parallel coordinates and importance over sweeps.cells_frame, its axes but the seed as the params)."""
-    st.subheader("Tags and what mattered")
-    started = [name for name in cells["run"] if (store.root / name).is_dir()]
-    annotations = {name: Run(store.root / name).read_annotations() for name in started}
-    st.dataframe(
-        pd.DataFrame({"run": list(annotations), "tags": [list(a.tags) for a in annotations.values()],
-                      "note": [note_preview(a.note, NOTE_PREVIEW) for a in annotations.values()]}),
-        hide_index=True, key="sweep_tags_table", column_config={"tags": st.column_config.ListColumn()},
-    )
-    t1, t2 = st.columns([4, 1], vertical_alignment="bottom")
-    t1.text_input("Tag for every cell", key="sweep_tag_all", placeholder="e.g. depth-vs-width",
-                  help="added to each cell's tags (separate several by spaces); edit one run's tags on the Runs page")
-    t2.button("Tag all cells", key="sweep_tag_cells", on_click=tag_cells, disabled=not started,
-              args=(str(store.root), started, "sweep_tag_all", "sweep_tag"), width="stretch")
-    if len(started) < len(cells):
-        st.caption(f"{len(cells) - len(started)} pending cell(s) have no run yet: tag again once they start.")
-    lab_ui.show_flash("sweep_tag")
-    params = [axis for axis in sweep.axes if axis != "seed"]
-    draw_importance(cells, params, "best_test_acc", key="sweep_")

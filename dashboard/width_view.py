@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Mapping
 
+import pandas as pd
 import streamlit as st
 
-from dashboard import lab_ui
-import pandas as pd
+from dashboard import cached_reads
 
 from wrn_core.analysis.width import WIDTH_METRICS, group_frame, width_frame, width_metrics
 from wrn_core.plots.width import group_width_figure, width_map
@@ -23,7 +23,7 @@ NO_WIDTH = ("This run measures no width use (`--width-every 0`); runs measure it
             "told not to.")
 
 
-# Shared like lab_ui's live figure (cache_resource: no unpickling; nobody mutates it): rebuilt when metrics.jsonl,
+# Shared like cached_reads's live figure (cache_resource: no unpickling; nobody mutates it): rebuilt when metrics.jsonl,
 # the colouring or the planned epochs change, not on every second the live view polls.
 @st.cache_resource(show_spinner=False, max_entries=16)
 def _map_cached(path: str, stamp: tuple[int, int], color_by: str, epochs: int | None):
@@ -34,7 +34,7 @@ def width_map_view(run: Run, planned_epochs: int | None, key: str) -> None:
     """The run's layers × epochs map with a toggle to colour by dead channels; `key` prefixes its widgets."""
     dead = st.toggle("colour by dead channels", key=key + "_dead",
                      help="off: effective ÷ allocated width; on: the share of each layer's channels that are dead")
-    path, stamp = lab_ui.metrics_stamp(run)
+    path, stamp = cached_reads.metrics_stamp(run)
     figure = _map_cached(path, stamp, "dead" if dead else "effective", int(planned_epochs) if planned_epochs else None)
     st.plotly_chart(figure, key=key + "_chart")
     st.caption(NO_WIDTH if _width_every(run) == 0 else DEAD_CAPTION if dead else MAP_CAPTION)
@@ -68,5 +68,5 @@ def with_width_columns(store: RunStore, cells: pd.DataFrame) -> pd.DataFrame:
     values = []
     for name in cells["run"]:
         run = Run(store.root / name)
-        values.append(width_metrics(lab_ui.read_records(run)) if run.path.is_dir() else dict.fromkeys(WIDTH_METRICS))
+        values.append(width_metrics(cached_reads.read_records(run)) if run.path.is_dir() else dict.fromkeys(WIDTH_METRICS))
     return cells.assign(**{column: [v[column] for v in values] for column in WIDTH_METRICS})

@@ -7,7 +7,8 @@ import math
 import pandas as pd
 import streamlit as st
 
-from dashboard import lab_ui
+from dashboard import formatting, launch_checks, messages
+from wrn_core.errors import one_line
 from wrn_core.config import OPTIMIZERS, ConfigError, WRNConfig, blocks_from_depth, depth_from_blocks
 from wrn_core.plots import width_figure
 from wrn_core.model.tables import block_table, group_table, layer_table, totals, training_memory_mb
@@ -51,14 +52,14 @@ def _depth_typed(prefix: str) -> None:
     """on_change of the depth box: a depth that is not 6N+4 is said, as typed, with what is valid, and the box
     moves to the nearest valid depth, so the page shows a model and + and − step between valid depths."""
     s = st.session_state
-    lab_ui.clear_flash(f"{prefix}depth")
+    messages.clear_flash(f"{prefix}depth")
     depth = int(s[f"{prefix}depth"])
     try:
         blocks_from_depth(depth)
     except ConfigError as exc:
         shown = nearest_depth(depth)
         s[f"{prefix}depth"] = shown
-        lab_ui.flash(f"{prefix}depth", "warning", f"{lab_ui.one_line(exc)}: showing depth {shown}", about=str(shown))
+        messages.flash(f"{prefix}depth", messages.WARNING, f"{one_line(exc)}: showing depth {shown}", about=str(shown))
 
 
 def model_controls(prefix: str, title: str | None = None) -> WRNConfig | None:
@@ -84,7 +85,7 @@ def model_controls(prefix: str, title: str | None = None) -> WRNConfig | None:
             # The box only ever holds a valid depth (6N+4), so + and − step between valid depths.
             st.number_input("depth d", step=6, key=f"{prefix}depth", on_change=_depth_typed, args=(prefix,),
                             help="d = 6N+4: 10, 16, 22, 28, …")
-            lab_ui.show_flash(f"{prefix}depth", about=str(st.session_state[f"{prefix}depth"]))
+            messages.show_flash(f"{prefix}depth", about=str(st.session_state[f"{prefix}depth"]))
     with c2:
         st.number_input("k (widen factor)", step=1, key=f"{prefix}k")
     with c3:
@@ -100,7 +101,7 @@ def model_controls(prefix: str, title: str | None = None) -> WRNConfig | None:
         else:
             config = WRNConfig(depth=int(st.session_state[f"{prefix}depth"]), **common)
     except ConfigError as exc:
-        lab_ui.show_error(exc)
+        messages.show_error(exc)
         return None
     # Keep the hidden input in step so switching between N and depth shows the same model.
     if st.session_state[f"{prefix}by"] == "blocks per group N":
@@ -140,14 +141,14 @@ def analyse(config: WRNConfig):
             amp=bool(st.session_state["arch_amp"]),
         )
     except ConfigError as exc:
-        lab_ui.show_error(exc)
+        messages.show_error(exc)
         return None
     return table, total, memory
 
 
 def memory_help(memory: dict[str, float]) -> str:
     parts = ", ".join(
-        f"{name.replace('_', ' ')} {lab_ui.fmt_mib(memory[name])}"
+        f"{name.replace('_', ' ')} {formatting.fmt_mib(memory[name])}"
         for name in ("weights", "gradients", "optimizer_state", "activations", "workspace")
     )
     return f"Estimate for batch {st.session_state['arch_batch_size']}: {parts}."
@@ -156,19 +157,19 @@ def memory_help(memory: dict[str, float]) -> str:
 def show_measured(config: WRNConfig, memory: dict[str, float]) -> None:
     """The predicted training memory beside what runs of this model measured, once there are any."""
     batch = int(st.session_state["arch_batch_size"])
-    runs = [r for r in lab_ui.measured_memory(config) if r["batch_size"] == batch]
+    runs = [r for r in launch_checks.measured_memory(config) if r["batch_size"] == batch]
     gpu = [r for r in runs if r["peak_cuda_mb"] is not None]
     if gpu:
         best = max(gpu, key=lambda r: r["peak_cuda_mb"])
         st.caption(
-            f"Measured: **{lab_ui.fmt_mib(best['peak_cuda_mb'])}** peak CUDA memory allocated by run `{best['run']}` "
+            f"Measured: **{formatting.fmt_mib(best['peak_cuda_mb'])}** peak CUDA memory allocated by run `{best['run']}` "
             f"(batch {batch}, {best['optimizer']}{', per process' if best['world_size'] > 1 else ''}) against the "
-            f"{lab_ui.fmt_mib(memory['total'])} predicted."
+            f"{formatting.fmt_mib(memory['total'])} predicted."
         )
     elif runs:
         best = max(runs, key=lambda r: r["peak_rss_mb"] or 0)
         st.caption(
-            f"Measured on the CPU: {lab_ui.fmt_mib(best['peak_rss_mb'])} peak process memory in run `{best['run']}` "
+            f"Measured on the CPU: {formatting.fmt_mib(best['peak_rss_mb'])} peak process memory in run `{best['run']}` "
             f"(batch {batch}; includes the Python and torch runtime, so it is not comparable with the GPU prediction)."
         )
 
@@ -176,11 +177,11 @@ def show_measured(config: WRNConfig, memory: dict[str, float]) -> None:
 def compare_table(name_a: str, a, name_b: str, b) -> pd.DataFrame:
     """Both models' figures side by side, each in its own unit as the metrics above show it, and B / A."""
     rows = (
-        ("parameters", lambda t, m: t.total_params, lab_ui.fmt_count),
-        ("MACs / image", lambda t, m: t.total_macs, lab_ui.fmt_si),
-        ("model size (fp32)", lambda t, m: t.model_size_mb, lab_ui.fmt_mib),
-        ("activations / image", lambda t, m: t.activation_mb_per_image, lab_ui.fmt_mib),
-        ("training memory (GPU)", lambda t, m: m["total"], lab_ui.fmt_mib),
+        ("parameters", lambda t, m: t.total_params, formatting.fmt_count),
+        ("MACs / image", lambda t, m: t.total_macs, formatting.fmt_si),
+        ("model size (fp32)", lambda t, m: t.model_size_mb, formatting.fmt_mib),
+        ("activations / image", lambda t, m: t.activation_mb_per_image, formatting.fmt_mib),
+        ("training memory (GPU)", lambda t, m: m["total"], formatting.fmt_mib),
     )
     return pd.DataFrame({
         "": [label for label, _, _ in rows],
@@ -193,11 +194,11 @@ def compare_table(name_a: str, a, name_b: str, b) -> pd.DataFrame:
 def show_metrics(total, memory, columns: int = 5) -> None:
     cols = st.columns(columns)
     items = [
-        ("Parameters", lab_ui.fmt_count(total.total_params), None),
-        ("MACs / image", lab_ui.fmt_si(total.total_macs), f"{lab_ui.fmt_count(total.total_macs)} multiply-accumulates"),
-        ("Model size (fp32)", lab_ui.fmt_mib(total.model_size_mb), None),
-        ("Activations / image", lab_ui.fmt_mib(total.activation_mb_per_image), "what autograd saves for the backward pass, fp32"),
-        ("Training memory (GPU)", lab_ui.fmt_mib(memory["total"]), memory_help(memory)),
+        ("Parameters", formatting.fmt_count(total.total_params), None),
+        ("MACs / image", formatting.fmt_si(total.total_macs), f"{formatting.fmt_count(total.total_macs)} multiply-accumulates"),
+        ("Model size (fp32)", formatting.fmt_mib(total.model_size_mb), None),
+        ("Activations / image", formatting.fmt_mib(total.activation_mb_per_image), "what autograd saves for the backward pass, fp32"),
+        ("Training memory (GPU)", formatting.fmt_mib(memory["total"]), memory_help(memory)),
     ]
     for i, (label, value, help_text) in enumerate(items):
         with cols[i % columns]:
@@ -252,7 +253,7 @@ with st.container(border=True):
     s2.number_input("image size (px)", step=1, key="arch_image_size")
     s3.number_input("batch size", step=1, key="arch_batch_size", help="for the memory estimate")
     s4.selectbox(
-        "optimizer", OPTIMIZERS, format_func=lab_ui.OPTIMIZER_LABELS.get, key="arch_optimizer", help="for the memory estimate"
+        "optimizer", OPTIMIZERS, format_func=formatting.OPTIMIZER_LABELS.get, key="arch_optimizer", help="for the memory estimate"
     )
     s5.checkbox("AMP", key="arch_amp", help="bf16/fp16 activations (halves activation memory)")
 # On its own line, so its label is never cut short.

@@ -6,17 +6,17 @@ import json
 
 import streamlit as st
 
-from dashboard import lab_ui, run_form, widgets, width_view
-from dashboard.once import action_guard
+from dashboard import cached_reads, formatting, jobs, launch_checks, messages, run_form, widgets, width_view
+from dashboard.action_guard import action_guard
 from wrn_core.analysis.live import live_position
 from wrn_core.config import ConfigError
-from wrn_core.errors import DataError
+from wrn_core.errors import DataError, one_line
 from wrn_core.engine.monitor import system_usage
 from wrn_core.engine.resume import memory_refusal
 from wrn_core.jobs.supervisor import last_log_line
 from wrn_core.plots import system_figure
 from wrn_core.store import RunStoreError
-from wrn_core.store.records import ACTIVE_STATUSES, DIVERGED, FAILED, INTERRUPTED, QUEUED, RUNNING
+from wrn_core.store.records import COMPILING, DIVERGED, FAILED, INTERRUPTED, QUEUED, RUNNING, RunStatus
 
 F = "train_f_"  # prefix of the form's value widgets (kept across page switches)
 FORCE = "train_force"  # the "launch anyway" box shown when the run is predicted not to fit
@@ -31,9 +31,9 @@ def launch() -> None:
     launch is a flash about the new run, shown under Launch while it is queued or running and watched. The
     same form launched twice within a few seconds starts one run (action_guard).
     """
-    lab_ui.clear_flash("train_launch")
-    lab_ui.clear_flash("train_launched")
-    manager = lab_ui.get_job_manager()
+    messages.clear_flash("train_launch")
+    messages.clear_flash("train_launched")
+    manager = jobs.get_job_manager()
     judged = run_form.signature(F, FORCE)
     try:
         config, nproc = run_form.form_to_config(F)
@@ -45,21 +45,21 @@ def launch() -> None:
         action = "launch " + json.dumps([config.to_dict(), requested, nproc, force], sort_keys=True)
         name = action_guard().once(action, lambda: manager.submit(config, requested, nproc=nproc, force=force))
     except (ConfigError, RunStoreError, DataError) as exc:
-        lab_ui.flash("train_launch", "error", lab_ui.one_line(exc), about=judged)
+        messages.flash("train_launch", messages.ERROR, one_line(exc), about=judged)
         return
     st.session_state["train_run"] = name
-    lab_ui.flash("train_launched", "success", f"Launched {name}", about=name)
+    messages.flash("train_launched", messages.SUCCESS, f"Launched {name}", about=name)
 
 
 def stop_run(name: str) -> None:
-    if not lab_ui.get_job_manager().stop(name):
-        lab_ui.flash("train_resume", "error", f"{name} is not running in a process this dashboard can signal", about=name)
+    if not jobs.get_job_manager().stop(name):
+        messages.flash("train_resume", messages.ERROR, f"{name} is not running in a process this dashboard can signal", about=name)
 
 
-def failure_detail(run, status: dict) -> str | None:
+def failure_detail(run, status: RunStatus) -> str | None:
     """The last line of job.log that says something, when the status message does not already say it."""
     said = last_log_line(run.path / "job.log")
-    if said is None or said in (status.get("message") or ""):
+    if said is None or said in status.message:
         return None
     return said
 
@@ -69,72 +69,58 @@ def watched_run(store, names: list[str]) -> str:
     watched = st.session_state.get("train_run")
     if watched in names:
         return watched
-    for name, state, _ in lab_ui.active_runs(store):
+    for name, state, _ in cached_reads.active_runs(store):
         if state == RUNNING:
             return name
     return names[0]
 
 
-@st.fragment(run_every=1.0)
-def live_view() -> None:
-    """Polls the run directory once a second; cheap when nothing runs. The charts come first."""
-    manager = lab_ui.get_job_manager()
-    names = lab_ui.recent_run_names(manager.store)
-    if not names:
-        st.info("No runs yet. Pick a preset (the Quick CPU demo runs anywhere) and press **Launch**.")
-        return
-    watched = st.selectbox("Watching run", names, index=names.index(watched_run(manager.store, names)), key=None)
-    st.session_state["train_run"] = watched
-    try:
-        run = manager.store.get(watched)
-    except RunStoreError as exc:
-        lab_ui.show_error(exc)
-        return
-    status = run.read_status()
-    state = status.get("status", INTERRUPTED)
-    active = state in ACTIVE_STATUSES
-    progress = lab_ui.progress_of(run) if state == RUNNING else None
-    records = lab_ui.read_records(run)
-    # The progress line and the caption under it read one position: the heartbeat while it trains, the records
-    # and status.json otherwise (status.json alone lags an epoch behind).
+def draw_position(run, status: RunStatus, progress, records) -> None:
+    """The progress line, the caption under it and, for a run that ended badly, its status and why. Both read
+    one position: the heartbeat while it trains, the records and status.json otherwise (status.json alone lags
+    an epoch behind)."""
     fraction, text = widgets.progress_line(status, progress, records)
     st.progress(fraction, text=text)
     st.caption(
         widgets.position_caption(live_position(status, progress, records))
-        + (f" · {status['world_size']} processes" if (status.get("world_size") or 1) > 1 else "")
+        + (f" · {status.world_size} processes" if (status.world_size or 1) > 1 else "")
     )
-    if state in (FAILED, DIVERGED, INTERRUPTED):
-        lab_ui.show_status(status)
-        detail = failure_detail(run, status) if state == FAILED else None
+    if status.status in (FAILED, DIVERGED, INTERRUPTED):
+        widgets.show_status(status)
+        detail = failure_detail(run, status) if status.status == FAILED else None
         if detail:
-            st.caption(f"job.log ends: {lab_ui.plain(detail)}")
+            st.caption(f"job.log ends: {formatting.plain(detail)}")
+
+
+def draw_views(run, status: RunStatus) -> None:
+    """The 2×2 curves, or the layers × epochs map of width use: only the open tab is drawn."""
     curves, width = st.tabs(["Curves", "Width use"], key="train_view", on_change="rerun")
-    if curves.open is not False:  # only the open tab is drawn
+    if curves.open is not False:
         with curves:
-            st.plotly_chart(lab_ui.cached_live_figure(run, status.get("epochs")), key="train_live_chart")
+            st.plotly_chart(cached_reads.cached_live_figure(run, status.epochs), key="train_live_chart")
     if width.open:
         with width:
-            width_view.width_map_view(run, status.get("epochs"), key="train_width")
-    if not active:
-        st.caption(f"Status: **{state}**" + (f" — {lab_ui.plain(status['message'])}" if status.get("message") else ""))
-    lab_ui.show_health(run, active)
-    warning = lab_ui.metrics_warning(run)
-    if warning:
-        st.warning(warning)
+            width_view.width_map_view(run, status.epochs, key="train_width")
 
-    if active:
+
+def draw_run_controls(watched: str, status: RunStatus) -> None:
+    """Stop while the run is held; else how many more epochs, how to extend, and Resume (left to right, in the
+    order they are used)."""
+    if status.active:
         st.button("Stop", key="train_stop", on_click=stop_run, args=(watched,),
                   help="checkpoints, then stops (within a batch; data-parallel runs at the next logged step)")
     else:
-        # Left to right in the order they are used: how many epochs, how to extend, then Resume.
         c1, c2, c3 = st.columns([1, 2, 1], vertical_alignment="bottom")
         widgets.resume_controls("train_", watched, status, flash_key="train_resume", about=watched, slots=(c1, c2, c3))
-    lab_ui.show_flash("train_resume", about=watched)
+    messages.show_flash("train_resume", about=watched)
 
-    # torch.compile's warm-up is shown, not hidden: while it runs, and what it cost afterwards.
-    if progress is not None and progress.phase == "compiling":
+
+def draw_compile_and_system(progress, records) -> None:
+    """torch.compile's warm-up, shown rather than hidden (while it runs, and what it cost afterwards), and the
+    system readings."""
+    if progress is not None and progress.phase == COMPILING:
         st.info("torch.compile is compiling the model; the first step waits for it.")
-    for event in lab_ui.events(records):
+    for event in cached_reads.events(records):
         st.caption(f"⏱ {event}")
     with st.expander("System: memory, CPU and GPU", expanded=False):
         summary = system_usage(records)
@@ -144,6 +130,9 @@ def live_view() -> None:
         else:
             st.caption("No system readings yet.")
 
+
+def draw_queue(manager) -> None:
+    """The jobs waiting for a device, in the order they will start."""
     queued = [job for job in manager.jobs() if job.state == QUEUED]
     if queued:
         st.markdown("**Queued**")
@@ -152,18 +141,50 @@ def live_view() -> None:
 
 
 @st.fragment(run_every=1.0)
+def live_view() -> None:
+    """Polls the run directory once a second; cheap when nothing runs. The charts come first."""
+    manager = jobs.get_job_manager()
+    names = cached_reads.recent_run_names(manager.store)
+    if not names:
+        st.info("No runs yet. Pick a preset (the Quick CPU demo runs anywhere) and press **Launch**.")
+        return
+    watched = st.selectbox("Watching run", names, index=names.index(watched_run(manager.store, names)), key=None)
+    st.session_state["train_run"] = watched
+    try:
+        run = manager.store.get(watched)
+    except RunStoreError as exc:
+        messages.show_error(exc)
+        return
+    status = run.status()
+    progress = cached_reads.progress_of(run) if status.status == RUNNING else None
+    records = cached_reads.read_records(run)
+    draw_position(run, status, progress, records)
+    draw_views(run, status)
+    if not status.active:
+        st.caption(f"Status: **{status.status}**" + (f" — {formatting.plain(status.message)}" if status.message else ""))
+    widgets.show_health(run, status.active)
+    warning = cached_reads.metrics_warning(run)
+    if warning:
+        st.warning(warning)
+    draw_run_controls(watched, status)
+    draw_compile_and_system(progress, records)
+    draw_queue(manager)
+
+
+@st.fragment(run_every=1.0)
 def launched_note() -> None:
     """"Launched X" under Launch while X is queued or running and watched; forgotten once X ends (its status
     speaks then)."""
-    launched = (lab_ui.kept_flash("train_launched") or {}).get("about")
+    kept = messages.kept_flash("train_launched")
+    launched = kept.about if kept is not None else None
     try:
-        state = lab_ui.get_job_manager().store.get(launched).read_status().get("status") if launched else None
+        active = launched is not None and jobs.get_job_manager().store.get(launched).status().active
     except RunStoreError:
-        state = None
-    if state in ACTIVE_STATUSES:
-        lab_ui.show_flash("train_launched", about=st.session_state.get("train_run"))
+        active = False
+    if active:
+        messages.show_flash("train_launched", about=st.session_state.get("train_run"))
     else:
-        lab_ui.clear_flash("train_launched")
+        messages.clear_flash("train_launched")
 
 
 def predicted_line(config, nproc: int, problem: bool) -> None:
@@ -174,22 +195,22 @@ def predicted_line(config, nproc: int, problem: bool) -> None:
     if nproc > 1:
         st.caption("Predicted time: not timed for data-parallel runs (the probe times one process).")
         return
-    if lab_ui.predicted_time(config) == (None, None):
+    if launch_checks.predicted_time(config) == (None, None):
         st.fragment(run_every=1.0)(_show_prediction)(config, problem)
     else:
         _show_prediction(config, problem)
 
 
 def _show_prediction(config, problem: bool) -> None:
-    seconds, reason = lab_ui.predicted_time(config)
+    seconds, reason = launch_checks.predicted_time(config)
     if seconds is None and reason is None:
         st.caption(f"Predicted time: timing a training step of {config.model.name}…")
         return
     if seconds is None:
         if not problem:
-            st.caption(f"Predicted time: not known ({lab_ui.plain(reason)}).")
+            st.caption(f"Predicted time: not known ({formatting.plain(reason)}).")
         return
-    text = (f"Predicted time **≈ {lab_ui.fmt_seconds(seconds)}** on {lab_ui.plain(run_form.device_words(config))}, "
+    text = (f"Predicted time **≈ {formatting.fmt_seconds(seconds)}** on {formatting.plain(run_form.device_words(config))}, "
             f"loading the data on top (from timed steps of {config.model.name} at batch {config.batch_size})")
     if seconds > LONG_RUN_S:
         st.warning(text)
@@ -206,26 +227,26 @@ def launch_panel() -> None:
     try:
         config, nproc = run_form.form_to_config(F)
     except (ConfigError, DataError) as exc:
-        said = lab_ui.one_line(exc)
-        lab_ui.show_error(said)  # the same line Launch would refuse with
+        said = one_line(exc)
+        messages.show_error(said)  # the same line Launch would refuse with
     else:
-        st.caption(f"**Launch trains** {lab_ui.plain(run_form.summary_line(config, nproc))}")
-        said = lab_ui.launch_problem(config)
+        st.caption(f"**Launch trains** {formatting.plain(run_form.summary_line(config, nproc))}")
+        said = launch_checks.launch_problem(config)
         if said:
-            lab_ui.show_error(said)  # e.g. CIFAR-10 not found: said before Launch is pressed
+            messages.show_error(said)  # e.g. CIFAR-10 not found: said before Launch is pressed
         predicted_line(config, nproc, problem=bool(said))
         need = memory_refusal(config)
         if need is not None:
-            st.warning(f"{lab_ui.plain(need)}: it may not fit. Try a smaller batch or model.")
+            st.warning(f"{formatting.plain(need)}: it may not fit. Try a smaller batch or model.")
             st.checkbox("launch anyway (the prediction may be pessimistic)", key=FORCE)
     slow = run_form.gpu_recipe_warning(F)
     if slow:
         st.warning(slow)
     st.button("Launch", type="primary", key="train_launch", on_click=launch, width="stretch")
-    refusal = lab_ui.kept_flash("train_launch")
-    if refusal is not None and refusal["text"] != lab_ui.plain(said or ""):  # said once, not again under Launch
-        lab_ui.show_flash("train_launch", about=run_form.signature(F, FORCE))
-    if lab_ui.kept_flash("train_launched") is not None:
+    refusal = messages.kept_flash("train_launch")
+    if refusal is not None and refusal.text != formatting.plain(said or ""):  # said once, not again under Launch
+        messages.show_flash("train_launch", about=run_form.signature(F, FORCE))
+    if messages.kept_flash("train_launched") is not None:
         launched_note()
 
 

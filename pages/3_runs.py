@@ -6,7 +6,9 @@ import hashlib
 
 import streamlit as st
 
-from dashboard import lab_ui, runs_view, widgets, width_view
+from dashboard import (cached_reads, formatting, jobs, messages, navigation, run_annotations, runs_view, settings_importance,
+                       widgets, width_view)
+from wrn_core.errors import one_line
 from wrn_core.analysis import (
     GROUP_FIELDS,
     AnalysisError,
@@ -23,7 +25,7 @@ from wrn_core.plots import acc_vs_params_figure
 from wrn_core.reference import OFFICIAL_LOG_ATTRIBUTION, PAPER_CAPTION, PAPER_SOURCE, official_curve
 from wrn_core.engine.monitor import system_usage
 from wrn_core.store import RunStoreError
-from wrn_core.store.records import ACTIVE_STATUSES, INTERRUPTED, RUNNING
+from wrn_core.store.records import ACTIVE_STATUSES, RUNNING, RunStatus
 
 V = "runs_v_"  # prefix of value widgets kept across page switches
 LIVE_S = 1.0  # seconds between refreshes of an active run's read-out
@@ -51,11 +53,11 @@ st.session_state.setdefault(V + "log_x", False)
 st.session_state.setdefault(V + "reference", False)
 
 st.title("Runs")
-manager = lab_ui.get_job_manager()
+manager = jobs.get_job_manager()
 summaries, frame = runs_view.listing(manager.store)
 if not summaries:
     st.info("No saved runs yet. Launch one on the Train page.")
-    st.page_link(str(lab_ui.PAGES_DIR / "2_train.py"), label="Go to Train", icon=":material/model_training:")
+    st.page_link(str(navigation.PAGES_DIR / "2_train.py"), label="Go to Train", icon=":material/model_training:")
     st.stop()
 
 # Every element below that is drawn only sometimes sits in a container that is always drawn: the page keeps its
@@ -66,7 +68,7 @@ filters = runs_view.draw_filters(V, frame)
 try:
     shown = filter_runs(frame, filters)
 except AnalysisError as exc:  # a stale choice: never, as the choices come from the runs; shown, not raised
-    lab_ui.show_error(exc)
+    messages.show_error(exc)
     shown = frame
 g1, g2 = st.columns(2)
 by = g1.multiselect("Group by", [f for f in GROUP_FIELDS if f in frame.columns], key=V + "group_by",
@@ -86,7 +88,7 @@ if by:
                "mean ± std curves.")
     event = st.dataframe(
         groups_table(grouped), hide_index=True, on_select="rerun", selection_mode="multi-row",
-        key=runs_view.widget_key("runs_groups_", *by, *names), placeholder="—",
+        key=widgets.widget_key("runs_groups_", *by, *names), placeholder="—",
         column_config={"n": st.column_config.NumberColumn(help="runs in the group"),
                        "best test acc (%)": st.column_config.TextColumn(help="mean ± std over the group's runs"),
                        "final test acc (%)": st.column_config.TextColumn(help="mean ± std over the group's runs")},
@@ -115,62 +117,61 @@ else:
     editing = st.toggle("Edit tags and notes in a table", key="runs_edit_annotations")
     with st.container():
         if editing:
-            runs_view.draw_annotations_table(manager.store, shown, "runs_")
+            run_annotations.draw_annotations_table(manager.store, shown, "runs_")
     selected = [names[r] for r in event.selection.rows if 0 <= r < len(names)]
     with st.container():
         if not selected:
             active = shown.loc[shown["status"].isin(ACTIVE_STATUSES), "name"]
-            default = lab_ui.newest_with_data(manager.store, names, active=active)
+            default = cached_reads.newest_with_data(manager.store, names, active=active)
             if default is None:
                 selected = [names[0]]
-                st.caption(f"Nothing selected: showing the most recent run, **{lab_ui.plain(selected[0])}** (no run has recorded metrics yet).")
+                st.caption(f"Nothing selected: showing the most recent run, **{formatting.plain(selected[0])}** (no run has recorded metrics yet).")
             else:
                 selected = [default]
-                st.caption(f"Nothing selected: showing the most recent run with metrics (or training), **{lab_ui.plain(default)}**.")
+                st.caption(f"Nothing selected: showing the most recent run with metrics (or training), **{formatting.plain(default)}**.")
 
 # Grouped: the bands read their members' metrics (cached); the per-run views read the detail run only.
-records, configs = lab_ui.read_runs(manager.store, [] if groups else selected)
+records, configs = cached_reads.read_runs(manager.store, [] if groups else selected)
 
 
-def run_readout(run, status: dict) -> None:
+def run_readout(run, status: RunStatus) -> None:
     """A run's metrics warning, health badges and system usage (records re-read only when they change)."""
-    warning = lab_ui.metrics_warning(run)
+    warning = cached_reads.metrics_warning(run)
     if warning:
         st.warning(warning)
-    lab_ui.show_health(run, active=status.get("status") in ACTIVE_STATUSES)
-    usage = system_usage(lab_ui.read_records(run))
+    widgets.show_health(run, active=status.active)
+    usage = system_usage(cached_reads.read_records(run))
     if usage["samples"]:
-        st.caption(widgets.system_caption(usage, processes=int(status.get("world_size") or 1)))
+        st.caption(widgets.system_caption(usage, processes=status.world_size or 1))
 
 
 def stop_run(name: str) -> None:
     """on_click of Stop: checkpoint, then stop (a queued run is dropped); the outcome is a flash."""
-    lab_ui.clear_flash("runs_stop")
-    if lab_ui.get_job_manager().stop(name):
-        lab_ui.flash("runs_stop", "success", f"Stopping {name}: it checkpoints, then stops.", about=name)
+    messages.clear_flash("runs_stop")
+    if jobs.get_job_manager().stop(name):
+        messages.flash("runs_stop", messages.SUCCESS, f"Stopping {name}: it checkpoints, then stops.", about=name)
     else:
-        lab_ui.flash("runs_stop", "error", f"{name} is not running in a process this dashboard can signal", about=name)
+        messages.flash("runs_stop", messages.ERROR, f"{name} is not running in a process this dashboard can signal", about=name)
 
 
 def active_run(name: str) -> None:
     """A queued or running run, redrawn every LIVE_S seconds: progress, its curves so far, and Stop.
     When it ends, the whole page reruns so the table, the curves and Resume show the outcome."""
     try:
-        run = lab_ui.get_job_manager().store.get(name)
+        run = jobs.get_job_manager().store.get(name)
     except RunStoreError as exc:
-        lab_ui.show_error(exc)
+        messages.show_error(exc)
         return
-    status = run.read_status()
-    state = status.get("status", INTERRUPTED)
-    if state not in ACTIVE_STATUSES:
+    status = run.status()
+    if not status.active:
         st.rerun()
-    progress = lab_ui.progress_of(run) if state == RUNNING else None
+    progress = cached_reads.progress_of(run) if status.status == RUNNING else None
     fraction, text = widgets.progress_line(status, progress)
     st.progress(fraction, text=text)
     st.button("Stop", key="runs_stop", on_click=stop_run, args=(name,),
               help="checkpoints, then stops (within a batch; data-parallel runs at the next logged step)")
-    lab_ui.show_flash("runs_stop", about=name)
-    st.plotly_chart(lab_ui.cached_live_figure(run), key="runs_live_chart")
+    messages.show_flash("runs_stop", about=name)
+    st.plotly_chart(cached_reads.cached_live_figure(run), key="runs_live_chart")
     run_readout(run, status)
 
 
@@ -194,7 +195,7 @@ if groups:
                         help="the group's runs drawn faintly under its mean ± std band, each in its own colour")
     flops = {}
     if x_axis == "flops":  # the members' configs, for their FLOPs per image
-        _, member_configs = lab_ui.read_runs(manager.store, selected)
+        _, member_configs = cached_reads.read_runs(manager.store, selected)
         flops = {name: training_flops_per_image(config) for name, config in member_configs.items()}
     st.plotly_chart(runs_view.bands_figure(manager.store, groups, x_axis, float(st.session_state[V + "smoothing"]),
                                            flops, metric, colors={**colors, **runs_view.group_colors(groups, colors)},
@@ -273,7 +274,7 @@ st.caption(f"The {len(shown)} run{'s' if len(shown) != 1 else ''} shown above (f
            "across every setting that differs between them (the data sizes included), coloured by its best test accuracy.")
 with st.container():
     if params:
-        runs_view.draw_importance(shown, params, "best_test_acc", key="runs_")
+        settings_importance.draw_importance(shown, params, "best_test_acc", key="runs_")
     else:
         st.info("No setting differs between these runs: nothing to rank.")
 
@@ -283,23 +284,22 @@ with st.container():
 try:
     run = manager.store.get(detail)
 except RunStoreError as exc:
-    lab_ui.show_error(exc)
+    messages.show_error(exc)
     st.stop()
-status = run.read_status()
-state = status.get("status", INTERRUPTED)
+status = run.status()
 with st.container():
     problem = "".join(frame.loc[frame["name"] == detail, "problem"])
     if problem:
-        lab_ui.show_error(problem)
-    if state in ACTIVE_STATUSES:
+        messages.show_error(problem)
+    if status.active:
         st.fragment(run_every=LIVE_S)(active_run)(detail)  # live while some process trains it
     else:
-        lab_ui.clear_flash("runs_stop")  # "Stopping …" belongs to the active run view
-        lab_ui.show_status(status)
+        messages.clear_flash("runs_stop")  # "Stopping …" belongs to the active run view
+        widgets.show_status(status)
         run_readout(run, status)
-run_records = records.get(detail) or lab_ui.read_records(run)
+run_records = records.get(detail) or cached_reads.read_records(run)
 annotations = run.read_annotations()
-runs_view.draw_annotations(manager.store, run, "runs_")
+run_annotations.draw_annotations(manager.store, run, "runs_")
 
 try:
     rerun = command_for(run.read_config(), runs_dir=str(manager.store.root))
@@ -308,7 +308,7 @@ except (OSError, ValueError):  # an unreadable or foreign config.json
 with st.container():
     if rerun is not None:
         st.markdown("**Re-create this run** (a new run with the same config.json):")
-        st.code(lab_ui.shell_lines(rerun), language="bash", wrap_lines=False)  # one flag per line
+        st.code(formatting.shell_lines(rerun), language="bash", wrap_lines=False)  # one flag per line
 
 d1, d2, d3 = st.columns(3)
 d1.download_button(
@@ -338,13 +338,13 @@ with d3.expander("config.json"):
 
 
 def delete(name: str) -> None:
-    lab_ui.clear_flash("runs")
+    messages.clear_flash("runs")
     try:
-        lab_ui.get_job_manager().store.delete(name)  # refuses, naming the process, while any process holds it
+        jobs.get_job_manager().store.delete(name)  # refuses, naming the process, while any process holds it
     except RunStoreError as exc:
-        lab_ui.flash("runs", "error", lab_ui.one_line(exc))
+        messages.flash("runs", messages.ERROR, one_line(exc))
         return
-    lab_ui.flash("runs", "success", f"Deleted {name}.")
+    messages.flash("runs", messages.SUCCESS, f"Deleted {name}.")
     st.session_state["runs_confirm_delete"] = False
 
 
@@ -361,7 +361,7 @@ with a2.container(border=True):
     st.markdown("**Delete**")
     confirm = st.checkbox(f"Yes, delete {detail} and its files", key="runs_confirm_delete")
     st.button("Delete run", key="runs_delete", on_click=delete, args=(detail,), disabled=not confirm)
-    if state in ACTIVE_STATUSES:
+    if status.active:
         st.caption("This run is active; stop it (**Stop** above) before deleting.")
 
-lab_ui.show_flash("runs")
+messages.show_flash("runs")

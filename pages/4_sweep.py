@@ -6,10 +6,11 @@ import json
 
 import streamlit as st
 
-from dashboard import lab_ui, run_form, runs_view, widgets, width_view
-from dashboard.once import action_guard
+from dashboard import cached_reads, formatting, jobs, messages, run_annotations, run_form, widgets, width_view
+from dashboard.action_guard import action_guard
 from wrn_core.config import ConfigError
-from wrn_core.errors import DataError
+from wrn_core.errors import DataError, one_line
+from wrn_core.jobs.executor import LOCAL, RAY, Placement
 from wrn_core.plots import SWEEP_METRICS, TRADEOFF_X_TITLES, sweep_heatmap, sweep_tradeoff_figure
 from wrn_core.reference import OFFICIAL_LOG_ATTRIBUTION, PAPER_CAPTION, PAPER_SOURCE
 from wrn_core.store import RunStoreError
@@ -20,18 +21,16 @@ from wrn_core.sweeps import (
     cells_table,
     default_sweep_name,
     grid_frame,
-    is_done,
     load_sweep,
     make_sweep,
     preflight_frame,
     preflight_summary,
     probe,
     recent_sweep_names,
-    save_sweep,
     sweep_counts,
     unfinished_grid,
 )
-from wrn_core.engine.resume import preflight
+from wrn_core.sweeps.cell_order import cell_order
 
 F = "sweep_f_"  # prefix of the form's value widgets (kept across page switches)
 V = "sweep_v_"  # prefix of the live view's settings (kept across page switches)
@@ -77,25 +76,29 @@ def form_sweep(unnamed: str | None = None) -> Sweep:
     return make_sweep(name, config, st.session_state[F + "blocks"], st.session_state[F + "widen"], seeds=seeds)
 
 
+def form_placement() -> Placement:
+    """Where the form says the cells train: this machine, or a Ray cluster (its address, what each cell reserves;
+    GPUs not chosen: CellResources.default_for, one per cell of a CUDA sweep)."""
+    return Placement(executor=st.session_state.get(F + "executor") or LOCAL,
+                     address=(st.session_state.get(F + "ray_address") or "").strip() or None,
+                     cpus=float(st.session_state.get(F + "cpus_per_cell") or 1.0),
+                     gpus=st.session_state.get(F + "gpus_per_cell"))
+
+
+def clear_sweep_flashes(*keys: str) -> None:
+    """A callback's first step: the messages it answers go (with the progress messages), so none outlives a new try."""
+    for key in (*keys, *PROGRESS_FLASHES):
+        messages.clear_flash(key)
+
+
 def launch() -> None:
-    """on_click of Launch: save the sweep and hand it to the job manager; an error is a flash under Launch,
+    """on_click of Launch: save the sweep and start it where the form says; an error is a flash under Launch,
     success one beside the launched sweep."""
-    lab_ui.clear_flash("sweep_launch")
-    for key in PROGRESS_FLASHES:
-        lab_ui.clear_flash(key)
-    runner = lab_ui.get_sweep_runner()
+    clear_sweep_flashes("sweep_launch")
+    placement = form_placement()
 
-    def start(sweep) -> str:
-        preflight(sweep.cells()[0].config)  # data missing, no such device: before anything is saved
-        if on_ray():
-            from wrn_core.jobs.ray_executor import require_ray
-
-            require_ray()
-        save_sweep(runner.manager.store.root, sweep)
-        if on_ray():
-            start_on_ray(sweep.name)
-        else:
-            runner.run(sweep)
+    def start(sweep: Sweep) -> str:
+        jobs.get_sweep_executor().start(sweep, placement)
         return sweep.name
 
     try:
@@ -105,14 +108,14 @@ def launch() -> None:
         action = "sweep " + json.dumps([sweep.to_dict() | {"name": None}, st.session_state[F + "name"]], sort_keys=True)
         name = action_guard().once(action, lambda: start(sweep))
     except (ConfigError, RunStoreError, DataError) as exc:
-        lab_ui.flash("sweep_launch", "error", lab_ui.one_line(exc))
+        messages.flash("sweep_launch", messages.ERROR, one_line(exc))
         st.session_state[REFUSED_FORM] = form_state()
         return
     st.session_state[F + "open"] = name
     forget_preflight()  # it was for the sweep now launched
-    where = f"as Ray tasks ({ray_address() or 'RAY_ADDRESS, else a local Ray'})" if on_ray() else "one after another"
-    lab_ui.flash("sweep_launched", "success",
-                 f"Launched {name}: its cells train {where}; each is also a run on the Runs page.", about=name)
+    messages.flash("sweep_launched", messages.SUCCESS,
+                   f"Launched {name}: its cells train {placement.describe()}; each is also a run on the Runs page.",
+                   about=name)
 
 
 REFUSED_FORM = "sweep_refused_form"  # the form as it was when Launch refused it
@@ -123,51 +126,26 @@ def form_state() -> str:
     return json.dumps({k: v for k, v in st.session_state.items() if str(k).startswith(F)}, sort_keys=True, default=str)
 
 
-def on_ray() -> bool:
-    return st.session_state.get(F + "executor") == "ray"
-
-
-def ray_address() -> str | None:
-    return (st.session_state.get(F + "ray_address") or "").strip() or None
-
-
-def start_on_ray(name: str) -> None:
-    """The saved sweep as a background `sweep NAME --resume --executor ray` process (Ray's driver needs its own)."""
-    from wrn_core.jobs.ray_executor import CellResources
-
-    cpus = float(st.session_state.get(F + "cpus_per_cell") or 1.0)
-    gpus = st.session_state.get(F + "gpus_per_cell")
-    if gpus is None:  # not chosen: a CUDA sweep reserves one GPU per cell, as the CLI does
-        gpus = 1.0 if load_sweep(lab_ui.get_job_manager().store.root, name).base.device.startswith("cuda") else 0.0
-    lab_ui.get_ray_sweeps().start(name, ray_address(), CellResources(cpus=cpus, gpus=float(gpus)))
-
-
 def resume_sweep(name: str) -> None:
-    lab_ui.clear_flash("sweep")
-    for key in PROGRESS_FLASHES:
-        lab_ui.clear_flash(key)
-    runner = lab_ui.get_sweep_runner()
+    """on_click of Resume sweep: its remaining cells train where the form says."""
+    clear_sweep_flashes("sweep")
+    placement = form_placement()
     try:
-        sweep = load_sweep(runner.manager.store.root, name)
-        if on_ray():
-            start_on_ray(name)
-        else:
-            runner.run(sweep)
+        jobs.get_sweep_executor().resume(name, placement)
     except (ConfigError, RunStoreError, DataError) as exc:
-        lab_ui.flash("sweep", "error", lab_ui.one_line(exc))
+        messages.flash("sweep", messages.ERROR, one_line(exc))
         return
-    lab_ui.flash("sweep_progress", "success", f"Resumed {name}: its remaining cells train one after another.", about=name)
+    messages.flash("sweep_progress", messages.SUCCESS, f"Resumed {name}: its remaining cells train {placement.describe()}.",
+                   about=name)
 
 
 def stop_sweep(name: str) -> None:
-    """Stop starting cells and stop the running ones (also those a restarted dashboard did not start)."""
-    lab_ui.clear_flash("sweep")
-    for key in PROGRESS_FLASHES:
-        lab_ui.clear_flash(key)
-    lab_ui.get_ray_sweeps().stop(name)  # a sweep on Ray: its process stops its cells and cancels the queued ones
-    stopped = lab_ui.stop_sweep(lab_ui.get_sweep_runner(), name)
-    lab_ui.flash("sweep_progress", "success", f"Stopping {len(stopped)} cell(s); the others stay pending. "
-                 "**Resume sweep** continues.", markdown=True, about=name)
+    """on_click of Stop sweep: no more cells start, and the held ones stop wherever they train (also those a
+    restarted dashboard did not start)."""
+    clear_sweep_flashes("sweep")
+    stopped = jobs.get_sweep_executor().stop(name)
+    messages.flash("sweep_progress", messages.SUCCESS, f"Stopping {len(stopped)} cell(s); the others stay pending. "
+                   "**Resume sweep** continues.", markdown=True, about=name)
 
 
 def sweep_key(sweep: Sweep) -> tuple:
@@ -192,8 +170,8 @@ def draw_preflight(current: Sweep | None) -> None:
         st.caption("The form changed since this pre-flight: press **Pre-flight** again for current figures.")
     totals = preflight_summary(plan)
     predicted = totals["predicted_s"]
-    st.markdown(f"**{totals['cells']} cell(s)** · predicted **{lab_ui.fmt_seconds(predicted)}** in all, one cell "
-                f"after another per device · largest training memory {lab_ui.fmt_mib(totals['peak_memory_mb'])}")
+    st.markdown(f"**{totals['cells']} cell(s)** · predicted **{formatting.fmt_seconds(predicted)}** in all, one cell "
+                f"after another per device · largest training memory {formatting.fmt_mib(totals['peak_memory_mb'])}")
     if totals["misfits"]:
         st.warning(f"{len(totals['misfits'])} cell(s) are predicted not to fit in memory "
                    f"({', '.join(totals['misfits'][:3])}{', …' if len(totals['misfits']) > 3 else ''}): "
@@ -215,7 +193,7 @@ def draw_preflight(current: Sweep | None) -> None:
             "predicted (s)": st.column_config.NumberColumn(format="%.1f", width=90),
         },
     )
-    free = sorted({lab_ui.fmt_mib(v) for v in plan["free_mb"] if v is not None and v == v})
+    free = sorted({formatting.fmt_mib(v) for v in plan["free_mb"] if v is not None and v == v})
     st.caption("Predicted time: each model's measured seconds per training step × its steps, plus evaluation and "
                "the measured start-up of a training process. Memory: predicted for training, against the device's "
                f"free memory ({', '.join(free) or 'unknown'}).")
@@ -239,10 +217,10 @@ def new_sweep_view() -> None:
                                 help="seeds 0 … n-1; with several, charts show mean ± std")
                 c2.number_input("dropout", min_value=0.0, max_value=0.95, step=0.05, format="%.2f", key=F + "dropout")
                 c1, c2 = st.columns(2)
-                c1.radio("run on", ["local", "ray"], key=F + "executor", horizontal=True,
-                         format_func={"local": "this machine", "ray": "Ray cluster"}.get,
+                c1.radio("run on", [LOCAL, RAY], key=F + "executor", horizontal=True,
+                         format_func={LOCAL: "this machine", RAY: "Ray cluster"}.get,
                          help="Ray: each cell a Ray task on any node; every node must mount the runs directory")
-                if on_ray():
+                if st.session_state[F + "executor"] == RAY:
                     c2.text_input("Ray address", key=F + "ray_address", placeholder="HEAD:6379",
                                   help="empty: RAY_ADDRESS, else a local Ray started for the sweep")
                     c1, c2 = st.columns(2)
@@ -261,21 +239,21 @@ def new_sweep_view() -> None:
                                       help="times a few training steps of each model (seconds)")
         b2.button("Launch", type="primary", key="sweep_launch", on_click=launch, width="stretch")
         if preflight_clicked or st.session_state.get(REFUSED_FORM) != form_state():
-            lab_ui.clear_flash("sweep_launch")  # the pre-flight reports the form's state now; an edit answers a refusal
-        lab_ui.show_flash("sweep_launch")
+            messages.clear_flash("sweep_launch")  # the pre-flight reports the form's state now; an edit answers a refusal
+        messages.show_flash("sweep_launch")
         current = None
         try:
             current = form_sweep(unnamed=PLAN_NAME)
         except (ConfigError, RunStoreError, DataError) as exc:
             if preflight_clicked:
-                lab_ui.show_error(exc)
+                messages.show_error(exc)
                 preflight_clicked = False
         if preflight_clicked and current is not None:
             try:
                 with st.spinner("Timing a few training steps of each model…"):
                     plan = preflight_frame(current, probe(current))
             except (ConfigError, RunStoreError, DataError) as exc:
-                lab_ui.show_error(exc)
+                messages.show_error(exc)
             else:
                 st.session_state["sweep_plan"] = (sweep_key(current), plan)
         draw_preflight(current)
@@ -286,7 +264,7 @@ def draw_health(store, cells, active: bool) -> None:
     checked, found = widgets.health_rows(store, cells["run"])
     if checked and not found:
         scope = "any cell" if checked == len(cells) else f"the {checked} of {len(cells)} cells that have trained"
-        lab_ui.show_findings([], healthy=f"No training problems found in {scope}" + (" so far" if active else ""))
+        widgets.show_findings([], healthy=f"No training problems found in {scope}" + (" so far" if active else ""))
 
 
 SECTION_STATE = "sweep_section_cells"  # what the page outside the live view last drew the cells as
@@ -297,50 +275,40 @@ def cells_state(cells) -> str:
     return cells[["run", "status", "epoch", "best_test_acc"]].to_json()
 
 
-@st.fragment(run_every=POLL_S, key="sweep_live")
-def live_view(name: str) -> None:
-    """Polls the sweep's runs: progress, the cells, the N × k heatmap, the trade-off and small multiples.
-    When the cells moved on since the page was drawn, the whole page reruns, so that the sections outside
-    this fragment (tags, parallel coordinates, importance) follow it."""
-    manager = lab_ui.get_job_manager()
-    store = manager.store
-    try:
-        sweep = load_sweep(store.root, name)
-    except RunStoreError as exc:
-        lab_ui.show_error(exc)
-        return
-    cells = width_view.with_width_columns(store, cells_frame(store, sweep))
-    if st.session_state.get(SECTION_STATE) not in (None, cells_state(cells)):
-        st.rerun(scope="app")
-    runner = lab_ui.get_sweep_runner()
-    on_cluster = lab_ui.get_ray_sweeps().running(name)  # cells waiting in Ray's queue read queued (its queue lock)
+def progress_and_controls(store, sweep: Sweep, cells) -> bool:
+    """The cells' progress line, the messages about the sweep, and Stop or Resume; True while it is active
+    (an executor drives it, or some cell is queued or running)."""
+    name = sweep.name
+    executor = jobs.get_sweep_executor()  # on Ray: cells waiting in Ray's queue read queued (its queue lock)
     counts = sweep_counts(cells)
-    driven = name in runner.active() or on_cluster
-    active = driven or counts[RUNNING] > 0 or counts[QUEUED] > 0
+    active = executor.running(name) or counts[RUNNING] > 0 or counts[QUEUED] > 0
     parts = [f"{counts['ended']}/{counts['total']} cells ended"]
     parts += [f"{counts[key]} {key}" for key in (RUNNING, QUEUED, "paused", PENDING) if counts[key]]
     st.progress(counts["ended"] / max(1, counts["total"]), text=" · ".join(parts))
     if not active:  # what Launched, Resumed or Stopping spoke of is over: the progress line says how it ended
         for key in PROGRESS_FLASHES:
-            lab_ui.clear_flash(key)
+            messages.clear_flash(key)
     for key in PROGRESS_FLASHES:
-        lab_ui.show_flash(key, about=name)
-
-    error = runner.error(name) or lab_ui.get_ray_sweeps().error(name)
+        messages.show_flash(key, about=name)
+    error = executor.error(name)
     if error:
-        lab_ui.show_error(f"The sweep stopped: {error}")
+        messages.show_error(f"The sweep stopped: {error}")
     c1, c2, _ = st.columns([1, 1, 3])
     if active:
         c1.button("Stop sweep", key="sweep_stop", on_click=stop_sweep, args=(name,),
                   help="running cells checkpoint and stop; the rest stay pending")
-    elif not is_done(store, sweep):
+    elif not cell_order(sweep).is_done(store):
         c1.button("Resume sweep", key="sweep_resume", on_click=resume_sweep, args=(name,), type="primary",
-                  help="train the pending cells and resume the stopped ones, one after another")
-    lab_ui.show_flash("sweep")
+                  help=f"train the pending cells and resume the stopped ones, {form_placement().describe()}")
+    messages.show_flash("sweep")
+    return active
 
+
+def draw_cells_table(cells) -> None:
+    """The cells, one row each: where each is, its results (— where not known yet), its executor and host."""
     table, texts = shown_with_unknowns(cells_table(cells), CELL_FORMATS)
     columns = {
-        **lab_ui.result_columns(),
+        **formatting.result_columns(),
         "time (s)": st.column_config.NumberColumn(format="%.1f"),
         "images/s": st.column_config.NumberColumn(format="%.0f"),
         "MACs": st.column_config.NumberColumn(format="localized"),
@@ -351,63 +319,99 @@ def live_view(name: str) -> None:
     columns["executor"] = st.column_config.TextColumn(help="what runs the cell: local (this machine's queue) or ray")
     columns["host"] = st.column_config.TextColumn(help="the machine its trainer runs (or last ran) on")
     st.dataframe(table, hide_index=True, column_config=columns)
-    draw_health(store, cells, active)
 
-    several = len(sweep.axes.get("seed", ())) > 1
-    left, right = st.columns(2, gap="large")
-    with left:
-        st.subheader("Depth × width")
-        metric = st.radio("metric", list(SWEEP_METRICS), key=V + "metric", horizontal=True,
-                          format_func=lambda m: SWEEP_METRICS[m][0], label_visibility="collapsed")
-        spread = grid_frame(cells, metric, agg="std") if several else None
-        st.plotly_chart(sweep_heatmap(grid_frame(cells, metric), metric, spread, unfinished_grid(cells)),
-                        key="sweep_heatmap_chart")
-        note = "Grey: not finished, so no result yet (where it stopped or is)."
-        if several:
-            note = "Each square: the mean over the seeds, ± their standard deviation, once every seed finished. " + note
-        st.caption(note)
-    with right:
-        st.subheader("Accuracy trade-off")
-        x_axis = st.radio("x axis", list(TRADEOFF_X_TITLES), key=V + "x", horizontal=True,
-                          format_func=TRADEOFF_X_TITLES.get, label_visibility="collapsed")
-        st.plotly_chart(sweep_tradeoff_figure(cells, x_axis), key="sweep_tradeoff_chart")
-        note = "Dashed: the Pareto front of the finished cells (nothing cheaper is as accurate). ○ Not finished: its accuracy so far."
-        if several:
-            note += " Points: the mean over seeds with ± std error bars; grey dots: each seed."
-        if x_axis != "train_seconds":
-            note += f" ◇ {PAPER_CAPTION}: the published CIFAR-10 results ({PAPER_SOURCE})."
-        st.caption(note)
 
+def draw_heatmap(cells, several: bool) -> None:
+    """The N × k heatmap of the chosen metric (unfinished squares grey)."""
+    st.subheader("Depth × width")
+    metric = st.radio("metric", list(SWEEP_METRICS), key=V + "metric", horizontal=True,
+                      format_func=lambda m: SWEEP_METRICS[m][0], label_visibility="collapsed")
+    spread = grid_frame(cells, metric, agg="std") if several else None
+    st.plotly_chart(sweep_heatmap(grid_frame(cells, metric), metric, spread, unfinished_grid(cells)),
+                    key="sweep_heatmap_chart")
+    note = "Grey: not finished, so no result yet (where it stopped or is)."
+    if several:
+        note = "Each square: the mean over the seeds, ± their standard deviation, once every seed finished. " + note
+    st.caption(note)
+
+
+def draw_tradeoff(cells, several: bool) -> None:
+    """Accuracy against params, MACs or time, with the Pareto front of the finished cells and the paper's points."""
+    st.subheader("Accuracy trade-off")
+    x_axis = st.radio("x axis", list(TRADEOFF_X_TITLES), key=V + "x", horizontal=True,
+                      format_func=TRADEOFF_X_TITLES.get, label_visibility="collapsed")
+    st.plotly_chart(sweep_tradeoff_figure(cells, x_axis), key="sweep_tradeoff_chart")
+    note = "Dashed: the Pareto front of the finished cells (nothing cheaper is as accurate). ○ Not finished: its accuracy so far."
+    if several:
+        note += " Points: the mean over seeds with ± std error bars; grey dots: each seed."
+    if x_axis != "train_seconds":
+        note += f" ◇ {PAPER_CAPTION}: the published CIFAR-10 results ({PAPER_SOURCE})."
+    st.caption(note)
+
+
+def draw_small_multiples(store, sweep: Sweep, cells, several: bool) -> None:
+    """Test accuracy per cell, one panel each, optionally with the authors' WRN-40-4 curve."""
     st.subheader("Test accuracy per cell")
     st.toggle("Reference: the authors' WRN-40-4 on CIFAR-10 (test accuracy, 200 epochs)", key=V + "reference",
               help="A dashed curve in every panel: " + OFFICIAL_LOG_ATTRIBUTION)
     reference = bool(st.session_state[V + "reference"])
     key = (sweep.name, sweep.created_at)
-    st.plotly_chart(lab_ui.cached_small_multiples(store, key, cells, reference), key="sweep_multiples_chart")
+    st.plotly_chart(cached_reads.cached_small_multiples(store, key, cells, reference), key="sweep_multiples_chart")
     if reference:
         st.caption(f"Dashed: {OFFICIAL_LOG_ATTRIBUTION}. The panels show this sweep's epochs; zoom out to see all 200.")
     if several:
         st.caption("One line per seed; the band is the mean ± std over the seeds.")
 
 
+def saved_sweep(store, name: str) -> Sweep | None:
+    """The saved sweep `name`, or None with its one-line problem shown (a file gone or unreadable)."""
+    try:
+        return load_sweep(store.root, name)
+    except RunStoreError as exc:
+        messages.show_error(exc)
+        return None
+
+
+@st.fragment(run_every=POLL_S, key="sweep_live")
+def live_view(name: str) -> None:
+    """Polls the sweep's runs: progress, the cells, the N × k heatmap, the trade-off and small multiples.
+    When the cells moved on since the page was drawn, the whole page reruns, so that the sections outside
+    this fragment (tags, parallel coordinates, importance) follow it."""
+    store = jobs.get_job_manager().store
+    sweep = saved_sweep(store, name)
+    if sweep is None:
+        return
+    cells = width_view.with_width_columns(store, cells_frame(store, sweep))
+    if st.session_state.get(SECTION_STATE) not in (None, cells_state(cells)):
+        st.rerun(scope="app")
+    active = progress_and_controls(store, sweep, cells)
+    draw_cells_table(cells)
+    draw_health(store, cells, active)
+    several = len(sweep.axes.get("seed", ())) > 1
+    left, right = st.columns(2, gap="large")
+    with left:
+        draw_heatmap(cells, several)
+    with right:
+        draw_tradeoff(cells, several)
+    draw_small_multiples(store, sweep, cells, several)
+
+
 def opened_view(name: str) -> None:
     """A saved sweep: what it varies, its base config, and the live view."""
-    store = lab_ui.get_job_manager().store
-    try:
-        sweep = load_sweep(store.root, name)
-    except RunStoreError as exc:
-        lab_ui.show_error(exc)
+    store = jobs.get_job_manager().store
+    sweep = saved_sweep(store, name)
+    if sweep is None:
         return
     base = sweep.base
     axes = " · ".join(f"{axis.replace('_', ' ')}: {', '.join(map(str, values))}" for axis, values in sweep.axes.items())
-    st.caption(f"{len(sweep.cells())} cells — {axes}. Base: {base.dataset}, {lab_ui.OPTIMIZER_LABELS.get(base.optimizer, base.optimizer)}, "
+    st.caption(f"{len(sweep.cells())} cells — {axes}. Base: {base.dataset}, {formatting.OPTIMIZER_LABELS.get(base.optimizer, base.optimizer)}, "
                f"{base.epochs} epoch(s), batch {base.batch_size}, device {base.device}.")
     with st.expander("Base config"):
         st.json(base.to_dict(), expanded=False)
     cells = cells_frame(store, sweep)
     st.session_state[SECTION_STATE] = cells_state(cells)  # the live view reruns the page once the cells move on
     live_view(name)
-    runs_view.draw_sweep_tags_and_importance(store, sweep, cells)
+    run_annotations.draw_sweep_tags_and_importance(store, sweep, cells)
 
 
 run_form.init(F)
@@ -415,7 +419,7 @@ st.session_state.setdefault(F + "name", "")
 st.session_state.setdefault(F + "blocks", [1, 2])
 st.session_state.setdefault(F + "widen", [1, 2])
 st.session_state.setdefault(F + "seeds", 1)
-st.session_state.setdefault(F + "executor", "local")
+st.session_state.setdefault(F + "executor", LOCAL)
 st.session_state.setdefault(F + "ray_address", "")
 st.session_state.setdefault(F + "cpus_per_cell", 1.0)
 st.session_state.setdefault(V + "metric", "best_test_acc")
@@ -423,7 +427,7 @@ st.session_state.setdefault(V + "x", "params")
 st.session_state.setdefault(V + "reference", False)
 
 st.title("Sweep")
-names = recent_sweep_names(lab_ui.get_job_manager().store.root)
+names = recent_sweep_names(jobs.get_job_manager().store.root)
 choices = [NEW, *names]
 if st.session_state.get(F + "open") not in choices:
     st.session_state[F + "open"] = names[0] if names else NEW  # the newest sweep, or a new one

@@ -8,14 +8,14 @@ from typing import Any
 
 import streamlit as st
 
-from dashboard import lab_ui, width_view
+from dashboard import cached_reads, formatting, jobs, messages, widgets, width_view
 from wrn_core.analysis.checkpoint_health import evaluation_findings, mistakes
 from wrn_core.errors import DataError
 from wrn_core.inspect import FORMATS, MAX_UPLOAD_BYTES, ask, checkpoint_step, evaluate_run, export_bytes, load_network, read_cached, top_classes
 from wrn_core.inspect.evaluate import cache_path
 from wrn_core.plots.inspect import confusion_figure, per_class_figure, reliability_figure, top_classes_figure, width_use_figure
 from wrn_core.store import Run, RunStore, RunStoreError
-from wrn_core.store.records import ACTIVE_STATUSES
+from wrn_core.store.records import RunStatus
 
 VIEWS = ("Confusions", "Mistakes", "Calibration", "Width use", "Ask the model", "Export")
 GALLERY_SIZE = 24  # most confident mistakes shown
@@ -58,20 +58,21 @@ def evaluation_of(run: Run, tta: str) -> dict[str, Any]:
 
 def runs_with_checkpoints(store: RunStore) -> list[str]:
     """Run names, newest first, that have a checkpoint to inspect."""
-    return [name for name in lab_ui.recent_run_names(store) if store.get(name).checkpoint_path.exists()]
+    return [name for name in cached_reads.recent_run_names(store) if store.get(name).checkpoint_path.exists()]
 
 
 def headline(run: Run, ev: dict[str, Any]) -> None:
-    status, _ = run.read_status_file()  # as written: the lock of a training run is not touched
+    written, _ = run.read_status_file()  # as written: the lock of a training run is not touched
+    status = RunStatus.from_dict(written) if written is not None else None
     cols = st.columns(4)
-    cols[0].metric("test accuracy", lab_ui.fmt_pct(ev["accuracy"]), help=f"{ev['images']:,} test images")
-    cols[1].metric("with flip TTA", lab_ui.fmt_pct(ev["tta_accuracy"]) if "tta_accuracy" in ev else "—",
+    cols[0].metric("test accuracy", formatting.fmt_pct(ev["accuracy"]), help=f"{ev['images']:,} test images")
+    cols[1].metric("with flip TTA", formatting.fmt_pct(ev["tta_accuracy"]) if "tta_accuracy" in ev else "—",
                    delta=f"{(ev['tta_accuracy'] - ev['accuracy']) * 100:+.2f} pts" if "tta_accuracy" in ev else None)
     cols[2].metric("ECE", f"{ev['ece']:.3f}", help="expected calibration error, 15 equal-width confidence bins")
     cols[3].metric("epoch", f"{ev['epoch']}", help=f"the checkpoint's epoch (step {ev['step']:,})")
-    if status is not None and status.get("status") in ACTIVE_STATUSES:
-        st.info(f"{lab_ui.plain(run.name)} is {status['status']}: this is its latest checkpoint, epoch {ev['epoch']}.")
-    lab_ui.show_findings(evaluation_findings(ev), healthy="Predictions are spread over the classes")
+    if status is not None and status.active:
+        st.info(f"{formatting.plain(run.name)} is {status.status}: this is its latest checkpoint, epoch {ev['epoch']}.")
+    widgets.show_findings(evaluation_findings(ev), healthy="Predictions are spread over the classes")
 
 
 def show_confusions(ev: dict[str, Any]) -> None:
@@ -131,7 +132,7 @@ def show_width(store: RunStore, run: Run, ev: dict[str, Any], names: list[str], 
         st.caption("Effective width: the participation ratio (Σe)²/Σe² of each channel's mean squared activation — how "
                    "many channels carry the signal. Dead: zero at ≥ 99% of positions over the test images.")
     with over:
-        st.markdown(f"**Over training: {lab_ui.plain(run.name)}, epoch by epoch**")
+        st.markdown(f"**Over training: {formatting.plain(run.name)}, epoch by epoch**")
         width_view.width_map_view(run, run.read_config().epochs, key="inspect_width_map")
     st.dataframe(ev["width_groups"], hide_index=True, column_config={
         "effective_width": st.column_config.NumberColumn(format="%.1f"),
@@ -151,7 +152,7 @@ def show_ask(run: Run, ev: dict[str, Any]) -> None:
         return
     for (name, answer), upload in zip(ask(network, [(u.name, u.getvalue()) for u in uploads]), uploads):
         if isinstance(answer, str):
-            lab_ui.show_error(answer)
+            messages.show_error(answer)
             continue
         left, right = st.columns([1, 3])
         left.image(upload.getvalue(), caption=name, width=128)
@@ -175,7 +176,7 @@ def show_export(run: Run, ev: dict[str, Any]) -> None:
 
 
 st.title("Inspect")
-store = RunStore(lab_ui.runs_dir())
+store = RunStore(jobs.runs_dir())
 names = runs_with_checkpoints(store)
 if not names:
     st.info("No run has a checkpoint yet: a run writes one at the end of its first epoch.")
@@ -187,7 +188,7 @@ run = store.get(name)
 try:
     evaluation = evaluation_of(run, tta)
 except ERRORS as exc:
-    lab_ui.show_error(exc)
+    messages.show_error(exc)
     st.stop()
 headline(run, evaluation)
 view = st.segmented_control("view", VIEWS, default=VIEWS[0], key="inspect_view", label_visibility="collapsed") or VIEWS[0]
@@ -205,4 +206,4 @@ try:
     else:
         show_export(run, evaluation)
 except ERRORS as exc:
-    lab_ui.show_error(exc)
+    messages.show_error(exc)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 from wrn_core.analysis.live import live_position
-from wrn_core.store.records import Progress
+from wrn_core.store.records import Progress, RunStatus
 
 from metric_records import RECORDS
 
@@ -19,8 +19,8 @@ def beat(**changes) -> Progress:
 
 
 # status.json as the trainer leaves it between epoch boundaries: written at the start, not since.
-STARTED = {"status": "running", "epochs": 2, "epoch": 0, "step": 0, "images_seen": 0, "best_test_acc": None,
-           "train_seconds": 0.0}
+STARTED = RunStatus.from_dict({"status": "running", "epochs": 2, "epoch": 0, "step": 0, "images_seen": 0,
+                               "best_test_acc": None, "train_seconds": 0.0})
 
 
 def test_while_training_the_heartbeat_gives_the_position_not_the_stale_status():
@@ -46,8 +46,8 @@ def test_the_best_accuracy_comes_from_the_records_the_charts_draw():
 
 
 def test_without_a_heartbeat_the_records_are_newer_than_status_json():
-    stopped = {"status": "stopped", "epochs": 8, "epoch": 1, "step": 2, "images_seen": 64, "best_test_acc": 0.25,
-               "train_seconds": 1.0}
+    stopped = RunStatus.from_dict({"status": "stopped", "epochs": 8, "epoch": 1, "step": 2, "images_seen": 64,
+                                   "best_test_acc": 0.25, "train_seconds": 1.0})
     position = live_position(stopped, None, RECORDS)
     assert (position.phase, position.epoch, position.epochs) == (None, 2, 8)
     points = [r for r in RECORDS if r["kind"] in ("step", "epoch")]
@@ -56,7 +56,7 @@ def test_without_a_heartbeat_the_records_are_newer_than_status_json():
 
 
 def test_a_heartbeat_left_by_a_finished_run_is_not_read_as_training():
-    finished = {"status": "finished", "epochs": 2, "epoch": 2, "step": 368, "images_seen": 23552, "best_test_acc": 0.5,
-                "train_seconds": 60.0}
+    finished = RunStatus.from_dict({"status": "finished", "epochs": 2, "epoch": 2, "step": 368, "images_seen": 23552,
+                                    "best_test_acc": 0.5, "train_seconds": 60.0})
     position = live_position(finished, beat(phase="training", step=300))
     assert position.phase is None and (position.epoch, position.step) == (2, 368)

@@ -46,8 +46,8 @@ def _isolated(runs, monkeypatch):
     st.cache_resource.clear()
 
 
-def lab_ui_pct(fraction: float) -> str:
-    from dashboard.lab_ui import fmt_pct
+def shown_pct(fraction: float) -> str:
+    from dashboard.formatting import fmt_pct
 
     return fmt_pct(fraction)
 
@@ -78,7 +78,7 @@ def test_headline_defaults_to_the_newest_run_and_shows_its_figures(runs):
     assert at.selectbox(key="inspect_run").value == "wide"
     ev = evaluate_run(RunStore(runs).get("wide"))
     metrics = {m.label: m.value for m in at.metric}
-    assert metrics["test accuracy"] == lab_ui_pct(ev["accuracy"])
+    assert metrics["test accuracy"] == shown_pct(ev["accuracy"])
     assert metrics["epoch"] == "2" and metrics["ECE"] == f"{ev['ece']:.3f}"
     heatmap = json.loads(at.get("plotly_chart")[0].proto.spec)["data"][0]
     assert heatmap["type"] == "heatmap" and heatmap["x"] == ev["classes"] and heatmap["y"] == ev["classes"]
@@ -93,7 +93,7 @@ def test_normalised_confusion_and_tta(runs):
     at.toggle(key="inspect_tta").set_value(True).run()
     no_exception(at)
     tta = evaluate_run(RunStore(runs).get("wide"), tta="flip")
-    assert {m.label: m.value for m in at.metric}["with flip TTA"] == lab_ui_pct(tta["tta_accuracy"])
+    assert {m.label: m.value for m in at.metric}["with flip TTA"] == shown_pct(tta["tta_accuracy"])
     assert (runs / "wide" / "evaluation-test-flip.json").is_file()
 
 

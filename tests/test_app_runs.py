@@ -10,7 +10,7 @@ import pytest
 
 from test_app import F, add_epochs, new_app, no_exception, open_page, set_tiny_run, wait_status
 
-from dashboard import lab_ui
+from dashboard import formatting
 from wrn_core.analysis import config_diff
 from wrn_core.config import Extension, TrainConfig, WRNConfig
 from wrn_core.store import RunStore
@@ -72,7 +72,7 @@ def test_diff_columns_extensions_command_and_csv_are_readable(_dashboard_isolati
 
     # The diff table needs two ticked rows, which AppTest cannot tick: its helper, as the page calls it.
     names = ["a-very-long-run-name-synthetic-20250101-120000", "a-very-long-run-name-folder-20250101-120001"]
-    diff, labels = lab_ui.readable_diff(config_diff(dict(zip(names, (TINY.to_dict(), folder.to_dict())))))
+    diff, labels = formatting.readable_diff(config_diff(dict(zip(names, (TINY.to_dict(), folder.to_dict())))))
     assert list(diff.columns) == ["#1", "#2"] and labels == dict(zip(names, ["#1", "#2"]))
     assert diff.loc["extensions", "#2"] == "from epoch 2: +3 epochs, restart" and diff.loc["extensions", "#1"] == "none"
 

@@ -12,7 +12,7 @@ import pytest
 
 from test_app import new_app, no_exception, open_page, plotly_specs
 
-from dashboard.runs_view import RANKING
+from dashboard.settings_importance import RANKING
 from wrn_core.config import TrainConfig, WRNConfig
 from wrn_core.store import RunStore
 from wrn_core.store.records import epoch_record
@@ -209,7 +209,7 @@ def test_tag_all_cells_on_the_sweep_page_tags_every_cell(_dashboard_isolation):
 
 
 def test_tags_and_notes_edited_in_the_table_are_saved_and_a_bad_cell_changes_only_its_run(runs):
-    from dashboard.runs_view import apply_table_edits
+    from dashboard.run_annotations import apply_table_edits
 
     runs.get("sgd-k1-s0").annotate(tags=["old"], note="kept")
     names = ["sgd-k2", "adam-k1-s1", "sgd-k1-s0"]  # the rows as the editor showed them

@@ -102,7 +102,7 @@ def test_tags_and_what_mattered_follow_the_live_view_without_a_reload(_dashboard
     assert list(tags["run"]) == [c.run for c in sweep.cells()]  # the section was redrawn from the new cells
     assert not any("pending cell(s)" in c.value for c in at.caption)
     assert not any("have finished" in i.value for i in at.info), [i.value for i in at.info]
-    from dashboard.runs_view import RANKING
+    from dashboard.settings_importance import RANKING
 
     ranking = [c.value for c in at.caption if c.value == RANKING]
     assert ranking or any("importance" in d.value.columns for d in at.dataframe)  # the forest is on its way or done

@@ -9,16 +9,19 @@ import pytest
 from test_app import S, new_app, no_exception, open_page, set_tiny_sweep
 
 from wrn_core.jobs import ray_executor
-from wrn_core.jobs.ray_executor import CellResources, RaySweepProcesses
+from wrn_core.jobs.executor import CellResources
+from wrn_core.jobs.ray_processes import RaySweepProcesses, sweep_command
 from wrn_core.sweeps import load_sweep
 
 
 @pytest.fixture
 def started(monkeypatch) -> list:
-    """The (name, address, resources) of each Ray sweep process the page starts (none is really started)."""
+    """The (name, address, resources) of each Ray sweep process the page starts (none is really started;
+    each reads as running, as a real one would until its cells end: the page's "Launched" line lasts that long)."""
     calls: list = []
-    monkeypatch.setattr(RaySweepProcesses, "start", lambda self, name, address=None, resources=CellResources():
+    monkeypatch.setattr(RaySweepProcesses, "start_process", lambda self, name, address=None, resources=CellResources():
                         calls.append((name, address, resources)))
+    monkeypatch.setattr(RaySweepProcesses, "running", lambda self, name: any(call[0] == name for call in calls))
     return calls
 
 
@@ -49,7 +52,7 @@ def test_without_ray_the_launch_says_what_to_install(_dashboard_isolation, monke
 
 
 def test_sweep_command_resumes_the_saved_sweep_on_ray(tmp_path):
-    command = ray_executor.sweep_command(tmp_path, "g", "head:6379", CellResources(cpus=2, gpus=1))
+    command = sweep_command(tmp_path, "g", "head:6379", CellResources(cpus=2, gpus=1))
     assert command[1:] == ["-m", "wrn_core", "sweep", "g", "--resume", "--executor", "ray", "--no-probe",
                            "--cpus-per-cell", "2", "--gpus-per-cell", "1", "--runs-dir", str(tmp_path),
                            "--ray-address", "head:6379"]
@@ -64,3 +67,18 @@ def test_the_cells_resources_chosen_on_the_page_reach_the_ray_sweep(_dashboard_i
     at.button(key="sweep_launch").click().run()
     no_exception(at)
     assert started == [("sized", None, CellResources(cpus=4.0, gpus=1.0))]
+
+
+def test_stop_sweep_reaches_a_sweep_on_ray_whatever_the_form_says(_dashboard_isolation, started, monkeypatch):
+    stopped: list = []
+    monkeypatch.setattr(RaySweepProcesses, "stop", lambda self, name: stopped.append(name) or [])
+    at = open_page(new_app(), "sweep")
+    set_tiny_sweep(at, "halt", blocks=(1,), widen=(1,))
+    at.radio(key=S + "executor").set_value("ray").run()
+    at.button(key="sweep_launch").click().run()
+    at.session_state[S + "executor"] = "local"  # another choice on the form since: the stop still reaches Ray
+    at.run()
+    at.button(key="sweep_stop").click().run()
+    no_exception(at)
+    assert stopped == ["halt"]
+    assert any("Stopping 0 cell(s)" in s.value for s in at.success)

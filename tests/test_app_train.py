@@ -360,7 +360,7 @@ def test_the_live_read_outs_say_one_position(runs_dir):
 
 
 def test_long_predictions_read_in_days():
-    from dashboard.lab_ui import fmt_seconds
+    from dashboard.formatting import fmt_seconds
 
     assert fmt_seconds(41_002) == "11h 23m"
     assert fmt_seconds(200 * 86_400 + 3_600) == "200d 01h"  # not "4801h 00m"

@@ -272,9 +272,9 @@ def test_the_cli_reads_runs_from_wrn_runs_dir_as_the_dashboard_does(tmp_path, mo
     assert main(["runs", "list", "--runs-dir", "runs"]) == 0  # the flag wins over the variable
     listed = capsys.readouterr().out
     assert "from-cwd" in listed and "from-env" not in listed
-    from dashboard import lab_ui  # the dashboard's default is the same directory
+    from dashboard import jobs  # the dashboard's default is the same directory
 
-    assert lab_ui.runs_dir() == elsewhere.resolve()
+    assert jobs.runs_dir() == elsewhere.resolve()
 
 
 def test_without_wrn_runs_dir_the_cli_reads_runs_in_the_current_directory(tmp_path, monkeypatch, capsys):
@@ -283,6 +283,6 @@ def test_without_wrn_runs_dir_the_cli_reads_runs_in_the_current_directory(tmp_pa
     monkeypatch.delenv("WRN_RUNS_DIR", raising=False)
     assert main(["runs", "list"]) == 0
     assert "here" in capsys.readouterr().out
-    from dashboard import lab_ui
+    from dashboard import jobs
 
-    assert lab_ui.runs_dir() == (tmp_path / "runs").resolve()
+    assert jobs.runs_dir() == (tmp_path / "runs").resolve()

@@ -15,6 +15,8 @@ import psutil
 import pytest
 
 from wrn_core.jobs import ray_executor
+from wrn_core.jobs.executor import RAY, Placement
+from wrn_core.jobs.ray_processes import RaySweepProcesses
 from wrn_core.store import RunStore, RunStoreError, parse_metrics
 from wrn_core.store.records import FINISHED, INTERRUPTED, RESUME, STOPPED
 
@@ -180,8 +182,8 @@ def test_a_background_ray_sweep_stops_its_cells_on_ctrl_c(tmp_path, ray_address)
     base = TrainConfig(model=WRNConfig(depth=10, widen_factor=1), synthetic_train=256, synthetic_test=64, epochs=200,
                        batch_size=32, log_every=2, schedule="constant", lr=0.05, device="cpu")
     save_sweep(runs, make_sweep("bg", base, [1], [1, 2]))
-    processes = ray_executor.RaySweepProcesses(runs)
-    processes.start("bg", ray_address)
+    processes = RaySweepProcesses(runs)
+    processes.resume("bg", Placement(executor=RAY, address=ray_address))  # the dashboard's way: a process of its own
     store = RunStore(runs)
     names = ["bg-n1-k1-s0", "bg-n1-k2-s0"]
     _wait_for(lambda: all(store.exists(n) and any(r["kind"] == "step" for r in store.get(n).read_metrics()) for n in names),

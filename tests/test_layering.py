@@ -80,9 +80,33 @@ def test_each_error_class_is_imported_from_one_path():
     assert several == {}
 
 
-def test_wrn_core_names_record_kinds_and_phases_by_the_stores_constants():
-    # store/records.py is the run format's one home: elsewhere in wrn_core a record's kind or a progress phase
-    # is compared with records.STEP, records.TRAINING, ... and records are picked with records.of_kind.
+def test_record_kinds_and_phases_are_named_by_the_stores_constants():
+    # store/records.py is the run format's one home: elsewhere in wrn_core, the dashboard and the pages a record's
+    # kind or a progress phase is compared with records.STEP, records.TRAINING, ... and records are picked with
+    # records.of_kind.
     from bench.structure import format_literals
 
-    assert [f"{f.path}:{f.line}: {f.text}" for f in format_literals(("wrn_core",))] == []
+    found = format_literals(("wrn_core", "dashboard", "pages"))
+    assert [f"{f.path}:{f.line}: {f.text}" for f in found] == []
+
+
+def test_the_dashboard_and_pages_pick_records_through_the_store():
+    # No `.get("kind")` or `["kind"]` in the UI: records of a kind come from records.of_kind.
+    from bench.structure import kind_lookups
+
+    assert [f"{f.path}:{f.line}: {f.text}" for f in kind_lookups(("dashboard", "pages"))] == []
+
+
+def test_no_long_file_or_function_in_the_dashboard_and_pages():
+    # A page reads as gather input → call wrn_core → draw: past a screen, a function is usually two.
+    from bench.structure import long_files, long_functions
+
+    assert long_files(folders=("dashboard", "pages")) == []
+    assert long_functions(folders=("dashboard", "pages")) == []
+
+
+def test_the_sweep_page_names_no_executor():
+    # It starts, resumes, stops and watches a sweep through dashboard.jobs' one SweepExecutors, wherever it trains.
+    source = (ROOT / "pages" / "4_sweep.py").read_text()
+    named = [word for word in ("on_ray", "SweepRunner", "RaySweep", "ray_executor", "ray_processes") if word in source]
+    assert named == []

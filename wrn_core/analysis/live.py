@@ -15,6 +15,8 @@ from wrn_core.store.records import (
     STEP,
     TRAINING,
     Progress,
+    RunStatus,
+    of_kind,
 )
 
 # Phases in which the trainer works on an epoch it has not completed yet: "epoch 3/8" is the third.
@@ -59,7 +61,7 @@ def _best(values: Iterable[Any]) -> float | None:
     return max(numbers) if numbers else None
 
 
-def live_position(status: Mapping[str, Any], progress: Progress | None = None,
+def live_position(status: RunStatus, progress: Progress | None = None,
                   records: Iterable[Mapping[str, Any]] = ()) -> LivePosition:
     """The run's position: the heartbeat's while the run trains (it is written about once a second), else the
     later of status.json and the last step or epoch record (status.json is written at epoch boundaries only).
@@ -68,14 +70,14 @@ def live_position(status: Mapping[str, Any], progress: Progress | None = None,
     status.json, so no read-out says "—" while a chart shows a tested epoch.
     """
     records = list(records)
-    state = str(status.get("status") or "interrupted")
-    epochs_done = [r for r in records if r.get("kind") == EPOCH]
-    points = [r for r in records if r.get("kind") in (STEP, EPOCH)]
+    state = status.status
+    epochs_done = list(of_kind(records, EPOCH))
+    points = list(of_kind(records, STEP, EPOCH))
     last = max(points, key=lambda r: int(r.get("step") or 0), default={})
     tested = [r.get("test_acc") for r in epochs_done]
-    best = _best([*tested, status.get("best_test_acc")])
-    last_test = _number(epochs_done[-1].get("test_acc")) if epochs_done else _number(status.get("final_test_acc"))
-    epochs = int(status.get("epochs") or 0)
+    best = _best([*tested, status.best_test_acc])
+    last_test = _number(epochs_done[-1].get("test_acc")) if epochs_done else _number(status.final_test_acc)
+    epochs = status.epochs or 0
     if progress is not None and state == RUNNING:
         epochs = progress.epochs or epochs
         in_epoch = progress.phase in _IN_EPOCH_PHASES and progress.epoch < epochs
@@ -87,12 +89,12 @@ def live_position(status: Mapping[str, Any], progress: Progress | None = None,
             last_test_acc=_number(progress.test_acc) if progress.test_acc is not None else last_test,
             images_per_s=_number(progress.images_per_s), eta_s=_number(progress.eta_s), device=progress.device or None,
         )
-    step = max(int(status.get("step") or 0), int(last.get("step") or 0))
-    images = max(int(status.get("images_seen") or 0), int(last.get("images_seen") or 0))
-    seconds = _best([status.get("train_seconds"), last.get("time")])
-    completed = max(int(status.get("epoch") or 0), max((int(r.get("epoch") or 0) for r in epochs_done), default=0))
+    step = max(status.step, int(last.get("step") or 0))
+    images = max(status.images_seen or 0, int(last.get("images_seen") or 0))
+    seconds = _best([status.train_seconds, last.get("time")])
+    completed = max(status.epoch, max((int(r.get("epoch") or 0) for r in epochs_done), default=0))
     return LivePosition(
         state=state, phase=None, epoch=completed, epochs=epochs, step=step, total_steps=None, images_seen=images,
         train_seconds=seconds, best_test_acc=best, last_test_acc=last_test, images_per_s=None, eta_s=None,
-        device=status.get("device") or None,
+        device=status.device or None,
     )

@@ -16,7 +16,7 @@ from wrn_core.config import ConfigError
 from wrn_core.store import RunStore, RunStoreError
 from wrn_core.store.records import ENDED_STATUSES, FINISHED, INTERRUPTED, QUEUED
 
-RAY_STOP_WAIT_S = 120.0  # after Ctrl-C: how long the sweep waits for its Ray cells to checkpoint and stop
+STOP_WAIT_S = 120.0  # after Ctrl-C: how long the sweep waits for its cells to checkpoint and stop
 
 
 def add_sweep(sub: argparse._SubParsersAction) -> None:
@@ -129,32 +129,6 @@ def _redraw(store: RunStore, sweep, shown: str, waiting: Sequence[str] = ()) -> 
     return text
 
 
-def _follow_cells(store: RunStore, sweep, runner, stop: threading.Event) -> None:
-    """Redraw the cells table as it changes until the sweep is done or `stop` is set; RunStoreError if it fails."""
-    from wrn_core import sweeps
-
-    shown = ""
-    while not stop.is_set():
-        shown = _redraw(store, sweep, shown)
-        if sweeps.is_done(store, sweep) and not runner.manager.jobs():
-            return
-        error = runner.error(sweep.name)
-        if error:
-            raise RunStoreError(f"sweep {sweep.name} stopped: {error}")
-        time.sleep(0.5)
-
-
-def _stop_cells(store: RunStore, sweep, runner) -> None:
-    """Stop the running cells (each ends with a checkpoint) and say how to continue."""
-    from wrn_core import sweeps
-
-    for name in runner.stop(sweep.name):
-        runner.manager.wait(name, timeout=120)
-    pending = sum(s not in ENDED_STATUSES for s in sweeps.cell_statuses(store, sweep).values())
-    print(f"stopped: {pending} cell(s) left; continue with `python -m wrn_core sweep {sweep.name} --resume "
-          f"--runs-dir {store.root}`", file=sys.stderr)
-
-
 @contextmanager
 def _ctrl_c_sets() -> Iterator[threading.Event]:
     """An event the first Ctrl-C sets (a second one interrupts at once); the previous handler is restored after."""
@@ -171,64 +145,46 @@ def _ctrl_c_sets() -> Iterator[threading.Event]:
         signal.signal(signal.SIGINT, previous)
 
 
-def _run_cells(store: RunStore, sweep, runner) -> bool:
-    """Run the sweep's cells through `runner` (a SweepRunner) until done or Ctrl-C; True when stopped by Ctrl-C."""
-    with _ctrl_c_sets() as stop:
-        return _drive_runner(store, sweep, runner, stop)
+def _follow(store: RunStore, sweep, executor, stop: threading.Event) -> None:
+    """Redraw the cells table as it changes while the executor drives the sweep and `stop` is not set;
+    RunStoreError when the executor stopped driving it for a reason."""
+    shown = ""
+    while executor.running(sweep.name) and not stop.is_set():
+        shown = _redraw(store, sweep, shown, executor.waiting(sweep.name))
+        time.sleep(0.5)
+    error = executor.error(sweep.name)
+    if error:
+        raise RunStoreError(f"sweep {sweep.name} stopped: {error}")
+    _redraw(store, sweep, shown)
 
 
-def _drive_runner(store: RunStore, sweep, runner, stop: threading.Event) -> bool:
-    """Start the cells, follow them until done or `stop` is set, then stop those still running; True when stopped."""
-    try:
-        runner.run(sweep)
-        _follow_cells(store, sweep, runner, stop)
-        if stop.is_set():
-            _stop_cells(store, sweep, runner)
-            return True
-        return False
-    finally:
-        runner.shutdown()
-        runner.manager.shutdown(timeout=120)
-
-
-def _ray_resources(args: argparse.Namespace, sweep):
-    """What each Ray cell reserves: --cpus-per-cell, and --gpus-per-cell (default one GPU for a CUDA sweep)."""
-    from wrn_core.jobs.ray_executor import CellResources
-
-    gpus = args.gpus_per_cell
-    if gpus is None:
-        gpus = 1.0 if sweep.base.device.startswith("cuda") else 0.0
-    return CellResources(cpus=args.cpus_per_cell, gpus=gpus)
-
-
-def _run_cells_ray(store: RunStore, sweep, resources, address: str | None) -> bool:
-    """Run the sweep's cells as Ray tasks until done or Ctrl-C; True when stopped by Ctrl-C."""
+def _run_cells(store: RunStore, sweep, placement) -> bool:
+    """Train the sweep's cells that are left on the placement's executor until done or Ctrl-C (which stops the cells
+    held, each with a checkpoint, and says how to continue); True when stopped by Ctrl-C."""
     from wrn_core import sweeps
-    from wrn_core.jobs.ray_executor import RayCluster, RaySweep, check_shared_runs_dir
+    from wrn_core.jobs.sweep_executors import open_executor
 
-    with _ctrl_c_sets() as stop, RayCluster(address) as cluster:
-        hosts = check_shared_runs_dir(store.root, resources)
-        print(f"ray: {'a local Ray started for this sweep' if cluster.started_here else cluster.address or 'connected'}; "
-              f"{len(hosts)} node(s) see {store.root.resolve()} ({', '.join(hosts)})", file=sys.stderr)
-        with RaySweep(store, sweep, resources) as cells:
-            sweeps.save_sweep(store.root, sweep)
-            cells.start()
-            shown = ""
-            while not cells.done() and not stop.is_set():
-                shown = _redraw(store, sweep, shown, cells.waiting())
-                cells.poll(0.5)
-            if stop.is_set():
-                cells.stop()
-                cells.wait(RAY_STOP_WAIT_S)
-            _redraw(store, sweep, shown)
-        for name, why in sorted(cells.outcomes.items()):
-            print(f"{name}: {why}", file=sys.stderr)
+    with _ctrl_c_sets() as stop, open_executor(store, sweep, placement) as executor:
+        executor.start(sweep, placement)  # saves the sweep once the executor is ready (Ray: the runs dir checked)
+        _follow(store, sweep, executor, stop)
+        if stop.is_set():
+            executor.stop(sweep.name)
+            executor.wait(sweep.name, STOP_WAIT_S)
+            _redraw(store, sweep, "")
     if stop.is_set():
         pending = sum(s not in ENDED_STATUSES for s in sweeps.cell_statuses(store, sweep).values())
-        print(f"stopped: {pending} cell(s) left; continue with `python -m wrn_core sweep {sweep.name} --resume "
-              f"--executor ray --runs-dir {store.root}`", file=sys.stderr)
+        resume = " ".join(["python -m wrn_core sweep", sweep.name, "--resume", *placement.flags(), "--runs-dir", str(store.root)])
+        print(f"stopped: {pending} cell(s) left; continue with `{resume}`", file=sys.stderr)
         return True
     return False
+
+
+def _placement(args: argparse.Namespace):
+    """Where the cells train: --executor, --ray-address, --cpus-per-cell and --gpus-per-cell (default: one GPU per
+    cell of a CUDA sweep, CellResources.default_for)."""
+    from wrn_core.jobs.executor import Placement
+
+    return Placement(executor=args.executor, address=args.ray_address, cpus=args.cpus_per_cell, gpus=args.gpus_per_cell)
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
@@ -236,33 +192,23 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     fresh = "torch" not in sys.modules  # a `python -m wrn_core sweep` process, not a caller that imported torch long ago
     from wrn_core import sweeps
     from wrn_core.engine.resume import preflight
-    from wrn_core.jobs import JobManager
-    from wrn_core.jobs.sweep_runner import SweepRunner
+    from wrn_core.jobs.sweep_executors import check_placement
 
     import_seconds = _process_age() if fresh else None  # what each cell's process pays before its data loads
-    executor = getattr(args, "executor", "local")
-    if executor == "ray":
-        from wrn_core.jobs.ray_executor import import_ray
-
-        import_ray()  # one line saying what to install, before the probe's seconds
-
+    placement = _placement(args)
+    check_placement(placement)  # e.g. one line saying what to install, before the probe's seconds
     store = RunStore(args.runs_dir)
     sweep = sweeps.load_sweep(store.root, args.name) if args.resume else _sweep_from_args(args)
     preflight(sweep.base)
+    placement.resources(sweep)  # a bad --cpus-per-cell or --gpus-per-cell, before the probe
     remaining = sweeps.next_cells(store, sweep)
     if not remaining and sweeps.is_done(store, sweep):
         print(f"sweep {sweep.name} is complete: every cell has ended (see `sweeps show {sweep.name}`)", file=sys.stderr)
         return 0
     measured = None if args.no_probe else sweeps.probe(sweep, import_seconds=import_seconds)
     _preflight_plan(sweep, remaining, measured, args.force)
-    resources = _ray_resources(args, sweep) if executor == "ray" else None
-    if executor == "ray":
-        if _run_cells_ray(store, sweep, resources, args.ray_address):  # saves the sweep once Ray checks out
-            return 0
-    else:
-        sweeps.save_sweep(store.root, sweep)
-        if _run_cells(store, sweep, SweepRunner(JobManager(store.root))):
-            return 0
+    if _run_cells(store, sweep, placement):
+        return 0
     counts = sweeps.cells_frame(store, sweep)["status"].value_counts().to_dict()
     print(f"sweep {sweep.name}: " + ", ".join(f"{n} {state}" for state, n in sorted(counts.items())), file=sys.stderr)
     return 0 if set(counts) <= {FINISHED} else 1

@@ -20,7 +20,7 @@ from wrn_core.engine.reporter import Reporter
 from wrn_core.engine.session import RANK_SEED_STRIDE, Position, Session, restore
 from wrn_core.model import build_model, count_parameters
 from wrn_core.store import Run, records
-from wrn_core.store.records import EPOCH, LOADING, STEP, of_kind
+from wrn_core.store.records import LOADING, has_points
 
 
 def build_session(run: Run, resume: bool, reporter: Reporter, dist: Dist) -> tuple[Session, Position]:
@@ -46,7 +46,7 @@ def build_session(run: Run, resume: bool, reporter: Reporter, dist: Dist) -> tup
         if world_size_change:
             run.append_metrics([records.event_record("world-size", world_size_change, position.step, position.epoch,
                                                      position.train_seconds)])
-    if resume and (checkpoint is not None or _has_points(run)):
+    if resume and (checkpoint is not None or has_points(run.read_metrics())):  # a queued run's first start has none
         # Points recorded after the checkpoint are superseded; readers drop them (the file is never rewritten).
         run.append_metrics([records.resume_record(
             from_step=position.step, from_epoch=position.epoch_progress(steps_per_epoch),
@@ -143,8 +143,3 @@ def _loaders(config: TrainConfig, data: Any, device: torch.device, dist: Dist,
         )
     train_loader.local_batch_size  # noqa: B018 - raises DataError when the batch does not divide over the ranks
     return train_loader, test_loader
-
-
-def _has_points(run: Run) -> bool:
-    """Whether metrics.jsonl holds any training point (a queued run's first start has none to supersede)."""
-    return any(True for _ in of_kind(run.read_metrics(), STEP, EPOCH))

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Callable
+from dataclasses import dataclass, replace
+from typing import Callable
 
 from wrn_core.config import ConfigError, TrainConfig
 from wrn_core.data import check_available
@@ -11,7 +11,7 @@ from wrn_core.engine.devices import check_memory, resolve_device
 from wrn_core.engine.optim import lr_factor
 from wrn_core.model.flops import input_size
 from wrn_core.store import Run, RunStoreError
-from wrn_core.store.records import ACTIVE_STATUSES, STOPPED
+from wrn_core.store.records import STOPPED, RunStatus
 
 
 def preflight(config: TrainConfig) -> str:
@@ -42,15 +42,14 @@ class ResumePlan:
     note: str | None = None  # what was decided for the caller, e.g. the schedule restarted because it ended at lr 0
 
 
-def resume_target_error(status: dict[str, Any], config_epochs: int, epochs: int | None) -> str | None:
+def resume_target_error(status: RunStatus, config_epochs: int, epochs: int | None) -> str | None:
     """Why a run with this status cannot resume to `epochs` (None: its own target), or None if it can.
 
     The one rule the CLI, the job manager and the pages share.
     """
-    state = status.get("status")
-    if state in ACTIVE_STATUSES:
-        return f"it is {state}"
-    done = int(status.get("epoch") or 0)
+    if status.active:
+        return f"it is {status.status}"
+    done = status.epoch
     if epochs is not None:
         if epochs <= done:
             return f"it has already completed {done} epochs; ask for more than {done}"
@@ -102,15 +101,15 @@ def prepare_resume(run: Run, epochs: int | None = None, extend: str | None = Non
     """
     if not run.lock.held:
         raise RunStoreError(f"run {run.name!r} must be locked before it is resumed")
-    status = run.read_status()
+    status = run.status()
     config = run.read_config()
-    if status.get("status") in ACTIVE_STATUSES:
+    if status.active:
         # We hold the lock, so whoever queued or trained it is this process (or its launcher), or gone.
-        status = {**status, "status": STOPPED}
+        status = replace(status, status=STOPPED)
     reason = resume_target_error(status, config.epochs, epochs)
     if reason is not None:
         raise RunStoreError(f"cannot resume run {run.name!r}: {reason}")
-    done = int(status.get("epoch") or 0)
+    done = status.epoch
     warning = note = None
     if epochs is not None:
         extended = epochs > config.planned_epochs

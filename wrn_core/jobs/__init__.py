@@ -1,4 +1,4 @@
-"""Training jobs as supervised processes (`JobManager`), and sweeps run through them (`SweepRunner`)."""
+"""Training jobs as supervised processes (`JobManager`), and the executors that train sweeps' cells (`executor`)."""
 
 from wrn_core.jobs.supervisor import JobInfo, JobManager, default_slots
 

@@ -1,55 +1,47 @@
 """Sweeps on a Ray cluster: each cell a Ray task running `python -m wrn_core resume CELL` on whichever node Ray picks.
 
-Ray places the cells; the run store stays the contract. The sweep process (the Ray driver) creates
-each cell's run (queued) before submitting it and never submits a run that a process holds; the
-trainer takes the run's lock itself, so a second copy of a cell could not train anyway. Every node
-must see the runs directory at the same path, on a filesystem where flock works across machines
-(NFSv4, CephFS, Lustre...): `check_shared_runs_dir` proves it before the first cell.
+Ray places the cells; the run store stays the contract. `RaySweep` is the Ray executor of a sweep
+process (Ray's driver): it creates each cell's run (queued) before submitting it and never submits a
+run that a process holds; the trainer takes the run's lock itself, so a second copy of a cell could
+not train anyway. Every node must see the runs directory at the same path, on a filesystem where
+flock works across machines (NFSv4, CephFS, Lustre...): `check_shared_runs_dir` proves it before the
+first cell.
 
 Stopping goes through the run directory (Run.request_stop), which every trainer polls at its logging
 points, so it works whatever node a cell is on. A worker that dies takes its trainer with it (the
 child dies with its parent), the kernel frees the lock, and the cell reads `interrupted`;
-`sweep NAME --resume --executor ray` continues it from its checkpoint. Nothing is retried: a cell that
-failed (bad input, an exception) stays failed. Ray is imported lazily: `import wrn_core` and the
-dashboard never need it.
+`sweep NAME --resume --executor ray` continues it from its checkpoint. Nothing is retried: a cell is
+submitted once per drive, and a cell that failed (bad input, an exception) stays failed. Ray is
+imported lazily: `import wrn_core` and the dashboard never need it.
 """
 
 from __future__ import annotations
 
 import os
 import secrets
-import signal
 import socket
-import subprocess
-import sys
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 from wrn_core.config import ConfigError
 from wrn_core.errors import one_line
-from wrn_core.store import INHERITED_LOCK_ENV, RunBusyError, RunStore, RunStoreError
+from wrn_core.jobs.executor import CellResources, Placement, SweepExecutor, cells_to_stop
+from wrn_core.jobs.ray_cell import run_cell
+from wrn_core.jobs.supervisor import last_log_line
+from wrn_core.store import RunBusyError, RunStore, RunStoreError
 from wrn_core.store.atomic import remove_quietly, write_atomic
 from wrn_core.store.lock import ROLE_QUEUED, ROLE_RECONCILING, ROLE_TRAINING, RunLock, queue_lock_name
-from wrn_core.store.records import (
-    ACTIVE_STATUSES,
-    EXCEPTION_ERROR,
-    EXECUTOR_ENV,
-    EXECUTOR_RAY,
-    FAILED,
-    INTERRUPTED,
-    QUEUED,
-    STOPPED,
-)
-from wrn_core.sweeps import Sweep, next_cells
+from wrn_core.store.records import ACTIVE_STATUSES, EXCEPTION_ERROR, EXECUTOR_RAY, FAILED, INTERRUPTED, QUEUED, STOPPED
+from wrn_core.sweeps import Cell, Sweep, load_sweep
+from wrn_core.sweeps.cell_order import CellOrder, Openings, cell_order
 
 RAY_MISSING = 'ray is not installed: pip install -e ".[ray]"'
 PROBE_PREFIX = ".ray-probe-"  # the shared-directory token file: <runs dir>/.ray-probe-<token>
 PROBE_TIMEOUT_S = 120.0  # a probe task waits for a worker process to start on its node
-CELL_STOP_GRACE_S = 60.0  # a cancelled task's trainer: time to checkpoint after SIGINT before SIGKILL
-PR_SET_PDEATHSIG = 1  # prctl option (linux/prctl.h): the signal a process gets when its parent dies
+POLL_S = 0.5  # how long the driver's thread waits for tasks to end before it looks at its sweeps again
 
 
 def import_ray() -> Any:
@@ -67,20 +59,6 @@ def require_ray() -> None:
 
     if importlib.util.find_spec("ray") is None:
         raise ConfigError(RAY_MISSING)
-
-
-@dataclass(frozen=True)
-class CellResources:
-    """What each cell reserves on its node (Ray's num_cpus, num_gpus)."""
-
-    cpus: float = 1.0
-    gpus: float = 0.0
-
-    def __post_init__(self) -> None:
-        if not self.cpus > 0:
-            raise ConfigError(f"--cpus-per-cell must be above 0, got {self.cpus:g}")
-        if not self.gpus >= 0:
-            raise ConfigError(f"--gpus-per-cell must be 0 or more, got {self.gpus:g}")
 
 
 class RayCluster:
@@ -118,7 +96,7 @@ class RayCluster:
 
 
 # ---------------------------------------------------------------------------------------------
-# The shared runs directory
+# The nodes, and the shared runs directory
 
 
 def _read_token(path: str) -> tuple[str | None, str]:
@@ -141,6 +119,18 @@ def _cell_nodes(ray: Any, resources: CellResources) -> list[dict[str, Any]]:
         if node.get("Alive") and have.get("CPU", 0) >= resources.cpus and have.get("GPU", 0) >= resources.gpus:
             nodes.append(node)
     return nodes
+
+
+def cells_at_once(ray: Any, resources: CellResources) -> int:
+    """How many cells the live nodes hold at once: on each node, its CPUs (and GPUs) over what a cell reserves."""
+    total = 0
+    for node in _cell_nodes(ray, resources):
+        have = node.get("Resources") or {}
+        fits = have.get("CPU", 0) / resources.cpus
+        if resources.gpus > 0:
+            fits = min(fits, have.get("GPU", 0) / resources.gpus)
+        total += int(fits + 1e-9)
+    return total
 
 
 def check_shared_runs_dir(root: str | os.PathLike[str], resources: CellResources = CellResources()) -> list[str]:
@@ -176,42 +166,6 @@ def check_shared_runs_dir(root: str | os.PathLike[str], resources: CellResources
 
 
 # ---------------------------------------------------------------------------------------------
-# One cell, on a worker
-
-
-def _die_with_parent() -> None:
-    """In the trainer, before exec: die by SIGKILL when the worker that started it dies (Linux), so a lost
-    worker never leaves a trainer holding the run; the kernel then frees its lock."""
-    if sys.platform.startswith("linux"):
-        import ctypes
-
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-
-
-def run_cell(name: str, root: str) -> dict[str, Any]:
-    """The body of a cell's Ray task: `python -m wrn_core resume NAME` to its end, output into job.log.
-
-    Cancelled (ray.cancel raises KeyboardInterrupt here): the trainer gets SIGINT, checkpoints and stops.
-    """
-    env = {**os.environ, EXECUTOR_ENV: EXECUTOR_RAY}
-    env.pop(INHERITED_LOCK_ENV, None)  # the trainer takes the run's lock itself
-    command = [sys.executable, "-m", "wrn_core", "resume", name, "--runs-dir", root, "--quiet"]
-    with open(Path(root) / name / "job.log", "ab") as log:
-        proc = subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                preexec_fn=_die_with_parent)
-    try:
-        code = proc.wait()
-    except BaseException:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(CELL_STOP_GRACE_S)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        raise
-    return {"code": code, "host": socket.gethostname(), "pid": proc.pid}
-
-
-# ---------------------------------------------------------------------------------------------
 # The driver's side
 
 
@@ -221,53 +175,87 @@ class _Task:
     submitted_at: float = field(default_factory=time.time)
 
 
-class RaySweep:
-    """One sweep's cells as Ray tasks, driven by the sweep process: `with RaySweep(...) as cells:` start(),
-    then poll() until done(); stop().
+@dataclass
+class _Drive:
+    """One sweep driven on Ray: its cell order, its tasks in flight, and the sweep's queue lock while it drives."""
 
-    Inside the `with`, the driver holds the sweep's queue lock (store.lock.queue_lock_name), which every cell
-    it queues names in its status: to any reader on any node a cell waiting in Ray's queue reads `queued`
-    while this driver lives, and `interrupted` once it is gone. A second driver of the same sweep is refused.
+    sweep: Sweep
+    resources: CellResources
+    order: CellOrder
+    lock: RunLock
+    remote: Any  # run_cell as a Ray remote function reserving `resources`
+    tasks: dict[str, _Task] = field(default_factory=dict)  # run -> its task, while it is in flight
+    handed: set[str] = field(default_factory=set)  # every cell submitted (or found held) in this drive: once each
+    stopping: bool = False
+    finished: bool = False
+    error: str | None = None
+
+    @property
+    def queue_lock(self) -> str:
+        return self.lock.path.name
+
+
+class RaySweep(SweepExecutor):
+    """Sweeps' cells as Ray tasks, driven from this process (use it inside a RayCluster).
+
+    start() takes the sweep's queue lock (store.lock.queue_lock_name), which every cell it queues names in its
+    status: to any reader on any node a cell waiting in Ray's queue reads `queued` while this driver lives, and
+    `interrupted` once it is gone; a second driver of the same sweep is refused. It then submits the cells the
+    sweep's order hands out; a thread waits on the tasks, settles each ended cell's status, prunes and asks the
+    order again, and lets go of the queue lock once no cell is left in flight. `outcomes`: run -> how its task
+    ended, for cells whose task ended oddly.
     """
 
-    def __init__(self, store: RunStore, sweep: Sweep, resources: CellResources = CellResources()) -> None:
+    def __init__(self, store: RunStore) -> None:
         self.store = store
-        self.sweep = sweep
-        self.resources = resources
         self.root = str(store.root.resolve())
-        self._tasks: dict[str, _Task] = {}  # run -> its task, while it is in flight
-        self.outcomes: dict[str, str] = {}  # run -> how its task ended, for cells whose task ended oddly
-        self._stopping = False
-        self.queue_lock = queue_lock_name(sweep.name)
-        self._lock = RunLock(store.root / self.queue_lock)
+        self.outcomes: dict[str, str] = {}
+        self._lock = threading.Lock()
+        self._drives: dict[str, _Drive] = {}
+        self._closed = threading.Event()
+        self._thread: threading.Thread | None = None
 
-    def __enter__(self) -> "RaySweep":
-        try:
-            self._lock.acquire(ROLE_QUEUED, f"sweep {self.sweep.name}", wait_s=0.0)
-        except RunBusyError as exc:
-            raise RunBusyError(f"{exc} (another `sweep {self.sweep.name}` drives its cells)") from None
-        return self
+    def check(self, placement: Placement) -> None:  # noqa: ARG002
+        import_ray()
 
-    def __exit__(self, *exc_info: Any) -> None:
-        self._lock.release()
-
-    def start(self) -> list[str]:
-        """Submit every cell still to train that no process holds; returns their run names, in order."""
+    def drive(self, sweep: Sweep, placement: Placement = Placement()) -> None:
         ray = import_ray()
-        remote = ray.remote(num_cpus=self.resources.cpus, num_gpus=self.resources.gpus, max_retries=0)(run_cell)
-        submitted = []
-        for cell in next_cells(self.store, self.sweep):
-            if cell.run in self._tasks or not self._claim(cell):
-                continue
-            self._tasks[cell.run] = _Task(remote.remote(cell.run, self.root))
-            submitted.append(cell.run)
-        return submitted
+        resources = placement.resources(sweep)
+        with self._lock:
+            if sweep.name in self._drives and not self._drives[sweep.name].finished:
+                raise RunStoreError(f"sweep {sweep.name!r} is already running on Ray")
+            lock = RunLock(self.store.root / queue_lock_name(sweep.name))
+            try:
+                lock.acquire(ROLE_QUEUED, f"sweep {sweep.name}", wait_s=0.0)
+            except RunBusyError as exc:
+                raise RunBusyError(f"{exc} (another `sweep {sweep.name}` drives its cells)") from None
+            remote = ray.remote(num_cpus=resources.cpus, num_gpus=resources.gpus, max_retries=0)(run_cell)
+            drive = _Drive(sweep, resources, cell_order(sweep), lock, remote)
+            self._drives[sweep.name] = drive
+            self._submit(ray, drive)
+            self._finish_if_idle(drive)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._watch, name="ray-sweep", daemon=True)
+                self._thread.start()
 
-    def _claim(self, cell: Any) -> bool:
+    def _submit(self, ray: Any, drive: _Drive) -> None:
+        """Claim and submit the cells the order hands out now (under self._lock)."""
+        if drive.stopping or drive.error:
+            return
+        free = max(0, cells_at_once(ray, drive.resources) - len(drive.tasks))
+        openings = Openings(free=free, queues=True, busy=frozenset(drive.handed))
+        for cell in drive.order.next_cells(self.store, openings):
+            if cell.run in drive.handed:
+                continue
+            drive.handed.add(cell.run)
+            if self._claim(drive, cell):
+                drive.tasks[cell.run] = _Task(drive.remote.remote(cell.run, self.root))
+
+    def _claim(self, drive: _Drive, cell: Cell) -> bool:
         """Create the cell's run (or mark an existing one) queued for Ray, then let go of its lock for the
         trainer to take; False when some process holds the run (it is not submitted twice)."""
         if not self.store.exists(cell.run):
-            run = self.store.create(cell.config, cell.run, hold=ROLE_QUEUED, sweep=self.sweep.name,
+            run = self.store.create(cell.config, cell.run, hold=ROLE_QUEUED, sweep=drive.sweep.name,
                                     executor=EXECUTOR_RAY, host=None)
         else:
             run = self.store.get(cell.run)
@@ -277,41 +265,65 @@ class RaySweep:
                 return False
         try:
             run.write_status(QUEUED, "queued on Ray: waiting for a worker", executor=EXECUTOR_RAY, slot=None,
-                             queue_lock=self.queue_lock)
+                             queue_lock=drive.queue_lock)
         finally:
             run.release()
         return True
 
-    def in_flight(self) -> list[str]:
-        return sorted(self._tasks)
+    def _finish_if_idle(self, drive: _Drive) -> None:
+        """No task in flight and nothing more to submit: let go of the sweep (under self._lock)."""
+        if not drive.finished and not drive.tasks:
+            drive.finished = True
+            drive.lock.release()
 
-    def waiting(self) -> list[str]:
-        """Submitted cells whose trainer has not taken the run yet (queued in Ray, or starting)."""
-        return queued_on_ray(self.store, list(self._tasks))
-
-    def done(self) -> bool:
-        return not self._tasks
-
-    def poll(self, timeout: float = 0.5) -> list[str]:
-        """Wait up to `timeout` seconds for tasks to end; settle each ended cell's status. Returns them."""
+    # -- the thread that waits on the tasks --------------------------------------------------------------
+    def _watch(self) -> None:
         ray = import_ray()
-        if not self._tasks:
-            return []
-        refs = {task.ref: name for name, task in self._tasks.items()}
-        ready, _ = ray.wait(list(refs), num_returns=len(refs), timeout=timeout)
-        ended = []
-        for ref in ready:
-            name = refs[ref]
+        while not self._closed.is_set():
+            with self._lock:
+                refs = {task.ref: (drive, name) for drive in self._drives.values() for name, task in drive.tasks.items()}
             try:
-                result, why = ray.get(ref), None
+                ended = self._wait_tasks(ray, refs)
+                with self._lock:
+                    for (drive, name), (result, why) in ended.items():
+                        del drive.tasks[name]
+                        self._settle(drive, name, result, why)
+                    for drive in [d for d in self._drives.values() if not d.finished]:
+                        self._advance(ray, drive, bool(ended))
+            except Exception as exc:  # noqa: BLE001 - the cluster lost, a store that cannot be written: said, not died
+                self._give_up(one_line(exc))
+
+    def _wait_tasks(self, ray: Any, refs: dict[Any, tuple[_Drive, str]]) -> dict[tuple[_Drive, str], tuple[Any, Any]]:
+        """Wait up to POLL_S for tasks to end: {(drive, run): (its result or None, why it failed or None)}."""
+        if not refs:
+            self._closed.wait(POLL_S)
+            return {}
+        ready, _ = ray.wait(list(refs), num_returns=len(refs), timeout=POLL_S)
+        ended = {}
+        for ref in ready:
+            try:
+                ended[refs[ref]] = (ray.get(ref), None)
             except Exception as exc:  # noqa: BLE001 - WorkerCrashedError, NodeDiedError, TaskCancelledError...
-                result, why = None, one_line(exc)
-            del self._tasks[name]
-            self._settle(name, result, why)
-            ended.append(name)
+                ended[refs[ref]] = (None, one_line(exc))
         return ended
 
-    def _settle(self, name: str, result: dict[str, Any] | None, why: str | None) -> None:
+    def _advance(self, ray: Any, drive: _Drive, ended: bool) -> None:
+        """Prune, start what the order hands out now that tasks ended, and let go once nothing is in flight."""
+        if not drive.stopping and not drive.error:
+            drive.order.prune(self.store)
+            if ended:
+                self._submit(ray, drive)
+        self._finish_if_idle(drive)
+
+    def _give_up(self, why: str) -> None:
+        with self._lock:
+            for drive in self._drives.values():
+                if not drive.finished:
+                    drive.error = drive.error or why
+                    drive.tasks.clear()
+                    self._finish_if_idle(drive)
+
+    def _settle(self, drive: _Drive, name: str, result: dict[str, Any] | None, why: str | None) -> None:
         """A task ended: a cell whose trainer never recorded an end gets a status made of that fact."""
         run = self.store.get(name)
         recorded, _ = run.read_status_file()
@@ -324,20 +336,7 @@ class RaySweep:
         except (RunStoreError, OSError):
             return  # someone holds it (another copy, started elsewhere): theirs to record
         try:
-            resume = f"`python -m wrn_core sweep {self.sweep.name} --resume --executor ray` continues it"
-            code = None if result is None else result["code"]
-            if self._stopping:
-                status, message, extra = STOPPED, f"stopped before it started training; {resume}", {}
-            elif result is None:
-                status, message, extra = INTERRUPTED, f"its Ray task ended ({why}); {resume}", {}
-            elif code is not None and code < 0:
-                status, message, extra = INTERRUPTED, f"its trainer was killed by signal {-code}; {resume}", {}
-            else:
-                from wrn_core.jobs.supervisor import last_log_line
-
-                said = last_log_line(run.path / "job.log")
-                status, message, extra = FAILED, (f"the training process exited with code {code} before recording an end"
-                                                  + (f": {said}" if said else "")), {"cause": EXCEPTION_ERROR}
+            status, message, extra = self._ending(drive, run, result, why)
             run.write_status(status, message, finished_at=time.time(), **extra)
             self.outcomes[name] = message
         except OSError:
@@ -345,30 +344,80 @@ class RaySweep:
         finally:
             run.release()
 
-    def stop(self) -> list[str]:
-        """Stop the sweep: a stop request to every cell in flight (it checkpoints at its next logging point);
-        tasks whose trainer has not taken its run yet are cancelled too. Returns the cells asked."""
-        ray = import_ray()
-        self._stopping = True
+    def _ending(self, drive: _Drive, run: Any, result: dict[str, Any] | None, why: str | None) -> tuple[str, str, dict]:
+        """(status, message, extra fields) of a cell whose task ended before its trainer recorded an end."""
+        resume = f"`python -m wrn_core sweep {drive.sweep.name} --resume --executor ray` continues it"
+        code = None if result is None else result["code"]
+        if drive.stopping:
+            return STOPPED, f"stopped before it started training; {resume}", {}
+        if result is None:
+            return INTERRUPTED, f"its Ray task ended ({why}); {resume}", {}
+        if code is not None and code < 0:
+            return INTERRUPTED, f"its trainer was killed by signal {-code}; {resume}", {}
+        said = last_log_line(run.path / "job.log")
+        return FAILED, (f"the training process exited with code {code} before recording an end"
+                        + (f": {said}" if said else "")), {"cause": EXCEPTION_ERROR}
+
+    # -- the interface ---------------------------------------------------------------------------------
+    def stop(self, name: str) -> list[str]:
+        """A stop request to every cell cells_to_stop names (it checkpoints at its next logging point); this
+        driver's tasks whose trainer has not taken its run yet are cancelled too. Returns the cells asked."""
+        with self._lock:
+            drive = self._drives.get(name)
+            tasks = {} if drive is None or drive.finished else dict(drive.tasks)
+            if tasks:
+                drive.stopping = True
+        try:
+            sweep = drive.sweep if drive is not None else load_sweep(self.store.root, name)
+        except RunStoreError:
+            return []
         asked = []
-        for name, task in list(self._tasks.items()):
-            run = self.store.get(name)
+        for cell in cells_to_stop(self.store, sweep, tasks):
+            run = self.store.get(cell)
             run.request_stop(by="sweep")
             owner = run.owner()
-            if owner is None or owner.role != ROLE_TRAINING:
-                ray.cancel(task.ref)  # queued: dropped; just starting: its trainer gets SIGINT
-            asked.append(name)
+            if cell in tasks and (owner is None or owner.role != ROLE_TRAINING):
+                import_ray().cancel(tasks[cell].ref)  # queued: dropped; just starting: its trainer gets SIGINT
+            asked.append(cell)
         return asked
 
-    def wait(self, timeout: float) -> bool:
-        """Poll until every task has ended or `timeout` seconds pass; True when all ended."""
+    def running(self, name: str) -> bool:
+        with self._lock:
+            drive = self._drives.get(name)
+            return drive is not None and not drive.finished
+
+    def error(self, name: str) -> str | None:
+        with self._lock:
+            drive = self._drives.get(name)
+            return None if drive is None else drive.error
+
+    def waiting(self, name: str) -> list[str]:
+        """Submitted cells whose trainer has not taken the run yet (queued in Ray, or starting)."""
+        with self._lock:
+            drive = self._drives.get(name)
+            names = [] if drive is None else list(drive.tasks)
+        return queued_on_ray(self.store, names)
+
+    def wait(self, name: str, timeout: float) -> bool:
         deadline = time.monotonic() + timeout
-        while self._tasks and time.monotonic() < deadline:
-            self.poll(timeout=min(1.0, max(0.0, deadline - time.monotonic())))
-        return not self._tasks
+        while self.running(name) and time.monotonic() < deadline:
+            self._closed.wait(min(POLL_S, max(0.0, deadline - time.monotonic())))
+        return not self.running(name)
+
+    def shutdown(self) -> None:
+        """Stop watching and let go of every sweep's queue lock (cells still in flight read interrupted once the
+        driver is gone)."""
+        self._closed.set()
+        if self._thread is not None:
+            self._thread.join(timeout=4 * POLL_S)
+        with self._lock:
+            for drive in self._drives.values():
+                if not drive.finished:
+                    drive.finished = True
+                    drive.lock.release()
 
 
-def queued_on_ray(store: RunStore, names: Any) -> list[str]:
+def queued_on_ray(store: RunStore, names: Iterable[str]) -> list[str]:
     """Of these runs, those queued on Ray whose trainer has not taken them yet: status.json says queued on
     Ray and no process holds their run.lock (readers see `queued` while the sweep's driver holds its queue
     lock, `interrupted` once it is gone)."""
@@ -381,69 +430,3 @@ def queued_on_ray(store: RunStore, names: Any) -> list[str]:
         if recorded and recorded.get("status") == QUEUED and recorded.get("executor") == EXECUTOR_RAY and run.owner() is None:
             queued.append(name)
     return queued
-
-
-# ---------------------------------------------------------------------------------------------
-# Ray sweeps as background processes (the dashboard's): Ray's driver must not live in a Streamlit thread
-
-
-def sweep_command(root: str | os.PathLike[str], name: str, address: str | None = None,
-                  resources: CellResources = CellResources()) -> list[str]:
-    """`python -m wrn_core sweep NAME --resume --executor ray ...` for a saved sweep."""
-    command = [sys.executable, "-m", "wrn_core", "sweep", name, "--resume", "--executor", "ray", "--no-probe",
-               "--cpus-per-cell", f"{resources.cpus:g}", "--gpus-per-cell", f"{resources.gpus:g}", "--runs-dir", str(root)]
-    return command + (["--ray-address", address] if address else [])
-
-
-class RaySweepProcesses:
-    """Saved sweeps driven on Ray by background sweep processes, one per sweep, each watched by a thread.
-    Every public method is thread-safe; a process outlives this object (its cells are the run store's)."""
-
-    def __init__(self, root: str | os.PathLike[str]) -> None:
-        self.root = Path(root)
-        self._lock = threading.Lock()
-        self._procs: dict[str, subprocess.Popen] = {}
-        self._errors: dict[str, str] = {}  # name -> why its sweep process ended with an error
-
-    def log_path(self, name: str) -> Path:
-        return self.root / f".{name}.ray.log"
-
-    def start(self, name: str, address: str | None = None, resources: CellResources = CellResources()) -> None:
-        """Start the saved sweep's process; ConfigError when ray is missing, RunStoreError when it already runs."""
-        require_ray()
-        with self._lock:
-            if name in self._procs and self._procs[name].poll() is None:
-                raise RunStoreError(f"sweep {name!r} is already running on Ray")
-            self._errors.pop(name, None)
-            self.root.mkdir(parents=True, exist_ok=True)
-            with open(self.log_path(name), "ab") as log:
-                proc = subprocess.Popen(sweep_command(self.root, name, address, resources), stdin=subprocess.DEVNULL,
-                                        stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-            self._procs[name] = proc
-        threading.Thread(target=self._watch, args=(name, proc), daemon=True, name=f"ray-sweep-{name}").start()
-
-    def _watch(self, name: str, proc: subprocess.Popen) -> None:
-        code = proc.wait()
-        if code not in (0, 1):  # 1: some cell did not finish, which the cells' statuses say
-            from wrn_core.jobs.supervisor import last_log_line
-
-            with self._lock:
-                self._errors[name] = last_log_line(self.log_path(name)) or f"the sweep process exited with code {code}"
-
-    def running(self, name: str) -> bool:
-        with self._lock:
-            proc = self._procs.get(name)
-        return proc is not None and proc.poll() is None
-
-    def error(self, name: str) -> str | None:
-        with self._lock:
-            return self._errors.get(name)
-
-    def stop(self, name: str) -> bool:
-        """Ctrl-C to the sweep's process: its cells checkpoint and stop, queued ones are cancelled."""
-        with self._lock:
-            proc = self._procs.get(name)
-        if proc is None or proc.poll() is not None:
-            return False
-        proc.send_signal(signal.SIGINT)
-        return True

@@ -1,7 +1,8 @@
-"""Runs a sweep's cells through a JobManager: each pending cell starts as soon as a slot for it is idle.
+"""The local sweep executor: a sweep's cells as jobs of a JobManager, each started as soon as a slot for it is idle.
 
 The job manager knows only jobs; this runner knows sweeps. It watches the manager (add_watcher) and,
-when a job ends or every SWEEP_POLL_S seconds, starts the next cells of the sweeps it drives, in order.
+when a job ends or every SWEEP_POLL_S seconds, asks each sweep's cell order for as many cells as
+there are idle slots for them, and starts them.
 """
 
 from __future__ import annotations
@@ -10,98 +11,113 @@ import threading
 import time
 
 from wrn_core.engine.devices import eligible_slots
-from wrn_core.engine.resume import preflight
+from wrn_core.jobs.executor import Placement, SweepExecutor, cells_to_stop
 from wrn_core.jobs.supervisor import JobManager
-from wrn_core.sweeps import Sweep, is_done, next_cells
+from wrn_core.store import RunStoreError
+from wrn_core.sweeps import Sweep, load_sweep
+from wrn_core.sweeps.cell_order import CellOrder, Openings, cell_order
 
 SWEEP_POLL_S = 1.0  # how often it starts the next cells when no job has ended
 
 
-class SweepRunner:
-    """Drives sweeps on one job manager. Every public method is thread-safe."""
+class SweepRunner(SweepExecutor):
+    """Drives sweeps on one job manager (this machine's devices, one cell per slot). Every public method is thread-safe."""
 
     def __init__(self, manager: JobManager) -> None:
         self.manager = manager
+        self.store = manager.store
         self._lock = threading.Lock()
-        self._sweeps: dict[str, Sweep] = {}  # name -> a sweep whose pending cells this runner starts
+        self._orders: dict[str, tuple[Sweep, CellOrder]] = {}  # name -> a sweep whose cells this runner starts
+        self._cells: dict[str, list[str]] = {}  # name -> the cell runs of every sweep it has driven
         self._errors: dict[str, str] = {}  # name -> why its last cell could not start
         self._last_poll = 0.0
         manager.add_watcher(self._on_tick)
 
-    def run(self, sweep: Sweep) -> None:
-        """Train a sweep's remaining cells, in order, each as soon as a slot for it is idle.
-
-        Pending cells are created when they start; stopped or interrupted ones resume; finished,
-        failed or diverged ones are left as they are. The caller saves the sweep file.
-        """
-        remaining = next_cells(self.manager.store, sweep)
-        if remaining:
-            preflight(remaining[0].config)  # one-line errors (data missing, no such device) before anything starts
+    def drive(self, sweep: Sweep, placement: Placement = Placement()) -> None:  # noqa: ARG002 - the slots are this machine's
         with self._lock:
-            self._sweeps[sweep.name] = sweep
+            self._orders[sweep.name] = (sweep, cell_order(sweep))
+            self._cells[sweep.name] = [cell.run for cell in sweep.cells()]
             self._errors.pop(sweep.name, None)
         self.advance(force=True)
 
     def stop(self, name: str) -> list[str]:
-        """Stop a sweep: its running and queued cells stop, the others stay pending. Returns the runs stopped."""
+        """Start no more cells of the sweep; its queued cells are dropped (stopped) and its running ones stop with a
+        checkpoint, also those another process started (through their lock's owner or a stop request)."""
         with self._lock:
-            sweep = self._sweeps.pop(name, None)
-        if sweep is None:
+            driven = self._orders.pop(name, None)
+        try:
+            sweep = driven[0] if driven else load_sweep(self.store.root, name)
+        except RunStoreError:
             return []
-        return [cell.run for cell in sweep.cells() if self.manager.is_active(cell.run) and self.manager.stop(cell.run)]
+        held = [cell.run for cell in sweep.cells() if self.manager.is_active(cell.run)]
+        return [run for run in cells_to_stop(self.store, sweep, held) if self.manager.stop(run)]
+
+    def running(self, name: str) -> bool:
+        with self._lock:
+            if name in self._orders:
+                return True
+            cells = self._cells.get(name, [])
+        return any(self.manager.is_active(run) for run in cells)
 
     def active(self) -> list[str]:
         """The sweeps this runner is still starting cells of."""
         with self._lock:
-            return sorted(self._sweeps)
+            return sorted(self._orders)
 
     def error(self, name: str) -> str | None:
-        """Why a sweep stopped starting cells (its cell and the one-line reason), or None."""
         with self._lock:
             return self._errors.get(name)
 
-    def shutdown(self) -> None:
-        """Start no more cells (running ones are the job manager's to stop)."""
+    def wait(self, name: str, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
         with self._lock:
-            self._sweeps.clear()
+            cells = list(self._cells.get(name, []))
+        for run in cells:
+            self.manager.wait(run, max(0.0, deadline - time.monotonic()))
+        return not any(self.manager.is_active(run) for run in cells)
+
+    def shutdown(self) -> None:
+        with self._lock:
+            self._orders.clear()
 
     def _on_tick(self, ended: bool) -> None:
         # A cell that just ended frees its slot: start the next cell now, not at the next poll.
         self.advance(force=ended)
 
     def advance(self, force: bool = False) -> None:
-        """Start every next cell that has an idle slot (at most every SWEEP_POLL_S unless forced)."""
+        """Start the next cells of every sweep that has an idle slot (at most every SWEEP_POLL_S unless forced)."""
         now = time.monotonic()
         if not force and now - self._last_poll < SWEEP_POLL_S:
             return
         self._last_poll = now
         with self._lock:
-            sweeps = list(self._sweeps.values())
-        for sweep in sweeps:
-            self._start_next_cells(sweep)
-            if is_done(self.manager.store, sweep):
+            driven = list(self._orders.values())
+        for sweep, order in driven:
+            order.prune(self.store)
+            self._start_next_cells(sweep, order)
+            if order.is_done(self.store):
                 with self._lock:
-                    self._sweeps.pop(sweep.name, None)
+                    self._orders.pop(sweep.name, None)
 
-    def _start_next_cells(self, sweep: Sweep) -> None:
-        manager = self.manager
-        for cell in next_cells(manager.store, sweep):
-            if manager.is_active(cell.run):
-                continue
-            load = manager.load()
+    def _idle_slots(self, sweep: Sweep) -> int:
+        """How many cells of the sweep could start now: the idle slots of its device (its cells share one)."""
+        try:
+            slots = eligible_slots(sweep.base.device, self.manager.slots)
+        except Exception:  # noqa: BLE001 - no such device: the first cell's start says why, as the sweep's error
+            return 1
+        load = self.manager.load()
+        return sum(1 for slot in slots if load.get(slot, 1) == 0)
+
+    def _start_next_cells(self, sweep: Sweep, order: CellOrder) -> None:
+        held = frozenset(cell.run for cell in sweep.cells() if self.manager.is_active(cell.run))
+        for cell in order.next_cells(self.store, Openings(free=self._idle_slots(sweep), busy=held)):
             try:
-                slots = eligible_slots(cell.config.device, manager.slots)
-            except Exception:  # noqa: BLE001 - reported below as the sweep's error
-                slots = []
-            if not any(load.get(slot, 1) == 0 for slot in slots):
-                return  # every slot for it is busy: the cells keep their order
-            try:
-                if manager.store.exists(cell.run):
-                    manager.resume(cell.run)
+                if self.store.exists(cell.run):
+                    self.manager.resume(cell.run)
                 else:
-                    manager.submit(cell.config, cell.run, sweep=sweep.name)
+                    self.manager.submit(cell.config, cell.run, sweep=sweep.name)
             except Exception as exc:  # noqa: BLE001 - one bad cell must not stop the supervisor
                 with self._lock:
                     self._errors[sweep.name] = f"{cell.run}: {exc}"
-                    self._sweeps.pop(sweep.name, None)
+                    self._orders.pop(sweep.name, None)
                 return

@@ -176,6 +176,11 @@ def of_kind(records: Iterable[Any], *kinds: str) -> Iterator[dict[str, Any]]:
             yield record  # type: ignore[misc]
 
 
+def has_points(records: Iterable[Any]) -> bool:
+    """Whether the records hold a training point (a step or an epoch record): anything to draw, or to supersede."""
+    return any(True for _ in of_kind(records, STEP, EPOCH))
+
+
 def parse_metrics(text: str) -> MetricsLog:
     """Records of a metrics.jsonl text, with resume markers applied and bad lines counted."""
     records: list[dict[str, Any]] = []

@@ -1,4 +1,4 @@
-"""Tests for dashboard.once: the same button action within its window is done once, across threads and sessions."""
+"""Tests for dashboard.action_guard: the same button action within its window is done once, across threads and sessions."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from dashboard.once import ActionGuard, action_guard
+from dashboard.action_guard import ActionGuard, action_guard
 
 
 def test_once_does_an_action_once_within_its_window():
