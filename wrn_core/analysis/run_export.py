@@ -51,13 +51,7 @@ def export_csv(records: Iterable[Mapping[str, Any]], percent: bool = False, anno
     test_acc_pct (what the dashboard shows and downloads). With annotations, every row also carries the
     run's `tags` (space-separated: a tag has no spaces) and `note`, so a table of many runs' rows keeps them.
     """
-    frame = _export_rows(records, percent)
-    if annotations is not None:
-        frame["tags"] = " ".join(annotations.tags)
-        frame["note"] = annotations.note
-    buffer = io.StringIO()
-    frame.to_csv(buffer, index=False, lineterminator="\n")
-    return buffer.getvalue()
+    return _csv(_export_rows(records, percent), annotations)
 
 
 def export_width_csv(records: Iterable[Mapping[str, Any]], annotations: Annotations | None = None) -> str:
@@ -67,9 +61,14 @@ def export_width_csv(records: Iterable[Mapping[str, Any]], annotations: Annotati
     frame = width_frame(records)
     for column in ("effective", "effective_fraction", "dead_fraction"):
         frame[column] = frame[column].map(_round)
+    return _csv(frame, annotations)
+
+
+def _csv(frame: pd.DataFrame, annotations: Annotations | None) -> str:
+    """The frame as CSV text; with annotations, the run's `tags` (space-separated: a tag has no spaces) and `note`
+    on every row, so a table of many runs' rows keeps them."""
     if annotations is not None:
-        frame["tags"] = " ".join(annotations.tags)
-        frame["note"] = annotations.note
+        frame = frame.assign(tags=" ".join(annotations.tags), note=annotations.note)
     buffer = io.StringIO()
     frame.to_csv(buffer, index=False, lineterminator="\n")
     return buffer.getvalue()
