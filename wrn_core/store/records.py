@@ -50,9 +50,10 @@ CREATED = "created"
 RESUME = "resume"
 SYSTEM = "system"
 RETRY = "retry"
-RECORD_KINDS = (STEP, EPOCH, EVENT, CREATED, RESUME, SYSTEM, RETRY)
+WIDTH = "width"
+RECORD_KINDS = (STEP, EPOCH, EVENT, CREATED, RESUME, SYSTEM, RETRY, WIDTH)
 # Record kinds whose "step" must be an integer for the record to count (others are kept as they are).
-STEPPED_KINDS = (STEP, EPOCH, EVENT, SYSTEM)
+STEPPED_KINDS = (STEP, EPOCH, EVENT, SYSTEM, WIDTH)
 
 # Progress phases (heartbeat.json "phase").
 LOADING = "loading"
@@ -128,6 +129,15 @@ def system_record(step: int, epoch: float, time: float, wall_time: float, **read
     return {"kind": SYSTEM, "step": step, "epoch": epoch, "time": time, "wall_time": wall_time, **readings}
 
 
+def width_record(epoch: int, step: int, time: float, images: int, layers: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    """Width use measured on epoch `epoch`'s evaluation pass over `images` test images: one entry per ReLU in
+    forward order, {"layer", "channels", "dead", "effective"} (dead: zero at >= 99% of positions; effective: the
+    participation ratio of the channels' mean squared activations). `layers` are engine.width rows."""
+    return {"kind": WIDTH, "epoch": epoch, "step": step, "time": time, "images": images,
+            "layers": [{"layer": row["layer"], "channels": row["channels"], "dead": row["dead_channels"],
+                        "effective": row["effective_width"]} for row in layers]}
+
+
 # ---------------------------------------------------------------------------------------------
 # Reading metrics.jsonl
 
@@ -160,11 +170,22 @@ def _valid_record(record: Any) -> bool:
         step = record.get("step")
         if not is_int(step) or step < 0:
             return False
-    if kind == EPOCH and not is_int(record.get("epoch")):
+    if kind in (EPOCH, WIDTH) and not is_int(record.get("epoch")):
         return False
+    if kind == WIDTH:
+        return isinstance(record.get("layers"), list) and all(_valid_width_layer(layer) for layer in record["layers"])
     if kind == RESUME:
         return is_int(record.get("from_step")) and record["from_step"] >= 0
     return True
+
+
+def _valid_width_layer(layer: Any) -> bool:
+    """A width record's layer entry: a name, channels >= 1, 0 <= dead <= channels, a number for effective."""
+    if not isinstance(layer, dict) or not isinstance(layer.get("layer"), str):
+        return False
+    channels, dead, effective = layer.get("channels"), layer.get("dead"), layer.get("effective")
+    return (is_int(channels) and channels >= 1 and is_int(dead) and 0 <= dead <= channels
+            and isinstance(effective, (int, float)) and not isinstance(effective, bool))
 
 
 def of_kind(records: Iterable[Any], *kinds: str) -> Iterator[dict[str, Any]]:
