@@ -6,7 +6,7 @@ import json
 
 import streamlit as st
 
-from dashboard import cached_reads, formatting, jobs, messages, run_annotations, run_form, sweep_search, widgets
+from dashboard import cached_reads, formatting, jobs, messages, run_annotations, run_form, sweep_search, widgets, width_view
 from dashboard.action_guard import action_guard
 from wrn_core.config import ConfigError
 from wrn_core.errors import DataError, one_line
@@ -389,7 +389,7 @@ def live_view(name: str) -> None:
     sweep = saved_sweep(store, name)
     if sweep is None:
         return
-    cells = cells_frame(store, sweep)
+    cells = width_view.with_width_columns(store, cells_frame(store, sweep))
     if st.session_state.get(SECTION_STATE) not in (None, cells_state(cells)):
         st.rerun(scope="app")
     shown, done = sweep_search.outlook(store.root, sweep, cells, cells_state(cells))

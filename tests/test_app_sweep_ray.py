@@ -19,7 +19,8 @@ def started(monkeypatch) -> list:
     """The (name, address, resources) of each Ray sweep process the page starts (none is really started;
     each reads as running, as a real one would until its cells end: the page's "Launched" line lasts that long)."""
     calls: list = []
-    monkeypatch.setattr(RaySweepProcesses, "start_process", lambda self, name, address=None, resources=CellResources():
+    monkeypatch.setattr(RaySweepProcesses, "start_process",
+                        lambda self, name, address=None, resources=CellResources(), max_retries=3:
                         calls.append((name, address, resources)))
     monkeypatch.setattr(RaySweepProcesses, "running", lambda self, name: any(call[0] == name for call in calls))
     return calls
@@ -37,7 +38,7 @@ def test_launch_on_a_ray_cluster_starts_the_sweep_process_with_its_address(_dash
     assert load_sweep(_dashboard_isolation, "onray").axes["blocks"] == (1,)  # saved for the process to --resume
     assert any("as Ray tasks (head:6379)" in s.value for s in at.success)
     table = at.dataframe[0].value
-    assert {"executor", "host"} <= set(table.columns)
+    assert {"executor", "host", "node", "retried"} <= set(table.columns)
 
 
 def test_without_ray_the_launch_says_what_to_install(_dashboard_isolation, monkeypatch):
@@ -54,7 +55,7 @@ def test_without_ray_the_launch_says_what_to_install(_dashboard_isolation, monke
 def test_sweep_command_resumes_the_saved_sweep_on_ray(tmp_path):
     command = sweep_command(tmp_path, "g", "head:6379", CellResources(cpus=2, gpus=1))
     assert command[1:] == ["-m", "wrn_core", "sweep", "g", "--resume", "--executor", "ray", "--no-probe",
-                           "--cpus-per-cell", "2", "--gpus-per-cell", "1", "--runs-dir", str(tmp_path),
+                           "--cpus-per-cell", "2", "--gpus-per-cell", "1", "--max-retries", "3", "--runs-dir", str(tmp_path),
                            "--ray-address", "head:6379"]
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from wrn_core.jobs import ray_executor
+from wrn_core.jobs import ray_executor, ray_nodes
 from wrn_core.jobs.executor import RAY, Placement
 from wrn_core.jobs.ray_processes import RaySweepProcesses
 from wrn_core.store import RunStore, RunStoreError, parse_metrics
@@ -80,7 +80,7 @@ def test_a_2x2_sweep_finishes_on_ray_with_every_epoch_once(tmp_path, ray_address
                             str(runs)], cwd=REPO, capture_output=True, text=True, timeout=120)
     cells = json.loads(shown.stdout)["cells"]
     assert {(c["executor"], c["host"]) for c in cells} == {("ray", socket.gethostname())}
-    assert not list(runs.glob(f"{ray_executor.PROBE_PREFIX}*"))  # the probe's token is gone
+    assert not list(runs.glob(f"{ray_nodes.PROBE_PREFIX}*"))  # the probe's token is gone
 
 
 def _wait_for(predicate, timeout: float = 180, what: str = "") -> None:
@@ -95,17 +95,17 @@ def _trained_epochs(run) -> int:
     return sum(r["kind"] == "epoch" for r in run.read_metrics())
 
 
-def test_a_killed_worker_leaves_its_cell_interrupted_and_resume_finishes_it(tmp_path, ray_address):
+def test_a_killed_worker_past_max_retries_leaves_its_cell_interrupted_and_resume_finishes_it(tmp_path, ray_address):
     runs = tmp_path / "runs"
     sweep = sweep_cli("k", "--blocks", "1", "--widen-factor", "1", "--epochs", "6", "--synthetic-train", "1024",
-                      *TINY, address=ray_address, runs=runs, wait=False)
+                      "--max-retries", "0", *TINY, address=ray_address, runs=runs, wait=False)
     store = RunStore(runs)
     try:
         _wait_for(lambda: store.exists("k-n1-k1-s0") and _trained_epochs(store.get("k-n1-k1-s0")) >= 1,
                   what="the cell's first epoch")
         run = store.get("k-n1-k1-s0")
         trainer = psutil.Process(run.owner().pid)
-        worker = trainer.parent()  # the Ray worker that runs the cell's task
+        worker = trainer.parent()  # the Ray worker that holds the cell's actor
         assert "wrn_core" not in " ".join(worker.cmdline())
         os.kill(worker.pid, signal.SIGKILL)
         sweep.wait(120)
@@ -116,6 +116,7 @@ def test_a_killed_worker_leaves_its_cell_interrupted_and_resume_finishes_it(tmp_
     trainer.wait(30)  # it died with its worker
     status = run.read_status()
     assert status["status"] == INTERRUPTED and "owner" not in status
+    assert "worker on node" in status["message"] and "after 0 retries" in status["message"], status["message"]
     assert _trained_epochs(run) < 6
     resumed = sweep_cli("k", "--resume", "--no-probe", address=ray_address, runs=runs)
     assert resumed.returncode == 0, resumed.stderr
@@ -150,12 +151,12 @@ def test_a_runs_dir_the_workers_do_not_see_is_refused_in_one_line(tmp_path, ray_
 
     elsewhere = tmp_path / "driver-only"
     elsewhere.mkdir()
-    real_write = ray_executor._write_token
+    real_write = ray_nodes._write_token
     # The driver's token lands on a disk of its own: the workers, reading the runs directory, do not find it.
-    monkeypatch.setattr(ray_executor, "_write_token", lambda path, token: real_write(elsewhere / path.name, token))
+    monkeypatch.setattr(ray_nodes, "_write_token", lambda path, token: real_write(elsewhere / path.name, token))
     runs = tmp_path / "runs"
     with pytest.raises(RunStoreError, match="does not see the runs directory"):
-        ray_executor.check_shared_runs_dir(runs)
+        ray_nodes.check_shared_runs_dir(runs)
     code = main(["sweep", "x", "--blocks", "1", "--widen-factor", "1", "--epochs", "1", "--synthetic-train", "64", *TINY,
                  "--executor", "ray", "--ray-address", ray_address, "--runs-dir", str(runs)])
     err = capsys.readouterr().err.strip()
@@ -171,7 +172,7 @@ def test_without_ray_the_executor_says_what_to_install(tmp_path, monkeypatch, ca
     code = main(["sweep", "x", "--blocks", "1", "--widen-factor", "1", "--epochs", "1", "--synthetic-train", "64", *TINY,
                  "--executor", "ray", "--runs-dir", str(tmp_path / "runs")])
     assert code == 2
-    assert capsys.readouterr().err.strip() == f"error: {ray_executor.RAY_MISSING}"
+    assert capsys.readouterr().err.strip() == f"error: {ray_nodes.RAY_MISSING}"
 
 
 def test_a_background_ray_sweep_stops_its_cells_on_ctrl_c(tmp_path, ray_address):

@@ -39,7 +39,11 @@ def add_sweep(sub: argparse._SubParsersAction) -> None:
                                              "Ray started for the sweep)")
     sweep.add_argument("--cpus-per-cell", type=float, default=1.0, help="Ray: CPUs each cell reserves (default 1)")
     sweep.add_argument("--gpus-per-cell", type=float, default=None,
-                       help="Ray: GPUs each cell reserves (default 1 for a CUDA sweep, else 0)")
+                       help="Ray: GPUs each cell reserves, fractions allowed: 0.5 puts two cells on one GPU "
+                            "(default 1 for a CUDA sweep, else 0)")
+    sweep.add_argument("--max-retries", type=int, default=3,
+                       help="Ray: how many times a cell lost with its node (or its worker killed) is started again "
+                            "from its checkpoint before it ends interrupted (default 3)")
     add_search_flags(sweep)
 
 
@@ -122,20 +126,21 @@ def _cells_text(frame, waiting: Sequence[str] = ()) -> str:
     frame = frame.copy()
     # Unlocked while Ray queues them, so read as interrupted: they are queued.
     frame.loc[frame["run"].isin(list(waiting)) & (frame["status"] == INTERRUPTED), "status"] = QUEUED
-    frame["where"] = [f"{e} {h}".strip() if isinstance(e, str) else "—" for e, h in
-                      zip(frame["executor"], frame["host"].fillna(""))]
-    shown = frame[["run", "status", "where", "epoch", "epochs", "best_test_acc", "train_seconds"]].copy()
+    frame["where"] = [f"{e} {h}".strip() + (f" node {n[:8]}" if isinstance(n, str) else "") if isinstance(e, str) else "—"
+                      for e, h, n in zip(frame["executor"], frame["host"].fillna(""), frame["node"])]
+    shown = frame[["run", "status", "where", "epoch", "epochs", "best_test_acc", "train_seconds", "retried"]].copy()
     shown["epoch"] = [f"{e}/{n}" for e, n in zip(frame["epoch"], frame["epochs"])]
     shown["best_test_acc"] = [f"{100 * v:.1f}%" if v == v and v is not None else "—" for v in frame["best_test_acc"]]
     shown["train_seconds"] = [f"{v:.0f}s" if v == v and v is not None else "—" for v in frame["train_seconds"]]
     return shown.drop(columns=["epochs"]).rename(columns={"best_test_acc": "best test", "train_seconds": "time"}).to_string(index=False)
 
 
-def _preflight_plan(sweep, remaining, measured, force: bool) -> None:
-    """Print every cell's size, memory and predicted time; ConfigError when cells would not fit (unless forced)."""
+def _preflight_plan(sweep, remaining, measured, force: bool, gpu_share: float = 1.0) -> None:
+    """Print every cell's size, memory and predicted time; ConfigError when cells would not fit (unless forced).
+    gpu_share: the GPU each cell reserves on Ray (0.5: two cells share one GPU's free memory)."""
     from wrn_core import sweeps
 
-    plan = sweeps.preflight_frame(sweep, measured)
+    plan = sweeps.preflight_frame(sweep, measured, gpu_share)
     columns = ["run", "params", "macs", "memory_mb", "fits"] + (["predicted_s"] if measured else [])
     print(plan[columns].to_string(index=False, float_format=lambda v: f"{v:,.0f}"))
     todo = plan[plan["run"].isin([c.run for c in remaining])]
@@ -218,7 +223,8 @@ def _placement(args: argparse.Namespace):
     cell of a CUDA sweep, CellResources.default_for)."""
     from wrn_core.jobs.executor import Placement
 
-    return Placement(executor=args.executor, address=args.ray_address, cpus=args.cpus_per_cell, gpus=args.gpus_per_cell)
+    return Placement(executor=args.executor, address=args.ray_address, cpus=args.cpus_per_cell, gpus=args.gpus_per_cell,
+                     max_retries=args.max_retries)
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
@@ -238,8 +244,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     # `--resume --no-probe`).
     kept = sweeps.load_predicted_seconds(store.root, sweep.name) if args.resume else None
     check_search(sweep, can_predict_time=not args.no_probe or bool(kept))
+    resources = placement.resources(sweep)  # a bad --cpus-per-cell, --gpus-per-cell or Ray device, before the probe
     preflight(sweep.base)
-    placement.resources(sweep)  # a bad --cpus-per-cell or --gpus-per-cell, before the probe
     sweeps.check_same_sweep(store.root, sweep)  # another sweep of that name: before its study is opened
     if _is_done(store, sweep):
         print(f"sweep {sweep.name} is complete: every cell it trains has ended (see `sweeps show {sweep.name}`)",
@@ -247,7 +253,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         return 0
     remaining = sweeps.next_cells(store, sweep)
     measured = None if args.no_probe else sweeps.probe(sweep, import_seconds=import_seconds)
-    _preflight_plan(sweep, remaining, measured, args.force)
+    _preflight_plan(sweep, remaining, measured, args.force, resources.gpus if placement.executor == "ray" else 1.0)
     if measured is not None and sweep.search.needs_time:
         seconds = sweeps.predicted_seconds(sweep, sweeps.preflight_frame(sweep, measured))
         sweeps.save_predicted_seconds(store.root, sweep, seconds)

@@ -30,7 +30,7 @@ from wrn_core.engine.distributed import Dist, RankView
 from wrn_core.engine.outcome import Diverged, ending_for
 from wrn_core.engine.reporter import ProgressHook, Reporter
 from wrn_core.engine.session import Interval, Position, Session, checkpoint_state
-from wrn_core.engine.step import loss_and_accuracy, train_step
+from wrn_core.engine.step import Evaluation, evaluation_pass, train_step
 from wrn_core.store import Run, records
 from wrn_core.store.lock import ROLE_TRAINING
 from wrn_core.store.records import COMPILING, DONE, EVALUATING, FINISHED, LOADING, PRUNED, RUNNING, STOPPED, TRAINING
@@ -91,7 +91,8 @@ def train_run(
 def begin_loading(run: Run, report: Reporter) -> None:
     """Say the run is running and what data it loads (a folder: how many images, decoded or cached)."""
     run.write_status(RUNNING, _loading_message(run), started_at=time.time(), pid=os.getpid(), host=socket.gethostname(),
-                     executor=_executor(), finished_at=None, cause=None)
+                     executor=_executor(), finished_at=None, cause=None, node=os.environ.get(records.NODE_ENV) or None,
+                     gpus=os.environ.get("CUDA_VISIBLE_DEVICES"))
     report.send(None, Position(), LOADING)
 
 
@@ -210,7 +211,9 @@ def finish_epoch(run: Run, session: Session, position: Position, epoch_start: fl
     rate = session.recent_rate
     train_phase_seconds = boundary_start - epoch_start
     report.send(session.plan, position, EVALUATING, rate=rate)
-    test_loss, test_acc = loss_and_accuracy(session.evaluator, session.test_loader, device, session.dist)
+    evaluation = evaluation_pass(session.evaluator, session.test_loader, device, session.dist,
+                                 measure_width=config.measures_width(position.epoch + 1))
+    test_loss, test_acc = evaluation.loss, evaluation.accuracy
     eval_seconds = time.perf_counter() - boundary_start
     position.train_seconds += eval_seconds
     if not math.isfinite(test_loss):
@@ -226,7 +229,7 @@ def finish_epoch(run: Run, session: Session, position: Position, epoch_start: fl
         peak_mem_mb=torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None,
         boundary_s=time.perf_counter() - boundary_start - eval_seconds, checkpoint_wait_s=waited,
         **checks,
-    )])
+    )] + _width_records(position, evaluation))
     record_system(run, session, position)  # at least one reading per epoch, however short
     run.write_status(
         RUNNING, f"epoch {position.epoch}/{config.epochs}: test accuracy {test_acc:.1%}", epoch=position.epoch,
@@ -234,6 +237,14 @@ def finish_epoch(run: Run, session: Session, position: Position, epoch_start: fl
         best_test_acc=position.best_test_acc, final_test_acc=test_acc,
     )
     report.send(session.plan, position, TRAINING, rate=rate)
+
+
+def _width_records(position: Position, evaluation: Evaluation) -> list[dict[str, Any]]:
+    """The epoch's width record, when its evaluation measured width use (over every rank's shard)."""
+    if evaluation.width is None:
+        return []
+    return [records.width_record(epoch=position.epoch, step=position.step, time=position.train_seconds,
+                                 images=evaluation.images, layers=evaluation.width)]
 
 
 def _data_parallel_checks(session: Session, epoch: int) -> dict[str, Any]:

@@ -48,18 +48,26 @@ class CellResources:
 @dataclass(frozen=True)
 class Placement:
     """Where a sweep's cells train: this machine's job queues (local), or a Ray cluster at `address` (None:
-    RAY_ADDRESS, else a local Ray) with `cpus`/`gpus` reserved per cell (gpus None: CellResources.default_for)."""
+    RAY_ADDRESS, else a local Ray) with `cpus`/`gpus` reserved per cell (gpus None: CellResources.default_for),
+    a cell lost with its node started again from its checkpoint up to `max_retries` times."""
 
     executor: str = LOCAL
     address: str | None = None
     cpus: float = 1.0
     gpus: float | None = None
+    max_retries: int = 3
 
     def __post_init__(self) -> None:
         if self.executor not in EXECUTORS:
             raise ConfigError(f"unknown executor {self.executor!r}; choose one of {', '.join(EXECUTORS)}")
+        if self.max_retries < 0:
+            raise ConfigError(f"--max-retries must be 0 or more, got {self.max_retries}")
 
     def resources(self, sweep: Sweep) -> CellResources:
+        """What each cell reserves; ConfigError for a Ray sweep pinned to one GPU (Ray picks each cell's GPUs)."""
+        if self.executor == RAY and sweep.base.device.startswith("cuda:"):
+            raise ConfigError(f"on Ray each cell trains on the GPUs Ray assigns it (CUDA_VISIBLE_DEVICES): use --device "
+                              f"cuda, not {sweep.base.device}")
         return CellResources.default_for(sweep, self.cpus, self.gpus)
 
     def describe(self) -> str:

@@ -1,64 +1,65 @@
-"""Sweeps on a Ray cluster: each cell a Ray task running `python -m wrn_core resume CELL` on whichever node Ray picks.
+"""Sweeps on a Ray cluster: each cell a detached Ray actor running `python -m wrn_core resume CELL` on whichever node Ray picks.
 
 Ray places the cells; the run store stays the contract. `RaySweep` is the Ray executor of a sweep
 process (Ray's driver): it creates each cell's run (queued) before submitting it and never submits a
 run that a process holds; the trainer takes the run's lock itself, so a second copy of a cell could
 not train anyway. Every node must see the runs directory at the same path, on a filesystem where
-flock works across machines (NFSv4, CephFS, Lustre...): `check_shared_runs_dir` proves it before the
-first cell.
+flock works across machines (NFSv4, CephFS, Lustre...): `ray_nodes.check_shared_runs_dir` proves it
+before the first cell.
+
+A cell whose actor is lost (its node died, its worker crashed or was OOM-killed, its trainer was
+killed by a signal) before its trainer recorded an end is started again from its checkpoint, on
+whatever node has room, up to `max_retries` times per drive; each retry is a `retry` record in its
+metrics.jsonl. A cell that ended by itself (finished, failed for bad input, stopped) is never retried.
+A cell lost more often ends `interrupted` with the reason, and `sweep NAME --resume --executor ray`
+continues it. The actors are detached: if the driver dies, its cells keep training, and the next
+driver of the sweep finds them by name (ray_cell.actor_prefix) and waits on the same trainers.
 
 Stopping goes through the run directory (Run.request_stop), which every trainer polls at its logging
-points, so it works whatever node a cell is on. A worker that dies takes its trainer with it (the
-child dies with its parent), the kernel frees the lock, and the cell reads `interrupted`;
-`sweep NAME --resume --executor ray` continues it from its checkpoint. Nothing is retried: a cell is
-submitted once per drive, and a cell that failed (bad input, an exception) stays failed. Ray is
-imported lazily: `import wrn_core` and the dashboard never need it.
+points, so it works whatever node a cell is on. Ray is imported lazily: `import wrn_core` and the
+dashboard never need it.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import secrets
-import socket
 import threading
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Iterable
 
 from wrn_core.config import ConfigError
 from wrn_core.errors import one_line
 from wrn_core.jobs.executor import CellResources, Placement, SweepExecutor, cells_to_stop
-from wrn_core.jobs.ray_cell import run_cell
+from wrn_core.jobs.ray_cell import ACTOR_NAMESPACE, CellTrainer, actor_prefix
+from wrn_core.jobs.ray_nodes import RAY_MISSING, cells_at_once, import_ray, lost, lost_reason, require_ray  # noqa: F401
 from wrn_core.jobs.supervisor import last_log_line
 from wrn_core.store import RunBusyError, RunStore, RunStoreError
-from wrn_core.store.atomic import remove_quietly, write_atomic
 from wrn_core.store.lock import ROLE_QUEUED, ROLE_RECONCILING, ROLE_TRAINING, RunLock, queue_lock_name
-from wrn_core.store.records import ACTIVE_STATUSES, EXCEPTION_ERROR, EXECUTOR_RAY, FAILED, INTERRUPTED, QUEUED, STOPPED
+from wrn_core.store.records import (ACTIVE_STATUSES, EXCEPTION_ERROR, EXECUTOR_RAY, FAILED, INTERRUPTED, QUEUED,
+                                    STOPPED, retry_record)
 from wrn_core.sweeps import Cell, Sweep, load_sweep
 from wrn_core.sweeps.cell_order import CellOrder, Openings, cell_order
 
-RAY_MISSING = 'ray is not installed: pip install -e ".[ray]"'
-PROBE_PREFIX = ".ray-probe-"  # the shared-directory token file: <runs dir>/.ray-probe-<token>
-PROBE_TIMEOUT_S = 120.0  # a probe task waits for a worker process to start on its node
 POLL_S = 0.5  # how long the driver's thread waits for tasks to end before it looks at its sweeps again
+RELAUNCH_WAIT_S = 120.0  # a lost cell's trainer may hold its run a moment longer (it dies with its worker)
+# --ray-address forms: ray://HOST:PORT (Ray Client), HOST:PORT (the head's GCS), or `auto` (this machine's cluster).
+ADDRESS_FORMS = re.compile(r"^(ray://[^\s:/]+:\d+|[^\s:/]+:\d+|auto)$")
 
 
-def import_ray() -> Any:
-    """The ray module; ConfigError with the one line to install it when it is missing."""
-    try:
-        import ray
-    except ImportError:
-        raise ConfigError(RAY_MISSING) from None
-    return ray
+def check_address(address: str | None) -> None:
+    """ConfigError (one line) for a --ray-address that is neither ray://HOST:PORT, HOST:PORT nor auto."""
+    if address and not ADDRESS_FORMS.match(address):
+        raise ConfigError(f"--ray-address {address!r} is not a Ray address: give HEAD:6379 from a machine of the cluster, "
+                          "or ray://HEAD:10001 (Ray Client) from outside it")
 
 
-def require_ray() -> None:
-    """ConfigError with the one line to install ray when it is missing; imports nothing (for the dashboard)."""
-    import importlib.util
-
-    if importlib.util.find_spec("ray") is None:
-        raise ConfigError(RAY_MISSING)
+def _reason(exc: BaseException) -> str:
+    """An exception's first line, and its last where it has more (Ray Client puts the server's reason last)."""
+    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+    return one_line(exc) if len(lines) < 2 else f"{lines[0]} {lines[-1]}"
 
 
 class RayCluster:
@@ -75,6 +76,7 @@ class RayCluster:
         ray = import_ray()
         if ray.is_initialized():
             return self
+        check_address(self.address)
         # Cells write their output to job.log; the driver's terminal shows only the cells table.
         options: dict[str, Any] = {"log_to_driver": False, "configure_logging": False}
         try:
@@ -85,7 +87,7 @@ class RayCluster:
                 self.started_here = True
         except Exception as exc:  # noqa: BLE001 - ConnectionError, RuntimeError...: one line either way
             where = f"the Ray cluster at {self.address}" if self.address else "a local Ray"
-            raise RunStoreError(f"could not start or reach {where}: {one_line(exc)}") from None
+            raise RunStoreError(f"could not start or reach {where}: {_reason(exc)}") from None
         self._joined = True
         return self
 
@@ -96,96 +98,38 @@ class RayCluster:
 
 
 # ---------------------------------------------------------------------------------------------
-# The nodes, and the shared runs directory
-
-
-def _read_token(path: str) -> tuple[str | None, str]:
-    """On a worker: the token file's content (None if this node cannot read it) and the node's hostname."""
-    try:
-        return Path(path).read_text(encoding="utf-8"), socket.gethostname()
-    except OSError:
-        return None, socket.gethostname()
-
-
-def _write_token(path: Path, token: str) -> None:
-    write_atomic(path, token.encode(), "the shared-directory probe")
-
-
-def _cell_nodes(ray: Any, resources: CellResources) -> list[dict[str, Any]]:
-    """The live nodes that have room for one cell."""
-    nodes = []
-    for node in ray.nodes():
-        have = node.get("Resources") or {}
-        if node.get("Alive") and have.get("CPU", 0) >= resources.cpus and have.get("GPU", 0) >= resources.gpus:
-            nodes.append(node)
-    return nodes
-
-
-def cells_at_once(ray: Any, resources: CellResources) -> int:
-    """How many cells the live nodes hold at once: on each node, its CPUs (and GPUs) over what a cell reserves."""
-    total = 0
-    for node in _cell_nodes(ray, resources):
-        have = node.get("Resources") or {}
-        fits = have.get("CPU", 0) / resources.cpus
-        if resources.gpus > 0:
-            fits = min(fits, have.get("GPU", 0) / resources.gpus)
-        total += int(fits + 1e-9)
-    return total
-
-
-def check_shared_runs_dir(root: str | os.PathLike[str], resources: CellResources = CellResources()) -> list[str]:
-    """Prove that every node a cell could run on sees `root`: a token file written here is read by a
-    task pinned to each such node. Returns their hostnames; RunStoreError (one line) otherwise."""
-    ray = import_ray()
-    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
-
-    root = Path(root).resolve()
-    nodes = _cell_nodes(ray, resources)
-    if not nodes:
-        raise ConfigError(f"no node of the Ray cluster has {resources.cpus:g} CPU(s) and {resources.gpus:g} GPU(s) "
-                          "free for a cell; lower --cpus-per-cell/--gpus-per-cell or add nodes")
-    token = secrets.token_hex(16)
-    path = root / f"{PROBE_PREFIX}{token}"
-    root.mkdir(parents=True, exist_ok=True)
-    _write_token(path, token)
-    try:
-        probe = ray.remote(num_cpus=0, max_retries=0)(_read_token)
-        refs = [probe.options(scheduling_strategy=NodeAffinitySchedulingStrategy(node["NodeID"], soft=False))
-                .remote(str(path)) for node in nodes]
-        seen = ray.get(refs, timeout=PROBE_TIMEOUT_S)
-    except Exception as exc:  # noqa: BLE001 - GetTimeoutError, a node lost meanwhile...
-        raise RunStoreError(f"could not check that the Ray workers see the runs directory {root}: {one_line(exc)}") from None
-    finally:
-        remove_quietly(path)
-    blind = [host for content, host in seen if content != token]
-    if blind:
-        raise RunStoreError(
-            f"the Ray worker on {blind[0]} does not see the runs directory {root}: put it on a filesystem every node "
-            "mounts at the same path (NFSv4 or another where flock works across machines)")
-    return sorted({host for _, host in seen})
-
-
-# ---------------------------------------------------------------------------------------------
 # The driver's side
 
 
 @dataclass
 class _Task:
-    ref: Any
+    actor: Any  # the cell's CellTrainer actor
+    ref: Any  # its run() in flight
     submitted_at: float = field(default_factory=time.time)
 
 
-@dataclass(eq=False)  # hashed by identity: (drive, run) keys the tasks waited on
+@dataclass
+class _Relaunch:
+    reason: str
+    node: str
+    epoch: int
+    deadline: float = field(default_factory=lambda: time.monotonic() + RELAUNCH_WAIT_S)
+
+
+@dataclass(eq=False)  # hashed by identity: a key of the watcher's maps
 class _Drive:
-    """One sweep driven on Ray: its cell order, its tasks in flight, and the sweep's queue lock while it drives."""
+    """One sweep driven on Ray: its cell order, its cells in flight, and the sweep's queue lock while it drives."""
 
     sweep: Sweep
     resources: CellResources
     order: CellOrder
     lock: RunLock
-    remote: Any  # run_cell as a Ray remote function reserving `resources`
-    tasks: dict[str, _Task] = field(default_factory=dict)  # run -> its task, while it is in flight
+    actor_class: Any  # CellTrainer as a Ray actor class reserving `resources`
+    max_retries: int
+    tasks: dict[str, _Task] = field(default_factory=dict)  # run -> its actor, while it is in flight
     handed: set[str] = field(default_factory=set)  # every cell submitted (or found held) in this drive: once each
+    relaunch: dict[str, _Relaunch] = field(default_factory=dict)  # lost cells to start again once their lock is free
+    retries: dict[str, int] = field(default_factory=dict)  # run -> retries in this drive
     stopping: bool = False
     finished: bool = False
     error: str | None = None
@@ -196,14 +140,14 @@ class _Drive:
 
 
 class RaySweep(SweepExecutor):
-    """Sweeps' cells as Ray tasks, driven from this process (use it inside a RayCluster).
+    """Sweeps' cells as detached Ray actors, driven from this process (use it inside a RayCluster).
 
     start() takes the sweep's queue lock (store.lock.queue_lock_name), which every cell it queues names in its
     status: to any reader on any node a cell waiting in Ray's queue reads `queued` while this driver lives, and
-    `interrupted` once it is gone; a second driver of the same sweep is refused. It then submits the cells the
-    sweep's order hands out; a thread waits on the tasks, settles each ended cell's status, prunes and asks the
-    order again, and lets go of the queue lock once no cell is left in flight. `outcomes`: run -> how its task
-    ended, for cells whose task ended oddly.
+    `interrupted` once it is gone; a second driver of the same sweep is refused. It adopts the cells an earlier
+    driver left training (their actors), then submits the cells the sweep's order hands out; a thread waits on
+    them, starts lost ones again, settles each ended cell's status, prunes and asks the order again, and lets go
+    of the queue lock once no cell is left in flight. `outcomes`: run -> how its cell ended, where oddly.
     """
 
     def __init__(self, store: RunStore) -> None:
@@ -229,14 +173,29 @@ class RaySweep(SweepExecutor):
                 lock.acquire(ROLE_QUEUED, f"sweep {sweep.name}", wait_s=0.0)
             except RunBusyError as exc:
                 raise RunBusyError(f"{exc} (another `sweep {sweep.name}` drives its cells)") from None
-            remote = ray.remote(num_cpus=resources.cpus, num_gpus=resources.gpus, max_retries=0)(run_cell)
-            drive = _Drive(sweep, resources, cell_order(sweep, self.store.root), lock, remote)
+            actor_class = ray.remote(num_cpus=resources.cpus, num_gpus=resources.gpus, max_restarts=0)(CellTrainer)
+            drive = _Drive(sweep, resources, cell_order(sweep, self.store.root), lock, actor_class, placement.max_retries)
             self._drives[sweep.name] = drive
+            self._adopt(ray, drive)
             self._submit(ray, drive)
             self._finish_if_idle(drive)
             if self._thread is None:
                 self._thread = threading.Thread(target=self._watch, name="ray-sweep", daemon=True)
                 self._thread.start()
+
+    def _adopt(self, ray: Any, drive: _Drive) -> None:
+        """Wait on the cells whose actors an earlier driver of the sweep left (training, or waiting for a node)."""
+        names = {entry["name"] for entry in ray.util.list_named_actors(all_namespaces=True)
+                 if entry.get("namespace") == ACTOR_NAMESPACE}
+        for cell in drive.sweep.cells():
+            prefix = actor_prefix(self.root, cell.run)
+            for actor_name in sorted(n for n in names if n.startswith(prefix)):
+                try:
+                    actor = ray.get_actor(actor_name, namespace=ACTOR_NAMESPACE)
+                except ValueError:
+                    continue  # it died meanwhile
+                drive.tasks[cell.run] = _Task(actor, actor.run.remote())
+                drive.handed.add(cell.run)
 
     def _submit(self, ray: Any, drive: _Drive) -> None:
         """Claim and submit the cells the order hands out now (under self._lock)."""
@@ -248,35 +207,45 @@ class RaySweep(SweepExecutor):
             if cell.run in drive.handed:
                 continue
             drive.handed.add(cell.run)
-            if self._claim(drive, cell):
-                drive.tasks[cell.run] = _Task(drive.remote.remote(cell.run, self.root))
+            if self._claim(drive, cell.run, cell):
+                self._launch(drive, cell.run)
 
-    def _claim(self, drive: _Drive, cell: Cell) -> bool:
-        """Create the cell's run (or mark an existing one) queued for Ray, then let go of its lock for the
-        trainer to take; False when some process holds the run (it is not submitted twice)."""
-        if not self.store.exists(cell.run):
-            run = self.store.create(cell.config, cell.run, hold=ROLE_QUEUED, sweep=drive.sweep.name,
+    def _launch(self, drive: _Drive, name: str) -> None:
+        """A new actor for the cell (named, detached: it outlives this driver), and its run() in flight."""
+        actor = drive.actor_class.options(name=actor_prefix(self.root, name) + secrets.token_hex(4),
+                                          namespace=ACTOR_NAMESPACE, lifetime="detached").remote(name, self.root)
+        drive.tasks[name] = _Task(actor, actor.run.remote())
+
+    def _claim(self, drive: _Drive, name: str, cell: Cell | None = None, retry: dict[str, Any] | None = None) -> bool:
+        """Create the cell's run (or mark an existing one) queued for Ray, with a retry record when it is started
+        again, then let go of its lock for the trainer to take; False when some process holds the run."""
+        if not self.store.exists(name) and cell is not None:
+            run = self.store.create(cell.config, name, hold=ROLE_QUEUED, sweep=drive.sweep.name,
                                     executor=EXECUTOR_RAY, host=None)
         else:
-            run = self.store.get(cell.run)
+            run = self.store.get(name)
             try:
                 run.acquire(ROLE_QUEUED, wait_s=0.0)
             except RunBusyError:
                 return False
         try:
-            run.write_status(QUEUED, "queued on Ray: waiting for a worker", executor=EXECUTOR_RAY, slot=None,
-                             queue_lock=drive.queue_lock)
+            message = "queued on Ray: waiting for a worker"
+            if retry is not None:
+                run.append_metrics([retry])
+                message = (f"queued on Ray again (retry {retry['attempt']}/{retry['of']}): {retry['reason']}; "
+                           "waiting for a worker")
+            run.write_status(QUEUED, message, executor=EXECUTOR_RAY, slot=None, queue_lock=drive.queue_lock, node=None)
         finally:
             run.release()
         return True
 
     def _finish_if_idle(self, drive: _Drive) -> None:
-        """No task in flight and nothing more to submit: let go of the sweep (under self._lock)."""
-        if not drive.finished and not drive.tasks:
+        """No cell in flight or to start again: let go of the sweep (under self._lock)."""
+        if not drive.finished and not drive.tasks and not drive.relaunch:
             drive.finished = True
             drive.lock.release()
 
-    # -- the thread that waits on the tasks --------------------------------------------------------------
+    # -- the thread that waits on the cells --------------------------------------------------------------
     def _watch(self) -> None:
         ray = import_ray()
         while not self._closed.is_set():
@@ -285,16 +254,17 @@ class RaySweep(SweepExecutor):
             try:
                 ended = self._wait_tasks(ray, refs)
                 with self._lock:
-                    for (drive, name), (result, why) in ended.items():
-                        del drive.tasks[name]
-                        self._settle(drive, name, result, why)
+                    for (drive, name), (result, exc) in ended.items():
+                        task = drive.tasks.pop(name)
+                        ray.kill(task.actor, no_restart=True)  # its trainer has exited: free what it reserves
+                        self._settle(drive, name, result, exc)
                     for drive in [d for d in self._drives.values() if not d.finished]:
-                        self._advance(ray, drive, bool(ended))
+                        self._advance(ray, drive)
             except Exception as exc:  # noqa: BLE001 - the cluster lost, a store that cannot be written: said, not died
                 self._give_up(one_line(exc))
 
     def _wait_tasks(self, ray: Any, refs: dict[Any, tuple[_Drive, str]]) -> dict[tuple[_Drive, str], tuple[Any, Any]]:
-        """Wait up to POLL_S for tasks to end: {(drive, run): (its result or None, why it failed or None)}."""
+        """Wait up to POLL_S for cells to end: {(drive, run): (its result or None, the exception it ended with or None)}."""
         if not refs:
             self._closed.wait(POLL_S)
             return {}
@@ -303,17 +273,35 @@ class RaySweep(SweepExecutor):
         for ref in ready:
             try:
                 ended[refs[ref]] = (ray.get(ref), None)
-            except Exception as exc:  # noqa: BLE001 - WorkerCrashedError, NodeDiedError, TaskCancelledError...
-                ended[refs[ref]] = (None, one_line(exc))
+            except Exception as exc:  # noqa: BLE001 - ActorDiedError (node lost, worker killed), RayTaskError...
+                ended[refs[ref]] = (None, exc)
         return ended
 
-    def _advance(self, ray: Any, drive: _Drive, ended: bool) -> None:
-        """Prune, start what the order hands out now that tasks ended, and let go once nothing is in flight."""
+    def _advance(self, ray: Any, drive: _Drive) -> None:
+        """Start lost cells again, prune, start what the order hands out (a node may have joined), and let go
+        once nothing is in flight."""
+        self._relaunch(drive)
         if not drive.stopping and not drive.error:
             drive.order.prune(self.store)
-            if ended:
-                self._submit(ray, drive)
+            self._submit(ray, drive)
         self._finish_if_idle(drive)
+
+    def _relaunch(self, drive: _Drive) -> None:
+        """Start again each lost cell whose lock its dead trainer has let go of, with a retry record."""
+        for name, lost_at in list(drive.relaunch.items()):
+            attempt = drive.retries.get(name, 0) + 1
+            if drive.stopping:
+                del drive.relaunch[name]
+                self._end_lost(drive, name, f"{lost_at.reason}; stopped before it was started again")
+                continue
+            record = retry_record(attempt, drive.max_retries, lost_at.node, lost_at.epoch, lost_at.reason, time.time())
+            if self._claim(drive, name, retry=record):
+                del drive.relaunch[name]
+                drive.retries[name] = attempt
+                self._launch(drive, name)
+            elif time.monotonic() > lost_at.deadline:
+                del drive.relaunch[name]
+                self.outcomes[name] = f"{lost_at.reason}; not started again: another process holds it"
 
     def _give_up(self, why: str) -> None:
         with self._lock:
@@ -321,22 +309,32 @@ class RaySweep(SweepExecutor):
                 if not drive.finished:
                     drive.error = drive.error or why
                     drive.tasks.clear()
+                    drive.relaunch.clear()
                     self._finish_if_idle(drive)
 
-    def _settle(self, drive: _Drive, name: str, result: dict[str, Any] | None, why: str | None) -> None:
-        """A task ended: a cell whose trainer never recorded an end gets a status made of that fact."""
+    def _settle(self, drive: _Drive, name: str, result: dict[str, Any] | None, exc: BaseException | None) -> None:
+        """A cell's actor ended: a lost cell is started again (up to max_retries); another whose trainer never
+        recorded an end gets a status made of that fact."""
         run = self.store.get(name)
         recorded, _ = run.read_status_file()
         if recorded is None or recorded.get("status") not in ACTIVE_STATUSES:
-            if result is not None and result["code"] not in (0, 1) and why is None:
+            if result is not None and result["code"] not in (0, 1):
                 self.outcomes[name] = f"its trainer exited with code {result['code']}"
             return
+        if lost(exc, result) and not drive.stopping:
+            node = str(recorded.get("node") or (result or {}).get("node") or "")
+            reason = lost_reason(node, int(recorded.get("epoch") or 0), result)
+            if drive.retries.get(name, 0) < drive.max_retries:
+                drive.relaunch[name] = _Relaunch(reason, node, int(recorded.get("epoch") or 0))
+                return
+            tries = drive.retries.get(name, 0)
+            return self._end_lost(drive, name, f"{reason}, after {tries} retr{'y' if tries == 1 else 'ies'}")
         try:
             run.acquire(ROLE_RECONCILING, wait_s=0.5)
         except (RunStoreError, OSError):
             return  # someone holds it (another copy, started elsewhere): theirs to record
         try:
-            status, message, extra = self._ending(drive, run, result, why)
+            status, message, extra = self._ending(drive, run, result, exc)
             run.write_status(status, message, finished_at=time.time(), **extra)
             self.outcomes[name] = message
         except OSError:
@@ -344,14 +342,29 @@ class RaySweep(SweepExecutor):
         finally:
             run.release()
 
-    def _ending(self, drive: _Drive, run: Any, result: dict[str, Any] | None, why: str | None) -> tuple[str, str, dict]:
-        """(status, message, extra fields) of a cell whose task ended before its trainer recorded an end."""
+    def _end_lost(self, drive: _Drive, name: str, reason: str) -> None:
+        """A lost cell not started again: `interrupted` with the reason (as soon as its dead trainer's lock is free)."""
+        run = self.store.get(name)
+        message = f"{reason}; `python -m wrn_core sweep {drive.sweep.name} --resume --executor ray` continues it"
+        try:
+            run.acquire(ROLE_RECONCILING, wait_s=5.0)
+        except (RunStoreError, OSError):
+            self.outcomes[name] = reason  # its trainer still holds it: it reads interrupted once that dies
+            return
+        try:
+            run.write_status(INTERRUPTED, message, finished_at=time.time())
+        finally:
+            run.release()
+        self.outcomes[name] = message
+
+    def _ending(self, drive: _Drive, run: Any, result: dict[str, Any] | None, exc: BaseException | None) -> tuple[str, str, dict]:
+        """(status, message, extra fields) of a cell whose actor ended before its trainer recorded an end."""
         resume = f"`python -m wrn_core sweep {drive.sweep.name} --resume --executor ray` continues it"
         code = None if result is None else result["code"]
         if drive.stopping:
             return STOPPED, f"stopped before it started training; {resume}", {}
         if result is None:
-            return INTERRUPTED, f"its Ray task ended ({why}); {resume}", {}
+            return INTERRUPTED, f"its Ray actor ended ({one_line(exc)}); {resume}", {}
         if code is not None and code < 0:
             return INTERRUPTED, f"its trainer was killed by signal {-code}; {resume}", {}
         said = last_log_line(run.path / "job.log")
@@ -361,11 +374,11 @@ class RaySweep(SweepExecutor):
     # -- the interface ---------------------------------------------------------------------------------
     def stop(self, name: str) -> list[str]:
         """A stop request to every cell cells_to_stop names (it checkpoints at its next logging point); this
-        driver's tasks whose trainer has not taken its run yet are cancelled too. Returns the cells asked."""
+        driver's cells whose trainer has not taken its run yet lose their actor too. Returns the cells asked."""
         with self._lock:
             drive = self._drives.get(name)
             tasks = {} if drive is None or drive.finished else dict(drive.tasks)
-            if tasks:
+            if drive is not None and not drive.finished:
                 drive.stopping = True
         try:
             sweep = drive.sweep if drive is not None else load_sweep(self.store.root, name)
@@ -377,7 +390,7 @@ class RaySweep(SweepExecutor):
             run.request_stop(by="sweep")
             owner = run.owner()
             if cell in tasks and (owner is None or owner.role != ROLE_TRAINING):
-                import_ray().cancel(tasks[cell].ref)  # queued: dropped; just starting: its trainer gets SIGINT
+                import_ray().kill(tasks[cell].actor, no_restart=True)  # waiting for a node, or its trainer starting
             asked.append(cell)
         return asked
 
@@ -395,7 +408,7 @@ class RaySweep(SweepExecutor):
         """Submitted cells whose trainer has not taken the run yet (queued in Ray, or starting)."""
         with self._lock:
             drive = self._drives.get(name)
-            names = [] if drive is None else list(drive.tasks)
+            names = [] if drive is None else [*drive.tasks, *drive.relaunch]
         return queued_on_ray(self.store, names)
 
     def wait(self, name: str, timeout: float) -> bool:
@@ -405,8 +418,8 @@ class RaySweep(SweepExecutor):
         return not self.running(name)
 
     def shutdown(self) -> None:
-        """Stop watching and let go of every sweep's queue lock (cells still in flight read interrupted once the
-        driver is gone)."""
+        """Stop watching and let go of every sweep's queue lock. Cells still in flight keep training on their nodes
+        (their actors are detached): the next `sweep NAME --resume --executor ray` re-attaches to them."""
         self._closed.set()
         if self._thread is not None:
             self._thread.join(timeout=4 * POLL_S)

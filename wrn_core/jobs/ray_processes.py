@@ -15,17 +15,19 @@ import threading
 from pathlib import Path
 
 from wrn_core.jobs.executor import RAY, CellResources, Placement, SweepExecutor, cells_to_stop
-from wrn_core.jobs.ray_executor import queued_on_ray, require_ray
+from wrn_core.jobs.ray_executor import queued_on_ray
+from wrn_core.jobs.ray_nodes import require_ray
 from wrn_core.jobs.supervisor import last_log_line
 from wrn_core.store import RunStore, RunStoreError
 from wrn_core.sweeps import Sweep, load_sweep
 
 
 def sweep_command(root: str | os.PathLike[str], name: str, address: str | None = None,
-                  resources: CellResources = CellResources()) -> list[str]:
+                  resources: CellResources = CellResources(), max_retries: int = 3) -> list[str]:
     """`python -m wrn_core sweep NAME --resume --executor ray ...` for a saved sweep."""
     command = [sys.executable, "-m", "wrn_core", "sweep", name, "--resume", "--executor", RAY, "--no-probe",
-               "--cpus-per-cell", f"{resources.cpus:g}", "--gpus-per-cell", f"{resources.gpus:g}", "--runs-dir", str(root)]
+               "--cpus-per-cell", f"{resources.cpus:g}", "--gpus-per-cell", f"{resources.gpus:g}",
+               "--max-retries", str(max_retries), "--runs-dir", str(root)]
     return command + (["--ray-address", address] if address else [])
 
 
@@ -47,9 +49,10 @@ class RaySweepProcesses(SweepExecutor):
         require_ray()
 
     def drive(self, sweep: Sweep, placement: Placement = Placement(executor=RAY)) -> None:
-        self.start_process(sweep.name, placement.address, placement.resources(sweep))
+        self.start_process(sweep.name, placement.address, placement.resources(sweep), placement.max_retries)
 
-    def start_process(self, name: str, address: str | None = None, resources: CellResources = CellResources()) -> None:
+    def start_process(self, name: str, address: str | None = None, resources: CellResources = CellResources(),
+                      max_retries: int = 3) -> None:
         """Start the saved sweep's process; ConfigError when ray is missing, RunStoreError when it already runs."""
         require_ray()
         with self._lock:
@@ -58,7 +61,7 @@ class RaySweepProcesses(SweepExecutor):
             self._errors.pop(name, None)
             self.root.mkdir(parents=True, exist_ok=True)
             with open(self.log_path(name), "ab") as log:
-                proc = subprocess.Popen(sweep_command(self.root, name, address, resources), stdin=subprocess.DEVNULL,
+                proc = subprocess.Popen(sweep_command(self.root, name, address, resources, max_retries), stdin=subprocess.DEVNULL,
                                         stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
             self._procs[name] = proc
         threading.Thread(target=self._watch, args=(name, proc), daemon=True, name=f"ray-sweep-{name}").start()

@@ -73,7 +73,8 @@ def _local(store: RunStore, sweep: Sweep, placement: Placement, say: Callable[[s
 
 @contextmanager
 def _ray(store: RunStore, sweep: Sweep, placement: Placement, say: Callable[[str], None]) -> Iterator[SweepExecutor]:
-    from wrn_core.jobs.ray_executor import RayCluster, RaySweep, check_shared_runs_dir
+    from wrn_core.jobs.ray_executor import RayCluster, RaySweep
+    from wrn_core.jobs.ray_nodes import check_shared_runs_dir
 
     with RayCluster(placement.address) as cluster:
         hosts = check_shared_runs_dir(store.root, placement.resources(sweep))
@@ -105,6 +106,6 @@ def check_placement(placement: Placement) -> None:
     """ConfigError (one line) when the placement's executor cannot run in this process (ray missing), before
     anything is measured or made."""
     if placement.executor == RAY:
-        from wrn_core.jobs.ray_executor import require_ray
+        from wrn_core.jobs.ray_nodes import require_ray
 
         require_ray()

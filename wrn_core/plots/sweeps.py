@@ -9,6 +9,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from wrn_core.analysis import metrics_frames
+from wrn_core.analysis.width import WIDTH_METRICS
 from wrn_core.config import WRNConfig
 from wrn_core.model.flops import macs_per_image
 from wrn_core.plots.style import BEST_COLOR, REFERENCE_COLOR, TEST_COLOR, log_axis, paper_trace, placeholder, run_color
@@ -31,6 +32,8 @@ SWEEP_METRICS = {
     "train_seconds": ("training time", "s"),
     "images_per_s": ("training images/s", "img/s"),
     "params": ("parameters", ""),
+    # Effective ÷ allocated width of each group at the last measured epoch (analysis.width.width_metrics).
+    **{column: (f"effective width, {group}", "% of allocated") for column, group in WIDTH_METRICS.items()},
 }
 TRADEOFF_X_TITLES = {
     "params": "parameters",
@@ -43,7 +46,7 @@ BAND_FILL = "rgba(99, 110, 250, 0.18)"
 
 
 def _is_percent(metric: str) -> bool:
-    return metric.endswith("_acc")
+    return metric.endswith("_acc") or metric in WIDTH_METRICS
 
 
 def _metric_text(value: float | None, metric: str, spread: float | None = None) -> str:
@@ -196,7 +199,10 @@ def sweep_heatmap(grid: pd.DataFrame, metric: str = "best_test_acc", spread: pd.
         go.Heatmap(
             z=z, x=x_labels, y=y_labels, text=text, texttemplate="%{text}", textfont={"size": 13},
             colorscale="Viridis", hoverongaps=False, name=title,
-            colorbar={"title": {"text": unit or title}}, **({"zmin": scale[0], "zmax": scale[1]} if guessed else {}),
+            colorbar={"title": {"text": unit or title}},
+            # A width share on its whole 0–100% scale: cells at 96.33% and 96.34% would read as opposite ends.
+            **({"zmin": 0.0, "zmax": 100.0} if metric in WIDTH_METRICS else {}),
+            **({"zmin": scale[0], "zmax": scale[1]} if guessed else {}),
             hovertemplate="%{y}, %{x}<br>" + title + ": %{text}<extra></extra>",
         )
     )

@@ -37,6 +37,7 @@ EXECUTOR_LOCAL = "local"
 EXECUTOR_RAY = "ray"
 EXECUTORS = (EXECUTOR_LOCAL, EXECUTOR_RAY)
 EXECUTOR_ENV = "WRN_EXECUTOR"
+NODE_ENV = "WRN_RAY_NODE"  # the Ray node id a Ray cell's trainer runs on (status.json "node")
 
 # The cause of a failed or diverged run: status.json's CAUSE_FIELD. The CLI exits 2 for INPUT_ERROR.
 INPUT_ERROR = "input"
@@ -54,9 +55,11 @@ EVENT = "event"
 CREATED = "created"
 RESUME = "resume"
 SYSTEM = "system"
-RECORD_KINDS = (STEP, EPOCH, EVENT, CREATED, RESUME, SYSTEM)
+RETRY = "retry"
+WIDTH = "width"
+RECORD_KINDS = (STEP, EPOCH, EVENT, CREATED, RESUME, SYSTEM, RETRY, WIDTH)
 # Record kinds whose "step" must be an integer for the record to count (others are kept as they are).
-STEPPED_KINDS = (STEP, EPOCH, EVENT, SYSTEM)
+STEPPED_KINDS = (STEP, EPOCH, EVENT, SYSTEM, WIDTH)
 
 # Progress phases (heartbeat.json "phase").
 LOADING = "loading"
@@ -110,9 +113,35 @@ def resume_record(from_step: int, from_epoch: float, time: float, wall_time: flo
             "epochs": epochs}
 
 
+def retry_record(attempt: int, of: int, node: str, epoch: int, reason: str, wall_time: float) -> dict[str, Any]:
+    """A Ray sweep's driver started the cell again from its checkpoint after its Ray task was lost (the node died,
+    the worker crashed or was OOM-killed): `attempt` of `of` allowed, `node` the Ray node id it was lost on,
+    `epoch` the epochs it had completed. No "step": a later resume marker never drops it."""
+    return {"kind": RETRY, "attempt": attempt, "of": of, "node": node, "epoch": epoch, "reason": reason,
+            "wall_time": wall_time}
+
+
+def retries_text(records: Iterable[Any]) -> str:
+    """'retried 2× (node 3f2a9c1e lost in epoch 3)': how often a run's history says it was started again, and why
+    the last time; '' if never."""
+    retries = list(of_kind(records, RETRY))
+    if not retries:
+        return ""
+    return f"retried {len(retries)}× ({retries[-1].get('reason') or 'lost'})"
+
+
 def system_record(step: int, epoch: float, time: float, wall_time: float, **readings: Any) -> dict[str, Any]:
     """A system reading (engine.monitor): CPU, memory, CUDA memory, GPU load; None where there is no source."""
     return {"kind": SYSTEM, "step": step, "epoch": epoch, "time": time, "wall_time": wall_time, **readings}
+
+
+def width_record(epoch: int, step: int, time: float, images: int, layers: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    """Width use measured on epoch `epoch`'s evaluation pass over `images` test images: one entry per ReLU in
+    forward order, {"layer", "channels", "dead", "effective"} (dead: zero at >= 99% of positions; effective: the
+    participation ratio of the channels' mean squared activations). `layers` are engine.width rows."""
+    return {"kind": WIDTH, "epoch": epoch, "step": step, "time": time, "images": images,
+            "layers": [{"layer": row["layer"], "channels": row["channels"], "dead": row["dead_channels"],
+                        "effective": row["effective_width"]} for row in layers]}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -147,11 +176,22 @@ def _valid_record(record: Any) -> bool:
         step = record.get("step")
         if not is_int(step) or step < 0:
             return False
-    if kind == EPOCH and not is_int(record.get("epoch")):
+    if kind in (EPOCH, WIDTH) and not is_int(record.get("epoch")):
         return False
+    if kind == WIDTH:
+        return isinstance(record.get("layers"), list) and all(_valid_width_layer(layer) for layer in record["layers"])
     if kind == RESUME:
         return is_int(record.get("from_step")) and record["from_step"] >= 0
     return True
+
+
+def _valid_width_layer(layer: Any) -> bool:
+    """A width record's layer entry: a name, channels >= 1, 0 <= dead <= channels, a number for effective."""
+    if not isinstance(layer, dict) or not isinstance(layer.get("layer"), str):
+        return False
+    channels, dead, effective = layer.get("channels"), layer.get("dead"), layer.get("effective")
+    return (is_int(channels) and channels >= 1 and is_int(dead) and 0 <= dead <= channels
+            and isinstance(effective, (int, float)) and not isinstance(effective, bool))
 
 
 def of_kind(records: Iterable[Any], *kinds: str) -> Iterator[dict[str, Any]]:
@@ -242,6 +282,8 @@ class RunStatus:
     slot: str = ""  # the job queue it waited in
     sweep: str = ""
     queue_lock: str = ""  # a remote queue's lock file, while such a queue holds it queued
+    node: str = ""  # the Ray node id a Ray cell's trainer runs (or last ran) on
+    gpus: str = ""  # CUDA_VISIBLE_DEVICES as the trainer saw it (the GPUs Ray assigned a Ray cell); "" when unset
     owner: dict[str, Any] | None = None
     rebuilt: bool = False
 
@@ -260,6 +302,7 @@ class RunStatus:
             model_name=_text(status.get("model_name")), dataset=_text(status.get("dataset")),
             optimizer=_text(status.get("optimizer")), cause=cause if isinstance(cause, str) else None,
             slot=_text(status.get("slot")), sweep=_text(status.get("sweep")), queue_lock=_text(status.get("queue_lock")),
+            node=_text(status.get("node")), gpus=_text(status.get("gpus")),
             owner=status.get("owner") if isinstance(status.get("owner"), dict) else None, rebuilt=bool(status.get("rebuilt")),
         )
 

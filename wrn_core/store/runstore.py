@@ -96,6 +96,8 @@ class RunSummary:
     seed: int | None = None
     executor: str = ""  # what started its trainer (records.EXECUTORS); "" before one has started
     host: str = ""  # the machine its trainer runs (or last ran) on
+    node: str = ""  # the Ray node id it runs (or last ran) on; "" unless Ray started it
+    gpus: str = ""  # CUDA_VISIBLE_DEVICES its trainer saw (the GPUs Ray assigned it); "" when unset
     # config.json as read ({} when unreadable): every setting, for analyses that consider all of them.
     config: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
@@ -270,6 +272,8 @@ class RunStore:
             **_config_fields(config, model),
             executor=status.executor,
             host=status.host,
+            node=status.node,
+            gpus=status.gpus,
             config=config,
         )
 

@@ -8,9 +8,8 @@ from typing import Any, Iterable, Mapping, Sequence
 import pandas as pd
 
 from wrn_core.store import RunStore
-from wrn_core.store.records import (
-    ENDED_STATUSES, EPOCH, FINISHED, PAUSED_STATUSES, PENDING, PRUNED, QUEUED, RUNNING, of_kind,
-)
+from wrn_core.store.records import (ENDED_STATUSES, EPOCH, FINISHED, PAUSED_STATUSES, PENDING, PRUNED, QUEUED, RETRY,
+                                    RUNNING, of_kind, retries_text)
 from wrn_core.sweeps.grid import Sweep
 
 # The axes a cell's group is known by: every axis but the seed (seeds of one group are repeats).
@@ -33,7 +32,8 @@ def pareto_front(points: Iterable[tuple[float, float]]) -> list[bool]:
 
 
 CELL_COLUMNS = ("run", "blocks", "widen_factor", "depth", "seed", "status", "epoch", "epochs", "params", "macs",
-                "best_test_acc", "final_test_acc", "train_seconds", "images_per_s", "pareto", "executor", "host")
+                "best_test_acc", "final_test_acc", "train_seconds", "images_per_s", "pareto", "executor", "host", "node",
+                "gpus", "retries", "retried")
 
 
 def cell_state(status: str, epoch: Any, epochs: Any) -> str:
@@ -69,16 +69,20 @@ def cells_frame(store: RunStore, sweep: Sweep) -> pd.DataFrame:
             "params": parameter_count(model), "macs": macs_per_image(model, size[0], size[1]),
             "best_test_acc": None, "final_test_acc": None, "train_seconds": None, "images_per_s": None,
             "executor": None, "host": None,  # where its trainer runs (or last ran): records.EXECUTORS, hostname
+            "node": None, "gpus": None,  # Ray's node id, and the GPUs Ray assigned it (CUDA_VISIBLE_DEVICES)
+            "retries": 0, "retried": "",  # times a Ray sweep started it again after losing it; the last one said
         }
         if store.exists(cell.run):
             summary = store.summary(cell.run)
             row.update(status=summary.status, epoch=summary.epoch, epochs=summary.epochs or cell.config.epochs,
                        best_test_acc=summary.best_test_acc, final_test_acc=summary.final_test_acc,
                        train_seconds=summary.duration_s or None, executor=summary.executor or None,
-                       host=summary.host or None)
+                       host=summary.host or None, node=summary.node or None, gpus=summary.gpus or None)
             if summary.params:
                 row["params"] = summary.params
-            rates = [r.get("images_per_s") for r in of_kind(store.get(cell.run).read_metrics(), EPOCH)]
+            records = store.get(cell.run).read_metrics()
+            row.update(retries=sum(1 for _ in of_kind(records, RETRY)), retried=retries_text(records))
+            rates = [r.get("images_per_s") for r in of_kind(records, EPOCH)]
             rates = [float(r) for r in rates if isinstance(r, (int, float)) and math.isfinite(r)]
             row["images_per_s"] = sum(rates) / len(rates) if rates else None
         rows.append(row)
@@ -200,6 +204,9 @@ def cells_table(cells: pd.DataFrame) -> pd.DataFrame:
         "pareto": [bool(p) if f else None for p, f in zip(cells["pareto"], final_mask(cells))],
         "executor": cells["executor"] if "executor" in cells else None,
         "host": cells["host"] if "host" in cells else None,
+        # Ray's node id (8 hex digits tell a cluster's nodes apart) and how often Ray started the cell again.
+        "node": [n[:8] if isinstance(n, str) else None for n in cells["node"]] if "node" in cells else None,
+        "retried": cells["retried"] if "retried" in cells else None,
     })
     return table.reset_index(drop=True)
 

@@ -123,10 +123,11 @@ def _data_sizes(config: TrainConfig) -> tuple[int, int]:
     return (config.subset_train or n_train, config.subset_test or n_test)
 
 
-def preflight_frame(sweep: Sweep, measured: Probe | None = None) -> pd.DataFrame:
+def preflight_frame(sweep: Sweep, measured: Probe | None = None, gpu_share: float = 1.0) -> pd.DataFrame:
     """One row per cell: params, MACs per image, predicted training memory against the device's free
     memory (fits), and, with a probe, the predicted training seconds (steps × measured step time +
-    evaluations + the measured process startup)."""
+    evaluations + the measured process startup). `gpu_share` < 1 (Ray's fractional --gpus-per-cell): up to
+    1/gpu_share cells share one GPU, so each must fit in that share of its free memory."""
     from wrn_core.model.flops import input_size, macs_per_image
     from wrn_core.engine.devices import check_memory
     from wrn_core.model.memory import parameter_count
@@ -137,10 +138,13 @@ def preflight_frame(sweep: Sweep, measured: Probe | None = None) -> pd.DataFrame
     for cell in sweep.cells():
         config, model = cell.config, cell.config.model
         memory = check_memory(config, size)
+        fits = memory.fits
+        if 0 < gpu_share < 1 and memory.free_mb is not None and memory.device.startswith("cuda"):
+            fits = memory.predicted_mb <= memory.free_mb * gpu_share
         steps_per_epoch = max(1, n_train // config.batch_size)
         # Short columns first, so fits, memory and predicted time are in view beside the cell.
         row: dict[str, Any] = {
-            "run": cell.run, **cell.values, "fits": memory.fits, "memory_mb": memory.predicted_mb, "predicted_s": None,
+            "run": cell.run, **cell.values, "fits": fits, "memory_mb": memory.predicted_mb, "predicted_s": None,
             "depth": model.depth, "params": parameter_count(model), "macs": macs_per_image(model, *size),
             "free_mb": memory.free_mb, "steps": steps_per_epoch * config.epochs,
         }
