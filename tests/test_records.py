@@ -11,7 +11,7 @@ from wrn_core.store.records import Progress, parse_metrics, progress_from_heartb
 
 ROOT = Path(__file__).resolve().parent.parent
 RECORDS_MODULE = ROOT / "wrn_core" / "store" / "records.py"
-STATUS_NAMES = {"queued", "running", "stopped", "finished", "diverged", "failed", "interrupted"}
+STATUS_NAMES = {"queued", "running", "stopped", "finished", "diverged", "failed", "interrupted", "pruned"}
 
 
 def test_every_constructor_makes_a_record_readers_keep():

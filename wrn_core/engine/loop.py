@@ -7,7 +7,7 @@
       while epochs remain:
           train_epoch()       # steps, per-step points at each logging point, stop requests
           finish_epoch()      # evaluate, checkpoint, record the epoch, status
-      finish()                # status 'finished' (or _stop(): 'stopped' with a checkpoint; _fail(): how it raised)
+      finish()                # status 'finished' (or _stop(): 'stopped'/'pruned' with a checkpoint; _fail(): how it raised)
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from wrn_core.engine.session import Interval, Position, Session, checkpoint_stat
 from wrn_core.engine.step import Evaluation, evaluation_pass, train_step
 from wrn_core.store import Run, records
 from wrn_core.store.lock import ROLE_TRAINING
-from wrn_core.store.records import COMPILING, DONE, EVALUATING, FINISHED, LOADING, RUNNING, STOPPED, TRAINING
+from wrn_core.store.records import COMPILING, DONE, EVALUATING, FINISHED, LOADING, PRUNED, RUNNING, STOPPED, TRAINING
 
 
 def train_run(
@@ -302,15 +302,21 @@ def finish(run: Run, session: Session, position: Position, report: Reporter) -> 
 
 
 def _stop(run: Run, session: Session, position: Position, report: Reporter) -> str:
-    """A stop asked for mid-epoch: checkpoint the exact position (on disk before the status), then record `stopped`."""
+    """A stop asked for mid-epoch: checkpoint the exact position (on disk before the status), then record `stopped`,
+    or `pruned` where the run directory's stop request asks for it (a sweep's pruner, with its reason)."""
     _checkpoint(run, session, position, durable=True)
     epoch_at = position.epoch_progress(session.steps_per_epoch)
-    run.write_status(STOPPED, f"stopped at epoch {epoch_at:.2f} (step {position.step}); resume to continue",
-                     step=position.step, images_seen=position.images_seen,
+    ends, why = run.read_stop_request() if run.stop_requested() else (STOPPED, "")
+    if ends == PRUNED:
+        message = (f"pruned at epoch {epoch_at:.2f} (step {position.step})" + (f": {why}" if why else "")
+                   + f"; `python -m wrn_core resume {run.name}` continues it by hand")
+    else:
+        message = f"stopped at epoch {epoch_at:.2f} (step {position.step}); resume to continue"
+    run.write_status(ends, message, step=position.step, images_seen=position.images_seen,
                      train_seconds=position.train_seconds, finished_at=time.time())
     run.clear_stop_request()  # answered: a later resume must not stop at once
     report.send(session.plan, position, DONE)
-    return STOPPED
+    return ends
 
 
 def _fail(run: Run, exc: Exception, session: Session | None, position: Position, dist: Dist) -> str:

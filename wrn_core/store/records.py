@@ -19,10 +19,16 @@ FINISHED = "finished"
 DIVERGED = "diverged"
 FAILED = "failed"
 INTERRUPTED = "interrupted"
-STATUSES = (QUEUED, RUNNING, STOPPED, FINISHED, DIVERGED, FAILED, INTERRUPTED)
+# Stopped early by a sweep's pruner (a stop request that asks for it, STOP_ENDS): it keeps its curve and
+# checkpoint, a sweep never resumes it, and `resume NAME [--epochs E]` by hand continues it.
+PRUNED = "pruned"
+STATUSES = (QUEUED, RUNNING, STOPPED, FINISHED, DIVERGED, FAILED, INTERRUPTED, PRUNED)
 ACTIVE_STATUSES = (QUEUED, RUNNING)  # some process holds the run (or held it and died: then it reads interrupted)
-ENDED_STATUSES = (FINISHED, DIVERGED, FAILED)  # ended for good; resuming a finished run needs more epochs
+# Ended: a sweep never resumes these. By hand, a finished run resumes with more epochs; a pruned one continues its plan.
+ENDED_STATUSES = (FINISHED, DIVERGED, FAILED, PRUNED)
 PAUSED_STATUSES = (STOPPED, INTERRUPTED)  # can resume from the checkpoint
+# What a stop request (runs/<name>/stop.request) may ask its trainer to end as: its "ends" field.
+STOP_ENDS = (STOPPED, PRUNED)
 # A sweep cell with no run directory yet (a status of the sweep's table, never of status.json).
 PENDING = "pending"
 
