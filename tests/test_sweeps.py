@@ -221,7 +221,8 @@ def test_group_labels_counts_and_cells_table(tmp_path):
     frame = finished_frame(tmp_path)
     assert group_columns(frame) == ["blocks", "widen_factor"]
     counts = sweep_counts(frame)
-    assert counts == {"total": 8, "ended": 7, "finished": 7, "running": 1, "queued": 0, "paused": 0, "pending": 0}
+    assert counts == {"total": 8, "ended": 7, "finished": 7, "pruned": 0, "running": 1, "queued": 0, "paused": 0,
+                      "pending": 0}
     table = cells_table(frame)
     assert list(table["model"][:2]) == ["WRN-10-1", "WRN-10-1"] and list(table["seed"][:2]) == [0, 1]
     assert table["best test acc (%)"].tolist()[:2] == pytest.approx([10.0, 20.0])
