@@ -246,7 +246,9 @@ def test_system_records_carry_cpu_and_memory_on_the_cpu(tmp_path):
     system = [r for r in records if r["kind"] == "system"]
     assert len(system) >= 3  # at the start and after each epoch, more on long epochs
     for record in system:
-        assert record["rss_mb"] > 50 and record["cpu_percent"] is not None and record["cpu_percent"] >= 0
+        assert record["rss_mb"] > 50 and record["cpu_percent"] >= 0
         assert record["cuda_allocated_mb"] is None and record["gpu_util"] is None  # no GPU: not an error
+    # Training came between the first reading and the later ones: they measured CPU work (a constant 0 fails).
+    assert max(record["cpu_percent"] for record in system[1:]) > 0
     summary = system_usage(records)
     assert summary["peak_rss_mb"] == max(r["rss_mb"] for r in system) and summary["peak_cuda_mb"] is None

@@ -8,7 +8,7 @@ import threading
 import time
 from pathlib import Path
 
-from tests.tiny_runs import tiny_config
+from tiny_runs import tiny_config
 from wrn_core.store import RunStore
 from wrn_core.store.records import FINISHED, STOPPED
 
