@@ -178,8 +178,10 @@ def test_first_time_users_walk(walk):
     settle(page)
     clean(page)
     # The test-accuracy panel (row 2, column 1: axis y3) draws the epochs as measured, smoothing or not.
-    drawn = page.evaluate("() => [...document.querySelectorAll('.js-plotly-plot')].flatMap(d => (d.data || [])"
-                          ".filter(t => t.name === 'walk' && t.yaxis === 'y3').map(t => t.y))")
+    # Only the curves chart (its panels are titled): the width chart below it has a y3 panel of its own.
+    drawn = page.evaluate("() => [...document.querySelectorAll('.js-plotly-plot')]"
+                          ".filter(d => ((d.layout || {}).annotations || []).some(a => a.text === 'Test accuracy'))"
+                          ".flatMap(d => (d.data || []).filter(t => t.name === 'walk' && t.yaxis === 'y3').map(t => t.y))")
     tested = [100.0 * r["test_acc"] for r in records if r.get("kind") == "epoch"]
     assert drawn and drawn[-1][-1] == pytest.approx(tested[-1]), (
         f"the smoothed chart rewrote the test curve (issue 20 item 2): drawn {drawn}, recorded {tested[-1]:.2f}")
