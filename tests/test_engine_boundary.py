@@ -28,8 +28,10 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def test_a_compiled_run_compiles_the_train_graph_once_and_never_recompiles(tmp_path):
-    """Evaluations between epochs run through the eager module: another batch shape and eval mode
-    would otherwise compile a second graph (dynamo's counters count every graph it captures)."""
+    """The compiled path (used on GPUs) runs end to end on the CPU and logs its compile cost once.
+    Evaluations between epochs run through the eager module: another batch shape and eval mode
+    would otherwise compile a second graph (dynamo's counters count every graph it captures).
+    The suite's one CPU compile: it costs tens of seconds on a 2-core machine."""
     from torch._dynamo.utils import counters
 
     torch._dynamo.reset()
@@ -39,6 +41,10 @@ def test_a_compiled_run_compiles_the_train_graph_once_and_never_recompiles(tmp_p
     assert len(epochs_of(run)) == 3
     assert counters["stats"]["unique_graphs"] == 1
     assert counters["frames"]["ok"] == 1  # one frame compiled: no recompilation for later steps or epochs
+    events = [r for r in run.read_metrics() if r["kind"] == "event"]
+    assert [e["event"] for e in events] == ["compile"]  # one warm-up, recorded at the step it happened
+    assert events[0]["step"] == 1 and events[0]["seconds"] > 0
+    assert "torch.compile" in events[0]["message"]
 
 
 def test_epoch_plans_are_drawn_ahead_and_stay_on_the_loaders_device():

@@ -186,17 +186,6 @@ def test_dataset_decides_the_number_of_classes(tmp_path):
 
 
 
-def test_torch_compile_path_records_its_warm_up(tmp_path):
-    """The compiled path (used on GPUs) runs end to end on the CPU and logs its compile cost."""
-    run = RunStore(tmp_path).create(tiny_config(compile=True, epochs=2), "compiled")
-    assert train_run(run) == "finished", run.read_status()
-    events = [r for r in run.read_metrics() if r["kind"] == "event"]
-    assert [e["event"] for e in events] == ["compile"]  # evaluation runs eagerly: no second graph
-    assert events[0]["step"] == 1 and events[0]["seconds"] > 0
-    assert "torch.compile" in events[0]["message"]
-    assert len(epochs_of(run)) == 2
-
-
 
 
 def _image_folder(root, per_class=12, test_per_class=4, classes=2):
