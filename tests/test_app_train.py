@@ -10,13 +10,11 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from harness.apptest import APP, F, TIMEOUT, wait_status
 from wrn_core.config import TrainConfig, WRNConfig
 from wrn_core.presets import FAST_GPU
 from wrn_core.store import RunStore
 
-APP = Path(__file__).resolve().parent.parent / "dashboard" / "app.py"
-F = "train_f_"
-TIMEOUT = 60  # seconds per script run; the first imports torch
 TINY = TrainConfig(model=WRNConfig(depth=10, widen_factor=1), synthetic_train=160, synthetic_test=50,
                    epochs=1, batch_size=32, eval_batch_size=50, device="cpu")
 
@@ -51,20 +49,9 @@ def finished(runs: Path, name: str, **changes) -> None:
     RunStore(runs).create(TINY.replace(**changes), name).write_status("finished", "finished 1 epoch", epoch=1)
 
 
-def wait_status(runs: Path, name: str, wanted: tuple[str, ...], timeout: float = 120) -> str:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        path = runs / name / "status.json"
-        status = json.loads(path.read_text())["status"] if path.exists() else None
-        if status in wanted:
-            return status
-        time.sleep(0.2)
-    pytest.fail(f"run {name} did not reach {wanted} within {timeout} s")
-
-
 def wait_finished(runs: Path, name: str) -> None:
     """The launched job ran to its end and that end is `finished` (a failed job fails the test with its message)."""
-    if wait_status(runs, name, ("finished", "failed", "stopped", "interrupted", "diverged")) != "finished":
+    if wait_status(runs, name, ("finished", "failed", "stopped", "interrupted", "diverged"), timeout=120) != "finished":
         pytest.fail(f"run {name} ended {json.loads((runs / name / 'status.json').read_text())}")
 
 

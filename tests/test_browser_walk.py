@@ -13,21 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from test_browser import (  # the harness: Debian's chromium, streamlit on 127.0.0.1
-    CHROMIUM,
-    CHROMIUM_ARGS,
-    NO_EXCEPTION,
-    app_exceptions,
-    open_page,
-    set_number,
-    settle,
-    shot,
-    start_streamlit,
-    stop_streamlit,
-)
+from harness.fixtures import require_browser
 
+require_browser()
 
-from playwright.sync_api import expect, sync_playwright
+from harness.browser import NO_EXCEPTION, chromium, new_page, open_page, set_number, settle, shot  # noqa: E402
+from harness.server import serving  # noqa: E402
+from playwright.sync_api import expect  # noqa: E402
 
 TRACEBACK = "text=Traceback"
 
@@ -107,20 +99,8 @@ def ticked_rows(page) -> list[str]:
 def walk(tmp_path):
     runs = tmp_path / "runs"
     runs.mkdir()
-    log = tmp_path / "streamlit.log"
-    proc, url, _ = start_streamlit(runs, log)
-    try:
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-            page = browser.new_page(viewport={"width": 1500, "height": 1000})
-            page.set_default_timeout(30_000)
-            try:
-                yield page, url, runs
-            finally:
-                browser.close()
-    finally:
-        stop_streamlit(proc)
-    assert not app_exceptions(log), f"the server logged an exception in the app:\n{log.read_text()}"
+    with serving(runs, tmp_path / "streamlit.log") as url, chromium() as browser:
+        yield new_page(browser, 1500, 1000, 30_000), url, runs
 
 
 def test_first_time_users_walk(walk):
