@@ -1,4 +1,4 @@
-"""The Train page as a first-time user meets it (issue 20): extend defaults, launch refusals, messages that
+"""The Train page as a first-time user meets it: extend defaults, launch refusals, messages that
 belong to their run, the config summary, the resume row and the small labels."""
 
 from __future__ import annotations
@@ -59,7 +59,7 @@ def texts(elements) -> list[str]:
     return [e.value for e in elements]
 
 
-# -- item 1: extending a one-cycle run -------------------------------------------------------------------
+# -- extending a one-cycle run ---------------------------------------------------------------------------
 
 @pytest.mark.parametrize("schedule, mode", [("onecycle", "restart"), ("cosine", "restart"), ("step", "continue")])
 def test_resume_preselects_restart_where_the_schedule_ended_at_lr_0(runs_dir, schedule, mode):
@@ -78,7 +78,7 @@ def test_choosing_continue_on_a_one_cycle_run_warns_before_resume(runs_dir):
     assert any("continuing trains the added epochs at lr 0" in w for w in texts(at.warning))
 
 
-# -- item 17: the resume row says why Resume is off, and the config summary sits above Launch ------------
+# -- the resume row says why Resume is off, and the config summary sits above Launch ---------------------
 
 def test_a_disabled_resume_says_why_in_a_caption(runs_dir):
     finished(runs_dir, "done")
@@ -96,7 +96,7 @@ def test_a_one_line_summary_of_the_config_above_launch(runs_dir):
     assert any("· batch 64 ·" in c for c in texts(at.caption))
 
 
-# -- item 6: a value the browser would refuse is refused by the server, in one line ----------------------
+# -- a value the browser would refuse is refused by the server, in one line ------------------------------
 
 def test_zero_epochs_is_refused_not_replaced_by_the_last_valid_value(runs_dir):
     at = train_page()
@@ -108,7 +108,7 @@ def test_zero_epochs_is_refused_not_replaced_by_the_last_valid_value(runs_dir):
     assert any("epochs must be >= 1, got 0" in e for e in texts(at.error))
 
 
-# -- item 5: the memory pre-flight before Launch, and the reason a job failed -----------------------------
+# -- the memory pre-flight before Launch, and the reason a job failed -------------------------------------
 
 NEED = "predicted training memory 9,000 MiB against 100 MiB free on RAM"
 
@@ -141,7 +141,7 @@ def test_a_failed_job_shows_the_last_line_of_its_log(runs_dir):
     assert any(c == f"job.log ends: error: {NEED}: it would not fit; use --force" for c in texts(at.caption))
 
 
-# -- item 7: messages belong to the run they speak of ---------------------------------------------------
+# -- messages belong to the run they speak of -----------------------------------------------------------
 
 def test_launched_goes_when_another_run_is_watched(runs_dir):
     finished(runs_dir, "other")
@@ -174,7 +174,7 @@ def test_a_resume_message_stays_with_its_run(runs_dir):
     assert not any("ended at learning rate 0" in w for w in texts(at.warning))
 
 
-# -- item 19: small labels -------------------------------------------------------------------------------
+# -- small labels ----------------------------------------------------------------------------------------
 
 def test_momentum_is_labelled_for_the_optimizer_in_use(runs_dir):
     at = train_page()
@@ -229,7 +229,7 @@ def test_restart_stays_preselected_after_the_run_trained_in_between(runs_dir):
     assert at.radio(key="train_resume_extend").value == "restart"
 
 
-# -- issue 24: a message is in view when it is made and goes once its cause is gone -----------------------
+# -- a message is in view when it is made and goes once its cause is gone -----------------------------------
 
 def test_a_corrected_value_takes_its_error_away(runs_dir):
     at = train_page()
