@@ -6,7 +6,7 @@ import json
 
 import streamlit as st
 
-from dashboard import cached_reads, formatting, jobs, messages, run_annotations, run_form, widgets
+from dashboard import cached_reads, cluster_view, formatting, jobs, messages, run_annotations, run_form, widgets
 from dashboard.action_guard import action_guard
 from wrn_core.config import ConfigError
 from wrn_core.errors import DataError, one_line
@@ -386,6 +386,7 @@ def live_view(name: str) -> None:
         st.rerun(scope="app")
     active = progress_and_controls(store, sweep, cells)
     draw_cells_table(cells)
+    cluster_view.draw_cluster(store.root, name, cells, active)  # a Ray sweep's nodes, as its driver wrote them
     draw_health(store, cells, active)
     several = len(sweep.axes.get("seed", ())) > 1
     left, right = st.columns(2, gap="large")

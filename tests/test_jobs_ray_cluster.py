@@ -15,7 +15,7 @@ from tests.test_jobs_ray import REPO, TINY, _wait_for, epochs_once, sweep_cli
 from wrn_core.jobs.executor import RAY, Placement
 from wrn_core.jobs.ray_executor import RaySweep
 from wrn_core.store import RunBusyError, RunStore
-from wrn_core.sweeps import load_sweep
+from wrn_core.sweeps import load_sweep, read_nodes
 from wrn_core.store.lock import queue_lock_name, queue_owner
 from wrn_core.store.records import FINISHED, QUEUED, RESUME, RETRY, RUNNING
 
@@ -68,11 +68,15 @@ def workers(cluster):
             cluster.remove_node(node)
 
 
-def cells(runs, name: str) -> list[dict]:
+def shown_json(runs, name: str) -> dict:
     shown = subprocess.run([sys.executable, "-m", "wrn_core", "sweeps", "show", name, "--format", "json", "--runs-dir",
                             str(runs)], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert shown.returncode == 0, shown.stderr
-    return json.loads(shown.stdout)["cells"]
+    return json.loads(shown.stdout)
+
+
+def cells(runs, name: str) -> list[dict]:
+    return shown_json(runs, name)["cells"]
 
 
 def node_of(cluster, node_id: str):
@@ -96,7 +100,16 @@ def test_a_node_lost_mid_cell_is_retried_on_another_and_the_sweep_finishes_by_it
         _wait_for(one_past_epoch_2, what="a cell past its second epoch")
         name = one_past_epoch_2()[0]
         lost_node = store.get(name).read_status()["node"]
+        # The driver's nodes file: every node of the cluster, alive, with its address and CPUs.
+        nodes = {n["node"]: n for n in read_nodes(runs, "n").nodes if n["alive"]}  # (earlier tests' nodes read lost)
+        assert set(nodes) == {cluster.head_node.node_id, *(node.node_id for node in cluster.worker_nodes)}
+        assert all(n["address"] == "127.0.0.1" for n in nodes.values())
+        assert nodes[lost_node]["cpus"] == 1.0 and nodes[cluster.head_node.node_id]["cpus"] == 0.0
         cluster.remove_node(node_of(cluster, lost_node))
+        # ... rewritten while the driver runs: the removed node reads lost, when it was last seen kept.
+        _wait_for(lambda: not {n["node"]: n for n in read_nodes(runs, "n").nodes}[lost_node]["alive"],
+                  what="the nodes file saying the removed node is lost")
+        assert sweep.poll() is None
         out, err = sweep.communicate(timeout=300)
     finally:
         if sweep.poll() is None:
@@ -114,6 +127,10 @@ def test_a_node_lost_mid_cell_is_retried_on_another_and_the_sweep_finishes_by_it
     assert shown[name]["retries"] == 1 and shown[name]["node"] != lost_node
     assert shown[name]["node"] in {node.node_id for node in cluster.worker_nodes}
     assert f"retried 1× (node {lost_node[:8]} lost in epoch" in out  # the cells table the user watched
+    shown_nodes = {n["node"]: n for n in shown_json(runs, "n")["nodes"]}  # sweeps show carries the nodes
+    assert shown_nodes[lost_node]["alive"] is False and shown_nodes[lost_node]["last_seen"] is not None
+    assert shown_nodes[lost_node]["cpus"] == 1.0  # what it had, though Ray no longer lists it with resources
+    assert shown_nodes[shown[name]["node"]]["alive"] and name in shown_nodes[shown[name]["node"]]["ran"]
     other = next(n for n in shown if n != name)
     assert shown[other]["retries"] == 0 and shown[other]["retried"] == ""
 

@@ -245,7 +245,12 @@ def _sweeps_show(store: RunStore, name: str, fmt: str) -> int:
     frame = sweeps.cells_frame(store, sweep)
     if fmt == "json":
         cells = json.loads(frame.to_json(orient="records"))
-        print(json.dumps({"name": sweep.name, "axes": {k: list(v) for k, v in sweep.axes.items()}, "cells": cells}, indent=2))
+        shown = {"name": sweep.name, "axes": {k: list(v) for k, v in sweep.axes.items()}, "cells": cells}
+        nodes = sweeps.read_nodes(store.root, name)  # a Ray sweep's: its driver's view of the cluster
+        if nodes is not None:
+            shown.update(nodes_written_at=nodes.written_at,
+                         nodes=json.loads(sweeps.cluster_frame(nodes, frame).to_json(orient="records")))
+        print(json.dumps(shown, indent=2))
     elif fmt == "csv":
         print(frame.to_csv(index=False), end="")
     else:
