@@ -244,10 +244,10 @@ class RaySweep(SweepExecutor):
     def _finish_if_idle(self, drive: _Drive) -> None:
         """No cell in flight or to start again: let go of the sweep (under self._lock)."""
         if not drive.finished and not drive.tasks and not drive.relaunch:
-            if not drive.error:  # (a lost cluster would keep ray.nodes() waiting)
-                self._nodes.publish(import_ray(), [drive.sweep.name], force=True)  # the cluster as it was at the end
             drive.finished = True
             drive.lock.release()
+            if not drive.error:  # the cluster as it was at the end (a lost cluster would keep ray.nodes() waiting)
+                self._nodes.publish(import_ray(), [drive.sweep.name], force=True)
 
     # -- the thread that waits on the cells --------------------------------------------------------------
     def _watch(self) -> None:
