@@ -33,6 +33,6 @@ def draw_cluster(root, name: str, cells: pd.DataFrame, active: bool) -> None:
                      "node": st.column_config.TextColumn(help="Ray's node id (its first 8 hex digits, as in the cells table)"),
                      "state": st.column_config.TextColumn(help="alive, or lost: Ray no longer reaches it"),
                      "last seen": st.column_config.TextColumn(help="when the driver last saw the node alive"),
-                     "running": st.column_config.TextColumn(help="the cells training on the node now"),
-                     "ran": st.column_config.TextColumn(help="the other cells whose trainer last ran on the node"),
+                     "training now": st.column_config.TextColumn(help="the cells training on the node now"),
+                     "last ran there": st.column_config.TextColumn(help="the other cells whose trainer last ran on the node"),
                  })

@@ -114,7 +114,7 @@ def ray_sweep_on_nodes(root, written_at: float):
 
 def cluster_rows(at) -> list[dict]:
     table = next(t.value for t in at.dataframe if "state" in t.value.columns)
-    return table[["node", "address", "CPUs", "state", "last seen", "running", "ran"]].to_dict("records")
+    return table[["node", "address", "CPUs", "state", "last seen", "training now", "last ran there"]].to_dict("records")
 
 
 def test_a_ray_sweep_shows_its_cluster_nodes_and_the_cell_on_each(_dashboard_isolation, monkeypatch):
@@ -136,9 +136,9 @@ def test_a_ray_sweep_shows_its_cluster_nodes_and_the_cell_on_each(_dashboard_iso
         rows = cluster_rows(at)
         assert [row.pop("last seen").split(" ", 1)[1] for row in rows] == ["s ago", "s ago", "h ago"]
         assert rows == [  # alive first, each with the cell its status names
-            {"node": "a1a1a1a1", "address": "10.0.0.1", "CPUs": 1.0, "state": "alive", "running": "", "ran": "cl-n1-k1-s0"},
-            {"node": "b2b2b2b2", "address": "10.0.0.2", "CPUs": 2.0, "state": "alive", "running": "cl-n1-k2-s0", "ran": ""},
-            {"node": "c3c3c3c3", "address": "10.0.0.3", "CPUs": 1.0, "state": "lost", "running": "", "ran": ""},
+            {"node": "a1a1a1a1", "address": "10.0.0.1", "CPUs": 1.0, "state": "alive", "training now": "", "last ran there": "cl-n1-k1-s0"},
+            {"node": "b2b2b2b2", "address": "10.0.0.2", "CPUs": 2.0, "state": "alive", "training now": "cl-n1-k2-s0", "last ran there": ""},
+            {"node": "c3c3c3c3", "address": "10.0.0.3", "CPUs": 1.0, "state": "lost", "training now": "", "last ran there": ""},
         ]
         assert any("it rewrites it when a node joins or is lost" in c.value for c in at.caption)
         assert not at.warning

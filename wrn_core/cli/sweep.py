@@ -246,7 +246,11 @@ def _sweeps_show(store: RunStore, name: str, fmt: str) -> int:
     if fmt == "json":
         cells = json.loads(frame.to_json(orient="records"))
         shown = {"name": sweep.name, "axes": {k: list(v) for k, v in sweep.axes.items()}, "cells": cells}
-        nodes = sweeps.read_nodes(store.root, name)  # a Ray sweep's: its driver's view of the cluster
+        try:
+            nodes = sweeps.read_nodes(store.root, name)  # a Ray sweep's: its driver's view of the cluster
+        except RunStoreError as exc:  # the cells are still worth showing
+            print(f"warning: {exc}", file=sys.stderr)
+            nodes = None
         if nodes is not None:
             shown.update(nodes_written_at=nodes.written_at,
                          nodes=json.loads(sweeps.cluster_frame(nodes, frame).to_json(orient="records")))

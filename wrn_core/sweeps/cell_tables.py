@@ -261,7 +261,7 @@ def seed_band(curves: Sequence[pd.DataFrame], column: str = "test_acc") -> pd.Da
     return band.sort_values("epoch").reset_index(drop=True)
 
 
-CLUSTER_COLUMNS = ("node", "address", "hostname", "CPUs", "GPUs", "state", "last seen", "running", "ran")
+CLUSTER_COLUMNS = ("node", "address", "hostname", "CPUs", "GPUs", "state", "last seen", "training now", "last ran there")
 
 
 def _ago(seconds: float) -> str:
@@ -288,7 +288,7 @@ def cluster_table(frame: pd.DataFrame, now: float) -> pd.DataFrame:
         "node": [str(n or "")[:8] for n in frame["node"]], "address": frame["address"], "hostname": frame["hostname"],
         "CPUs": frame["cpus"], "GPUs": frame["gpus"], "state": ["alive" if a else "lost" for a in frame["alive"]],
         "last seen": ["before this driver" if pd.isna(t) else _ago(now - float(t)) for t in frame["last_seen"]],
-        "running": [", ".join(r) for r in frame["running"]], "ran": [", ".join(r) for r in frame["ran"]],
+        "training now": [", ".join(r) for r in frame["running"]], "last ran there": [", ".join(r) for r in frame["ran"]],
     }, columns=list(CLUSTER_COLUMNS))
 
 
