@@ -56,6 +56,7 @@ def config_to_form(config: TrainConfig, prefix: str) -> dict:
         "device": config.device if config.device in devices.device_choices() else "auto",
         "seed": config.seed,
         "log_every": config.log_every,
+        "width_every": config.width_every,
         "compile": config.compile,
         "eval_batch_size": config.eval_batch_size,
     }
@@ -98,6 +99,7 @@ def form_to_config(prefix: str) -> tuple[TrainConfig, int]:
         device="cuda" if device == devices.DDP_CHOICE else device,
         seed=int(s[prefix + "seed"]),
         log_every=int(s[prefix + "log_every"]),
+        width_every=int(s[prefix + "width_every"]),
         compile=bool(s[prefix + "compile"]),
         eval_batch_size=int(s[prefix + "eval_batch_size"]),
         world_size=nproc,
@@ -263,7 +265,7 @@ def _draw_optimisation(prefix: str) -> None:
 
 
 def _draw_run(prefix: str, seed: bool) -> None:
-    """Device (with why a GPU cannot be used), seed, logging, evaluation batch, torch.compile."""
+    """Device (with why a GPU cannot be used), seed, logging, evaluation batch, width use, torch.compile."""
     st.markdown("**Run**")
     choices = devices.device_choices()
     st.selectbox("Device", list(choices), format_func=choices.get, key=prefix + "device")
@@ -274,6 +276,9 @@ def _draw_run(prefix: str, seed: bool) -> None:
         c1.number_input("seed", step=1, key=prefix + "seed")
     c2.number_input("log every (steps)", step=1, key=prefix + "log_every")
     c3.number_input("eval batch size", step=64, key=prefix + "eval_batch_size")
+    c1, _ = st.columns(2)  # half the form: a third would wrap its label over four lines
+    c1.number_input("width use every (epochs)", step=1, key=prefix + "width_every",
+                    help="epochs between width-use measurements on the test pass (0 = none): the Width use map")
     st.checkbox("torch.compile (CUDA)", key=prefix + "compile")
 
 

@@ -6,7 +6,7 @@ import json
 
 import streamlit as st
 
-from dashboard import cached_reads, formatting, jobs, launch_checks, messages, run_form, widgets
+from dashboard import cached_reads, formatting, jobs, launch_checks, messages, run_form, widgets, width_view
 from dashboard.action_guard import action_guard
 from wrn_core.analysis.live import live_position
 from wrn_core.config import ConfigError
@@ -92,6 +92,17 @@ def draw_position(run, status: RunStatus, progress, records) -> None:
             st.caption(f"job.log ends: {formatting.plain(detail)}")
 
 
+def draw_views(run, status: RunStatus) -> None:
+    """The 2×2 curves, or the layers × epochs map of width use: only the open tab is drawn."""
+    curves, width = st.tabs(["Curves", "Width use"], key="train_view", on_change="rerun")
+    if curves.open is not False:
+        with curves:
+            st.plotly_chart(cached_reads.cached_live_figure(run, status.epochs), key="train_live_chart")
+    if width.open:
+        with width:
+            width_view.width_map_view(run, status.epochs, key="train_width")
+
+
 def draw_run_controls(watched: str, status: RunStatus) -> None:
     """Stop while the run is held; else how many more epochs, how to extend, and Resume (left to right, in the
     order they are used)."""
@@ -148,7 +159,7 @@ def live_view() -> None:
     progress = cached_reads.progress_of(run) if status.status == RUNNING else None
     records = cached_reads.read_records(run)
     draw_position(run, status, progress, records)
-    st.plotly_chart(cached_reads.cached_live_figure(run, status.epochs), key="train_live_chart")
+    draw_views(run, status)
     if not status.active:
         st.caption(f"Status: **{status.status}**" + (f" — {formatting.plain(status.message)}" if status.message else ""))
     widgets.show_health(run, status.active)

@@ -6,7 +6,8 @@ import hashlib
 
 import streamlit as st
 
-from dashboard import cached_reads, formatting, jobs, messages, navigation, run_annotations, runs_view, settings_importance, widgets
+from dashboard import (cached_reads, formatting, jobs, messages, navigation, run_annotations, runs_view, settings_importance,
+                       widgets, width_view)
 from wrn_core.errors import one_line
 from wrn_core.analysis import (
     GROUP_FIELDS,
@@ -236,6 +237,13 @@ with st.container():
 with st.container():
     if len(records) > 1:
         widgets.health_rows(manager.store, records)
+
+st.subheader("Width use over training")
+with st.container():
+    if groups:
+        st.caption("Width use is compared run by run: clear **Group by** to see it.")
+    else:
+        width_view.runs_width_comparison(records, colors)
 
 left, right = st.columns(2)
 with left:

@@ -6,7 +6,8 @@ import json
 
 import streamlit as st
 
-from dashboard import cached_reads, cluster_view, formatting, jobs, messages, run_annotations, run_form, widgets
+from dashboard import (cached_reads, cluster_view, formatting, jobs, messages, run_annotations, run_form, sweep_search,
+                       widgets, width_view)
 from dashboard.action_guard import action_guard
 from wrn_core.config import ConfigError
 from wrn_core.errors import DataError, one_line
@@ -14,7 +15,7 @@ from wrn_core.jobs.executor import LOCAL, RAY, Placement
 from wrn_core.plots import SWEEP_METRICS, TRADEOFF_X_TITLES, sweep_heatmap, sweep_tradeoff_figure
 from wrn_core.reference import OFFICIAL_LOG_ATTRIBUTION, PAPER_CAPTION, PAPER_SOURCE
 from wrn_core.store import RunStoreError
-from wrn_core.store.records import PENDING, QUEUED, RUNNING
+from wrn_core.store.records import PENDING, PRUNED, QUEUED, RUNNING
 from wrn_core.sweeps import (
     Sweep,
     cells_frame,
@@ -30,7 +31,7 @@ from wrn_core.sweeps import (
     sweep_counts,
     unfinished_grid,
 )
-from wrn_core.sweeps.cell_order import cell_order
+from wrn_core.sweeps.predict import predicted_grid, predicted_points
 
 F = "sweep_f_"  # prefix of the form's value widgets (kept across page switches)
 V = "sweep_v_"  # prefix of the live view's settings (kept across page switches)
@@ -73,7 +74,8 @@ def form_sweep(unnamed: str | None = None) -> Sweep:
         raise ConfigError("a sweep trains one cell per device: choose a device or auto, not all GPUs (DDP)")
     name = (st.session_state[F + "name"] or "").strip() or unnamed or default_sweep_name()
     seeds = range(int(st.session_state[F + "seeds"]))
-    return make_sweep(name, config, st.session_state[F + "blocks"], st.session_state[F + "widen"], seeds=seeds)
+    return make_sweep(name, config, st.session_state[F + "blocks"], st.session_state[F + "widen"], seeds=seeds,
+                      search=sweep_search.form_plan(F))
 
 
 def form_placement() -> Placement:
@@ -98,6 +100,8 @@ def launch() -> None:
     placement = form_placement()
 
     def start(sweep: Sweep) -> str:
+        sweep_search.keep_predicted_times(jobs.get_job_manager().store.root, sweep, sweep_key(sweep),
+                                          st.session_state.get("sweep_plan"))  # a minutes budget reads its times
         jobs.get_sweep_executor().start(sweep, placement)
         return sweep.name
 
@@ -172,6 +176,7 @@ def draw_preflight(current: Sweep | None) -> None:
     predicted = totals["predicted_s"]
     st.markdown(f"**{totals['cells']} cell(s)** · predicted **{formatting.fmt_seconds(predicted)}** in all, one cell "
                 f"after another per device · largest training memory {formatting.fmt_mib(totals['peak_memory_mb'])}")
+    sweep_search.draw_forecast(plan, current)
     if totals["misfits"]:
         st.warning(f"{len(totals['misfits'])} cell(s) are predicted not to fit in memory "
                    f"({', '.join(totals['misfits'][:3])}{', …' if len(totals['misfits']) > 3 else ''}): "
@@ -229,6 +234,7 @@ def new_sweep_view() -> None:
                     c2.number_input("GPUs per cell", min_value=0.0, max_value=16.0, step=1.0, key=F + "gpus_per_cell",
                                     value=None, placeholder="1 for a CUDA sweep, else 0",
                                     help="empty: one GPU per cell for a CUDA sweep, none otherwise")
+            sweep_search.draw_form(F)
             run_form.draw(F, model=False, seed=False)
     with plan_col:
         st.subheader("Pre-flight")
@@ -259,14 +265,6 @@ def new_sweep_view() -> None:
         draw_preflight(current)
 
 
-def draw_health(store, cells, active: bool) -> None:
-    """Training-health badges of the cells that have findings (one green badge when none has)."""
-    checked, found = widgets.health_rows(store, cells["run"])
-    if checked and not found:
-        scope = "any cell" if checked == len(cells) else f"the {checked} of {len(cells)} cells that have trained"
-        widgets.show_findings([], healthy=f"No training problems found in {scope}" + (" so far" if active else ""))
-
-
 SECTION_STATE = "sweep_section_cells"  # what the page outside the live view last drew the cells as
 
 
@@ -275,15 +273,15 @@ def cells_state(cells) -> str:
     return cells[["run", "status", "epoch", "best_test_acc"]].to_json()
 
 
-def progress_and_controls(store, sweep: Sweep, cells) -> bool:
-    """The cells' progress line, the messages about the sweep, and Stop or Resume; True while it is active
-    (an executor drives it, or some cell is queued or running)."""
+def progress_and_controls(sweep: Sweep, cells, done: bool) -> bool:
+    """The cells' progress line, the messages about the sweep, and Stop or Resume (`done`: nothing left to train);
+    True while it is active (an executor drives it, or some cell is queued or running)."""
     name = sweep.name
     executor = jobs.get_sweep_executor()  # on Ray: cells waiting in Ray's queue read queued (its queue lock)
     counts = sweep_counts(cells)
     active = executor.running(name) or counts[RUNNING] > 0 or counts[QUEUED] > 0
     parts = [f"{counts['ended']}/{counts['total']} cells ended"]
-    parts += [f"{counts[key]} {key}" for key in (RUNNING, QUEUED, "paused", PENDING) if counts[key]]
+    parts += [f"{counts[key]} {key}" for key in (PRUNED, RUNNING, QUEUED, "paused", PENDING) if counts[key]]
     st.progress(counts["ended"] / max(1, counts["total"]), text=" · ".join(parts))
     if not active:  # what Launched, Resumed or Stopping spoke of is over: the progress line says how it ended
         for key in PROGRESS_FLASHES:
@@ -297,7 +295,7 @@ def progress_and_controls(store, sweep: Sweep, cells) -> bool:
     if active:
         c1.button("Stop sweep", key="sweep_stop", on_click=stop_sweep, args=(name,),
                   help="running cells checkpoint and stop; the rest stay pending")
-    elif not cell_order(sweep).is_done(store):
+    elif not done:
         c1.button("Resume sweep", key="sweep_resume", on_click=resume_sweep, args=(name,), type="primary",
                   help=f"train the pending cells and resume the stopped ones, {form_placement().describe()}")
     messages.show_flash("sweep")
@@ -321,27 +319,30 @@ def draw_cells_table(cells) -> None:
     st.dataframe(table, hide_index=True, column_config=columns)
 
 
-def draw_heatmap(cells, several: bool) -> None:
-    """The N × k heatmap of the chosen metric (unfinished squares grey)."""
+def draw_heatmap(cells, several: bool, shown) -> None:
+    """The N × k heatmap of the chosen metric (unfinished squares grey, or pale where the map `shown` predicts)."""
     st.subheader("Depth × width")
     metric = st.radio("metric", list(SWEEP_METRICS), key=V + "metric", horizontal=True,
                       format_func=lambda m: SWEEP_METRICS[m][0], label_visibility="collapsed")
     spread = grid_frame(cells, metric, agg="std") if several else None
-    st.plotly_chart(sweep_heatmap(grid_frame(cells, metric), metric, spread, unfinished_grid(cells)),
+    guess = predicted_grid(cells, shown) if shown is not None else None
+    st.plotly_chart(sweep_heatmap(grid_frame(cells, metric), metric, spread, unfinished_grid(cells), guess),
                     key="sweep_heatmap_chart")
-    note = "Grey: not finished, so no result yet (where it stopped or is)."
+    note = "Grey: not finished, so no result yet (where it stopped or is)." + sweep_search.heatmap_note(shown)
     if several:
         note = "Each square: the mean over the seeds, ± their standard deviation, once every seed finished. " + note
     st.caption(note)
 
 
-def draw_tradeoff(cells, several: bool) -> None:
+def draw_tradeoff(cells, several: bool, shown) -> None:
     """Accuracy against params, MACs or time, with the Pareto front of the finished cells and the paper's points."""
     st.subheader("Accuracy trade-off")
     x_axis = st.radio("x axis", list(TRADEOFF_X_TITLES), key=V + "x", horizontal=True,
                       format_func=TRADEOFF_X_TITLES.get, label_visibility="collapsed")
-    st.plotly_chart(sweep_tradeoff_figure(cells, x_axis), key="sweep_tradeoff_chart")
+    guessed = predicted_points(cells, shown, x_axis) if shown is not None else None
+    st.plotly_chart(sweep_tradeoff_figure(cells, x_axis, predicted=guessed), key="sweep_tradeoff_chart")
     note = "Dashed: the Pareto front of the finished cells (nothing cheaper is as accurate). ○ Not finished: its accuracy so far."
+    note += sweep_search.TRADEOFF_NOTE if guessed is not None and len(guessed) else ""
     if several:
         note += " Points: the mean over seeds with ± std error bars; grey dots: each seed."
     if x_axis != "train_seconds":
@@ -381,19 +382,21 @@ def live_view(name: str) -> None:
     sweep = saved_sweep(store, name)
     if sweep is None:
         return
-    cells = cells_frame(store, sweep)
+    cells = width_view.with_width_columns(store, cells_frame(store, sweep))
     if st.session_state.get(SECTION_STATE) not in (None, cells_state(cells)):
         st.rerun(scope="app")
-    active = progress_and_controls(store, sweep, cells)
+    shown, done = sweep_search.outlook(store.root, sweep, cells, cells_state(cells))
+    active = progress_and_controls(sweep, cells, done)
     draw_cells_table(cells)
     cluster_view.draw_cluster(store.root, name, cells, active)  # a Ray sweep's nodes, as its driver wrote them
-    draw_health(store, cells, active)
+    widgets.cells_health(store, cells, active)
+    sweep_search.draw_next(shown)
     several = len(sweep.axes.get("seed", ())) > 1
     left, right = st.columns(2, gap="large")
     with left:
-        draw_heatmap(cells, several)
+        draw_heatmap(cells, several, shown)
     with right:
-        draw_tradeoff(cells, several)
+        draw_tradeoff(cells, several, shown)
     draw_small_multiples(store, sweep, cells, several)
 
 
@@ -405,7 +408,7 @@ def opened_view(name: str) -> None:
         return
     base = sweep.base
     axes = " · ".join(f"{axis.replace('_', ' ')}: {', '.join(map(str, values))}" for axis, values in sweep.axes.items())
-    st.caption(f"{len(sweep.cells())} cells — {axes}. Base: {base.dataset}, {formatting.OPTIMIZER_LABELS.get(base.optimizer, base.optimizer)}, "
+    st.caption(f"{len(sweep.cells())} cells — {axes}.{sweep_search.plan_text(sweep.search)} Base: {base.dataset}, {formatting.OPTIMIZER_LABELS.get(base.optimizer, base.optimizer)}, "
                f"{base.epochs} epoch(s), batch {base.batch_size}, device {base.device}.")
     with st.expander("Base config"):
         st.json(base.to_dict(), expanded=False)
@@ -423,6 +426,7 @@ st.session_state.setdefault(F + "seeds", 1)
 st.session_state.setdefault(F + "executor", LOCAL)
 st.session_state.setdefault(F + "ray_address", "")
 st.session_state.setdefault(F + "cpus_per_cell", 1.0)
+sweep_search.init(F)
 st.session_state.setdefault(V + "metric", "best_test_acc")
 st.session_state.setdefault(V + "x", "params")
 st.session_state.setdefault(V + "reference", False)

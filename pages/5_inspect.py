@@ -8,7 +8,7 @@ from typing import Any
 
 import streamlit as st
 
-from dashboard import cached_reads, formatting, jobs, messages, widgets
+from dashboard import cached_reads, formatting, jobs, messages, widgets, width_view
 from wrn_core.analysis.checkpoint_health import evaluation_findings, mistakes
 from wrn_core.errors import DataError
 from wrn_core.inspect import FORMATS, MAX_UPLOAD_BYTES, ask, checkpoint_step, evaluate_run, export_bytes, load_network, read_cached, top_classes
@@ -125,9 +125,15 @@ def show_width(store: RunStore, run: Run, ev: dict[str, Any], names: list[str], 
         second = store.get(other)
         other_ev = evaluation_of(second, tta)
         pairs.append((other, layer_table(second.read_config().model, other_ev["image_shape"][1]), other_ev["width_use"]))
-    st.plotly_chart(width_use_figure(pairs), width="stretch", key="inspect_width")
-    st.caption("Effective width: the participation ratio (Σe)²/Σe² of each channel's mean squared activation — how many "
-               "channels carry the signal. Dead: zero at ≥ 99% of positions over the test images.")
+    end, over = st.columns(2, gap="medium")
+    with end:
+        st.markdown(f"**At the checkpoint (epoch {ev['epoch']})**")
+        st.plotly_chart(width_use_figure(pairs), width="stretch", key="inspect_width")
+        st.caption("Effective width: the participation ratio (Σe)²/Σe² of each channel's mean squared activation — how "
+                   "many channels carry the signal. Dead: zero at ≥ 99% of positions over the test images.")
+    with over:
+        st.markdown(f"**Over training: {formatting.plain(run.name)}, epoch by epoch**")
+        width_view.width_map_view(run, run.read_config().epochs, key="inspect_width_map")
     st.dataframe(ev["width_groups"], hide_index=True, column_config={
         "effective_width": st.column_config.NumberColumn(format="%.1f"),
         "active_fraction": st.column_config.NumberColumn("active", format="percent", help="channels not dead"),

@@ -5,10 +5,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-try:
-    from tiny_runs import tiny_config
-except ImportError:  # tests/ imported as a package
-    from tests.tiny_runs import tiny_config
+from tiny_runs import tiny_config
 
 from wrn_core.store import Run, RunStore
 

@@ -151,3 +151,20 @@ def test_flatten_config_dots_nested_keys_and_keeps_hparam_types():
                            "extensions": [{"from_epoch": 2, "epochs": 3}], "pair": (1, "a")})
     assert flat == {"model.depth": 16, "model.inner.on": True, "lr": 0.1, "name": "x", "none": "none",
                     "extensions": '[{"from_epoch": 2, "epochs": 3}]', "pair": '[1, "a"]'}
+
+
+GPU_READINGS = {"cuda_allocated_mb": 512.0, "cuda_reserved_mb": 1024.0, "cuda_peak_mb": 900.0, "gpu_util": 87.0,
+                "gpu_memory_util": 41.0, "gpu_memory_used_mb": 3000.0, "gpu_temp_c": 64.0, "gpu_power_w": 250.5}
+
+
+def test_gpu_readings_become_system_scalars_when_present(tmp_path):
+    """A run trained on a GPU: every cuda_* and gpu_* reading is a system/<field> scalar at its step."""
+    records = [step(2, 0.5, 2.0, 0.2), epoch(1, 4, 0.25, 1.9),
+               system_record(4, 1.0, 2.0, 1_000_000_002.0, cpu_percent=99.0, rss_mb=700.0, **GPU_READINGS),
+               system_record(8, 2.0, 4.0, 1_000_000_004.0, cpu_percent=98.0, rss_mb=701.0,
+                             **{field: value + 1 for field, value in GPU_READINGS.items()})]
+    export_tensorboard(make_run(tmp_path, "gpu", records), tmp_path / "tb")
+    s = read_back(tmp_path / "tb").scalars
+    for field, value in GPU_READINGS.items():
+        assert [point for point, _ in s[f"system/{field}"]] == [4, 8], field
+        assert [v for _, v in s[f"system/{field}"]] == pytest.approx([value, value + 1]), field

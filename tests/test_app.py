@@ -288,7 +288,7 @@ def test_stop_queue_and_resume(_dashboard_isolation):
     wait_status(runs_dir, "long", ("running", "queued"), timeout=10)
     at.run()
     at.button(key="train_stop").click().run()
-    wait_status(runs_dir, "long", ("stopped", "finished"))
+    assert wait_status(runs_dir, "long", ("stopped", "finished")) == "stopped"  # 50 epochs: stopped, not run out
 
 
 def test_failed_and_interrupted_runs_show_their_message(_dashboard_isolation):

@@ -31,6 +31,18 @@ def test_the_depth_input_steps_through_valid_depths_only():
     assert any("WRN-22-8" in md.value for md in at.markdown)
 
 
+def test_compare_untouched_sets_the_shown_wrn_16_8_against_wrn_28_10():
+    """README: A starts as the model set above (WRN-16-8 unless changed), B as the paper's WRN-28-10."""
+    at = open_page(new_app(), "architecture")
+    at.toggle(key="arch_compare").set_value(True).run()
+    no_exception(at)
+    a = tuple(at.number_input(key=f"arch_a_{field}").value for field in ("n", "k"))
+    b = tuple(at.number_input(key=f"arch_b_{field}").value for field in ("n", "k", "dropout"))
+    assert (a, b) == ((2, 8), (4, 10, 0.3))
+    headings = [md.value.splitlines()[0] for md in at.markdown if md.value.startswith("### WRN-")]
+    assert headings[:2] == ["### WRN-16-8", "### WRN-28-10"]
+
+
 def depth_page():
     at = open_page(new_app(), "architecture")
     at.radio(key="arch_by").set_value("depth d = 6N+4").run()

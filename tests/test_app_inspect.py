@@ -11,10 +11,8 @@ import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-try:
-    from inspect_runs import trained_run
-except ImportError:  # tests/ imported as a package
-    from tests.inspect_runs import trained_run
+from inspect_runs import trained_run
+from page_downloads import spy_downloads
 
 from wrn_core.config import WRNConfig
 from wrn_core.inspect import evaluate_run
@@ -167,3 +165,82 @@ def test_no_checkpoint_yet_says_so(tmp_path, monkeypatch):
     at = open_inspect()
     no_exception(at)
     assert any("No run has a checkpoint yet" in i.value for i in at.info)
+
+
+def test_the_predicted_class_filter_keeps_only_mistakes_predicted_as_it(runs):
+    at = view(open_inspect(), "Mistakes")
+    ev = evaluate_run(RunStore(runs).get("wide"))
+    wrong = [p for p in ev["predictions"] if p["label"] != p["pred"]]
+    predicted = ev["classes"][wrong[0]["pred"]]
+    at.selectbox(key="inspect_pred").set_value(predicted).run()
+    no_exception(at)
+    expected = [p for p in wrong if ev["classes"][p["pred"]] == predicted]
+    assert any(c.value.startswith(f"{len(expected):,} mistakes;") for c in at.caption)
+    assert len(at.image) == min(len(expected), 24)
+    picked = [int(option.lstrip("#")) for option in at.selectbox(key="inspect_pick").options]
+    assert len(picked) == min(len(expected), 24) and set(picked) <= {p["index"] for p in expected}
+
+
+def test_an_upload_over_20_mb_is_one_line_and_the_others_are_answered():
+    at = view(open_inspect(), "Ask the model")
+    big = png() + b"\0" * (20 * 1024 * 1024)  # a PNG padded past the limit
+    at.file_uploader(key="inspect_upload").set_value([("big.png", big, "image/png"), ("red.png", png(), "image/png")])
+    at.run()
+    no_exception(at)
+    assert [e.value for e in at.error] == [f"big.png is {len(big) / 1e6:.1f} MB; the limit is 20 MB"]
+    assert len(at.table) == 1 and len(at.table[0].value) == 5  # red.png still gets its top 5
+
+
+def test_dead_channels_are_marked_on_the_width_chart(runs, tmp_path, monkeypatch):
+    """A copy of the k = 1 run with channel 5 of group2.0.bn2 zeroed (its ReLU outputs 0 everywhere): the chart
+    marks that layer at its x on the allocated-width chart, with its live channels and how many are dead."""
+    import shutil
+
+    import torch
+
+    from wrn_core.model.tables import layer_table
+    from wrn_core.plots.architecture import layer_x
+
+    shutil.copytree(runs / "narrow", tmp_path / "dead", ignore=shutil.ignore_patterns("evaluation-*", "run.lock"))
+    run = RunStore(tmp_path).get("dead")
+    state = torch.load(run.checkpoint_path, weights_only=False)
+    state["model"]["group2.0.bn2.weight"][5] = 0.0
+    state["model"]["group2.0.bn2.bias"][5] = 0.0
+    torch.save(state, run.checkpoint_path)
+    monkeypatch.setenv("WRN_RUNS_DIR", str(tmp_path))
+    at = view(open_inspect(), "Width use")
+    no_exception(at)
+    traces = {t.get("name"): t for t in json.loads(at.get("plotly_chart")[0].proto.spec)["data"]}
+    marked = traces["dead live channels (dead marked)"]
+    rows = {r["layer"]: r for r in evaluate_run(run)["width_use"]}
+    xs = layer_x(layer_table(run.read_config().model))  # each layer's x on the allocated-width chart
+    dead = [name for name, r in rows.items() if r["dead_channels"] > 0]
+    assert "group2.0.relu2" in dead
+    assert marked["x"] == pytest.approx([xs[name] for name in dead])
+    assert marked["y"] == [rows[name]["channels"] - rows[name]["dead_channels"] for name in dead]
+    assert marked["text"] == [f"{rows[name]['dead_channels']} dead" for name in dead]
+
+
+def test_the_onnx_and_pt2_downloads_are_the_runs_network(runs, monkeypatch):
+    """What the Export view's buttons hand the browser: NAME.onnx that runs in onnxruntime and NAME.pt2 that
+    torch.export loads, both giving the run's own logits."""
+    import onnxruntime
+    import torch
+
+    from wrn_core.inspect import load_network
+
+    offered = spy_downloads(monkeypatch)
+    view(open_inspect(), "Export")
+    network, _ = load_network(RunStore(runs).get("wide"))
+    images = torch.rand(3, *network.image_shape)
+    with torch.no_grad():
+        expected = network.normalized()(images).numpy()
+    data, file_name = offered["Download onnx"]
+    assert file_name == "wide.onnx"
+    session = onnxruntime.InferenceSession(data(), providers=["CPUExecutionProvider"])
+    assert np.allclose(session.run(None, {"images": images.numpy()})[0], expected, atol=1e-4)
+    data, file_name = offered["Download pt2"]
+    assert file_name == "wide.pt2"
+    program = torch.export.load(io.BytesIO(data()))
+    with torch.no_grad():
+        assert np.allclose(program.module()(images).numpy(), expected, atol=1e-4)

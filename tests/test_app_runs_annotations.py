@@ -5,11 +5,12 @@ from __future__ import annotations
 import base64
 import json
 import math
-import time
 
 import numpy as np
 import pytest
 
+from page_downloads import spy_downloads
+from polling import wait_until
 from test_app import new_app, no_exception, open_page, plotly_specs
 
 from dashboard.settings_importance import RANKING
@@ -50,10 +51,14 @@ def table(at):
 
 def ranked(at):
     """Rerun until the parameter ranking, computed beside the page, is drawn (at most 60 s)."""
-    deadline = time.monotonic() + 60
-    while any(c.value == RANKING for c in at.caption) and time.monotonic() < deadline:
-        time.sleep(0.1)
+
+    def drawn() -> bool:
+        if not any(c.value == RANKING for c in at.caption):
+            return True
         at.run()
+        return False
+
+    wait_until(drawn, "the parameter ranking to be drawn", timeout=60, interval=0.1)
     no_exception(at)
     return at
 
@@ -237,3 +242,56 @@ def test_the_runs_page_offers_the_annotations_table(runs):
     edited = at.dataframe[1].value
     assert list(edited.columns) == ["name", "tags", "note"] and len(edited) == len(RUNS)
     assert list(edited.loc[edited["name"] == "sgd-k2", "tags"].iloc[0]) == ["wide"]
+
+
+def _files(run, names=("metrics.jsonl", "status.json", "run.lock")) -> dict:
+    return {name: ((run.path / name).stat().st_mtime_ns, (run.path / name).read_bytes()) for name in names}
+
+
+def test_tagging_on_the_page_while_the_run_trains_touches_only_meta_json(_dashboard_isolation):
+    """README: tagging a run while it trains never touches its metrics.jsonl, status.json or run.lock."""
+    import os
+
+    store = RunStore(_dashboard_isolation)
+    finished_run(store, TINY, "older", 0.5)
+    run = store.create(TINY, "live", hold="training")  # this process is its trainer: it holds run.lock
+    try:
+        run.append_metrics([epoch_record(epoch=1, step=10, images_seen=320, time=1.0, train_loss=1.0, train_acc=0.4,
+                                         test_loss=1.5, test_acc=0.3, lr=0.1, epoch_seconds=1.0, images_per_s=320.0,
+                                         peak_mem_mb=None)])
+        run.write_status("running", "epoch 1/2", epoch=1)
+        before = _files(run)
+        at = open_page(new_app(), "runs")
+        no_exception(at)
+        assert "**live**" in next(c.value for c in at.caption if c.value.startswith("Nothing selected"))
+        text_input(at, "Tags").set_value("mid-run").run()
+        at.button(key="runs_save_tags").click().run()
+        at.text_area[0].set_value("tagged while training").run()
+        at.button(key="runs_save_note").click().run()
+        no_exception(at)
+        assert (meta(store, "live")["tags"], meta(store, "live")["note"]) == (["mid-run"], "tagged while training")
+        assert _files(run) == before  # the trainer's files, byte for byte and untouched
+        owner = run.owner()
+        assert (owner.pid, owner.role) == (os.getpid(), "training")  # still its trainer's
+    finally:
+        run.release()
+
+
+def test_the_pages_downloads_carry_the_runs_tags_and_note(_dashboard_isolation, monkeypatch):
+    import csv
+    import io
+
+    store = RunStore(_dashboard_isolation)
+    finished_run(store, TINY, "noted", 0.6)
+    store.get("noted").annotate(tags=["base", "k1"], note="first line\nsecond line")
+    offered = spy_downloads(monkeypatch)
+    no_exception(open_page(new_app(), "runs"))
+    data, file_name = offered["Download CSV (per epoch)"]
+    rows = list(csv.DictReader(io.StringIO(data())))
+    assert file_name == "noted.csv" and [int(r["epoch"]) for r in rows] == [1, 2]
+    assert {(r["tags"], r["note"]) for r in rows} == {("base k1", "first line\nsecond line")}  # on every row
+    data, file_name = offered["Download JSON (all records)"]
+    document = json.loads(data())
+    assert file_name == "noted.json"
+    assert (document["name"], document["tags"], document["note"]) == ("noted", ["base", "k1"], "first line\nsecond line")
+    assert [r["epoch"] for r in document["records"] if r["kind"] == "epoch"] == [1, 2]

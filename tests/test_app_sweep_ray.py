@@ -77,6 +77,7 @@ def test_stop_sweep_reaches_a_sweep_on_ray_whatever_the_form_says(_dashboard_iso
     set_tiny_sweep(at, "halt", blocks=(1,), widen=(1,))
     at.radio(key=S + "executor").set_value("ray").run()
     at.button(key="sweep_launch").click().run()
+    assert stopped == []  # Launch stops nothing
     at.session_state[S + "executor"] = "local"  # another choice on the form since: the stop still reaches Ray
     at.run()
     at.button(key="sweep_stop").click().run()

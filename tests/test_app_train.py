@@ -62,6 +62,12 @@ def wait_status(runs: Path, name: str, wanted: tuple[str, ...], timeout: float =
     pytest.fail(f"run {name} did not reach {wanted} within {timeout} s")
 
 
+def wait_finished(runs: Path, name: str) -> None:
+    """The launched job ran to its end and that end is `finished` (a failed job fails the test with its message)."""
+    if wait_status(runs, name, ("finished", "failed", "stopped", "interrupted", "diverged")) != "finished":
+        pytest.fail(f"run {name} ended {json.loads((runs / name / 'status.json').read_text())}")
+
+
 def texts(elements) -> list[str]:
     return [e.value for e in elements]
 
@@ -137,7 +143,7 @@ def test_launch_refuses_a_run_predicted_not_to_fit_unless_forced(runs_dir, monke
     at.button(key="train_launch").click().run()
     assert forced == [True] and (runs_dir / "big").exists()
     assert any(s == "Launched big" for s in texts(at.success))
-    wait_status(runs_dir, "big", ("finished", "failed"))
+    wait_finished(runs_dir, "big")
 
 
 def test_a_failed_job_shows_the_last_line_of_its_log(runs_dir):
@@ -159,7 +165,7 @@ def test_launched_goes_when_another_run_is_watched(runs_dir):
     at.session_state["train_run"] = "other"
     at.run()
     assert "Launched new" not in texts(at.success)
-    wait_status(runs_dir, "new", ("finished", "failed"))
+    wait_finished(runs_dir, "new")
     at.session_state["train_run"] = "new"
     at.run()
     assert "Launched new" not in texts(at.success)  # it has ended: its status speaks now
@@ -173,7 +179,9 @@ def test_a_resume_message_stays_with_its_run(runs_dir):
     at.radio(key="train_resume_extend").set_value("continue").run()
     at.button(key="train_resume").click().run()
     assert any("ended at learning rate 0" in w for w in texts(at.warning))
-    wait_status(runs_dir, "done", ("finished", "failed"))
+    assert json.loads((runs_dir / "done" / "status.json").read_text())["status"] in ("queued", "running")  # not the old end
+    wait_finished(runs_dir, "done")
+    assert json.loads((runs_dir / "done" / "status.json").read_text())["epoch"] == 2  # the extra epoch was trained
     at.session_state["train_run"] = "other"
     at.run()
     assert not any("ended at learning rate 0" in w for w in texts(at.warning))

@@ -16,6 +16,7 @@ import torch
 from bench.accuracy_parity import GPU_EPOCHS, THRESHOLD, parity_setup, parse_model, parse_seeds, summarize
 from bench.common import count_macs, prepare_image_folder, rates_from_points, wrn_macs
 from bench.conventional import conventional_transform
+from missing import require_module
 
 REPO = Path(__file__).resolve().parent.parent
 # Modules the GPU machine does not have; bench and the engine must run without them.
@@ -29,7 +30,7 @@ def test_macs_match_published_counts():
 
 
 def test_macs_agree_with_torchinfo_summary():
-    pytest.importorskip("torchinfo")
+    require_module("torchinfo")  # in requirements.txt: a skip here would hide a broken install
     from wrn_core.config import WRNConfig
     from wrn_core.model import build_model
     from wrn_core.model.tables import totals

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import socket
 import subprocess
@@ -13,10 +14,7 @@ from pathlib import Path
 
 import pytest
 
-try:
-    from conftest import stop_trainers
-except ImportError:  # tests/ imported as a package
-    from tests.conftest import stop_trainers
+from missing import missing
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = "/usr/bin/chromium"
@@ -40,19 +38,13 @@ ALL_FOUR_PANELS_JS = """
 """
 
 
-def _missing_browser(reason: str) -> None:
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"{reason} (required under CI=true)")
-    pytest.skip(reason)
-
-
 if not Path(CHROMIUM).exists():
-    _missing_browser(f"{CHROMIUM} not found: install Debian's chromium package to run browser tests")
-try:
-    from playwright.sync_api import TimeoutError as PlaywrightTimeout
-    from playwright.sync_api import expect, sync_playwright
-except ImportError:  # pragma: no cover - depends on the environment
-    _missing_browser("the playwright python package is not installed")
+    missing(f"{CHROMIUM} not found: install Debian's chromium package to run browser tests", module_level=True)
+if importlib.util.find_spec("playwright") is None:
+    missing("the playwright python package is not installed", module_level=True)
+
+from playwright.sync_api import TimeoutError as PlaywrightTimeout  # noqa: E402 - after the check above
+from playwright.sync_api import expect, sync_playwright  # noqa: E402
 
 
 def _free_port() -> int:
@@ -78,13 +70,13 @@ def _listening_addresses(port: int) -> list[str]:
 
 
 def start_streamlit(runs: Path, log_path: Path) -> tuple[subprocess.Popen, str, int]:
-    """`streamlit run dashboard/app.py` on a free 127.0.0.1 port over `runs`; returns once it answers."""
+    """`streamlit run dashboard/app.py` on a free port over `runs`, as a user starts it; returns once it answers.
+
+    The address is left to .streamlit/config.toml (read from the repository, the server's working
+    directory), so the loopback test checks what users get."""
     port = _free_port()
     env = dict(os.environ, WRN_RUNS_DIR=str(runs))
-    command = [
-        sys.executable, "-m", "streamlit", "run", "dashboard/app.py",
-        "--server.port", str(port), "--server.address", "127.0.0.1", "--server.headless", "true",
-    ]
+    command = [sys.executable, "-m", "streamlit", "run", "dashboard/app.py", "--server.port", str(port)]
     with open(log_path, "ab") as log:
         proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
@@ -155,8 +147,7 @@ def server(tmp_path_factory):
     try:
         yield {"url": url, "port": port, "runs": runs, "log": log_path}
     finally:
-        stop_streamlit(proc)
-        stop_trainers(runs)  # training processes outlive the server
+        stop_streamlit(proc)  # a job still training would be its test's leak (conftest)
     assert not app_exceptions(log_path), f"the server logged an exception in the app:\n{log_path.read_text()}"
 
 
@@ -230,6 +221,7 @@ def set_number(page, label: str, value: int) -> None:
 
 
 def test_server_listens_on_loopback_only(server):
+    """The address comes from .streamlit/config.toml alone (start_streamlit passes none)."""
     addresses = _listening_addresses(server["port"])
     assert addresses, "no listening socket found for the streamlit port"
     assert set(addresses) == {"0100007F"}, addresses  # 127.0.0.1 only, no 0.0.0.0 or IPv6

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import time
+from contextlib import contextmanager
 
 import pytest
 
-try:
-    from test_browser import NO_EXCEPTION, app_page, serving, settle
-except ImportError:  # tests/ imported as a package
-    from tests.test_browser import NO_EXCEPTION, app_page, serving, settle
+from test_browser import NO_EXCEPTION, app_page, serving, settle
 
 from playwright.sync_api import expect
 
@@ -41,7 +39,11 @@ def _wait_for(predicate, timeout: float = 30.0) -> bool:
     return True
 
 
-def test_a_note_typed_into_the_annotations_table_is_saved(server):
+@contextmanager
+def first_row_cell(server, column: float):
+    """The Runs page with its annotations table shown; yields (page, store) once the cell of the first row
+    ("newer") at `column` (fraction of the grid's width: tags 0.5, note 0.85) is open for editing. After the
+    with-block: it was saved for "newer" alone, as the page says."""
     store = server["store"]
     with app_page(f"{server['url']}/runs", "Runs", height=1400) as page:
         settle(page)
@@ -52,14 +54,28 @@ def test_a_note_typed_into_the_annotations_table_is_saved(server):
         box = grid.bounding_box()
         # Columns: name, tags, note; two rows, counted from the grid's bottom edge (a toolbar may sit above
         # it): the first row, "newer", is 1.5 rows up.
-        page.mouse.dblclick(box["x"] + box["width"] * 0.85, box["y"] + box["height"] - ROW_PX * 1.5)
-        editor = page.locator("textarea.gdg-input")  # the cell's editor, opened by the double click
-        editor.fill("typed into the grid")
-        editor.press("Enter")
-        saved = _wait_for(lambda: store.get("newer").read_annotations().note == "typed into the grid")
-        assert saved, (store.get("newer").read_annotations(), store.get("older").read_annotations())
+        page.mouse.dblclick(box["x"] + box["width"] * column, box["y"] + box["height"] - ROW_PX * 1.5)
+        yield page, store
         settle(page)
         expect(page.get_by_text("Saved the tags and notes of newer.")).to_be_visible()
         assert store.get("older").read_annotations().tags == ("base",)  # the other row is untouched
         assert page.locator(NO_EXCEPTION).count() == 0
 
+
+def test_a_note_typed_into_the_annotations_table_is_saved(server):
+    with first_row_cell(server, 0.85) as (page, store):
+        editor = page.locator("textarea.gdg-input")  # the cell's editor, opened by the double click
+        editor.fill("typed into the grid")
+        editor.press("Enter")
+        saved = _wait_for(lambda: store.get("newer").read_annotations().note == "typed into the grid")
+        assert saved, (store.get("newer").read_annotations(), store.get("older").read_annotations())
+
+
+def test_a_tag_typed_into_the_tags_cell_is_saved(server):
+    with first_row_cell(server, 0.5) as (page, store):
+        editor = page.locator("input[id^='react-select-']")  # the cell's multiselect, opened by the double click
+        editor.fill("typed-tag")  # a tag no run has yet: typed, not picked
+        editor.press("Enter")
+        page.get_by_role("heading", name="Runs", exact=True).first.click()  # leaving the cell saves it
+        saved = _wait_for(lambda: store.get("newer").read_annotations().tags == ("typed-tag",))
+        assert saved, (store.get("newer").read_annotations(), store.get("older").read_annotations())

@@ -8,12 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-try:
-    from inspect_runs import trained_run
-    from test_browser import NO_EXCEPTION, app_page, serving, settle
-except ImportError:  # tests/ imported as a package
-    from tests.inspect_runs import trained_run
-    from tests.test_browser import NO_EXCEPTION, app_page, serving, settle
+from inspect_runs import trained_run
+from test_browser import NO_EXCEPTION, app_page, serving, settle
 
 from playwright.sync_api import expect
 

@@ -26,10 +26,7 @@ from test_browser import (  # noqa: F401 - fixtures are found by name
     stop_streamlit,
 )
 
-try:
-    from conftest import stop_trainers
-except ImportError:  # tests/ imported as a package
-    from tests.conftest import stop_trainers
+from polling import wait_until
 
 from playwright.sync_api import expect
 
@@ -160,9 +157,8 @@ def test_a_killed_dashboard_leaves_its_run_training_and_a_new_one_shows_it(tmp_p
         # Live: the restarted dashboard watches the run it did not start, and can stop it.
         expect(page.get_by_text("survivor").first).to_be_visible()
         page.wait_for_function(HAS_POINTS_JS, timeout=60_000)
-        deadline = time.monotonic() + 300
-        while not any(r["kind"] == "epoch" for r in run.read_metrics()) and time.monotonic() < deadline:
-            time.sleep(0.2)  # polling the run for its first epoch
+        wait_until(lambda: any(r["kind"] == "epoch" for r in run.read_metrics()), "survivor's first epoch",
+                   timeout=300, interval=0.2)
         expect(page.get_by_role("button", name="Stop")).to_be_visible(timeout=30_000)
         page.get_by_role("button", name="Stop").click()
         assert wait_status(runs, "survivor", ("stopped", "finished")) == "stopped"
@@ -178,5 +174,4 @@ def test_a_killed_dashboard_leaves_its_run_training_and_a_new_one_shows_it(tmp_p
             first.kill()
         if second is not None:
             stop_streamlit(second)
-        stop_trainers(runs)
     assert not app_exceptions(log_path), log_path.read_text()

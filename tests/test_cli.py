@@ -8,6 +8,7 @@ import csv
 import io
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -18,6 +19,8 @@ from pathlib import Path
 
 import pytest
 
+from conftest import trainer_env
+from polling import wait_until
 from test_cli_flags import parse_command
 from wrn_core.cli import command_for, main
 from wrn_core.config import TrainConfig, WRNConfig
@@ -44,15 +47,17 @@ def test_summary_json_for_wrn_28_10():
     data = json.loads(result.stdout)
     assert data["total_params"] == 36479194
     assert (data["name"], data["depth"], data["blocks"], data["widen_factor"]) == ("WRN-28-10", 28, 4, 10)
-    assert abs(data["total_macs"] - 5.24e9) / 5.24e9 < 0.01
+    assert data["total_macs"] == 5243346730  # the README's figure, exactly
     assert sum(layer["params"] for layer in data["layers"]) == 36479194
     assert {"out_channels", "output_shape", "params", "macs"} <= set(data["layers"][0])
 
 
-def test_summary_table_and_csv(capsys):
+def test_summary_table_is_the_readmes_byte_for_byte_and_csv(capsys):
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    shown = re.search(r"```text\n\$ python -m wrn_core summary --blocks 1 --widen-factor 8\n(.*?)```", readme, re.S)
+    assert shown, "the README's summary example is gone"
     assert main(["summary", "--blocks", "1", "--widen-factor", "8"]) == 0
-    out = capsys.readouterr().out
-    assert "WRN-10-8" in out and "Total params: 4,764,634" in out
+    assert capsys.readouterr().out == shown.group(1)  # the layer table, "Width by group" and the totals
     assert main(["summary", "--depth", "16", "-k", "2", "--format", "csv"]) == 0
     rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
     assert rows[0]["layer"] == "stem" and rows[-1]["layer"] == "head.fc"
@@ -131,9 +136,7 @@ def test_ctrl_c_stops_with_checkpoint_and_resume_continues(tmp_path):
             "--runs-dir", runs_dir, "--name", "ctrlc"]
     proc = subprocess.Popen(args, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     metrics = Path(runs_dir) / "ctrlc" / "metrics.jsonl"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and not (metrics.exists() and metrics.read_text().count("\n") >= 3):
-        time.sleep(0.05)
+    wait_until(lambda: metrics.exists() and metrics.read_text().count("\n") >= 3, "the run's first records", proc=proc)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
@@ -203,7 +206,7 @@ def test_a_second_ctrl_c_ends_the_run_at_once_and_it_reads_interrupted(tmp_path)
     train = ["train", *TINY, "--synthetic-train", "640", "--epochs", "50", "--runs-dir", str(tmp_path / "runs"),
              "--name", "twice"]
     proc = subprocess.Popen([sys.executable, "-c", STOP_SLOWLY, *train], cwd=REPO, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env={**os.environ, "STOPPING_FILE": str(stopping)})
+                            stderr=subprocess.PIPE, text=True, env=trainer_env(STOPPING_FILE=str(stopping)))
     try:
         _wait_for_training(tmp_path / "runs" / "twice", proc)
         proc.send_signal(signal.SIGINT)  # the first: a cooperative stop, which here never finishes
@@ -252,13 +255,12 @@ def test_killed_process_leaves_an_interrupted_run_that_resumes(tmp_path):
             "--runs-dir", runs_dir, "--name", "killed"]
     proc = subprocess.Popen(args, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     run_dir = Path(runs_dir) / "killed"
-    deadline = time.monotonic() + 120
-    # Wait until epoch 1 is checkpointed and epoch 2 has logged a few steps.
-    while time.monotonic() < deadline:
+
+    def into_epoch_two() -> bool:
         records = RunStore(runs_dir).get("killed").read_metrics() if (run_dir / "config.json").exists() else []
-        if any(r["kind"] == "epoch" for r in records) and max((r.get("step", 0) for r in records), default=0) >= 23:
-            break
-        time.sleep(0.02)
+        return any(r["kind"] == "epoch" for r in records) and max((r.get("step", 0) for r in records), default=0) >= 23
+
+    wait_until(into_epoch_two, "epoch 1 checkpointed and epoch 2 a few steps in", interval=0.02, proc=proc)
     proc.kill()
     proc.wait(timeout=30)
     run = RunStore(runs_dir).get("killed")
@@ -303,7 +305,8 @@ def _cli_waiting_for(go: Path, *args: str) -> subprocess.Popen:
         "    time.sleep(0.002)\n"
         f"sys.exit(main({list(args)!r}))\n"
     )
-    return subprocess.Popen([sys.executable, "-c", code], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen([sys.executable, "-c", code], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=trainer_env())
 
 
 def _wait_until_ready(go: Path, procs: list[subprocess.Popen], timeout: float = 120) -> None:
@@ -555,10 +558,17 @@ def test_a_status_json_that_can_no_longer_be_written_reads_interrupted(tmp_path,
     assert run.has_checkpoint() and run.load_checkpoint()["step"] == 4  # so it can resume from epoch 1
 
 
-def test_soak_training_resume_attempts_and_a_fast_reader(tmp_path):
-    """~60 s: a training CLI, resume attempts every second (one wins after a Ctrl-C), `runs list` every 0.1 s."""
+FINISHED_SOAK = "error: cannot resume run 'soak': it already finished its 6 epochs; give a larger number of epochs to continue"
+
+
+def test_soak_a_fast_reader_and_resume_attempts_around_a_stop(tmp_path):
+    """`runs list` read in a loop all the while a run trains, stops and is taken over: no reader ever sees a false
+    `interrupted` or an error. A resume attempt while it trains is refused in one line; after the user's Ctrl-C,
+    of three attempts released together exactly one takes over and trains the rest once; one after the end is
+    refused. The moments are made, not waited for: the trainer is frozen (SIGSTOP) while it is tried."""
     runs_dir = str(tmp_path / "runs")
-    epochs = 30
+    epochs = 6
+    resume = ["resume", "soak", "--runs-dir", runs_dir, "--quiet"]
     trainer = subprocess.Popen(
         [sys.executable, "-m", "wrn_core", "train", *TINY, "--synthetic-train", "256", "--epochs", str(epochs),
          "--runs-dir", runs_dir, "--name", "soak"],
@@ -567,75 +577,74 @@ def test_soak_training_resume_attempts_and_a_fast_reader(tmp_path):
     failures: list[str] = []
     statuses: set[str] = set()
     stop_reading = threading.Event()
+    streams = threading.Lock()  # redirect_stdout swaps sys.stdout for every thread: one caller at a time
+
+    def cli(argv: list[str]) -> tuple[int, str, str]:
+        out, err = io.StringIO(), io.StringIO()
+        with streams, contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            code = main(argv)
+        return code, out.getvalue(), err.getvalue()
 
     def reader() -> None:
         while not stop_reading.is_set():
-            out, err = io.StringIO(), io.StringIO()
-            with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-                try:
-                    code = main(["runs", "list", "--runs-dir", runs_dir])
-                except Exception as exc:  # noqa: BLE001 - the point is that none happens
-                    failures.append(repr(exc))
-                    continue
-            if code != 0 or "Traceback" in err.getvalue():
-                failures.append(err.getvalue())
-            for line in out.getvalue().splitlines()[1:]:
+            try:
+                code, out, err = cli(["runs", "list", "--runs-dir", runs_dir])
+            except Exception as exc:  # noqa: BLE001 - the point is that none happens
+                failures.append(repr(exc))
+                continue
+            if code != 0 or "Traceback" in err:
+                failures.append(err)
+            for line in out.splitlines()[1:]:
                 statuses.add(line.split()[4])
-            time.sleep(0.1)
+            time.sleep(0.05)
 
     thread = threading.Thread(target=reader, daemon=True)
-    thread.start()
     store = RunStore(runs_dir)
-    deadline = time.monotonic() + 120
-    while not store.exists("soak") and time.monotonic() < deadline:
-        time.sleep(0.05)
-    attempts: list[tuple[int, str]] = []
-    # Attempts seen holding the run's lock. Each either trains the rest of the run (exit 0) or, once it
-    # has finished, takes the lock only to find nothing left to train (exit 2): resume checks under the lock.
-    holders: list[subprocess.Popen] = []
-    stopped_by_user = False
-    start = time.monotonic()
+    racers: list[subprocess.Popen] = []
     try:
-        while time.monotonic() - start < 55:
-            records = store.get("soak").read_metrics() if store.exists("soak") else []
-            if not stopped_by_user and sum(r["kind"] == "epoch" for r in records) >= 3:
-                trainer.send_signal(signal.SIGINT)  # the user stops it; the next attempt takes it over
-                assert trainer.wait(timeout=60) == 0
-                stopped_by_user = True
-            attempt = subprocess.Popen([sys.executable, "-m", "wrn_core", "resume", "soak", "--runs-dir", runs_dir, "--quiet"],
-                                       cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-            while attempt.poll() is None:
-                owner = store.get("soak").owner()
-                if owner is not None and owner.pid == attempt.pid:
-                    holders.append(attempt)
-                    break
-                time.sleep(0.05)
-            else:
-                attempts.append((attempt.returncode, attempt.stderr.read()))
-        for proc in [trainer, *holders]:
-            proc.wait(timeout=300)
+        wait_until(lambda: store.exists("soak") and any(r["kind"] == "epoch" for r in store.get("soak").read_metrics()),
+                   "the first epoch", proc=trainer)
+        thread.start()
+        os.kill(trainer.pid, signal.SIGSTOP)  # it keeps its lock and cannot finish while it is tried
+        try:
+            wait_until(lambda: "running" in statuses, "the reader to see the run training")
+            code, _, err = cli(resume)
+            assert (code, err) == (2, f"error: run 'soak' is being trained by pid {trainer.pid} on {socket.gethostname()}\n")
+            trainer.send_signal(signal.SIGINT)  # the user stops it, mid-run for certain; an attempt below takes over
+        finally:
+            os.kill(trainer.pid, signal.SIGCONT)
+        assert trainer.wait(timeout=60) == 0
+        assert store.get("soak").read_status()["status"] == "stopped"
+        wait_until(lambda: "stopped" in statuses, "the reader to see the run stopped")
+        go = tmp_path / "go"
+        racers = [_cli_waiting_for(go, *resume) for _ in range(3)]
+        _wait_until_ready(go, racers)
+        go.touch()
+        results = [(p.wait(timeout=300), *p.communicate()) for p in racers]
+        wait_until(lambda: "finished" in statuses, "the reader to see the run finished")
+        code, _, err = cli(resume)
+        assert (code, err.strip()) == (2, FINISHED_SOAK), err
     finally:
         stop_reading.set()
-        thread.join(timeout=30)
-        for proc in [trainer, *holders]:
+        if thread.is_alive():
+            thread.join(timeout=30)
+        for proc in [trainer, *racers]:
             if proc.poll() is None:
                 proc.kill()
-    winners = [proc for proc in holders if proc.returncode == 0]
-    attempts += [(proc.returncode, proc.stderr.read()) for proc in holders if proc.returncode != 0]
+                proc.wait()
     assert failures == []
-    assert statuses <= {"queued", "running", "stopped", "finished"}, statuses  # never a false `interrupted`
-    assert stopped_by_user and len(winners) == 1, "exactly one resume attempt takes over after the stop"
-    for code, err in attempts:
-        lines = err.strip().splitlines()
-        assert code == 2 and len(lines) == 1, err
-        assert "is being trained by pid" in lines[0] or "already finished its 30 epochs" in lines[0], lines[0]
+    assert statuses == {"running", "stopped", "finished"}, statuses  # never a false `interrupted`
+    assert sorted(code for code, _, _ in results) == [0, 2, 2], results
+    winner = next(p.pid for p, (code, _, _) in zip(racers, results) if code == 0)
+    for code, _, err in results:
+        if code == 2:
+            lines = err.strip().splitlines()
+            assert lines in ([f"error: run 'soak' is being trained by pid {winner} on {socket.gethostname()}"],
+                             [FINISHED_SOAK]), err
     run = RunStore(runs_dir).get("soak")
-    status = run.read_status()
-    assert status["status"] == "finished", status
-    epochs_recorded = [r["epoch"] for r in run.read_metrics() if r["kind"] == "epoch"]
-    assert epochs_recorded == list(range(1, epochs + 1))
-    steps = [r["step"] for r in run.read_metrics() if r["kind"] == "step"]
-    assert steps == list(range(1, epochs * 8 + 1))
+    assert run.read_status()["status"] == "finished"
+    assert [r["epoch"] for r in run.read_metrics() if r["kind"] == "epoch"] == list(range(1, epochs + 1))
+    assert [r["step"] for r in run.read_metrics() if r["kind"] == "step"] == list(range(1, epochs * 8 + 1))
 
 
 # ---------------------------------------------------------------------------------------------

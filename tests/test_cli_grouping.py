@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -31,24 +32,41 @@ def grid(tmp_path_factory) -> str:
     return runs
 
 
-def test_sweeps_importance_answers_for_a_real_2x2_sweep(grid):
-    shown = cli("sweeps", "importance", "grid", "--format", "json", "--runs-dir", grid)
-    if shown.returncode == 2:  # all four tiny cells stuck at one accuracy (chance): the one honest answer
-        assert shown.stderr.startswith("error: best_test_acc never varies over the 4 finished runs"), shown.stderr
-        assert len(shown.stderr.strip().splitlines()) == 1
-        return
+def _with_accuracies(grid: str, dest: Path, accuracy) -> str:
+    """A copy of the sweep whose finished cells read best test accuracy accuracy(blocks, k): what tiny cells
+    reach is close to chance and says nothing certain; these say which axis matters."""
+    shutil.copytree(grid, dest)
+    store = RunStore(dest)
+    for name in CELLS:
+        run = store.get(name)
+        model = run.read_config().model
+        run.write_status("finished", "finished 2 epochs", best_test_acc=accuracy(model.blocks, model.widen_factor))
+    return str(dest)
+
+
+def test_sweeps_importance_ranks_the_axis_that_decides_accuracy_first(grid, tmp_path):
+    runs = _with_accuracies(grid, tmp_path / "runs", lambda blocks, k: 0.3 * k + 0.02 * blocks)  # width decides
+    shown = cli("sweeps", "importance", "grid", "--format", "json", "--runs-dir", runs)
     assert shown.returncode == 0, shown.stderr
     answer = json.loads(shown.stdout)
     assert answer["name"] == "grid" and answer["target"] == "best_test_acc"
     assert answer["finished_cells"] == 4 and answer["cells"] == 4  # exactly 4 finished runs is enough
     rows = answer["importance"]
-    assert {r["param"] for r in rows} == {"blocks", "widen_factor"}
+    assert [r["param"] for r in rows] == ["widen_factor", "blocks"]
     importances = [r["importance"] for r in rows]
-    assert all(v is not None for v in importances)  # both axes vary over the 2×2 grid
-    assert sum(importances) == pytest.approx(1.0) and importances == sorted(importances, reverse=True)
-    table = cli("sweeps", "importance", "grid", "--runs-dir", grid)
+    assert sum(importances) == pytest.approx(1.0) and importances[0] > importances[1] > 0
+    assert all(r["correlation"] > 0 for r in rows)  # both help; width the more
+    assert rows[0]["correlation"] > rows[1]["correlation"]
+    table = cli("sweeps", "importance", "grid", "--runs-dir", runs)
     assert table.returncode == 0 and "blocks" in table.stdout and "widen_factor" in table.stdout
     assert "over 4 finished cell(s) of 4" in table.stdout
+
+
+def test_sweeps_importance_of_an_accuracy_that_never_varies_is_one_line(grid, tmp_path, capsys):
+    runs = _with_accuracies(grid, tmp_path / "runs", lambda blocks, k: 0.1)  # every cell at chance
+    assert main(["sweeps", "importance", "grid", "--format", "json", "--runs-dir", runs]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: best_test_acc never varies over the 4 finished runs") and err.count("\n") == 1, err
 
 
 def test_sweeps_importance_refuses_in_one_line(grid, capsys):

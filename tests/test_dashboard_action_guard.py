@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 
 import pytest
 
@@ -27,20 +26,45 @@ def test_once_does_an_action_once_within_its_window():
     assert guard.once("launch a", lambda: "again") == "again"
 
 
+class _ArrivalLock:
+    """The guard's lock, counting the callers that have reached it (before they wait on it)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.arrived = threading.Semaphore(0)
+
+    def __enter__(self) -> None:
+        self.arrived.release()
+        self._lock.acquire()
+
+    def __exit__(self, *exc_info) -> None:
+        self._lock.release()
+
+
 def test_a_concurrent_repeat_waits_for_the_first_and_gets_its_result():
     guard = ActionGuard()
+    guard._lock = _ArrivalLock()
     calls, results = [], []
+    inside, release = threading.Event(), threading.Event()
 
-    def slow():
+    def launch():
         calls.append(1)
-        time.sleep(0.2)
+        inside.set()
+        assert release.wait(timeout=60), "the test never let the first launch finish"
         return "launched"
 
-    threads = [threading.Thread(target=lambda: results.append(guard.once("launch", slow))) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=10)
+    def press():
+        results.append(guard.once("launch", launch))
+
+    first, second = threading.Thread(target=press), threading.Thread(target=press)
+    first.start()
+    assert inside.wait(timeout=30) and guard._lock.arrived.acquire(timeout=30)  # the first is inside its action
+    second.start()
+    assert guard._lock.arrived.acquire(timeout=30)  # the repeat has reached the guard while the first still runs
+    release.set()
+    for thread in (first, second):
+        thread.join(timeout=30)
+        assert not thread.is_alive()
     assert calls == [1] and results == ["launched", "launched"]
 
 

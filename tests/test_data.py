@@ -28,10 +28,7 @@ from wrn_core.data import (
     make_synthetic,
 )
 
-try:
-    from shared_data import cifar_jpeg_root
-except ImportError:  # tests/ imported as a package
-    from tests.shared_data import cifar_jpeg_root
+from shared_data import cifar_jpeg_root
 
 CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 
@@ -354,6 +351,33 @@ def test_cifar_download_from_local_archive_then_load(tmp_path, monkeypatch, no_m
     assert ds.mean == (0.4914, 0.4822, 0.4465) and ds.std == (0.2470, 0.2435, 0.2616)
     sub = load_dataset(TrainConfig(dataset="cifar10", data_dir=str(data_dir), subset_train=10, subset_test=3))
     assert sub.train_images.shape[0] == 10 and sub.test_images.shape[0] == 3
+
+
+def _tiny_cifar100(data_dir: Path, train: int = 12, test: int = 5) -> tuple[list[str], np.ndarray, list[int]]:
+    """cifar-100-python/{train,test,meta} as torchvision reads them: pickles with data (N, 3072 uint8, channel-major)
+    and fine_labels, and meta's fine_label_names. Returns the class names, the train pixels and labels."""
+    rng = np.random.default_rng(1)
+    folder = data_dir / "cifar-100-python"
+    folder.mkdir(parents=True)
+    names = [f"class{i:02d}" for i in range(100)]
+    rows, labels = rng.integers(0, 256, (train, 3072), dtype=np.uint8), [int(v) for v in rng.integers(0, 100, train)]
+    (folder / "train").write_bytes(pickle.dumps({"data": rows, "fine_labels": labels, "coarse_labels": [0] * train}))
+    (folder / "test").write_bytes(pickle.dumps({"data": rng.integers(0, 256, (test, 3072), dtype=np.uint8),
+                                                "fine_labels": list(range(99, 99 - test, -1)), "coarse_labels": [0] * test}))
+    (folder / "meta").write_bytes(pickle.dumps({"fine_label_names": names, "coarse_label_names": ["all"]}))
+    return names, rows, labels
+
+
+def test_cifar100_loads_from_its_extracted_files(tmp_path, no_md5):
+    names, rows, labels = _tiny_cifar100(tmp_path / "data")
+    assert cifar_files_present("cifar100", tmp_path / "data")
+    ds = load_dataset(TrainConfig(dataset="cifar100", data_dir=str(tmp_path / "data")))
+    assert (ds.name, ds.title, ds.synthetic) == ("cifar100", "CIFAR-100", False)
+    assert ds.classes == names  # the 100 fine classes
+    assert ds.train_images.shape == (12, 3, 32, 32) and ds.train_images.dtype == torch.uint8
+    assert torch.equal(ds.train_images, torch.from_numpy(rows).view(12, 3, 32, 32))
+    assert ds.train_labels.tolist() == labels and ds.test_labels.tolist() == [99, 98, 97, 96, 95]
+    assert ds.mean == (0.5071, 0.4865, 0.4409) and ds.std == (0.2673, 0.2564, 0.2762)
 
 
 def test_cifar_download_offline_is_a_data_error(tmp_path, monkeypatch):

@@ -8,12 +8,15 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
 
+from conftest import trainer_env
 from tiny_runs import epochs_of, steps_of, tiny_config
 from wrn_core.data import DeviceLoader
 from wrn_core.engine.checkpoint import CheckpointWriter, snapshot
@@ -25,8 +28,10 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def test_a_compiled_run_compiles_the_train_graph_once_and_never_recompiles(tmp_path):
-    """Evaluations between epochs run through the eager module: another batch shape and eval mode
-    would otherwise compile a second graph (dynamo's counters count every graph it captures)."""
+    """The compiled path (used on GPUs) runs end to end on the CPU and logs its compile cost once.
+    Evaluations between epochs run through the eager module: another batch shape and eval mode
+    would otherwise compile a second graph (dynamo's counters count every graph it captures).
+    The suite's one CPU compile: it costs tens of seconds on a 2-core machine."""
     from torch._dynamo.utils import counters
 
     torch._dynamo.reset()
@@ -36,6 +41,10 @@ def test_a_compiled_run_compiles_the_train_graph_once_and_never_recompiles(tmp_p
     assert len(epochs_of(run)) == 3
     assert counters["stats"]["unique_graphs"] == 1
     assert counters["frames"]["ok"] == 1  # one frame compiled: no recompilation for later steps or epochs
+    events = [r for r in run.read_metrics() if r["kind"] == "event"]
+    assert [e["event"] for e in events] == ["compile"]  # one warm-up, recorded at the step it happened
+    assert events[0]["step"] == 1 and events[0]["seconds"] > 0
+    assert "torch.compile" in events[0]["message"]
 
 
 def test_epoch_plans_are_drawn_ahead_and_stay_on_the_loaders_device():
@@ -108,7 +117,7 @@ def test_kill_during_a_background_checkpoint_write_loses_only_that_checkpoint(tm
             "--synthetic-test", "100", "--epochs", "3", "--batch-size", "32", "--eval-batch-size", "100", "--lr", "0.05",
             "--schedule", "onecycle", "--device", "cpu", "--log-every", "3", "--runs-dir", str(tmp_path), "--quiet"]
     cue = tmp_path / "writing"
-    env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    env = trainer_env(PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     proc = subprocess.Popen([sys.executable, "-c", STALLED_WRITE, str(cue), *args, "--name", "killed"], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
@@ -148,3 +157,99 @@ def test_a_failed_background_write_is_noticed_without_waiting_for_the_next_bound
     with pytest.raises(RunWriteError, match="no space left"):
         writer.raise_if_failed()
     run.release()
+
+
+class BoundaryClock:
+    """perf_counter for the loop and the checkpoint writer, moved only by what a test says takes time (and 1 µs
+    per read): an evaluation, a write the test holds. It tells the held write when the loop has begun waiting
+    for it (the first read inside CheckpointWriter.wait with a write under way), so the wait is measured whole."""
+
+    TICK = 1e-6
+
+    def __init__(self) -> None:
+        self.now = 100.0
+        self.armed = False
+        self.waiting = threading.Event()  # the loop has started waiting for the write under way
+        self._lock = threading.Lock()
+
+    def perf_counter(self) -> float:
+        with self._lock:
+            self.now += self.TICK
+            value = self.now
+            if self.armed:
+                self.armed = False
+                self.waiting.set()
+        return value
+
+    def advance(self, seconds: float) -> None:
+        with self._lock:
+            self.now += seconds
+
+
+@pytest.fixture
+def clock(monkeypatch):
+    """The BoundaryClock in place of time.perf_counter for the loop and the checkpoint writer."""
+    import wrn_core.engine.checkpoint as checkpoint_module
+    import wrn_core.engine.loop as loop_module
+
+    fake = BoundaryClock()
+    patched_time = SimpleNamespace(perf_counter=fake.perf_counter, monotonic=time.monotonic, time=time.time, sleep=time.sleep)
+    monkeypatch.setattr(loop_module, "time", patched_time)
+    monkeypatch.setattr(checkpoint_module, "time", patched_time)
+    real_wait = CheckpointWriter.wait
+
+    def wait(writer):
+        fake.armed = writer._thread is not None  # a write is under way: its end may come once waiting has begun
+        return real_wait(writer)
+
+    monkeypatch.setattr(CheckpointWriter, "wait", wait)
+    return fake
+
+
+def _held_first_write(run, clock: BoundaryClock) -> None:
+    """The run's first checkpoint write takes 5 s on the clock and cannot end before someone waits for it."""
+    real_save, writes = run.save_checkpoint, []
+
+    def save(state):
+        writes.append(state["step"])
+        if len(writes) == 1:
+            assert clock.waiting.wait(timeout=300), "nobody waited for the held checkpoint write"
+            clock.advance(5.0)
+        real_save(state)
+
+    run.save_checkpoint = save  # type: ignore[method-assign]
+
+
+def test_a_submit_waits_only_for_a_write_still_going_and_says_how_long(tmp_path, clock):
+    run = RunStore(tmp_path).create(tiny_config(), "writer", hold="training")
+    _held_first_write(run, clock)
+    writer = CheckpointWriter(run)
+    assert writer.submit({"model": {}, "step": 1}) == pytest.approx(0.0, abs=1e-4)  # nothing before it
+    assert writer.submit({"model": {}, "step": 2}) == pytest.approx(5.0, abs=1e-4)  # the first was still being written
+    writer.wait()  # the second has been written: the next submit has nothing to wait for
+    assert writer.submit({"model": {}, "step": 3}) == pytest.approx(0.0, abs=1e-4)
+    writer.wait()
+    assert run.load_checkpoint()["step"] == 3
+    run.release()
+
+
+def test_boundary_s_and_checkpoint_wait_s_say_what_the_boundary_waited_for(tmp_path, clock, monkeypatch):
+    """Epoch 1's checkpoint is still being written when epoch 2 ends (5 s more); every evaluation takes 3 s."""
+    import wrn_core.engine.loop as loop_module
+
+    real_evaluate = loop_module.loss_and_accuracy
+
+    def evaluate(*args, **kwargs):
+        result = real_evaluate(*args, **kwargs)
+        clock.advance(3.0)
+        return result
+
+    monkeypatch.setattr(loop_module, "loss_and_accuracy", evaluate)
+    run = RunStore(tmp_path).create(tiny_config(epochs=3), "boundary")
+    _held_first_write(run, clock)
+    assert train_run(run) == "finished"
+    got = [(r["boundary_s"], r["checkpoint_wait_s"]) for r in epochs_of(run)]
+    # Evaluation is not the boundary's; the held write is waited for whole, at the next boundary only.
+    assert got == [pytest.approx((0.0, 0.0), abs=1e-4), pytest.approx((5.0, 5.0), abs=1e-4),
+                   pytest.approx((0.0, 0.0), abs=1e-4)]
+    assert [r["epoch_seconds"] >= 3.0 for r in epochs_of(run)] == [True, True, True]

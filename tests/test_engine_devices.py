@@ -4,46 +4,39 @@ CUDA mocked, a torchrun rank's device, and the data-parallel options the CPU can
 from __future__ import annotations
 
 import json
-import sys
-from types import SimpleNamespace
 
 import pytest
 import torch
 
+from fake_gpus import fake_two_gpus
 from wrn_core.config import ConfigError, TrainConfig, WRNConfig
 from wrn_core.engine.devices import eligible_slots, list_devices, resolve_device
 from wrn_core.engine.distributed import Dist, device_for
 from wrn_core.engine.loop import train_run
 from wrn_core.store import RunStore
 
-GIB = 2**30
+
+@pytest.mark.parametrize(("cuda", "mps", "auto"), [(True, True, "cuda"), (False, True, "mps"), (False, False, "cpu")])
+def test_auto_picks_cuda_then_mps_then_cpu(monkeypatch, cuda, mps, auto):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: mps)
+    assert resolve_device("auto") == torch.device(auto)
+    assert resolve_device("cpu") == torch.device("cpu")
 
 
-def test_device_resolution():
-    assert resolve_device("cpu").type == "cpu"
-    assert resolve_device("auto").type in ("cpu", "cuda", "mps")
-    if not torch.cuda.is_available():
-        with pytest.raises(ConfigError, match="no CUDA GPU"):
-            resolve_device("cuda")
+def test_an_explicit_device_that_is_not_there_is_one_line(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    with pytest.raises(ConfigError, match="^device cuda was asked for but no CUDA GPU is available; use --device cpu or auto$"):
+        resolve_device("cuda")
+    with pytest.raises(ConfigError, match="^device mps was asked for but is not available; use --device cpu or auto$"):
+        resolve_device("mps")
 
 
 @pytest.fixture
 def two_gpus(monkeypatch):
     """A machine with two CUDA GPUs as torch and NVML report them (no real GPU needed) and no mps."""
-    names = {0: "NVIDIA H100 80GB HBM3", 1: "NVIDIA A100-SXM4-40GB"}
-    memory = {0: (70 * GIB, 80 * GIB), 1: (10 * GIB, 40 * GIB)}  # (free, total) bytes
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
-    monkeypatch.setattr(torch.cuda, "get_device_properties",
-                        lambda i: SimpleNamespace(name=names[i], major=9 - i, minor=0, total_memory=memory[i][1], uuid=f"u{i}"))
-    # Free memory comes from NVML, by each GPU's UUID (no CUDA context on GPUs a process does not train on).
-    nvml = SimpleNamespace(
-        nvmlInit=lambda: None,
-        nvmlDeviceGetHandleByUUID=lambda uuid: int(uuid[len("GPU-u"):]),
-        nvmlDeviceGetMemoryInfo=lambda index: SimpleNamespace(free=memory[index][0], total=memory[index][1]),
-    )
-    monkeypatch.setitem(sys.modules, "pynvml", nvml)
-    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    fake_two_gpus(monkeypatch)
 
 
 SLOTS = ["cuda:0", "cuda:1#0", "cuda:1#1", "cpu#0", "cpu#1"]

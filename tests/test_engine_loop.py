@@ -186,17 +186,6 @@ def test_dataset_decides_the_number_of_classes(tmp_path):
 
 
 
-def test_torch_compile_path_records_its_warm_up(tmp_path):
-    """The compiled path (used on GPUs) runs end to end on the CPU and logs its compile cost."""
-    run = RunStore(tmp_path).create(tiny_config(compile=True, epochs=2), "compiled")
-    assert train_run(run) == "finished", run.read_status()
-    events = [r for r in run.read_metrics() if r["kind"] == "event"]
-    assert [e["event"] for e in events] == ["compile"]  # evaluation runs eagerly: no second graph
-    assert events[0]["step"] == 1 and events[0]["seconds"] > 0
-    assert "torch.compile" in events[0]["message"]
-    assert len(epochs_of(run)) == 2
-
-
 
 
 def _image_folder(root, per_class=12, test_per_class=4, classes=2):
@@ -246,7 +235,9 @@ def test_system_records_carry_cpu_and_memory_on_the_cpu(tmp_path):
     system = [r for r in records if r["kind"] == "system"]
     assert len(system) >= 3  # at the start and after each epoch, more on long epochs
     for record in system:
-        assert record["rss_mb"] > 50 and record["cpu_percent"] is not None and record["cpu_percent"] >= 0
+        assert record["rss_mb"] > 50 and record["cpu_percent"] >= 0
         assert record["cuda_allocated_mb"] is None and record["gpu_util"] is None  # no GPU: not an error
+    # Training came between the first reading and the later ones: they measured CPU work (a constant 0 fails).
+    assert max(record["cpu_percent"] for record in system[1:]) > 0
     summary = system_usage(records)
     assert summary["peak_rss_mb"] == max(r["rss_mb"] for r in system) and summary["peak_cuda_mb"] is None

@@ -4,8 +4,10 @@ GPU and a fake pynvml, the NVML handle behind CUDA_VISIBLE_DEVICES, and the summ
 from __future__ import annotations
 
 import sys
+import time
 from types import ModuleType, SimpleNamespace
 
+import psutil
 import pytest
 import torch
 
@@ -65,9 +67,19 @@ def use(monkeypatch, nvml: ModuleType | None) -> None:
     monkeypatch.setitem(sys.modules, "pynvml", nvml)  # None: `import pynvml` raises ImportError
 
 
+def _burn_cpu(seconds: float) -> None:
+    """Keep this process on the CPU for `seconds` of its own CPU time (not wall time: the machine may be busy)."""
+    start = time.process_time()
+    while time.process_time() - start < seconds:
+        sum(range(1000))
+
+
 def test_a_cpu_reading_has_the_process_and_no_gpu():
-    reading = SystemMonitor(torch.device("cpu")).sample()
-    assert reading["rss_mb"] > 0 and reading["cpu_percent"] >= 0
+    monitor = SystemMonitor(torch.device("cpu"))
+    _burn_cpu(0.2)  # the process's CPU time since the monitor started its window
+    reading = monitor.sample()
+    assert reading["cpu_percent"] > 0  # it measured the work done, not a constant
+    assert reading["rss_mb"] == pytest.approx(psutil.Process().memory_info().rss / 2**20, rel=0.2)
     assert all(reading[key] is None for key in ("cuda_allocated_mb", "cuda_reserved_mb", "cuda_peak_mb", *GPU_FIELDS))
 
 

@@ -5,10 +5,7 @@ from __future__ import annotations
 
 import json
 
-try:
-    from test_bench import _run_blocked
-except ImportError:  # tests/ imported as a package
-    from tests.test_bench import _run_blocked
+from test_bench import _run_blocked
 
 
 def test_inspect_eval_quick_runs_without_dashboard_packages(tmp_path):
@@ -23,10 +20,7 @@ def test_inspect_eval_quick_runs_without_dashboard_packages(tmp_path):
 
 
 def test_evaluate_runs_without_tqdm(tmp_path):
-    try:
-        from inspect_runs import trained_run
-    except ImportError:
-        from tests.inspect_runs import trained_run
+    from inspect_runs import trained_run
     trained_run(tmp_path, "plain", epochs=1)
     done = _run_blocked("wrn_core", ["evaluate", "plain", "--runs-dir", str(tmp_path), "--device", "cpu", "--format", "json"])
     assert done.returncode == 0, done.stderr

@@ -6,19 +6,18 @@ from __future__ import annotations
 import json
 import os
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-try:
-    from inspect_runs import cifar_subset_folder, trained_run
-    from shared_data import cifar_jpeg_root
-except ImportError:  # tests/ imported as a package
-    from tests.inspect_runs import cifar_subset_folder, trained_run
-    from tests.shared_data import cifar_jpeg_root
+from inspect_runs import cifar_subset_folder, trained_run
+from shared_data import cifar_jpeg_root
 
+import wrn_core.inspect.network_export as export_module
 from wrn_core.cli import main
+from wrn_core.config import TrainConfig
 from wrn_core.inspect import ExportError, evaluate_run, export_network, load_network
 from wrn_core.model import build_model
 
@@ -96,6 +95,24 @@ def test_export_command_writes_the_file(network, tmp_path, capsys):
     assert [p.name for p in tmp_path.iterdir()] == ["cli.safetensors"]  # no temporary file left
 
 
+def test_export_writes_name_ext_in_the_current_directory_with_input_epoch_and_step(network, tmp_path, monkeypatch, capsys):
+    """README: "The default file is `NAME.<ext>` in the current directory", and the metadata keys it lists."""
+    from safetensors import safe_open
+
+    run, net, *_ = network
+    monkeypatch.chdir(tmp_path)
+    assert main(["export", run.name, "--format", "safetensors", "--runs-dir", str(run.path.parent)]) == 0
+    assert [p.name for p in tmp_path.iterdir()] == [f"{run.name}.safetensors"]
+    with safe_open(str(tmp_path / f"{run.name}.safetensors"), framework="pt") as f:
+        meta = f.metadata()
+    last = [r for r in run.read_metrics() if r["kind"] == "epoch"][-1]  # the checkpoint is the last epoch's
+    assert (meta["wrn_lab.epoch"], meta["wrn_lab.step"]) == (str(last["epoch"]), str(last["step"]))
+    _, height, width = net.image_shape
+    assert json.loads(meta["wrn_lab.input"]) == {"shape": ["N", 3, height, width], "dtype": "float32", "range": [0, 1],
+                                                 "normalised_inside": True, "output": "logits"}
+    assert meta["wrn_lab.run"] == run.name and TrainConfig.from_dict(json.loads(meta["wrn_lab.config"])) == run.read_config()
+
+
 def _one_line(argv, capsys) -> str:
     assert main(argv) == 2
     err = capsys.readouterr().err
@@ -103,26 +120,47 @@ def _one_line(argv, capsys) -> str:
     return err
 
 
-def test_unknown_format_and_unwritable_path_are_one_line(network, tmp_path, capsys):
+def test_unknown_format_and_unwritable_path_are_one_line(network, tmp_path, capsys, monkeypatch):
     run, *_ = network
     runs = str(run.path.parent)
     assert "unknown export format 'tflite'" in _one_line(["export", run.name, "--format", "tflite", "--runs-dir", runs], capsys)
     missing = tmp_path / "no" / "such" / "dir" / "m.onnx"
     assert "does not exist" in _one_line(["export", run.name, "--format", "onnx", "--out", str(missing), "--runs-dir", runs], capsys)
-    locked = tmp_path / "locked"
-    locked.mkdir()
-    locked.chmod(0o500)
-    try:
-        if not os.access(locked, os.W_OK):  # root writes anywhere
-            err = _one_line(["export", run.name, "--format", "pt2", "--out", str(locked / "m.pt2"), "--runs-dir", runs], capsys)
-            assert "permission denied" in err
-        assert list(locked.iterdir()) == []
-    finally:
-        locked.chmod(0o700)
-    # Files cannot be made in /proc, even by root (for whom the permission check above passes).
+    # Files cannot be made in /proc, even by root.
     assert "cannot write /proc/m.onnx" in _one_line(["export", run.name, "--format", "onnx", "--out", "/proc/m.onnx",
                                                      "--runs-dir", runs], capsys)
     assert "is a directory" in _one_line(["export", run.name, "--format", "onnx", "--out", str(tmp_path), "--runs-dir", runs], capsys)
+
+
+def test_a_directory_without_write_permission_is_one_line_and_left_empty(network, tmp_path, capsys, monkeypatch):
+    """What a user without write permission meets. Root (as CI runs) writes anywhere, so the two places that
+    meet the refusal are made to meet it: the access check before any work, and the write itself."""
+    run, *_ = network
+    export = ["export", run.name, "--format", "pt2", "--runs-dir", str(run.path.parent)]
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    real_access = os.access
+
+    def no_write_in_locked(path, mode, **kwargs):
+        if Path(path) == locked and mode & os.W_OK:
+            return False
+        return real_access(path, mode, **kwargs)
+
+    with monkeypatch.context() as patched:
+        patched.setattr(os, "access", no_write_in_locked)
+        err = _one_line([*export, "--out", str(locked / "m.pt2")], capsys)
+    assert err == f"error: cannot write {locked / 'm.pt2'}: permission denied\n"
+    assert list(locked.iterdir()) == []
+
+    # The check passes but the write is refused (an ACL, a root-squashed NFS mount): one line, no temporary file.
+    def refused(network, path):
+        path.write_bytes(b"half")
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(export_module, "_write_pt2", refused)
+    err = _one_line([*export, "--out", str(locked / "m.pt2")], capsys)
+    assert err.startswith(f"error: cannot write {locked / 'm.pt2'} ([Errno 13] Permission denied")
+    assert list(locked.iterdir()) == []
 
 
 def test_missing_onnx_says_what_to_install(network, tmp_path, monkeypatch):

@@ -6,7 +6,8 @@ import pytest
 import torch
 from torch import nn
 
-from wrn_core.inspect.width import WidthMeter, _channel_sums, group_of, group_totals
+from wrn_core.engine.width import WidthMeter, _channel_sums, group_totals
+from wrn_core.model.names import group_of
 
 
 @pytest.mark.parametrize("channels_last", [False, True])

@@ -10,11 +10,14 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
+import psutil
 import pytest
 
 import torch
 
+from polling import wait_until
 from wrn_core.jobs import supervisor as jobs_module
 from wrn_core.config import ConfigError, TrainConfig, WRNConfig
 from wrn_core.errors import DataError
@@ -215,24 +218,56 @@ while True:
 """
 
 
+class FakeClock:
+    """The supervisor's monotonic clock, moved by the test alone: the stop's grace periods pass when the test says."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+
 def test_stop_sends_sigint_then_sigterm_then_sigkill(tmp_path, monkeypatch):
     python = stub_python(tmp_path, "stubborn", STUBBORN)
     signals = Path(python + ".signals")
-    monkeypatch.setattr(jobs_module, "STOP_GRACE_S", 0.5)
-    monkeypatch.setattr(jobs_module, "KILL_GRACE_S", 0.5)
+    clock = FakeClock()
+    monkeypatch.setattr(jobs_module, "time", SimpleNamespace(monotonic=clock.monotonic, sleep=time.sleep, time=time.time))
     manager = JobManager(tmp_path / "runs", python=python)
+    looks: list[bool] = []
+    manager.add_watcher(looks.append)  # called after every look the supervisor takes at its processes
+    proc = None
+
+    def after_two_more_looks() -> None:
+        """Until the supervisor has looked twice more (once wholly after now) at the clock as it stands."""
+        seen = len(looks)
+        wait_until(lambda: len(looks) >= seen + 2, "the supervisor to look at its jobs")
+
+    def noted() -> list[str]:
+        return signals.read_text().split() if signals.exists() else []
+
     try:
         name = manager.submit(tiny_config(), "stubborn")
         proc = manager._jobs[name].proc
-        assert wait_for(lambda: signals.exists() and "ready" in signals.read_text(), timeout=60)
+        wait_until(lambda: noted() == ["ready"], "the stub to start", timeout=60)
         assert manager.stop(name)
+        wait_until(lambda: noted() == ["ready", "SIGINT"], "the stub to note SIGINT")
+        after_two_more_looks()
+        assert noted() == ["ready", "SIGINT"] and proc.poll() is None  # within its grace: nothing more is sent
+        clock.now += jobs_module.STOP_GRACE_S + 1
+        wait_until(lambda: noted() == ["ready", "SIGINT", "SIGTERM"], "SIGTERM once the stop's grace has passed")
+        after_two_more_looks()
+        assert proc.poll() is None  # SIGTERM's own grace: not killed yet
+        clock.now += jobs_module.KILL_GRACE_S + 1
         assert manager.wait(name, timeout=30)
         assert proc.returncode == -signal.SIGKILL
-        assert signals.read_text().split() == ["ready", "SIGINT", "SIGTERM"]
+        assert noted() == ["ready", "SIGINT", "SIGTERM"]
         status = recorded(manager.store.get(name))
         assert status["status"] == "interrupted" and "killed by signal 9" in status["message"], status
     finally:
         manager.shutdown(timeout=10)
+        if proc is not None and proc.poll() is None:
+            proc.kill()
 
 
 def test_a_process_that_exits_before_recording_an_end_is_failed_with_its_code(tmp_path):
@@ -353,20 +388,56 @@ def test_a_new_manager_reports_orphaned_runs_interrupted_and_can_resume_them(tmp
 
 
 def test_a_trainer_left_behind_by_a_test_is_killed_and_nothing_else():
-    try:
-        from conftest import is_trainer, kill_new_trainers
-    except ImportError:  # tests/ imported as a package
-        from tests.conftest import is_trainer, kill_new_trainers
+    from conftest import is_trainer, kill_new_trainers, trainer_env
+
     assert is_trainer([sys.executable, "-m", "torch.distributed.run", "--standalone", "-m", "wrn_core", "train"])
     assert not is_trainer([sys.executable, "-m", "streamlit", "run", "dashboard/app.py"])
+    assert is_trainer([sys.executable, "-c", "from wrn_core.cli import main; main()"], trainer_env())  # marked
+    assert not is_trainer([sys.executable, "-c", "import time"], dict(os.environ))
     before = {os.getpid()}
     trainer = subprocess.Popen([sys.executable, "-m", "wrn_core", "train", "--epochs", "500", "--device", "cpu", "--quiet",
                                 "--runs-dir", os.devnull + "-not-a-dir"], cwd=REPO, stderr=subprocess.DEVNULL)
+    patched = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"], env=trainer_env())
     bystander = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
     try:
-        assert kill_new_trainers(before) == [trainer.pid]
-        assert trainer.wait(timeout=30) == -signal.SIGKILL
+        assert sorted(kill_new_trainers(before)) == sorted([trainer.pid, patched.pid])
+        assert trainer.wait(timeout=30) == -signal.SIGKILL and patched.wait(timeout=30) == -signal.SIGKILL
         assert bystander.poll() is None
     finally:
-        bystander.kill()
-        trainer.kill()
+        for proc in (bystander, trainer, patched):
+            proc.kill()
+            proc.wait()
+
+
+LEAKY_TESTS = """
+import subprocess, sys
+from conftest import trainer_env
+from wrn_core.jobs import JobManager
+
+def test_leaves_a_trainer():
+    subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)", "left-by-a-test"], env=trainer_env())
+
+def test_leaves_a_job_manager(tmp_path):
+    JobManager(tmp_path / "runs", slots=["cpu"])
+
+def test_shuts_its_job_manager_down(tmp_path):
+    JobManager(tmp_path / "runs", slots=["cpu"]).shutdown()
+"""
+
+
+def test_a_test_that_leaves_a_trainer_or_a_job_manager_running_fails_naming_it(tmp_path):
+    """The leak guard (conftest) in a pytest run of its own: each leak fails its own test, naming what was left
+    (which is then killed or shut down); a test that cleans up passes."""
+    (tmp_path / "test_leaky.py").write_text(LEAKY_TESTS)
+    env = {**os.environ, "WRN_TEST_LEAK_GRACE_S": "1",
+           "PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "tests"), os.environ.get("PYTHONPATH", "")])}
+    done = subprocess.run([sys.executable, "-m", "pytest", "-p", "conftest", "-q", "-p", "no:cacheprovider",
+                           "--rootdir", str(tmp_path), str(tmp_path / "test_leaky.py")],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    out = done.stdout
+    assert done.returncode == 1, out + done.stderr
+    assert "3 passed, 2 errors" in out, out  # two tests pass their checks and error at teardown
+    assert "ERROR at teardown of test_leaves_a_trainer" in out and "ERROR at teardown of test_leaves_a_job_manager" in out
+    assert "a training process, pid " in out and "-c import time; time.sleep(120) left-by-a-test" in out, out
+    assert "a JobManager over " in out and "that was never shut down" in out, out
+    assert not [p for p in psutil.process_iter(["cmdline"]) if "left-by-a-test" in (p.info["cmdline"] or [])]

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import psutil
 import pytest
@@ -17,7 +18,7 @@ import pytest
 from wrn_core.jobs import ray_executor, ray_nodes
 from wrn_core.jobs.executor import RAY, Placement
 from wrn_core.jobs.ray_processes import RaySweepProcesses
-from wrn_core.store import RunStore, RunStoreError, parse_metrics
+from wrn_core.store import RunBusyError, RunStore, RunStoreError, parse_metrics
 from wrn_core.store.records import FINISHED, INTERRUPTED, RESUME, STOPPED
 
 REPO = Path(__file__).resolve().parents[1]
@@ -32,7 +33,8 @@ def ray_address():
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     import ray
 
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    # address="local": a Ray of its own even when another (a `ray start`, another test run) is up on the machine.
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
     try:
         yield ray.get_runtime_context().gcs_address
     finally:
@@ -199,7 +201,7 @@ def test_a_background_ray_sweep_stops_its_cells_on_ctrl_c(tmp_path, ray_address)
 
 
 def test_queued_on_ray_names_the_unlocked_cells_a_ray_sweep_has_queued(tmp_path):
-    from tests.tiny_runs import tiny_config
+    from tiny_runs import tiny_config
 
     store = RunStore(tmp_path)
     waiting = store.create(tiny_config(), "waiting", executor="ray")  # created queued, lock let go for the trainer
@@ -229,35 +231,83 @@ def test_a_cell_that_fails_for_an_input_reason_is_not_retried(tmp_path, ray_addr
     assert run.read_status()["started_at"] == status["started_at"]  # nothing trained it again
 
 
-def test_a_cell_waiting_in_rays_queue_reads_queued_to_every_reader(tmp_path, ray_address):
-    """Two cells of 2 CPUs on a Ray of 2: the second waits in Ray's queue while the first trains. Another
-    process's `runs list` (which reconciles) must neither show it interrupted nor persist that."""
+def test_a_cell_waiting_in_rays_queue_reads_queued_to_every_reader_and_stopped_once_cancelled(tmp_path, ray_address):
+    """Two cells of 2 CPUs on a Ray of 2: the second waits in Ray's queue while the first trains (200 epochs: it
+    is still training when looked at). Another process's `runs list` (which reconciles) must neither show it
+    interrupted nor persist that. Then Ctrl-C to the sweep: the training cell stops with a checkpoint, the
+    waiting one is cancelled and reads stopped, never having trained."""
     runs = tmp_path / "runs"
-    sweep = sweep_cli("q", "--blocks", "1", "--widen-factor", "1,2", "--epochs", "3", "--synthetic-train", "320",
+    sweep = sweep_cli("q", "--blocks", "1", "--widen-factor", "1,2", "--epochs", "200", "--synthetic-train", "320",
                       "--cpus-per-cell", "2", *TINY, address=ray_address, runs=runs, wait=False)
+    store = RunStore(runs)
     try:
-        store = RunStore(runs)
-
         def one_trains_one_waits() -> bool:
             if len([n for n in store.names() if n.startswith("q-")]) < 2:
                 return False
-            statuses = sorted(store.summary(n).status for n in store.names() if n.startswith("q-"))
-            return statuses == ["queued", "running"]
+            return sorted(store.summary(n).status for n in store.names() if n.startswith("q-")) == ["queued", "running"]
 
         _wait_for(one_trains_one_waits, what="one cell training while the other waits in Ray's queue")
+        (training,) = [n for n in store.names() if n.startswith("q-") and store.summary(n).status == "running"]
+        (waiting,) = [n for n in store.names() if n.startswith("q-") and n != training]
         listed = subprocess.run([sys.executable, "-m", "wrn_core", "runs", "list", "--runs-dir", str(runs)], cwd=REPO,
                                 capture_output=True, text=True, timeout=120)
         assert listed.returncode == 0 and "interrupted" not in listed.stdout, listed.stdout
-        waiting = [n for n in store.names() if n.startswith("q-") and store.summary(n).status != "running"]
-        if waiting:  # (unless the first cell finished meanwhile and the second has started)
-            recorded = json.loads(store.get(waiting[0]).status_path.read_text())
-            assert recorded["status"] in ("queued", "running", "finished"), recorded
+        rows = {line.split()[0]: line.split()[4] for line in listed.stdout.splitlines()[1:]}
+        assert rows == {training: "running", waiting: "queued"}, listed.stdout
+        assert json.loads(store.get(waiting).status_path.read_text())["status"] == "queued"  # nothing persisted otherwise
+        sweep.send_signal(signal.SIGINT)
         out, err = sweep.communicate(timeout=300)
         assert sweep.returncode == 0, err
     finally:
         if sweep.poll() is None:
             sweep.kill()
             sweep.wait()
-    for name in [n for n in store.names() if n.startswith("q-")]:
-        assert store.get(name).read_status()["status"] == FINISHED
-        assert epochs_once(store.get(name)) == [1, 2, 3]
+    stopped = store.get(training).read_status()
+    assert stopped["status"] == STOPPED and store.get(training).load_checkpoint()["step"] == stopped["step"]
+    cancelled = store.get(waiting).read_status()
+    assert cancelled["status"] == STOPPED and cancelled["message"].startswith("stopped before it started training"), cancelled
+    assert not store.get(waiting).has_checkpoint() and not [r for r in store.get(waiting).read_metrics() if r["kind"] == "step"]
+
+
+def test_ray_address_comes_from_the_flag_else_ray_address_else_a_local_ray(monkeypatch):
+    """RayCluster as `sweep --executor ray` uses it, with a stand-in ray that records how it was started."""
+    calls: list = []
+    fake = SimpleNamespace(is_initialized=lambda: False, init=lambda **options: calls.append(options),
+                           shutdown=lambda: calls.append("shutdown"))
+    monkeypatch.setitem(sys.modules, "ray", fake)
+    quiet = {"log_to_driver": False, "configure_logging": False}
+    monkeypatch.setenv("RAY_ADDRESS", "head:6379")
+    with ray_executor.RayCluster() as cluster:
+        assert (cluster.address, cluster.started_here) == ("head:6379", False)
+    with ray_executor.RayCluster("other:6379"):
+        pass
+    monkeypatch.delenv("RAY_ADDRESS")
+    with ray_executor.RayCluster(num_cpus=2) as cluster:
+        assert cluster.started_here
+    assert calls == [{"address": "head:6379", **quiet}, "shutdown", {"address": "other:6379", **quiet}, "shutdown",
+                     {"address": "local", "num_cpus": 2, "include_dashboard": False, **quiet}, "shutdown"]
+
+
+def test_a_second_driver_of_the_same_sweep_is_refused(tmp_path, monkeypatch):
+    """A driver holds the sweep's queue lock while it drives its cells; another driver (here the lock held through
+    another open of it, as another process holds it) is refused in one line before it touches Ray; the lock is free
+    again once the first has let go."""
+    from wrn_core.store.lock import ROLE_QUEUED, RunLock, queue_lock_name
+    from wrn_core.sweeps import make_sweep
+    from tiny_runs import tiny_config
+
+    store = RunStore(tmp_path)
+    sweep = make_sweep("twice", tiny_config(), [1], [1])
+    remote_calls: list = []
+    monkeypatch.setitem(sys.modules, "ray", SimpleNamespace(remote=lambda **options: remote_calls.append(options)))
+    first = RunLock(tmp_path / queue_lock_name("twice"))
+    first.acquire(ROLE_QUEUED, "sweep twice", wait_s=0.0)  # the first driver
+    try:
+        with pytest.raises(RunBusyError, match=r"\(another `sweep twice` drives its cells\)$") as refused:
+            ray_executor.RaySweep(store).drive(sweep)
+        assert "\n" not in str(refused.value) and remote_calls == []  # refused before anything reached Ray
+    finally:
+        first.release()
+    second = RunLock(tmp_path / queue_lock_name("twice"))
+    second.acquire(ROLE_QUEUED, "sweep twice", wait_s=0.0)  # the first has let go: the lock can be taken
+    second.release()

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from wrn_core.config import WRNConfig
-from wrn_core.inspect.width import WidthMeter
+from wrn_core.engine.width import WidthMeter
 from wrn_core.model import build_model
 from wrn_core.model.tables import layer_table
 from wrn_core.plots.architecture import GROUP_ORDER

@@ -11,7 +11,7 @@ from wrn_core.store.records import Progress, parse_metrics, progress_from_heartb
 
 ROOT = Path(__file__).resolve().parent.parent
 RECORDS_MODULE = ROOT / "wrn_core" / "store" / "records.py"
-STATUS_NAMES = {"queued", "running", "stopped", "finished", "diverged", "failed", "interrupted"}
+STATUS_NAMES = {"queued", "running", "stopped", "finished", "diverged", "failed", "interrupted", "pruned"}
 
 
 def test_every_constructor_makes_a_record_readers_keep():
@@ -25,12 +25,30 @@ def test_every_constructor_makes_a_record_readers_keep():
         records.resume_record(from_step=2, from_epoch=1.0, time=0.2, wall_time=3.0, epochs=2),
         records.retry_record(attempt=1, of=3, node="ab" * 16, epoch=1, reason="node abababab lost in epoch 2",
                              wall_time=4.0),
+        records.width_record(epoch=1, step=2, time=0.2, images=64, layers=[
+            {"layer": "group1.0.relu1", "group": "group 1", "channels": 16, "dead_channels": 1, "effective_width": 9.5,
+             "active_fraction": 15 / 16, "dead_indices": [3]}]),
     ]
-    assert [r["kind"] for r in built] == ["created", "step", "epoch", "event", "system", "resume", "retry"]
+    assert [r["kind"] for r in built] == ["created", "step", "epoch", "event", "system", "resume", "retry", "width"]
+    assert built[-1]["layers"] == [{"layer": "group1.0.relu1", "channels": 16, "dead": 1, "effective": 9.5}]
     assert {r["kind"] for r in built} == set(records.RECORD_KINDS)
     log = parse_metrics("".join(json.dumps(r) + "\n" for r in built))
     assert log.unreadable == 0 and log.superseded == 0
     assert log.records == built
+
+
+def test_a_width_record_without_its_layers_or_with_impossible_counts_is_unreadable():
+    good = records.width_record(epoch=1, step=2, time=0.2, images=64, layers=[
+        {"layer": "head.relu", "channels": 4, "dead_channels": 0, "effective_width": 3.0}])
+    bad_layers = [
+        {**good, "layers": None},
+        {**good, "epoch": 1.5},
+        {**good, "layers": [{"layer": "head.relu", "channels": 4, "dead": 5, "effective": 3.0}]},  # more dead than channels
+        {**good, "layers": [{"layer": "head.relu", "channels": 0, "dead": 0, "effective": 0.0}]},
+        {**good, "layers": [{"layer": "head.relu", "channels": 4, "dead": 0, "effective": "3"}]},
+    ]
+    log = parse_metrics("".join(json.dumps(r) + "\n" for r in [good, *bad_layers]))
+    assert log.records == [good] and log.unreadable == len(bad_layers)
 
 
 def test_status_constants_are_the_file_format():

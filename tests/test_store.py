@@ -333,12 +333,15 @@ def test_a_full_disk_is_a_one_line_write_error_and_leaves_no_temporary_file(full
     assert RunStore(full_disk).summaries()[0].name == "full"
 
 
-def test_heartbeat_round_trip(tmp_path):
+def test_heartbeat_round_trip(tmp_path, monkeypatch):
+    import wrn_core.store.run as run_module
+
     run = RunStore(tmp_path).create(_config(), "beat", hold="training")
     assert run.read_heartbeat() is None
+    monkeypatch.setattr(run_module.time, "time", lambda: 1_700_000_000.5)  # the writer's clock, read once
     run.write_heartbeat({"phase": "training", "step": 3})
-    beat = run.read_heartbeat()
-    assert beat["phase"] == "training" and beat["step"] == 3 and beat["wall_time"] <= time.time()
+    monkeypatch.undo()
+    assert run.read_heartbeat() == {"phase": "training", "step": 3, "wall_time": 1_700_000_000.5}
     run.release()
 
 

@@ -8,7 +8,7 @@ import threading
 import time
 from pathlib import Path
 
-from tests.tiny_runs import tiny_config
+from tiny_runs import tiny_config
 from wrn_core.store import RunStore
 from wrn_core.store.records import FINISHED, STOPPED
 
@@ -124,3 +124,55 @@ def test_a_request_stops_every_rank_of_a_torchrun_run_at_one_step(tmp_path):
     state = run.load_checkpoint()
     assert state["step"] == status["step"] and len(state["rng_ranks"]) == 2  # both ranks stopped at that step
     assert not run.stop_requested()
+
+
+def test_a_prune_request_ends_the_run_pruned_keeps_its_curve_and_a_sweep_does_not_resume_it(tmp_path):
+    from wrn_core.engine.loop import train_run
+    from wrn_core.engine.resume import prepare_resume
+    from wrn_core.store.records import PRUNED
+    from wrn_core.sweeps import is_done, make_sweep, next_cells
+
+    store = RunStore(tmp_path)
+    sweep = make_sweep("s", tiny_config(epochs=50, log_every=2), [1], [1], seeds=[0, 1])
+    pruned_cell, other_cell = sweep.cells()
+    run = store.create(pruned_cell.config, pruned_cell.run, sweep="s")
+    thread, result = _train_in_thread(run)
+    deadline = time.monotonic() + 180
+    while not any(r["kind"] == "epoch" for r in run.read_metrics()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert thread.is_alive(), "the run ended before it was pruned"
+    store.get(run.name).request_stop(by="pruner", ends=PRUNED, message="test accuracy below the median at epoch 1")
+    thread.join(180)
+    assert result["status"] == PRUNED
+    status = run.status()
+    assert status.status == PRUNED and 1 <= status.epoch < 50
+    assert "below the median at epoch 1" in status.message and f"resume {run.name}" in status.message
+    assert run.load_checkpoint()["step"] == status.step  # its checkpoint, at the position it stopped
+    curve = [r["test_acc"] for r in run.read_metrics() if r["kind"] == "epoch"]
+    assert len(curve) == status.epoch  # the curve up to the prune is kept
+    assert not run.stop_requested()
+    # Ended: `sweep --resume` leaves it (the other cell is still to train), and it counts as done.
+    assert [c.run for c in next_cells(store, sweep)] == [other_cell.run]
+    store.create(other_cell.config, other_cell.run, sweep="s").write_status("finished")
+    assert next_cells(store, sweep) == [] and is_done(store, sweep)
+    # By hand it is extended like any run: `resume NAME --epochs E`.
+    run.acquire()
+    plan = prepare_resume(run, epochs=status.epoch + 1)
+    assert plan.config.epochs == status.epoch + 1
+    run.release()
+    assert train_run(run, resume=True) == "finished"
+    assert len([r for r in run.read_metrics() if r["kind"] == "epoch"]) == status.epoch + 1
+
+
+def test_a_stop_request_asks_only_for_stopped_or_pruned(tmp_path):
+    import json
+
+    import pytest
+
+    store = RunStore(tmp_path)
+    run = store.create(tiny_config(), "r")
+    with pytest.raises(ValueError, match="stopped, pruned"):
+        run.request_stop(ends="finished")
+    assert not run.stop_requested()
+    run.stop_path.write_text(json.dumps({"by": "an older version"}))  # a request from before it said what it ends as
+    assert run.read_stop_request() == ("stopped", "")

@@ -6,12 +6,12 @@ import json
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
+from polling import wait_until
 from wrn_core.config import ConfigError, TrainConfig, WRNConfig
 from wrn_core.store import RunStore, RunStoreError
 from wrn_core.sweeps import (
@@ -154,11 +154,8 @@ def test_a_2x2_sweep_end_to_end_then_stop_and_resume(tmp_path):
     proc = subprocess.Popen([sys.executable, "-m", "wrn_core", "sweep", "cut", "--blocks", "1,2", "--widen-factor", "1,2",
                              *TINY, "--epochs", "6", "--no-probe", "--runs-dir", runs],
                             cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:  # until the second cell has trained a step
-        if store.exists("cut-n1-k2-s0") and any(r["kind"] == "step" for r in store.get("cut-n1-k2-s0").read_metrics()):
-            break
-        time.sleep(0.05)
+    wait_until(lambda: store.exists("cut-n1-k2-s0") and any(r["kind"] == "step" for r in store.get("cut-n1-k2-s0").read_metrics()),
+               "the second cell's first step", timeout=300, proc=proc)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=180)
     assert proc.returncode == 0, err[-2000:]
@@ -224,7 +221,8 @@ def test_group_labels_counts_and_cells_table(tmp_path):
     frame = finished_frame(tmp_path)
     assert group_columns(frame) == ["blocks", "widen_factor"]
     counts = sweep_counts(frame)
-    assert counts == {"total": 8, "ended": 7, "finished": 7, "running": 1, "queued": 0, "paused": 0, "pending": 0}
+    assert counts == {"total": 8, "ended": 7, "finished": 7, "pruned": 0, "running": 1, "queued": 0, "paused": 0,
+                      "pending": 0}
     table = cells_table(frame)
     assert list(table["model"][:2]) == ["WRN-10-1", "WRN-10-1"] and list(table["seed"][:2]) == [0, 1]
     assert table["best test acc (%)"].tolist()[:2] == pytest.approx([10.0, 20.0])
@@ -279,3 +277,47 @@ def test_grid_spread_seed_band_and_preflight_summary(tmp_path):
     plan.loc[1, "fits"] = False
     summary = preflight_summary(plan)
     assert summary["predicted_s"] == pytest.approx(5.5) and summary["misfits"] == ["plan-n2-k1-s0"]
+
+
+def _saved_without_training(monkeypatch) -> None:
+    """`sweep` checks its sweep as usual and saves it (as the executor's start does), then trains nothing."""
+    from wrn_core.cli import sweep as sweep_command
+
+    monkeypatch.setattr(sweep_command, "_run_cells", lambda store, sweep, placement: save_sweep(store.root, sweep) or True)
+
+
+def test_dropout_optimizer_lr_and_batch_size_take_lists_that_become_axes(tmp_path, monkeypatch):
+    from itertools import product
+
+    from wrn_core.cli import main
+
+    _saved_without_training(monkeypatch)
+    runs = str(tmp_path / "runs")
+    small = ["--synthetic-train", "160", "--synthetic-test", "50", "--device", "cpu", "--no-probe", "--runs-dir", runs]
+    assert main(["sweep", "lists", "--blocks", "1", "--widen-factor", "1", "--dropout", "0,0.3", "--optimizer", "sgd,adam",
+                 "--lr", "0.1,0.05", "--batch-size", "32,64", *small]) == 0
+    sweep = load_sweep(runs, "lists")
+    assert {axis: list(values) for axis, values in sweep.axes.items() if axis not in ("blocks", "widen_factor", "seed")} == {
+        "dropout": [0.0, 0.3], "optimizer": ["sgd", "adam"], "lr": [0.1, 0.05], "batch_size": [32, 64]}
+    cells = [cell.config for cell in sweep.cells()]
+    assert sorted((c.model.dropout, c.optimizer, c.lr, c.batch_size) for c in cells) == sorted(
+        product([0.0, 0.3], ["sgd", "adam"], [0.1, 0.05], [32, 64]))
+    # One value is the base config's, not an axis.
+    assert main(["sweep", "single", "--blocks", "1", "--widen-factor", "1", "--lr", "0.2", "--optimizer", "adam", *small]) == 0
+    single = load_sweep(runs, "single")
+    assert set(single.axes) == {"blocks", "widen_factor", "seed"} and (single.base.lr, single.base.optimizer) == (0.2, "adam")
+
+
+def test_sweeps_list_counts_each_sweeps_finished_cells(tmp_path, capsys):
+    from wrn_core.cli import main
+
+    assert main(["sweeps", "list", "--runs-dir", str(tmp_path)]) == 0
+    assert capsys.readouterr().out == f"no sweeps in {tmp_path}\n"
+    save_sweep(tmp_path, make_sweep("wide", BASE, [1], [1, 2]))
+    grid = make_sweep("grid", BASE, [1, 2], [1, 2])
+    save_sweep(tmp_path, grid)
+    store = RunStore(tmp_path)
+    first = grid.cells()[0]
+    store.create(first.config, first.run).write_status("finished", "finished 1 epoch", epoch=1)
+    assert main(["sweeps", "list", "--runs-dir", str(tmp_path)]) == 0
+    assert sorted(capsys.readouterr().out.splitlines()) == ["grid: 1/4 cells finished", "wide: 0/2 cells finished"]

@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import json
 
-try:
-    from test_bench import _run_blocked
-except ImportError:  # tests/ imported as a package
-    from tests.test_bench import _run_blocked
+from test_bench import _run_blocked
 
 
 def test_tb_export_quick_runs_and_counts_what_it_wrote(tmp_path):

@@ -153,6 +153,7 @@ class TrainConfig:
     device: str = "auto"  # auto | cpu | cuda | mps
     seed: int = 0
     log_every: int = 10  # steps between per-step train points
+    width_every: int = 1  # epochs between width-use measurements on the evaluation pass (and the last epoch); 0 = none
     compile: bool = False  # torch.compile the model (CUDA); warm-up time is recorded
     eval_batch_size: int = 512
     sync_bn: bool = False  # data-parallel runs: SyncBatchNorm over all processes (CUDA GPUs only)
@@ -185,6 +186,7 @@ class TrainConfig:
         _check_int("batch size", self.batch_size, 1)
         _check_int("eval batch size", self.eval_batch_size, 1)
         _check_int("log every", self.log_every, 1)
+        _check_int("width every", self.width_every, 0)
         _check_int("seed", self.seed, 0)
         _check_int("world size", self.world_size, 1)
         if self.lr is not None:
@@ -236,6 +238,10 @@ class TrainConfig:
         if epochs > planned:
             extensions = extensions + (Extension(from_epoch=planned, epochs=epochs - planned, mode=mode),)
         return self.replace(epochs=epochs, schedule_epochs=self.planned_epochs_before_extensions, extensions=extensions)
+
+    def measures_width(self, epoch: int) -> bool:
+        """Whether completed epoch `epoch` (1-based) measures width use: every width_every-th epoch and the target's last."""
+        return self.width_every > 0 and (epoch % self.width_every == 0 or epoch == self.epochs)
 
     @property
     def effective_lr(self) -> float:

@@ -1,6 +1,6 @@
 """Pure functions from run summaries and metrics records to DataFrames, export text, training-health findings, groups and parameter importance."""
 
-from wrn_core.analysis.run_export import EXPORT_COLUMNS, export_csv, export_json
+from wrn_core.analysis.run_export import EXPORT_COLUMNS, export_csv, export_json, export_width_csv
 from wrn_core.analysis.run_tables import (
     AGGREGATES,
     CURVE_METRICS,
@@ -53,6 +53,7 @@ __all__ = [
     "diagnose",
     "export_csv",
     "export_json",
+    "export_width_csv",
     "filter_runs",
     "group_curves",
     "group_runs",

@@ -6,6 +6,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping
 
+from wrn_core.analysis.width import record_groups, width_records
 from wrn_core.store.records import EPOCH, STEP, of_kind
 
 SEVERITIES = ("error", "warning", "info")  # most severe first
@@ -57,6 +58,17 @@ FLAT_TOLERANCE = 0.01
 # is a plateau (info); below 2% of ln(classes) the training set is fitted (nothing to say).
 FLAT_NEAR_CHANCE = 0.8
 FLAT_FITTED = 0.02
+# Width use (the width records of each epoch's test pass; per group, the mean over its ReLUs of effective ÷
+# allocated width, and its dead channels). Width lost: a group's effective width falls by WIDTH_LOSS_SHARE of
+# a value it had at most WIDTH_LOSS_EPOCHS epochs before, and has not come back above that since.
+# Dead channels: at least DEAD_SHARE of a group's channels dead (zero at >= 99% of positions) at the latest
+# measurement. Healthy runs measured here never come near either (see bench/RESULTS.md, "Width over training").
+WIDTH_LOSS_SHARE = 0.30
+WIDTH_LOSS_EPOCHS = 3
+DEAD_SHARE = 0.10
+WIDTH_ADVICE = ("a learning rate too high for the optimizer kills ReLUs in the first steps and costs accuracy even "
+                "where they revive: lower the lr (Adam: 1e-3 or less), add a warm-up (--warmup-epochs), or use SGD "
+                "with momentum")
 
 
 @dataclass(frozen=True)
@@ -64,7 +76,7 @@ class Finding:
     """One training-health diagnosis: which rule fired, how bad it is, what it saw, what to try."""
 
     rule: str  # not-finite | exploded | test-exploded | diverging | test-at-chance | train-at-chance | too-early
-    #            | overfitting | flat-loss
+    #            | overfitting | flat-loss | width-lost | dead-channels
     severity: str  # error | warning | info
     message: str  # one line: what the records show
     advice: str  # one line: what to try
@@ -82,6 +94,7 @@ class HealthSeries:
     epochs: list[dict[str, Any]]  # epoch records, one per epoch, sorted
     tested: list[dict[str, Any]]  # the epoch records with a numeric test_acc
     train_losses: list[float]  # finite train losses: per step, else per epoch
+    widths: list[tuple[int, list[dict[str, Any]]]]  # (epoch, analysis.width.record_groups) per measured epoch
 
 
 def _number(value: Any) -> float | None:
@@ -141,6 +154,7 @@ def prepare(records: Iterable[Mapping[str, Any]], config: Any = None) -> HealthS
     """The HealthSeries the rules read: one pass over the records, no pandas."""
     classes = _num_classes(config)
     chance = 1.0 / classes
+    records = list(records)
     steps, epochs = _health_series(records)
     train_losses = _values(steps, "train_loss") or _values(epochs, "train_loss")
     return HealthSeries(
@@ -152,6 +166,7 @@ def prepare(records: Iterable[Mapping[str, Any]], config: Any = None) -> HealthS
         epochs=epochs,
         tested=[r for r in epochs if _number(r.get("test_acc")) is not None],
         train_losses=[v for v in train_losses if math.isfinite(v)],
+        widths=[(record["epoch"], record_groups(record)) for record in width_records(records)],
     )
 
 
@@ -324,6 +339,54 @@ def check_flat_loss(s: HealthSeries) -> Finding | None:
     )
 
 
+def check_dead_channels(s: HealthSeries) -> Finding | None:
+    """At the latest width measurement, the group with the largest share of dead channels, if it is DEAD_SHARE or more."""
+    if not s.widths:
+        return None
+    epoch, groups = s.widths[-1]
+    worst = max(groups, key=lambda g: g["dead_fraction"], default=None)
+    if worst is None or worst["dead_fraction"] < DEAD_SHARE:
+        return None
+    return Finding(
+        "dead-channels", "warning",
+        f"{worst['dead_fraction']:.0%} of {worst['group']}'s channels are dead at epoch {epoch} ({worst['dead']} of "
+        f"{worst['channels']} never fire on the test images)", WIDTH_ADVICE,
+    )
+
+
+def _largest_loss(series: list[tuple[int, float]]) -> tuple[float, int, float, int, float] | None:
+    """(share lost, from epoch, from value, to epoch, to value) of a group's effective width: the largest fall within
+    WIDTH_LOSS_EPOCHS epochs that the latest value has not climbed back from; None if there is none."""
+    latest = series[-1][1] if series else 0.0
+    found = []
+    for i, (start, high) in enumerate(series):
+        for end, low in series[i + 1:]:
+            if end - start > WIDTH_LOSS_EPOCHS or high <= 0:
+                break
+            if latest <= (1 - WIDTH_LOSS_SHARE) * high:
+                found.append(((high - low) / high, start, high, end, low))
+    # The largest share; of equal ones the shortest span, then the latest: where the width went.
+    return max(found, key=lambda f: (f[0], f[1] - f[3], f[1]), default=None)
+
+
+def check_width_lost(s: HealthSeries) -> Finding | None:
+    """A group whose effective width fell by WIDTH_LOSS_SHARE or more within WIDTH_LOSS_EPOCHS epochs and stayed down."""
+    losses = []
+    for group in dict.fromkeys(g["group"] for _, groups in s.widths for g in groups):
+        series = [(epoch, g["effective_fraction"]) for epoch, groups in s.widths for g in groups if g["group"] == group]
+        loss = _largest_loss(series)
+        if loss is not None and loss[0] >= WIDTH_LOSS_SHARE:
+            losses.append((group, *loss))
+    if not losses:
+        return None
+    group, share, start, high, end, low = max(losses, key=lambda loss: loss[1])
+    return Finding(
+        "width-lost", "warning",
+        f"{group} lost {share:.0%} of its effective width between epochs {start} and {end} ({high:.0%} → {low:.0%} of "
+        f"its channels carry the signal)", WIDTH_ADVICE,
+    )
+
+
 def diagnose(records: Iterable[Mapping[str, Any]], config: Any = None) -> list[Finding]:
     """Training-health findings for a run's metrics records, most severe first (empty: healthy; an info
     "too-early" finding while the records are too few to tell a healthy run from one stuck at chance).
@@ -346,4 +409,5 @@ def diagnose(records: Iterable[Mapping[str, Any]], config: Any = None) -> list[F
         findings.append(check_overfitting(s))
     if divergence is None:
         findings.append(check_flat_loss(s))
+    findings += [check_width_lost(s), check_dead_channels(s)]
     return sorted((f for f in findings if f is not None), key=lambda f: SEVERITIES.index(f.severity))

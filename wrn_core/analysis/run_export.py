@@ -10,6 +10,7 @@ from typing import Any, Iterable, Mapping
 import pandas as pd
 
 from wrn_core.analysis.run_tables import metrics_frames
+from wrn_core.analysis.width import width_frame
 from wrn_core.store.meta import Annotations
 
 EXPORT_COLUMNS = ("epoch", "train_acc", "train_loss", "test_acc", "test_loss", "lr", "time", "images_seen")
@@ -50,10 +51,24 @@ def export_csv(records: Iterable[Mapping[str, Any]], percent: bool = False, anno
     test_acc_pct (what the dashboard shows and downloads). With annotations, every row also carries the
     run's `tags` (space-separated: a tag has no spaces) and `note`, so a table of many runs' rows keeps them.
     """
-    frame = _export_rows(records, percent)
+    return _csv(_export_rows(records, percent), annotations)
+
+
+def export_width_csv(records: Iterable[Mapping[str, Any]], annotations: Annotations | None = None) -> str:
+    """Width use as CSV, one row per (measured epoch, ReLU) in forward order: epoch, step, order, layer, group,
+    channels, dead, effective, effective_fraction, dead_fraction (decimals to 6 significant digits); with
+    annotations, the run's tags and note on every row as export_csv writes them."""
+    frame = width_frame(records)
+    for column in ("effective", "effective_fraction", "dead_fraction"):
+        frame[column] = frame[column].map(_round)
+    return _csv(frame, annotations)
+
+
+def _csv(frame: pd.DataFrame, annotations: Annotations | None) -> str:
+    """The frame as CSV text; with annotations, the run's `tags` (space-separated: a tag has no spaces) and `note`
+    on every row, so a table of many runs' rows keeps them."""
     if annotations is not None:
-        frame["tags"] = " ".join(annotations.tags)
-        frame["note"] = annotations.note
+        frame = frame.assign(tags=" ".join(annotations.tags), note=annotations.note)
     buffer = io.StringIO()
     frame.to_csv(buffer, index=False, lineterminator="\n")
     return buffer.getvalue()

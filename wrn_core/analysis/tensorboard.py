@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from wrn_core.store import Run
-from wrn_core.store.records import CREATED, EPOCH, STEP, SYSTEM, of_kind
+from wrn_core.store.records import CREATED, EPOCH, STEP, SYSTEM, WIDTH, of_kind
 
 EVENT_FILE_PREFIX = "events.out.tfevents."  # what SummaryWriter names its files; a re-export replaces them
 STEP_TAGS = {"train_loss": "train/loss", "train_acc": "train/acc"}  # step record field -> tag, at the global step
@@ -18,6 +18,7 @@ SYSTEM_PREFIX = "system/"  # system/<field> for each numeric reading of a system
 SYSTEM_SKIP = ("kind", "step", "epoch", "time", "wall_time")  # a system record's position, not readings
 BEST_TAG = "hparams/best_test_acc"  # the HParams view's metrics: scalars in the run's own directory
 FINAL_TAG = "hparams/final_test_acc"
+WIDTH_PREFIX = "width/"  # width/<layer>/effective and width/<layer>/dead at each measured epoch's step
 
 
 @dataclass(frozen=True)
@@ -72,7 +73,10 @@ def scalar_points(records: Iterable[Mapping[str, Any]]) -> list[tuple[str, float
     """(tag, value, global step, training seconds) for every point of the records, in file order; null
     fields are skipped. The records are a reader's (resume markers applied), so each point appears once."""
     points: list[tuple[str, float, int, float]] = []
-    for record in of_kind(records, STEP, EPOCH, SYSTEM):
+    for record in of_kind(records, STEP, EPOCH, SYSTEM, WIDTH):
+        if record["kind"] == WIDTH:
+            points += width_points(record)
+            continue
         if record["kind"] == SYSTEM:
             fields = {k: SYSTEM_PREFIX + k for k in record if k not in SYSTEM_SKIP}
         else:
@@ -83,6 +87,13 @@ def scalar_points(records: Iterable[Mapping[str, Any]]) -> list[tuple[str, float
             if value is not None:
                 points.append((tag, value, record["step"], seconds))
     return points
+
+
+def width_points(record: Mapping[str, Any]) -> list[tuple[str, float, int, float]]:
+    """A width record's points: width/<layer>/effective (channels) and width/<layer>/dead (channels) per ReLU."""
+    seconds = _number(record.get("time")) or 0.0
+    return [(f"{WIDTH_PREFIX}{layer['layer']}/{field}", float(layer[field]), record["step"], seconds)
+            for layer in record["layers"] for field in ("effective", "dead")]
 
 
 def _start_wall_time(records: Iterable[Mapping[str, Any]]) -> float:
@@ -109,7 +120,8 @@ def export_tensorboard(run: Run, out_dir: Path) -> TensorBoardExport:
     """Write the run's metrics as TensorBoard event files in out_dir, replacing event files already there.
 
     Tags: train/loss and train/acc at each step record's global step; test/acc, test/loss and lr at each epoch's
-    step; system/<field> for each non-null system reading; hparams/best_test_acc and hparams/final_test_acc at
+    step; system/<field> for each non-null system reading; width/<layer>/effective and width/<layer>/dead at each
+    measured epoch's step; hparams/best_test_acc and hparams/final_test_acc at
     the last step. The run's config (flattened, dotted keys) is the HParams plugin's session in the same event
     file, so the HParams view lists this run with its metrics. Event wall times are the run's creation time plus
     training seconds, so TensorBoard's "relative" axis reads training time.

@@ -137,6 +137,8 @@ def _runtime_flags(parser: argparse.ArgumentParser, lists: bool) -> None:
     parser.add_argument("--sync-bn", action="store_true", help="under torchrun on GPUs: SyncBatchNorm over all processes")
     parser.add_argument("--seed", type=int, help=argparse.SUPPRESS if lists else None)  # a sweep has --seeds
     parser.add_argument("--log-every", type=int, help="steps between per-step train points")
+    parser.add_argument("--width-every", type=int,
+                        help="epochs between width-use measurements on the test pass (default 1; 0 = none)")
     add_runs_dir(parser)
 
 
@@ -176,7 +178,7 @@ def model_config_from_args(args: argparse.Namespace, base: WRNConfig | None = No
 # TrainConfig fields set from a flag of the same name when it is given.
 _VALUE_FIELDS = ("dataset", "data_dir", "image_size", "subset_train", "subset_test", "synthetic_train",
                  "synthetic_test", "optimizer", "lr", "momentum", "weight_decay", "schedule", "warmup_epochs",
-                 "label_smoothing", "epochs", "batch_size", "eval_batch_size", "device", "seed", "log_every")
+                 "label_smoothing", "epochs", "batch_size", "eval_batch_size", "device", "seed", "log_every", "width_every")
 
 
 def _base_config(preset: str | None) -> TrainConfig:
@@ -244,6 +246,7 @@ TRAIN_FLAGS: dict[str, str | None] = {
     "device": "--device",
     "seed": "--seed",
     "log_every": "--log-every",
+    "width_every": "--width-every",
     "compile": "--compile",
     "eval_batch_size": "--eval-batch-size",
     "sync_bn": "--sync-bn",

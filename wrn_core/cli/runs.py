@@ -42,6 +42,8 @@ def add_runs(sub: argparse._SubParsersAction) -> None:
     add_runs_dir(runs_note)
     runs_show = runs_sub.add_parser("show")
     runs_show.add_argument("name")
+    runs_show.add_argument("--format", choices=("text", "json"), default="text",
+                           help="json: only the JSON object, with the width series (`width`, one row per measured epoch)")
     add_runs_dir(runs_show)
     runs_export = runs_sub.add_parser("export")
     runs_export.add_argument("name", nargs="?", help="the run (or --all with --format tensorboard)")
@@ -49,6 +51,8 @@ def add_runs(sub: argparse._SubParsersAction) -> None:
     runs_export.add_argument("--out", help="write to this file instead of stdout (tensorboard: the event directory)")
     runs_export.add_argument("--all", action="store_true", help="tensorboard: every run, each in OUT/<run name>")
     runs_export.add_argument("--force", action="store_true", help="tensorboard: write into an OUT that is not empty")
+    runs_export.add_argument("--width", action="store_true",
+                             help="csv: the width rows (one per measured epoch and ReLU) instead of the epoch rows")
     add_runs_dir(runs_export)
     runs_stop = runs_sub.add_parser("stop", help="ask a training run to checkpoint and stop, on whichever machine it trains")
     runs_stop.add_argument("name")
@@ -197,9 +201,11 @@ def _runs_note(run, text: str) -> int:
     return 0
 
 
-def _runs_show(run, runs_dir: str) -> int:
-    """The run as JSON (status, config, command, findings), its epoch table and its findings; 2 if its config is unreadable."""
+def _runs_show(run, runs_dir: str, fmt: str = "text") -> int:
+    """The run as JSON (status, config, command, findings; with fmt json only that, and `width`), its epoch table and
+    its findings; 2 if its config is unreadable."""
     from wrn_core import analysis
+    from wrn_core.analysis.width import width_series
 
     status = run.read_status()
     log = run.read_metrics_log()
@@ -212,14 +218,37 @@ def _runs_show(run, runs_dir: str) -> int:
     annotations = run.read_annotations()
     if annotations.problem:
         print(f"warning: {annotations.problem}", file=sys.stderr)
-    print(json.dumps({"name": run.name, "path": str(run.path), "status": status, "config": config,
-                      "tags": list(annotations.tags), "note": annotations.note,
-                      "command": _rerun_command(run, runs_dir) if config is not None else None,
-                      "findings": [dataclasses.asdict(f) for f in findings]}, indent=2))
+    shown = {"name": run.name, "path": str(run.path), "status": status, "config": config,
+             "tags": list(annotations.tags), "note": annotations.note,
+             "command": _rerun_command(run, runs_dir) if config is not None else None,
+             "findings": [dataclasses.asdict(f) for f in findings]}
+    if fmt == "json":
+        print(json.dumps({**shown, "width": width_series(log.records)}, indent=2))
+        return _show_problems(log, problems)
+    print(json.dumps(shown, indent=2))
     _, epochs = analysis.metrics_frames(log.records)
     if not epochs.empty:
         print(epochs.convert_dtypes().to_string(index=False))  # integral epochs/steps print as ints
     print(_findings_text(findings))
+    width = _width_line(log.records)
+    if width:
+        print(width)
+    return _show_problems(log, problems)
+
+
+def _width_line(records: Sequence[Any]) -> str | None:
+    """The last measured epoch's effective ÷ allocated width per group, as one line; None before any measurement."""
+    from wrn_core.analysis.width import width_series
+
+    series = width_series(records)
+    if not series:
+        return None
+    groups = ", ".join(f"{g['group']} {100 * g['effective_fraction']:.0f}% ({g['dead']} dead)" for g in series[-1]["groups"])
+    return f"width use at epoch {series[-1]['epoch']} (effective ÷ allocated): {groups}"
+
+
+def _show_problems(log, problems: Sequence[str]) -> int:
+    """Say what `runs show` could not read, on stderr: 2 for an unreadable config, else 0."""
     if log.warning:
         print(f"warning: {log.warning}", file=sys.stderr)
     if problems:
@@ -228,8 +257,8 @@ def _runs_show(run, runs_dir: str) -> int:
     return 0
 
 
-def _runs_export(run, fmt: str, out: str | None) -> int:
-    """The run's metrics as CSV or JSON, to stdout or to the file `out`."""
+def _runs_export(run, fmt: str, out: str | None, width: bool = False) -> int:
+    """The run's metrics as CSV (with width, the width rows) or JSON, to stdout or to the file `out`."""
     from wrn_core import analysis
 
     log = run.read_metrics_log()
@@ -237,7 +266,9 @@ def _runs_export(run, fmt: str, out: str | None) -> int:
         print(f"warning: {log.warning}", file=sys.stderr)
     records = log.records
     annotations = run.read_annotations()
-    if fmt == "csv":
+    if fmt == "csv" and width:
+        text = analysis.export_width_csv(records, annotations=annotations)
+    elif fmt == "csv":
         text = analysis.export_csv(records, annotations=annotations)
     else:
         text = analysis.export_json(records, annotations=annotations, name=run.name)
@@ -281,9 +312,9 @@ def cmd_runs(args: argparse.Namespace) -> int:
     if args.runs_command == "note":
         return _runs_note(run, args.text)
     if args.runs_command == "show":
-        return _runs_show(run, args.runs_dir)
+        return _runs_show(run, args.runs_dir, args.format)
     if args.runs_command == "export":
-        return _runs_export(run, args.format, args.out)
+        return _runs_export(run, args.format, args.out, args.width)
     if args.runs_command == "stop":
         return _runs_stop(run)
     if args.runs_command == "delete":

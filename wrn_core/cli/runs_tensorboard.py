@@ -14,14 +14,17 @@ PROG = "python -m wrn_core runs export"
 
 
 def check_export_args(args: argparse.Namespace) -> None:
-    """UsageError (one line) for a NAME together with --all, neither, --all without tensorboard, or
-    --format tensorboard without --out."""
+    """UsageError (one line) for a NAME together with --all, neither, --all without tensorboard, --width without
+    csv, or --format tensorboard without --out."""
     if args.all and args.name:
         raise UsageError(f"{PROG}: give a run name or --all, not both (see --help)")
     if not args.all and not args.name:
         raise UsageError(f"{PROG}: give a run name, or --all with --format tensorboard (see --help)")
     if args.all and args.format != "tensorboard":
         raise UsageError(f"{PROG}: --all needs --format tensorboard (see --help)")
+    if args.width and args.format != "csv":
+        raise UsageError(f"{PROG}: --width needs --format csv (json carries the width records; tensorboard writes "
+                         f"width/<layer>/effective and /dead) (see --help)")
     if args.format == "tensorboard" and not args.out:
         raise UsageError(f"{PROG}: --format tensorboard needs --out DIR, the directory for the event files (see --help)")
 

@@ -15,6 +15,7 @@ from wrn_core.cli.flags import FORMATS, Parser, UsageError, add_runs_dir, add_tr
 from wrn_core.config import ConfigError
 from wrn_core.store import RunStore, RunStoreError
 from wrn_core.store.records import ENDED_STATUSES, FINISHED, INTERRUPTED, QUEUED
+from wrn_core.sweeps.search_plan import SearchPlan, require_optuna
 
 STOP_WAIT_S = 120.0  # after Ctrl-C: how long the sweep waits for its cells to checkpoint and stop
 
@@ -43,6 +44,25 @@ def add_sweep(sub: argparse._SubParsersAction) -> None:
     sweep.add_argument("--max-retries", type=int, default=3,
                        help="Ray: how many times a cell lost with its node (or its worker killed) is started again "
                             "from its checkpoint before it ends interrupted (default 3)")
+    add_search_flags(sweep)
+
+
+def add_search_flags(parser: argparse.ArgumentParser) -> None:
+    """Which cells a sweep trains and which it stops early (recorded in its sweep file, so --resume keeps them)."""
+    from wrn_core.sweeps.search_plan import GRID, MACS, NO_PRUNING, OBJECTIVES, PRUNERS, STRATEGIES
+
+    parser.add_argument("--search", choices=STRATEGIES, default=GRID,
+                        help="grid: every cell in order (default); random: in a seeded random order; bayes: Optuna's "
+                             "multi-objective sampler picks each next cell (test accuracy up, cost down)")
+    parser.add_argument("--budget-cells", type=int, help="start at most this many cells")
+    parser.add_argument("--budget-minutes", type=float,
+                        help="start no cell predicted not to fit this many minutes (predicted plus measured training time)")
+    parser.add_argument("--prune", choices=PRUNERS, default=NO_PRUNING,
+                        help="stop cells early from their per-epoch test accuracy: Optuna's median or successive-halving "
+                             "(asha) pruner; a pruned cell keeps its checkpoint and curve")
+    parser.add_argument("--objective", choices=OBJECTIVES, default=MACS,
+                        help="the cost the search minimises: MACs per image (default) or the pre-flight's predicted time")
+    parser.add_argument("--search-seed", type=int, default=0, help="seed of the search's sampler and random order (default 0)")
 
 
 def add_sweeps(sub: argparse._SubParsersAction) -> None:
@@ -87,7 +107,18 @@ def _sweep_from_args(args: argparse.Namespace):
             axes[flag] = values
     scalar.blocks, scalar.widen_factor, scalar.depth = args.blocks[0], args.widen_factor[0], None
     base = train_config_from_args(scalar)
-    return make_sweep(args.name, base, args.blocks, args.widen_factor, seeds=args.seeds or [base.seed], **axes)
+    plan = SearchPlan(strategy=args.search, budget_cells=args.budget_cells, budget_minutes=args.budget_minutes,
+                      prune=args.prune, objective=args.objective, seed=args.search_seed)
+    return make_sweep(args.name, base, args.blocks, args.widen_factor, seeds=args.seeds or [base.seed], search=plan, **axes)
+
+
+def check_search(sweep, can_predict_time: bool) -> None:
+    """One line (exit 2) for a search this machine cannot run: optuna missing, or time counted or minimised with
+    nothing to predict it."""
+    plan = sweep.search
+    if plan.needs_optuna:
+        require_optuna(plan)
+    plan.check_predictable(can_predict_time)
 
 
 def _cells_text(frame, waiting: Sequence[str] = ()) -> str:
@@ -116,6 +147,9 @@ def _preflight_plan(sweep, remaining, measured, force: bool, gpu_share: float = 
     if measured is not None:
         print(f"predicted time for the {len(todo)} cell(s) left: {todo['predicted_s'].sum():,.0f} s "
               f"(measured {len(measured.seconds_per_step)} model(s) on {sweep.base.device}; cells run one after another per device)")
+    forecast = sweeps.budget_forecast(plan, sweep.search)
+    if forecast:
+        print(forecast)
     misfits = plan[~plan["fits"]]
     if len(misfits) and not force:
         raise ConfigError(f"{len(misfits)} cell(s) are predicted not to fit in memory ({', '.join(misfits['run'][:3])}"
@@ -194,7 +228,8 @@ def _placement(args: argparse.Namespace):
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    """Check and save a new sweep (or load one with --resume), then train its cells that are left."""
+    """Check and save a new sweep (or load one with --resume), then train its cells that are left, in the order its
+    search plan hands them out."""
     fresh = "torch" not in sys.modules  # a `python -m wrn_core sweep` process, not a caller that imported torch long ago
     from wrn_core import sweeps
     from wrn_core.engine.resume import preflight
@@ -205,19 +240,51 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     check_placement(placement)  # e.g. one line saying what to install, before the probe's seconds
     store = RunStore(args.runs_dir)
     sweep = sweeps.load_sweep(store.root, args.name) if args.resume else _sweep_from_args(args)
+    # A resumed sweep may count time by the predicted seconds its first pre-flight kept (the page's Ray process runs
+    # `--resume --no-probe`).
+    kept = sweeps.load_predicted_seconds(store.root, sweep.name) if args.resume else None
+    check_search(sweep, can_predict_time=not args.no_probe or bool(kept))
     resources = placement.resources(sweep)  # a bad --cpus-per-cell, --gpus-per-cell or Ray device, before the probe
     preflight(sweep.base)
-    remaining = sweeps.next_cells(store, sweep)
-    if not remaining and sweeps.is_done(store, sweep):
-        print(f"sweep {sweep.name} is complete: every cell has ended (see `sweeps show {sweep.name}`)", file=sys.stderr)
+    sweeps.check_same_sweep(store.root, sweep)  # another sweep of that name: before its study is opened
+    if _is_done(store, sweep):
+        print(f"sweep {sweep.name} is complete: every cell it trains has ended (see `sweeps show {sweep.name}`)",
+              file=sys.stderr)
         return 0
+    remaining = sweeps.next_cells(store, sweep)
     measured = None if args.no_probe else sweeps.probe(sweep, import_seconds=import_seconds)
     _preflight_plan(sweep, remaining, measured, args.force, resources.gpus if placement.executor == "ray" else 1.0)
+    if measured is not None and sweep.search.needs_time:
+        seconds = sweeps.predicted_seconds(sweep, sweeps.preflight_frame(sweep, measured))
+        sweeps.save_predicted_seconds(store.root, sweep, seconds)
     if _run_cells(store, sweep, placement):
         return 0
+    return _report_end(store, sweep)
+
+
+def _is_done(store: RunStore, sweep) -> bool:
+    """Whether a saved sweep has nothing left to train; a sweep not saved yet never is (nothing of it is opened)."""
+    from wrn_core import sweeps
+    from wrn_core.sweeps.cell_order import nothing_left
+
+    return sweeps.sweep_path(store.root, sweep.name).exists() and nothing_left(store, sweep)
+
+
+def _report_end(store: RunStore, sweep) -> int:
+    """Say how the cells ended (and why a search stopped); 0 when every cell the sweep trained finished (or was
+    pruned, as its plan asks), else 1."""
+    from wrn_core import sweeps
+    from wrn_core.store.records import PENDING, PRUNED
+
     counts = sweeps.cells_frame(store, sweep)["status"].value_counts().to_dict()
     print(f"sweep {sweep.name}: " + ", ".join(f"{n} {state}" for state, n in sorted(counts.items())), file=sys.stderr)
-    return 0 if set(counts) <= {FINISHED} else 1
+    if sweep.search.is_grid:
+        return 0 if set(counts) <= {FINISHED} else 1
+    from wrn_core.sweeps.cell_order import SearchOrder
+
+    why = SearchOrder(sweep, store.root).stopped_because(store)
+    print(f"search {sweep.search.strategy}: {why or 'stopped'}", file=sys.stderr)
+    return 0 if set(counts) <= {FINISHED, PRUNED, PENDING} else 1
 
 
 def _sweeps_list(store: RunStore) -> int:
@@ -238,27 +305,36 @@ def _sweeps_list(store: RunStore) -> int:
 
 
 def _sweeps_show(store: RunStore, name: str, fmt: str) -> int:
-    """One sweep's cells as a table, CSV, or JSON with its axes."""
+    """One sweep's cells as a table, CSV, or JSON with its axes, search plan and predicted map: each cell's
+    predicted_acc and predicted_std (null where finished or the map has too few points) and whether it is next."""
     from wrn_core import sweeps
+    from wrn_core.sweeps.predict import sweep_map
 
     sweep = sweeps.load_sweep(store.root, name)
-    frame = sweeps.cells_frame(store, sweep)
+    cells = sweeps.cells_frame(store, sweep)
+    shown = sweep_map(sweep, cells, store.root)
+    frame = cells.merge(shown.cells.drop(columns=["status"]), on="run", how="left")
     if fmt == "json":
-        cells = json.loads(frame.to_json(orient="records"))
-        shown = {"name": sweep.name, "axes": {k: list(v) for k, v in sweep.axes.items()}, "cells": cells}
+        rows = json.loads(frame.to_json(orient="records"))
+        summary = {"finished": shown.prediction.finished, "heldout_error_points": shown.prediction.heldout_error,
+                   "error": shown.prediction.error_text, "next": {"run": shown.next.run, "reason": shown.next.reason}}
+        out = {"name": sweep.name, "axes": {k: list(v) for k, v in sweep.axes.items()},
+               "search": sweep.search.to_dict(), "map": summary, "cells": rows}
         try:
             nodes = sweeps.read_nodes(store.root, name)  # a Ray sweep's: its driver's view of the cluster
         except RunStoreError as exc:  # the cells are still worth showing
             print(f"warning: {exc}", file=sys.stderr)
             nodes = None
         if nodes is not None:
-            shown.update(nodes_written_at=nodes.written_at,
-                         nodes=json.loads(sweeps.cluster_frame(nodes, frame).to_json(orient="records")))
-        print(json.dumps(shown, indent=2))
+            out.update(nodes_written_at=nodes.written_at,
+                       nodes=json.loads(sweeps.cluster_frame(nodes, frame).to_json(orient="records")))
+        print(json.dumps(out, indent=2))
     elif fmt == "csv":
         print(frame.to_csv(index=False), end="")
     else:
         print(frame.to_string(index=False))
+        print(f"map: {shown.prediction.error_text}")
+        print(f"next: {shown.next.run or '—'} ({shown.next.reason})")
     return 0
 
 

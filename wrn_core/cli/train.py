@@ -11,7 +11,10 @@ from typing import Any, Callable
 from wrn_core.cli.flags import UsageError, add_runs_dir, add_train_flags, train_config_from_args
 from wrn_core.config import EXTEND_MODES, ConfigError, TrainConfig
 from wrn_core.store import RunStore, RunStoreError
-from wrn_core.store.records import FINISHED, INPUT_ERROR, STOPPED
+from wrn_core.store.records import FINISHED, INPUT_ERROR, PRUNED, STOPPED
+
+# How a trainer ends as asked (exit status 0): every epoch done, or stopped or pruned with a checkpoint.
+ASKED_ENDINGS = (FINISHED, STOPPED, PRUNED)
 
 def add_train(sub: argparse._SubParsersAction) -> None:
     train = sub.add_parser("train", help="train a WRN; Ctrl-C stops with a checkpoint")
@@ -22,7 +25,7 @@ def add_train(sub: argparse._SubParsersAction) -> None:
 
 
 def add_resume(sub: argparse._SubParsersAction) -> None:
-    resume = sub.add_parser("resume", help="continue a stopped or interrupted run from its checkpoint")
+    resume = sub.add_parser("resume", help="continue a stopped, interrupted or pruned run from its checkpoint")
     resume.add_argument("name")
     resume.add_argument("--epochs", type=int, help="train up to this many epochs in total")
     resume.add_argument("--extend-schedule", choices=EXTEND_MODES, default=None,
@@ -94,16 +97,16 @@ def _progress_printer(bar: Any, quiet: bool) -> Callable[[Any], None]:
 
 
 def _exit_code(run, final: str, dist) -> int:
-    """Print the run's final line and path (rank 0); 0 when it finished or stopped, 2 for bad input, else 1."""
+    """Print the run's final line and path (rank 0); 0 when it finished, stopped or was pruned, 2 for bad input, else 1."""
     if dist is not None and not dist.is_main:
-        return 0 if final in (FINISHED, STOPPED) else 1
+        return 0 if final in ASKED_ENDINGS else 1
     status = run.status()
     message = status.message
     if status.status != final:  # the ending could not be recorded: status.json itself failed to be written
         message = f"status.json could not be written, so the run reads {status.status}; resume to continue"
     print(f"{final}: {message}", file=sys.stderr)
     print(run.path)
-    if final in (FINISHED, STOPPED):
+    if final in ASKED_ENDINGS:
         return 0
     if status.cause == INPUT_ERROR:
         return 2

@@ -7,7 +7,7 @@
       while epochs remain:
           train_epoch()       # steps, per-step points at each logging point, stop requests
           finish_epoch()      # evaluate, checkpoint, record the epoch, status
-      finish()                # status 'finished' (or _stop(): 'stopped' with a checkpoint; _fail(): how it raised)
+      finish()                # status 'finished' (or _stop(): 'stopped'/'pruned' with a checkpoint; _fail(): how it raised)
 """
 
 from __future__ import annotations
@@ -30,10 +30,10 @@ from wrn_core.engine.distributed import Dist, RankView
 from wrn_core.engine.outcome import Diverged, ending_for
 from wrn_core.engine.reporter import ProgressHook, Reporter
 from wrn_core.engine.session import Interval, Position, Session, checkpoint_state
-from wrn_core.engine.step import loss_and_accuracy, train_step
+from wrn_core.engine.step import Evaluation, evaluation_pass, train_step
 from wrn_core.store import Run, records
 from wrn_core.store.lock import ROLE_TRAINING
-from wrn_core.store.records import COMPILING, DONE, EVALUATING, FINISHED, LOADING, RUNNING, STOPPED, TRAINING
+from wrn_core.store.records import COMPILING, DONE, EVALUATING, FINISHED, LOADING, PRUNED, RUNNING, STOPPED, TRAINING
 
 
 def train_run(
@@ -211,7 +211,9 @@ def finish_epoch(run: Run, session: Session, position: Position, epoch_start: fl
     rate = session.recent_rate
     train_phase_seconds = boundary_start - epoch_start
     report.send(session.plan, position, EVALUATING, rate=rate)
-    test_loss, test_acc = loss_and_accuracy(session.evaluator, session.test_loader, device, session.dist)
+    evaluation = evaluation_pass(session.evaluator, session.test_loader, device, session.dist,
+                                 measure_width=config.measures_width(position.epoch + 1))
+    test_loss, test_acc = evaluation.loss, evaluation.accuracy
     eval_seconds = time.perf_counter() - boundary_start
     position.train_seconds += eval_seconds
     if not math.isfinite(test_loss):
@@ -227,7 +229,7 @@ def finish_epoch(run: Run, session: Session, position: Position, epoch_start: fl
         peak_mem_mb=torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None,
         boundary_s=time.perf_counter() - boundary_start - eval_seconds, checkpoint_wait_s=waited,
         **checks,
-    )])
+    )] + _width_records(position, evaluation))
     record_system(run, session, position)  # at least one reading per epoch, however short
     run.write_status(
         RUNNING, f"epoch {position.epoch}/{config.epochs}: test accuracy {test_acc:.1%}", epoch=position.epoch,
@@ -235,6 +237,14 @@ def finish_epoch(run: Run, session: Session, position: Position, epoch_start: fl
         best_test_acc=position.best_test_acc, final_test_acc=test_acc,
     )
     report.send(session.plan, position, TRAINING, rate=rate)
+
+
+def _width_records(position: Position, evaluation: Evaluation) -> list[dict[str, Any]]:
+    """The epoch's width record, when its evaluation measured width use (over every rank's shard)."""
+    if evaluation.width is None:
+        return []
+    return [records.width_record(epoch=position.epoch, step=position.step, time=position.train_seconds,
+                                 images=evaluation.images, layers=evaluation.width)]
 
 
 def _data_parallel_checks(session: Session, epoch: int) -> dict[str, Any]:
@@ -292,15 +302,21 @@ def finish(run: Run, session: Session, position: Position, report: Reporter) -> 
 
 
 def _stop(run: Run, session: Session, position: Position, report: Reporter) -> str:
-    """A stop asked for mid-epoch: checkpoint the exact position (on disk before the status), then record `stopped`."""
+    """A stop asked for mid-epoch: checkpoint the exact position (on disk before the status), then record `stopped`,
+    or `pruned` where the run directory's stop request asks for it (a sweep's pruner, with its reason)."""
     _checkpoint(run, session, position, durable=True)
     epoch_at = position.epoch_progress(session.steps_per_epoch)
-    run.write_status(STOPPED, f"stopped at epoch {epoch_at:.2f} (step {position.step}); resume to continue",
-                     step=position.step, images_seen=position.images_seen,
+    ends, why = run.read_stop_request() if run.stop_requested() else (STOPPED, "")
+    if ends == PRUNED:
+        message = (f"pruned at epoch {epoch_at:.2f} (step {position.step})" + (f": {why}" if why else "")
+                   + f"; `python -m wrn_core resume {run.name}` continues it by hand")
+    else:
+        message = f"stopped at epoch {epoch_at:.2f} (step {position.step}); resume to continue"
+    run.write_status(ends, message, step=position.step, images_seen=position.images_seen,
                      train_seconds=position.train_seconds, finished_at=time.time())
     run.clear_stop_request()  # answered: a later resume must not stop at once
     report.send(session.plan, position, DONE)
-    return STOPPED
+    return ends
 
 
 def _fail(run: Run, exc: Exception, session: Session | None, position: Position, dist: Dist) -> str:

@@ -17,7 +17,7 @@ from wrn_core.engine.devices import resolve_device
 from wrn_core.engine.step import autocast
 from wrn_core.inspect.metrics import summarise
 from wrn_core.inspect.network import Network, checkpoint_step, load_network
-from wrn_core.inspect.width import WidthMeter, group_totals
+from wrn_core.engine.width import WidthMeter, group_totals
 from wrn_core.store import Run, RunWriteError
 from wrn_core.store.atomic import write_atomic
 

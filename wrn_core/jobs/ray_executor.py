@@ -175,7 +175,7 @@ class RaySweep(SweepExecutor):
             except RunBusyError as exc:
                 raise RunBusyError(f"{exc} (another `sweep {sweep.name}` drives its cells)") from None
             actor_class = ray.remote(num_cpus=resources.cpus, num_gpus=resources.gpus, max_restarts=0)(CellTrainer)
-            drive = _Drive(sweep, resources, cell_order(sweep), lock, actor_class, placement.max_retries)
+            drive = _Drive(sweep, resources, cell_order(sweep, self.store.root), lock, actor_class, placement.max_retries)
             self._drives[sweep.name] = drive
             self._nodes.publish(ray, [sweep.name], force=True)
             self._adopt(ray, drive)

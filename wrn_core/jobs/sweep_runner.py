@@ -31,11 +31,14 @@ class SweepRunner(SweepExecutor):
         self._cells: dict[str, list[str]] = {}  # name -> the cell runs of every sweep it has driven
         self._errors: dict[str, str] = {}  # name -> why its last cell could not start
         self._last_poll = 0.0
+        # One advance at a time: the watcher thread and a caller's drive() would otherwise both be handed the same
+        # cell by an order that has not seen it started yet (a search asks for seconds), and submit it twice.
+        self._advancing = threading.RLock()
         manager.add_watcher(self._on_tick)
 
     def drive(self, sweep: Sweep, placement: Placement = Placement()) -> None:  # noqa: ARG002 - the slots are this machine's
         with self._lock:
-            self._orders[sweep.name] = (sweep, cell_order(sweep))
+            self._orders[sweep.name] = (sweep, cell_order(sweep, self.store.root))
             self._cells[sweep.name] = [cell.run for cell in sweep.cells()]
             self._errors.pop(sweep.name, None)
         self.advance(force=True)
@@ -90,14 +93,15 @@ class SweepRunner(SweepExecutor):
         if not force and now - self._last_poll < SWEEP_POLL_S:
             return
         self._last_poll = now
-        with self._lock:
-            driven = list(self._orders.values())
-        for sweep, order in driven:
-            order.prune(self.store)
-            self._start_next_cells(sweep, order)
-            if order.is_done(self.store):
-                with self._lock:
-                    self._orders.pop(sweep.name, None)
+        with self._advancing:
+            with self._lock:
+                driven = list(self._orders.values())
+            for sweep, order in driven:
+                order.prune(self.store)
+                self._start_next_cells(sweep, order)
+                if order.is_done(self.store):
+                    with self._lock:
+                        self._orders.pop(sweep.name, None)
 
     def _idle_slots(self, sweep: Sweep) -> int:
         """How many cells of the sweep could start now: the idle slots of its device (its cells share one)."""

@@ -16,6 +16,7 @@ from wrn_core.config import ConfigError, WRNConfig
 from wrn_core.model import build_model, count_parameters
 
 from wrn_core.model.memory import FP32_BYTES, MIB
+from wrn_core.model.names import GROUP_ORDER, group_and_block
 from wrn_core.model.memory import training_memory_mb as _training_memory_mb
 
 LAYER_COLUMNS = (
@@ -34,7 +35,6 @@ LAYER_COLUMNS = (
     "params",
     "macs",
 )
-GROUP_ORDER = ("stem", "group 1", "group 2", "group 3", "head")
 
 
 @dataclass(frozen=True)
@@ -83,14 +83,6 @@ def _layer_type(module: nn.Module) -> str:
     return type(module).__name__.lower()
 
 
-def _group_and_block(path: str) -> tuple[str, int | None]:
-    """'group2.0.conv1' -> ('group 2', 1); 'stem' -> ('stem', None); 'head.fc' -> ('head', None)."""
-    top, *rest = path.split(".")
-    if top.startswith("group") and top[5:].isdigit():
-        return f"group {top[5:]}", int(rest[0]) + 1
-    return top, None
-
-
 def _leaf_layers(model: nn.Module, config: WRNConfig, image_size: int) -> list[Any]:
     """torchinfo's record of every leaf layer for one image, in forward order."""
     try:
@@ -112,7 +104,7 @@ def _leaf_layers(model: nn.Module, config: WRNConfig, image_size: int) -> list[A
 def _layer_row(index: int, info: Any, path: str) -> dict[str, Any]:
     """One row of the layer table from torchinfo's record of the layer at `path`."""
     module = info.module
-    group, block = _group_and_block(path)
+    group, block = group_and_block(path)
     out_size = list(info.output_size)  # [1, C, H, W] or [1, F]
     in_size = list(info.input_size)
     out_c = int(out_size[1])

@@ -7,6 +7,7 @@ from typing import Sequence
 import pandas as pd
 import plotly.graph_objects as go
 
+from wrn_core.model.names import GROUP_ORDER  # one unit of x each, so models line up by group
 from wrn_core.plots.style import WIDTH_COLORS
 
 _GROUP_SHADES = {
@@ -18,7 +19,6 @@ _GROUP_SHADES = {
 }
 
 
-GROUP_ORDER = ("stem", "group 1", "group 2", "group 3", "head")  # one unit of x each, so models line up by group
 _JUMP_HALF_WIDTH = 0.04  # x units (a group is 1): half the width of a jump's box
 JUMP_LABEL_SIZE = 11  # px
 JUMP_LABEL_BACKDROP = "rgba(255, 255, 255, 0.85)"

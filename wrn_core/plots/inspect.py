@@ -91,7 +91,9 @@ def width_use_figure(runs: Sequence[tuple[str, pd.DataFrame, Sequence[Mapping[st
             textposition="bottom center", textfont={"color": DEAD_COLOR, "size": 10}, customdata=[r["layer"] for r in dead],
             hovertemplate="%{customdata}<br>%{text}: %{y} channels alive<extra></extra>", showlegend=True,
         ))
-    fig.update_layout(yaxis_title="channels (allocated, effective, alive)", showlegend=True)
+    # Half the page wide on Inspect (the over-training map beside it): the Architecture page's longer title is cut.
+    fig.update_layout(yaxis_title="channels (allocated, effective, alive)", xaxis_title="layers in forward order, by group",
+                      showlegend=True)
     return fig
 
 

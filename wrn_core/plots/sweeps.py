@@ -9,6 +9,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from wrn_core.analysis import metrics_frames
+from wrn_core.analysis.width import WIDTH_METRICS
 from wrn_core.config import WRNConfig
 from wrn_core.model.flops import macs_per_image
 from wrn_core.plots.style import BEST_COLOR, REFERENCE_COLOR, TEST_COLOR, log_axis, paper_trace, placeholder, run_color
@@ -31,6 +32,8 @@ SWEEP_METRICS = {
     "train_seconds": ("training time", "s"),
     "images_per_s": ("training images/s", "img/s"),
     "params": ("parameters", ""),
+    # Effective ÷ allocated width of each group at the last measured epoch (analysis.width.width_metrics).
+    **{column: (f"effective width, {group}", "% of allocated") for column, group in WIDTH_METRICS.items()},
 }
 TRADEOFF_X_TITLES = {
     "params": "parameters",
@@ -43,7 +46,7 @@ BAND_FILL = "rgba(99, 110, 250, 0.18)"
 
 
 def _is_percent(metric: str) -> bool:
-    return metric.endswith("_acc")
+    return metric.endswith("_acc") or metric in WIDTH_METRICS
 
 
 def _metric_text(value: float | None, metric: str, spread: float | None = None) -> str:
@@ -115,16 +118,80 @@ def _unfinished_trace(grid: pd.DataFrame, z: list[list[float | None]], unfinishe
     )
 
 
+PREDICTED_OPACITY = 0.35  # a predicted square: its colour on the measured scale, paled
+PREDICTED_NAME = "≈ predicted by the map (no result yet), ± its std"
+NEXT_NAME = "next: the cell the search trains next"
+
+
+def _predicted_trace(grid: pd.DataFrame, z: list[list[float | None]], predicted: pd.DataFrame,
+                     unfinished: pd.DataFrame | None, x_labels: list[str], y_labels: list[str],
+                     scale: tuple[float, float]) -> go.Heatmap | None:
+    """The squares without a result that the map predicts: on the measured colour scale but pale, labelled
+    '≈ 71 ± 4%' over where their cells are ('pending', 'running 1/2'); None when there are none."""
+    by_square = {(r["blocks"], r["widen_factor"]): r for r in predicted.to_dict("records") if pd.notna(r["mean"])}
+    values: list[list[float | None]] = []
+    labels: list[list[str]] = []
+    for i, n in enumerate(grid.index):
+        row, texts = [], []
+        for j, k in enumerate(grid.columns):
+            guess = by_square.get((n, k)) if z[i][j] is None else None
+            row.append(None if guess is None else 100.0 * guess["mean"])
+            state = unfinished.loc[n, k] if unfinished is not None and n in unfinished.index and k in unfinished.columns else None
+            text = "" if guess is None else f"≈ {100 * guess['mean']:.0f} ± {100 * guess['std']:.0f}%"
+            texts.append(text + (f"<br><i>{state}</i>" if text and isinstance(state, str) else ""))
+        values.append(row)
+        labels.append(texts)
+    if all(v is None for row in values for v in row):
+        return None
+    return go.Heatmap(
+        z=values, x=x_labels, y=y_labels, text=labels, texttemplate="%{text}", zmin=scale[0], zmax=scale[1],
+        textfont={"size": 11, "color": UNFINISHED_TEXT}, colorscale="Viridis", opacity=PREDICTED_OPACITY,
+        showscale=False, hoverongaps=False, name=PREDICTED_NAME, xgap=1, ygap=1,
+        hovertemplate="%{y}, %{x}<br>%{text}: predicted, not a result<extra></extra>",
+    )
+
+
+def _legend_square(name: str, color: str, line: str, symbol: str = "square") -> go.Scatter:
+    """A legend entry only (its one point is None: nothing drawn)."""
+    return go.Scatter(x=[None], y=[None], mode="markers", name=name, hoverinfo="skip",
+                      marker={"size": 12, "symbol": symbol, "color": color, "line": {"width": 2, "color": line}})
+
+
+NEXT_COLOR = "#d62728"
+
+
+def _frame_next(fig: go.Figure, predicted: pd.DataFrame, grid: pd.DataFrame) -> bool:
+    """Frame the square holding the next cell in red (a shape at its category index), named in the legend; False
+    when no cell is next."""
+    nexts = predicted[predicted["next"].astype(bool)] if len(predicted) else predicted
+    if not len(nexts):
+        return False
+    i = list(grid.index).index(nexts.iloc[0]["blocks"])
+    j = list(grid.columns).index(nexts.iloc[0]["widen_factor"])
+    fig.add_shape(type="rect", x0=j - 0.47, x1=j + 0.47, y0=i - 0.45, y1=i + 0.45, name="next",
+                  line={"color": NEXT_COLOR, "width": 3}, fillcolor="rgba(0,0,0,0)")
+    fig.add_trace(_legend_square(NEXT_NAME, NEXT_COLOR, NEXT_COLOR, "square-open"))
+    return True
+
+
 def sweep_heatmap(grid: pd.DataFrame, metric: str = "best_test_acc", spread: pd.DataFrame | None = None,
-                  unfinished: pd.DataFrame | None = None) -> go.Figure:
+                  unfinished: pd.DataFrame | None = None, predicted: pd.DataFrame | None = None) -> go.Figure:
     """Depth × width heatmap of a metric (grid_frame: N rows × k columns; accuracies as fractions).
 
     spread: the same grid's std over seeds (grid_frame(..., agg="std")), written as ± in each cell.
     unfinished: sweeps.unfinished_grid's labels; a square without a value that has one is drawn pale grey,
     off the colour scale, labelled with it ('stopped at 1/2'). Other squares without a value are blank.
+    predicted (an accuracy metric only): sweeps.predict.predicted_grid; a square without a result that the map
+    predicts is drawn pale on the measured colour scale, '≈ 71 ± 4%' over where it is, and the square of the
+    next cell is framed red; both are named in the legend.
     """
     title, unit = SWEEP_METRICS.get(metric, (metric, ""))
     z, text = _heat_cells(grid, metric, spread)
+    guessed = predicted is not None and _is_percent(metric)
+    measured = [v for row in z for v in row if v is not None]
+    if guessed:
+        measured += [100.0 * v for v in predicted["mean"].dropna()]
+    scale = (min(measured), max(measured)) if measured else (0.0, 100.0)
     # Category labels, so that k = 1, 2, 4, 8 are evenly spaced and N reads with its depth.
     x_labels = [f"k={int(k)}" for k in grid.columns]
     y_labels = [f"N={int(n)} (depth {6 * int(n) + 4})" for n in grid.index]
@@ -133,21 +200,37 @@ def sweep_heatmap(grid: pd.DataFrame, metric: str = "best_test_acc", spread: pd.
             z=z, x=x_labels, y=y_labels, text=text, texttemplate="%{text}", textfont={"size": 13},
             colorscale="Viridis", hoverongaps=False, name=title,
             colorbar={"title": {"text": unit or title}},
+            # A width share on its whole 0–100% scale: cells at 96.33% and 96.34% would read as opposite ends.
+            **({"zmin": 0.0, "zmax": 100.0} if metric in WIDTH_METRICS else {}),
+            **({"zmin": scale[0], "zmax": scale[1]} if guessed else {}),
             hovertemplate="%{y}, %{x}<br>" + title + ": %{text}<extra></extra>",
         )
     )
-    pale = _unfinished_trace(grid, z, unfinished, x_labels, y_labels)
+    guess = _predicted_trace(grid, z, predicted, unfinished, x_labels, y_labels, scale) if guessed else None
+    if guess is not None:  # the grey 'not finished' squares are those the map does not predict
+        z_grey = [[v if v is not None else (0.0 if g is not None else None) for v, g in zip(row, grow)]
+                  for row, grow in zip(z, guess.z)]
+    else:
+        z_grey = z
+    pale = _unfinished_trace(grid, z_grey, unfinished, x_labels, y_labels)
     if pale is not None:
         fig.add_trace(pale)
+    if guess is not None:
+        fig.add_trace(guess)
+        fig.add_trace(_legend_square(PREDICTED_NAME, "rgba(33, 145, 140, 0.35)", UNFINISHED_TEXT))
+    framed = _frame_next(fig, predicted, grid) if guessed else False
+    legend = guess is not None or framed
     fig.update_layout(
-        height=140 + 90 * max(1, len(y_labels)),
-        margin={"l": 50, "r": 20, "t": 40, "b": 40},
+        height=140 + 90 * max(1, len(y_labels)) + (50 if legend else 0),
+        margin={"l": 50, "r": 20, "t": 40, "b": 90 if legend else 40},
         title={"text": title + (f" ({unit})" if unit else ""), "font": {"size": 14}},
         # Explicit categories and ranges: the squares' labels show before any cell has a value.
         xaxis={"title": "widen factor k", "type": "category", "categoryarray": x_labels,
                "range": [-0.5, len(x_labels) - 0.5]},
         yaxis={"title": "blocks per group N", "type": "category", "categoryarray": y_labels,
                "range": [len(y_labels) - 0.5, -0.5]},  # N = 1 on top
+        showlegend=legend,
+        legend={"orientation": "h", "yanchor": "top", "y": -0.25, "x": 0},
     )
     if all(v is None for row in z for v in row) and pale is None:
         placeholder(fig, f"no cell has a {title} yet")
@@ -223,15 +306,34 @@ def _unfinished_markers(rest: pd.DataFrame, title: str) -> go.Scatter:
     )
 
 
+PREDICTED_POINTS_NAME = "≈ predicted by the map (no result yet) ± std"
+
+
+def _predicted_markers(predicted: pd.DataFrame, title: str) -> go.Scatter:
+    """The map's predictions beside the measured points: open triangles with ± std bars, the next cell's red; never
+    part of the front (the paper's points are the diamonds)."""
+    return go.Scatter(
+        x=predicted["x"].astype("float64").tolist(), y=(predicted["mean"].astype("float64") * 100.0).tolist(),
+        mode="markers", name=PREDICTED_POINTS_NAME, text=predicted["label"].tolist(),
+        marker={"size": 10, "symbol": "triangle-up-open", "line": {"width": 1.5},
+                "color": [NEXT_COLOR if nxt else UNFINISHED_TEXT for nxt in predicted["next"]]},
+        error_y={"type": "data", "array": (predicted["std"].astype("float64") * 100.0).tolist(), "visible": True,
+                 "thickness": 1, "width": 3, "color": "rgba(85, 85, 85, 0.6)"},
+        hovertemplate="%{text}<br>%{x:,.4g}<br>" + title + " ≈ %{y:.1f}% (predicted)<extra></extra>",
+    )
+
+
 def sweep_tradeoff_figure(cells: pd.DataFrame, x: str = "params", metric: str = "best_test_acc",
-                          paper: bool = True) -> go.Figure:
+                          paper: bool = True, predicted: pd.DataFrame | None = None) -> go.Figure:
     """Test accuracy (%) against parameters, MACs per image or training time, one point per (N, k).
 
     Several seeds: the mean with ± std error bars, each seed a faint dot. The Pareto front (no other
     point is cheaper and at least as accurate) is a dashed line through its points. Only groups whose
     cells all finished are points and on or off the front; a cell still on its way (running, stopped,
     interrupted…) is a hollow grey marker at its value so far, labelled with where it is. paper (params
-    or MACs only): the paper's published CIFAR-10 results, labelled, named PAPER_CAPTION.
+    or MACs only): the paper's published CIFAR-10 results, labelled, named PAPER_CAPTION. predicted
+    (sweeps.predict.predicted_points, on the same x): the map's predictions as open triangles with ± std bars
+    (the next cell's red), beside the measured points and off the front.
     """
     points = tradeoff_points(cells, x, metric)
     rest = unfinished_points(cells, x, metric)
@@ -248,6 +350,8 @@ def sweep_tradeoff_figure(cells: pd.DataFrame, x: str = "params", metric: str = 
             fig.add_trace(trace)
     if len(rest):
         fig.add_trace(_unfinished_markers(rest, title))
+    if predicted is not None and len(predicted):
+        fig.add_trace(_predicted_markers(predicted, title))
     if not len(points):
         fig.add_annotation(text="no cell has finished yet" + (" (◇ the paper's results)" if paper and x != "train_seconds" else ""),
                            xref="paper", yref="paper", x=0.5, y=0.2, showarrow=False, font={"size": 14, "color": "gray"})

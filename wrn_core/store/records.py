@@ -19,10 +19,16 @@ FINISHED = "finished"
 DIVERGED = "diverged"
 FAILED = "failed"
 INTERRUPTED = "interrupted"
-STATUSES = (QUEUED, RUNNING, STOPPED, FINISHED, DIVERGED, FAILED, INTERRUPTED)
+# Stopped early by a sweep's pruner (a stop request that asks for it, STOP_ENDS): it keeps its curve and
+# checkpoint, a sweep never resumes it, and `resume NAME [--epochs E]` by hand continues it.
+PRUNED = "pruned"
+STATUSES = (QUEUED, RUNNING, STOPPED, FINISHED, DIVERGED, FAILED, INTERRUPTED, PRUNED)
 ACTIVE_STATUSES = (QUEUED, RUNNING)  # some process holds the run (or held it and died: then it reads interrupted)
-ENDED_STATUSES = (FINISHED, DIVERGED, FAILED)  # ended for good; resuming a finished run needs more epochs
+# Ended: a sweep never resumes these. By hand, a finished run resumes with more epochs; a pruned one continues its plan.
+ENDED_STATUSES = (FINISHED, DIVERGED, FAILED, PRUNED)
 PAUSED_STATUSES = (STOPPED, INTERRUPTED)  # can resume from the checkpoint
+# What a stop request (runs/<name>/stop.request) may ask its trainer to end as: its "ends" field.
+STOP_ENDS = (STOPPED, PRUNED)
 # A sweep cell with no run directory yet (a status of the sweep's table, never of status.json).
 PENDING = "pending"
 
@@ -50,9 +56,10 @@ CREATED = "created"
 RESUME = "resume"
 SYSTEM = "system"
 RETRY = "retry"
-RECORD_KINDS = (STEP, EPOCH, EVENT, CREATED, RESUME, SYSTEM, RETRY)
+WIDTH = "width"
+RECORD_KINDS = (STEP, EPOCH, EVENT, CREATED, RESUME, SYSTEM, RETRY, WIDTH)
 # Record kinds whose "step" must be an integer for the record to count (others are kept as they are).
-STEPPED_KINDS = (STEP, EPOCH, EVENT, SYSTEM)
+STEPPED_KINDS = (STEP, EPOCH, EVENT, SYSTEM, WIDTH)
 
 # Progress phases (heartbeat.json "phase").
 LOADING = "loading"
@@ -128,6 +135,15 @@ def system_record(step: int, epoch: float, time: float, wall_time: float, **read
     return {"kind": SYSTEM, "step": step, "epoch": epoch, "time": time, "wall_time": wall_time, **readings}
 
 
+def width_record(epoch: int, step: int, time: float, images: int, layers: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    """Width use measured on epoch `epoch`'s evaluation pass over `images` test images: one entry per ReLU in
+    forward order, {"layer", "channels", "dead", "effective"} (dead: zero at >= 99% of positions; effective: the
+    participation ratio of the channels' mean squared activations). `layers` are engine.width rows."""
+    return {"kind": WIDTH, "epoch": epoch, "step": step, "time": time, "images": images,
+            "layers": [{"layer": row["layer"], "channels": row["channels"], "dead": row["dead_channels"],
+                        "effective": row["effective_width"]} for row in layers]}
+
+
 # ---------------------------------------------------------------------------------------------
 # Reading metrics.jsonl
 
@@ -160,11 +176,22 @@ def _valid_record(record: Any) -> bool:
         step = record.get("step")
         if not is_int(step) or step < 0:
             return False
-    if kind == EPOCH and not is_int(record.get("epoch")):
+    if kind in (EPOCH, WIDTH) and not is_int(record.get("epoch")):
         return False
+    if kind == WIDTH:
+        return isinstance(record.get("layers"), list) and all(_valid_width_layer(layer) for layer in record["layers"])
     if kind == RESUME:
         return is_int(record.get("from_step")) and record["from_step"] >= 0
     return True
+
+
+def _valid_width_layer(layer: Any) -> bool:
+    """A width record's layer entry: a name, channels >= 1, 0 <= dead <= channels, a number for effective."""
+    if not isinstance(layer, dict) or not isinstance(layer.get("layer"), str):
+        return False
+    channels, dead, effective = layer.get("channels"), layer.get("dead"), layer.get("effective")
+    return (is_int(channels) and channels >= 1 and is_int(dead) and 0 <= dead <= channels
+            and isinstance(effective, (int, float)) and not isinstance(effective, bool))
 
 
 def of_kind(records: Iterable[Any], *kinds: str) -> Iterator[dict[str, Any]]:

@@ -9,8 +9,9 @@ runs/<name>/
     run.lock         the OS lock (flock) of the one process that may write the run; holds its owner
     error.txt        traceback of a failed run
     meta.json        the user's tags and note (store/meta.py); never read or written by the trainer
-    stop.request     a stop asked for by anyone who can write the directory (any machine); the trainer
-                     looks for it at its logging points and removes it when it starts or stops
+    stop.request     a stop asked for by anyone who can write the directory (any machine), with what the run
+                     ends as (stopped, or pruned by a sweep's pruner) and why; the trainer looks for it at its
+                     logging points and removes it when it starts or stops
 
 Guarantees:
 - One writer: whoever writes a run holds an exclusive flock on run.lock for as long as it does
@@ -50,6 +51,8 @@ from wrn_core.store.records import (
     QUEUED,
     RUNNING,
     STATUSES,
+    STOP_ENDS,
+    STOPPED,
     MetricsLog,
     RunStatus,
     is_int,
@@ -321,17 +324,33 @@ class Run:
         return data if isinstance(data, dict) else None
 
     # stop requests ------------------------------------------------------------------
-    def request_stop(self, by: str = "") -> None:
-        """Ask the run's trainer, wherever it runs, to checkpoint and end `stopped` at its next logging point.
+    def request_stop(self, by: str = "", ends: str = STOPPED, message: str = "") -> None:
+        """Ask the run's trainer, wherever it runs, to checkpoint and end `ends` at its next logging point.
 
-        Anyone may write it (not only the lock holder): it is a request, and the trainer is the one who acts.
+        ends: `stopped` (resume continues it) or `pruned` (a sweep's pruner: ended, see records.PRUNED);
+        message: why, which a pruned run's status message carries. Anyone may write it (not only the lock
+        holder): it is a request, and the trainer is the one who acts.
         """
-        note = {"wall_time": time.time(), "host": socket.gethostname(), "pid": os.getpid(), "by": by}
+        if ends not in STOP_ENDS:
+            raise ValueError(f"a stop request ends a run as one of {', '.join(STOP_ENDS)}, not {ends!r}")
+        note = {"wall_time": time.time(), "host": socket.gethostname(), "pid": os.getpid(), "by": by, "ends": ends,
+                "message": message}
         write_atomic(self.stop_path, json.dumps(note).encode(), STOP_REQUEST_FILE)
 
     def stop_requested(self) -> bool:
         """Whether a stop has been asked for: one stat, cheap enough for every logging point."""
         return self.stop_path.exists()
+
+    def read_stop_request(self) -> tuple[str, str]:
+        """(what the request asks the run to end as, its message): (`stopped`, "") for a request without a valid
+        `ends` (one written before requests carried it, or unreadable), so a stop is never lost."""
+        try:
+            note = json.loads(self.stop_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return STOPPED, ""
+        if not isinstance(note, dict) or note.get("ends") not in STOP_ENDS:
+            return STOPPED, ""
+        return str(note["ends"]), str(note.get("message") or "")
 
     def clear_stop_request(self) -> None:
         """Forget a stop request (the trainer, when it starts and when it has stopped)."""

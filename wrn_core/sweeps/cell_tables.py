@@ -9,8 +9,8 @@ from typing import Any, Iterable, Mapping, Sequence
 import pandas as pd
 
 from wrn_core.store import RunStore
-from wrn_core.store.records import (ENDED_STATUSES, EPOCH, FINISHED, PAUSED_STATUSES, PENDING, QUEUED, RETRY, RUNNING,
-                                    of_kind, retries_text)
+from wrn_core.store.records import (ENDED_STATUSES, EPOCH, FINISHED, PAUSED_STATUSES, PENDING, PRUNED, QUEUED, RETRY,
+                                    RUNNING, of_kind, retries_text)
 from wrn_core.sweeps.grid import Sweep
 from wrn_core.sweeps.sweep_file import NODE_FIELDS, NODES_REFRESH_S, ClusterNodes
 
@@ -173,12 +173,14 @@ def group_label(values: Mapping[str, Any]) -> str:
 
 
 def sweep_counts(cells: pd.DataFrame) -> dict[str, int]:
-    """How many cells are ended (finished, diverged or failed), finished, running, queued, paused and pending."""
+    """How many cells are ended (finished, diverged, failed or pruned), finished, pruned, running, queued, paused and
+    pending."""
     status = cells["status"] if "status" in cells.columns else pd.Series(dtype=object)
     return {
         "total": int(len(cells)),
         "ended": int(status.isin(ENDED_STATUSES).sum()),
         FINISHED: int((status == FINISHED).sum()),
+        PRUNED: int((status == PRUNED).sum()),
         RUNNING: int((status == RUNNING).sum()),
         QUEUED: int((status == QUEUED).sum()),
         "paused": int(status.isin(PAUSED_STATUSES).sum()),

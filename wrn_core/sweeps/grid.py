@@ -16,6 +16,7 @@ from typing import Any, Sequence
 from wrn_core.config import OPTIMIZERS, ConfigError, TrainConfig, WRNConfig
 from wrn_core.store import RunStore, RunStoreError, validate_run_name
 from wrn_core.store.records import ACTIVE_STATUSES, ENDED_STATUSES, PENDING
+from wrn_core.sweeps.search_plan import SearchPlan
 
 # The axes a sweep may vary, in the order they appear in run names and tables.
 AXES = ("blocks", "widen_factor", "dropout", "optimizer", "lr", "batch_size", "seed")
@@ -50,6 +51,7 @@ class Sweep:
     base: TrainConfig
     axes: dict[str, tuple[Any, ...]]  # axis -> values; blocks, widen_factor and seed are always present
     created_at: float = field(default_factory=time.time)
+    search: SearchPlan = SearchPlan()  # which cells it trains, within what budget, which it prunes
 
     def __post_init__(self) -> None:
         validate_sweep_name(self.name)
@@ -68,6 +70,7 @@ class Sweep:
             except RunStoreError:
                 raise RunStoreError(f"sweep name {self.name!r} is too long: its cells' run names (such as "
                                     f"{cell.run!r}) would be over 100 characters") from None
+        self.search.check(self.base.epochs)
 
     @property
     def varied(self) -> list[str]:
@@ -115,18 +118,19 @@ class Sweep:
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "axes": {k: list(v) for k, v in self.axes.items()}, "base": self.base.to_dict(),
-                "created_at": self.created_at}
+                "created_at": self.created_at, "search": self.search.to_dict()}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "Sweep":
         axes = {str(k): tuple(v) for k, v in dict(data["axes"]).items()}
         return cls(name=str(data["name"]), base=TrainConfig.from_dict(data["base"]), axes=axes,
-                   created_at=float(data.get("created_at") or 0.0))
+                   created_at=float(data.get("created_at") or 0.0), search=SearchPlan.from_dict(data.get("search")))
 
 
 def make_sweep(name: str, base: TrainConfig, blocks: Sequence[int], widen_factors: Sequence[int],
-               seeds: Sequence[int] = (0,), **other_axes: Sequence[Any] | None) -> Sweep:
-    """A sweep over N × k × seeds, plus any of dropout, optimizer, lr, batch_size given as value lists."""
+               seeds: Sequence[int] = (0,), search: SearchPlan | None = None, **other_axes: Sequence[Any] | None) -> Sweep:
+    """A sweep over N × k × seeds, plus any of dropout, optimizer, lr, batch_size given as value lists; `search`:
+    how it picks, budgets and prunes its cells (default a plain grid)."""
     axes: dict[str, tuple[Any, ...]] = {
         "blocks": tuple(int(v) for v in blocks),
         "widen_factor": tuple(int(v) for v in widen_factors),
@@ -139,7 +143,7 @@ def make_sweep(name: str, base: TrainConfig, blocks: Sequence[int], widen_factor
                     if value not in OPTIMIZERS:
                         raise ConfigError(f"unknown optimizer {value!r}; choose one of {', '.join(OPTIMIZERS)}")
             axes[axis] = tuple(values)
-    return Sweep(name=name, base=base, axes=axes)
+    return Sweep(name=name, base=base, axes=axes, search=search or SearchPlan())
 
 
 

@@ -167,3 +167,42 @@ def preflight_summary(plan: pd.DataFrame) -> dict[str, Any]:
         "peak_memory_mb": float(plan["memory_mb"].max()) if len(plan) else None,
         "misfits": [str(run) for run in plan.loc[~plan["fits"].astype(bool), "run"]] if len(plan) else [],
     }
+
+
+def predicted_seconds(sweep: Sweep, plan: pd.DataFrame) -> dict[str, float]:
+    """run -> predicted training seconds from a pre-flight of this grid (its rows in cell order, whatever name the
+    pre-flight's sweep had); empty when it has no predicted times."""
+    seconds = pd.to_numeric(plan["predicted_s"], errors="coerce") if "predicted_s" in plan else pd.Series(dtype=float)
+    if len(seconds) != len(sweep.cells()) or seconds.isna().any():
+        return {}
+    return {cell.run: float(s) for cell, s in zip(sweep.cells(), seconds)}
+
+
+def budget_forecast(plan: pd.DataFrame, search: Any) -> str | None:
+    """What a search plan's budget buys by the pre-flight's predicted times (one line, minutes), or None for a plan
+    without a budget or a pre-flight without times: the training time its cells take (the quickest to the
+    slowest of them), or how many cells its minutes fit."""
+    seconds = sorted(pd.to_numeric(plan["predicted_s"], errors="coerce").dropna().tolist()) if "predicted_s" in plan else []
+    if not seconds or len(seconds) != len(plan) or (search.budget_cells is None and search.budget_minutes is None):
+        return None
+    whole = f"the whole grid, {len(seconds)} cells: {sum(seconds) / 60:.1f} min"
+    if search.budget_cells is not None:
+        count = min(search.budget_cells, len(seconds))
+        quick, slow = sum(seconds[:count]) / 60, sum(seconds[-count:]) / 60
+        if f"{quick:.1f}" == f"{slow:.1f}":
+            return f"a budget of {search.budget_text()}: {quick:.1f} min of training ({whole})"
+        return (f"a budget of {search.budget_text()}: {quick:.1f} to {slow:.1f} min of training, by which cells the "
+                f"search picks ({whole})")
+    budget = search.budget_minutes * 60.0
+
+    def fitting(order: list[float]) -> int:
+        total = count = 0
+        for s in order:
+            if total + s <= budget:
+                total, count = total + s, count + 1
+        return count
+
+    fewest, most = fitting(seconds[::-1]), fitting(seconds)
+    count = f"{fewest}" if fewest == most else f"{fewest} to {most}"
+    return (f"a budget of {search.budget_text()}: {count} cells, by which cells the search picks; none starts that is "
+            f"predicted not to fit ({whole})")

@@ -17,6 +17,7 @@ from wrn_core.sweeps.grid import Sweep
 
 SWEEP_SUFFIX = ".sweep.json"
 NODES_SUFFIX = ".nodes.json"
+PREDICTED_SUFFIX = ".predicted.json"  # the pre-flight's predicted training seconds per cell, beside the sweep file
 
 
 def sweep_path(root: str | os.PathLike[str], name: str) -> Path:
@@ -26,19 +27,51 @@ def sweep_path(root: str | os.PathLike[str], name: str) -> Path:
 def save_sweep(root: str | os.PathLike[str], sweep: Sweep) -> Path:
     """Write the sweep file (atomically); RunStoreError if a different sweep of that name exists."""
     path = sweep_path(root, sweep.name)
-    if path.exists():
-        existing = load_sweep(root, sweep.name)
-        if existing.axes != sweep.axes or existing.base != sweep.base:
-            raise RunStoreError(
-                f"a different sweep named {sweep.name!r} already exists in {root}; "
-                f"use `--resume` to continue it or choose another name"
-            )
+    if check_same_sweep(root, sweep):
         return path
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.write_text(json.dumps(sweep.to_dict(), indent=2))
     os.replace(tmp, path)
     return path
+
+
+def check_same_sweep(root: str | os.PathLike[str], sweep: Sweep) -> bool:
+    """True when this sweep is saved already, False when no sweep of its name is; RunStoreError (one line) when a
+    different sweep has its name."""
+    if not sweep_path(root, sweep.name).exists():
+        return False
+    existing = load_sweep(root, sweep.name)
+    if existing.axes != sweep.axes or existing.base != sweep.base or existing.search != sweep.search:
+        raise RunStoreError(
+            f"a different sweep named {sweep.name!r} already exists in {root}; "
+            f"use `--resume` to continue it or choose another name"
+        )
+    return True
+
+
+def save_predicted_seconds(root: str | os.PathLike[str], sweep: Sweep, seconds: dict[str, float]) -> Path:
+    """Keep the pre-flight's predicted training seconds per cell (run -> s) beside the sweep file, where a search
+    with a minutes budget or the time objective reads them, whichever process drives it; the latest pre-flight
+    wins. RunStoreError when a different sweep has the name (nothing is written)."""
+    check_same_sweep(root, sweep)
+    path = Path(root) / f"{validate_run_name(sweep.name)}{PREDICTED_SUFFIX}"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps({run: float(s) for run, s in seconds.items()}, indent=1))
+    os.replace(tmp, path)
+    return path
+
+
+def load_predicted_seconds(root: str | os.PathLike[str] | None, name: str) -> dict[str, float] | None:
+    """The predicted seconds per cell the last pre-flight kept, or None (none kept, or unreadable)."""
+    if root is None:
+        return None
+    try:
+        data = json.loads((Path(root) / f"{validate_run_name(name)}{PREDICTED_SUFFIX}").read_text(encoding="utf-8"))
+        return {str(run): float(s) for run, s in data.items()}
+    except (OSError, ValueError, TypeError, AttributeError):
+        return None
 
 
 def load_sweep(root: str | os.PathLike[str], name: str) -> Sweep:

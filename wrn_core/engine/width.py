@@ -1,4 +1,7 @@
-"""Width use: forward hooks on every ReLU that count dead channels and the effective width (participation ratio)."""
+"""Width use: forward hooks on every ReLU that count dead channels and the effective width (participation ratio).
+
+The training loop measures it on each epoch's evaluation pass (engine.step) and `evaluate` on a checkpoint's.
+"""
 
 from __future__ import annotations
 
@@ -7,15 +10,11 @@ from typing import Any
 import torch
 from torch import nn
 
+from wrn_core.model.names import group_of
+
 DEAD_ZERO_FRACTION = 0.99  # a channel is dead when it is zero at >= 99% of positions over the evaluated images
 EXACT_COUNT_ROWS = 1 << 24  # float32 sums of 0/1 are exact up to 2**24 terms: longer batches go in parts
 CPU_PART_FLOATS = 1 << 19  # 2 MB of float32 per part on the CPU: the temporaries stay in cache
-
-
-def group_of(layer: str) -> str:
-    """'group2.0.relu1' -> 'group 2', 'head.relu' -> 'head': the layer table's group names."""
-    top = layer.split(".")[0]
-    return f"group {top[5:]}" if top.startswith("group") and top[5:].isdigit() else top
 
 
 def _channel_sums(output: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, int]:
@@ -46,7 +45,9 @@ def _channel_sums(output: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, int
 class WidthMeter:
     """Hooks every nn.ReLU of a model (in model order) and sums, per channel, zeros and squared activations.
 
-    Sums stay on the activations' device (one host sync in `rows`). `paused` skips batches, e.g. TTA mirrors.
+    The sums stay on the activations' device: `rows` reads them to the host once for every layer together
+    (under data-parallel training after summing them over the ranks), so no layer waits on the device.
+    `paused` skips batches, e.g. TTA mirrors.
     """
 
     def __init__(self, model: nn.Module) -> None:
@@ -76,24 +77,51 @@ class WidthMeter:
             handle.remove()
         self._handles = []
 
-    def rows(self) -> list[dict[str, Any]]:
-        """One row per ReLU in model order: layer, group, channels, dead_channels, active_fraction, effective_width."""
-        rows = []
-        for name in self.layers:
-            if name not in self._zeros:
-                continue
-            zero_fraction = self._zeros[name].double().cpu() / max(1, self._positions[name])
-            energy = self._squares[name].cpu() / max(1, self._positions[name])  # e: mean squared activation per channel
-            channels = int(energy.numel())
-            dead = int((zero_fraction >= DEAD_ZERO_FRACTION).sum())
-            total = float(energy.sum())
-            effective = total * total / float(energy.square().sum()) if total > 0 else 0.0
-            rows.append({
-                "layer": name, "group": group_of(name), "channels": channels, "dead_channels": dead,
-                "active_fraction": (channels - dead) / channels, "effective_width": effective,
-                "dead_indices": [int(i) for i in torch.nonzero(zero_fraction >= DEAD_ZERO_FRACTION).flatten()],
-            })
+    def measured(self) -> list[str]:
+        """The layers that have seen a batch, in model order."""
+        return [name for name in self.layers if name in self._zeros]
+
+    def totals(self) -> torch.Tensor:
+        """Every measured layer's sums in one float64 tensor on the device, in `measured()` order:
+        per layer its zeros (C,) then its squares (C,), then one position count per layer.
+
+        Summing it over data-parallel ranks gives the sums over the whole split (counts stay exact below 2**53).
+        """
+        names = self.measured()
+        if not names:
+            return torch.zeros(0, dtype=torch.float64)
+        device = self._squares[names[0]].device
+        parts = [t for name in names for t in (self._zeros[name].double(), self._squares[name])]
+        parts.append(torch.tensor([float(self._positions[name]) for name in names], dtype=torch.float64, device=device))
+        return torch.cat(parts)
+
+    def rows(self, totals: torch.Tensor | None = None) -> list[dict[str, Any]]:
+        """One row per ReLU in model order: layer, group, channels, dead_channels, active_fraction, effective_width,
+        dead_indices; from `totals` when given (e.g. summed over ranks), else from this meter's own sums."""
+        names = self.measured()
+        flat = (self.totals() if totals is None else totals).cpu()  # the one host read
+        sizes = [int(self._squares[name].numel()) for name in names]
+        positions = flat[2 * sum(sizes):]
+        rows, offset = [], 0
+        for name, channels, count in zip(names, sizes, positions.tolist()):
+            zeros, squares = flat[offset:offset + channels], flat[offset + channels:offset + 2 * channels]
+            offset += 2 * channels
+            rows.append(_width_row(name, zeros / max(1.0, count), squares / max(1.0, count)))
         return rows
+
+
+def _width_row(name: str, zero_fraction: torch.Tensor, energy: torch.Tensor) -> dict[str, Any]:
+    """A layer's row from its per-channel zero fraction and mean squared activation e (float64 on the CPU)."""
+    channels = int(energy.numel())
+    dead_mask = zero_fraction >= DEAD_ZERO_FRACTION
+    dead = int(dead_mask.sum())
+    total = float(energy.sum())
+    effective = total * total / float(energy.square().sum()) if total > 0 else 0.0
+    return {
+        "layer": name, "group": group_of(name), "channels": channels, "dead_channels": dead,
+        "active_fraction": (channels - dead) / channels, "effective_width": effective,
+        "dead_indices": [int(i) for i in torch.nonzero(dead_mask).flatten()],
+    }
 
 
 def group_totals(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
