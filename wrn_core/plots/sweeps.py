@@ -178,7 +178,7 @@ def sweep_heatmap(grid: pd.DataFrame, metric: str = "best_test_acc", spread: pd.
     """
     title, unit = SWEEP_METRICS.get(metric, (metric, ""))
     z, text = _heat_cells(grid, metric, spread)
-    guessed = predicted is not None and _is_percent(metric)
+    guessed = predicted is not None and metric.endswith("_acc")  # the map predicts accuracy, not width
     measured = [v for row in z for v in row if v is not None]
     if guessed:
         measured += [100.0 * v for v in predicted["mean"].dropna()]
@@ -192,8 +192,9 @@ def sweep_heatmap(grid: pd.DataFrame, metric: str = "best_test_acc", spread: pd.
             colorscale="Viridis", hoverongaps=False, name=title,
             colorbar={"title": {"text": unit or title}},
             # A width share on its whole 0–100% scale: cells at 96.33% and 96.34% would read as opposite ends.
-            **({"zmin": 0.0, "zmax": 100.0} if metric in WIDTH_METRICS else {}),
-            **({"zmin": scale[0], "zmax": scale[1]} if guessed else {}),
+            # Predicted accuracies share the measured scale.
+            **({"zmin": 0.0, "zmax": 100.0} if metric in WIDTH_METRICS else
+               {"zmin": scale[0], "zmax": scale[1]} if guessed else {}),
             hovertemplate="%{y}, %{x}<br>" + title + ": %{text}<extra></extra>",
         )
     )
