@@ -73,7 +73,7 @@ class Timeline:
 
 def _instrument(timeline: Timeline, synchronous_checkpoint: bool) -> dict[str, Any]:
     """Wrap train_step, evaluate and the checkpoint writer; returns what to put back."""
-    saved = {"train_step": loop.train_step, "evaluate": loop.loss_and_accuracy, "submit": CheckpointWriter.submit,
+    saved = {"train_step": loop.train_step, "evaluate": loop.evaluation_pass, "submit": CheckpointWriter.submit,
              "checkpoint": loop._checkpoint}
     real_step, real_eval, real_submit, real_checkpoint = saved["train_step"], saved["evaluate"], saved["submit"], saved["checkpoint"]
 
@@ -102,12 +102,12 @@ def _instrument(timeline: Timeline, synchronous_checkpoint: bool) -> dict[str, A
         timeline.checkpoint_blocking.append(time.perf_counter() - start)
         return waited
 
-    loop.train_step, loop.loss_and_accuracy, CheckpointWriter.submit, loop._checkpoint = train_step, evaluate, submit, checkpoint
+    loop.train_step, loop.evaluation_pass, CheckpointWriter.submit, loop._checkpoint = train_step, evaluate, submit, checkpoint
     return saved
 
 
 def _restore(saved: dict[str, Any]) -> None:
-    loop.train_step, loop.loss_and_accuracy = saved["train_step"], saved["evaluate"]
+    loop.train_step, loop.evaluation_pass = saved["train_step"], saved["evaluate"]
     CheckpointWriter.submit, loop._checkpoint = saved["submit"], saved["checkpoint"]
 
 

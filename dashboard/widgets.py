@@ -200,6 +200,14 @@ def health_rows(store: RunStore, names: Iterable[str]) -> tuple[int, bool]:
     return checked, found
 
 
+def cells_health(store: RunStore, cells: Any, active: bool) -> None:
+    """A sweep's training-health badges: the cells that have findings (one green badge when none has)."""
+    checked, found = health_rows(store, cells["run"])
+    if checked and not found:
+        scope = "any cell" if checked == len(cells) else f"the {checked} of {len(cells)} cells that have trained"
+        show_findings([], healthy=f"No training problems found in {scope}" + (" so far" if active else ""))
+
+
 def position_text(position: LivePosition) -> str:
     """'training · epoch 2/8 · step 40/160' (while a trainer reports) or 'finished · epoch 8/8': the one wording of
     where a run stands, for the progress line, the sidebar and every other live read-out."""

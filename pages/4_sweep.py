@@ -6,7 +6,8 @@ import json
 
 import streamlit as st
 
-from dashboard import cached_reads, formatting, jobs, messages, run_annotations, run_form, sweep_search, widgets, width_view
+from dashboard import (cached_reads, cluster_view, formatting, jobs, messages, run_annotations, run_form, sweep_search,
+                       widgets, width_view)
 from dashboard.action_guard import action_guard
 from wrn_core.config import ConfigError
 from wrn_core.errors import DataError, one_line
@@ -264,14 +265,6 @@ def new_sweep_view() -> None:
         draw_preflight(current)
 
 
-def draw_health(store, cells, active: bool) -> None:
-    """Training-health badges of the cells that have findings (one green badge when none has)."""
-    checked, found = widgets.health_rows(store, cells["run"])
-    if checked and not found:
-        scope = "any cell" if checked == len(cells) else f"the {checked} of {len(cells)} cells that have trained"
-        widgets.show_findings([], healthy=f"No training problems found in {scope}" + (" so far" if active else ""))
-
-
 SECTION_STATE = "sweep_section_cells"  # what the page outside the live view last drew the cells as
 
 
@@ -395,7 +388,8 @@ def live_view(name: str) -> None:
     shown, done = sweep_search.outlook(store.root, sweep, cells, cells_state(cells))
     active = progress_and_controls(sweep, cells, done)
     draw_cells_table(cells)
-    draw_health(store, cells, active)
+    cluster_view.draw_cluster(store.root, name, cells, active)  # a Ray sweep's nodes, as its driver wrote them
+    widgets.cells_health(store, cells, active)
     sweep_search.draw_next(shown)
     several = len(sweep.axes.get("seed", ())) > 1
     left, right = st.columns(2, gap="large")

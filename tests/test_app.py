@@ -181,8 +181,9 @@ def test_tiny_run_end_to_end(_dashboard_isolation):
     table = at.dataframe[0].value
     assert "tiny" in list(table["name"])
     kinds = [{t.get("type", "scatter") for t in spec["data"]} for spec in plotly_specs(at)]
-    # Curves and accuracy vs parameters; one run has no setting that differs, so nothing is ranked.
-    assert kinds == [{"scatter"}, {"scatter"}], kinds
+    # Curves, width use per group and accuracy vs parameters; one run has no setting that differs, so
+    # nothing is ranked (no parallel coordinates).
+    assert kinds == [{"scatter"}, {"scatter"}, {"scatter"}], kinds
     assert any("No setting differs between these runs" in i.value for i in at.info)
     labels = [b.label for b in at.get("download_button")]
     assert any("CSV" in label for label in labels) and any("JSON" in label for label in labels)

@@ -237,14 +237,14 @@ def test_boundary_s_and_checkpoint_wait_s_say_what_the_boundary_waited_for(tmp_p
     """Epoch 1's checkpoint is still being written when epoch 2 ends (5 s more); every evaluation takes 3 s."""
     import wrn_core.engine.loop as loop_module
 
-    real_evaluate = loop_module.loss_and_accuracy
+    real_evaluate = loop_module.evaluation_pass
 
     def evaluate(*args, **kwargs):
         result = real_evaluate(*args, **kwargs)
         clock.advance(3.0)
         return result
 
-    monkeypatch.setattr(loop_module, "loss_and_accuracy", evaluate)
+    monkeypatch.setattr(loop_module, "evaluation_pass", evaluate)
     run = RunStore(tmp_path).create(tiny_config(epochs=3), "boundary")
     _held_first_write(run, clock)
     assert train_run(run) == "finished"

@@ -15,7 +15,7 @@ from tests.test_jobs_ray import REPO, TINY, _wait_for, epochs_once, sweep_cli
 from wrn_core.jobs.executor import RAY, Placement
 from wrn_core.jobs.ray_executor import RaySweep
 from wrn_core.store import RunBusyError, RunStore
-from wrn_core.sweeps import load_sweep
+from wrn_core.sweeps import load_sweep, read_nodes
 from wrn_core.store.lock import queue_lock_name, queue_owner
 from wrn_core.store.records import FINISHED, QUEUED, RESUME, RETRY, RUNNING
 
@@ -68,11 +68,15 @@ def workers(cluster):
             cluster.remove_node(node)
 
 
-def cells(runs, name: str) -> list[dict]:
+def shown_json(runs, name: str) -> dict:
     shown = subprocess.run([sys.executable, "-m", "wrn_core", "sweeps", "show", name, "--format", "json", "--runs-dir",
                             str(runs)], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert shown.returncode == 0, shown.stderr
-    return json.loads(shown.stdout)["cells"]
+    return json.loads(shown.stdout)
+
+
+def cells(runs, name: str) -> list[dict]:
+    return shown_json(runs, name)["cells"]
 
 
 def node_of(cluster, node_id: str):
@@ -96,7 +100,17 @@ def test_a_node_lost_mid_cell_is_retried_on_another_and_the_sweep_finishes_by_it
         _wait_for(one_past_epoch_2, what="a cell past its second epoch")
         name = one_past_epoch_2()[0]
         lost_node = store.get(name).read_status()["node"]
+        # The driver's nodes file: every node of the cluster, alive, with its address and CPUs.
+        nodes = {n["node"]: n for n in read_nodes(runs, "n").nodes if n["alive"]}  # (earlier tests' nodes read lost)
+        assert set(nodes) == {cluster.head_node.node_id, *(node.node_id for node in cluster.worker_nodes)}
+        assert all(n["address"] == "127.0.0.1" for n in nodes.values())
+        assert nodes[lost_node]["cpus"] == 1.0 and nodes[cluster.head_node.node_id]["cpus"] == 0.0
         cluster.remove_node(node_of(cluster, lost_node))
+        # ... rewritten while the driver still drives the sweep (its queue lock; the lost cell restarts meanwhile):
+        # the removed node reads lost.
+        _wait_for(lambda: not {n["node"]: n for n in read_nodes(runs, "n").nodes}[lost_node]["alive"]
+                  and queue_owner(runs, queue_lock_name("n")) is not None,
+                  timeout=60, what="the nodes file saying the removed node is lost while the driver runs")
         out, err = sweep.communicate(timeout=300)
     finally:
         if sweep.poll() is None:
@@ -114,6 +128,10 @@ def test_a_node_lost_mid_cell_is_retried_on_another_and_the_sweep_finishes_by_it
     assert shown[name]["retries"] == 1 and shown[name]["node"] != lost_node
     assert shown[name]["node"] in {node.node_id for node in cluster.worker_nodes}
     assert f"retried 1× (node {lost_node[:8]} lost in epoch" in out  # the cells table the user watched
+    shown_nodes = {n["node"]: n for n in shown_json(runs, "n")["nodes"]}  # sweeps show carries the nodes
+    assert shown_nodes[lost_node]["alive"] is False and shown_nodes[lost_node]["last_seen"] is not None
+    assert shown_nodes[lost_node]["cpus"] == 1.0  # what it had, though Ray no longer lists it with resources
+    assert shown_nodes[shown[name]["node"]]["alive"] and name in shown_nodes[shown[name]["node"]]["ran"]
     other = next(n for n in shown if n != name)
     assert shown[other]["retries"] == 0 and shown[other]["retried"] == ""
 
@@ -287,3 +305,43 @@ def test_a_ray_sweep_pinned_to_one_gpu_is_refused_in_one_line(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert code == 2 and err == "error: on Ray each cell trains on the GPUs Ray assigns it (CUDA_VISIBLE_DEVICES): use " \
                                "--device cuda, not cuda:1"
+
+
+def test_the_nodes_file_is_rewritten_at_once_when_a_node_is_lost_and_every_few_seconds_else(tmp_path, monkeypatch):
+    """NodesPublisher against a stand-in for ray.nodes() and the clock (no Ray)."""
+    from types import SimpleNamespace
+
+    from wrn_core.jobs import ray_nodes
+    from wrn_core.sweeps.sweep_file import NODES_REFRESH_S
+
+    clock = SimpleNamespace(now=1000.0)
+    monkeypatch.setattr(ray_nodes, "time", SimpleNamespace(time=lambda: clock.now))
+    a = {"NodeID": "a" * 56, "Alive": True, "NodeManagerAddress": "10.0.0.1", "NodeManagerHostname": "ha",
+         "Resources": {"CPU": 2.0, "GPU": 1.0}}
+    b = {**a, "NodeID": "b" * 56, "NodeManagerAddress": "10.0.0.2", "Resources": {"CPU": 1.0}}
+    listed = [a, b]
+    asked = []
+    fake_ray = SimpleNamespace(nodes=lambda: asked.append(clock.now) or [dict(n) for n in listed])
+    publisher = ray_nodes.NodesPublisher(tmp_path)
+
+    def at(t: float):
+        clock.now = 1000.0 + t
+        publisher.publish(fake_ray, ["s"])
+        return read_nodes(tmp_path, "s")
+
+    publisher.publish(fake_ray, ["s"], force=True)  # as the driver starts
+    first = read_nodes(tmp_path, "s")
+    assert first.written_at == 1000.0 and [(n["address"], n["cpus"], n["gpus"], n["alive"]) for n in first.nodes] == [
+        ("10.0.0.1", 2.0, 1.0, True), ("10.0.0.2", 1.0, 0.0, True)]
+    at(0.5)
+    assert asked == [1000.0]  # Ray is asked at most every NODES_POLL_S
+    listed[1] = {**b, "Alive": False, "Resources": {}}  # Ray lists a dead node without its resources
+    lost = at(1.5)
+    assert lost.written_at == 1001.5  # at once, not at the next refresh
+    assert lost.nodes[1] == {"node": "b" * 56, "address": "10.0.0.2", "hostname": "ha", "cpus": 1.0, "gpus": 0.0,
+                             "alive": False, "last_seen": 1000.0}
+    assert at(3.0).written_at == 1001.5  # nothing changed: not rewritten yet
+    del listed[1]  # Ray forgets the dead node: it stays lost
+    refreshed = at(1.5 + NODES_REFRESH_S)
+    assert refreshed.written_at == 1001.5 + NODES_REFRESH_S and not refreshed.nodes[1]["alive"]
+    assert refreshed.nodes[0]["last_seen"] == refreshed.written_at

@@ -318,8 +318,17 @@ def _sweeps_show(store: RunStore, name: str, fmt: str) -> int:
         rows = json.loads(frame.to_json(orient="records"))
         summary = {"finished": shown.prediction.finished, "heldout_error_points": shown.prediction.heldout_error,
                    "error": shown.prediction.error_text, "next": {"run": shown.next.run, "reason": shown.next.reason}}
-        print(json.dumps({"name": sweep.name, "axes": {k: list(v) for k, v in sweep.axes.items()},
-                          "search": sweep.search.to_dict(), "map": summary, "cells": rows}, indent=2))
+        out = {"name": sweep.name, "axes": {k: list(v) for k, v in sweep.axes.items()},
+               "search": sweep.search.to_dict(), "map": summary, "cells": rows}
+        try:
+            nodes = sweeps.read_nodes(store.root, name)  # a Ray sweep's: its driver's view of the cluster
+        except RunStoreError as exc:  # the cells are still worth showing
+            print(f"warning: {exc}", file=sys.stderr)
+            nodes = None
+        if nodes is not None:
+            out.update(nodes_written_at=nodes.written_at,
+                       nodes=json.loads(sweeps.cluster_frame(nodes, frame).to_json(orient="records")))
+        print(json.dumps(out, indent=2))
     elif fmt == "csv":
         print(frame.to_csv(index=False), end="")
     else:

@@ -34,7 +34,7 @@ from wrn_core.config import ConfigError
 from wrn_core.errors import one_line
 from wrn_core.jobs.executor import CellResources, Placement, SweepExecutor, cells_to_stop
 from wrn_core.jobs.ray_cell import ACTOR_NAMESPACE, CellTrainer, actor_prefix
-from wrn_core.jobs.ray_nodes import RAY_MISSING, cells_at_once, import_ray, lost, lost_reason, require_ray  # noqa: F401
+from wrn_core.jobs.ray_nodes import RAY_MISSING, NodesPublisher, cells_at_once, import_ray, lost, lost_reason, require_ray  # noqa: F401
 from wrn_core.jobs.supervisor import last_log_line
 from wrn_core.store import RunBusyError, RunStore, RunStoreError
 from wrn_core.store.lock import ROLE_QUEUED, ROLE_RECONCILING, ROLE_TRAINING, RunLock, queue_lock_name
@@ -158,6 +158,7 @@ class RaySweep(SweepExecutor):
         self._drives: dict[str, _Drive] = {}
         self._closed = threading.Event()
         self._thread: threading.Thread | None = None
+        self._nodes = NodesPublisher(self.root)  # <sweep>.nodes.json: the cluster as this driver sees it
 
     def check(self, placement: Placement) -> None:  # noqa: ARG002
         import_ray()
@@ -176,6 +177,7 @@ class RaySweep(SweepExecutor):
             actor_class = ray.remote(num_cpus=resources.cpus, num_gpus=resources.gpus, max_restarts=0)(CellTrainer)
             drive = _Drive(sweep, resources, cell_order(sweep, self.store.root), lock, actor_class, placement.max_retries)
             self._drives[sweep.name] = drive
+            self._nodes.publish(ray, [sweep.name], force=True)
             self._adopt(ray, drive)
             self._submit(ray, drive)
             self._finish_if_idle(drive)
@@ -244,6 +246,8 @@ class RaySweep(SweepExecutor):
         if not drive.finished and not drive.tasks and not drive.relaunch:
             drive.finished = True
             drive.lock.release()
+            if not drive.error:  # the cluster as it was at the end (a lost cluster would keep ray.nodes() waiting)
+                self._nodes.publish(import_ray(), [drive.sweep.name], force=True)
 
     # -- the thread that waits on the cells --------------------------------------------------------------
     def _watch(self) -> None:
@@ -260,6 +264,7 @@ class RaySweep(SweepExecutor):
                         self._settle(drive, name, result, exc)
                     for drive in [d for d in self._drives.values() if not d.finished]:
                         self._advance(ray, drive)
+                    self._nodes.publish(ray, [d.sweep.name for d in self._drives.values() if not d.finished])
             except Exception as exc:  # noqa: BLE001 - the cluster lost, a store that cannot be written: said, not died
                 self._give_up(one_line(exc))
 

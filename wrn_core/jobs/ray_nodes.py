@@ -1,4 +1,5 @@
-"""A Ray cluster's nodes as a sweep sees them: which hold a cell, whether they see the runs directory, a cell lost.
+"""A Ray cluster's nodes as a sweep sees them: which hold a cell, whether they see the runs directory, a cell lost,
+and the nodes file its driver keeps for the dashboard (NodesPublisher).
 
 Also whether ray is installed (import_ray, require_ray).
 
@@ -10,18 +11,21 @@ from __future__ import annotations
 import os
 import secrets
 import socket
+import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 from wrn_core.config import ConfigError
 from wrn_core.errors import one_line
 from wrn_core.jobs.executor import CellResources
 from wrn_core.store import RunStoreError
 from wrn_core.store.atomic import remove_quietly, write_atomic
+from wrn_core.sweeps.sweep_file import NODES_REFRESH_S, write_nodes
 
 RAY_MISSING = 'ray is not installed: pip install -e ".[ray]"'
 PROBE_PREFIX = ".ray-probe-"  # the shared-directory token file: <runs dir>/.ray-probe-<token>
 PROBE_TIMEOUT_S = 120.0  # a probe task waits for a worker process to start on its node
+NODES_POLL_S = 1.0  # how often the driver asks Ray for its nodes: a join or a loss is in the nodes file within this
 
 
 def import_ray() -> Any:
@@ -134,3 +138,66 @@ def lost_reason(node: str, epoch: int, result: dict[str, Any] | None) -> str:
     alive = {n.get("NodeID") for n in import_ray().nodes() if n.get("Alive")}
     # A node killed outright may still read alive for a few seconds (Ray's health checks): then its worker is what was lost.
     return f"{where} lost in epoch {epoch + 1}" if node not in alive else f"worker on {where} lost in epoch {epoch + 1}"
+
+
+# ---------------------------------------------------------------------------------------------
+# The nodes file a driver keeps (sweep_file.write_nodes): the dashboard reads the cluster from it, never from Ray
+
+
+def observe_nodes(ray_nodes: list[dict[str, Any]], known: dict[str, dict[str, Any]], now: float) -> list[dict[str, Any]]:
+    """The nodes as the nodes file records them (sweep_file.NODE_FIELDS), from ray.nodes(). `known` (node id -> its
+    last row, updated here) keeps what a lost node had: Ray may list a dead node without its resources, or drop it."""
+    listed = {}
+    for node in ray_nodes:
+        node_id = node.get("NodeID")
+        if not node_id:
+            continue
+        before = known.get(node_id, {})
+        have = node.get("Resources") or {}
+        alive = bool(node.get("Alive"))
+        listed[node_id] = {
+            "node": node_id, "address": node.get("NodeManagerAddress") or before.get("address"),
+            "hostname": node.get("NodeManagerHostname") or before.get("hostname"),
+            "cpus": float(have.get("CPU", before.get("cpus", 0.0))), "gpus": float(have.get("GPU", before.get("gpus", 0.0))),
+            "alive": alive, "last_seen": now if alive else before.get("last_seen"),
+        }
+    for node_id, before in known.items():
+        listed.setdefault(node_id, {**before, "alive": False})  # gone from Ray's list: lost
+    known.clear()
+    known.update(listed)
+    return [dict(row) for row in listed.values()]
+
+
+def _shape(nodes: list[dict[str, Any]] | None) -> Any:
+    """What makes a change worth writing at once: a node joined, was lost, or its resources changed."""
+    return None if nodes is None else sorted((n["node"], n["alive"], n["cpus"], n["gpus"], n["address"]) for n in nodes)
+
+
+class NodesPublisher:
+    """Keeps each driven sweep's nodes file (<runs dir>/<sweep>.nodes.json): written at once when a node joins or
+    is lost, else every NODES_REFRESH_S while the driver runs, so its `written_at` tells a reader the driver lives."""
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = root
+        self.known: dict[str, dict[str, Any]] = {}
+        self._polled = float("-inf")
+        self._written: dict[str, tuple[float, Any]] = {}  # sweep -> (when, _shape of what was written)
+
+    def publish(self, ray: Any, sweeps: Iterable[str], force: bool = False) -> None:
+        """Ask Ray for its nodes (at most every NODES_POLL_S unless forced) and rewrite the files that are due."""
+        now = time.time()
+        if not force and now - self._polled < NODES_POLL_S:
+            return
+        self._polled = now
+        try:
+            nodes = observe_nodes(ray.nodes(), self.known, now)
+        except Exception:  # noqa: BLE001 - a view of the cluster: never what stops a sweep (its cells' waits say so)
+            return
+        for name in sweeps:
+            when, shape = self._written.get(name, (float("-inf"), None))
+            if force or now - when >= NODES_REFRESH_S or shape != _shape(nodes):
+                try:
+                    write_nodes(self.root, name, nodes, now)
+                except OSError:
+                    continue  # a full disk: the cells' own writes report it
+                self._written[name] = (now, _shape(nodes))

@@ -8,9 +8,9 @@ from wrn_core.plots.sweeps import (
     SWEEP_METRICS,
     TRADEOFF_X_TITLES,
     sweep_heatmap,
-    sweep_small_multiples,
     sweep_tradeoff_figure,
 )
+from wrn_core.plots.sweep_curves import sweep_small_multiples
 from wrn_core.plots.training import (
     PANEL_TITLES,
     PANELS,

@@ -41,9 +41,9 @@ SYSTEM_SERIES = (
 )
 
 
-# The Train page's live view: short enough that, under the run picker and progress line, a 900 px high
-# screen shows all four panels right after Launch.
-LIVE_HEIGHT = 520
+# The Train page's live view: short enough that, under the run picker, progress line and the Curves / Width
+# use tabs, a 900 px high screen shows all four panels right after Launch.
+LIVE_HEIGHT = 470
 LIVE_X_PAD = 0.03  # of the x range, either side of [0, planned epochs]
 
 

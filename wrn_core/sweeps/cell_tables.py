@@ -1,4 +1,5 @@
-"""Views of a sweep's cells as tables: status and cost per cell, the N × k grid, seed statistics, the Pareto front."""
+"""Views of a sweep's cells as tables: status and cost per cell, the N × k grid, seed statistics, the Pareto front,
+and a Ray sweep's nodes with the cells on each."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from wrn_core.store import RunStore
 from wrn_core.store.records import (ENDED_STATUSES, EPOCH, FINISHED, PAUSED_STATUSES, PENDING, PRUNED, QUEUED, RETRY,
                                     RUNNING, of_kind, retries_text)
 from wrn_core.sweeps.grid import Sweep
+from wrn_core.sweeps.sweep_file import NODE_FIELDS, NODES_REFRESH_S, ClusterNodes
 
 # The axes a cell's group is known by: every axis but the seed (seeds of one group are repeats).
 GROUP_AXES = ("blocks", "widen_factor", "dropout", "optimizer", "lr", "batch_size")
@@ -260,3 +262,49 @@ def seed_band(curves: Sequence[pd.DataFrame], column: str = "test_acc") -> pd.Da
     band["std"] = band["std"].fillna(0.0)
     return band.sort_values("epoch").reset_index(drop=True)
 
+
+CLUSTER_COLUMNS = ("node", "address", "hostname", "CPUs", "GPUs", "state", "last seen", "training now", "last ran there")
+
+
+def _ago(seconds: float) -> str:
+    seconds = max(0.0, seconds)
+    return f"{seconds:.0f} s ago" if seconds < 120 else f"{seconds / 60:.0f} min ago" if seconds < 7200 else f"{seconds / 3600:.0f} h ago"
+
+
+def cluster_frame(nodes: ClusterNodes, cells: pd.DataFrame) -> pd.DataFrame:
+    """One row per node of a Ray sweep's nodes file, alive first (sweep_file.NODE_FIELDS), with the cells running
+    on it now (`running`) and the others whose trainer ran there last (`ran`): cells_frame's `node`, from each
+    cell's status."""
+    placed = cells[cells["node"].notna()] if "node" in cells else cells.iloc[0:0]
+    rows = []
+    for node in sorted(nodes.nodes, key=lambda n: (not n["alive"], str(n["address"]), str(n["node"]))):
+        here = placed[placed["node"] == node["node"]]
+        running = here["status"] == RUNNING
+        rows.append({**node, "running": list(here.loc[running, "run"]), "ran": list(here.loc[~running, "run"])})
+    return pd.DataFrame(rows, columns=[*NODE_FIELDS, "running", "ran"])
+
+
+def cluster_table(frame: pd.DataFrame, now: float) -> pd.DataFrame:
+    """The nodes as the dashboard lists them: ids as 8 hex digits, alive or lost, when last seen, cells by name."""
+    return pd.DataFrame({
+        "node": [str(n or "")[:8] for n in frame["node"]], "address": frame["address"], "hostname": frame["hostname"],
+        "CPUs": frame["cpus"], "GPUs": frame["gpus"], "state": ["alive" if a else "lost" for a in frame["alive"]],
+        "last seen": ["before this driver" if pd.isna(t) else _ago(now - float(t)) for t in frame["last_seen"]],
+        "training now": [", ".join(r) for r in frame["running"]], "last ran there": [", ".join(r) for r in frame["ran"]],
+    }, columns=list(CLUSTER_COLUMNS))
+
+
+def nodes_freshness(nodes: ClusterNodes, now: float, driving: bool, active: bool) -> tuple[str, bool]:
+    """(a line saying when the sweep's Ray driver last wrote its nodes, whether the table may be out of date):
+    a driver that stopped rewriting it, or cells still active with no driver, so a dead driver's table never
+    passes for live. `driving`: a driver holds the sweep's queue lock; `active`: some cell is queued or running."""
+    age = now - nodes.written_at
+    line = f"Written by the sweep's Ray driver {_ago(age)}"
+    if driving and age > 3 * NODES_REFRESH_S:
+        return line + " and not since (it rewrites it every few seconds): the driver may be hung; nodes may have " \
+                      "joined or been lost since", True
+    if driving:
+        return line + "; it rewrites it when a node joins or is lost", False
+    if active:
+        return line + "; no driver runs the sweep now, so nodes may have joined or been lost since", True
+    return line + " (its last view of the cluster: no driver runs the sweep now)", False

@@ -1,17 +1,22 @@
-"""A sweep's file in the runs directory, `<name>.sweep.json`: save (atomically), load, list, name."""
+"""A sweep's files in the runs directory: `<name>.sweep.json` (save atomically, load, list, name) and, for a Ray
+sweep, `<name>.nodes.json`, the cluster's nodes as its driver last saw them (write, read)."""
 
 from __future__ import annotations
 
 import json
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from wrn_core.config import ConfigError
 from wrn_core.store import RunStoreError, validate_run_name
+from wrn_core.store.atomic import write_atomic
 from wrn_core.sweeps.grid import Sweep
 
 SWEEP_SUFFIX = ".sweep.json"
+NODES_SUFFIX = ".nodes.json"
 PREDICTED_SUFFIX = ".predicted.json"  # the pre-flight's predicted training seconds per cell, beside the sweep file
 
 
@@ -103,3 +108,45 @@ def default_sweep_name(now: float | None = None) -> str:
     """A name for a sweep the user did not name: sweep-<local time>, e.g. sweep-20250101-120000."""
     return "sweep-" + time.strftime("%Y%m%d-%H%M%S", time.localtime(time.time() if now is None else now))
 
+
+
+# ---------------------------------------------------------------------------------------------
+# The Ray cluster's nodes, as a Ray sweep's driver sees them: `<name>.nodes.json`
+#   {"sweep": name, "written_at": unix s, "nodes": [{"node": Ray's node id, "address": IP, "hostname": str,
+#    "cpus": float, "gpus": float, "alive": bool, "last_seen": unix s when the driver last saw it alive, or null}]}
+# The driver rewrites it when a node joins or is lost, and every few seconds while it runs: a `written_at`
+# that stopped moving is a driver gone.
+
+NODES_REFRESH_S = 5.0  # the driver rewrites the file at least this often while it runs
+NODE_FIELDS = ("node", "address", "hostname", "cpus", "gpus", "alive", "last_seen")
+
+
+@dataclass(frozen=True)
+class ClusterNodes:
+    """A sweep's nodes file: when its driver wrote it, and one dict per node (NODE_FIELDS)."""
+
+    written_at: float
+    nodes: list[dict[str, Any]]
+
+
+def nodes_path(root: str | os.PathLike[str], name: str) -> Path:
+    return Path(root) / f"{validate_run_name(name)}{NODES_SUFFIX}"
+
+
+def write_nodes(root: str | os.PathLike[str], name: str, nodes: list[dict[str, Any]], written_at: float) -> None:
+    """Replace the sweep's nodes file (atomically) with these nodes; RunWriteError (one line) when it cannot."""
+    doc = {"sweep": name, "written_at": written_at, "nodes": [{key: node.get(key) for key in NODE_FIELDS} for node in nodes]}
+    write_atomic(nodes_path(root, name), json.dumps(doc, indent=2).encode(), f"the nodes of sweep {name}")
+
+
+def read_nodes(root: str | os.PathLike[str], name: str) -> ClusterNodes | None:
+    """The sweep's nodes file; None when there is none (a local sweep); RunStoreError (one line) when unreadable."""
+    path = nodes_path(root, name)
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+        nodes = [{key: node.get(key) for key in NODE_FIELDS} for node in doc["nodes"]]
+        return ClusterNodes(float(doc["written_at"]), nodes)
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise RunStoreError(f"nodes file {path.name} is unreadable ({exc})") from None
