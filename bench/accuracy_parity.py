@@ -23,7 +23,7 @@ compared over seeds: per seed, and as mean ± sample std.
 
 Defaults: on the CPU, WRN-10-2 on a 10,000/2,000 class-balanced subset, 8 epochs, seeds 0,1,2,
 one-cycle to lr 0.2, batch 256 (the CLI recipe that reached 82.3% on the full set in 10 epochs);
-the issue asked for about 15 minutes on this project's 2-core CPU, but the run recorded in
+the target was about 15 minutes on this project's 2-core CPU, but the run recorded in
 bench/RESULTS.md took 63 minutes with --threads 1 on a shared machine (load average 3-6). On CUDA, the FAST_GPU preset (WRN-16-8, bf16,
 channels_last, compile, batch 512, one-cycle to 0.4, label smoothing 0.1) on the full set, seed 0,
 GPU_EPOCHS epochs, against the fp32 conventional loop. --quick: a CPU dry run at tiny sizes.
@@ -58,7 +58,7 @@ from wrn_core.engine.devices import resolve_device
 from wrn_core.engine.loop import train_run
 from wrn_core.engine.optim import lr_factor
 
-# The issue's bar: the engine may not fall more than half a point below the conventional loop (mean over seeds).
+# The bar: the engine may not fall more than half a point below the conventional loop (mean over seeds).
 THRESHOLD = 0.005
 # Epochs of the CUDA comparison, chosen to fit about 3 minutes for both paths together on an H100:
 # an estimate, not yet measured (no GPU figures exist): conventional fp32 loop ~6k img/s bounded by

@@ -3,12 +3,12 @@
     python -m bench.dashboard_overhead [--device cpu|cuda] [--threads 1] [--viewers 4] [--rounds 2]
                                        [--epochs E] [--out FILE.json] [--quick]
 
-Target (issue #10, on a GPU): a dashboard-launched run with 4 viewers keeps >= 0.95 of the CLI's
+Target (on a GPU): a dashboard-launched run with 4 viewers keeps >= 0.95 of the CLI's
 images/s. On the 2-core CPU the browsers' own CPU competes with the training for the cores, so
 there the ratio measures the whole machine, browsers included; their CPU is reported beside it.
 
-How: `streamlit run dashboard/app.py` on a free 127.0.0.1 port with its own WRN_RUNS_DIR (and
-OMP_NUM_THREADS = --threads, which its training processes inherit). For each dashboard run a
+How: `streamlit run dashboard/app.py` as users start it (tests/harness: .streamlit/config.toml, 127.0.0.1) on a
+free port with its own WRN_RUNS_DIR (and OMP_NUM_THREADS = --threads, which its training processes inherit). For each dashboard run a
 headless chromium page (playwright, Debian's /usr/bin/chromium) opens the Train page, picks the
 device, names the run and presses Launch: the form's default preset (the Quick CPU demo, WRN-10-1
 on 3,000 synthetic images, 8 epochs), trained by the job manager as `python -m wrn_core resume
@@ -35,23 +35,19 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import os
-import socket
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
 from bench.cli_runs import run_rates, run_timed, subprocess_env, wrn_command
-from bench.common import REPO_ROOT, RESULTS_DIR, environment, median, write_json
+from bench.common import RESULTS_DIR, environment, median, write_json
+from tests.harness.browser import CHROMIUM, chromium, new_page, settle
+from tests.harness.server import app_exceptions, start_streamlit, stop_streamlit
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"]
 REQUIRED = ("streamlit", "plotly", "playwright", "psutil")
-RATIO_TARGET = 0.95  # dashboard-launched with 4 viewers / CLI alone, on a GPU (issue #10)
+RATIO_TARGET = 0.95  # dashboard-launched with 4 viewers / CLI alone, on a GPU
 RUN_TIMEOUT_S = 900  # one training run, seconds
 SERVER_START_S = 90  # until the server answers its health check, seconds
 PAGE_TIMEOUT_MS = 60_000  # one page action or expectation, milliseconds
@@ -73,38 +69,14 @@ def missing_requirements() -> list[str]:
     return missing
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class Server:
-    """`streamlit run dashboard/app.py` on 127.0.0.1, its runs in runs_dir, its output in a log file."""
+    """The dashboard as users start it (tests/harness: .streamlit/config.toml, 127.0.0.1), its runs in runs_dir,
+    its output in a log file; the training processes it starts get `threads` threads."""
 
     def __init__(self, runs_dir: Path, log_path: Path, threads: int | None) -> None:
-        self.port = _free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
-        env = subprocess_env(threads, {"WRN_RUNS_DIR": str(runs_dir)})
-        command = [sys.executable, "-m", "streamlit", "run", "dashboard/app.py", "--server.port", str(self.port),
-                   "--server.address", "127.0.0.1", "--server.headless", "true"]
-        with open(log_path, "wb") as log:
-            self.proc = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + SERVER_START_S
-        while True:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"streamlit exited early:\n{log_path.read_text()[-3000:]}")
-            try:
-                with urllib.request.urlopen(f"{self.url}/_stcore/health", timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError(f"streamlit did not answer within {SERVER_START_S} s:\n{log_path.read_text()[-3000:]}")
-            time.sleep(0.3)
+        self.proc, self.url, self.port = start_streamlit(runs_dir, log_path, env=subprocess_env(threads),
+                                                         timeout_s=SERVER_START_S)
         import psutil
 
         self.process = psutil.Process(self.proc.pid)
@@ -115,12 +87,7 @@ class Server:
         return times.user + times.system
 
     def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(timeout=5)
+        stop_streamlit(self.proc)
 
 
 def browser_cpu_seconds() -> dict[int, float]:
@@ -143,27 +110,16 @@ def browser_cpu_delta(before: dict[int, float], after: dict[int, float]) -> floa
     return sum(seconds - before.get(pid, 0.0) for pid, seconds in after.items())
 
 
-def _settle(page: Any, timeout_s: float = 30.0) -> None:
-    """Wait until the script run ends (no 'Running…' status widget)."""
-    time.sleep(0.5)
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline and page.locator('[data-testid="stStatusWidget"]').count():
-        time.sleep(0.25)
-    time.sleep(0.3)
-
-
 def open_train_page(browser: Any, url: str) -> tuple[Any, Any]:
     """A fresh browser context (its own Streamlit session) on the Train page; (context, page)."""
     from playwright.sync_api import expect
 
-    context = browser.new_context(viewport={"width": 1500, "height": 1100})
-    page = context.new_page()
-    page.set_default_timeout(PAGE_TIMEOUT_MS)
+    page = new_page(browser, 1500, 1100, PAGE_TIMEOUT_MS)
     page.goto(f"{url}/train")
     expect(page.get_by_role("heading", name="Train", exact=True).first).to_be_visible(timeout=PAGE_TIMEOUT_MS)
     expect(page.get_by_role("button", name="Launch")).to_be_visible(timeout=PAGE_TIMEOUT_MS)
-    _settle(page)
-    return context, page
+    settle(page)
+    return page.context, page
 
 
 def launch_from_page(page: Any, name: str, device: str, epochs: int | None) -> None:
@@ -183,20 +139,20 @@ def launch_from_page(page: Any, name: str, device: str, epochs: int | None) -> N
             break
         except PlaywrightTimeout:
             page.keyboard.press("Escape")
-            _settle(page)
+            settle(page)
             if attempt == SELECT_ATTEMPTS - 1:
                 raise
-    _settle(page)
+    settle(page)
     expect(page.get_by_role("combobox", name="Device")).to_have_value(re.compile(rf"^{re.escape(device)}\b"))
     if epochs is not None:
         field = page.get_by_label("epochs", exact=True)
         field.fill(str(epochs))
         field.press("Enter")
-        _settle(page)
+        settle(page)
     field = page.get_by_label("run name (optional)")
     field.fill(name)
     field.press("Enter")
-    _settle(page)
+    settle(page)
     page.get_by_role("button", name="Launch").click()
     expect(page.get_by_text(f"Launched {name}")).to_be_visible(timeout=PAGE_TIMEOUT_MS)
 
@@ -319,8 +275,6 @@ def main(argv: list[str] | None = None) -> int:
               f"not on the GPU machine)", file=sys.stderr)
         return 2
     import torch
-    from playwright.sync_api import sync_playwright
-
     if args.device == "cuda" and not torch.cuda.is_available():
         print("bench.dashboard_overhead: --device cuda asked for, but torch sees no CUDA GPU", file=sys.stderr)
         return 2
@@ -346,32 +300,27 @@ def main(argv: list[str] | None = None) -> int:
         runs_dir, cli_dir = Path(tmp) / "runs", Path(tmp) / "cli-runs"
         server = Server(runs_dir, Path(tmp) / "streamlit.log", args.threads)
         try:
-            with sync_playwright() as playwright:
-                browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-                try:
-                    for index in range(rounds):
-                        order = modes if index % 2 == 0 else list(reversed(modes))
-                        print(f"  round {index + 1}/{rounds} ({', '.join(order)})", flush=True)
-                        for mode in order:
-                            name = f"{mode}-{index}"
-                            if mode == "cli":
-                                entry = cli_run(cli_dir, name, device, epochs, args.threads, warmup)
-                            else:
-                                entry = dashboard_run(server, browser, runs_dir, name, int(mode.split("-")[1]), device,
-                                                      epochs, warmup)
-                            entry["round"] = index
-                            result["runs"].append(entry)
-                            print(f"    {name}: median {entry['median_img_s'] or 0:.0f} img/s over {len(entry['rates'])} windows"
-                                  + (f", server {entry['server_cpu_s_per_min']:.1f} CPU s/min, browsers "
-                                     f"{entry['browsers_cpu_s_per_min']:.1f} CPU s/min" if mode != "cli" else ""), flush=True)
-                        _summarise(result, modes)
-                        write_json(out, result)
-                finally:
-                    browser.close()
+            with chromium() as browser:
+                for index in range(rounds):
+                    order = modes if index % 2 == 0 else list(reversed(modes))
+                    print(f"  round {index + 1}/{rounds} ({', '.join(order)})", flush=True)
+                    for mode in order:
+                        name = f"{mode}-{index}"
+                        if mode == "cli":
+                            entry = cli_run(cli_dir, name, device, epochs, args.threads, warmup)
+                        else:
+                            entry = dashboard_run(server, browser, runs_dir, name, int(mode.split("-")[1]), device,
+                                                  epochs, warmup)
+                        entry["round"] = index
+                        result["runs"].append(entry)
+                        print(f"    {name}: median {entry['median_img_s'] or 0:.0f} img/s over {len(entry['rates'])} windows"
+                              + (f", server {entry['server_cpu_s_per_min']:.1f} CPU s/min, browsers "
+                                 f"{entry['browsers_cpu_s_per_min']:.1f} CPU s/min" if mode != "cli" else ""), flush=True)
+                    _summarise(result, modes)
+                    write_json(out, result)
         finally:
             server.stop()
-        log = (Path(tmp) / "streamlit.log").read_text(errors="replace")
-        result["server_log_tracebacks"] = [line for line in log.splitlines() if line.strip().startswith("File") and str(REPO_ROOT) in line]
+        result["server_log_tracebacks"] = app_exceptions(Path(tmp) / "streamlit.log")
     write_json(out, result)
     print()
     print(format_table(result))

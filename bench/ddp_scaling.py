@@ -2,7 +2,7 @@
 
     python -m bench.ddp_scaling [--device cpu|cuda] [--threads 1] [--rounds 2] [--out FILE.json] [--quick]
 
-CPU (issue #10): `torchrun --standalone --nproc-per-node=2 -m wrn_core train ...` (gloo, 2
+CPU: `torchrun --standalone --nproc-per-node=2 -m wrn_core train ...` (gloo, 2
 processes x --threads torch threads each) against `python -m wrn_core train ...` (1 process x
 --threads threads), the same config and global batch (each DDP rank trains half of it). No target:
 on a shared 2-core machine the two ranks compete with everything else.
@@ -14,7 +14,7 @@ training seconds between them (rank 0's clock; images_seen counts the global bat
 before the warm-up and windows that cross an epoch boundary dropped (bench.common.rates_from_points);
 median of the windows, pooled over the rounds. ratio = DDP images/s / single-process images/s;
 efficiency = ratio / processes. Rounds alternate which goes first. Children are started with
-OMP_NUM_THREADS = --threads, which defaults to 1 on the CPU (the issue's "x 1 thread").
+OMP_NUM_THREADS = --threads, which defaults to 1 on the CPU (one torch thread per process).
 Imports without streamlit, plotly or torchinfo (the GPU machine has none of them).
 """
 
@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     add_threads_argument(parser)
     args = parser.parse_args(argv)
     device = resolve_device("cpu" if args.quick else args.device)
-    threads = args.threads or (1 if device.type == "cpu" else None)  # the issue's "x 1 thread" on the CPU
+    threads = args.threads or (1 if device.type == "cpu" else None)  # one torch thread per process on the CPU
     if threads:
         torch.set_num_threads(threads)
     nproc = args.processes or (torch.cuda.device_count() if device.type == "cuda" else 2)

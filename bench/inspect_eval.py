@@ -9,7 +9,7 @@ the same network timed three ways, interleaved A B C A B C over --repeats rounds
   engine:   wrn_core.engine.step.loss_and_accuracy (what every epoch of training runs),
   plain:    wrn_core.inspect.evaluate_network(width_use=False) (predictions, confusions, calibration),
   width:    evaluate_network(width_use=True) (the forward hooks on every ReLU as well).
-Targets (issue 15): width use costs <= 20% (width_overhead = plain rate / width rate - 1).
+Targets: width use costs <= 20% (width_overhead = plain rate / width rate - 1).
 
 First render: like bench.ui_latency, in a fresh process each time (streamlit, torch and the project imported
 before the clock starts): AppTest runs the app frame, then the clock times switching to the Inspect page for a

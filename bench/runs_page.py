@@ -3,7 +3,7 @@ change and ticking a second row; optionally against a baseline commit in the sam
 
     python -m bench.runs_page [--runs 500] [--lines 2000] [--repeats 5] [--baseline REV] [--browser] [--out FILE.json]
 
-Targets (issue 16): first render ≤ 2 s, a filter change ≤ 0.5 s. How: synthetic runs are written with the
+Targets: first render ≤ 2 s, a filter change ≤ 0.5 s. How: synthetic runs are written with the
 store (RunStore.create, the records constructors of wrn_core/store/records.py, write_status) — k, N,
 optimizer, seed and tags varied — then pages/3_runs.py runs under streamlit.testing's AppTest in this
 process. "first render" is a fresh AppTest with Streamlit's caches cleared (the modules are imported
@@ -28,14 +28,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
 import tarfile
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -44,7 +42,6 @@ BLOCKS = (1, 2, 3)
 OPTIMIZERS = ("sgd-nesterov", "adam", "sgd")
 TAGS = ("baseline", "long", "ablation", "cifar")
 FIGURES = ("first_render_s", "filter_change_s", "group_by_change_s", "tick_s")
-CHROMIUM = "/usr/bin/chromium"
 BUSY_WINDOW_S = 8.0  # seconds after the tick in which the browser's long tasks are summed
 # The curves chart (its first panel is titled "Train accuracy") once it draws two runs (legend groups).
 TWO_RUNS_DRAWN_JS = """() => [...document.querySelectorAll('.js-plotly-plot')].some(div =>
@@ -180,37 +177,24 @@ def compare_trees(baseline: Path, runs_dir: Path, repeats: int) -> dict:
     return result
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def start_server(tree: Path, runs_dir: Path, log: Path) -> tuple[subprocess.Popen, str]:
-    """`streamlit run dashboard/app.py` of `tree` over runs_dir on a free 127.0.0.1 port, once it answers."""
-    port = _free_port()
-    env = {**os.environ, "PYTHONPATH": str(tree), "WRN_RUNS_DIR": str(runs_dir)}
-    with open(log, "ab") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "dashboard/app.py", "--server.port",
-                                 str(port), "--server.address", "127.0.0.1", "--server.headless", "true"],
-                                cwd=tree, env=env, stdout=out, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2):
-                return proc, url
-        except OSError:
-            time.sleep(0.5)
-    proc.kill()
-    raise SystemExit(f"streamlit of {tree} did not answer within 120 s; see {log}")
+    """`streamlit run dashboard/app.py` of `tree` over runs_dir as users start it (tests/harness), once it answers."""
+    from tests.harness.server import ServerError, start_streamlit
+
+    try:
+        proc, url, _ = start_streamlit(runs_dir, log, env={**os.environ, "PYTHONPATH": str(tree)}, root=tree,
+                                       timeout_s=120)
+    except ServerError as error:
+        raise SystemExit(f"streamlit of {tree}: {error}") from None
+    return proc, url
 
 
 def browser_tick(browser, url: str) -> tuple[float, float]:
     """(seconds from ticking the second row to the curves drawing both runs, long-task ms in BUSY_WINDOW_S)."""
-    context = browser.new_context(viewport={"width": 1440, "height": 900})
-    page = context.new_page()
-    page.set_default_timeout(180_000)
+    from tests.harness.browser import new_page
+
+    page = new_page(browser, timeout_ms=180_000)  # 1440 x 900
+    context = page.context
     try:
         page.goto(url + "/runs")
         page.get_by_role("heading", name="Curves", exact=True).first.wait_for()
@@ -236,24 +220,20 @@ def browser_tick(browser, url: str) -> tuple[float, float]:
 
 def compare_browsers(baseline: Path, runs_dir: Path, repeats: int, logs: Path) -> dict:
     """browser_tick of the baseline's server and this tree's, in turn, `repeats` times each; medians and ratios."""
-    from playwright.sync_api import sync_playwright
+    from tests.harness.browser import chromium
+    from tests.harness.server import stop_streamlit
 
     servers = {"baseline": start_server(baseline, runs_dir, logs / "baseline.log"),
                "current": start_server(ROOT, runs_dir, logs / "current.log")}
     figures: dict[str, list[tuple[float, float]]] = {which: [] for which in servers}
     try:
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox", "--disable-gpu"])
-            try:
-                for _ in range(repeats):
-                    for which, (_, url) in servers.items():
-                        figures[which].append(browser_tick(browser, url))
-            finally:
-                browser.close()
+        with chromium() as browser:
+            for _ in range(repeats):
+                for which, (_, url) in servers.items():
+                    figures[which].append(browser_tick(browser, url))
     finally:
         for proc, _ in servers.values():
-            proc.terminate()
-            proc.wait(timeout=30)
+            stop_streamlit(proc)
     result: dict = {which: {"browser_tick_s": round(statistics.median(s for s, _ in f), 2),
                             "browser_busy_ms": round(statistics.median(b for _, b in f)),
                             "browser_tick_all_s": [round(s, 2) for s, _ in f]} for which, f in figures.items()}

@@ -3,7 +3,7 @@
     python -m bench.sweep_overhead [--device cpu|cuda] [--threads 1] [--rounds 2] [--out FILE.json] [--quick]
     python -m bench.sweep_overhead --executor ray [--epochs 4] [--cpus-per-cell N] [--rounds 2]
 
-Targets (issue #9): sum of the four runs alone / the sweep's wall time >= 0.95; the pre-flight's
+Targets: sum of the four runs alone / the sweep's wall time >= 0.95; the pre-flight's
 predicted total time within +-30% of the measured time, on the CPU.
 
 - Alone: each cell's config trained by itself as a user would, `python -m wrn_core train ...`
@@ -24,7 +24,7 @@ predicted total time within +-30% of the measured time, on the CPU.
   as the children get), summed over the cells; also the total the sweep command itself printed.
   It is compared with the measured time of the cells (first cell created to last cell finished,
   from the runs' status.json), which is what the prediction predicts, and with the sweep's wall.
-- --executor ray (issue #17): the same 2 x 2 grid as `sweep --executor ray` (no address: a local
+- --executor ray: the same 2 x 2 grid as `sweep --executor ray` (no address: a local
   Ray started by the sweep and shut down after it, so Ray's start-up and shut-down are inside its
   wall) against the local executor's `sweep`, both --no-probe, in the same run, order alternating;
   ratio = local wall / ray wall (target >= 0.9). --cpus-per-cell defaults to this machine's CPUs, so
@@ -55,9 +55,9 @@ from wrn_core.engine.devices import resolve_device
 from wrn_core.store import RunStore
 from wrn_core.sweeps import Sweep, load_sweep, make_sweep, preflight_frame, probe
 
-RATIO_TARGET = 0.95  # sum of the runs alone / sweep wall time (issue #9)
-RAY_RATIO_TARGET = 0.9  # local executor's sweep wall / Ray executor's sweep wall, Ray's start-up included (issue #17)
-PREDICTION_TOLERANCE = 0.30  # |predicted - measured| / measured (issue #9)
+RATIO_TARGET = 0.95  # sum of the runs alone / sweep wall time
+RAY_RATIO_TARGET = 0.9  # local executor's sweep wall / Ray executor's sweep wall, Ray's start-up included
+PREDICTION_TOLERANCE = 0.30  # |predicted - measured| / measured: the pre-flight's predicted sweep time
 CHILD_TIMEOUT_S = 900  # one child process (a run alone or the whole sweep), seconds
 PREDICTED_RE = re.compile(r"predicted time for the \d+ cell\(s\) left: ([\d,]+) s")
 
@@ -249,14 +249,14 @@ def main_ray(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.sweep_overhead", description=__doc__.splitlines()[0])
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
-                        help="where the cells train (default cpu: the issue's pre-flight target is on the CPU)")
+                        help="where the cells train (default cpu: the pre-flight's target is on the CPU)")
     parser.add_argument("--rounds", type=int, default=None, help="rounds, order alternating (default 2; 1 with --quick)")
     parser.add_argument("--out", help="JSON file (default bench/results/sweep-overhead-<device>[-quick].json)")
     parser.add_argument("--quick", action="store_true", help="a tiny end-to-end dry run (one WRN-10-1 cell on 256 images)")
     parser.add_argument("--epochs", type=int, default=None,
                         help="epochs per cell (default: 1 on the CPU, 2 on CUDA); the sweep's fixed cost is spread over more work")
     parser.add_argument("--executor", choices=("local", "ray"), default="local",
-                        help="ray: the Ray executor's sweep against the local executor's (issue #17) instead")
+                        help="ray: the Ray executor's sweep against the local executor's instead")
     parser.add_argument("--cpus-per-cell", type=float, default=None, help="with --executor ray (default: every CPU)")
     add_threads_argument(parser)
     args = parser.parse_args(argv)

@@ -2,7 +2,7 @@
 
     python -m bench.tb_export [--lines 2000] [--repeats 5] [--cli-repeats 3] [--out FILE.json]
 
-Target (issue 16): at most 1 s for the export itself (the median of --repeats calls of
+Target: at most 1 s for the export itself (the median of --repeats calls of
 `analysis.tensorboard.export_tensorboard` in one process, each replacing the last one's event file). Reported
 beside it, not part of the target: the one-off `import torch.utils.tensorboard` of the first call, and the whole
 command in a new process (`python -m wrn_core runs export NAME --format tensorboard --out DIR --force`: Python,

@@ -2,7 +2,7 @@
 
     python -m bench.ui_latency [--out FILE.json]
 
-Targets (issues): layer table for WRN-28-10 under 0.5 s, torch import excluded; listing 200 runs under
+Targets: layer table for WRN-28-10 under 0.5 s, torch import excluded; listing 200 runs under
 1 s. Each figure is the median of several fresh measurements; the layer table is timed cold in a new
 process each time (its result is memoized within a process), after `import torch` and the project's
 modules.

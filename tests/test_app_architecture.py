@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from test_app import new_app, no_exception, open_page
+from harness.apptest import new_app, no_exception, open_page
 
 
 def test_compare_starts_a_from_the_config_just_set():

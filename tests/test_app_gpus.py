@@ -3,15 +3,11 @@ which launches one process per GPU."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from streamlit.testing.v1 import AppTest
 
 from fake_gpus import fake_two_gpus
+from harness.apptest import APP, F
 from wrn_core.jobs import JobManager
-
-APP = Path(__file__).resolve().parent.parent / "dashboard" / "app.py"
-F = "train_f_"
 
 
 def test_two_gpus_offer_all_gpus_ddp_which_launches_one_process_per_gpu(_dashboard_isolation, monkeypatch):

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import io
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
+from harness.apptest import APP, no_exception
 from inspect_runs import trained_run
 from page_downloads import spy_downloads
 
@@ -18,7 +18,6 @@ from wrn_core.config import WRNConfig
 from wrn_core.inspect import evaluate_run
 from wrn_core.store import RunStore
 
-APP = Path(__file__).resolve().parent.parent / "dashboard" / "app.py"
 PAGE = "../pages/5_inspect.py"
 TIMEOUT = 120  # seconds per script run: the first evaluates a checkpoint and imports torch
 
@@ -53,10 +52,6 @@ def shown_pct(fraction: float) -> str:
 def open_inspect() -> AppTest:
     at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
     return at.switch_page(PAGE).run()
-
-
-def no_exception(at: AppTest) -> None:
-    assert not at.exception, [e.value for e in at.exception]
 
 
 def view(at: AppTest, name: str) -> AppTest:

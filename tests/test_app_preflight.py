@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
+from harness.apptest import APP, F
 from wrn_core.engine import devices
 from wrn_core.engine.devices import DeviceInfo
-
-APP = Path(__file__).resolve().parent.parent / "dashboard" / "app.py"
-F = "train_f_"  # the Train page's form keys
 
 
 @pytest.fixture

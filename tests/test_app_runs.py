@@ -8,7 +8,7 @@ import shlex
 
 import pytest
 
-from test_app import F, add_epochs, new_app, no_exception, open_page, set_tiny_run, wait_status
+from harness.apptest import F, add_epochs, new_app, no_exception, open_page, set_tiny_run, wait_status
 
 from dashboard import formatting
 from wrn_core.analysis import config_diff

@@ -11,7 +11,7 @@ import pytest
 
 from page_downloads import spy_downloads
 from polling import wait_until
-from test_app import new_app, no_exception, open_page, plotly_specs
+from harness.apptest import new_app, no_exception, open_page, plotly_specs
 
 from dashboard.settings_importance import RANKING
 from wrn_core.config import TrainConfig, WRNConfig

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from test_app import new_app, no_exception, open_page, plotly_specs
+from harness.apptest import new_app, no_exception, open_page, plotly_specs
 from test_app_runs_annotations import RUNS, TINY, V, finished_run, frame_with, ranked, values
 
 from wrn_core.config import WRNConfig

@@ -3,7 +3,7 @@ the trade-off's legend, and one-line errors in the form's words (also the image-
 
 from __future__ import annotations
 
-from test_app import NEW_SWEEP, S, new_app, no_exception, open_page, set_tiny_sweep
+from harness.apptest import NEW_SWEEP, S, new_app, no_exception, open_page, set_tiny_sweep
 
 from wrn_core.config import TrainConfig, WRNConfig
 from wrn_core.plots import sweep_tradeoff_figure

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from test_app import S, new_app, no_exception, open_page, set_tiny_sweep
+from harness.apptest import S, new_app, no_exception, open_page, set_tiny_sweep
 
 from wrn_core.jobs import ray_executor
 from wrn_core.jobs.executor import CellResources

@@ -7,7 +7,7 @@ from __future__ import annotations
 import time
 
 import pytest
-from test_app import NEW_SWEEP, S, new_app, no_exception, open_page, plotly_specs, set_tiny_sweep
+from harness.apptest import NEW_SWEEP, S, new_app, no_exception, open_page, plotly_specs, set_tiny_sweep
 
 from wrn_core.config import TrainConfig, WRNConfig
 from wrn_core.plots.sweeps import NEXT_COLOR, PREDICTED_NAME, PREDICTED_POINTS_NAME

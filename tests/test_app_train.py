@@ -1,4 +1,4 @@
-"""The Train page as a first-time user meets it (issue 20): extend defaults, launch refusals, messages that
+"""The Train page as a first-time user meets it: extend defaults, launch refusals, messages that
 belong to their run, the config summary, the resume row and the small labels."""
 
 from __future__ import annotations
@@ -10,13 +10,11 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from harness.apptest import APP, F, TIMEOUT, wait_status
 from wrn_core.config import TrainConfig, WRNConfig
 from wrn_core.presets import FAST_GPU
 from wrn_core.store import RunStore
 
-APP = Path(__file__).resolve().parent.parent / "dashboard" / "app.py"
-F = "train_f_"
-TIMEOUT = 60  # seconds per script run; the first imports torch
 TINY = TrainConfig(model=WRNConfig(depth=10, widen_factor=1), synthetic_train=160, synthetic_test=50,
                    epochs=1, batch_size=32, eval_batch_size=50, device="cpu")
 
@@ -51,20 +49,9 @@ def finished(runs: Path, name: str, **changes) -> None:
     RunStore(runs).create(TINY.replace(**changes), name).write_status("finished", "finished 1 epoch", epoch=1)
 
 
-def wait_status(runs: Path, name: str, wanted: tuple[str, ...], timeout: float = 120) -> str:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        path = runs / name / "status.json"
-        status = json.loads(path.read_text())["status"] if path.exists() else None
-        if status in wanted:
-            return status
-        time.sleep(0.2)
-    pytest.fail(f"run {name} did not reach {wanted} within {timeout} s")
-
-
 def wait_finished(runs: Path, name: str) -> None:
     """The launched job ran to its end and that end is `finished` (a failed job fails the test with its message)."""
-    if wait_status(runs, name, ("finished", "failed", "stopped", "interrupted", "diverged")) != "finished":
+    if wait_status(runs, name, ("finished", "failed", "stopped", "interrupted", "diverged"), timeout=120) != "finished":
         pytest.fail(f"run {name} ended {json.loads((runs / name / 'status.json').read_text())}")
 
 
@@ -72,7 +59,7 @@ def texts(elements) -> list[str]:
     return [e.value for e in elements]
 
 
-# -- item 1: extending a one-cycle run -------------------------------------------------------------------
+# -- extending a one-cycle run ---------------------------------------------------------------------------
 
 @pytest.mark.parametrize("schedule, mode", [("onecycle", "restart"), ("cosine", "restart"), ("step", "continue")])
 def test_resume_preselects_restart_where_the_schedule_ended_at_lr_0(runs_dir, schedule, mode):
@@ -91,7 +78,7 @@ def test_choosing_continue_on_a_one_cycle_run_warns_before_resume(runs_dir):
     assert any("continuing trains the added epochs at lr 0" in w for w in texts(at.warning))
 
 
-# -- item 17: the resume row says why Resume is off, and the config summary sits above Launch ------------
+# -- the resume row says why Resume is off, and the config summary sits above Launch ---------------------
 
 def test_a_disabled_resume_says_why_in_a_caption(runs_dir):
     finished(runs_dir, "done")
@@ -109,7 +96,7 @@ def test_a_one_line_summary_of_the_config_above_launch(runs_dir):
     assert any("· batch 64 ·" in c for c in texts(at.caption))
 
 
-# -- item 6: a value the browser would refuse is refused by the server, in one line ----------------------
+# -- a value the browser would refuse is refused by the server, in one line ------------------------------
 
 def test_zero_epochs_is_refused_not_replaced_by_the_last_valid_value(runs_dir):
     at = train_page()
@@ -121,7 +108,7 @@ def test_zero_epochs_is_refused_not_replaced_by_the_last_valid_value(runs_dir):
     assert any("epochs must be >= 1, got 0" in e for e in texts(at.error))
 
 
-# -- item 5: the memory pre-flight before Launch, and the reason a job failed -----------------------------
+# -- the memory pre-flight before Launch, and the reason a job failed -------------------------------------
 
 NEED = "predicted training memory 9,000 MiB against 100 MiB free on RAM"
 
@@ -154,7 +141,7 @@ def test_a_failed_job_shows_the_last_line_of_its_log(runs_dir):
     assert any(c == f"job.log ends: error: {NEED}: it would not fit; use --force" for c in texts(at.caption))
 
 
-# -- item 7: messages belong to the run they speak of ---------------------------------------------------
+# -- messages belong to the run they speak of -----------------------------------------------------------
 
 def test_launched_goes_when_another_run_is_watched(runs_dir):
     finished(runs_dir, "other")
@@ -187,7 +174,7 @@ def test_a_resume_message_stays_with_its_run(runs_dir):
     assert not any("ended at learning rate 0" in w for w in texts(at.warning))
 
 
-# -- item 19: small labels -------------------------------------------------------------------------------
+# -- small labels ----------------------------------------------------------------------------------------
 
 def test_momentum_is_labelled_for_the_optimizer_in_use(runs_dir):
     at = train_page()
@@ -242,7 +229,7 @@ def test_restart_stays_preselected_after_the_run_trained_in_between(runs_dir):
     assert at.radio(key="train_resume_extend").value == "restart"
 
 
-# -- issue 24: a message is in view when it is made and goes once its cause is gone -----------------------
+# -- a message is in view when it is made and goes once its cause is gone -----------------------------------
 
 def test_a_corrected_value_takes_its_error_away(runs_dir):
     at = train_page()

@@ -9,7 +9,7 @@ import base64
 import numpy as np
 import pytest
 
-from test_app import S, new_app, no_exception, open_page, plotly_specs
+from harness.apptest import S, new_app, no_exception, open_page, plotly_specs
 from test_app_runs_views import tick
 from width_runs import layers, width_run
 

@@ -2,227 +2,29 @@
 
 from __future__ import annotations
 
-import importlib.util
-import os
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
-from contextlib import contextmanager
 from pathlib import Path
 
-import pytest
+from harness.fixtures import require_browser
 
-from missing import missing
+require_browser()
 
-ROOT = Path(__file__).resolve().parent.parent
-CHROMIUM = "/usr/bin/chromium"
-SCREENSHOTS = ROOT / "artifacts" / "screenshots"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-NO_EXCEPTION = '[data-testid="stException"]'
-
-# Every plotly chart on the page that has points on all four subplots (x, x2, x3, x4).
-ALL_FOUR_PANELS_JS = """
-() => [...document.querySelectorAll('.js-plotly-plot')].some(div => {
-    const axes = new Set((div.data || []).filter(t => t.x && t.x.length > 0).map(t => t.xaxis || 'x'));
-    return ['x', 'x2', 'x3', 'x4'].every(a => axes.has(a));
-})
-"""
-
-
-if not Path(CHROMIUM).exists():
-    missing(f"{CHROMIUM} not found: install Debian's chromium package to run browser tests", module_level=True)
-if importlib.util.find_spec("playwright") is None:
-    missing("the playwright python package is not installed", module_level=True)
-
-from playwright.sync_api import TimeoutError as PlaywrightTimeout  # noqa: E402 - after the check above
-from playwright.sync_api import expect, sync_playwright  # noqa: E402
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _listening_addresses(port: int) -> list[str]:
-    """Local addresses (hex, as in /proc/net/tcp*) of sockets in LISTEN state on this port."""
-    found = []
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        try:
-            lines = Path(table).read_text().splitlines()[1:]
-        except OSError:
-            continue
-        for line in lines:
-            fields = line.split()
-            address, port_hex = fields[1].rsplit(":", 1)
-            if int(port_hex, 16) == port and fields[3] == "0A":  # 0A = TCP_LISTEN
-                found.append(address)
-    return found
-
-
-def start_streamlit(runs: Path, log_path: Path) -> tuple[subprocess.Popen, str, int]:
-    """`streamlit run dashboard/app.py` on a free port over `runs`, as a user starts it; returns once it answers.
-
-    The address is left to .streamlit/config.toml (read from the repository, the server's working
-    directory), so the loopback test checks what users get."""
-    port = _free_port()
-    env = dict(os.environ, WRN_RUNS_DIR=str(runs))
-    command = [sys.executable, "-m", "streamlit", "run", "dashboard/app.py", "--server.port", str(port)]
-    with open(log_path, "ab") as log:
-        proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        if proc.poll() is not None:
-            pytest.fail(f"streamlit exited early:\n{log_path.read_text()}")
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
-                if response.status == 200:
-                    return proc, url, port
-        except OSError:
-            pass
-        if time.monotonic() > deadline:
-            proc.kill()
-            pytest.fail(f"streamlit did not answer within 60 s:\n{log_path.read_text()}")
-        time.sleep(0.3)
-
-
-def stop_streamlit(proc: subprocess.Popen) -> None:
-    proc.terminate()
-    try:
-        proc.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(timeout=5)
-
-
-def app_exceptions(log_path: Path) -> list[str]:
-    """Traceback lines through the app's own files in a server log. Starlette may log a websocket-close
-    race when a browser context closes; only the app's own exceptions count."""
-    log_text = log_path.read_text(errors="replace")
-    return [line for line in log_text.splitlines() if line.strip().startswith("File") and str(ROOT) in line]
-
-
-@contextmanager
-def app_page(url: str, heading: str, height: int = 1400):
-    """A headless Chromium page at url once its heading shows (60 s per action); the browser is closed after."""
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_context(viewport={"width": 1400, "height": height}).new_page()
-            page.set_default_timeout(60_000)
-            page.goto(url)
-            expect(page.get_by_role("heading", name=heading, exact=True).first).to_be_visible(timeout=90_000)
-            yield page
-        finally:
-            browser.close()
-
-
-@contextmanager
-def serving(runs: Path, log_path: Path):
-    """A dashboard server over `runs` for the with-block (yields its url); afterwards, no exception of the
-    app's own in its log."""
-    proc, url, _ = start_streamlit(runs, log_path)
-    try:
-        yield url
-    finally:
-        stop_streamlit(proc)
-    assert not app_exceptions(log_path), f"the server logged an exception in the app:\n{log_path.read_text()}"
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    runs = tmp_path_factory.mktemp("browser-runs")
-    log_path = tmp_path_factory.mktemp("browser-log") / "streamlit.log"
-    proc, url, port = start_streamlit(runs, log_path)
-    try:
-        yield {"url": url, "port": port, "runs": runs, "log": log_path}
-    finally:
-        stop_streamlit(proc)  # a job still training would be its test's leak (conftest)
-    assert not app_exceptions(log_path), f"the server logged an exception in the app:\n{log_path.read_text()}"
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        try:
-            yield browser
-        finally:
-            browser.close()
-
-
-@pytest.fixture
-def page(browser):
-    context = browser.new_context(viewport={"width": 1500, "height": 2200})
-    page = context.new_page()
-    page.set_default_timeout(30_000)
-    try:
-        yield page
-    finally:
-        context.close()
-
-
-def open_page(page, url: str, heading: str) -> None:
-    page.goto(url)
-    expect(page.get_by_role("heading", name=heading, exact=True).first).to_be_visible(timeout=60_000)
-    settle(page)
-
-
-# Counts the script runs that start on the page (stApp's data-test-script-state turning "running");
-# installs its observer on first use and returns the count.
-SCRIPT_RUNS_JS = """() => {
-    const app = document.querySelector('[data-testid="stApp"]');
-    if (window.__wrnRuns === undefined && app) {
-        window.__wrnRuns = 0;
-        new MutationObserver(() => { if (app.getAttribute('data-test-script-state') === 'running') window.__wrnRuns++; })
-            .observe(app, {attributes: true, attributeFilter: ['data-test-script-state']});
-    }
-    return window.__wrnRuns || 0;
-}"""
-SCRIPT_STATE_JS = "() => document.querySelector('[data-testid=\"stApp\"]')?.getAttribute('data-test-script-state')"
-RERUN_GRACE_MS = 2_000  # how long an action's rerun may take to begin; waiting ends as soon as it does
-
-
-def settle(page, timeout: float = 30.0) -> None:
-    """Wait until the rerun an action caused (if it begins within RERUN_GRACE_MS) has finished and the
-    app is idle: conditions on the page's script state, not fixed sleeps."""
-    started = page.evaluate(SCRIPT_RUNS_JS)
-    try:
-        page.wait_for_function(f"n => ({SCRIPT_RUNS_JS})() > n || ({SCRIPT_STATE_JS})() !== 'notRunning'",
-                               arg=started, timeout=RERUN_GRACE_MS)
-    except PlaywrightTimeout:
-        pass  # no rerun: the page was already idle
-    page.wait_for_function(f"() => ({SCRIPT_STATE_JS})() === 'notRunning'", timeout=timeout * 1000)
-
-
-def shot(page, name: str) -> None:
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    # Streamlit scrolls inside its main section, so full_page alone would not reach the top.
-    page.evaluate("document.querySelectorAll('section, [data-testid=stMain]').forEach(e => e.scrollTo(0, 0))")
-    page.evaluate("window.scrollTo(0, 0)")
-    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
-
-
-def set_number(page, label: str, value: int) -> None:
-    field = page.get_by_label(label, exact=True)
-    field.fill(str(value))
-    field.press("Enter")
-    settle(page)
+from harness.browser import (  # noqa: E402 - after the check above
+    ALL_FOUR_PANELS_JS,
+    NO_EXCEPTION,
+    open_page,
+    set_number,
+    settle,
+    shot,
+)
+from harness.fixtures import browser, page, server  # noqa: E402,F401 - fixtures are found by name
+from harness.server import listening_addresses  # noqa: E402
+from playwright.sync_api import TimeoutError as PlaywrightTimeout  # noqa: E402
+from playwright.sync_api import expect  # noqa: E402
 
 
 def test_server_listens_on_loopback_only(server):
     """The address comes from .streamlit/config.toml alone (start_streamlit passes none)."""
-    addresses = _listening_addresses(server["port"])
+    addresses = listening_addresses(server["port"])
     assert addresses, "no listening socket found for the streamlit port"
     assert set(addresses) == {"0100007F"}, addresses  # 127.0.0.1 only, no 0.0.0.0 or IPv6
 

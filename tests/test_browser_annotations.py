@@ -7,9 +7,13 @@ from contextlib import contextmanager
 
 import pytest
 
-from test_browser import NO_EXCEPTION, app_page, serving, settle
+from harness.fixtures import require_browser
 
-from playwright.sync_api import expect
+require_browser()
+
+from harness.browser import NO_EXCEPTION, app_page, settle  # noqa: E402
+from harness.server import serving  # noqa: E402
+from playwright.sync_api import expect  # noqa: E402
 
 from wrn_core.config import TrainConfig, WRNConfig
 from wrn_core.store import RunStore

@@ -8,10 +8,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from inspect_runs import trained_run
-from test_browser import NO_EXCEPTION, app_page, serving, settle
+from harness.fixtures import require_browser
 
-from playwright.sync_api import expect
+require_browser()
+
+from harness.browser import NO_EXCEPTION, app_page, settle  # noqa: E402
+from harness.server import serving  # noqa: E402
+from inspect_runs import trained_run  # noqa: E402
+from playwright.sync_api import expect  # noqa: E402
 
 
 @pytest.fixture(scope="module")

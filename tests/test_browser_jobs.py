@@ -9,22 +9,13 @@ import time
 
 import pytest
 
-from test_browser import (  # noqa: F401 - fixtures are found by name
-    CHROMIUM,
-    CHROMIUM_ARGS,
-    NO_EXCEPTION,
-    ALL_FOUR_PANELS_JS,
-    app_exceptions,
-    browser,
-    open_page,
-    page,
-    server,
-    set_number,
-    settle,
-    shot,
-    start_streamlit,
-    stop_streamlit,
-)
+from harness.fixtures import require_browser
+
+require_browser()
+
+from harness.browser import ALL_FOUR_PANELS_JS, NO_EXCEPTION, open_page, set_number, settle, shot  # noqa: E402
+from harness.fixtures import browser, page, server  # noqa: E402,F401 - fixtures are found by name
+from harness.server import app_exceptions, start_streamlit, stop_streamlit  # noqa: E402
 
 from polling import wait_until
 

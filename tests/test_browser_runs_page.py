@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import pytest
 
-try:
-    from test_app_runs_annotations import TINY, finished_run
-    from test_browser import CHROMIUM, CHROMIUM_ARGS, NO_EXCEPTION, serving, settle
-except ImportError:  # tests/ imported as a package
-    from tests.test_app_runs_annotations import TINY, finished_run
-    from tests.test_browser import CHROMIUM, CHROMIUM_ARGS, NO_EXCEPTION, serving, settle
+from harness.fixtures import require_browser
 
-from playwright.sync_api import expect, sync_playwright
+require_browser()
+
+from harness.browser import NO_EXCEPTION, chromium, new_page, settle  # noqa: E402
+from harness.server import serving  # noqa: E402
+from playwright.sync_api import expect  # noqa: E402
+from test_app_runs_annotations import TINY, finished_run  # noqa: E402
 
 from wrn_core.config import WRNConfig
 from wrn_core.store import RunStore
@@ -37,17 +37,12 @@ def server(tmp_path_factory):
 
 @pytest.fixture
 def page(server):
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_context(viewport={"width": 1440, "height": 900}).new_page()
-            page.set_default_timeout(60_000)
-            page.goto(f"{server}/runs")
-            expect(page.get_by_role("heading", name="Curves", exact=True).first).to_be_visible(timeout=90_000)
-            settle(page)
-            yield page
-        finally:
-            browser.close()
+    with chromium() as browser:
+        page = new_page(browser, timeout_ms=60_000)  # 1440 x 900
+        page.goto(f"{server}/runs")
+        expect(page.get_by_role("heading", name="Curves", exact=True).first).to_be_visible(timeout=90_000)
+        settle(page)
+        yield page
 
 
 def pick(page, label: str, value: str) -> None:

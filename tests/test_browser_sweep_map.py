@@ -7,7 +7,13 @@ import io
 import math
 
 import pytest
-from test_browser import CHROMIUM_ARGS, CHROMIUM, NO_EXCEPTION, serving, settle
+
+from harness.fixtures import require_browser
+
+require_browser()
+
+from harness.browser import NO_EXCEPTION, chromium, new_page, settle  # noqa: E402
+from harness.server import serving  # noqa: E402
 
 from wrn_core.config import TrainConfig, WRNConfig
 from wrn_core.store import RunStore
@@ -15,7 +21,7 @@ from wrn_core.sweeps import make_sweep, save_sweep
 
 pytest.importorskip("optuna")
 Image = pytest.importorskip("PIL.Image")
-from playwright.sync_api import expect, sync_playwright  # noqa: E402
+from playwright.sync_api import expect  # noqa: E402
 
 BASE = TrainConfig(model=WRNConfig(depth=10, widen_factor=1), synthetic_train=160, synthetic_test=50, epochs=2,
                    device="cpu")
@@ -59,22 +65,17 @@ def make_runs(root) -> None:
 def test_predicted_squares_are_pale_and_the_next_square_is_framed_red(tmp_path):
     runs = tmp_path / "runs"
     make_runs(runs)
-    with serving(runs, tmp_path / "streamlit.log") as url, sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_context(viewport={"width": 1440, "height": 900}).new_page()
-            page.set_default_timeout(90_000)
-            page.goto(f"{url}/sweep")
-            expect(page.get_by_text("the map is off by about").first).to_be_visible(timeout=120_000)
-            settle(page)
-            assert page.locator(NO_EXCEPTION).count() == 0
-            page.locator(".js-plotly-plot").first.scroll_into_view_if_needed()
-            settle(page)
-            found = page.evaluate(SQUARES_JS)
-            shot = Image.open(io.BytesIO(page.screenshot())).convert("RGB")
-            page.screenshot(path="/tmp/sweep-map-browser.png")
-        finally:
-            browser.close()
+    with serving(runs, tmp_path / "streamlit.log") as url, chromium() as browser:
+        page = new_page(browser, timeout_ms=90_000)  # 1440 x 900
+        page.goto(f"{url}/sweep")
+        expect(page.get_by_text("the map is off by about").first).to_be_visible(timeout=120_000)
+        settle(page)
+        assert page.locator(NO_EXCEPTION).count() == 0
+        page.locator(".js-plotly-plot").first.scroll_into_view_if_needed()
+        settle(page)
+        found = page.evaluate(SQUARES_JS)
+        shot = Image.open(io.BytesIO(page.screenshot())).convert("RGB")
+        page.screenshot(path="/tmp/sweep-map-browser.png")
 
     def corner(key: str) -> tuple[int, int, int]:
         """The colour a quarter in from the square's top-left corner (clear of its centred label)."""

@@ -1,4 +1,4 @@
-"""A first-time user's whole walk in Chromium on a fresh runs directory (issue 20): Architecture compare,
+"""A first-time user's whole walk in Chromium on a fresh runs directory: Architecture compare,
 a Quick CPU demo Launch, Stop, Resume, an extension, the Runs overlay with smoothing, Delete, a 2 × 2 sweep, reopen.
 
 It asserts no exception and no stale message on any page, and the facts the walk relies on: the extension
@@ -13,21 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from test_browser import (  # the harness: Debian's chromium, streamlit on 127.0.0.1
-    CHROMIUM,
-    CHROMIUM_ARGS,
-    NO_EXCEPTION,
-    app_exceptions,
-    open_page,
-    set_number,
-    settle,
-    shot,
-    start_streamlit,
-    stop_streamlit,
-)
+from harness.fixtures import require_browser
 
+require_browser()
 
-from playwright.sync_api import expect, sync_playwright
+from harness.browser import NO_EXCEPTION, chromium, new_page, open_page, set_number, settle, shot  # noqa: E402
+from harness.server import serving  # noqa: E402
+from playwright.sync_api import expect  # noqa: E402
 
 TRACEBACK = "text=Traceback"
 
@@ -107,20 +99,8 @@ def ticked_rows(page) -> list[str]:
 def walk(tmp_path):
     runs = tmp_path / "runs"
     runs.mkdir()
-    log = tmp_path / "streamlit.log"
-    proc, url, _ = start_streamlit(runs, log)
-    try:
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-            page = browser.new_page(viewport={"width": 1500, "height": 1000})
-            page.set_default_timeout(30_000)
-            try:
-                yield page, url, runs
-            finally:
-                browser.close()
-    finally:
-        stop_streamlit(proc)
-    assert not app_exceptions(log), f"the server logged an exception in the app:\n{log.read_text()}"
+    with serving(runs, tmp_path / "streamlit.log") as url, chromium() as browser:
+        yield new_page(browser, 1500, 1000, 30_000), url, runs
 
 
 def test_first_time_users_walk(walk):
@@ -158,7 +138,7 @@ def test_first_time_users_walk(walk):
              and status_of(runs, "walk") == "finished", "the extension to finish")
     records = [json.loads(line) for line in (runs / "walk" / "metrics.jsonl").read_text().splitlines() if line.strip()]
     extension_lrs = [r["lr"] for r in records if r.get("kind") == "step" and r.get("epoch", 0) > 30]
-    assert extension_lrs and max(extension_lrs) > 0, "the extension trained at lr 0 (issue 20 item 1)"
+    assert extension_lrs and max(extension_lrs) > 0, "the extension trained at lr 0"
 
     # A second tiny run to delete later.
     open_page(page, f"{url}/train", "Train")
@@ -184,7 +164,7 @@ def test_first_time_users_walk(walk):
                           ".flatMap(d => (d.data || []).filter(t => t.name === 'walk' && t.yaxis === 'y3').map(t => t.y))")
     tested = [100.0 * r["test_acc"] for r in records if r.get("kind") == "epoch"]
     assert drawn and drawn[-1][-1] == pytest.approx(tested[-1]), (
-        f"the smoothed chart rewrote the test curve (issue 20 item 2): drawn {drawn}, recorded {tested[-1]:.2f}")
+        f"the smoothed chart rewrote the test curve: drawn {drawn}, recorded {tested[-1]:.2f}")
     shot(page, "walk-runs-smoothed")
 
     # Delete spare: untick walk, so spare is the one run shown; no tick may then move onto another run.
@@ -203,7 +183,7 @@ def test_first_time_users_walk(walk):
 
     # No stale message: the Train page no longer speaks of the deleted run.
     open_page(page, f"{url}/train", "Train")
-    assert page.get_by_text("Launched spare").count() == 0, "a message about a deleted run (issue 20 item 7)"
+    assert page.get_by_text("Launched spare").count() == 0, "a message about a deleted run outlived it"
     clean(page)
 
     # Sweep 2 × 2 (the default N and k), tiny, then reopen it in a new page.

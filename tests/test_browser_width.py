@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import time
 
-from test_browser import (  # noqa: F401 - fixtures are found by name
-    NO_EXCEPTION,
-    browser,
-    open_page,
-    server,
-    set_number,
-    settle,
-    shot,
-)
+from harness.fixtures import require_browser
+
+require_browser()
+
+from harness.browser import NO_EXCEPTION, open_page, set_number, settle, shot  # noqa: E402
+from harness.fixtures import browser, server  # noqa: E402,F401 - fixtures are found by name
 from test_browser_jobs import name_the_run, status_of
 
 from playwright.sync_api import expect

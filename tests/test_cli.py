@@ -226,7 +226,7 @@ def test_a_second_ctrl_c_ends_the_run_at_once_and_it_reads_interrupted(tmp_path)
 
 
 def test_real_cifar10_jpegs_wrn_10_2_reaches_35_percent(tmp_path_factory, tmp_path):
-    """The issue's acceptance run: WRN-10-2, 5,000/1,000 balanced CIFAR-10 JPEGs, 4 epochs, one-cycle to 0.2."""
+    """Real images learn on the CPU: WRN-10-2, 5,000/1,000 balanced CIFAR-10 JPEGs, 4 epochs, one-cycle to 0.2."""
     from shared_data import cifar_jpeg_root
 
     root = cifar_jpeg_root(tmp_path_factory)
@@ -290,7 +290,7 @@ def test_unwritable_runs_dir_is_one_line_not_a_traceback(tmp_path):
 
 
 # ---------------------------------------------------------------------------------------------
-# One writer per run, honest statuses, damaged files (issue: a run store you can trust)
+# A run store you can trust: one writer per run, honest statuses, damaged files
 
 
 def _cli_waiting_for(go: Path, *args: str) -> subprocess.Popen:

@@ -39,7 +39,7 @@ CUDA = torch.device("cuda")
 # non-deterministic kernels make CUDA runs differ in the last bits, which grow over the steps.
 LOSS_TOLERANCE = 0.05  # absolute, cross-entropy (nats)
 ACCURACY_TOLERANCE = 0.05  # absolute, fraction of the 256 test images (13 images)
-MEMORY_TOLERANCE = 0.25  # |predicted - measured| / measured (issue #10)
+MEMORY_TOLERANCE = 0.25  # |predicted - measured| / measured: how far the memory pre-flight may miss a CUDA peak
 
 
 def cuda_config(**changes) -> TrainConfig:

@@ -1,5 +1,5 @@
 """Extending a finished run without training at lr 0, the memory refusal reaching a job's child and its log,
-and a training rate and ETA that do not jump (issue 20, items 1, 5 and 18)."""
+and a training rate and ETA that do not jump."""
 
 from __future__ import annotations
 
@@ -71,7 +71,7 @@ def test_cli_resume_says_it_restarts_the_schedule_before_training(tmp_path):
     assert run.read_config().extensions[-1].mode == "restart"
 
 
-# -- item 5: the job's child gets --force, and a job that fails says why -------------------------------
+# -- the job's child gets --force, and a job that fails says why ---------------------------------------
 
 FAKE_TRAINER = """#!/bin/sh
 # Stands in for `python -m wrn_core resume NAME ...`: records its arguments, then refuses like the pre-flight.
@@ -128,7 +128,7 @@ def test_last_log_line_skips_blanks_and_traceback_frames(tmp_path):
     assert last_log_line(log) is None
 
 
-# -- item 18: a steady rate and ETA ---------------------------------------------------------------------
+# -- a steady rate and ETA ------------------------------------------------------------------------------
 
 def test_the_rate_is_smoothed_over_logging_intervals():
     meter = RateMeter()
@@ -172,7 +172,7 @@ def test_eta_counts_the_evaluations_still_due_measured_by_a_clock(tmp_path):
     assert eta_seconds(960, None) is None and eta_seconds(960, 320.0) == pytest.approx(3.0)
 
 
-# -- item 19: the status says what is loading --------------------------------------------------------------
+# -- the status says what is loading -----------------------------------------------------------------------
 
 def test_the_loading_status_names_the_data_and_its_size(tmp_path):
     from wrn_core.data import loading_message

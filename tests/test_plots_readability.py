@@ -1,5 +1,5 @@
 """Figures a first-time user reads right: smoothing never rewrites per-epoch points, runs on different data
-are told apart, and log axes label every tick in full (issue 20, items 2-4)."""
+are told apart, and log axes label every tick in full."""
 
 from __future__ import annotations
 
