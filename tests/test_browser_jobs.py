@@ -13,7 +13,7 @@ from harness.fixtures import require_browser
 
 require_browser()
 
-from harness.browser import ALL_FOUR_PANELS_JS, NO_EXCEPTION, open_page, set_number, settle, shot  # noqa: E402
+from harness.browser import ALL_FOUR_PANELS_JS, NO_EXCEPTION, new_page, open_page, set_number, settle, shot  # noqa: E402
 from harness.fixtures import browser, page, server  # noqa: E402,F401 - fixtures are found by name
 from harness.server import app_exceptions, start_streamlit, stop_streamlit  # noqa: E402
 
@@ -92,9 +92,7 @@ def test_quick_cpu_demo_stop_then_resume_records_every_epoch_once(server, page):
 
 def test_after_launch_the_live_chart_is_in_view(server, browser):
     """On a 1440×900 screen, pressing Launch leaves the four live charts in view without scrolling."""
-    context = browser.new_context(viewport={"width": 1440, "height": 900})
-    page = context.new_page()
-    page.set_default_timeout(30_000)
+    page = new_page(browser)  # 1440 x 900
     try:
         open_page(page, f"{server['url']}/train", "Train")
         set_number(page, "synthetic train images", 256)
@@ -114,7 +112,7 @@ def test_after_launch_the_live_chart_is_in_view(server, browser):
         assert box["y"] + box["height"] <= 900 and box["x"] + box["width"] <= 1440, box
         shot(page, "train-after-launch-1440x900")
     finally:
-        context.close()
+        page.context.close()
 
 
 def test_a_killed_dashboard_leaves_its_run_training_and_a_new_one_shows_it(tmp_path, browser):

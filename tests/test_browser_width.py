@@ -8,7 +8,7 @@ from harness.fixtures import require_browser
 
 require_browser()
 
-from harness.browser import NO_EXCEPTION, open_page, set_number, settle, shot  # noqa: E402
+from harness.browser import NO_EXCEPTION, new_page, open_page, set_number, settle, shot  # noqa: E402
 from harness.fixtures import browser, server  # noqa: E402,F401 - fixtures are found by name
 from test_browser_jobs import name_the_run, status_of
 
@@ -29,9 +29,7 @@ EPOCHS = 3
 
 def test_the_map_gains_a_column_per_epoch_while_the_run_trains(server, browser):
     runs = server["runs"]
-    context = browser.new_context(viewport={"width": 1440, "height": 900})
-    page = context.new_page()
-    page.set_default_timeout(30_000)
+    page = new_page(browser)  # 1440 x 900
     try:
         open_page(page, f"{server['url']}/train", "Train")
         set_number(page, "synthetic train images", 1024)
@@ -61,4 +59,4 @@ def test_the_map_gains_a_column_per_epoch_while_the_run_trains(server, browser):
         assert page.locator(NO_EXCEPTION).count() == 0
         shot(page, "train-width-map-1440x900")
     finally:
-        context.close()
+        page.context.close()

@@ -209,6 +209,8 @@ SYSTEM_FIELDS = {"kind", "step", "epoch", "time", "wall_time", "cpu_percent", "r
                  "cuda_reserved_mb", "cuda_peak_mb", "gpu_util", "gpu_memory_util", "gpu_memory_used_mb", "gpu_temp_c",
                  "gpu_power_w"}
 RESUME_FIELDS = {"kind", "from_step", "from_epoch", "time", "wall_time", "epochs"}
+WIDTH_FIELDS = {"kind", "epoch", "step", "time", "images", "layers"}
+WIDTH_LAYER_FIELDS = {"layer", "channels", "dead", "effective"}
 
 
 def test_runs_export_json_holds_every_record_with_the_documented_fields(onecycle_run, tmp_path, capsys):
@@ -223,12 +225,16 @@ def test_runs_export_json_holds_every_record_with_the_documented_fields(onecycle
     by_kind: dict[str, list[dict]] = {}
     for record in exported:
         by_kind.setdefault(record["kind"], []).append(record)
-    assert set(by_kind) == {"created", "step", "epoch", "system", "resume"}
+    assert set(by_kind) == {"created", "step", "epoch", "system", "resume", "width"}
     assert exported[0] == {"kind": "created", "wall_time": exported[0]["wall_time"]}
     assert all(set(r) == STEP_FIELDS for r in by_kind["step"])
     assert all(set(r) == EPOCH_FIELDS for r in by_kind["epoch"])
     assert all(set(r) == SYSTEM_FIELDS for r in by_kind["system"])
     assert [set(r) for r in by_kind["resume"]] == [RESUME_FIELDS]
+    # Width use is measured at every evaluation by default: one record per epoch, at the epoch's step.
+    assert all(set(r) == WIDTH_FIELDS for r in by_kind["width"])
+    assert all(set(layer) == WIDTH_LAYER_FIELDS for r in by_kind["width"] for layer in r["layers"])
+    assert [(r["epoch"], r["step"]) for r in by_kind["width"]] == [(r["epoch"], r["step"]) for r in by_kind["epoch"]]
     # Values: 4 steps an epoch, 3 epochs, accuracies as fractions, training time only growing.
     assert [r["step"] for r in by_kind["step"]] == list(range(1, 13))
     assert [r["images_seen"] for r in by_kind["step"]] == [32 * s for s in range(1, 13)]
