@@ -77,7 +77,7 @@ def test_a_sweep_runs_one_cell_per_gpu(gpu_machine):
     manager, stub = gpu_machine
     runner = SweepRunner(manager)
     try:
-        runner.run(make_sweep("grid", tiny_config(device="cuda"), [1, 2], [1, 2]))
+        runner.start(make_sweep("grid", tiny_config(device="cuda"), [1, 2], [1, 2]))
         running = wait_until(lambda: len(manager.jobs()) == 2 and manager.jobs(), "two cells to start")
         # The first two cells in order, at once, one on each GPU; the other two are not even created yet.
         assert {(j.name, j.device, j.state) for j in running} == {
