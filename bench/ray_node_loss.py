@@ -132,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
                 row: dict[str, Any] = {"order": list(order)}
                 for kind in order:
                     while len(cluster.worker_nodes) < WORKERS:
-                        cluster.add_node(num_cpus=1)
+                        cluster.add_node(num_cpus=1, node_ip_address="127.0.0.1")
                     cluster.wait_for_nodes()
                     row[kind] = one_sweep(cluster, Path(tmp), f"{kind}{index}", args.epochs,
                                           args.lose_at if kind == "loss" else None, args.graceful)

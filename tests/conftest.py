@@ -9,6 +9,12 @@ import time
 import psutil
 import pytest
 
+# Ray reads this once, when it is first imported (ray_constants.ENABLE_RAY_CLUSTER): set before any test module
+# imports ray, every Ray node a test starts in this process or its children takes 127.0.0.1, never the machine's
+# interface address (seen on a CI machine with a default route: worker nodes on its public address).
+os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+
 # Modules whose names start so are the dashboard tests: test_app, test_app_runs, test_browser, test_browser_walk, ...
 DASHBOARD_TEST_PREFIXES = ("test_app", "test_browser")
 

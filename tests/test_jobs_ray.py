@@ -15,7 +15,7 @@ from types import SimpleNamespace
 import psutil
 import pytest
 
-from wrn_core.jobs import ray_executor, ray_nodes
+from wrn_core.jobs import ray_connection, ray_executor, ray_nodes
 from wrn_core.jobs.executor import RAY, Placement
 from wrn_core.jobs.ray_processes import RaySweepProcesses
 from wrn_core.store import RunBusyError, RunStore, RunStoreError, parse_metrics
@@ -167,6 +167,20 @@ def test_a_runs_dir_the_workers_do_not_see_is_refused_in_one_line(tmp_path, ray_
     assert not RunStore(runs).names() and not list(runs.glob("*.sweep.json"))  # nothing made
 
 
+def _probe_from_a_module_workers_lack(path: str):
+    return None, "never run"  # the workers cannot import this test module, as a node without wrn-lab cannot import wrn_core
+
+
+def test_a_worker_that_cannot_run_the_probe_is_refused_with_why(tmp_path, ray_address, monkeypatch):
+    """Ray's task error says where first and why last: the one-line refusal carries the why, without terminal colours."""
+    monkeypatch.setattr(ray_nodes, "_read_token", _probe_from_a_module_workers_lack)
+    with pytest.raises(RunStoreError) as refused:
+        ray_nodes.check_shared_runs_dir(tmp_path / "runs")
+    said = str(refused.value)
+    assert len(said.splitlines()) == 1 and "ModuleNotFoundError: No module named 'test_jobs_ray'" in said, said
+    assert "\x1b" not in said
+
+
 def test_without_ray_the_executor_says_what_to_install(tmp_path, monkeypatch, capsys):
     from wrn_core.cli import main
 
@@ -277,12 +291,12 @@ def test_ray_address_comes_from_the_flag_else_ray_address_else_a_local_ray(monke
     monkeypatch.setitem(sys.modules, "ray", fake)
     quiet = {"log_to_driver": False, "configure_logging": False}
     monkeypatch.setenv("RAY_ADDRESS", "head:6379")
-    with ray_executor.RayCluster() as cluster:
+    with ray_connection.RayCluster() as cluster:
         assert (cluster.address, cluster.started_here) == ("head:6379", False)
-    with ray_executor.RayCluster("other:6379"):
+    with ray_connection.RayCluster("other:6379"):
         pass
     monkeypatch.delenv("RAY_ADDRESS")
-    with ray_executor.RayCluster(num_cpus=2) as cluster:
+    with ray_connection.RayCluster(num_cpus=2) as cluster:
         assert cluster.started_here
     assert calls == [{"address": "head:6379", **quiet}, "shutdown", {"address": "other:6379", **quiet}, "shutdown",
                      {"address": "local", "num_cpus": 2, "include_dashboard": False, **quiet}, "shutdown"]

@@ -22,15 +22,12 @@ dashboard never need it.
 
 from __future__ import annotations
 
-import os
-import re
 import secrets
 import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
-from wrn_core.config import ConfigError
 from wrn_core.errors import one_line
 from wrn_core.jobs.executor import CellResources, Placement, SweepExecutor, cells_to_stop
 from wrn_core.jobs.ray_cell import ACTOR_NAMESPACE, CellTrainer, actor_prefix
@@ -45,56 +42,6 @@ from wrn_core.sweeps.cell_order import CellOrder, Openings, cell_order
 
 POLL_S = 0.5  # how long the driver's thread waits for tasks to end before it looks at its sweeps again
 RELAUNCH_WAIT_S = 120.0  # a lost cell's trainer may hold its run a moment longer (it dies with its worker)
-# --ray-address forms: ray://HOST:PORT (Ray Client), HOST:PORT (the head's GCS), or `auto` (this machine's cluster).
-ADDRESS_FORMS = re.compile(r"^(ray://[^\s:/]+:\d+|[^\s:/]+:\d+|auto)$")
-
-
-def check_address(address: str | None) -> None:
-    """ConfigError (one line) for a --ray-address that is neither ray://HOST:PORT, HOST:PORT nor auto."""
-    if address and not ADDRESS_FORMS.match(address):
-        raise ConfigError(f"--ray-address {address!r} is not a Ray address: give HEAD:6379 from a machine of the cluster, "
-                          "or ray://HEAD:10001 (Ray Client) from outside it")
-
-
-def _reason(exc: BaseException) -> str:
-    """An exception's first line, and its last where it has more (Ray Client puts the server's reason last)."""
-    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
-    return one_line(exc) if len(lines) < 2 else f"{lines[0]} {lines[-1]}"
-
-
-class RayCluster:
-    """A connection for one sweep: the cluster at `address` (or RAY_ADDRESS), else a local Ray started
-    for the sweep and shut down after it. A Ray this process had already joined is used and left as it is."""
-
-    def __init__(self, address: str | None = None, num_cpus: int | None = None) -> None:
-        self.address = address or os.environ.get("RAY_ADDRESS") or None
-        self.num_cpus = num_cpus
-        self.started_here = False  # a local Ray of our own (shut down on exit)
-        self._joined = False
-
-    def __enter__(self) -> "RayCluster":
-        ray = import_ray()
-        if ray.is_initialized():
-            return self
-        check_address(self.address)
-        # Cells write their output to job.log; the driver's terminal shows only the cells table.
-        options: dict[str, Any] = {"log_to_driver": False, "configure_logging": False}
-        try:
-            if self.address:
-                ray.init(address=self.address, **options)
-            else:
-                ray.init(address="local", num_cpus=self.num_cpus, include_dashboard=False, **options)
-                self.started_here = True
-        except Exception as exc:  # noqa: BLE001 - ConnectionError, RuntimeError...: one line either way
-            where = f"the Ray cluster at {self.address}" if self.address else "a local Ray"
-            raise RunStoreError(f"could not start or reach {where}: {_reason(exc)}") from None
-        self._joined = True
-        return self
-
-    def __exit__(self, *exc_info: Any) -> None:
-        if self._joined:
-            import_ray().shutdown()  # a local Ray of ours stops; a cluster only loses this driver
-            self._joined = False
 
 
 # ---------------------------------------------------------------------------------------------
@@ -140,7 +87,7 @@ class _Drive:
 
 
 class RaySweep(SweepExecutor):
-    """Sweeps' cells as detached Ray actors, driven from this process (use it inside a RayCluster).
+    """Sweeps' cells as detached Ray actors, driven from this process (use it inside a ray_connection.RayCluster).
 
     start() takes the sweep's queue lock (store.lock.queue_lock_name), which every cell it queues names in its
     status: to any reader on any node a cell waiting in Ray's queue reads `queued` while this driver lives, and

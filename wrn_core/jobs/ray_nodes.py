@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from wrn_core.config import ConfigError
-from wrn_core.errors import one_line
+from wrn_core.errors import first_and_last_line
 from wrn_core.jobs.executor import CellResources
 from wrn_core.store import RunStoreError
 from wrn_core.store.atomic import remove_quietly, write_atomic
@@ -43,8 +43,6 @@ def require_ray() -> None:
 
     if importlib.util.find_spec("ray") is None:
         raise ConfigError(RAY_MISSING)
-
-
 
 
 def _read_token(path: str) -> tuple[str | None, str]:
@@ -102,7 +100,8 @@ def check_shared_runs_dir(root: str | os.PathLike[str], resources: CellResources
                 .remote(str(path)) for node in nodes]
         seen = ray.get(refs, timeout=PROBE_TIMEOUT_S)
     except Exception as exc:  # noqa: BLE001 - GetTimeoutError, a node lost meanwhile...
-        raise RunStoreError(f"could not check that the Ray workers see the runs directory {root}: {one_line(exc)}") from None
+        raise RunStoreError(f"could not check that the Ray workers see the runs directory {root}: "
+                            f"{first_and_last_line(exc)}") from None
     finally:
         remove_quietly(path)
     blind = [host for content, host in seen if content != token]

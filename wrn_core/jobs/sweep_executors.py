@@ -73,7 +73,8 @@ def _local(store: RunStore, sweep: Sweep, placement: Placement, say: Callable[[s
 
 @contextmanager
 def _ray(store: RunStore, sweep: Sweep, placement: Placement, say: Callable[[str], None]) -> Iterator[SweepExecutor]:
-    from wrn_core.jobs.ray_executor import RayCluster, RaySweep
+    from wrn_core.jobs.ray_connection import RayCluster
+    from wrn_core.jobs.ray_executor import RaySweep
     from wrn_core.jobs.ray_nodes import check_shared_runs_dir
 
     with RayCluster(placement.address) as cluster:
