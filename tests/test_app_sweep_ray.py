@@ -36,7 +36,7 @@ def test_launch_on_a_ray_cluster_starts_the_sweep_process_with_its_address(_dash
     no_exception(at)
     assert started == [("onray", "head:6379", CellResources(cpus=1.0, gpus=0.0))]  # defaults: 1 CPU, no GPU on the CPU
     assert load_sweep(_dashboard_isolation, "onray").axes["blocks"] == (1,)  # saved for the process to --resume
-    assert any("as Ray tasks (head:6379)" in s.value for s in at.success)
+    assert any("as Ray actors (head:6379)" in s.value for s in at.success)
     table = at.dataframe[0].value
     assert {"executor", "host", "node", "retried"} <= set(table.columns)
 

@@ -34,8 +34,18 @@ def test_a_placement_names_a_known_executor_and_says_where_cells_train():
     with pytest.raises(ConfigError, match="unknown executor 'slurm'"):
         Placement(executor="slurm")
     assert Placement().describe() == "one after another" and Placement().flags() == []
-    assert Placement(executor=RAY, address="head:6379").describe() == "as Ray tasks (head:6379)"
+    assert Placement(executor=RAY, address="head:6379").describe() == "as Ray actors (head:6379)"
     assert Placement(executor=RAY).flags() == ["--executor", "ray"]
+
+
+def test_the_resume_command_keeps_the_placement_and_the_runs_directory():
+    """What a stopped or lost cell's message tells the user to run continues on the same cluster with the same
+    reservations (half a GPU stays half), in the runs directory given, quoted for the shell."""
+    half = Placement(executor=RAY, address="ray://head:10001", cpus=2, gpus=0.5, max_retries=1)
+    assert half.resume_command("grid", "/data/my runs") == (
+        "python -m wrn_core sweep grid --resume --executor ray --ray-address ray://head:10001 --cpus-per-cell 2 "
+        "--gpus-per-cell 0.5 --max-retries 1 --runs-dir '/data/my runs'")
+    assert Placement().resume_command("grid", "runs") == "python -m wrn_core sweep grid --resume --runs-dir runs"
 
 
 def test_a_stop_reaches_the_cells_some_process_holds_and_those_the_executor_holds(tmp_path):

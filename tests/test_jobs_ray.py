@@ -167,6 +167,15 @@ def test_a_runs_dir_the_workers_do_not_see_is_refused_in_one_line(tmp_path, ray_
     assert not RunStore(runs).names() and not list(runs.glob("*.sweep.json"))  # nothing made
 
 
+def test_a_remote_error_is_said_in_one_line_with_where_and_why():
+    from wrn_core.errors import first_and_last_line
+
+    lost = RuntimeError("\x1b[36mray::CellTrainer.run()\x1b[39m (pid=1, ip=127.0.0.1)\n  File \"x.py\"\nMemoryError: oom")
+    assert first_and_last_line(lost) == "ray::CellTrainer.run() (pid=1, ip=127.0.0.1) MemoryError: oom"
+    assert first_and_last_line(RuntimeError("\x1b[31mone line\x1b[0m")) == "one line"
+    assert first_and_last_line(RuntimeError("")) == "RuntimeError"
+
+
 def _probe_from_a_module_workers_lack(path: str):
     return None, "never run"  # the workers cannot import this test module, as a node without wrn-lab cannot import wrn_core
 

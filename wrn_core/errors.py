@@ -24,5 +24,7 @@ def first_and_last_line(exc: BaseException) -> str:
     """An exception's first line, and its last where it has more: a remote error (a Ray task's, Ray Client's) says
     where it happened first and why last ("ray::task() (pid=…) … ModuleNotFoundError: No module named 'wrn_core'")."""
     text = ANSI_ESCAPE.sub("", str(exc))  # Ray colours a task's name for terminals
-    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
-    return one_line(exc) if len(lines) < 2 else f"{lines[0]} {lines[-1]}"
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    if len(lines) < 2:
+        return lines[0] if lines else type(exc).__name__
+    return f"{lines[0]} {lines[-1]}"

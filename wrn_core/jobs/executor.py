@@ -10,6 +10,8 @@ pages, the CLI and the tests drive every executor through these methods alone.
 
 from __future__ import annotations
 
+import os
+import shlex
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Collection
@@ -71,14 +73,30 @@ class Placement:
         return CellResources.default_for(sweep, self.cpus, self.gpus)
 
     def describe(self) -> str:
-        """How the cells train, for a message: 'one after another' or 'as Ray tasks (HEAD:6379)'."""
+        """How the cells train, for a message: 'one after another' or 'as Ray actors (HEAD:6379)'."""
         if self.executor == RAY:
-            return f"as Ray tasks ({self.address or 'RAY_ADDRESS, else a local Ray'})"
+            return f"as Ray actors ({self.address or 'RAY_ADDRESS, else a local Ray'})"
         return "one after another"
 
     def flags(self) -> list[str]:
-        """The `sweep NAME --resume` flags that continue on the same executor (the address is the user's to give)."""
-        return ["--executor", RAY] if self.executor == RAY else []
+        """The `sweep NAME --resume` flags that continue on the same executor with the same reservations."""
+        if self.executor != RAY:
+            return []
+        flags = ["--executor", RAY]
+        if self.address:
+            flags += ["--ray-address", self.address]
+        if self.cpus != Placement.cpus:
+            flags += ["--cpus-per-cell", f"{self.cpus:g}"]
+        if self.gpus is not None:
+            flags += ["--gpus-per-cell", f"{self.gpus:g}"]
+        if self.max_retries != Placement.max_retries:
+            flags += ["--max-retries", str(self.max_retries)]
+        return flags
+
+    def resume_command(self, sweep: str, runs_dir: str | os.PathLike[str]) -> str:
+        """The shell command that continues sweep `sweep` here: `python -m wrn_core sweep NAME --resume … --runs-dir DIR`."""
+        words = ["python", "-m", "wrn_core", "sweep", sweep, "--resume", *self.flags(), "--runs-dir", str(runs_dir)]
+        return shlex.join(words)
 
 
 def cells_to_stop(store: RunStore, sweep: Sweep, held: Collection[str] = ()) -> list[str]:

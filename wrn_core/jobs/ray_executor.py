@@ -28,7 +28,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
-from wrn_core.errors import one_line
+from wrn_core.errors import first_and_last_line
 from wrn_core.jobs.executor import CellResources, Placement, SweepExecutor, cells_to_stop
 from wrn_core.jobs.ray_cell import ACTOR_NAMESPACE, CellTrainer, actor_prefix
 from wrn_core.jobs.ray_nodes import RAY_MISSING, NodesPublisher, cells_at_once, import_ray, lost, lost_reason, require_ray  # noqa: F401
@@ -73,6 +73,7 @@ class _Drive:
     lock: RunLock
     actor_class: Any  # CellTrainer as a Ray actor class reserving `resources`
     max_retries: int
+    resume: str  # the command that continues the sweep with the same placement (for a cell's message)
     tasks: dict[str, _Task] = field(default_factory=dict)  # run -> its actor, while it is in flight
     handed: set[str] = field(default_factory=set)  # every cell submitted (or found held) in this drive: once each
     relaunch: dict[str, _Relaunch] = field(default_factory=dict)  # lost cells to start again once their lock is free
@@ -122,7 +123,8 @@ class RaySweep(SweepExecutor):
             except RunBusyError as exc:
                 raise RunBusyError(f"{exc} (another `sweep {sweep.name}` drives its cells)") from None
             actor_class = ray.remote(num_cpus=resources.cpus, num_gpus=resources.gpus, max_restarts=0)(CellTrainer)
-            drive = _Drive(sweep, resources, cell_order(sweep, self.store.root), lock, actor_class, placement.max_retries)
+            drive = _Drive(sweep, resources, cell_order(sweep, self.store.root), lock, actor_class, placement.max_retries,
+                           placement.resume_command(sweep.name, self.store.root))
             self._drives[sweep.name] = drive
             self._nodes.publish(ray, [sweep.name], force=True)
             self._adopt(ray, drive)
@@ -213,7 +215,7 @@ class RaySweep(SweepExecutor):
                         self._advance(ray, drive)
                     self._nodes.publish(ray, [d.sweep.name for d in self._drives.values() if not d.finished])
             except Exception as exc:  # noqa: BLE001 - the cluster lost, a store that cannot be written: said, not died
-                self._give_up(one_line(exc))
+                self._give_up(first_and_last_line(exc))
 
     def _wait_tasks(self, ray: Any, refs: dict[Any, tuple[_Drive, str]]) -> dict[tuple[_Drive, str], tuple[Any, Any]]:
         """Wait up to POLL_S for cells to end: {(drive, run): (its result or None, the exception it ended with or None)}."""
@@ -297,7 +299,7 @@ class RaySweep(SweepExecutor):
     def _end_lost(self, drive: _Drive, name: str, reason: str) -> None:
         """A lost cell not started again: `interrupted` with the reason (as soon as its dead trainer's lock is free)."""
         run = self.store.get(name)
-        message = f"{reason}; `python -m wrn_core sweep {drive.sweep.name} --resume --executor ray` continues it"
+        message = f"{reason}; `{drive.resume}` continues it"
         try:
             run.acquire(ROLE_RECONCILING, wait_s=5.0)
         except (RunStoreError, OSError):
@@ -311,12 +313,12 @@ class RaySweep(SweepExecutor):
 
     def _ending(self, drive: _Drive, run: Any, result: dict[str, Any] | None, exc: BaseException | None) -> tuple[str, str, dict]:
         """(status, message, extra fields) of a cell whose actor ended before its trainer recorded an end."""
-        resume = f"`python -m wrn_core sweep {drive.sweep.name} --resume --executor ray` continues it"
+        resume = f"`{drive.resume}` continues it"
         code = None if result is None else result["code"]
         if drive.stopping:
             return STOPPED, f"stopped before it started training; {resume}", {}
         if result is None:
-            return INTERRUPTED, f"its Ray actor ended ({one_line(exc)}); {resume}", {}
+            return INTERRUPTED, f"its Ray actor ended ({first_and_last_line(exc)}); {resume}", {}
         if code is not None and code < 0:
             return INTERRUPTED, f"its trainer was killed by signal {-code}; {resume}", {}
         said = last_log_line(run.path / "job.log")
