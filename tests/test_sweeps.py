@@ -321,3 +321,48 @@ def test_sweeps_list_counts_each_sweeps_finished_cells(tmp_path, capsys):
     store.create(first.config, first.run).write_status("finished", "finished 1 epoch", epoch=1)
     assert main(["sweeps", "list", "--runs-dir", str(tmp_path)]) == 0
     assert sorted(capsys.readouterr().out.splitlines()) == ["grid: 1/4 cells finished", "wide: 0/2 cells finished"]
+
+
+def test_resuming_an_ended_grid_with_a_failed_cell_exits_1_as_the_sweep_itself_did(tmp_path, capsys):
+    from wrn_core.cli import main
+    from wrn_core.store.records import FAILED, FINISHED
+
+    grid = make_sweep("ended", BASE, [1], [1, 2])
+    save_sweep(tmp_path, grid)
+    store = RunStore(tmp_path)
+    first, second = grid.cells()
+    store.create(first.config, first.run).write_status(FINISHED, "finished 1 epoch", epoch=1)
+    store.create(second.config, second.run).write_status(FAILED, "the data could not be read", epoch=0)
+    assert main(["sweep", "ended", "--resume", "--no-probe", "--runs-dir", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert "is complete" in err and "1 failed" in err and "1 finished" in err
+
+
+def test_a_cell_that_already_finished_does_not_block_a_resume_by_not_fitting_now(tmp_path, monkeypatch):
+    """Memory is predicted from what is free now (a GPU another job fills): only the cells left must fit."""
+    import wrn_core.sweeps as sweeps_module
+    from wrn_core.cli.sweep import _preflight_plan
+
+    grid = make_sweep("busy", BASE, [1], [1, 2])
+    first, second = grid.cells()
+    real = sweeps_module.preflight_frame
+
+    def first_does_not_fit(sweep, measured, gpu_share=1.0):
+        frame = real(sweep, measured, gpu_share)
+        frame["fits"] = frame["run"] != first.run
+        return frame
+
+    monkeypatch.setattr(sweeps_module, "preflight_frame", first_does_not_fit)
+    _preflight_plan(grid, [second], None, False, 1.0)  # the first finished: not trained again, not checked
+    with pytest.raises(ConfigError, match=f"1 cell\\(s\\) are predicted not to fit in memory \\({first.run}\\)"):
+        _preflight_plan(grid, [first, second], None, False, 1.0)
+
+
+def test_a_sweep_file_the_disk_refuses_is_one_line_and_leaves_no_temporary_file(tmp_path, monkeypatch):
+    from disk_full import filling_open, install
+    from wrn_core.store import RunWriteError
+
+    install(filling_open(lambda path: path.startswith(str(tmp_path)), 16), monkeypatch)  # room for 16 bytes
+    with pytest.raises(RunWriteError, match="^no space left on device while writing the sweep file of full$"):
+        save_sweep(tmp_path, make_sweep("full", BASE, [1], [1]))
+    assert list(tmp_path.iterdir()) == []

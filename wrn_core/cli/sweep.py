@@ -34,7 +34,7 @@ def add_sweep(sub: argparse._SubParsersAction) -> None:
     sweep.add_argument("--force", action="store_true", help="start even when cells are predicted not to fit in memory")
     sweep.add_argument("--no-probe", action="store_true", help="skip the timed probe steps (no predicted time)")
     sweep.add_argument("--executor", choices=("local", "ray"), default="local",
-                       help="local: this machine's devices (default); ray: each cell a Ray task on any node of a cluster")
+                       help="local: this machine's devices (default); ray: each cell a Ray actor on any node of a cluster")
     sweep.add_argument("--ray-address", help="the Ray cluster (HEAD:6379, ray://...; default RAY_ADDRESS, else a local "
                                              "Ray started for the sweep)")
     sweep.add_argument("--cpus-per-cell", type=float, default=1.0, help="Ray: CPUs each cell reserves (default 1)")
@@ -150,7 +150,7 @@ def _preflight_plan(sweep, remaining, measured, force: bool, gpu_share: float = 
     forecast = sweeps.budget_forecast(plan, sweep.search)
     if forecast:
         print(forecast)
-    misfits = plan[~plan["fits"]]
+    misfits = todo[~todo["fits"]]  # a finished cell that would not fit now (a busy GPU) is not trained again
     if len(misfits) and not force:
         raise ConfigError(f"{len(misfits)} cell(s) are predicted not to fit in memory ({', '.join(misfits['run'][:3])}"
                           f"{', ...' if len(misfits) > 3 else ''}); use smaller models or batches, or --force")
@@ -212,8 +212,8 @@ def _run_cells(store: RunStore, sweep, placement) -> bool:
             _redraw(store, sweep, "")
     if stop.is_set():
         pending = sum(s not in ENDED_STATUSES for s in sweeps.cell_statuses(store, sweep).values())
-        resume = " ".join(["python -m wrn_core sweep", sweep.name, "--resume", *placement.flags(), "--runs-dir", str(store.root)])
-        print(f"stopped: {pending} cell(s) left; continue with `{resume}`", file=sys.stderr)
+        print(f"stopped: {pending} cell(s) left; continue with `{placement.resume_command(sweep.name, store.root)}`",
+              file=sys.stderr)
         return True
     return False
 
@@ -250,7 +250,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     if _is_done(store, sweep):
         print(f"sweep {sweep.name} is complete: every cell it trains has ended (see `sweeps show {sweep.name}`)",
               file=sys.stderr)
-        return 0
+        return _report_end(store, sweep)  # 1 where a cell failed, as when the sweep itself ended
     remaining = sweeps.next_cells(store, sweep)
     measured = None if args.no_probe else sweeps.probe(sweep, import_seconds=import_seconds)
     _preflight_plan(sweep, remaining, measured, args.force, resources.gpus if placement.executor == "ray" else 1.0)

@@ -25,14 +25,13 @@ def sweep_path(root: str | os.PathLike[str], name: str) -> Path:
 
 
 def save_sweep(root: str | os.PathLike[str], sweep: Sweep) -> Path:
-    """Write the sweep file (atomically); RunStoreError if a different sweep of that name exists."""
+    """Write the sweep file (atomically); RunStoreError if a different sweep of that name exists, RunWriteError
+    (one line) when the disk refuses it."""
     path = sweep_path(root, sweep.name)
     if check_same_sweep(root, sweep):
         return path
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(sweep.to_dict(), indent=2))
-    os.replace(tmp, path)
+    write_atomic(path, json.dumps(sweep.to_dict(), indent=2).encode(), f"the sweep file of {sweep.name}")
     return path
 
 
@@ -57,9 +56,8 @@ def save_predicted_seconds(root: str | os.PathLike[str], sweep: Sweep, seconds: 
     check_same_sweep(root, sweep)
     path = Path(root) / f"{validate_run_name(sweep.name)}{PREDICTED_SUFFIX}"
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps({run: float(s) for run, s in seconds.items()}, indent=1))
-    os.replace(tmp, path)
+    write_atomic(path, json.dumps({run: float(s) for run, s in seconds.items()}, indent=1).encode(),
+                 f"the predicted seconds of {sweep.name}")
     return path
 
 
