@@ -42,26 +42,6 @@ MAX_SEEDS = 5
 POLL_S = 1.5  # seconds between refreshes of the live view
 # Messages about a sweep's cells training (Launched, Resumed, Stopping): each goes once no cell trains any more.
 PROGRESS_FLASHES = ("sweep_launched", "sweep_progress")
-UNKNOWN = "—"  # a table's value not known yet (a pending cell's accuracy, time, host)
-CELL_FORMATS = {"best test acc (%)": "{:.2f}", "final test acc (%)": "{:.2f}", "time (s)": "{:.1f}",
-                "images/s": "{:,.0f}", "params": "{:,}", "MACs": "{:,}"}
-
-
-def shown_with_unknowns(table, formats: dict[str, str]):
-    """(the table as drawn, the columns made text): a column with a value not known yet becomes text, '—' there
-    and its format elsewhere (st.dataframe draws a missing value as 'None' and has no setting for it); columns
-    without a gap stay numbers, so they sort as numbers."""
-    table = table.copy()
-    texts = []
-    for column in table.columns:
-        missing = table[column].isna()
-        if missing.any() and column != "pareto":  # an empty checkbox already says "not yet"
-            fmt = formats.get(column, "{}")
-            table[column] = [UNKNOWN if gone else fmt.format(value) for value, gone in zip(table[column], missing)]
-            texts.append(column)
-    return table, texts
-
-
 PLAN_HIDDEN = ("run", "free (MiB)", "depth", "steps")  # in the plan's data (and downloads), not its columns
 PLAN_NAME = "sweep"  # a pre-flight's sweep when the name field is empty: its rows carry no clock time
 
@@ -304,7 +284,6 @@ def progress_and_controls(sweep: Sweep, cells, done: bool) -> bool:
 
 def draw_cells_table(cells) -> None:
     """The cells, one row each: where each is, its results (— where not known yet), its executor and host."""
-    table, texts = shown_with_unknowns(cells_table(cells), CELL_FORMATS)
     columns = {
         **formatting.result_columns(),
         "time (s)": st.column_config.NumberColumn(format="%.1f"),
@@ -313,10 +292,10 @@ def draw_cells_table(cells) -> None:
         "pareto": st.column_config.CheckboxColumn(help="on the accuracy-vs-parameters Pareto front of the finished "
                                                        "cells; empty until a cell finishes"),
     }
-    columns.update({column: st.column_config.TextColumn(alignment="right") for column in texts if column in columns})
     columns["executor"] = st.column_config.TextColumn(help="what runs the cell: local (this machine's queue) or ray")
     columns["host"] = st.column_config.TextColumn(help="the machine its trainer runs (or last ran) on")
-    st.dataframe(table, hide_index=True, column_config=columns)
+    # Numbers stay numbers (they sort as numbers); a value not known yet is drawn as the placeholder, never "None".
+    st.dataframe(cells_table(cells), hide_index=True, column_config=columns, placeholder="—")
 
 
 def draw_heatmap(cells, several: bool, shown) -> None:

@@ -3,6 +3,8 @@ the trade-off's legend, and one-line errors in the form's words (also the image-
 
 from __future__ import annotations
 
+import pandas as pd
+
 from harness.apptest import NEW_SWEEP, S, new_app, no_exception, open_page, set_tiny_sweep
 
 from wrn_core.config import TrainConfig, WRNConfig
@@ -88,8 +90,11 @@ def test_tags_and_what_mattered_follow_the_live_view_without_a_reload(_dashboard
     no_exception(at)
     assert at.selectbox(key=S + "open").value == "live"
     assert next(d.value for d in at.dataframe if "tags" in d.value.columns).empty  # no cell has a run yet
-    cells = next(d.value for d in at.dataframe if "best test acc (%)" in d.value.columns)
-    assert list(cells["best test acc (%)"]) == ["—"] * 4 and list(cells["host"]) == ["—"] * 4  # not "None"
+    table = next(d for d in at.dataframe if "best test acc (%)" in d.value.columns)
+    cells = table.value
+    assert cells["best test acc (%)"].isna().all() and cells["host"].isna().all()  # not known yet: null, not "None"
+    assert table.proto.placeholder == "—"  # what the grid draws for a null
+    assert pd.api.types.is_float_dtype(cells["best test acc (%)"])  # a number column, so it sorts as numbers
     assert any("4 pending cell(s) have no run yet" in c.value for c in at.caption)
 
     finish_cells(store, sweep, (0.3, 0.4, 0.5, 0.6))  # meanwhile every cell trains and finishes
