@@ -166,12 +166,13 @@ def active_run(name: str) -> None:
     if not status.active:
         st.rerun()
     progress = cached_reads.progress_of(run) if status.status == RUNNING else None
-    fraction, text = widgets.progress_line(status, progress)
+    # The records too, as the Train page reads them: without a heartbeat, status.json lags an epoch behind them.
+    fraction, text = widgets.progress_line(status, progress, cached_reads.read_records(run))
     st.progress(fraction, text=text)
     st.button("Stop", key="runs_stop", on_click=stop_run, args=(name,),
               help="checkpoints, then stops (within a batch; data-parallel runs at the next logged step)")
     messages.show_flash("runs_stop", about=name)
-    st.plotly_chart(cached_reads.cached_live_figure(run), key="runs_live_chart")
+    st.plotly_chart(cached_reads.cached_live_figure(run, status.epochs), key="runs_live_chart")  # x to the planned epochs
     run_readout(run, status)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import shlex
 
 import pytest
@@ -14,6 +15,7 @@ from dashboard import formatting
 from wrn_core.analysis import config_diff
 from wrn_core.config import Extension, TrainConfig, WRNConfig
 from wrn_core.store import RunStore
+from wrn_core.store.records import RUNNING
 
 TINY = TrainConfig(model=WRNConfig(depth=10, widen_factor=1), device="cpu", epochs=2)
 
@@ -56,6 +58,24 @@ def test_an_active_run_is_live_with_stop(_dashboard_isolation):
     no_exception(at)
     assert not [b for b in at.button if b.key == "runs_stop"]
     assert at.button(key="runs_resume")  # stopped: Resume instead of Stop
+
+
+def test_an_active_runs_live_chart_spans_its_planned_epochs_and_its_progress_follows_the_records(_dashboard_isolation):
+    """As on the Train page: the four panels run to the planned 6 epochs, and with no heartbeat yet the progress
+    reads the records (epoch 2) where status.json still says epoch 1."""
+    store = RunStore(_dashboard_isolation)
+    run = store.create(TrainConfig(model=WRNConfig(depth=10, widen_factor=1), device="cpu", epochs=6), "live",
+                       hold="training")
+    try:
+        add_epochs(run, 0.4, epochs=2)
+        run.write_status(RUNNING, "training", epoch=1, epochs=6)
+        at = open_page(new_app(), "runs")
+        no_exception(at)
+        live = next(json.loads(el.proto.spec) for el in at.get("plotly_chart") if el.proto.id.endswith("runs_live_chart"))
+        assert 6.0 < live["layout"]["xaxis"]["range"][1] < 6.5
+        assert [p.proto.text for p in at.get("progress")] == ["running · epoch 2/6 · training"]
+    finally:
+        run.release()
 
 
 def test_diff_columns_extensions_command_and_csv_are_readable(_dashboard_isolation):
