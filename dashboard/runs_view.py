@@ -280,10 +280,8 @@ def _bands_cached(groups: tuple, stamps: tuple, x: str, smoothing: float, flops:
     curves = curves_frame(records, x=x, smoothing=smoothing, flops_per_image=dict(flops) if x == "flops" else None)
     by_group = {label: list(runs) for label, runs in groups}
     banded = group_curves(curves, by_group)
-    figure = group_curves_figure(banded, metric, colors=dict(colors),
-                                 members=member_curves(curves, by_group) if members else None)
-    figure.update_layout(xaxis={"title": x.replace("_", " ")})
-    return figure
+    return group_curves_figure(banded, metric, colors=dict(colors),
+                               members=member_curves(curves, by_group) if members else None, x=x)
 
 
 def bands_figure(store: RunStore, groups: Mapping[str, Sequence[str]], x: str, smoothing: float,

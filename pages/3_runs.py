@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-
 import streamlit as st
 
 from dashboard import (cached_reads, formatting, jobs, messages, navigation, run_annotations, runs_view, settings_importance,
@@ -22,6 +20,7 @@ from wrn_core.analysis import (
 from wrn_core.cli import command_for
 from wrn_core.model.flops import FLOPS_CONVENTION, training_flops_per_image
 from wrn_core.plots import acc_vs_params_figure
+from wrn_core.plots.groups import METRIC_TITLES
 from wrn_core.reference import OFFICIAL_LOG_ATTRIBUTION, PAPER_CAPTION, PAPER_SOURCE, official_curve
 from wrn_core.engine.monitor import system_usage
 from wrn_core.store import RunStoreError
@@ -31,19 +30,13 @@ V = "runs_v_"  # prefix of value widgets kept across page switches
 LIVE_S = 1.0  # seconds between refreshes of an active run's read-out
 X_LABELS = {
     "epoch": "epoch",
-    "time": "wall time (training s)",
+    "time": "training time (s)",
     "images_seen": "images seen",
     "flops": "training FLOPs",
 }
 
-# Metrics the group bands can show (analysis.CURVE_METRICS), by their label.
-BAND_METRICS = {"test_acc": "test accuracy", "train_acc": "train accuracy", "test_loss": "test loss",
-                "train_loss": "train loss"}
-
-
-def table_key(names: list[str]) -> str:
-    """The runs table's widget key for this listing of runs (a digest of their names, in order)."""
-    return "runs_table_" + hashlib.sha1("\n".join(names).encode()).hexdigest()[:12]
+# Metrics the group bands can show (analysis.CURVE_METRICS), by their label; test accuracy first (the default).
+BAND_METRICS = {metric: METRIC_TITLES[metric] for metric in ("test_acc", "train_acc", "test_loss", "train_loss")}
 
 
 st.session_state.setdefault(V + "x", "epoch")
@@ -109,7 +102,7 @@ else:
         hide_index=True,
         on_select="rerun",
         selection_mode="multi-row",
-        key=table_key(names),
+        key=widgets.widget_key("runs_table_", *names),  # one table state per listing of runs
         placeholder="—",  # a value not known yet (a run that has not tested), never "None"
         column_config=runs_view.table_columns(metrics),
     )

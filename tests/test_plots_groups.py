@@ -36,7 +36,9 @@ def test_each_group_of_several_runs_has_a_filled_band_under_its_mean_line():
     assert list(lower.y) == pytest.approx([30.0 - 14.1421, 50.0 - 14.1421], abs=1e-3)
     assert mean.name == "WRN-10-1 (n=2)" and single.name == "WRN-10-2 (n=1)" and single.fill is None
     assert mean.line.color != single.line.color
-    assert fig.layout.yaxis.title.text == "test accuracy (%)"
+    assert fig.layout.yaxis.title.text == "test accuracy (%)" and fig.layout.xaxis.title.text == "epoch"
+    timed = group_curves_figure(banded(), "test_acc", x="time")
+    assert timed.layout.xaxis.title.text == "training time (s)"  # with its unit, as the per-run view says it
     empty = group_curves_figure(banded(), "train_loss")
     assert len(empty.data) == 0 and empty.layout.annotations
 

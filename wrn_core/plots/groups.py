@@ -12,6 +12,7 @@ from plotly.colors import hex_to_rgb
 
 from wrn_core.analysis.importance import TARGET_ALIASES
 from wrn_core.plots.style import placeholder, run_color
+from wrn_core.plots.training import X_TITLES
 
 BAND_OPACITY = 0.18  # the ±std band: faint enough that overlapping groups stay readable
 MEMBER_OPACITY = 0.35  # a member run's own curve under its group's band: visible, never mistaken for the mean
@@ -50,14 +51,15 @@ def _member_traces(members: pd.DataFrame, group: str, metric: str, scale: float,
 
 
 def group_curves_figure(banded: pd.DataFrame, metric: str, colors: Mapping[str, str] | None = None,
-                        members: pd.DataFrame | None = None) -> go.Figure:
+                        members: pd.DataFrame | None = None, x: str = "epoch") -> go.Figure:
     """One mean line per group of analysis.group_curves' table, over a filled mean ± std band (no band
     where a group has one run). Accuracies (fractions there) are drawn in percent. Per group: its members'
     own curves when `members` (analysis.member_curves' rows) is given, the band's upper edge, its lower edge
     filled up to it, then the mean line, all in the group's colour but the members', which take their runs'.
 
     colors: group label or run name -> colour (a group without one cycles the palette), so that a run drawn
-    alone here has the colour it has in the per-run view."""
+    alone here has the colour it has in the per-run view. x: what the curves' x is (training.X_TITLES), for the
+    axis title with its unit, as the per-run view titles it."""
     fig = go.Figure()
     colors = colors or {}
     mean_col, std_col = f"{metric}_mean", f"{metric}_std"
@@ -66,7 +68,7 @@ def group_curves_figure(banded: pd.DataFrame, metric: str, colors: Mapping[str, 
     data = banded.dropna(subset=[mean_col]) if mean_col in banded.columns else banded.iloc[0:0]
     for index, (group, part) in enumerate(data.groupby("group", sort=False)):
         color = colors.get(group) or run_color(index)
-        x = part["x"].astype("float64").to_numpy()
+        xs = part["x"].astype("float64").to_numpy()
         mean = part[mean_col].astype("float64").to_numpy() * scale
         std = part[std_col].astype("float64").fillna(0.0).to_numpy() * scale if std_col in part else np.zeros_like(mean)
         n = int(part["n"].iloc[0]) if "n" in part.columns else 1
@@ -75,13 +77,13 @@ def group_curves_figure(banded: pd.DataFrame, metric: str, colors: Mapping[str, 
             for trace in _member_traces(members, group, metric, scale, colors, color):
                 fig.add_trace(trace)
         if n > 1:
-            fig.add_trace(go.Scatter(x=x, y=mean + std, mode="lines", line={"width": 0}, legendgroup=str(group),
+            fig.add_trace(go.Scatter(x=xs, y=mean + std, mode="lines", line={"width": 0}, legendgroup=str(group),
                                      showlegend=False, hoverinfo="skip", name=f"{label} +std"))
-            fig.add_trace(go.Scatter(x=x, y=mean - std, mode="lines", line={"width": 0}, fill="tonexty",
+            fig.add_trace(go.Scatter(x=xs, y=mean - std, mode="lines", line={"width": 0}, fill="tonexty",
                                      fillcolor=_fill(color), legendgroup=str(group), showlegend=False,
                                      hoverinfo="skip", name=f"{label} -std"))
         fig.add_trace(go.Scatter(
-            x=x, y=mean, mode="lines+markers" if len(x) < 30 else "lines", line={"color": color, "width": 2},
+            x=xs, y=mean, mode="lines+markers" if len(xs) < 30 else "lines", line={"color": color, "width": 2},
             marker={"size": 5}, name=label, legendgroup=str(group), customdata=std,
             hovertemplate="%{y:.2f}" + ("%" if percent else "") + " ± %{customdata:.2f} at x=%{x}<extra>" + label
                           + "</extra>",
@@ -93,7 +95,7 @@ def group_curves_figure(banded: pd.DataFrame, metric: str, colors: Mapping[str, 
         height=380,
         margin={"l": 50, "r": 20, "t": 30, "b": 40},
         yaxis={"title": f"{title} (%)" if percent else title},
-        xaxis={"title": "x"},
+        xaxis={"title": X_TITLES[x]},
         legend={"orientation": "h", "yanchor": "bottom", "y": 1.02, "x": 0},
         hovermode="x unified",
     )
