@@ -9,7 +9,6 @@ import shlex
 from collections.abc import Iterable
 from typing import Any
 
-import pandas as pd
 import streamlit as st
 
 OPTIMIZER_LABELS = {"sgd-nesterov": "SGD-Nesterov", "adam": "Adam", "adamw": "AdamW", "sgd": "SGD"}
@@ -26,7 +25,7 @@ DATASET_LABELS = {
     "folder": "Image folder",
 }
 def result_columns() -> dict[str, Any]:
-    """st.dataframe column formats of the accuracy (%) and parameter-count columns the runs and cells tables share."""
+    """st.dataframe column formats of the accuracy (%) and parameter-count columns (the Sweep page's cells table)."""
     return {
         "best test acc (%)": st.column_config.NumberColumn(format="%.2f"),
         "final test acc (%)": st.column_config.NumberColumn(format="%.2f"),
@@ -100,14 +99,6 @@ def diff_value(setting: str, value: Any) -> str:
     if value is None:
         return "default"
     return value if isinstance(value, str) else json.dumps(value)
-
-
-def readable_diff(diff: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, str]]:
-    """(the config_diff table with columns #1, #2 … and readable cells, {run name: its column label})."""
-    labels = {name: f"#{i}" for i, name in enumerate(diff.columns, start=1)}
-    table = pd.DataFrame({labels[name]: [diff_value(setting, v) for setting, v in diff[name].items()] for name in diff.columns},
-                         index=diff.index)
-    return table, labels
 
 
 def shell_lines(command: str) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from dashboard import messages
 from wrn_core.config import ConfigError
 from wrn_core.store import RunStore
 from wrn_core.sweeps import Sweep, budget_forecast, predicted_seconds, save_predicted_seconds
@@ -95,7 +96,7 @@ def outlook(root, sweep: Sweep, cells, state: str) -> tuple[SweepMap | None, boo
     try:
         return _outlook(str(root), sweep, (sweep.name, sweep.created_at), cells, state)
     except ConfigError as exc:
-        st.error(str(exc))
+        messages.show_error(exc)
         return None, None
 
 

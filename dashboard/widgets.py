@@ -160,7 +160,7 @@ def show_health(run: Run, active: bool = False) -> None:
 
 
 def system_caption(summary: dict[str, float | None], processes: int = 1) -> str:
-    """'Peak process memory … · peak CUDA memory … · mean GPU utilisation …%' of wrn_core.monitor.system_usage;
+    """'Peak process memory … · peak CUDA memory … · mean GPU utilisation …%' of wrn_core.engine.monitor.system_usage;
     the parts a run did not measure are left out."""
     text = f"Peak process memory {fmt_mib(summary['peak_rss_mb'])}"
     if summary["peak_cuda_mb"]:

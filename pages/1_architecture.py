@@ -222,7 +222,7 @@ def readable(table: pd.DataFrame) -> pd.DataFrame:
     return table.assign(block=["—" if pd.isna(b) else str(int(b)) for b in table["block"]])
 
 
-def tables(table: pd.DataFrame, key: str) -> None:
+def tables(table: pd.DataFrame) -> None:
     groups = group_table(table)
     st.dataframe(
         groups,
@@ -272,7 +272,7 @@ if not st.session_state["arch_compare"]:
             show_measured(config, memory)
             st.markdown("**Feature-map width per layer** — the width jumps at the first block of each group")
             st.plotly_chart(width_figure(table), key="arch_width_chart")
-            tables(table, "single")
+            tables(table)
 else:
     left, right = st.columns(2)
     configs: list[WRNConfig | None] = []
@@ -300,6 +300,6 @@ else:
                      column_config={"B / A": st.column_config.NumberColumn("B / A", format="%.2f×")})
         tab_a, tab_b = st.tabs([f"A: {name_a}", f"B: {name_b}"])
         with tab_a:
-            tables(table_a, "a")
+            tables(table_a)
         with tab_b:
-            tables(table_b, "b")
+            tables(table_b)

@@ -98,7 +98,7 @@ def test_dead_channels_fire_at_their_share_of_a_group(store, dead, fires):
     assert width_rules(run.read_metrics()) == (["dead-channels"] if fires else [])
     if fires:
         (finding,) = [f for f in diagnose(run.read_metrics()) if f.rule == "dead-channels"]
-        assert finding.message == ("10% of group 3's channels are dead at epoch 2 (20 of 192 never fire on the test "
+        assert finding.message == ("10% of group 3's channels are dead at epoch 2 (20 of 192 almost never fire on the test "
                                    "images)")
 
 

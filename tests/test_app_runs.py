@@ -10,9 +10,8 @@ import shlex
 import pytest
 
 from harness.apptest import F, add_epochs, new_app, no_exception, open_page, set_tiny_run, wait_status
+from test_app_runs_views import tick
 
-from dashboard import formatting
-from wrn_core.analysis import config_diff
 from wrn_core.config import Extension, TrainConfig, WRNConfig
 from wrn_core.store import RunStore
 from wrn_core.store.records import RUNNING
@@ -90,12 +89,6 @@ def test_diff_columns_extensions_command_and_csv_are_readable(_dashboard_isolati
     at = open_page(new_app(), "runs")
     no_exception(at)
 
-    # The diff table needs two ticked rows, which AppTest cannot tick: its helper, as the page calls it.
-    names = ["a-very-long-run-name-synthetic-20250101-120000", "a-very-long-run-name-folder-20250101-120001"]
-    diff, labels = formatting.readable_diff(config_diff(dict(zip(names, (TINY.to_dict(), folder.to_dict())))))
-    assert list(diff.columns) == ["#1", "#2"] and labels == dict(zip(names, ["#1", "#2"]))
-    assert diff.loc["extensions", "#2"] == "from epoch 2: +3 epochs, restart" and diff.loc["extensions", "#1"] == "none"
-
     # The newest (the folder run) is shown: its command has one flag per line and no synthetic sizes.
     code = at.code[0].value
     lines = code.splitlines()
@@ -107,6 +100,13 @@ def test_diff_columns_extensions_command_and_csv_are_readable(_dashboard_isolati
 
     csv_button = next(b for b in at.get("download_button") if "CSV" in b.proto.label)
     assert "test_acc_pct" in csv_button.proto.help
+
+    # Both ticked: Compare, one column per run, says each run's extensions in words.
+    names = ["a-very-long-run-name-synthetic-20250101-120000", "a-very-long-run-name-folder-20250101-120001"]
+    tick(at, names)
+    compared = next(df.value for df in at.dataframe if set(names) <= set(df.value.columns))
+    assert compared.loc["extensions", names[1]] == "from epoch 2: +3 epochs, restart"
+    assert compared.loc["extensions", names[0]] == "none"
 
 
 def test_the_downloaded_csv_names_its_percent_columns():

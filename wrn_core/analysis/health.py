@@ -350,7 +350,7 @@ def check_dead_channels(s: HealthSeries) -> Finding | None:
     return Finding(
         "dead-channels", "warning",
         f"{worst['dead_fraction']:.0%} of {worst['group']}'s channels are dead at epoch {epoch} ({worst['dead']} of "
-        f"{worst['channels']} never fire on the test images)", WIDTH_ADVICE,
+        f"{worst['channels']} almost never fire on the test images)", WIDTH_ADVICE,
     )
 
 

@@ -134,7 +134,7 @@ def importance_frame(frame: pd.DataFrame, params: Sequence[str], target: str = "
 
 
 def varying_settings(frame: pd.DataFrame) -> list[str]:
-    """The settings of a runs_frame (frames.setting_columns: every config field, the data sizes included when it was
+    """The settings of a runs_frame (run_tables.setting_columns: every config field, the data sizes included when it was
     made with settings=True) whose value differs between its runs, in table order; a missing value counts as a value."""
     return [c for c in setting_columns(frame) if frame[c].nunique(dropna=False) > 1]
 
