@@ -8,7 +8,7 @@ import pytest
 
 from harness.apptest import S, new_app, no_exception, open_page, set_tiny_sweep
 
-from wrn_core.jobs import ray_executor
+from wrn_core.jobs import ray_nodes
 from wrn_core.jobs.executor import CellResources
 from wrn_core.jobs.ray_processes import RaySweepProcesses, sweep_command
 from wrn_core.sweeps import load_sweep
@@ -48,7 +48,7 @@ def test_without_ray_the_launch_says_what_to_install(_dashboard_isolation, monke
     at.radio(key=S + "executor").set_value("ray").run()
     at.button(key="sweep_launch").click().run()
     no_exception(at)
-    assert len(at.error) == 1 and at.error[0].value.replace("\\", "") == ray_executor.RAY_MISSING
+    assert len(at.error) == 1 and at.error[0].value.replace("\\", "") == ray_nodes.RAY_MISSING
     assert not list(_dashboard_isolation.glob("*.sweep.json"))  # nothing saved
 
 

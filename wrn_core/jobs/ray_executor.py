@@ -31,7 +31,7 @@ from typing import Any, Iterable
 from wrn_core.errors import first_and_last_line
 from wrn_core.jobs.executor import CellResources, Placement, SweepExecutor, cells_to_stop
 from wrn_core.jobs.ray_cell import ACTOR_NAMESPACE, CellTrainer, actor_prefix
-from wrn_core.jobs.ray_nodes import RAY_MISSING, NodesPublisher, cells_at_once, import_ray, lost, lost_reason, require_ray  # noqa: F401
+from wrn_core.jobs.ray_nodes import NodesPublisher, cells_at_once, import_ray, lost, lost_reason
 from wrn_core.jobs.supervisor import last_log_line
 from wrn_core.store import RunBusyError, RunStore, RunStoreError
 from wrn_core.store.lock import ROLE_QUEUED, ROLE_RECONCILING, ROLE_TRAINING, RunLock, queue_lock_name
@@ -52,7 +52,6 @@ RELAUNCH_WAIT_S = 120.0  # a lost cell's trainer may hold its run a moment longe
 class _Task:
     actor: Any  # the cell's CellTrainer actor
     ref: Any  # its run() in flight
-    submitted_at: float = field(default_factory=time.time)
 
 
 @dataclass

@@ -4,7 +4,7 @@ A sweep is one small file in the runs directory, `<name>.sweep.json` (`sweep_fil
 `<name>.nodes.json` beside it, the cluster's nodes); its cells are ordinary
 runs named `<name>-n<N>-k<k>[-d<dropout>][-<optimizer>][-lr<lr>][-b<batch>]-s<seed>` whose status.json
 carries `sweep` (`grid`). `cell_tables` turns the cells into tables, `probe` predicts their cost before
-they run, and `wrn_core.jobs.sweep_runner` trains them. A sweep's `SearchPlan` (`search_plan`) says which
+they run, and an executor of `wrn_core.jobs` trains them (`sweep_runner` here, `ray_executor` on Ray). A sweep's `SearchPlan` (`search_plan`) says which
 cells to train and which to stop early: `search` hands out cells (grid, random or Optuna's bayes order,
 within a budget), `pruning` judges running cells with Optuna's pruners, and `predict` maps every cell not
 finished with a Gaussian process (each imports optuna or scikit-learn only when used).

@@ -2,8 +2,9 @@
 
 A sweep is one small file in the runs directory, `<name>.sweep.json`; its cells are ordinary runs
 named `<name>-n<N>-k<k>[-d<dropout>][-<optimizer>][-lr<lr>][-b<batch>]-s<seed>` whose status.json
-carries `sweep`. A cell with no run directory yet is pending. The job manager starts pending cells
-as slots free up (advance()), so a sweep never floods the queue and a stop leaves the rest pending.
+carries `sweep`. A cell with no run directory yet is pending. An executor (wrn_core.jobs) starts pending cells
+as its cell order hands them out and slots free up, so a sweep never floods the queue and a stop leaves the rest
+pending.
 """
 
 from __future__ import annotations
