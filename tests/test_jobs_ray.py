@@ -250,7 +250,7 @@ def test_a_cell_that_fails_for_an_input_reason_is_not_retried(tmp_path, ray_addr
     status = run.read_status()
     assert status["status"] == "failed" and status["error_kind"] == "input", status
     again = sweep_cli("f", "--resume", address=ray_address, runs=runs)
-    assert again.returncode == 0 and "complete" in again.stderr
+    assert again.returncode == 1 and "complete" in again.stderr and "1 failed" in again.stderr  # as the first run ended
     assert run.read_status()["started_at"] == status["started_at"]  # nothing trained it again
 
 

@@ -32,11 +32,10 @@ from wrn_core.errors import first_and_last_line
 from wrn_core.jobs.executor import CellResources, Placement, SweepExecutor, cells_to_stop
 from wrn_core.jobs.ray_cell import ACTOR_NAMESPACE, CellTrainer, actor_prefix
 from wrn_core.jobs.ray_nodes import NodesPublisher, cells_at_once, import_ray, lost, lost_reason
-from wrn_core.jobs.supervisor import last_log_line
+from wrn_core.jobs.supervisor import exit_status
 from wrn_core.store import RunBusyError, RunStore, RunStoreError
 from wrn_core.store.lock import ROLE_QUEUED, ROLE_RECONCILING, ROLE_TRAINING, RunLock, queue_lock_name
-from wrn_core.store.records import (ACTIVE_STATUSES, EXCEPTION_ERROR, EXECUTOR_RAY, FAILED, INTERRUPTED, QUEUED,
-                                    STOPPED, retry_record)
+from wrn_core.store.records import ACTIVE_STATUSES, EXECUTOR_RAY, INTERRUPTED, QUEUED, STOPPED, retry_record
 from wrn_core.sweeps import Cell, Sweep, load_sweep
 from wrn_core.sweeps.cell_order import CellOrder, Openings, cell_order
 
@@ -313,16 +312,11 @@ class RaySweep(SweepExecutor):
     def _ending(self, drive: _Drive, run: Any, result: dict[str, Any] | None, exc: BaseException | None) -> tuple[str, str, dict]:
         """(status, message, extra fields) of a cell whose actor ended before its trainer recorded an end."""
         resume = f"`{drive.resume}` continues it"
-        code = None if result is None else result["code"]
         if drive.stopping:
             return STOPPED, f"stopped before it started training; {resume}", {}
         if result is None:
             return INTERRUPTED, f"its Ray actor ended ({first_and_last_line(exc)}); {resume}", {}
-        if code is not None and code < 0:
-            return INTERRUPTED, f"its trainer was killed by signal {-code}; {resume}", {}
-        said = last_log_line(run.path / "job.log")
-        return FAILED, (f"the training process exited with code {code} before recording an end"
-                        + (f": {said}" if said else "")), {"cause": EXCEPTION_ERROR}
+        return exit_status(run, result["code"], False, resume)
 
     # -- the interface ---------------------------------------------------------------------------------
     def stop(self, name: str) -> list[str]:

@@ -390,23 +390,27 @@ class JobManager:
         except (RunStoreError, OSError):
             return
         try:
-            # Asked to stop before it could record it (starting up). A SIGINT that lands before the
-            # process has installed its handler ends it by SIGINT (CPython's default): still our stop.
-            if job.stop_sent is not None and (code >= 0 or code == -signal.SIGINT):
-                run.write_status(STOPPED, "stopped while its process was starting; resume to run it",
-                                 finished_at=time.time())
-            elif code < 0:  # killed: like any process that died mid-run, the run can resume from its checkpoint
-                run.write_status(INTERRUPTED, f"the training process was killed by signal {-code}; resume to continue",
-                                 finished_at=time.time())
-            else:
-                said = last_log_line(run.path / "job.log")
-                run.write_status(FAILED, f"the training process exited with code {code} before recording an end"
-                                       + (f": {said}" if said else f" (see {run.path / 'job.log'})"),
-                                 cause=EXCEPTION_ERROR, finished_at=time.time())
+            status, message, extra = exit_status(run, code, job.stop_sent is not None, "resume to continue")
+            run.write_status(status, message, finished_at=time.time(), **extra)
         except OSError:
             pass
         finally:
             run.release()
+
+
+def exit_status(run: Run, code: int, stop_asked: bool, resume: str) -> tuple[str, str, dict[str, Any]]:
+    """(status, message, extra status fields) of a trainer process that exited with `code` before recording an end,
+    made of that fact: stopped (a stop was asked while it was starting up), interrupted (killed by a signal: like any
+    process that died mid-run, it can resume from its checkpoint), else failed, with its log's last line. `resume`
+    ends the message: how to continue the run."""
+    # A SIGINT that lands before the process has installed its handler ends it by SIGINT (CPython's default).
+    if stop_asked and (code >= 0 or code == -signal.SIGINT):
+        return STOPPED, f"stopped while its process was starting; {resume}", {}
+    if code < 0:
+        return INTERRUPTED, f"the training process was killed by signal {-code}; {resume}", {}
+    said = last_log_line(run.path / "job.log")
+    return FAILED, (f"the training process exited with code {code} before recording an end"
+                    + (f": {said}" if said else f" (see {run.path / 'job.log'})")), {"cause": EXCEPTION_ERROR}
 
 
 def last_log_line(path: str | os.PathLike[str]) -> str | None:
