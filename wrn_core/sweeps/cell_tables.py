@@ -11,11 +11,9 @@ import pandas as pd
 from wrn_core.store import RunStore
 from wrn_core.store.records import (ENDED_STATUSES, EPOCH, FINISHED, PAUSED_STATUSES, PENDING, PRUNED, QUEUED, RETRY,
                                     RUNNING, of_kind, retries_text)
-from wrn_core.sweeps.grid import Sweep
+from wrn_core.sweeps.grid import GROUP_AXES, Sweep
 from wrn_core.sweeps.sweep_file import NODE_FIELDS, NODES_REFRESH_S, ClusterNodes
 
-# The axes a cell's group is known by: every axis but the seed (seeds of one group are repeats).
-GROUP_AXES = ("blocks", "widen_factor", "dropout", "optimizer", "lr", "batch_size")
 # x axes of the accuracy trade-off: cells_frame columns.
 TRADEOFF_X = ("params", "macs", "train_seconds")
 
@@ -139,7 +137,7 @@ def unfinished_grid(cells: pd.DataFrame) -> pd.DataFrame:
 
 def seed_stats(cells: pd.DataFrame, metric: str = "best_test_acc") -> pd.DataFrame:
     """Mean, std and count over seeds of each (N, k) (and other varied axes): for error bars."""
-    keys = [c for c in ("blocks", "widen_factor", "dropout", "optimizer", "lr", "batch_size") if c in cells.columns]
+    keys = [c for c in GROUP_AXES if c in cells.columns]
     data = cells.dropna(subset=[metric])
     if data.empty:
         return pd.DataFrame(columns=[*keys, "params", "macs", "mean", "std", "count", "train_seconds"])

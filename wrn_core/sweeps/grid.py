@@ -21,6 +21,8 @@ from wrn_core.sweeps.search_plan import SearchPlan
 
 # The axes a sweep may vary, in the order they appear in run names and tables.
 AXES = ("blocks", "widen_factor", "dropout", "optimizer", "lr", "batch_size", "seed")
+# Every axis but the seed: what makes a cell's model and recipe (cells that differ only in seed are repeats of one).
+GROUP_AXES = tuple(axis for axis in AXES if axis != "seed")
 # How the axes are named to the user (the Sweep page's fields say N and k).
 AXIS_LABELS = {"blocks": "N (blocks per group)", "widen_factor": "k (widen factor)", "dropout": "dropout",
                "optimizer": "optimizer", "lr": "learning rate", "batch_size": "batch size", "seed": "seed"}
@@ -72,6 +74,11 @@ class Sweep:
                 raise RunStoreError(f"sweep name {self.name!r} is too long: its cells' run names (such as "
                                     f"{cell.run!r}) would be over 100 characters") from None
         self.search.check(self.base.epochs)
+
+    @property
+    def group_axes(self) -> list[str]:
+        """The sweep's axes but the seed (GROUP_AXES it has), in AXES order."""
+        return [axis for axis in GROUP_AXES if axis in self.axes]
 
     @property
     def varied(self) -> list[str]:

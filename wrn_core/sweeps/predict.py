@@ -84,7 +84,7 @@ def fit_gp(x: np.ndarray, y: np.ndarray) -> Any:
 
 
 def _groups(sweep: Sweep, cells: pd.DataFrame) -> list[tuple[Any, ...]]:
-    keys = [axis for axis in AXES if axis in sweep.axes and axis != "seed"]
+    keys = sweep.group_axes
     return [tuple(row) for row in cells[keys].itertuples(index=False)]
 
 

@@ -29,7 +29,7 @@ import pandas as pd
 from wrn_core.config import ConfigError
 from wrn_core.store import validate_run_name
 from wrn_core.store.records import DIVERGED, ENDED_STATUSES, FAILED, FINISHED, PENDING, PRUNED
-from wrn_core.sweeps.grid import AXES, Cell, Sweep
+from wrn_core.sweeps.grid import GROUP_AXES, Cell, Sweep
 from wrn_core.sweeps.search_plan import BAYES, GRID, MACS, RANDOM, SearchPlan, require_optuna
 
 STUDY_SUFFIX = ".optuna.log"
@@ -65,7 +65,7 @@ def study_storage(root: str | Path | None, name: str) -> Any:
 
 def group_of(cell: Cell) -> tuple[Any, ...]:
     """A cell's model and recipe: its values on every axis but the seed (seeds of a group are repeats)."""
-    return tuple(cell.values[axis] for axis in AXES if axis in cell.values and axis != "seed")
+    return tuple(cell.values[axis] for axis in GROUP_AXES if axis in cell.values)
 
 
 def search_space(sweep: Sweep) -> dict[str, Any]:
@@ -142,7 +142,7 @@ class Search:
         self.predicted_s = dict(predicted_s or {})
         self.cells = sweep.cells()
         self.by_run = {cell.run: cell for cell in self.cells}
-        self.axes = [axis for axis in AXES if axis in sweep.axes and axis != "seed"]
+        self.axes = sweep.group_axes
         self.groups: dict[tuple[Any, ...], list[Cell]] = {}
         for cell in self.cells:
             self.groups.setdefault(group_of(cell), []).append(cell)
