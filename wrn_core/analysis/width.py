@@ -6,7 +6,7 @@ from typing import Any, Iterable, Mapping
 
 import pandas as pd
 
-from wrn_core.model.names import group_of
+from wrn_core.model.names import group_of, width_by_group
 from wrn_core.store.records import WIDTH, of_kind
 
 LAYER_COLUMNS = ("epoch", "step", "order", "layer", "group", "channels", "dead", "effective", "effective_fraction",
@@ -40,22 +40,8 @@ def width_frame(records: Iterable[Any]) -> pd.DataFrame:
 
 
 def record_groups(record: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """One width record's groups in forward order: ReLUs, channels, dead and effective summed, effective_fraction the
-    mean over the group's ReLUs of effective ÷ allocated (as the Inspect page's group table), dead_fraction dead ÷
-    channels. Plain Python: the health check reads it on every refresh."""
-    groups: dict[str, dict[str, Any]] = {}
-    for layer in record["layers"]:
-        group = groups.setdefault(group_of(layer["layer"]), {"group": group_of(layer["layer"]), "relus": 0, "channels": 0,
-                                                               "dead": 0, "effective": 0.0, "effective_fraction": 0.0})
-        group["relus"] += 1
-        group["channels"] += layer["channels"]
-        group["dead"] += layer["dead"]
-        group["effective"] += float(layer["effective"])
-        group["effective_fraction"] += float(layer["effective"]) / layer["channels"]
-    for group in groups.values():
-        group["effective_fraction"] /= group["relus"]
-        group["dead_fraction"] = group["dead"] / group["channels"]
-    return list(groups.values())
+    """One width record's groups in forward order (model.names.width_by_group of its layers)."""
+    return width_by_group(record["layers"])
 
 
 def group_frame(records: Iterable[Any]) -> pd.DataFrame:

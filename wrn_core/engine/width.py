@@ -10,7 +10,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from wrn_core.model.names import group_of
+from wrn_core.model.names import group_of, width_by_group
 
 DEAD_ZERO_FRACTION = 0.99  # a channel is dead when it is zero at >= 99% of positions over the evaluated images
 EXACT_COUNT_ROWS = 1 << 24  # float32 sums of 0/1 are exact up to 2**24 terms: longer batches go in parts
@@ -125,20 +125,11 @@ def _width_row(name: str, zero_fraction: torch.Tensor, energy: torch.Tensor) -> 
 
 
 def group_totals(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Per group, in model order: ReLUs, channels and dead channels summed, active fraction, mean effective share."""
-    totals: dict[str, dict[str, Any]] = {}
-    for row in rows:
-        entry = totals.setdefault(row["group"], {"group": row["group"], "relus": 0, "channels": 0, "dead_channels": 0,
-                                                 "effective_width": 0.0, "_share": 0.0})
-        entry["relus"] += 1
-        entry["channels"] += row["channels"]
-        entry["dead_channels"] += row["dead_channels"]
-        entry["effective_width"] += row["effective_width"]
-        entry["_share"] += row["effective_width"] / row["channels"]
-    out = []
-    for entry in totals.values():
-        share = entry.pop("_share")
-        entry["active_fraction"] = (entry["channels"] - entry["dead_channels"]) / entry["channels"]
-        entry["effective_fraction"] = share / entry["relus"]  # mean over the group's ReLUs of effective/allocated
-        out.append(entry)
-    return out
+    """Per group, in model order, of WidthMeter rows: ReLUs, channels and dead channels summed, active fraction, mean
+    effective share: model.names.width_by_group, as a width record is summed, in evaluate's names."""
+    layers = [{"layer": row["layer"], "channels": row["channels"], "dead": row["dead_channels"],
+               "effective": row["effective_width"]} for row in rows]
+    return [{"group": group["group"], "relus": group["relus"], "channels": group["channels"],
+             "dead_channels": group["dead"], "effective_width": group["effective"],
+             "active_fraction": (group["channels"] - group["dead"]) / group["channels"],
+             "effective_fraction": group["effective_fraction"]} for group in width_by_group(layers)]
