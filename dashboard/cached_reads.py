@@ -45,17 +45,19 @@ def recent_run_names(store) -> list[str]:
     return sorted(names, key=lambda name: (_created_at(str(store.root / name)), name), reverse=True)
 
 
-def _file_key(path: Path) -> tuple[int, int]:
+def file_stamp(path: Path) -> tuple[int, int]:
+    """A file's (mtime ns, size), (0, 0) when it is missing or unreadable: a replaced file gets a new stamp (the key
+    of a cached read of it)."""
     try:
         stat = path.stat()
-    except FileNotFoundError:
+    except OSError:
         return (0, 0)
     return (stat.st_mtime_ns, stat.st_size)
 
 
 def metrics_stamp(run: Run) -> tuple[str, tuple[int, int]]:
     """(the run's path, its metrics.jsonl (mtime ns, size)): what a cached view of its curves depends on."""
-    return str(run.path), _file_key(run.metrics_path)
+    return str(run.path), file_stamp(run.metrics_path)
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
@@ -70,12 +72,12 @@ def _warning_cached(path: str, stamp: tuple[int, int]) -> str | None:
 
 def metrics_warning(run: Run) -> str | None:
     """'2 unreadable lines in metrics.jsonl (skipped)', or None; re-read only when the file changed."""
-    return _warning_cached(str(run.path), _file_key(run.metrics_path))
+    return _warning_cached(str(run.path), file_stamp(run.metrics_path))
 
 
 def read_records(run: Run) -> list[dict[str, Any]]:
     """A run's metrics records, re-read only when metrics.jsonl changed."""
-    return _records_cached(str(run.path), _file_key(run.metrics_path))
+    return _records_cached(str(run.path), file_stamp(run.metrics_path))
 
 
 def read_runs(store: RunStore, names: Iterable[str]) -> tuple[dict[str, list[dict[str, Any]]], dict[str, dict[str, Any]]]:
@@ -127,7 +129,7 @@ def _live_figure_cached(path: str, stamp: tuple[int, int], epochs: int | None):
 def cached_live_figure(run: Run, epochs: int | None = None):
     """live_figure for a run of `epochs` planned epochs, rebuilt only when metrics.jsonl or the plan changed
     (the live view polls every second)."""
-    return _live_figure_cached(str(run.path), _file_key(run.metrics_path), int(epochs) if epochs else None)
+    return _live_figure_cached(str(run.path), file_stamp(run.metrics_path), int(epochs) if epochs else None)
 
 
 # Shared like _live_figure_cached (cache_resource: no unpickling; nobody mutates it). The key is
@@ -145,7 +147,7 @@ def cached_small_multiples(store, sweep_key: tuple, cells, reference: bool):
     stamps = []
     for run_name, status, epochs in zip(cells["run"], cells["status"], cells["epochs"]):
         run = Run(store.root / run_name)
-        stamps.append((run_name, str(status), int(epochs), _file_key(run.metrics_path)))
+        stamps.append((run_name, str(status), int(epochs), file_stamp(run.metrics_path)))
         if run.path.is_dir():
             records[run_name] = read_records(run)
     return _small_multiples_cached(sweep_key, tuple(stamps), bool(reference), cells, records)
@@ -163,4 +165,4 @@ def _findings_cached(path: str, stamp: tuple[int, int]) -> list[Finding]:
 
 def run_findings(run: Run) -> list[Finding]:
     """diagnose() for a run, recomputed only when metrics.jsonl changed (cheap to poll every second)."""
-    return _findings_cached(str(run.path), _file_key(run.metrics_path))
+    return _findings_cached(str(run.path), file_stamp(run.metrics_path))

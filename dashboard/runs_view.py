@@ -46,15 +46,6 @@ MAX_CURVE_RUNS = 20  # runs whose metrics a grouped view reads at most (each may
 DEFAULT_GROUPS = 3  # groups drawn when none is ticked: those of the newest runs
 
 
-def _stamp(path: Path) -> tuple[int, int] | None:
-    """A file's (mtime ns, size), None when it is missing: a replaced file gets a new stamp."""
-    try:
-        stat = path.stat()
-    except OSError:
-        return None
-    return stat.st_mtime_ns, stat.st_size
-
-
 @st.cache_resource(show_spinner=False)
 def _listing_cache() -> dict[str, Any]:
     """This process's listing cache, shared by every session: 'summaries' maps (runs dir, run) to (stamps of its
@@ -68,7 +59,7 @@ def _summary(store: RunStore, name: str, cache: dict) -> tuple[tuple, RunSummary
     """(the run's stamps, its RunSummary), read again only when one of its SUMMARY_FILES changed; a run whose status
     depends on who holds its lock (queued, running, or interrupted: left so by a process that died) is read afresh."""
     path = store.root / name
-    stamps = tuple(_stamp(path / f) for f in SUMMARY_FILES)
+    stamps = tuple(cached_reads.file_stamp(path / f) for f in SUMMARY_FILES)
     kept = cache.get((str(store.root), name))
     if kept is not None and kept[0] == stamps and kept[1].status not in (*ACTIVE_STATUSES, INTERRUPTED):
         return kept

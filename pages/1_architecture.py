@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import math
-
 import pandas as pd
 import streamlit as st
 
 from dashboard import formatting, launch_checks, messages
 from wrn_core.errors import one_line
-from wrn_core.config import OPTIMIZERS, ConfigError, WRNConfig, blocks_from_depth, depth_from_blocks
+from wrn_core.config import OPTIMIZERS, ConfigError, WRNConfig, blocks_from_depth, depth_from_blocks, nearest_depth
 from wrn_core.plots import width_figure
 from wrn_core.model.tables import block_table, group_table, layer_table, totals, training_memory_mb
 
@@ -41,11 +39,6 @@ DEFAULTS = {
 for key, value in DEFAULTS.items():
     if key not in st.session_state:
         st.session_state[key] = value
-
-
-def nearest_depth(depth: int) -> int:
-    """The valid depth (6N+4, at least 10) nearest to `depth`; half-way between two, the deeper."""
-    return depth_from_blocks(max(1, math.floor((depth - 4) / 6 + 0.5)))
 
 
 def _depth_typed(prefix: str) -> None:

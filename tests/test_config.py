@@ -184,3 +184,10 @@ def test_replace_revalidates() -> None:
     assert config.replace(epochs=3).epochs == 3
     with pytest.raises(ConfigError):
         config.replace(epochs=0)
+
+
+def test_the_nearest_valid_depth_of_a_typed_one() -> None:
+    from wrn_core.config import nearest_depth
+
+    assert [nearest_depth(d) for d in (1, 10, 12, 13, 15, 16, 27, 28, 100)] == [10, 10, 10, 16, 16, 16, 28, 28, 100]
+

@@ -17,6 +17,11 @@ def depth_from_blocks(blocks: int) -> int:
     return 6 * blocks + 4
 
 
+def nearest_depth(depth: int) -> int:
+    """The valid depth (6N+4, at least 10) nearest to `depth`; half-way between two, the deeper."""
+    return depth_from_blocks(max(1, math.floor((depth - 4) / 6 + 0.5)))
+
+
 def blocks_from_depth(depth: int) -> int:
     """N = (d - 4) / 6; raises ConfigError naming the nearest valid depths when d is not 6N+4."""
     if isinstance(depth, bool) or not isinstance(depth, int):
