@@ -366,3 +366,18 @@ def test_a_sweep_file_the_disk_refuses_is_one_line_and_leaves_no_temporary_file(
     with pytest.raises(RunWriteError, match="^no space left on device while writing the sweep file of full$"):
         save_sweep(tmp_path, make_sweep("full", BASE, [1], [1]))
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_minutes_budget_resumed_without_its_kept_predictions_measures_them_again(tmp_path, monkeypatch, capsys):
+    from wrn_core.cli import main
+    from wrn_core.sweeps import load_predicted_seconds
+    from wrn_core.sweeps.sweep_file import PREDICTED_SUFFIX
+
+    _saved_without_training(monkeypatch)
+    runs = str(tmp_path / "runs")
+    assert main(["sweep", "timed", "--blocks", "1", "--widen-factor", "1,2", *TINY, "--search", "random",
+                 "--budget-minutes", "30", "--runs-dir", runs]) == 0
+    (tmp_path / "runs" / f"timed{PREDICTED_SUFFIX}").unlink()  # lost, as a copied runs directory may lose it
+    capsys.readouterr()
+    assert main(["sweep", "timed", "--resume", "--runs-dir", runs]) == 0, capsys.readouterr().err
+    assert set(load_predicted_seconds(runs, "timed")) == {cell.run for cell in load_sweep(runs, "timed").cells()}

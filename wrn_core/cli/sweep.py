@@ -247,12 +247,18 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     resources = placement.resources(sweep)  # a bad --cpus-per-cell, --gpus-per-cell or Ray device, before the probe
     preflight(sweep.base)
     sweeps.check_same_sweep(store.root, sweep)  # another sweep of that name: before its study is opened
+    measured = None
+    if args.resume and sweep.search.needs_time and not kept and not args.no_probe:
+        # The predicted seconds its budget counts are lost (or were never kept): measured again before the search reads them.
+        measured = sweeps.probe(sweep, import_seconds=import_seconds)
+        sweeps.save_predicted_seconds(store.root, sweep, sweeps.predicted_seconds(sweep, sweeps.preflight_frame(sweep, measured)))
     if _is_done(store, sweep):
         print(f"sweep {sweep.name} is complete: every cell it trains has ended (see `sweeps show {sweep.name}`)",
               file=sys.stderr)
         return _report_end(store, sweep)  # 1 where a cell failed, as when the sweep itself ended
     remaining = sweeps.next_cells(store, sweep)
-    measured = None if args.no_probe else sweeps.probe(sweep, import_seconds=import_seconds)
+    if measured is None and not args.no_probe:
+        measured = sweeps.probe(sweep, import_seconds=import_seconds)
     _preflight_plan(sweep, remaining, measured, args.force, resources.gpus if placement.executor == "ray" else 1.0)
     if measured is not None and sweep.search.needs_time:
         seconds = sweeps.predicted_seconds(sweep, sweeps.preflight_frame(sweep, measured))
@@ -282,7 +288,7 @@ def _report_end(store: RunStore, sweep) -> int:
         return 0 if set(counts) <= {FINISHED} else 1
     from wrn_core.sweeps.cell_order import SearchOrder
 
-    why = SearchOrder(sweep, store.root).stopped_because(store)
+    why = SearchOrder(sweep, store.root, read_only=True).stopped_because(store)  # says why; writes no study
     print(f"search {sweep.search.strategy}: {why or 'stopped'}", file=sys.stderr)
     return 0 if set(counts) <= {FINISHED, PRUNED, PENDING} else 1
 
