@@ -113,7 +113,7 @@ def signature(prefix: str, *keys: str) -> str:
     s = st.session_state
     values = {key: s[key] for key in s.keys()
               if isinstance(key, str) and (key.startswith(prefix) or key in keys)
-              and isinstance(s[key], (bool, int, float, str, type(None)))}
+              and isinstance(s[key], (bool, int, float, str, type(None), list, tuple))}  # lists: multiselects
     return json.dumps(values, sort_keys=True, default=str)
 
 

@@ -93,7 +93,7 @@ def launch() -> None:
         name = action_guard().once(action, lambda: start(sweep))
     except (ConfigError, RunStoreError, DataError) as exc:
         messages.flash("sweep_launch", messages.ERROR, one_line(exc))
-        st.session_state[REFUSED_FORM] = form_state()
+        st.session_state[REFUSED_FORM] = run_form.signature(F)
         return
     st.session_state[F + "open"] = name
     forget_preflight()  # it was for the sweep now launched
@@ -103,11 +103,6 @@ def launch() -> None:
 
 
 REFUSED_FORM = "sweep_refused_form"  # the form as it was when Launch refused it
-
-
-def form_state() -> str:
-    """The form's values as one string: a refusal speaks of these, and goes once they change."""
-    return json.dumps({k: v for k, v in st.session_state.items() if str(k).startswith(F)}, sort_keys=True, default=str)
 
 
 def resume_sweep(name: str) -> None:
@@ -224,7 +219,7 @@ def new_sweep_view() -> None:
         preflight_clicked = b1.button("Pre-flight", key="sweep_preflight", width="stretch",
                                       help="times a few training steps of each model (seconds)")
         b2.button("Launch", type="primary", key="sweep_launch", on_click=launch, width="stretch")
-        if preflight_clicked or st.session_state.get(REFUSED_FORM) != form_state():
+        if preflight_clicked or st.session_state.get(REFUSED_FORM) != run_form.signature(F):
             messages.clear_flash("sweep_launch")  # the pre-flight reports the form's state now; an edit answers a refusal
         messages.show_flash("sweep_launch")
         current = None
