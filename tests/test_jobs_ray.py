@@ -298,6 +298,7 @@ def test_ray_address_comes_from_the_flag_else_ray_address_else_a_local_ray(monke
     fake = SimpleNamespace(is_initialized=lambda: False, init=lambda **options: calls.append(options),
                            shutdown=lambda: calls.append("shutdown"))
     monkeypatch.setitem(sys.modules, "ray", fake)
+    monkeypatch.setattr(ray_connection, "check_reachable", lambda address: None)  # no head answers at head:6379 here
     quiet = {"log_to_driver": False, "configure_logging": False}
     monkeypatch.setenv("RAY_ADDRESS", "head:6379")
     with ray_connection.RayCluster() as cluster:
@@ -309,6 +310,70 @@ def test_ray_address_comes_from_the_flag_else_ray_address_else_a_local_ray(monke
         assert cluster.started_here
     assert calls == [{"address": "head:6379", **quiet}, "shutdown", {"address": "other:6379", **quiet}, "shutdown",
                      {"address": "local", "num_cpus": 2, "include_dashboard": False, **quiet}, "shutdown"]
+
+
+def test_a_failed_connect_leaves_no_half_open_ray_and_says_why_in_one_line(monkeypatch):
+    """ray.init raising (a Ray Client handshake refused, a version mismatch): the process is left as it was
+    (ray.shutdown: Ray Client mode off, so a later local Ray can start) and the error is one line with Ray's reason."""
+    calls: list = []
+
+    def refuse(**options):
+        calls.append("init")
+        raise ConnectionError("ray client connection failed\nthe server's Ray is 2.9, this one 2.60")
+
+    fake = SimpleNamespace(is_initialized=lambda: False, init=refuse, shutdown=lambda: calls.append("shutdown"))
+    monkeypatch.setitem(sys.modules, "ray", fake)
+    monkeypatch.setattr(ray_connection, "check_reachable", lambda address: None)
+    with pytest.raises(RunStoreError) as refused:
+        with ray_connection.RayCluster("ray://head:10001"):
+            pass
+    assert calls == ["init", "shutdown"]
+    assert str(refused.value) == ("could not start or reach the Ray cluster at ray://head:10001: ray client connection "
+                                  "failed the server's Ray is 2.9, this one 2.60")
+
+
+def test_a_client_server_that_fails_to_start_is_tried_again(monkeypatch):
+    """Ray Client's proxy can hand a new driver a port an earlier driver's server still holds: that start fails, and
+    the connect is tried again (here it works the third time); a failure that persists is said with its tries."""
+    from wrn_core.jobs import ray_connection as connection
+
+    calls: list = []
+    failing = {"left": 2}
+
+    def init(**options):
+        calls.append("init")
+        if failing["left"]:
+            failing["left"] -= 1
+            raise ConnectionError("Initialization failure from server:\nRuntimeError: Starting Ray client server failed.")
+
+    fake = SimpleNamespace(is_initialized=lambda: False, init=init, shutdown=lambda: calls.append("shutdown"))
+    monkeypatch.setitem(sys.modules, "ray", fake)
+    monkeypatch.setattr(connection, "check_reachable", lambda address: None)
+    monkeypatch.setattr(connection.time, "sleep", lambda s: calls.append(f"sleep {s:g}"))
+    with connection.RayCluster("ray://head:10001"):
+        pass
+    assert calls == ["init", "shutdown", "sleep 5", "init", "shutdown", "sleep 5", "init", "shutdown"]
+    failing["left"], calls[:] = 9, []
+    with pytest.raises(RunStoreError, match=r"at ray://head:10001 \(3 tries\): Initialization failure from server: "
+                                            r"RuntimeError: Starting Ray client server failed\.$"):
+        with connection.RayCluster("ray://head:10001"):
+            pass
+    assert calls.count("init") == 3
+
+
+def test_nothing_answering_at_the_address_is_refused_at_once_in_one_line():
+    from wrn_core.jobs.ray_connection import check_reachable
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # bound, not listening: a connect is refused
+        with pytest.raises(RunStoreError, match=f"^could not reach the Ray cluster at ray://127.0.0.1:{port}: nothing "
+                                                f"answers at 127.0.0.1:{port} \\(Connection refused\\)$"):
+            check_reachable(f"ray://127.0.0.1:{port}")
+        s.listen()
+        check_reachable(f"127.0.0.1:{port}")  # something listens: Ray's to judge
+    check_reachable("auto")
 
 
 def test_a_second_driver_of_the_same_sweep_is_refused(tmp_path, monkeypatch):

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import re
+import socket
+import time
 from typing import Any
 
 from wrn_core.config import ConfigError
@@ -13,6 +15,14 @@ from wrn_core.store import RunStoreError
 
 # --ray-address forms: ray://HOST:PORT (Ray Client), HOST:PORT (the head's GCS), or `auto` (this machine's cluster).
 ADDRESS_FORMS = re.compile(r"^(ray://[^\s:/]+:\d+|[^\s:/]+:\d+|auto)$")
+# A TCP connect to the head: ample for a cluster across the world, far shorter than Ray Client's 30 s of retries.
+REACH_TIMEOUT_S = 5.0
+# Ray Client's proxy may hand a new driver the port of the per-client server an earlier driver left (it lingers for its
+# reconnect grace period, and the proxy's port check binds IPv4 where that server listens on IPv6): that server then
+# fails to start. Seen on a `sweep --resume` right after a Ctrl-C. Tried again a few times, a few seconds apart.
+CLIENT_SERVER_FAILED = "Starting Ray client server failed"
+CONNECT_ATTEMPTS = 3
+CONNECT_RETRY_S = 5.0
 
 
 def check_address(address: str | None) -> None:
@@ -20,6 +30,20 @@ def check_address(address: str | None) -> None:
     if address and not ADDRESS_FORMS.match(address):
         raise ConfigError(f"--ray-address {address!r} is not a Ray address: give HEAD:6379 from a machine of the cluster, "
                           "or ray://HEAD:10001 (Ray Client) from outside it")
+
+
+def check_reachable(address: str) -> None:
+    """RunStoreError (one line) when nothing answers at the HOST:PORT of a ray:// or HOST:PORT address, before Ray
+    spends half a minute retrying; `auto` (this machine's cluster) is Ray's to find."""
+    if address == "auto":
+        return
+    host, port = address.removeprefix("ray://").rsplit(":", 1)
+    try:
+        with socket.create_connection((host, int(port)), timeout=REACH_TIMEOUT_S):
+            pass
+    except OSError as exc:
+        raise RunStoreError(f"could not reach the Ray cluster at {address}: nothing answers at {host}:{port} "
+                            f"({exc.strerror or exc})") from None
 
 
 class RayCluster:
@@ -37,18 +61,26 @@ class RayCluster:
         if ray.is_initialized():
             return self
         check_address(self.address)
+        if self.address:
+            check_reachable(self.address)
         # Cells write their output to job.log; the driver's terminal shows only the cells table.
         options: dict[str, Any] = {"log_to_driver": False, "configure_logging": False}
-        try:
-            if self.address:
-                ray.init(address=self.address, **options)
-            else:
-                ray.init(address="local", num_cpus=self.num_cpus, include_dashboard=False, **options)
-                self.started_here = True
-        except Exception as exc:  # noqa: BLE001 - ConnectionError, RuntimeError...: one line either way
-            ray.shutdown()  # a failed ray:// connect leaves Ray Client mode on: a later local Ray would not start
-            where = f"the Ray cluster at {self.address}" if self.address else "a local Ray"
-            raise RunStoreError(f"could not start or reach {where}: {first_and_last_line(exc)}") from None
+        for attempt in range(1, CONNECT_ATTEMPTS + 1):
+            try:
+                if self.address:
+                    ray.init(address=self.address, **options)
+                else:
+                    ray.init(address="local", num_cpus=self.num_cpus, include_dashboard=False, **options)
+                    self.started_here = True
+                break
+            except Exception as exc:  # noqa: BLE001 - ConnectionError, RuntimeError...: one line either way
+                ray.shutdown()  # a failed ray:// connect leaves Ray Client mode on: a later local Ray would not start
+                if CLIENT_SERVER_FAILED in str(exc) and attempt < CONNECT_ATTEMPTS:
+                    time.sleep(CONNECT_RETRY_S)
+                    continue
+                where = f"the Ray cluster at {self.address}" if self.address else "a local Ray"
+                tries = f" ({attempt} tries)" if attempt > 1 else ""
+                raise RunStoreError(f"could not start or reach {where}{tries}: {first_and_last_line(exc)}") from None
         self._joined = True
         return self
 
