@@ -46,6 +46,10 @@ def clean(page) -> None:
     assert page.locator(TRACEBACK).count() == 0
 
 
+# The walk's run: 4 steps an epoch, long enough (about 15 s here) that a Stop pressed once it runs lands before its end.
+WALK_EPOCHS = 12
+
+
 def fill_tiny_form(page, name: str, epochs: int) -> None:
     """The Train form, tiny: a few synthetic images, small batches, the run name."""
     set_number(page, "synthetic train images", 128)
@@ -118,11 +122,11 @@ def test_first_time_users_walk(walk):
 
     # Quick CPU demo (the default preset), tiny: Launch, Stop, Resume to the end.
     open_page(page, f"{url}/train", "Train")
-    fill_tiny_form(page, "walk", epochs=30)
+    fill_tiny_form(page, "walk", epochs=WALK_EPOCHS)
     page.get_by_role("button", name="Launch").click()
     wait_for(lambda: status_of(runs, "walk") == "running", "walk to run")
     page.get_by_role("button", name="Stop").click()
-    # 30 epochs cannot end before the Stop lands: a run that finished here means Stop did nothing.
+    # WALK_EPOCHS cannot end before the Stop lands: a run that finished here means Stop did nothing.
     assert wait_for(lambda: status_of(runs, "walk") in ("stopped", "finished") and status_of(runs, "walk"),
                     "walk to stop", timeout=60) == "stopped"
     page.get_by_role("button", name="Resume").click()
@@ -134,10 +138,10 @@ def test_first_time_users_walk(walk):
     # Extend the finished one-cycle run by one epoch (the page's default choice for the added epochs).
     set_number(page, "extra epochs", 1)
     page.get_by_role("button", name="Resume").click()
-    wait_for(lambda: json.loads((runs / "walk" / "status.json").read_text()).get("epoch") == 31
+    wait_for(lambda: json.loads((runs / "walk" / "status.json").read_text()).get("epoch") == WALK_EPOCHS + 1
              and status_of(runs, "walk") == "finished", "the extension to finish")
     records = [json.loads(line) for line in (runs / "walk" / "metrics.jsonl").read_text().splitlines() if line.strip()]
-    extension_lrs = [r["lr"] for r in records if r.get("kind") == "step" and r.get("epoch", 0) > 30]
+    extension_lrs = [r["lr"] for r in records if r.get("kind") == "step" and r.get("epoch", 0) > WALK_EPOCHS]
     assert extension_lrs and max(extension_lrs) > 0, "the extension trained at lr 0"
 
     # A second tiny run to delete later.
