@@ -43,7 +43,7 @@ from typing import Any
 
 from bench.cli_runs import run_rates, run_timed, subprocess_env, wrn_command
 from bench.common import RESULTS_DIR, environment, median, write_json
-from tests.harness.browser import CHROMIUM, chromium, new_page, settle
+from tests.harness.browser import CHROMIUM, chromium, new_page, pick, settle
 from tests.harness.server import app_exceptions, start_streamlit, stop_streamlit
 
 REQUIRED = ("streamlit", "plotly", "playwright", "psutil")
@@ -126,23 +126,9 @@ def launch_from_page(page: Any, name: str, device: str, epochs: int | None) -> N
     """Fill the Train page's form (device, epochs, run name) over the default preset and press Launch."""
     import re
 
-    from playwright.sync_api import TimeoutError as PlaywrightTimeout
     from playwright.sync_api import expect
 
-    box = page.locator('[data-testid="stSelectbox"]').filter(has_text="Device").first
-    option = page.get_by_role("option", name=re.compile(rf"^{re.escape(device)}\b")).first
-    for attempt in range(SELECT_ATTEMPTS):
-        # On a loaded machine a rerun can redraw the box and close its list before the click lands: try again.
-        box.click()
-        try:
-            option.click(timeout=10_000)
-            break
-        except PlaywrightTimeout:
-            page.keyboard.press("Escape")
-            settle(page)
-            if attempt == SELECT_ATTEMPTS - 1:
-                raise
-    settle(page)
+    pick(page, "Device", re.compile(rf"^{re.escape(device)}\b"), attempts=SELECT_ATTEMPTS)
     expect(page.get_by_role("combobox", name="Device")).to_have_value(re.compile(rf"^{re.escape(device)}\b"))
     if epochs is not None:
         field = page.get_by_label("epochs", exact=True)

@@ -12,13 +12,13 @@ from harness.browser import (  # noqa: E402 - after the check above
     ALL_FOUR_PANELS_JS,
     NO_EXCEPTION,
     open_page,
+    pick,
     set_number,
     settle,
     shot,
 )
 from harness.fixtures import browser, page, server  # noqa: E402,F401 - fixtures are found by name
 from harness.server import listening_addresses  # noqa: E402
-from playwright.sync_api import TimeoutError as PlaywrightTimeout  # noqa: E402
 from playwright.sync_api import expect  # noqa: E402
 
 
@@ -72,23 +72,6 @@ def test_train_launch_shows_live_charts(server, page):
         expect(page.locator(".js-plotly-plot").get_by_text(title).first).to_be_visible()
     assert page.locator(NO_EXCEPTION).count() == 0
     shot(page, "train")
-
-
-def pick(page, label: str, option: str) -> None:
-    """Choose `option` in the selectbox labelled `label`. A click while the form's box is still scrolling the
-    selectbox into view focuses it without opening its list: then it is clicked again."""
-    box = page.locator('[data-testid="stSelectbox"]').filter(has_text=label).first
-    choice = page.get_by_role("option", name=option, exact=True)
-    box.scroll_into_view_if_needed()
-    for _ in range(3):
-        box.click()
-        try:
-            choice.wait_for(timeout=5_000)
-            break
-        except PlaywrightTimeout:
-            page.keyboard.press("Escape")
-    choice.click()
-    settle(page)
 
 
 def alert(page, kind: str, text: str):

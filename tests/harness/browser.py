@@ -127,6 +127,28 @@ def shot(page: Any, name: str) -> None:
     page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
 
 
+def pick(page: Any, label: str, option: Any, attempts: int = 3) -> None:
+    """Choose `option` (its text, or a compiled pattern) in the selectbox labelled `label`. A click while the box
+    still scrolls into view, or while a rerun redraws it, can leave its list closed or close it before the option is
+    clicked: then the box is clicked again, up to `attempts` times."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    box = page.locator('[data-testid="stSelectbox"]').filter(has_text=label).first
+    choice = page.get_by_role("option", name=option, exact=isinstance(option, str)).first
+    box.scroll_into_view_if_needed()
+    for attempt in range(attempts):
+        box.click()
+        try:
+            choice.click(timeout=10_000)
+            break
+        except PlaywrightTimeout:
+            page.keyboard.press("Escape")
+            settle(page)
+            if attempt == attempts - 1:
+                raise
+    settle(page)
+
+
 def set_number(page: Any, label: str, value: int) -> None:
     """Type `value` into the number field labelled `label`, press Enter, and wait for the rerun."""
     field = page.get_by_label(label, exact=True)
