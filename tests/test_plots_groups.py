@@ -72,6 +72,7 @@ def test_whole_number_axes_have_whole_number_ticks():
     assert all(float(t).is_integer() for d in (k, n, epochs) for t in d.tickvals)
     assert lr.tickvals is None  # a learning rate is a real number: plotly's own ticks
     assert target.tickformat == ".2f"
+    assert fig.data[0].labelangle == -25 and fig.data[0].labelside == "top"  # axis names tilted: neighbours never overlap
     assert list(parallel_coordinates_figure(frame.assign(planned_epochs=[10, 200, 55, 120]), ["planned_epochs"])
                 .data[0].dimensions[0].tickvals) == [10, 55, 120, 200]  # few values: each one
     long = runs_frame([summary(f"e{e}", epochs=e, best_test_acc=0.5 + e / 1000) for e in range(10, 210, 10)])

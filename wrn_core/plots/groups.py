@@ -22,6 +22,7 @@ METRIC_TITLES = {"train_acc": "train accuracy", "test_acc": "test accuracy", "tr
 TARGET_TITLES = {"best_test_acc": "best test acc (%)", "final_test_acc": "final test acc (%)",
                  "best test acc (%)": "best test acc (%)", "final test acc (%)": "final test acc (%)"}
 FRACTION_TARGETS = ("best_test_acc", "final_test_acc")  # cells_frame's fractions: drawn in percent like every chart
+LABEL_ANGLE = -25  # degrees: the parallel coordinates' axis names, tilted so that neighbours do not overlap
 
 
 def _fill(color: str) -> str:
@@ -154,6 +155,8 @@ def parallel_coordinates_figure(frame: pd.DataFrame, params: Sequence[str], targ
     fig.add_trace(go.Parcoords(
         line={"color": data["_y"].tolist(), "colorscale": "Viridis", "showscale": True, "colorbar": {"title": title}},
         dimensions=dimensions,
+        # Angled: six or more axes in half a page put level names (planned_epochs, synthetic_train) over each other.
+        labelangle=LABEL_ANGLE, labelside="top",
     ))
-    fig.update_layout(height=400, margin={"l": 60, "r": 40, "t": 50, "b": 30})
+    fig.update_layout(height=430, margin={"l": 60, "r": 40, "t": 80, "b": 30})
     return fig
