@@ -251,7 +251,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     if args.resume and sweep.search.needs_time and not kept and not args.no_probe:
         # The predicted seconds its budget counts are lost (or were never kept): measured again before the search reads them.
         measured = sweeps.probe(sweep, import_seconds=import_seconds)
-        _keep_predicted_seconds(store, sweep, measured)
+        sweeps.save_predicted_seconds(store.root, sweep, sweeps.predicted_seconds(sweep, sweeps.preflight_frame(sweep, measured)))
     if _is_done(store, sweep):
         print(f"sweep {sweep.name} is complete: every cell it trains has ended (see `sweeps show {sweep.name}`)",
               file=sys.stderr)
@@ -260,19 +260,12 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     if measured is None and not args.no_probe:
         measured = sweeps.probe(sweep, import_seconds=import_seconds)
     _preflight_plan(sweep, remaining, measured, args.force, resources.gpus if placement.executor == "ray" else 1.0)
-    _keep_predicted_seconds(store, sweep, measured)
+    if measured is not None and sweep.search.needs_time:
+        seconds = sweeps.predicted_seconds(sweep, sweeps.preflight_frame(sweep, measured))
+        sweeps.save_predicted_seconds(store.root, sweep, seconds)
     if _run_cells(store, sweep, placement):
         return 0
     return _report_end(store, sweep)
-
-
-def _keep_predicted_seconds(store: RunStore, sweep, measured) -> None:
-    """Keep the probe's predicted training seconds per cell beside the sweep file, for a plan that counts or
-    minimises time (whichever process drives the search reads them there)."""
-    from wrn_core import sweeps
-
-    if measured is not None and sweep.search.needs_time:
-        sweeps.save_predicted_seconds(store.root, sweep, sweeps.predicted_seconds(sweep, sweeps.preflight_frame(sweep, measured)))
 
 
 def _is_done(store: RunStore, sweep) -> bool:
